@@ -1,0 +1,21 @@
+// multiprocessing.hpp — the umbrella header: what `import multiprocessing` gives.
+// Mirrors CPython 3.11 Lib/multiprocessing/__init__.py, which copies the public
+// names of the default context into the package namespace.  Library code
+// includes the module headers it uses; this header is for users.
+#pragma once
+
+#include "multiprocessing/connection.hpp"
+#include "multiprocessing/context.hpp"
+#include "multiprocessing/dummy/dummy.hpp"
+#include "multiprocessing/exceptions.hpp"
+#include "multiprocessing/os.hpp"
+#include "multiprocessing/popen_fork.hpp"
+#include "multiprocessing/process.hpp"
+#include "multiprocessing/reduction.hpp"
+#include "multiprocessing/util.hpp"
+
+namespace multiprocessing {
+/// Python: multiprocessing.SUBDEBUG / SUBWARNING (module constants).
+inline constexpr int SUBDEBUG = util::SUBDEBUG;
+inline constexpr int SUBWARNING = util::SUBWARNING;
+}  // namespace multiprocessing

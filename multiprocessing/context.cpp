@@ -1,0 +1,179 @@
+// multiprocessing/context.cpp
+// Mirrors CPython 3.11 Lib/multiprocessing/context.py; see context.hpp.
+#include "multiprocessing/context.hpp"
+
+#include "multiprocessing/exceptions.hpp"
+#include "multiprocessing/os.hpp"
+#include "multiprocessing/popen_fork.hpp"
+
+namespace multiprocessing {
+
+namespace {
+
+[[noreturn]] void not_yet(const std::string& method) {
+  throw NotImplementedError("the '" + method +
+                            "' start method is not implemented yet in this port; use 'fork' "
+                            "(get_context(\"fork\"))");
+}
+
+}  // namespace
+
+// ------------------------------------------------------------------ BaseContext
+
+int BaseContext::cpu_count() const {
+  int n = os::cpu_count();
+  if (n < 1) throw NotImplementedError("cannot determine number of cpus");
+  return n;
+}
+
+std::unique_ptr<BaseProcess> BaseContext::Process(ProcessOptions options) {
+  return std::make_unique<multiprocessing::Process>(std::move(options));
+}
+
+BaseContext& BaseContext::get_context(std::optional<std::string> method) {
+  if (!method) return *this;
+  BaseContext* ctx = _concrete_context(*method);
+  if (ctx == nullptr) throw ValueError("cannot find context for '" + *method + "'");
+  ctx->_check_available();
+  return *ctx;
+}
+
+std::optional<std::string> BaseContext::get_start_method(bool) { return _name(); }
+
+void BaseContext::set_start_method(std::optional<std::string>, bool) {
+  throw ValueError("cannot set start method of concrete context");
+}
+
+std::vector<std::string> BaseContext::get_all_start_methods() const {
+  // Python on Linux: ['fork', 'spawn'] plus 'forkserver' where fds can be sent
+  // over unix sockets (reduction.HAVE_SEND_HANDLE), which Linux always has.
+  return {"fork", "spawn", "forkserver"};
+}
+
+std::unique_ptr<popen_fork::Popen> BaseContext::_make_popen(BaseProcess& process_obj) {
+  return std::make_unique<popen_fork::Popen>(process_obj);
+}
+
+// ------------------------------------------------------------------ Process classes
+
+std::unique_ptr<popen_fork::Popen> Process::_make_popen() {
+  return _default_context().get_context()._make_popen(*this);
+}
+
+void Process::_after_fork() {
+  // The default context's Process decides; for fork and forkserver that is
+  // BaseProcess::_after_fork, for spawn nothing.
+  if (_default_context().get_context()._name() == "spawn") return;
+  BaseProcess::_after_fork();
+}
+
+// [walkthrough-forkprocess]
+std::unique_ptr<popen_fork::Popen> ForkProcess::_make_popen() {
+  return std::make_unique<popen_fork::Popen>(*this);  // Python: from .popen_fork import Popen
+}
+// [walkthrough-forkprocess]
+
+std::unique_ptr<popen_fork::Popen> SpawnProcess::_make_popen() { not_yet("spawn"); }
+
+std::unique_ptr<popen_fork::Popen> ForkServerProcess::_make_popen() { not_yet("forkserver"); }
+
+// ------------------------------------------------------------------ concrete contexts
+
+std::unique_ptr<BaseProcess> ForkContext::Process(ProcessOptions options) {
+  return std::make_unique<ForkProcess>(std::move(options));
+}
+
+std::unique_ptr<popen_fork::Popen> ForkContext::_make_popen(BaseProcess& process_obj) {
+  return std::make_unique<popen_fork::Popen>(process_obj);
+}
+
+std::unique_ptr<BaseProcess> SpawnContext::Process(ProcessOptions options) {
+  return std::make_unique<SpawnProcess>(std::move(options));
+}
+
+std::unique_ptr<popen_fork::Popen> SpawnContext::_make_popen(BaseProcess&) { not_yet("spawn"); }
+
+std::unique_ptr<BaseProcess> ForkServerContext::Process(ProcessOptions options) {
+  return std::make_unique<ForkServerProcess>(std::move(options));
+}
+
+std::unique_ptr<popen_fork::Popen> ForkServerContext::_make_popen(BaseProcess&) {
+  not_yet("forkserver");
+}
+
+// ------------------------------------------------------------------ DefaultContext
+
+std::unique_ptr<BaseProcess> DefaultContext::Process(ProcessOptions options) {
+  return std::make_unique<multiprocessing::Process>(std::move(options));
+}
+
+BaseContext& DefaultContext::get_context(std::optional<std::string> method) {
+  if (!method) {
+    if (actual_context_ == nullptr) actual_context_ = default_context_;
+    return *actual_context_;
+  }
+  return BaseContext::get_context(method);
+}
+
+void DefaultContext::set_start_method(std::optional<std::string> method, bool force) {
+  if (actual_context_ != nullptr && !force) throw RuntimeError("context has already been set");
+  if (!method && force) {
+    actual_context_ = nullptr;
+    return;
+  }
+  actual_context_ = &get_context(method);
+}
+
+std::optional<std::string> DefaultContext::get_start_method(bool allow_none) {
+  if (actual_context_ == nullptr) {
+    if (allow_none) return std::nullopt;
+    actual_context_ = default_context_;
+  }
+  return actual_context_->_name();
+}
+
+std::unique_ptr<popen_fork::Popen> DefaultContext::_make_popen(BaseProcess& process_obj) {
+  return get_context()._make_popen(process_obj);
+}
+
+// ------------------------------------------------------------------ module level
+
+BaseContext* _concrete_context(const std::string& method) {
+  // Python: _concrete_contexts = {'fork': ForkContext(), 'spawn': ..., 'forkserver': ...}
+  static ForkContext fork;
+  static SpawnContext spawn;
+  static ForkServerContext forkserver;
+  if (method == "fork") return &fork;
+  if (method == "spawn") return &spawn;
+  if (method == "forkserver") return &forkserver;
+  return nullptr;
+}
+
+DefaultContext& _default_context() {
+  // Python: _default_context = DefaultContext(_concrete_contexts['fork']) on Linux.
+  static DefaultContext context(*_concrete_context("fork"));
+  return context;
+}
+
+void _force_start_method(const std::string& method) {
+  _default_context()._set_actual_context(_concrete_context(method));
+}
+
+BaseContext& get_context(std::optional<std::string> method) {
+  return _default_context().get_context(std::move(method));
+}
+void set_start_method(std::optional<std::string> method, bool force) {
+  _default_context().set_start_method(std::move(method), force);
+}
+std::optional<std::string> get_start_method(bool allow_none) {
+  return _default_context().get_start_method(allow_none);
+}
+std::vector<std::string> get_all_start_methods() {
+  return _default_context().get_all_start_methods();
+}
+int cpu_count() { return _default_context().cpu_count(); }
+void freeze_support() { _default_context().freeze_support(); }
+util::Logger& get_logger() { return util::get_logger(); }
+util::Logger& log_to_stderr(std::optional<int> level) { return util::log_to_stderr(level); }
+
+}  // namespace multiprocessing

@@ -1,0 +1,181 @@
+// multiprocessing/context.hpp
+// Mirrors CPython 3.11 Lib/multiprocessing/context.py: the contexts that choose
+// a start method (BaseContext, DefaultContext, ForkContext, SpawnContext,
+// ForkServerContext), the Process classes bound to each (Process, ForkProcess,
+// SpawnProcess, ForkServerProcess), and the package-level functions that
+// forward to the default context (get_context, set_start_method, ...).
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "multiprocessing/process.hpp"
+#include "multiprocessing/util.hpp"
+
+namespace multiprocessing {
+
+namespace popen_fork {
+class Popen;
+}
+
+/// Python: context.BaseContext: the API every context offers.  The factory
+/// methods of later modules (Pipe, Lock, Queue, Value, Manager, Pool...) are
+/// added here as those modules arrive.
+class BaseContext {
+ public:
+  virtual ~BaseContext() = default;
+
+  /// Python: current_process() / parent_process() / active_children().
+  static BaseProcess& current_process() { return multiprocessing::current_process(); }
+  static BaseProcess* parent_process() { return multiprocessing::parent_process(); }
+  static std::vector<BaseProcess*> active_children() { return multiprocessing::active_children(); }
+
+  /// Python: cpu_count().  \throws NotImplementedError "cannot determine number of cpus".
+  int cpu_count() const;
+
+  /// Python: ctx.Process(target=..., ...): a process of this context's kind.
+  virtual std::unique_ptr<BaseProcess> Process(ProcessOptions options = {});
+
+  /// Python: get_context(method=None): nullopt -> this context; else the named
+  /// one.  \throws ValueError "cannot find context for 'bad'".
+  virtual BaseContext& get_context(std::optional<std::string> method = std::nullopt);
+  /// Python: get_start_method(allow_none=False) (a concrete context: its name).
+  virtual std::optional<std::string> get_start_method(bool allow_none = false);
+  /// Python: set_start_method(method, force=False).
+  /// \throws ValueError "cannot set start method of concrete context".
+  virtual void set_start_method(std::optional<std::string> method, bool force = false);
+  /// Python: get_all_start_methods(): {"fork", "spawn", "forkserver"} on Linux.
+  std::vector<std::string> get_all_start_methods() const;
+
+  /// Python: freeze_support(): nothing to do under fork (spawn uses it, issue 5).
+  void freeze_support() {}
+  /// Python: get_logger() / log_to_stderr(level=None).
+  util::Logger& get_logger() { return util::get_logger(); }
+  util::Logger& log_to_stderr(std::optional<int> level = std::nullopt) {
+    return util::log_to_stderr(level);
+  }
+
+  /// Python: _name ('fork', 'spawn', 'forkserver'; empty for DefaultContext).
+  virtual std::string _name() const = 0;
+  /// Python: `Process._Popen` of this context's Process class.
+  virtual std::unique_ptr<popen_fork::Popen> _make_popen(BaseProcess& process_obj);
+  /// Python: _check_available(): \throws ValueError when the method cannot run here.
+  virtual void _check_available() {}
+};
+
+/// Python: context.Process: starts with whatever the default context is when
+/// start() is called.  This is `multiprocessing.Process`.
+class Process : public BaseProcess {
+ public:
+  explicit Process(ProcessOptions options = {}) : BaseProcess(std::move(options)) {}
+
+ protected:
+  /// Python: _default_context.get_context().Process._Popen(process_obj).
+  std::unique_ptr<popen_fork::Popen> _make_popen() override;
+  /// Python: _default_context.get_context().Process._after_fork().
+  void _after_fork() override;
+};
+
+/// Python: context.ForkProcess: always the 'fork' start method.
+class ForkProcess : public BaseProcess {
+ public:
+  explicit ForkProcess(ProcessOptions options = {}) : BaseProcess(std::move(options)) {}
+
+ protected:
+  std::unique_ptr<popen_fork::Popen> _make_popen() override;
+  std::optional<std::string> _start_method() const override { return "fork"; }
+};
+
+/// Python: context.SpawnProcess: the 'spawn' start method (issue 5).
+class SpawnProcess : public BaseProcess {
+ public:
+  explicit SpawnProcess(ProcessOptions options = {}) : BaseProcess(std::move(options)) {}
+
+ protected:
+  std::unique_ptr<popen_fork::Popen> _make_popen() override;
+  std::optional<std::string> _start_method() const override { return "spawn"; }
+  void _after_fork() override {}  // Python: a no-op, nothing was inherited
+};
+
+/// Python: context.ForkServerProcess: the 'forkserver' start method (issue 5).
+class ForkServerProcess : public BaseProcess {
+ public:
+  explicit ForkServerProcess(ProcessOptions options = {}) : BaseProcess(std::move(options)) {}
+
+ protected:
+  std::unique_ptr<popen_fork::Popen> _make_popen() override;
+  std::optional<std::string> _start_method() const override { return "forkserver"; }
+};
+
+/// Python: context.ForkContext.
+class ForkContext : public BaseContext {
+ public:
+  std::unique_ptr<BaseProcess> Process(ProcessOptions options = {}) override;
+  std::string _name() const override { return "fork"; }
+  std::unique_ptr<popen_fork::Popen> _make_popen(BaseProcess& process_obj) override;
+};
+
+/// Python: context.SpawnContext.  Until issue 5 lands, starting a process with
+/// it throws NotImplementedError naming the method.
+class SpawnContext : public BaseContext {
+ public:
+  std::unique_ptr<BaseProcess> Process(ProcessOptions options = {}) override;
+  std::string _name() const override { return "spawn"; }
+  std::unique_ptr<popen_fork::Popen> _make_popen(BaseProcess& process_obj) override;
+};
+
+/// Python: context.ForkServerContext.  Same status as SpawnContext.
+class ForkServerContext : public BaseContext {
+ public:
+  std::unique_ptr<BaseProcess> Process(ProcessOptions options = {}) override;
+  std::string _name() const override { return "forkserver"; }
+  std::unique_ptr<popen_fork::Popen> _make_popen(BaseProcess& process_obj) override;
+};
+
+/// Python: context.DefaultContext: the context behind the package-level names.
+/// Its start method is fixed the first time it is used (get_context(), or
+/// starting a Process), after which set_start_method() needs force=true.
+class DefaultContext : public BaseContext {
+ public:
+  explicit DefaultContext(BaseContext& default_context) : default_context_(&default_context) {}
+
+  std::unique_ptr<BaseProcess> Process(ProcessOptions options = {}) override;
+  /// Python: DefaultContext.get_context: fixes the actual context on first use.
+  BaseContext& get_context(std::optional<std::string> method = std::nullopt) override;
+  /// \throws RuntimeError "context has already been set" unless force.
+  void set_start_method(std::optional<std::string> method, bool force = false) override;
+  /// nullopt only with allow_none while no method is fixed.
+  std::optional<std::string> get_start_method(bool allow_none = false) override;
+  std::string _name() const override { return ""; }
+  std::unique_ptr<popen_fork::Popen> _make_popen(BaseProcess& process_obj) override;
+
+  /// Python: self._actual_context (nullptr until fixed).
+  BaseContext* _actual_context() const { return actual_context_; }
+  void _set_actual_context(BaseContext* context) { actual_context_ = context; }
+
+ private:
+  BaseContext* default_context_;
+  BaseContext* actual_context_ = nullptr;
+};
+
+/// Python: context._concrete_contexts[method]; nullptr for an unknown name.
+BaseContext* _concrete_context(const std::string& method);
+/// Python: context._default_context (ForkContext on Linux).
+DefaultContext& _default_context();
+/// Python: context._force_start_method(method): a child fixes its parent's method.
+void _force_start_method(const std::string& method);
+
+// Package-level names (Python: `from multiprocessing import get_context, ...`,
+// bound to _default_context).
+BaseContext& get_context(std::optional<std::string> method = std::nullopt);
+void set_start_method(std::optional<std::string> method, bool force = false);
+std::optional<std::string> get_start_method(bool allow_none = false);
+std::vector<std::string> get_all_start_methods();
+int cpu_count();
+void freeze_support();
+util::Logger& get_logger();
+util::Logger& log_to_stderr(std::optional<int> level = std::nullopt);
+
+}  // namespace multiprocessing

@@ -1,0 +1,169 @@
+// multiprocessing/exceptions.hpp
+// Mirrors the exception classes of CPython 3.11 Lib/multiprocessing/context.py
+// (ProcessError, BufferTooShort, TimeoutError, AuthenticationError) together with
+// the Python builtins the package raises (ValueError, AssertionError, OSError, ...).
+//
+// What Python raises, the port throws, with the same class name and the same
+// message text.  Every class answers python_name(), so an uncaught one can be
+// reported the way Python reports it: "ValueError: process object is closed".
+#pragma once
+
+#include <stdexcept>
+#include <string>
+
+namespace multiprocessing {
+
+/// Root of the port's exceptions.  Python: Exception.
+class Exception : public std::runtime_error {
+ public:
+  explicit Exception(const std::string& message) : std::runtime_error(message) {}
+  /// The Python class name, e.g. "ValueError".
+  virtual const char* python_name() const noexcept { return "Exception"; }
+};
+
+/// Python: multiprocessing.ProcessError (context.py).
+class ProcessError : public Exception {
+ public:
+  using Exception::Exception;
+  const char* python_name() const noexcept override { return "ProcessError"; }
+};
+
+/// Python: multiprocessing.BufferTooShort.  Carries the whole message that did
+/// not fit, as Python's `e.args[0]` does.
+class BufferTooShort : public ProcessError {
+ public:
+  explicit BufferTooShort(std::string message_bytes)
+      : ProcessError("buffer too short for a message of " +
+                     std::to_string(message_bytes.size()) + " bytes"),
+        message_(std::move(message_bytes)) {}
+  const char* python_name() const noexcept override { return "BufferTooShort"; }
+  /// The complete message that was received.
+  const std::string& message() const noexcept { return message_; }
+
+ private:
+  std::string message_;
+};
+
+/// Python: multiprocessing.TimeoutError (not the builtin TimeoutError).
+class TimeoutError : public ProcessError {
+ public:
+  using ProcessError::ProcessError;
+  const char* python_name() const noexcept override { return "TimeoutError"; }
+};
+
+/// Python: multiprocessing.AuthenticationError.
+class AuthenticationError : public ProcessError {
+ public:
+  using ProcessError::ProcessError;
+  const char* python_name() const noexcept override { return "AuthenticationError"; }
+};
+
+/// Python builtin ValueError.
+class ValueError : public Exception {
+ public:
+  using Exception::Exception;
+  const char* python_name() const noexcept override { return "ValueError"; }
+};
+
+/// Python builtin TypeError.
+class TypeError : public Exception {
+ public:
+  using Exception::Exception;
+  const char* python_name() const noexcept override { return "TypeError"; }
+};
+
+/// Python builtin RuntimeError.
+class RuntimeError : public Exception {
+ public:
+  using Exception::Exception;
+  const char* python_name() const noexcept override { return "RuntimeError"; }
+};
+
+/// Python builtin NotImplementedError (a RuntimeError, as in Python).
+class NotImplementedError : public RuntimeError {
+ public:
+  using RuntimeError::RuntimeError;
+  const char* python_name() const noexcept override { return "NotImplementedError"; }
+};
+
+/// Python builtin AssertionError: what a failed `assert` in the Python source
+/// raises (`start()` twice, `join()` before `start()`, ...).
+class AssertionError : public Exception {
+ public:
+  using Exception::Exception;
+  const char* python_name() const noexcept override { return "AssertionError"; }
+};
+
+/// Python builtin EOFError.
+class EOFError : public Exception {
+ public:
+  using Exception::Exception;
+  const char* python_name() const noexcept override { return "EOFError"; }
+};
+
+/// Python builtin OSError: a failed system call.  what() reads like Python's
+/// `[Errno 9] Bad file descriptor (close)`; errno_value() and call() give the parts.
+class OSError : public Exception {
+ public:
+  /// \param call  the system call that failed ("fork", "pipe2", ...)
+  /// \param err   the errno it left
+  OSError(const std::string& call, int err);
+  const char* python_name() const noexcept override { return "OSError"; }
+  int errno_value() const noexcept { return errno_; }
+  const std::string& call() const noexcept { return call_; }
+
+ private:
+  int errno_;
+  std::string call_;
+};
+
+/// Python builtin ChildProcessError (OSError with ECHILD): waitpid found no child.
+class ChildProcessError : public OSError {
+ public:
+  using OSError::OSError;
+  const char* python_name() const noexcept override { return "ChildProcessError"; }
+};
+
+/// Python builtin ProcessLookupError (OSError with ESRCH): kill found no process.
+class ProcessLookupError : public OSError {
+ public:
+  using OSError::OSError;
+  const char* python_name() const noexcept override { return "ProcessLookupError"; }
+};
+
+/// Throw the OSError subclass Python would raise for this errno
+/// (ChildProcessError for ECHILD, ProcessLookupError for ESRCH, else OSError).
+[[noreturn]] void raise_os_error(const std::string& call, int err);
+
+/// Python's SystemExit: what `sys.exit(code)` raises.  Thrown from a process
+/// target it sets the exit code exactly as Python's `_bootstrap` does:
+///   SystemExit()            -> 0      (sys.exit() / sys.exit(None))
+///   SystemExit(8)           -> 8      (an int; SystemExit(true) -> 1, false -> 0)
+///   SystemExit("message")   -> 1, and "message" is written to stderr.
+/// Like Python's, it does not derive from Exception (it is a BaseException),
+/// so `catch (const multiprocessing::Exception&)` does not swallow it.
+class SystemExit {
+ public:
+  SystemExit() = default;
+  explicit SystemExit(int code) : has_int_(true), int_code_(code) {}
+  explicit SystemExit(bool code) : has_int_(true), int_code_(code ? 1 : 0) {}
+  explicit SystemExit(std::string message) : has_message_(true), message_(std::move(message)) {}
+  explicit SystemExit(const char* message) : SystemExit(std::string(message)) {}
+
+  bool code_is_none() const noexcept { return !has_int_ && !has_message_; }
+  bool code_is_int() const noexcept { return has_int_; }
+  int int_code() const noexcept { return int_code_; }
+  const std::string& message() const noexcept { return message_; }
+
+ private:
+  bool has_int_ = false;
+  int int_code_ = 0;
+  bool has_message_ = false;
+  std::string message_;
+};
+
+/// The Python-style name of any exception: python_name() for the port's own,
+/// the demangled C++ type for the rest ("std::runtime_error").
+std::string exception_type_name(const std::exception& e);
+
+}  // namespace multiprocessing

@@ -1,0 +1,182 @@
+// multiprocessing/os.cpp
+// Thin wrappers shaped like CPython's `os` module (Modules/posixmodule.c); see os.hpp.
+#include "multiprocessing/os.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/random.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <climits>
+#include <cmath>
+#include <cstdio>
+#include <ctime>
+
+#include "multiprocessing/exceptions.hpp"
+
+namespace multiprocessing::os {
+
+Fd& Fd::operator=(Fd&& other) noexcept {
+  if (this != &other) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = other.release();
+  }
+  return *this;
+}
+
+Fd::~Fd() {
+  // A destructor cannot report close() errors; Python's os.close would raise.
+  if (fd_ >= 0) ::close(fd_);
+}
+
+void Fd::close() {
+  if (fd_ < 0) return;
+  multiprocessing::os::close(release());
+}
+
+std::pair<Fd, Fd> pipe() {
+  int fds[2];
+  // pipe2 with O_CLOEXEC in one call: a fork+exec in another thread between
+  // pipe() and fcntl() would otherwise leak both ends into that program (PEP 446).
+  if (::pipe2(fds, O_CLOEXEC) != 0) raise_os_error("pipe2", errno);
+  return {Fd(fds[0]), Fd(fds[1])};
+}
+
+namespace {
+
+// How many threads this process runs: one entry per thread in /proc/self/task.
+int count_threads() noexcept {
+  DIR* dir = ::opendir("/proc/self/task");
+  if (dir == nullptr) return 1;
+  int n = 0;
+  while (dirent* entry = ::readdir(dir)) {
+    if (entry->d_name[0] != '.') ++n;
+  }
+  ::closedir(dir);
+  return n;
+}
+
+std::atomic<bool> g_warned_fork_with_threads{false};
+
+}  // namespace
+
+pid_t fork() {
+  // CPython 3.12 (gh-100228) warns here: fork() copies only the calling thread,
+  // so a mutex that another thread holds right now (malloc's, stdio's, a
+  // logging handler's) is held forever in the child.  Warn once, as the
+  // `warnings` module's default filter does for one code location.
+  if (count_threads() > 1 && !g_warned_fork_with_threads.exchange(true)) {
+    std::fprintf(stderr,
+                 "multiprocessing: DeprecationWarning: This process (pid=%d) is "
+                 "multi-threaded, use of fork() may lead to deadlocks in the child.\n",
+                 static_cast<int>(::getpid()));
+  }
+  pid_t pid = ::fork();
+  if (pid < 0) raise_os_error("fork", errno);
+  return pid;
+}
+
+pid_t getpid() noexcept { return ::getpid(); }
+pid_t getppid() noexcept { return ::getppid(); }
+
+std::pair<pid_t, int> waitpid(pid_t pid, int options) {
+  int status = 0;
+  for (;;) {
+    pid_t got = ::waitpid(pid, &status, options);
+    if (got >= 0) return {got, status};
+    // PEP 475: a signal handler that returns must not turn into an error.
+    if (errno != EINTR) raise_os_error("waitpid", errno);
+  }
+}
+
+int waitstatus_to_exitcode(int status) {
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) return -WTERMSIG(status);
+  throw ValueError("invalid wait status: " + std::to_string(status));
+}
+
+void kill(pid_t pid, int sig) {
+  if (::kill(pid, sig) != 0) raise_os_error("kill", errno);
+}
+
+void close(int fd) {
+  // No EINTR retry: on Linux the fd is released even when close() is
+  // interrupted, and a retry could close an fd another thread just opened.
+  if (::close(fd) != 0 && errno != EINTR) raise_os_error("close", errno);
+}
+
+std::string read(int fd, std::size_t n) {
+  std::string buffer(n, '\0');
+  for (;;) {
+    ssize_t got = ::read(fd, buffer.data(), n);
+    if (got >= 0) {
+      buffer.resize(static_cast<std::size_t>(got));
+      return buffer;
+    }
+    if (errno != EINTR) raise_os_error("read", errno);
+  }
+}
+
+std::size_t write(int fd, std::string_view data) {
+  for (;;) {
+    ssize_t put = ::write(fd, data.data(), data.size());
+    if (put >= 0) return static_cast<std::size_t>(put);
+    if (errno != EINTR) raise_os_error("write", errno);
+  }
+}
+
+void _exit(int code) noexcept {
+  // _exit, not exit: the child must not run the parent's atexit handlers
+  // (they would join the parent's children) nor flush stdio buffers it
+  // inherited half-full (the text would come out twice).
+  ::_exit(code);
+}
+
+std::string urandom(std::size_t n) {
+  std::string bytes(n, '\0');
+  std::size_t filled = 0;
+  while (filled < n) {
+    // getrandom(2) as CPython's os.urandom: no fd to open, and it blocks only
+    // until the kernel's pool is first initialised.
+    ssize_t got = ::getrandom(bytes.data() + filled, n - filled, 0);
+    if (got < 0) {
+      if (errno == EINTR) continue;
+      raise_os_error("getrandom", errno);
+    }
+    filled += static_cast<std::size_t>(got);
+  }
+  return bytes;
+}
+
+int cpu_count() noexcept {
+  long n = ::sysconf(_SC_NPROCESSORS_ONLN);
+  return n > 0 ? static_cast<int>(n) : 0;
+}
+
+std::string getcwd() {
+  char buffer[PATH_MAX];
+  if (::getcwd(buffer, sizeof buffer) == nullptr) raise_os_error("getcwd", errno);
+  return buffer;
+}
+
+double monotonic() noexcept {
+  timespec ts{};
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+
+void sleep(double seconds) {
+  if (seconds <= 0) return;
+  timespec request{};
+  request.tv_sec = static_cast<time_t>(seconds);
+  request.tv_nsec = static_cast<long>((seconds - std::floor(seconds)) * 1e9);
+  timespec remaining{};
+  // nanosleep reports what was left when a signal interrupted it: sleep on.
+  while (::nanosleep(&request, &remaining) != 0 && errno == EINTR) request = remaining;
+}
+
+}  // namespace multiprocessing::os

@@ -1,0 +1,100 @@
+// multiprocessing/popen_fork.cpp
+// Mirrors CPython 3.11 Lib/multiprocessing/popen_fork.py; see popen_fork.hpp.
+#include "multiprocessing/popen_fork.hpp"
+
+#include <signal.h>
+#include <sys/wait.h>
+
+#include "multiprocessing/connection.hpp"
+#include "multiprocessing/exceptions.hpp"
+#include "multiprocessing/os.hpp"
+#include "multiprocessing/process.hpp"
+
+namespace multiprocessing::popen_fork {
+
+static_assert(Popen::WNOHANG_FLAG == WNOHANG, "WNOHANG_FLAG must equal <sys/wait.h>'s WNOHANG");
+
+Popen::Popen(BaseProcess& process_obj) {
+  util::_flush_std_streams();
+  Popen::_launch(process_obj);
+}
+
+Popen::~Popen() = default;  // `finalizer` closes the pipe ends if close() did not
+
+std::optional<int> Popen::poll(int flag) {
+  if (!returncode) {
+    std::pair<pid_t, int> result;
+    try {
+      result = os::waitpid(pid, flag);
+    } catch (const OSError&) {
+      // Child process not yet created (or already reaped by someone else).
+      return std::nullopt;
+    }
+    if (result.first == pid) returncode = os::waitstatus_to_exitcode(result.second);
+  }
+  return returncode;
+}
+
+std::optional<int> Popen::wait(std::optional<double> timeout) {
+  if (!returncode) {
+    if (timeout) {
+      if (connection::wait({sentinel_}, *timeout).empty()) return std::nullopt;
+    }
+    // This shouldn't block if wait() returned successfully: the sentinel is
+    // at EOF, so the child has exited (only the waitpid is left to do).
+    return poll(timeout && *timeout == 0.0 ? WNOHANG : 0);
+  }
+  return returncode;
+}
+
+void Popen::_send_signal(int sig) {
+  if (returncode) return;  // reaped: the pid may belong to another process now
+  try {
+    os::kill(pid, sig);
+  } catch (const ProcessLookupError&) {
+    // The child has exited but is not reaped yet: nothing to signal.
+  } catch (const OSError&) {
+    if (!wait(0.1)) throw;
+  }
+}
+
+void Popen::terminate() { _send_signal(SIGTERM); }
+
+void Popen::kill() { _send_signal(SIGKILL); }
+
+// [walkthrough-launch]
+void Popen::_launch(BaseProcess& process_obj) {
+  int code = 1;
+  // Two pipes.  parent_r/child_w is the child's lifeline: only the child holds
+  // child_w, so parent_r (the sentinel) reads EOF exactly when the child has
+  // exited.  child_r/parent_w is the reverse: the child's parent_sentinel
+  // reads EOF when the parent closes parent_w or dies.
+  auto [parent_r, child_w] = os::pipe();
+  auto [child_r, parent_w] = os::pipe();
+  pid = os::fork();
+  if (pid == 0) {
+    // The child: a copy of the parent's memory, one thread (this one).
+    try {
+      parent_r.close();
+      parent_w.close();
+      code = process_obj._bootstrap(child_r.get());
+    } catch (...) {
+      // Anything escaping _bootstrap must still end in _exit below: a child
+      // that returned into the parent's code would run it twice.
+    }
+    os::_exit(code);
+  }
+  // The parent: close the child's ends, so that EOF on parent_r means "the
+  // child is gone" and EOF on child_r means "the parent is gone".
+  child_w.close();
+  child_r.close();
+  sentinel_ = parent_r.get();
+  finalizer = util::Finalize(
+      [fds = std::vector<int>{parent_r.release(), parent_w.release()}] { util::close_fds(fds); },
+      std::nullopt, "close_fds");
+}
+// [walkthrough-launch]
+
+void Popen::close() { finalizer(); }
+
+}  // namespace multiprocessing::popen_fork

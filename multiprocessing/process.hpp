@@ -1,0 +1,262 @@
+// multiprocessing/process.hpp
+// Mirrors CPython 3.11 Lib/multiprocessing/process.py: BaseProcess (the Process
+// API), current_process(), parent_process(), active_children(), the module's
+// _children set and _process_counter, and _bootstrap, the function a child runs
+// from its first instruction to its exit code.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstddef>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "multiprocessing/exceptions.hpp"
+#include "multiprocessing/reduction.hpp"
+
+namespace multiprocessing {
+
+namespace popen_fork {
+class Popen;
+}
+
+/// What a process runs: Python's `target` callable.  Made from
+///  - a plain function `R f(A...)`: the child calls it with `args` converted to
+///    A... (the form that can later cross to spawn children by name);
+///  - any callable with no parameters (a lambda that captures what it needs:
+///    under fork the child sees its own copy of whatever it captured);
+///  - any callable taking `const Args&` (all the arguments, as Objects).
+class Target {
+ public:
+  /// No target: run() does nothing (Python: target=None).
+  Target() = default;
+
+  template <class R, class... A>
+  Target(R (*fn)(A...))  // NOLINT(google-explicit-constructor): reads like `target=f`
+      : address_(reinterpret_cast<const void*>(fn)), arity_(static_cast<int>(sizeof...(A))) {
+    invoke_ = [fn](const Args& args) { call_converted(fn, args, std::index_sequence_for<A...>{}); };
+  }
+
+  template <class F>
+    requires(!std::is_pointer_v<std::decay_t<F>> && !std::is_same_v<std::decay_t<F>, Target> &&
+             (std::is_invocable_v<std::decay_t<F>&> ||
+              std::is_invocable_v<std::decay_t<F>&, const Args&>))
+  Target(F&& callable) {  // NOLINT(google-explicit-constructor)
+    if constexpr (std::is_invocable_v<std::decay_t<F>&>) {
+      arity_ = 0;
+      invoke_ = [f = std::forward<F>(callable)](const Args&) mutable { f(); };
+    } else {
+      arity_ = -1;  // takes all arguments as they are
+      invoke_ = [f = std::forward<F>(callable)](const Args& args) mutable { f(args); };
+    }
+  }
+
+  explicit operator bool() const noexcept { return static_cast<bool>(invoke_); }
+  /// Call the target with `args`.  \throws TypeError if an argument has the
+  /// wrong type for the function's parameter.
+  void operator()(const Args& args) const { invoke_(args); }
+  /// How many arguments the target takes, or -1 when it takes any number.
+  int arity() const noexcept { return arity_; }
+  /// The address of a plain function target, else nullptr.  Start methods that
+  /// cannot copy memory (spawn) use it to find the function's registered name.
+  const void* function_address() const noexcept { return address_; }
+
+ private:
+  template <class R, class... A, std::size_t... I>
+  static void call_converted(R (*fn)(A...), const Args& args, std::index_sequence<I...>) {
+    std::tuple<std::decay_t<A>...> converted(from_object<std::decay_t<A>>(args[I])...);
+    fn(std::get<I>(converted)...);
+  }
+
+  std::function<void(const Args&)> invoke_;
+  const void* address_ = nullptr;
+  int arity_ = 0;
+};
+
+/// Python's keyword arguments to Process(...): the same form serves every
+/// factory (`ctx.Process`, later `Pool`'s workers).
+///   multiprocessing::Process p({.target = f, .args = {nums, 1}, .name = "worker", .daemon = true});
+/// Python's `kwargs` has no C++ counterpart (C++ functions have no keyword
+/// parameters); `group` must be None in Python and is left out.
+struct ProcessOptions {
+  Target target;                      ///< Python: target
+  Args args;                          ///< Python: args
+  std::optional<std::string> name;    ///< Python: name (default "Process-N")
+  std::optional<bool> daemon;         ///< Python: daemon (default: the creator's)
+};
+
+/// Python: process.AuthenticationString, bytes that refuse to be pickled
+/// except while a child is being spawned (issue 5 enforces that part).
+struct AuthenticationString : Bytes {
+  using Bytes::Bytes;
+};
+
+/// Python: BaseProcess._config, inherited by every descendant.
+struct ProcessConfig {
+  AuthenticationString authkey;           ///< 'authkey': 32 random bytes in the main process
+  std::string semprefix = "/mp";          ///< 'semprefix': prefix of named semaphores
+  std::optional<bool> daemon;             ///< 'daemon', when set
+  std::optional<std::string> tempdir;     ///< 'tempdir', when made (util.get_temp_dir)
+};
+
+/// Python: process.BaseProcess, the Process API.  Use it through Process (the
+/// default context's) or a context's Process: ForkProcess, SpawnProcess...
+/// Subclass it and override run() to give a process its own code, as in Python.
+///
+/// A BaseProcess is neither copyable nor movable: the module's _children list
+/// refers to it, as Python's _children set does.  Destroying one whose child is
+/// still running is safe: the child is reaped later (at the next start(),
+/// active_children() or at exit), never left a zombie.
+class BaseProcess {
+ public:
+  explicit BaseProcess(ProcessOptions options = {});
+  virtual ~BaseProcess();
+  BaseProcess(const BaseProcess&) = delete;
+  BaseProcess& operator=(const BaseProcess&) = delete;
+
+  /// Python: run(): calls target(*args).  Override in a subclass.
+  virtual void run();
+
+  /// Python: start(): start the child; returns once it is forked.
+  /// \throws AssertionError "cannot start a process twice",
+  ///   "can only start a process object created by current process",
+  ///   "daemonic processes are not allowed to have children";
+  ///   ValueError "process object is closed"; OSError if pipe/fork fails.
+  void start();
+
+  /// Python: terminate(): SIGTERM.  exitcode becomes -SIGTERM.
+  void terminate();
+  /// Python: kill(): SIGKILL.  exitcode becomes -SIGKILL.
+  void kill();
+
+  /// Python: join(timeout=None): wait for the child to end, at most `timeout`
+  /// seconds; returns either way (check exitcode or is_alive()).
+  /// \throws AssertionError "can only join a child process" / "can only join a
+  ///   started process"; ValueError if closed.
+  virtual void join(std::optional<double> timeout = std::nullopt);
+
+  /// Python: is_alive().  A finished child is dropped from active_children().
+  virtual bool is_alive();
+
+  /// Python: close(): release the Popen and its fds.  Idempotent.
+  /// \throws ValueError "Cannot close a process while it is still running. ..."
+  virtual void close();
+
+  /// Python: name (property).  Default "<Class>-N[:M...]" from _identity.
+  std::string name() const;
+  void set_name(std::string name);
+  /// Python: daemon (property); settable only before start().
+  bool daemon() const;
+  void set_daemon(bool daemonic);
+  /// Python: authkey (property), inherited from the creating process.
+  const AuthenticationString& authkey() const;
+  void set_authkey(Bytes authkey);
+  /// Python: exitcode: None before start and while running; then the exit
+  /// code, or -N if signal N ended the child.
+  std::optional<int> exitcode();
+  /// Python: ident / pid: None before start.
+  virtual std::optional<pid_t> ident() const;
+  std::optional<pid_t> pid() const { return ident(); }
+  /// Python: sentinel: an fd that becomes readable (EOF) when the child ends.
+  /// \throws ValueError "process not started".
+  int sentinel() const;
+
+  /// Python: __repr__: "<Process name='Process-1' pid=123 parent=122 started daemon>".
+  std::string repr();
+
+  // ---- machinery (Python's underscored names), public for the walkthrough and tests
+
+  /// Python: _bootstrap(parent_sentinel): what the child runs, from fork to the
+  /// exit code.  Resets the module state inherited from the parent, runs the
+  /// after-fork hooks, calls run(), then _exit_function(); converts SystemExit
+  /// and uncaught exceptions into the exit code.  Returns the exit code.
+  int _bootstrap(std::optional<int> parent_sentinel = std::nullopt);
+
+  /// Python: self._popen (nullptr before start and after close).
+  popen_fork::Popen* _popen_object() const { return popen_.get(); }
+  /// Python: self._identity: (1,) for Process-1, (1, 2) for Process-1:2.
+  const std::vector<int>& _identity() const { return identity_; }
+  /// Python: self._parent_pid.
+  std::optional<pid_t> _parent_pid() const { return parent_pid_; }
+  /// Python: self._config.
+  ProcessConfig _config;
+
+ protected:
+  /// For _MainProcess and _ParentProcess, which are not created by a parent.
+  struct NotAChild {};
+  explicit BaseProcess(NotAChild);
+
+  /// Python: the `_Popen` staticmethod of the process's class: make the Popen
+  /// that starts this process with the class's start method.
+  virtual std::unique_ptr<popen_fork::Popen> _make_popen();
+  /// Python: the `_after_fork` staticmethod: clear the parent's finalizers and
+  /// run the after-fork hooks (SpawnProcess makes it a no-op).
+  virtual void _after_fork();
+  /// Python: the `_start_method` class attribute (None for context.Process).
+  virtual std::optional<std::string> _start_method() const { return std::nullopt; }
+  /// Python: _check_closed(): \throws ValueError "process object is closed".
+  void _check_closed() const;
+
+  std::optional<std::string> name_;  // Python: _name (computed on first use when not given)
+  std::optional<pid_t> parent_pid_;  // Python: _parent_pid
+  std::string parent_name_;          // Python: _parent_name
+  std::optional<int> sentinel_;      // Python: _sentinel
+  bool closed_ = false;              // Python: _closed
+
+ private:
+  Target target_;                           // Python: _target (dropped by start)
+  Args args_;                               // Python: _args (dropped by start)
+  std::vector<int> identity_;               // Python: _identity
+  std::unique_ptr<popen_fork::Popen> popen_;  // Python: _popen
+  mutable std::string default_name_;
+};
+
+/// Python: process.current_process().
+BaseProcess& current_process();
+/// Python: process.parent_process(): nullptr in the main process.
+BaseProcess* parent_process();
+/// Python: process.active_children(): started children not yet known to have
+/// ended (joining or polling one removes it).  Finished children are reaped here.
+std::vector<BaseProcess*> active_children();
+
+/// Python: process._cleanup(): forget children that have ended.
+void _cleanup();
+
+/// Python: process._exitcode_to_name: {-15: "-SIGTERM", ...}, for repr().
+const std::map<int, std::string>& _exitcode_to_name();
+
+/// The state process.py keeps in module globals.  A child resets it in
+/// _bootstrap: current_process becomes the child's Process object,
+/// parent_process a _ParentProcess, the counter restarts at 1 and the children
+/// list (the parent's children, not the child's) is emptied.
+struct ProcessModuleState {
+  std::mutex lock;                                   // stands for the GIL
+  BaseProcess* current_process = nullptr;            // _current_process
+  std::unique_ptr<BaseProcess> parent_process;       // _parent_process
+  int process_counter = 1;                           // _process_counter: next number
+  std::vector<BaseProcess*> children;                // _children, in start order
+  /// Port only: Popens of children whose Process object was destroyed while
+  /// they still ran; reaped by _cleanup() and at exit.
+  struct Orphan {
+    std::unique_ptr<popen_fork::Popen> popen;
+    bool daemon = false;
+    std::string name;
+  };
+  std::vector<Orphan> orphans;
+  /// Port only: waits for the process's non-daemon threads (Python:
+  /// threading._shutdown), installed by multiprocessing::dummy.
+  void (*threading_shutdown)() = nullptr;
+};
+ProcessModuleState& _process_state();
+
+/// At exit: terminate daemonic orphans, wait for all orphans (util._exit_function).
+void _reap_orphans_at_exit();
+
+}  // namespace multiprocessing

@@ -1,0 +1,263 @@
+// multiprocessing/reduction.hpp
+// Mirrors the value side of CPython 3.11 Lib/multiprocessing/reduction.py: what a
+// value is when it crosses a process boundary.  Python needs nothing here (every
+// value is an object); C++ needs a dynamic value type, `Object`, for what arrives
+// when the type is not known in advance (a process's `args`, a manager's dict),
+// and one customization point, `Convert<T>`, that maps C++ types onto it.
+//
+// The pickle protocol itself (ForkingPickler, dumps/loads) is built on this type in
+// reduction/pickle.* (issue 3).  Under the `fork` start method nothing is pickled:
+// the child reads the Objects from its copy of the parent's memory.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "multiprocessing/exceptions.hpp"
+
+namespace multiprocessing {
+
+/// Python's None.
+struct None {
+  friend bool operator==(None, None) { return true; }
+};
+
+/// Python's bytes: raw octets, kept apart from str (text) as Python keeps them.
+struct Bytes {
+  std::string data;
+  Bytes() = default;
+  explicit Bytes(std::string octets) : data(std::move(octets)) {}
+  std::size_t size() const noexcept { return data.size(); }
+  friend bool operator==(const Bytes&, const Bytes&) = default;
+};
+
+class Object;
+template <class T>
+struct Convert;
+
+/// A dynamic Python value: None, bool, int, float, str, bytes, list, tuple or dict.
+/// Values, not references: copying an Object copies its contents.
+class Object {
+ public:
+  using List = std::vector<Object>;
+  /// A tuple: a list that prints and pickles as a tuple.
+  struct Tuple {
+    std::vector<Object> items;
+    friend bool operator==(const Tuple&, const Tuple&) = default;
+  };
+  /// A dict in insertion order, as Python's dict keeps it.
+  using Dict = std::vector<std::pair<Object, Object>>;
+  using Variant = std::variant<None, bool, std::int64_t, double, std::string, Bytes, List,
+                               Tuple, Dict>;
+
+  Object() = default;                       ///< None
+  Object(None) {}
+  Object(bool b) : value_(b) {}
+  Object(std::int64_t i) : value_(i) {}
+  Object(double d) : value_(d) {}
+  Object(std::string s) : value_(std::move(s)) {}
+  Object(const char* s) : value_(std::string(s)) {}
+  Object(Bytes b) : value_(std::move(b)) {}
+  Object(List l) : value_(std::move(l)) {}
+  Object(Tuple t) : value_(std::move(t)) {}
+  Object(Dict d) : value_(std::move(d)) {}
+  /// Any type with a Convert<T> specialisation (ints, vectors, maps, user types...).
+  template <class T>
+    requires requires(const T& t) { Convert<std::decay_t<T>>::to_object(t); }
+  Object(const T& value) : Object(Convert<std::decay_t<T>>::to_object(value)) {}
+
+  bool is_none() const noexcept { return std::holds_alternative<None>(value_); }
+  /// Python's type name: "NoneType", "bool", "int", "float", "str", "bytes",
+  /// "list", "tuple", "dict".
+  const char* type_name() const noexcept;
+  /// Python's repr(): `[0, 1, 2]`, `'abc'`, `b'x'`, `{'a': 1}`, `(1,)`.
+  std::string repr() const;
+
+  /// Read as a C++ type.  \throws TypeError naming both types when they differ.
+  template <class T>
+  T as() const { return Convert<T>::from_object(*this); }
+
+  /// The alternative held, for code that switches on it.
+  const Variant& variant() const noexcept { return value_; }
+  Variant& variant() noexcept { return value_; }
+
+  /// Python's ==, except that 1 == 1.0 is false here (the types differ).
+  friend bool operator==(const Object&, const Object&) = default;
+
+  /// \throws TypeError: "expected int, got str".
+  [[noreturn]] void type_mismatch(const char* expected) const;
+
+ private:
+  Variant value_;
+};
+
+/// The customization point: specialise Convert<T> with
+///   static Object to_object(const T&);
+///   static T from_object(const Object&);
+/// for a type of your own (a struct usually becomes a Tuple or a Dict).
+/// Specialisations below cover bool, integers, floating point, std::string,
+/// Bytes, std::vector, std::map, std::tuple/std::pair and std::optional.
+template <class T>
+struct Convert;
+
+template <>
+struct Convert<Object> {
+  static Object to_object(const Object& o) { return o; }
+  static Object from_object(const Object& o) { return o; }
+};
+
+template <>
+struct Convert<bool> {
+  static Object to_object(bool b) { return Object(b); }
+  static bool from_object(const Object& o);
+};
+
+template <>
+struct Convert<std::int64_t> {
+  static Object to_object(std::int64_t v) { return Object(v); }
+  static std::int64_t from_object(const Object& o);
+};
+
+template <class T>
+  requires(std::is_integral_v<T> && !std::is_same_v<T, bool> && !std::is_same_v<T, std::int64_t>)
+struct Convert<T> {
+  static Object to_object(T v) {
+    if constexpr (std::is_unsigned_v<T> && sizeof(T) >= sizeof(std::int64_t)) {
+      if (v > static_cast<T>(INT64_MAX)) throw ValueError("int too large for this port's 64-bit int");
+    }
+    return Object(static_cast<std::int64_t>(v));
+  }
+  static T from_object(const Object& o) {
+    std::int64_t v = Convert<std::int64_t>::from_object(o);
+    if (std::in_range<T>(v)) return static_cast<T>(v);
+    throw ValueError("int " + std::to_string(v) + " does not fit the C++ type asked for");
+  }
+};
+
+template <class T>
+  requires std::is_floating_point_v<T>
+struct Convert<T> {
+  static Object to_object(T v) { return Object(static_cast<double>(v)); }
+  static T from_object(const Object& o) {
+    if (const double* d = std::get_if<double>(&o.variant())) return static_cast<T>(*d);
+    // An int is accepted where a float is expected, as in Python arithmetic.
+    if (const std::int64_t* i = std::get_if<std::int64_t>(&o.variant())) return static_cast<T>(*i);
+    o.type_mismatch("float");
+  }
+};
+
+template <>
+struct Convert<std::string> {
+  static Object to_object(const std::string& s) { return Object(s); }
+  static std::string from_object(const Object& o);
+};
+
+template <>
+struct Convert<Bytes> {
+  static Object to_object(const Bytes& b) { return Object(b); }
+  static Bytes from_object(const Object& o);
+};
+
+template <>
+struct Convert<None> {
+  static Object to_object(None) { return Object(); }
+  static None from_object(const Object& o);
+};
+
+template <class T>
+struct Convert<std::vector<T>> {
+  static Object to_object(const std::vector<T>& v) {
+    Object::List list;
+    list.reserve(v.size());
+    for (const auto& item : v) list.push_back(Convert<T>::to_object(item));
+    return Object(std::move(list));
+  }
+  static std::vector<T> from_object(const Object& o) {
+    const Object::List* list = std::get_if<Object::List>(&o.variant());
+    const Object::Tuple* tuple = std::get_if<Object::Tuple>(&o.variant());
+    if (list == nullptr && tuple == nullptr) o.type_mismatch("list");
+    const auto& items = list ? *list : tuple->items;
+    std::vector<T> out;
+    out.reserve(items.size());
+    for (const auto& item : items) out.push_back(Convert<T>::from_object(item));
+    return out;
+  }
+};
+
+template <class K, class V>
+struct Convert<std::map<K, V>> {
+  static Object to_object(const std::map<K, V>& m) {
+    Object::Dict dict;
+    for (const auto& [k, v] : m) dict.emplace_back(Convert<K>::to_object(k), Convert<V>::to_object(v));
+    return Object(std::move(dict));
+  }
+  static std::map<K, V> from_object(const Object& o) {
+    const Object::Dict* dict = std::get_if<Object::Dict>(&o.variant());
+    if (dict == nullptr) o.type_mismatch("dict");
+    std::map<K, V> out;
+    for (const auto& [k, v] : *dict) out[Convert<K>::from_object(k)] = Convert<V>::from_object(v);
+    return out;
+  }
+};
+
+template <class... T>
+struct Convert<std::tuple<T...>> {
+  static Object to_object(const std::tuple<T...>& t) {
+    return std::apply([](const auto&... items) {
+      return Object(Object::Tuple{{Convert<std::decay_t<decltype(items)>>::to_object(items)...}});
+    }, t);
+  }
+  static std::tuple<T...> from_object(const Object& o) {
+    const Object::Tuple* tuple = std::get_if<Object::Tuple>(&o.variant());
+    if (tuple == nullptr) o.type_mismatch("tuple");
+    if (tuple->items.size() != sizeof...(T)) {
+      throw ValueError("expected a tuple of " + std::to_string(sizeof...(T)) + " items, got " +
+                       std::to_string(tuple->items.size()));
+    }
+    return unpack(*tuple, std::index_sequence_for<T...>{});
+  }
+
+ private:
+  template <std::size_t... I>
+  static std::tuple<T...> unpack(const Object::Tuple& t, std::index_sequence<I...>) {
+    return std::tuple<T...>(Convert<T>::from_object(t.items[I])...);
+  }
+};
+
+template <class A, class B>
+struct Convert<std::pair<A, B>> {
+  static Object to_object(const std::pair<A, B>& p) {
+    return Convert<std::tuple<A, B>>::to_object(std::tuple<A, B>(p.first, p.second));
+  }
+  static std::pair<A, B> from_object(const Object& o) {
+    auto [a, b] = Convert<std::tuple<A, B>>::from_object(o);
+    return {std::move(a), std::move(b)};
+  }
+};
+
+template <class T>
+struct Convert<std::optional<T>> {
+  static Object to_object(const std::optional<T>& v) {
+    return v ? Convert<T>::to_object(*v) : Object();
+  }
+  static std::optional<T> from_object(const Object& o) {
+    if (o.is_none()) return std::nullopt;
+    return Convert<T>::from_object(o);
+  }
+};
+
+/// Read an Object as T (free-function spelling of Object::as<T>()).
+template <class T>
+T from_object(const Object& o) { return Convert<T>::from_object(o); }
+
+/// Python's `args` tuple of a call: the positional arguments, as dynamic values.
+using Args = std::vector<Object>;
+
+}  // namespace multiprocessing

@@ -1,0 +1,415 @@
+// multiprocessing/util.cpp
+// Mirrors CPython 3.11 Lib/multiprocessing/util.py; see util.hpp.
+#include "multiprocessing/util.hpp"
+
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio_ext.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+#include <map>
+#include <new>
+
+#include "multiprocessing/exceptions.hpp"
+#include "multiprocessing/os.hpp"
+#include "multiprocessing/popen_fork.hpp"
+#include "multiprocessing/process.hpp"
+
+namespace multiprocessing::util {
+
+namespace detail {
+/// One registered finalizer.  Python: a Finalize object in _finalizer_registry.
+struct FinalizerEntry {
+  std::optional<int> exitpriority;  // Python: _key[0]
+  long counter = 0;                 // Python: _key[1], next(_finalizer_counter)
+  pid_t pid = 0;                    // Python: _pid, the creating process
+  Finalize::Callback callback;
+  std::string description;
+  bool runs_when_handle_dies = true;  // false for Finalize(None, ...)
+};
+}  // namespace detail
+
+namespace {
+
+/// util.py's module globals.  A child after fork keeps the logger and level,
+/// clears the finalizer registry (_bootstrap -> _after_fork), and keeps the
+/// after-fork registry (that is what runs there).  The mutexes stand for the
+/// GIL; a fork handler re-creates them in the child, where another thread may
+/// have held them at the instant of fork().
+struct UtilState {
+  std::mutex lock;
+  std::map<long, std::shared_ptr<detail::FinalizerEntry>> finalizer_registry;  // _finalizer_registry
+  long finalizer_counter = 0;                                                  // _finalizer_counter
+  std::map<long, std::function<void()>> afterfork_registry;                    // _afterfork_registry
+  long afterfork_counter = 0;                                                  // _afterfork_counter
+  Logger* logger = nullptr;                                                    // _logger
+  bool exiting = false;                                                        // _exiting
+  bool exit_function_registered = false;
+};
+
+UtilState& state() {
+  // Never destroyed: _exit_function (an atexit handler) and finalizers of
+  // static objects may still need it while other statics are torn down.
+  static UtilState* s = [] {
+    auto* created = new UtilState;
+    // Python: os.register_at_fork(after_in_child=...) re-initialises the locks
+    // of threading and logging; do the same for the locks that stand for the GIL.
+    ::pthread_atfork(nullptr, nullptr, [] {
+      new (&state().lock) std::mutex;
+      if (state().logger != nullptr) state().logger->_at_fork_reinit();
+    });
+    return created;
+  }();
+  return *s;
+}
+
+void run_entry(const std::shared_ptr<detail::FinalizerEntry>& entry) {
+  // Python: Finalize.__call__: take the entry out of the registry; if it was
+  // not there, it already ran or was cancelled.
+  bool registered = false;
+  {
+    std::lock_guard guard(state().lock);
+    auto it = state().finalizer_registry.find(entry->counter);
+    if (it != state().finalizer_registry.end() && it->second == entry) {
+      state().finalizer_registry.erase(it);
+      registered = true;
+    }
+  }
+  auto callback = std::move(entry->callback);
+  entry->callback = nullptr;
+  if (!registered) {
+    sub_debug("finalizer no longer registered");
+  } else if (entry->pid != os::getpid()) {
+    sub_debug("finalizer ignored because different process");
+  } else if (callback) {
+    sub_debug("finalizer calling " + entry->description);
+    callback();
+  }
+}
+
+void log_at(int level, const std::string& message) {
+  Logger* logger = state().logger;
+  if (logger != nullptr && logger->isEnabledFor(level)) logger->log(level, message);
+}
+
+}  // namespace
+
+// ------------------------------------------------------------------ logging
+
+void Logger::setLevel(int level) {
+  std::lock_guard guard(mutex_);
+  level_ = level;
+}
+
+int Logger::level() const {
+  std::lock_guard guard(mutex_);
+  return level_;
+}
+
+int Logger::getEffectiveLevel() const {
+  int level = this->level();
+  return level != NOTSET ? level : WARNING;  // the root logger's default
+}
+
+bool Logger::isEnabledFor(int level) const { return level >= getEffectiveLevel(); }
+
+void Logger::log(int level, const std::string& message) {
+  if (!isEnabledFor(level)) return;
+  std::string line;
+  if (has_stderr_handler()) {
+    // DEFAULT_LOGGING_FORMAT: [%(levelname)s/%(processName)s] %(message)s
+    line = "[" + level_name(level) + "/" + current_process().name() + "] " + message + "\n";
+  } else if (level >= WARNING) {
+    line = message + "\n";  // logging.lastResort prints the bare message
+  } else {
+    return;
+  }
+  // One fwrite on the unbuffered stderr: one write(2), so lines written by
+  // several processes at once do not interleave mid-line.
+  std::fwrite(line.data(), 1, line.size(), stderr);
+}
+
+void Logger::add_stderr_handler() {
+  std::lock_guard guard(mutex_);
+  stderr_handler_ = true;
+}
+
+bool Logger::has_stderr_handler() const {
+  std::lock_guard guard(mutex_);
+  return stderr_handler_;
+}
+
+void Logger::_at_fork_reinit() { new (&mutex_) std::mutex; }
+
+std::string level_name(int level) {
+  switch (level) {
+    case NOTSET: return "NOTSET";
+    case SUBDEBUG: return "SUBDEBUG";
+    case DEBUG: return "DEBUG";
+    case INFO: return "INFO";
+    case SUBWARNING: return "SUBWARNING";
+    case WARNING: return "WARNING";
+    case ERROR: return "ERROR";
+    case CRITICAL: return "CRITICAL";
+    default: return "Level " + std::to_string(level);
+  }
+}
+
+void sub_debug(const std::string& message) { log_at(SUBDEBUG, message); }
+void debug(const std::string& message) { log_at(DEBUG, message); }
+void info(const std::string& message) { log_at(INFO, message); }
+void sub_warning(const std::string& message) { log_at(SUBWARNING, message); }
+
+Logger& get_logger() {
+  std::lock_guard guard(state().lock);
+  if (state().logger == nullptr) {
+    state().logger = new Logger;  // lives as long as the process, like Python's
+  }
+  return *state().logger;
+}
+
+Logger& log_to_stderr(std::optional<int> level) {
+  Logger& logger = get_logger();
+  logger.add_stderr_handler();
+  if (level) logger.setLevel(*level);
+  return logger;
+}
+
+// ------------------------------------------------------------------ Finalize
+
+Finalize::Finalize(Callback callback, std::optional<int> exitpriority, std::string description)
+    : entry_(std::make_shared<detail::FinalizerEntry>()) {
+  entry_->exitpriority = exitpriority;
+  entry_->pid = os::getpid();
+  entry_->callback = std::move(callback);
+  entry_->description = std::move(description);
+  std::lock_guard guard(state().lock);
+  entry_->counter = state().finalizer_counter++;
+  state().finalizer_registry[entry_->counter] = entry_;
+}
+
+Finalize Finalize::without_object(Callback callback, int exitpriority, std::string description) {
+  Finalize f(std::move(callback), exitpriority, std::move(description));
+  f.entry_->runs_when_handle_dies = false;
+  return f;
+}
+
+Finalize::Finalize(Finalize&& other) noexcept : entry_(std::move(other.entry_)) {}
+
+Finalize& Finalize::operator=(Finalize&& other) noexcept {
+  if (this != &other) {
+    if (entry_ && entry_->runs_when_handle_dies) {
+      try {
+        (*this)();
+      } catch (...) {
+      }
+    }
+    entry_ = std::move(other.entry_);
+  }
+  return *this;
+}
+
+Finalize::~Finalize() {
+  if (!entry_ || !entry_->runs_when_handle_dies) return;
+  try {
+    run_entry(entry_);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "Exception ignored in finalizer %s: %s\n", entry_->description.c_str(),
+                 e.what());
+  } catch (...) {
+  }
+}
+
+void Finalize::operator()() {
+  if (entry_) run_entry(entry_);
+}
+
+void Finalize::cancel() {
+  if (!entry_) return;
+  std::lock_guard guard(state().lock);
+  auto it = state().finalizer_registry.find(entry_->counter);
+  if (it != state().finalizer_registry.end() && it->second == entry_) {
+    state().finalizer_registry.erase(it);
+    entry_->callback = nullptr;
+  }
+}
+
+bool Finalize::still_active() const {
+  if (!entry_) return false;
+  std::lock_guard guard(state().lock);
+  auto it = state().finalizer_registry.find(entry_->counter);
+  return it != state().finalizer_registry.end() && it->second == entry_;
+}
+
+std::string Finalize::repr() const {
+  if (!still_active()) return "<Finalize object, dead>";
+  std::string priority =
+      entry_->exitpriority ? std::to_string(*entry_->exitpriority) : std::string("None");
+  return "<Finalize object, callback=" + entry_->description + ", exitpriority=" + priority + ">";
+}
+
+void _run_finalizers(std::optional<int> minpriority) {
+  // Python: keys = [key for key in list(_finalizer_registry) if f(key)];
+  // keys.sort(reverse=True).  The registry may change while callbacks run.
+  std::vector<std::shared_ptr<detail::FinalizerEntry>> chosen;
+  {
+    std::lock_guard guard(state().lock);
+    for (const auto& [counter, entry] : state().finalizer_registry) {
+      if (entry->exitpriority && (!minpriority || *entry->exitpriority >= *minpriority)) {
+        chosen.push_back(entry);
+      }
+    }
+  }
+  std::sort(chosen.begin(), chosen.end(), [](const auto& a, const auto& b) {
+    if (*a->exitpriority != *b->exitpriority) return *a->exitpriority > *b->exitpriority;
+    return a->counter > b->counter;  // equal priority: reverse order of creation
+  });
+  for (const auto& entry : chosen) {
+    sub_debug("calling <Finalize object, callback=" + entry->description + ">");
+    try {
+      run_entry(entry);
+    } catch (const std::exception& e) {
+      // Python: traceback.print_exc(), then go on with the others.
+      std::fprintf(stderr, "Error in finalizer %s: %s: %s\n", entry->description.c_str(),
+                   exception_type_name(e).c_str(), e.what());
+    } catch (...) {
+      std::fprintf(stderr, "Error in finalizer %s\n", entry->description.c_str());
+    }
+  }
+  if (!minpriority) {
+    std::lock_guard guard(state().lock);
+    state().finalizer_registry.clear();
+  }
+}
+
+void _clear_finalizer_registry() {
+  std::lock_guard guard(state().lock);
+  state().finalizer_registry.clear();
+}
+
+std::size_t _finalizer_count() {
+  std::lock_guard guard(state().lock);
+  return state().finalizer_registry.size();
+}
+
+bool is_exiting() { return state().exiting; }
+
+void _exit_function() {
+  // Python: util._exit_function.  Runs once per process.
+  if (state().exiting) return;
+  state().exiting = true;
+
+  info("process shutting down");
+  debug("running all \"atexit\" finalizers with priority >= 0");
+  _run_finalizers(0);
+
+  // We check if the current process is None here because if it's None, any
+  // call to ``active_children()`` will raise an AttributeError (Python's note;
+  // here the current process always exists).
+  //
+  // Daemonic children are terminated first (they would otherwise outlive a
+  // parent that is no longer able to reap them), then every child is joined.
+  for (BaseProcess* p : active_children()) {
+    if (p->daemon()) {
+      info("calling terminate() for daemon " + p->name());
+      p->_popen_object()->terminate();
+    }
+  }
+  for (BaseProcess* p : active_children()) {
+    info("calling join() for process " + p->name());
+    p->join();
+  }
+  // Children whose Process object was destroyed before they ended (a case
+  // Python cannot have: its _children set keeps the objects alive).
+  _reap_orphans_at_exit();
+
+  debug("running the remaining \"atexit\" finalizers");
+  _run_finalizers();
+}
+
+void _register_exit_function() {
+  std::lock_guard guard(state().lock);
+  if (state().exit_function_registered) return;
+  state().exit_function_registered = true;
+  std::atexit([] { _exit_function(); });
+}
+
+// ------------------------------------------------------------------ after fork
+
+AfterForkRegistration::AfterForkRegistration(AfterForkRegistration&& other) noexcept
+    : key_(std::exchange(other.key_, -1)) {}
+
+AfterForkRegistration& AfterForkRegistration::operator=(AfterForkRegistration&& other) noexcept {
+  if (this != &other) {
+    AfterForkRegistration old(std::move(*this));
+    key_ = std::exchange(other.key_, -1);
+  }
+  return *this;
+}
+
+AfterForkRegistration::~AfterForkRegistration() {
+  if (key_ < 0) return;
+  std::lock_guard guard(state().lock);
+  state().afterfork_registry.erase(key_);
+}
+
+AfterForkRegistration register_after_fork(std::function<void()> func) {
+  std::lock_guard guard(state().lock);
+  long key = state().afterfork_counter++;
+  state().afterfork_registry[key] = std::move(func);
+  return AfterForkRegistration(key);
+}
+
+void _run_after_forkers() {
+  std::vector<std::function<void()>> items;
+  {
+    std::lock_guard guard(state().lock);
+    for (const auto& [key, func] : state().afterfork_registry) items.push_back(func);
+  }
+  for (const auto& func : items) {
+    try {
+      func();
+    } catch (const std::exception& e) {
+      info(std::string("after forker raised exception ") + e.what());
+    }
+  }
+}
+
+// ------------------------------------------------------------------ fds and stdio
+
+void close_fds(const std::vector<int>& fds) {
+  for (int fd : fds) os::close(fd);
+}
+
+void _close_stdin() {
+  // Python closes sys.stdin and reopens it on os.devnull.  Here: open
+  // /dev/null and dup2 it onto fd 0, then drop whatever the C stdin buffer
+  // had read ahead from the parent's terminal.
+  int fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;  // Python ignores OSError here
+  if (fd != STDIN_FILENO) {
+    ::dup2(fd, STDIN_FILENO);  // dup2 clears O_CLOEXEC on the new fd 0
+    ::close(fd);
+  }
+  __fpurge(stdin);
+  std::clearerr(stdin);
+  std::cin.clear();
+}
+
+void _flush_std_streams() {
+  // Python: flush sys.stdout and sys.stderr, ignoring AttributeError and
+  // ValueError (a stream set to None or closed).
+  try {
+    std::cout.flush();
+    std::cerr.flush();
+  } catch (...) {
+  }
+  std::fflush(stdout);
+  std::fflush(stderr);
+}
+
+}  // namespace multiprocessing::util

@@ -1,0 +1,193 @@
+// multiprocessing/util.hpp
+// Mirrors CPython 3.11 Lib/multiprocessing/util.py: the package's logger and its
+// SUBDEBUG/SUBWARNING levels, Finalize (cleanup with exit priorities), the
+// after-fork registry, _exit_function (what a process does on its way out), and
+// small fd/stdio helpers.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace multiprocessing::util {
+
+// ------------------------------------------------------------------ logging
+
+/// Logging levels, Python's `logging` values plus the package's two extras.
+inline constexpr int NOTSET = 0;
+inline constexpr int SUBDEBUG = 5;    ///< Python: util.SUBDEBUG
+inline constexpr int DEBUG = 10;
+inline constexpr int INFO = 20;
+inline constexpr int SUBWARNING = 25; ///< Python: util.SUBWARNING
+inline constexpr int WARNING = 30;
+inline constexpr int ERROR = 40;
+inline constexpr int CRITICAL = 50;
+
+inline constexpr const char* LOGGER_NAME = "multiprocessing";
+inline constexpr const char* DEFAULT_LOGGING_FORMAT = "[%(levelname)s/%(processName)s] %(message)s";
+
+/// The package's logger: a level and, after log_to_stderr(), a stderr handler
+/// formatting lines as DEFAULT_LOGGING_FORMAT does.  Python: logging.Logger
+/// named "multiprocessing" with propagate=0.
+class Logger {
+ public:
+  /// Python: Logger.setLevel.
+  void setLevel(int level);
+  /// The level set on this logger (NOTSET unless set).
+  int level() const;
+  /// Python: Logger.getEffectiveLevel: this logger's level, or the root
+  /// logger's WARNING when it is NOTSET.
+  int getEffectiveLevel() const;
+  /// Python: Logger.isEnabledFor.
+  bool isEnabledFor(int level) const;
+  /// Emit `message` at `level`: "[INFO/Process-1] message" through the stderr
+  /// handler; with no handler, only WARNING and above, bare, as Python's
+  /// logging.lastResort does.
+  void log(int level, const std::string& message);
+  /// Add the stderr handler (once).  Python: part of log_to_stderr().
+  void add_stderr_handler();
+  bool has_stderr_handler() const;
+  /// Re-create the mutex in a forked child (Python: Handler._at_fork_reinit).
+  void _at_fork_reinit();
+
+ private:
+  mutable std::mutex mutex_;
+  int level_ = NOTSET;
+  bool stderr_handler_ = false;
+};
+
+/// The name Python's logging prints for a level: "SUBDEBUG", "INFO", "Level 7".
+std::string level_name(int level);
+
+/// Python: util.sub_debug / debug / info / sub_warning.  They do nothing until
+/// get_logger() has created the logger, exactly as in Python.
+void sub_debug(const std::string& message);
+void debug(const std::string& message);
+void info(const std::string& message);
+void sub_warning(const std::string& message);
+
+/// Python: util.get_logger(): create (once) and return the package's logger.
+Logger& get_logger();
+
+/// Python: util.log_to_stderr(level=None): add a stderr handler, set the level
+/// if given, return the logger.  Children started afterwards inherit both.
+Logger& log_to_stderr(std::optional<int> level = std::nullopt);
+
+// ------------------------------------------------------------------ Finalize
+
+namespace detail {
+struct FinalizerEntry;
+}
+
+/// Python: util.Finalize.  Runs a callback once: when the owning object dies
+/// (here: when this handle is destroyed, as Python's weakref callback fires), when
+/// called explicitly, or at exit by _run_finalizers() if it has an exit priority.
+/// It runs only in the process that created it: after a fork the child's copy
+/// is inert.  Higher exit priorities run first; equal ones in reverse creation
+/// order; a finalizer without an exit priority never runs at exit.
+class Finalize {
+ public:
+  using Callback = std::function<void()>;
+
+  /// An empty handle (guards nothing).
+  Finalize() noexcept = default;
+  /// Python: Finalize(obj, callback, exitpriority=...), obj being whatever owns
+  /// this handle.  `description` is shown by repr() and the sub_debug log.
+  explicit Finalize(Callback callback, std::optional<int> exitpriority = std::nullopt,
+                    std::string description = "callback");
+  /// Python: Finalize(None, callback, exitpriority=N): no owning object, so it
+  /// runs only at exit (or when called); destroying the returned handle does
+  /// not run it.
+  static Finalize without_object(Callback callback, int exitpriority,
+                                 std::string description = "callback");
+
+  Finalize(Finalize&& other) noexcept;
+  /// Moving over an active handle first runs it, as its object is gone.
+  Finalize& operator=(Finalize&& other) noexcept;
+  Finalize(const Finalize&) = delete;
+  Finalize& operator=(const Finalize&) = delete;
+  /// The owning object died: run the callback if still registered.
+  ~Finalize();
+
+  /// Python: Finalize.__call__: run the callback unless it already ran or was
+  /// cancelled (then do nothing).  Exceptions from the callback propagate.
+  void operator()();
+  /// Python: Finalize.cancel.
+  void cancel();
+  /// Python: Finalize.still_active.
+  bool still_active() const;
+  /// Python: Finalize.__repr__: "<Finalize object, callback=close_fds, exitpriority=None>".
+  std::string repr() const;
+
+ private:
+  std::shared_ptr<detail::FinalizerEntry> entry_;
+};
+
+/// Python: util._run_finalizers(minpriority=None): run every registered
+/// finalizer whose exit priority is set and >= minpriority, highest first; with
+/// no minpriority, clear the registry afterwards.  Errors are printed, not thrown.
+void _run_finalizers(std::optional<int> minpriority = std::nullopt);
+
+/// Python: util._finalizer_registry.clear() (done by a child after fork, so the
+/// parent's finalizers never run there).
+void _clear_finalizer_registry();
+
+/// How many finalizers are registered (for tests; Python: len(_finalizer_registry)).
+std::size_t _finalizer_count();
+
+/// Python: util.is_exiting().
+bool is_exiting();
+
+/// Python: util._exit_function(): once per process: run finalizers with
+/// priority >= 0, terminate daemonic children, join all children, run the rest.
+/// The main process runs it at exit (std::atexit); every child at the end of
+/// _bootstrap.
+void _exit_function();
+
+/// Register _exit_function with std::atexit (once).  Python does this on import
+/// of util; the port does it when the first process is created, after the module
+/// states exist, so that they are destroyed after it runs.
+void _register_exit_function();
+
+// ------------------------------------------------------------------ after fork
+
+/// Keeps an after-fork callback registered while it lives (Python keeps it while
+/// the object lives: a WeakValueDictionary entry).
+class AfterForkRegistration {
+ public:
+  AfterForkRegistration() = default;
+  explicit AfterForkRegistration(long key) : key_(key) {}
+  AfterForkRegistration(AfterForkRegistration&& other) noexcept;
+  AfterForkRegistration& operator=(AfterForkRegistration&& other) noexcept;
+  AfterForkRegistration(const AfterForkRegistration&) = delete;
+  AfterForkRegistration& operator=(const AfterForkRegistration&) = delete;
+  ~AfterForkRegistration();
+
+ private:
+  long key_ = -1;
+};
+
+/// Python: util.register_after_fork(obj, func): `func` runs in every child
+/// started afterwards, in registration order, during _bootstrap.
+[[nodiscard]] AfterForkRegistration register_after_fork(std::function<void()> func);
+
+/// Python: util._run_after_forkers(); exceptions are logged with info().
+void _run_after_forkers();
+
+// ------------------------------------------------------------------ fds and stdio
+
+/// Python: util.close_fds(*fds).
+void close_fds(const std::vector<int>& fds);
+
+/// Python: util._close_stdin(): the child's stdin becomes /dev/null, so that
+/// parent and children do not compete for the terminal's input.
+void _close_stdin();
+
+/// Python: util._flush_std_streams(): flush stdout and stderr (C stdio and
+/// iostreams), ignoring errors (a closed or broken stream is no reason to fail).
+void _flush_std_streams();
+
+}  // namespace multiprocessing::util
