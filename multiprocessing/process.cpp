@@ -52,6 +52,9 @@ class MainProcess final : public BaseProcess {
     _config.semprefix = "/mp";
   }
   void close() override {}  // Python: a no-op
+
+ protected:
+  std::string _type_name() const override { return "_MainProcess"; }
 };
 
 // Python: class _ParentProcess(BaseProcess): the child's view of its parent.
@@ -69,6 +72,7 @@ class ParentProcess final : public BaseProcess {
     return connection::wait({*sentinel_}, 0.0).empty();
   }
   std::optional<pid_t> ident() const override { return pid_; }
+  std::string _type_name() const override { return "_ParentProcess"; }
   void join(std::optional<double> timeout) override {
     if (sentinel_) connection::wait({*sentinel_}, timeout);
   }
@@ -192,6 +196,8 @@ BaseProcess::~BaseProcess() {
   if (!popen_->poll().has_value()) state.orphans.push_back({std::move(popen_), daemon(), name()});
 }
 
+std::string BaseProcess::_type_name() const { return class_name_of(*this); }
+
 void BaseProcess::_check_closed() const {
   if (closed_) throw ValueError("process object is closed");
 }
@@ -285,7 +291,7 @@ std::string BaseProcess::name() const {
   if (name_) return *name_;
   if (default_name_.empty()) {
     // Python: type(self).__name__ + '-' + ':'.join(str(i) for i in self._identity)
-    std::string name = class_name_of(*this) + "-";
+    std::string name = _type_name() + "-";
     for (std::size_t i = 0; i < identity_.size(); ++i) {
       name += (i ? ":" : "") + std::to_string(identity_[i]);
     }
@@ -343,7 +349,7 @@ std::string BaseProcess::repr() {
     exitcode = popen_->poll();
     status = exitcode ? "stopped" : "started";
   }
-  std::string info = "<" + class_name_of(*this) + " name=" + python_repr_str(name());
+  std::string info = "<" + _type_name() + " name=" + python_repr_str(name());
   if (popen_) info += " pid=" + std::to_string(popen_->pid);
   info += " parent=" + (parent_pid_ ? std::to_string(*parent_pid_) : std::string("None"));
   info += " " + status;

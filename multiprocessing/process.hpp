@@ -203,6 +203,10 @@ class BaseProcess {
   virtual std::optional<std::string> _start_method() const { return std::nullopt; }
   /// Python: _check_closed(): \throws ValueError "process object is closed".
   void _check_closed() const;
+  /// Python: type(self).__name__, as repr() and default names show it.  The C++
+  /// class name without namespaces, unless overridden (_MainProcess, whose
+  /// Python name C++ reserves).
+  virtual std::string _type_name() const;
 
   std::optional<std::string> name_;  // Python: _name (computed on first use when not given)
   std::optional<pid_t> parent_pid_;  // Python: _parent_pid

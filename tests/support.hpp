@@ -1,0 +1,65 @@
+// tests/support.hpp — helpers shared by the test files, in the spirit of
+// CPython's test.support: a byte channel from a child to the test, a join with
+// a time limit, and the start-method parameter of the suites.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "multiprocessing.hpp"
+
+namespace mp_test {
+
+namespace mp = multiprocessing;
+
+/// A one-way byte channel made of an os pipe, for reporting from a child
+/// before `connection` exists.  The child writes lines; the test reads them.
+class Channel {
+ public:
+  Channel() {
+    auto [r, w] = mp::os::pipe();
+    r_ = std::move(r);
+    w_ = std::move(w);
+  }
+  int write_fd() const { return w_.get(); }
+  int read_fd() const { return r_.get(); }
+  /// In a child: send one line.
+  void send(const std::string& line) const { write_all(w_.get(), line + "\n"); }
+  /// In the test, after the child started: close our write end so that EOF
+  /// comes when every child has exited.
+  void close_writer() { w_.close(); }
+  /// Read lines until EOF (every writer closed).
+  std::vector<std::string> lines();
+  /// Read one line (blocks).
+  std::string recv_line();
+  static void write_all(int fd, const std::string& data);
+
+ private:
+  mp::os::Fd r_, w_;
+  std::string pending_;
+};
+
+/// Python test.support's join_process: join with a generous limit (60 s); a
+/// test that hits it fails instead of hanging, and the child is killed.
+void join_process(mp::BaseProcess& p, double timeout = 60.0);
+
+/// Start methods the suites run under (CPython runs its mixins once per method).
+/// Spawn and forkserver join this list with their issue.
+std::vector<std::string> start_methods();
+
+/// Name generator for INSTANTIATE_TEST_SUITE_P: ".../fork".
+inline std::string method_name(const ::testing::TestParamInfo<std::string>& info) {
+  return info.param;
+}
+
+/// Base fixture for suites parametrised by start method: fixes the default
+/// context's method for the test (Python: set_start_method(m, force=True)).
+class WithStartMethod : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override { mp::set_start_method(GetParam(), /*force=*/true); }
+  void TearDown() override { mp::set_start_method(std::nullopt, /*force=*/true); }
+};
+
+}  // namespace mp_test

@@ -1,0 +1,104 @@
+// tests/test_context.cpp — ports CPython's TestStartMethod (context.py).
+#include "support.hpp"
+
+namespace mp_test {
+namespace {
+
+void send_start_method(int fd) {
+  Channel::write_all(fd, mp::get_start_method().value_or("None") + "\n");
+}
+
+void check_context(mp::BaseContext& ctx) {
+  Channel ch;
+  auto p = ctx.Process({.target = send_start_method, .args = {ch.write_fd()}});
+  p->start();
+  ch.close_writer();
+  std::string child_method = ch.recv_line();
+  p->join();
+  EXPECT_EQ(child_method, ctx.get_start_method());
+}
+
+class TestStartMethod : public ::testing::Test {
+ protected:
+  void TearDown() override { mp::set_start_method(std::nullopt, true); }
+};
+
+/// TestStartMethod.test_context
+TEST_F(TestStartMethod, Context) {
+  for (std::string method : {"fork", "spawn", "forkserver"}) {
+    mp::BaseContext& ctx = mp::get_context(method);
+    EXPECT_EQ(ctx.get_start_method(), method);
+    EXPECT_EQ(&ctx.get_context(), &ctx);
+    EXPECT_THROW(ctx.set_start_method("spawn"), mp::ValueError);
+    EXPECT_THROW(ctx.set_start_method(std::nullopt), mp::ValueError);
+    if (method == "fork") check_context(ctx);  // spawn, forkserver: issue 5
+  }
+}
+
+/// TestStartMethod.test_set_get
+TEST_F(TestStartMethod, SetGet) {
+  mp::set_start_method("fork", true);
+  EXPECT_EQ(mp::get_start_method(), "fork");
+  mp::BaseContext& ctx = mp::get_context();
+  EXPECT_EQ(ctx.get_start_method(), "fork");
+  EXPECT_NE(dynamic_cast<mp::ForkContext*>(&ctx), nullptr);
+  auto p = ctx.Process();
+  EXPECT_NE(dynamic_cast<mp::ForkProcess*>(p.get()), nullptr);
+  check_context(mp::_default_context());
+}
+
+/// TestStartMethod.test_get_all
+TEST_F(TestStartMethod, GetAll) {
+  EXPECT_EQ(mp::get_all_start_methods(), (std::vector<std::string>{"fork", "spawn", "forkserver"}));
+}
+
+/// get_context('bad') -> ValueError("cannot find context for 'bad'").
+TEST_F(TestStartMethod, UnknownMethod) {
+  try {
+    mp::get_context("bad");
+    ADD_FAILURE() << "no ValueError";
+  } catch (const mp::ValueError& e) {
+    EXPECT_STREQ(e.what(), "cannot find context for 'bad'");
+  }
+}
+
+/// DefaultContext fixes its method on first use; changing it then needs force.
+TEST_F(TestStartMethod, DefaultContextFixedOnFirstUse) {
+  mp::set_start_method(std::nullopt, true);
+  EXPECT_EQ(mp::get_start_method(true), std::nullopt);
+  EXPECT_EQ(mp::_default_context()._actual_context(), nullptr);  // allow_none does not fix it
+  mp::get_context();                                              // this does
+  EXPECT_EQ(mp::get_start_method(true), "fork");
+  try {
+    mp::set_start_method("spawn");
+    ADD_FAILURE() << "no RuntimeError";
+  } catch (const mp::RuntimeError& e) {
+    EXPECT_STREQ(e.what(), "context has already been set");
+  }
+  mp::set_start_method("spawn", true);
+  EXPECT_EQ(mp::get_start_method(), "spawn");
+  mp::set_start_method(std::nullopt, true);
+  EXPECT_EQ(mp::get_start_method(true), std::nullopt);
+}
+
+/// Until issue 5, spawn and forkserver refuse at start() with a clear error,
+/// and leave no process or fd behind.
+TEST_F(TestStartMethod, NotYetImplementedMethodsRefuseCleanly) {
+  for (std::string method : {"spawn", "forkserver"}) {
+    auto p = mp::get_context(method).Process({.target = [] {}});
+    EXPECT_THROW(p->start(), mp::NotImplementedError);
+    EXPECT_FALSE(p->is_alive());
+    EXPECT_EQ(p->pid(), std::nullopt);
+  }
+}
+
+/// Process names follow the class: ForkProcess-N, SpawnProcess-N ...
+TEST_F(TestStartMethod, ProcessClassNames) {
+  EXPECT_EQ(mp::get_context("fork").Process()->name().rfind("ForkProcess-", 0), 0u);
+  EXPECT_EQ(mp::get_context("spawn").Process()->name().rfind("SpawnProcess-", 0), 0u);
+  EXPECT_EQ(mp::get_context("forkserver").Process()->name().rfind("ForkServerProcess-", 0), 0u);
+  EXPECT_EQ(mp::Process().name().rfind("Process-", 0), 0u);
+}
+
+}  // namespace
+}  // namespace mp_test

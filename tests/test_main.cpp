@@ -1,0 +1,156 @@
+// tests/test_main.cpp — the test binary's main, with the leak check every test
+// passes through (DESIGN.md, "What every test leaves behind"): after each test
+// there must be no new open fd, no child process (running or zombie) and no new
+// file in /dev/shm.  A leak fails the test that made it, and is then cleaned up
+// so that the next test starts from a clean slate.
+#include <dirent.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+namespace {
+
+std::set<std::string> list_dir(const char* path) {
+  std::set<std::string> names;
+  if (DIR* dir = ::opendir(path)) {
+    while (dirent* e = ::readdir(dir)) {
+      if (e->d_name[0] != '.') names.insert(e->d_name);
+    }
+    ::closedir(dir);
+  }
+  return names;
+}
+
+std::set<int> open_fds() {
+  std::set<int> fds;
+  // Read the names first, then drop the fd that opendir itself used.
+  DIR* dir = ::opendir("/proc/self/fd");
+  if (dir == nullptr) return fds;
+  int own = ::dirfd(dir);
+  while (dirent* e = ::readdir(dir)) {
+    if (e->d_name[0] == '.') continue;
+    int fd = std::stoi(e->d_name);
+    if (fd != own) fds.insert(fd);
+  }
+  ::closedir(dir);
+  return fds;
+}
+
+/// Every process whose parent is this one, zombies included ("pid state").
+std::vector<std::pair<pid_t, char>> children() {
+  std::vector<std::pair<pid_t, char>> result;
+  pid_t me = ::getpid();
+  for (const std::string& name : list_dir("/proc")) {
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream stat("/proc/" + name + "/stat");
+    std::string line;
+    if (!std::getline(stat, line)) continue;
+    // Fields after the command name (which may hold spaces) in parentheses.
+    auto close = line.rfind(')');
+    if (close == std::string::npos) continue;
+    std::istringstream rest(line.substr(close + 2));
+    char state = '?';
+    pid_t ppid = 0;
+    rest >> state >> ppid;
+    if (ppid == me) result.emplace_back(std::stoi(name), state);
+  }
+  return result;
+}
+
+std::string fd_target(int fd) {
+  char buffer[256] = {};
+  std::string link = "/proc/self/fd/" + std::to_string(fd);
+  ssize_t n = ::readlink(link.c_str(), buffer, sizeof buffer - 1);
+  return n > 0 ? std::string(buffer, static_cast<std::size_t>(n)) : "?";
+}
+
+class LeakCheck : public ::testing::EmptyTestEventListener {
+  void OnTestStart(const ::testing::TestInfo&) override {
+    fds_ = open_fds();
+    shm_ = list_dir("/dev/shm");
+  }
+
+  void OnTestEnd(const ::testing::TestInfo& info) override {
+    std::string leaks;
+    // A child that was just killed may take a moment to become a zombie that
+    // waitpid could reap; but a test must have reaped it before it ends.
+    for (auto [pid, state] : children()) {
+      leaks += "  child process " + std::to_string(pid) + " (state " + state + ")\n";
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, nullptr, 0);
+    }
+    for (int fd : open_fds()) {
+      if (!fds_.count(fd)) {
+        leaks += "  fd " + std::to_string(fd) + " -> " + fd_target(fd) + "\n";
+        ::close(fd);
+      }
+    }
+    for (const std::string& name : list_dir("/dev/shm")) {
+      if (!shm_.count(name)) {
+        leaks += "  /dev/shm/" + name + "\n";
+        ::unlink(("/dev/shm/" + name).c_str());
+      }
+    }
+    if (!leaks.empty()) {
+      ADD_FAILURE() << info.test_suite_name() << "." << info.name() << " left behind:\n" << leaks;
+    }
+  }
+
+  std::set<int> fds_;
+  std::set<std::string> shm_;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  ::testing::InitGoogleTest(&argc, argv);
+  ::testing::UnitTest::GetInstance()->listeners().Append(new LeakCheck);
+  return RUN_ALL_TESTS();
+}
+
+// ---------------------------------------------------------------- the check checks
+
+/// Leaks an fd and a child on purpose; run only by LeakCheckSelfTest below.
+TEST(TestLeakCheck, DISABLED_Leaky) {
+  int fds[2];
+  ASSERT_EQ(::pipe(fds), 0);
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    ::pause();
+    ::_exit(0);
+  }
+}
+
+/// The leak check fails a test that leaves an fd or a child behind.
+TEST(TestLeakCheck, DetectsLeaks) {
+  int out[2];
+  ASSERT_EQ(::pipe(out), 0);
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    ::dup2(out[1], 1);
+    ::execl("/proc/self/exe", "test_multiprocessing", "--gtest_also_run_disabled_tests",
+            "--gtest_filter=TestLeakCheck.DISABLED_Leaky", static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  ::close(out[1]);
+  std::string output;
+  char buffer[4096];
+  for (ssize_t n; (n = ::read(out[0], buffer, sizeof buffer)) > 0;) output.append(buffer, n);
+  ::close(out[0]);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) != 0) << output;
+  EXPECT_NE(output.find("left behind"), std::string::npos) << output;
+  EXPECT_NE(output.find("child process"), std::string::npos) << output;
+  EXPECT_NE(output.find("-> pipe:"), std::string::npos) << output;
+}

@@ -1,0 +1,218 @@
+// tests/test_util.cpp — ports CPython's _TestFinalize, _TestLogging and the util
+// behaviours the process tests rely on (after-fork hooks, narration by log_to_stderr).
+#include <unistd.h>
+
+#include <atomic>
+#include <random>
+#include <thread>
+
+#include "support.hpp"
+
+namespace mp_test {
+namespace {
+
+namespace util = mp::util;
+
+class TestFinalize : public WithStartMethod {};
+class TestLogging : public WithStartMethod {};
+class TestUtil : public WithStartMethod {};
+
+void test_finalize_child(int fd) {
+  auto send = [fd](const char* what) { return [fd, what] { Channel::write_all(fd, std::string(what) + "\n"); }; };
+  {
+    util::Finalize a(send("a"));  // the object dies at the end of this scope
+  }
+  util::Finalize close_b(send("b"));
+  close_b();  // triggers callback for b
+  close_b();  // does nothing because callback has already been called
+
+  util::Finalize c(send("c"));  // no exit priority: never runs at exit
+  util::Finalize d10(send("d10"), 1);
+  util::Finalize d01(send("d01"), 0);
+  util::Finalize d02(send("d02"), 0);
+  util::Finalize d03(send("d03"), 0);
+  util::Finalize::without_object(send("e"), -10);
+  util::Finalize::without_object(send("STOP"), -100);
+
+  // Call multiprocessing's cleanup function, then exit without running the
+  // destructors of the locals above (Python: without garbage collecting them).
+  util::_exit_function();
+  mp::os::_exit(0);
+}
+
+/// _TestFinalize.test_finalize
+TEST_P(TestFinalize, Finalize) {
+  Channel ch;
+  mp::Process p({.target = test_finalize_child, .args = {ch.write_fd()}, .daemon = true});
+  p.start();
+  ch.close_writer();
+  p.join();
+  std::vector<std::string> result;
+  for (const std::string& line : ch.lines()) {
+    if (line == "STOP") break;
+    result.push_back(line);
+  }
+  EXPECT_EQ(result, (std::vector<std::string>{"a", "b", "d10", "d03", "d02", "d01", "e"}));
+}
+
+/// _TestFinalize.test_thread_safety (bpo-24484): _run_finalizers() while
+/// another thread keeps creating and destroying finalizers.
+TEST_P(TestFinalize, ThreadSafety) {
+  std::size_t before = util::_finalizer_count();
+  std::atomic<bool> finish{false};
+  std::atomic<int> calls{0};
+  std::thread runner([&] {
+    while (!finish) util::_run_finalizers(1000);  // only the test's priorities (1000+)
+  });
+  std::thread maker([&] {
+    std::mt19937 random(42);
+    std::vector<util::Finalize> live;
+    while (!finish) {
+      live.emplace_back([&calls] { ++calls; }, 1000 + static_cast<int>(random() % 100));
+      if (live.size() > 50) live.erase(live.begin(), live.begin() + 25);
+    }
+  });
+  mp::os::sleep(0.5);
+  finish = true;
+  runner.join();
+  maker.join();
+  EXPECT_GT(calls.load(), 0);
+  EXPECT_EQ(util::_finalizer_count(), before);
+}
+
+/// Finalize.__repr__, cancel() and still_active().
+TEST_P(TestFinalize, ReprAndCancel) {
+  int ran = 0;
+  util::Finalize f([&ran] { ++ran; }, 5, "close_things");
+  EXPECT_TRUE(f.still_active());
+  EXPECT_EQ(f.repr(), "<Finalize object, callback=close_things, exitpriority=5>");
+  f.cancel();
+  EXPECT_FALSE(f.still_active());
+  EXPECT_EQ(f.repr(), "<Finalize object, dead>");
+  f();
+  EXPECT_EQ(ran, 0);
+}
+
+/// A finalizer inherited through fork does not run in the child.
+TEST_P(TestFinalize, OnlyRunsInCreatingProcess) {
+  Channel ch;
+  int fd = ch.write_fd();
+  auto f = std::make_unique<util::Finalize>([fd] { Channel::write_all(fd, "ran\n"); }, 0);
+  util::Finalize* inherited = f.get();
+  mp::Process p({.target = [inherited] { (*inherited)(); }});  // the child's copy
+  p.start();
+  p.join();
+  f->cancel();
+  ch.close_writer();
+  EXPECT_TRUE(ch.lines().empty());
+}
+
+/// _TestLogging.test_enable_logging
+TEST_P(TestLogging, EnableLogging) {
+  util::Logger& logger = mp::get_logger();
+  int old = logger.level();
+  logger.setLevel(util::SUBWARNING);
+  EXPECT_FALSE(logger.isEnabledFor(util::DEBUG));
+  EXPECT_FALSE(logger.isEnabledFor(util::INFO));
+  EXPECT_TRUE(logger.isEnabledFor(util::WARNING));
+  logger.setLevel(old);
+}
+
+void send_level(int fd) {
+  Channel::write_all(fd, std::to_string(mp::get_logger().getEffectiveLevel()) + "\n");
+}
+
+/// _TestLogging.test_level: the child inherits the logger's level.
+TEST_P(TestLogging, Level) {
+  const int LEVEL1 = 32;
+  util::Logger& logger = mp::get_logger();
+  int old = logger.level();
+  logger.setLevel(LEVEL1);
+  Channel ch;
+  mp::Process p({.target = send_level, .args = {ch.write_fd()}});
+  p.start();
+  ch.close_writer();
+  EXPECT_EQ(ch.recv_line(), std::to_string(LEVEL1));
+  p.join();
+  logger.setLevel(old);
+  EXPECT_EQ(util::level_name(util::SUBDEBUG), "SUBDEBUG");
+  EXPECT_EQ(util::level_name(util::SUBWARNING), "SUBWARNING");
+  EXPECT_EQ(util::level_name(7), "Level 7");
+}
+
+/// log_to_stderr(SUBDEBUG) narrates a start and an exit the way Python does.
+TEST_P(TestLogging, NarratesStartAsPython) {
+  Channel out;
+  int fd = out.write_fd();
+  // In a child, so that this binary's own logger is left untouched.
+  mp::Process outer({.target = [fd] {
+    ::dup2(fd, 2);
+    mp::log_to_stderr(util::SUBDEBUG);
+    mp::Process p({.target = [] {}});
+    p.start();
+    p.join();
+  }});
+  outer.start();
+  out.close_writer();
+  outer.join();
+  std::string n = outer.name();
+  std::vector<std::string> lines = out.lines();
+  auto has = [&lines](const std::string& text) {
+    return std::find(lines.begin(), lines.end(), text) != lines.end();
+  };
+  EXPECT_TRUE(has("[INFO/" + n + ":1] child process calling self.run()"));
+  EXPECT_TRUE(has("[INFO/" + n + ":1] process shutting down"));
+  EXPECT_TRUE(has("[DEBUG/" + n + ":1] running all \"atexit\" finalizers with priority >= 0"));
+  EXPECT_TRUE(has("[DEBUG/" + n + ":1] running the remaining \"atexit\" finalizers"));
+  EXPECT_TRUE(has("[INFO/" + n + ":1] process exiting with exitcode 0"));
+  EXPECT_TRUE(has("[INFO/" + n + "] process shutting down"));
+  EXPECT_EQ(outer.exitcode(), 0);
+}
+
+/// register_after_fork: the hook runs in each child, in order, and stops
+/// when its registration is dropped.
+TEST_P(TestUtil, RegisterAfterFork) {
+  Channel ch;
+  int fd = ch.write_fd();
+  {
+    auto first = util::register_after_fork([fd] { Channel::write_all(fd, "first\n"); });
+    auto second = util::register_after_fork([fd] { Channel::write_all(fd, "second\n"); });
+    mp::Process p({.target = [] {}});
+    p.start();
+    p.join();
+  }
+  mp::Process q({.target = [] {}});
+  q.start();
+  q.join();
+  ch.close_writer();
+  EXPECT_EQ(ch.lines(), (std::vector<std::string>{"first", "second"}));
+}
+
+/// _close_stdin: the child's stdin reads EOF from /dev/null.
+TEST_P(TestUtil, ChildStdinIsDevNull) {
+  Channel ch;
+  int fd = ch.write_fd();
+  mp::Process p({.target = [fd] {
+    char buffer[16];
+    ssize_t n = ::read(0, buffer, sizeof buffer);
+    Channel::write_all(fd, std::to_string(n) + "\n");
+  }});
+  p.start();
+  ch.close_writer();
+  p.join();
+  EXPECT_EQ(ch.lines(), std::vector<std::string>{"0"});
+}
+
+/// close_fds closes what it is given.
+TEST_P(TestUtil, CloseFds) {
+  auto [r, w] = mp::os::pipe();
+  util::close_fds({r.release(), w.release()});
+  EXPECT_THROW(util::close_fds({r.get() < 0 ? 1000000 : r.get()}), mp::OSError);
+}
+
+INSTANTIATE_TEST_SUITE_P(WithProcesses, TestFinalize, ::testing::ValuesIn(start_methods()), method_name);
+INSTANTIATE_TEST_SUITE_P(WithProcesses, TestLogging, ::testing::ValuesIn(start_methods()), method_name);
+INSTANTIATE_TEST_SUITE_P(WithProcesses, TestUtil, ::testing::ValuesIn(start_methods()), method_name);
+
+}  // namespace
+}  // namespace mp_test
