@@ -103,7 +103,7 @@ class Object {
 ///   static T from_object(const Object&);
 /// for a type of your own (a struct usually becomes a Tuple or a Dict).
 /// Specialisations below cover bool, integers, floating point, std::string,
-/// Bytes, std::vector, std::map, std::tuple/std::pair and std::optional.
+/// Bytes, std::vector, std::map, std::tuple, std::pair and std::optional.
 template <class T>
 struct Convert;
 
