@@ -68,6 +68,48 @@ TEST_P(TestPopenFork, ParentSentinelSeesParentExit) {
   EXPECT_EQ(ch.lines(), std::vector<std::string>{"gone"});
 }
 
+/// Forking while other threads run prints CPython 3.12's DeprecationWarning,
+/// once per process.  Run in a child, whose warned-once flag is still clear.
+TEST_P(TestPopenFork, WarnsWhenForkingWithThreads) {
+  Channel err;
+  int fd = err.write_fd();
+  mp::Process outer({.target = [fd] {
+    ::dup2(fd, 2);
+    mp::dummy::Process sleeper({.target = [] { mp::os::sleep(0.5); }});
+    sleeper.start();
+    for (int i = 0; i < 2; ++i) {  // two forks, one warning
+      mp::Process inner({.target = [] {}});
+      inner.start();
+      inner.join();
+    }
+    sleeper.join();
+  }});
+  outer.start();
+  err.close_writer();
+  outer.join();
+  EXPECT_EQ(outer.exitcode(), 0);
+  std::string expected = "multiprocessing: DeprecationWarning: This process (pid=" +
+                         std::to_string(*outer.pid()) +
+                         ") is multi-threaded, use of fork() may lead to deadlocks in the child.";
+  EXPECT_EQ(err.lines(), std::vector<std::string>{expected});
+}
+
+/// No warning when the process has one thread.
+TEST_P(TestPopenFork, NoWarningWhenSingleThreaded) {
+  Channel err;
+  int fd = err.write_fd();
+  mp::Process outer({.target = [fd] {
+    ::dup2(fd, 2);
+    mp::Process inner({.target = [] {}});
+    inner.start();
+    inner.join();
+  }});
+  outer.start();
+  err.close_writer();
+  outer.join();
+  EXPECT_TRUE(err.lines().empty());
+}
+
 INSTANTIATE_TEST_SUITE_P(WithProcesses, TestPopenFork, ::testing::ValuesIn(start_methods()), method_name);
 
 }  // namespace

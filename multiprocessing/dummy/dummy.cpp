@@ -3,6 +3,7 @@
 // Lib/threading.py it stands on); see dummy.hpp.
 #include "multiprocessing/dummy/dummy.hpp"
 
+#include <pthread.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -10,6 +11,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <new>
 
 #include "multiprocessing/exceptions.hpp"
 #include "multiprocessing/os.hpp"
@@ -22,12 +24,16 @@ namespace {
 struct ThreadingState {
   std::mutex lock;
   std::atomic<int> counter{1};               // Python: _counter, for "Thread-N"
-  std::vector<Process*> non_daemon_running;  // Python: _shutdown_locks, per thread
+  std::vector<Process*> running;             // Python: _active, started and not ended
   std::vector<std::pair<Process*, Process*>> children;  // (parent, child): _children
 };
 
 ThreadingState& state() {
-  static ThreadingState* s = new ThreadingState;  // outlives static destruction
+  static ThreadingState* s = [] {
+    auto* created = new ThreadingState;  // outlives static destruction
+    ::pthread_atfork(nullptr, nullptr, [] { Process::_after_fork_in_child(); });
+    return created;
+  }();
   return *s;
 }
 
@@ -85,7 +91,7 @@ void Process::start() {
   {
     std::lock_guard guard(state().lock);
     state().children.emplace_back(parent_, this);
-    if (!daemon_) state().non_daemon_running.push_back(this);
+    state().running.push_back(this);
   }
   // A child process must wait for this thread before it exits (threading._shutdown).
   _process_state().threading_shutdown = &_shutdown;
@@ -110,7 +116,7 @@ void Process::bootstrap_thread() {
   }
   {
     std::lock_guard guard(state().lock);
-    auto& running = state().non_daemon_running;
+    auto& running = state().running;
     running.erase(std::remove(running.begin(), running.end(), this), running.end());
   }
   std::lock_guard guard(mutex_);
@@ -191,14 +197,31 @@ std::vector<Process*> active_children() {
   return alive;
 }
 
+void Process::_after_fork_in_child() {
+  ThreadingState& s = state();
+  new (&s.lock) std::mutex;  // another thread may have held it at fork()
+  Process* me = &current_process();
+  for (Process* p : s.running) {
+    if (p == me) continue;
+    // The thread is gone in this process; its lock and condition variable may
+    // have been held by it.  Re-create them, and drop the std::thread without
+    // joining (there is nothing to join here).
+    new (&p->mutex_) std::mutex;
+    new (&p->finished_cv_) std::condition_variable;
+    new (&p->thread_) std::thread;
+    p->finished_ = true;
+  }
+  std::erase_if(s.running, [me](Process* p) { return p != me; });
+}
+
 void _shutdown() {
   for (;;) {
     Process* next = nullptr;
     {
       std::lock_guard guard(state().lock);
-      auto& running = state().non_daemon_running;
+      auto& running = state().running;
       auto it = std::find_if(running.begin(), running.end(),
-                             [](Process* p) { return p != &current_process(); });
+                             [](Process* p) { return p != &current_process() && !p->daemon(); });
       if (it != running.end()) next = *it;
     }
     if (next == nullptr) return;

@@ -55,6 +55,11 @@ class Process {
   struct NotStarted {};
   Process(NotStarted, std::string name);
 
+  /// Python: threading._after_fork(), run in a forked child: only the thread
+  /// that called fork() exists there, so every other running thread's object
+  /// is marked stopped (joining it returns at once) and forgotten.
+  static void _after_fork_in_child();
+
  private:
   void bootstrap_thread();
 
