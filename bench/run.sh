@@ -9,7 +9,7 @@
 # CPython script, N rounds (default 7; the order C++/Python flips every round),
 # because one run on a shared 2-core machine can be off by 2x.  Prints the
 # medians over the rounds and the ratios (bench/summarize.py).  --keep DIR
-# keeps every round's JSON there.  Takes about 30 s.
+# keeps every round's JSON there.  Takes about 20 s.
 set -euo pipefail
 
 rounds=7
@@ -31,10 +31,15 @@ python="${PYTHON:-python3}"
 bin="build/release/bench/bench_process"
 
 # ---------------------------------------------------------------- build
-if [[ ! -f build/release/CMakeCache.txt ]]; then
-  cmake --preset release >/dev/null
+build_log="$(mktemp)"
+if ! { [[ -f build/release/CMakeCache.txt ]] || cmake --preset release; } >"$build_log" 2>&1 ||
+   ! cmake --build --preset release --target bench_process -j 2 >>"$build_log" 2>&1; then
+  cat "$build_log" >&2
+  rm -f "$build_log"
+  echo "run.sh: building bench_process failed" >&2
+  exit 1
 fi
-cmake --build --preset release --target bench_process -j 2 >/dev/null
+rm -f "$build_log"
 
 # ---------------------------------------------------------------- measure
 if [[ -n "$keep" ]]; then
