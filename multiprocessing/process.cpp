@@ -160,6 +160,14 @@ const std::map<int, std::string>& _exitcode_to_name() {
   return table;
 }
 
+// ------------------------------------------------------------------ Target
+
+void Target::check_arguments(const Args& args) const {
+  if (!invoke_ || arity_ < 0 || static_cast<std::size_t>(arity_) == args.size()) return;
+  throw TypeError("target takes " + std::to_string(arity_) + " positional argument(s) but " +
+                  std::to_string(args.size()) + " were given");
+}
+
 // ------------------------------------------------------------------ BaseProcess
 
 BaseProcess::BaseProcess(NotAChild) {}
@@ -179,11 +187,7 @@ BaseProcess::BaseProcess(ProcessOptions options)
   parent_name_ = creator.name();          // Python: self._parent_name
   if (options.name) name_ = std::move(options.name);
   if (options.daemon) _config.daemon = *options.daemon;
-  // Python would only fail in the child, calling target(*args); say it here.
-  if (target_ && target_.arity() >= 0 && static_cast<std::size_t>(target_.arity()) != args_.size()) {
-    throw TypeError("target takes " + std::to_string(target_.arity()) +
-                    " positional argument(s) but " + std::to_string(args_.size()) + " were given");
-  }
+  target_.check_arguments(args_);
 }
 
 BaseProcess::~BaseProcess() {

@@ -64,6 +64,9 @@ class Target {
   void operator()(const Args& args) const { invoke_(args); }
   /// How many arguments the target takes, or -1 when it takes any number.
   int arity() const noexcept { return arity_; }
+  /// Python would only fail in the child, calling target(*args); say it when
+  /// the process is made.  \throws TypeError when `args` has the wrong length.
+  void check_arguments(const Args& args) const;
   /// The address of a plain function target, else nullptr.  Start methods that
   /// cannot copy memory (spawn) use it to find the function's registered name.
   const void* function_address() const noexcept { return address_; }

@@ -59,10 +59,7 @@ Process::Process(ProcessOptions options)
   // Python: daemon defaults to the creating thread's flag.
   daemon_ = options.daemon.value_or(current_process().daemon());
   parent_ = &current_process();
-  if (target_ && target_.arity() >= 0 && static_cast<std::size_t>(target_.arity()) != args_.size()) {
-    throw TypeError("target takes " + std::to_string(target_.arity()) +
-                    " positional argument(s) but " + std::to_string(args_.size()) + " were given");
-  }
+  target_.check_arguments(args_);
 }
 
 Process::~Process() {
