@@ -69,7 +69,9 @@ pid_t fork() {
   // so a mutex that another thread holds right now (malloc's, stdio's, a
   // logging handler's) is held forever in the child.  Warn once, as the
   // `warnings` module's default filter does for one code location.
-  if (count_threads() > 1 && !g_warned_fork_with_threads.exchange(true)) {
+  // (The flag is read first: once warned, no need to list /proc/self/task.)
+  if (!g_warned_fork_with_threads.load(std::memory_order_relaxed) && count_threads() > 1 &&
+      !g_warned_fork_with_threads.exchange(true)) {
     std::fprintf(stderr,
                  "multiprocessing: DeprecationWarning: This process (pid=%d) is "
                  "multi-threaded, use of fork() may lead to deadlocks in the child.\n",

@@ -21,6 +21,7 @@ Popen::Popen(BaseProcess& process_obj) {
 
 Popen::~Popen() = default;  // `finalizer` closes the pipe ends if close() did not
 
+// [walkthrough-wait]
 std::optional<int> Popen::poll(int flag) {
   if (!returncode) {
     std::pair<pid_t, int> result;
@@ -46,6 +47,7 @@ std::optional<int> Popen::wait(std::optional<double> timeout) {
   }
   return returncode;
 }
+// [walkthrough-wait]
 
 void Popen::_send_signal(int sig) {
   if (returncode) return;  // reaped: the pid may belong to another process now

@@ -373,9 +373,10 @@ int BaseProcess::_bootstrap(std::optional<int> parent_sentinel) {
   try {
     if (auto method = _start_method()) _force_start_method(*method);
     // This copy of the module state is the parent's: make it the child's own.
-    state.process_counter = 1;  // Python: _process_counter = itertools.count(1)
-    state.children.clear();     // Python: _children = set()
-    state.orphans.clear();      // the parent's orphans are the parent's to reap
+    // (Each store dirties a copy-on-write page, so only what changes is written.)
+    if (state.process_counter != 1) state.process_counter = 1;  // _process_counter = itertools.count(1)
+    if (!state.children.empty()) state.children.clear();        // _children = set()
+    if (!state.orphans.empty()) state.orphans.clear();  // the parent's orphans are the parent's to reap
     util::_close_stdin();
     state.current_process = this;
     state.parent_process = std::make_unique<ParentProcess>(parent_name_, parent_pid_, parent_sentinel);
@@ -413,7 +414,9 @@ int BaseProcess::_bootstrap(std::optional<int> parent_sentinel) {
   }
   // Python: finally: threading._shutdown() waits for non-daemon threads.
   if (state.threading_shutdown != nullptr) state.threading_shutdown();
-  util::info("process exiting with exitcode " + std::to_string(exitcode));
+  if (util::get_logger_if_any() != nullptr) {
+    util::info("process exiting with exitcode " + std::to_string(exitcode));
+  }
   util::_flush_std_streams();
   return exitcode;
 }

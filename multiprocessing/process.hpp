@@ -74,7 +74,7 @@ class Target {
  private:
   template <class R, class... A, std::size_t... I>
   static void call_converted(R (*fn)(A...), const Args& args, std::index_sequence<I...>) {
-    std::tuple<std::decay_t<A>...> converted(from_object<std::decay_t<A>>(args[I])...);
+    [[maybe_unused]] std::tuple<std::decay_t<A>...> converted(from_object<std::decay_t<A>>(args[I])...);
     fn(std::get<I>(converted)...);
   }
 

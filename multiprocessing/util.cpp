@@ -4,7 +4,6 @@
 
 #include <fcntl.h>
 #include <pthread.h>
-#include <stdio_ext.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -86,12 +85,12 @@ void run_entry(const std::shared_ptr<detail::FinalizerEntry>& entry) {
   } else if (entry->pid != os::getpid()) {
     sub_debug("finalizer ignored because different process");
   } else if (callback) {
-    sub_debug("finalizer calling " + entry->description);
+    if (state().logger != nullptr) sub_debug("finalizer calling " + entry->description);
     callback();
   }
 }
 
-void log_at(int level, const std::string& message) {
+void log_at(int level, std::string_view message) {
   Logger* logger = state().logger;
   if (logger != nullptr && logger->isEnabledFor(level)) logger->log(level, message);
 }
@@ -117,14 +116,16 @@ int Logger::getEffectiveLevel() const {
 
 bool Logger::isEnabledFor(int level) const { return level >= getEffectiveLevel(); }
 
-void Logger::log(int level, const std::string& message) {
+void Logger::log(int level, std::string_view message) {
   if (!isEnabledFor(level)) return;
   std::string line;
   if (has_stderr_handler()) {
     // DEFAULT_LOGGING_FORMAT: [%(levelname)s/%(processName)s] %(message)s
-    line = "[" + level_name(level) + "/" + current_process().name() + "] " + message + "\n";
+    line = "[" + level_name(level) + "/" + current_process().name() + "] ";
+    line.append(message);
+    line += '\n';
   } else if (level >= WARNING) {
-    line = message + "\n";  // logging.lastResort prints the bare message
+    line = std::string(message) + "\n";  // logging.lastResort prints the bare message
   } else {
     return;
   }
@@ -159,10 +160,12 @@ std::string level_name(int level) {
   }
 }
 
-void sub_debug(const std::string& message) { log_at(SUBDEBUG, message); }
-void debug(const std::string& message) { log_at(DEBUG, message); }
-void info(const std::string& message) { log_at(INFO, message); }
-void sub_warning(const std::string& message) { log_at(SUBWARNING, message); }
+void sub_debug(std::string_view message) { log_at(SUBDEBUG, message); }
+void debug(std::string_view message) { log_at(DEBUG, message); }
+void info(std::string_view message) { log_at(INFO, message); }
+void sub_warning(std::string_view message) { log_at(SUBWARNING, message); }
+
+Logger* get_logger_if_any() { return state().logger; }
 
 Logger& get_logger() {
   std::lock_guard guard(state().lock);
@@ -269,7 +272,9 @@ void _run_finalizers(std::optional<int> minpriority) {
     return a->counter > b->counter;  // equal priority: reverse order of creation
   });
   for (const auto& entry : chosen) {
-    sub_debug("calling <Finalize object, callback=" + entry->description + ">");
+    if (state().logger != nullptr) {
+      sub_debug("calling <Finalize object, callback=" + entry->description + ">");
+    }
     try {
       run_entry(entry);
     } catch (const std::exception& e) {
@@ -386,18 +391,15 @@ void close_fds(const std::vector<int>& fds) {
 }
 
 void _close_stdin() {
-  // Python closes sys.stdin and reopens it on os.devnull.  Here: open
-  // /dev/null and dup2 it onto fd 0, then drop whatever the C stdin buffer
-  // had read ahead from the parent's terminal.
-  int fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return;  // Python ignores OSError here
-  if (fd != STDIN_FILENO) {
-    ::dup2(fd, STDIN_FILENO);  // dup2 clears O_CLOEXEC on the new fd 0
-    ::close(fd);
-  }
-  __fpurge(stdin);
-  std::clearerr(stdin);
-  std::cin.clear();
+  // Python closes sys.stdin and opens a new one on os.devnull.  freopen does
+  // both to the C stream in one call: it closes fd 0, drops whatever the
+  // buffer had read ahead from the parent's terminal, clears EOF and error,
+  // and opens /dev/null, which gets fd 0, the lowest free descriptor.
+  // (One libc call instead of open+dup2+close+__fpurge+clearerr also matters
+  // for speed: each libc function a child is the first to call is looked up
+  // by the dynamic linker in every child anew.)
+  if (std::freopen("/dev/null", "r", stdin) == nullptr) return;  // Python ignores OSError here
+  if (!std::cin.good()) std::cin.clear();
 }
 
 void _flush_std_streams() {

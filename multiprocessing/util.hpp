@@ -10,6 +10,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace multiprocessing::util {
@@ -46,7 +47,7 @@ class Logger {
   /// Emit `message` at `level`: "[INFO/Process-1] message" through the stderr
   /// handler; with no handler, only WARNING and above, bare, as Python's
   /// logging.lastResort does.
-  void log(int level, const std::string& message);
+  void log(int level, std::string_view message);
   /// Add the stderr handler (once).  Python: part of log_to_stderr().
   void add_stderr_handler();
   bool has_stderr_handler() const;
@@ -63,11 +64,16 @@ class Logger {
 std::string level_name(int level);
 
 /// Python: util.sub_debug / debug / info / sub_warning.  They do nothing until
-/// get_logger() has created the logger, exactly as in Python.
-void sub_debug(const std::string& message);
-void debug(const std::string& message);
-void info(const std::string& message);
-void sub_warning(const std::string& message);
+/// get_logger() has created the logger, exactly as in Python.  (A string_view,
+/// so that a literal message costs no allocation when nothing is logged.)
+void sub_debug(std::string_view message);
+void debug(std::string_view message);
+void info(std::string_view message);
+void sub_warning(std::string_view message);
+
+/// Python: util._logger: the logger if get_logger() has made it, else nullptr.
+/// Lets a caller skip composing a message nobody will read.
+Logger* get_logger_if_any();
 
 /// Python: util.get_logger(): create (once) and return the package's logger.
 Logger& get_logger();
