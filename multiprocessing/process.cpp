@@ -101,7 +101,7 @@ ProcessModuleState& _process_state() {
 
 BaseProcess& current_process() { return *_process_state().current_process; }
 
-BaseProcess* parent_process() { return _process_state().parent_process.get(); }
+BaseProcess* parent_process() { return _process_state().parent_process; }
 
 std::vector<BaseProcess*> active_children() {
   _cleanup();
@@ -379,7 +379,12 @@ int BaseProcess::_bootstrap(std::optional<int> parent_sentinel) {
     if (!state.orphans.empty()) state.orphans.clear();  // the parent's orphans are the parent's to reap
     util::_close_stdin();
     state.current_process = this;
-    state.parent_process = std::make_unique<ParentProcess>(parent_name_, parent_pid_, parent_sentinel);
+    // Built in static storage, not on the heap: a fresh child that never calls
+    // malloc never touches malloc's code and data pages (each first touch
+    // after fork() is a page fault).
+    static std::optional<ParentProcess> parent;
+    parent.emplace(parent_name_, parent_pid_, parent_sentinel);
+    state.parent_process = &*parent;
     _after_fork();
     util::info("child process calling self.run()");
     try {

@@ -88,11 +88,13 @@ class Target {
 ///   multiprocessing::Process p({.target = f, .args = {nums, 1}, .name = "worker", .daemon = true});
 /// Python's `kwargs` has no C++ counterpart (C++ functions have no keyword
 /// parameters); `group` must be None in Python and is left out.
+/// (Every member has a default initializer, so that `{.target = f}` compiles
+/// without -Wmissing-field-initializers warnings under -Wextra.)
 struct ProcessOptions {
-  Target target;                      ///< Python: target
-  Args args;                          ///< Python: args
-  std::optional<std::string> name;    ///< Python: name (default "Process-N")
-  std::optional<bool> daemon;         ///< Python: daemon (default: the creator's)
+  Target target = {};                              ///< Python: target
+  Args args = {};                                  ///< Python: args
+  std::optional<std::string> name = std::nullopt;  ///< Python: name (default "Process-N")
+  std::optional<bool> daemon = std::nullopt;       ///< Python: daemon (default: the creator's)
 };
 
 /// Python: process.AuthenticationString, bytes that refuse to be pickled
@@ -246,7 +248,7 @@ const std::map<int, std::string>& _exitcode_to_name();
 struct ProcessModuleState {
   std::mutex lock;                                   // stands for the GIL
   BaseProcess* current_process = nullptr;            // _current_process
-  std::unique_ptr<BaseProcess> parent_process;       // _parent_process
+  BaseProcess* parent_process = nullptr;             // _parent_process (a _ParentProcess)
   int process_counter = 1;                           // _process_counter: next number
   std::vector<BaseProcess*> children;                // _children, in start order
   /// Port only: Popens of children whose Process object was destroyed while
