@@ -23,6 +23,8 @@ std::string os_error_message(const std::string& call, int err) {
 OSError::OSError(const std::string& call, int err)
     : Exception(os_error_message(call, err)), errno_(err), call_(call) {}
 
+OSError::OSError(const std::string& message) : Exception(message), errno_(0) {}
+
 void raise_os_error(const std::string& call, int err) {
   if (err == ECHILD) throw ChildProcessError(call, err);
   if (err == ESRCH) throw ProcessLookupError(call, err);

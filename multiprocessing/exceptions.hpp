@@ -108,6 +108,9 @@ class OSError : public Exception {
   /// \param call  the system call that failed ("fork", "pipe2", ...)
   /// \param err   the errno it left
   OSError(const std::string& call, int err);
+  /// An OSError that no system call made, with Python's text: OSError("handle
+  /// is closed"), OSError("bad message length").  errno_value() is 0, call() "".
+  explicit OSError(const std::string& message);
   const char* python_name() const noexcept override { return "OSError"; }
   int errno_value() const noexcept { return errno_; }
   const std::string& call() const noexcept { return call_; }

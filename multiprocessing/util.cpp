@@ -2,11 +2,13 @@
 // Mirrors CPython 3.11 Lib/multiprocessing/util.py; see util.hpp.
 #include "multiprocessing/util.hpp"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
@@ -382,6 +384,51 @@ void _run_after_forkers() {
       info(std::string("after forker raised exception ") + e.what());
     }
   }
+}
+
+// ------------------------------------------------------------------ temp dir
+
+namespace {
+// Python: util._remove_temp_dir(rmtree, tempdir): shutil.rmtree, errors ignored.
+// The directory holds only files (Listeners' socket files), so one level is enough;
+// a subdirectory someone else made is removed if empty and otherwise left.
+void _remove_temp_dir(const std::string& tempdir) {
+  if (DIR* dir = ::opendir(tempdir.c_str())) {
+    while (dirent* e = ::readdir(dir)) {
+      std::string name = e->d_name;
+      if (name == "." || name == "..") continue;
+      std::string path = tempdir + "/" + name;
+      if (::unlink(path.c_str()) != 0) ::rmdir(path.c_str());
+    }
+    ::closedir(dir);
+  }
+  ::rmdir(tempdir.c_str());
+  // Python: current_process()._config['tempdir'] = None, so that a later
+  // get_temp_dir() (in a finalizer still to run) makes a new one.
+  current_process()._config.tempdir.reset();
+}
+}  // namespace
+
+std::string get_temp_dir() {
+  std::optional<std::string>& tempdir = current_process()._config.tempdir;
+  if (!tempdir) {
+    // Python: tempfile.mkdtemp(prefix='pymp-'): mode 0700, so that no other
+    // user can connect to (or replace) the socket files made in it.
+    const char* base = std::getenv("TMPDIR");
+    std::string templ = std::string(base != nullptr && *base != '\0' ? base : "/tmp") +
+                        "/pymp-XXXXXXXX";
+    if (::mkdtemp(templ.data()) == nullptr) raise_os_error("mkdtemp", errno);
+    info("created temp directory " + templ);
+    // Python keeps the Finalize object nowhere either: Finalize(None, ...) lives
+    // in the registry until exit.
+    Finalize::without_object([templ] { _remove_temp_dir(templ); }, -100,
+                             "_remove_temp_dir");
+    tempdir = templ;
+    // The removal runs from _exit_function: make sure it runs at this
+    // process's exit even if no child was ever started.
+    _register_exit_function();
+  }
+  return *tempdir;
 }
 
 // ------------------------------------------------------------------ fds and stdio

@@ -183,6 +183,16 @@ class AfterForkRegistration {
 /// Python: util._run_after_forkers(); exceptions are logged with info().
 void _run_after_forkers();
 
+// ------------------------------------------------------------------ temp dir
+
+/// Python: util.get_temp_dir(): a private directory (mode 0700, "pymp-XXXXXXXX"
+/// under $TMPDIR or /tmp) made once per process tree and kept in
+/// current_process()._config.tempdir, so that forked children share it.  The
+/// process that made it removes it, with what is inside, at exit (a
+/// Finalize::without_object with exit priority -100, after every other).
+/// Unix socket files of Listeners live there.  \throws OSError from mkdtemp.
+std::string get_temp_dir();
+
 // ------------------------------------------------------------------ fds and stdio
 
 /// Python: util.close_fds(*fds).

@@ -1,0 +1,731 @@
+// tests/test_connection.cpp — ports CPython's _TestConnection, _TestListener,
+// _TestListenerClient and _TestPoll (Lib/test/_test_multiprocessing.py), the
+// OtherTest handshake cases, and this port's own: the frame header, the
+// handshake in both CPython versions, and a Listener that survives bad clients.
+// Across processes with multiprocessing::Process, once per start method.
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <cstring>
+#include <thread>
+
+#include "support.hpp"
+
+namespace mp_test {
+namespace {
+
+namespace conn = mp::connection;
+using conn::Connection;
+
+const std::string SENTINEL = "";  // Python's tests use latin('') as the end marker
+
+class TestConnection : public WithStartMethod {};
+class TestListener : public WithStartMethod {};
+class TestListenerClient : public WithStartMethod {};
+class TestPoll : public WithStartMethod {};
+class TestBadClients : public WithStartMethod {};
+
+/// Python: _TestConnection._echo.
+void echo(Connection& c) {
+  for (std::string msg; (msg = c.recv_bytes()) != SENTINEL;) c.send_bytes(msg);
+  c.close();
+}
+
+/// The bytes of an int array (Python: array.array('i', values)).
+std::string int_bytes(const std::vector<std::int32_t>& values) {
+  return std::string(reinterpret_cast<const char*>(values.data()), values.size() * 4);
+}
+
+/// What a raw client writes: connect to `address` and write `data`.
+mp::os::Fd raw_client(const conn::Address& address) {
+  Connection c = conn::Client(address);
+  return mp::os::Fd(::dup(c.fileno()));
+}
+
+// ---------------------------------------------------------------- framing
+
+/// Reference §3.1: the header in both forms, without allocating 2 GiB.
+TEST(TestFraming, Headers) {
+  EXPECT_EQ(conn::_frame_header(0), std::string("\0\0\0\0", 4));
+  EXPECT_EQ(conn::_frame_header(0x13), std::string("\0\0\0\x13", 4));
+  EXPECT_EQ(conn::_frame_header(0x7fffffff), std::string("\x7f\xff\xff\xff", 4));
+  EXPECT_EQ(conn::_frame_header(0x80000000ull),
+            std::string("\xff\xff\xff\xff\0\0\0\0\x80\0\0\0", 12));
+  EXPECT_EQ(conn::_frame_header(0x123456789abull),
+            std::string("\xff\xff\xff\xff\0\0\x01\x23\x45\x67\x89\xab", 12));
+  EXPECT_EQ(conn::_frame_short_length(std::string("\0\0\0\x13", 4)), 0x13u);
+  EXPECT_EQ(conn::_frame_short_length(std::string("\x7f\xff\xff\xff", 4)), 0x7fffffffu);
+  EXPECT_EQ(conn::_frame_short_length("\xff\xff\xff\xff"), std::nullopt);
+  EXPECT_EQ(conn::_frame_long_length(std::string("\0\0\x01\x23\x45\x67\x89\xab", 8)),
+            0x123456789abull);
+  // Other negative lengths: CPython loses the stream; the port refuses them.
+  EXPECT_THROW(conn::_frame_short_length("\xff\xff\xff\xfe"), mp::OSError);
+  EXPECT_THROW(conn::_frame_short_length(std::string("\x80\0\0\0", 4)), mp::OSError);
+  EXPECT_THROW(conn::_frame_long_length("\x80\0\0\0\0\0\0\0"), mp::OSError);
+}
+
+/// Reference §3.1: the 8-byte form is read for any size ("ff ff ff ff 00..05
+/// hello" is b'hello'), and send_bytes writes the 4-byte form byte for byte.
+TEST(TestFraming, OnTheWire) {
+  auto [a, b] = conn::Pipe();
+  std::string long_form("\xff\xff\xff\xff\0\0\0\0\0\0\0\x05hello", 17);
+  ASSERT_EQ(::write(b.fileno(), long_form.data(), long_form.size()), 17);
+  EXPECT_EQ(a.recv_bytes(), "hello");
+  b.send_bytes("ping");
+  EXPECT_EQ(mp::os::read(a.fileno(), 100), std::string("\0\0\0\x04ping", 8));
+  b.send_bytes("");
+  EXPECT_EQ(mp::os::read(a.fileno(), 100), std::string("\0\0\0\0", 4));
+}
+
+// ---------------------------------------------------------------- _TestConnection
+
+/// _TestConnection.test_connection (the bytes half; send/recv of values come
+/// with the pickle machinery).
+TEST_P(TestConnection, Connection) {
+  auto [c, child_conn] = conn::Pipe();
+  mp::Process p({.target = [&child_conn] { echo(child_conn); }, .daemon = true});
+  p.start();
+
+  EXPECT_GE(c.fileno(), 0);
+  std::string msg = "hello world";
+  std::string longmsg;
+  for (int i = 0; i < 10; ++i) longmsg += msg;
+  std::vector<std::int32_t> arr = {0, 1, 2, 3};
+
+  c.send_bytes(msg);
+  EXPECT_EQ(c.recv_bytes(), msg);
+
+  // recv_bytes_into an int buffer, at offset 0 and at 3 ints.
+  std::vector<std::int32_t> buffer(10, 0);
+  c.send_bytes(int_bytes(arr));
+  EXPECT_EQ(c.recv_bytes_into(std::as_writable_bytes(std::span(buffer))), 16u);
+  EXPECT_EQ(buffer, (std::vector<std::int32_t>{0, 1, 2, 3, 0, 0, 0, 0, 0, 0}));
+  buffer.assign(10, 0);
+  c.send_bytes(int_bytes(arr));
+  EXPECT_EQ(c.recv_bytes_into(std::as_writable_bytes(std::span(buffer)), 3 * 4), 16u);
+  EXPECT_EQ(buffer, (std::vector<std::int32_t>{0, 0, 0, 0, 1, 2, 3, 0, 0, 0}));
+
+  // BufferTooShort carries the whole message, which is consumed.
+  std::string small(40, ' ');
+  c.send_bytes(longmsg);
+  try {
+    c.recv_bytes_into(small);
+    ADD_FAILURE() << "expected BufferTooShort";
+  } catch (const mp::BufferTooShort& e) {
+    EXPECT_EQ(e.message(), longmsg);
+  }
+
+  double t0 = mp::os::monotonic();
+  EXPECT_FALSE(c.poll());
+  EXPECT_FALSE(c.poll(-1));
+  EXPECT_LT(mp::os::monotonic() - t0, 0.1);
+  t0 = mp::os::monotonic();
+  EXPECT_FALSE(c.poll(0.1));
+  EXPECT_GE(mp::os::monotonic() - t0, 0.1);
+
+  c.send_bytes("x");
+  mp::os::sleep(0.1);
+  t0 = mp::os::monotonic();
+  EXPECT_TRUE(c.poll(0.1));
+  EXPECT_LT(mp::os::monotonic() - t0, 0.05);
+  EXPECT_EQ(c.recv_bytes(), "x");
+
+  std::string really_big_msg(16 * 1024 * 1024, 'X');  // 16 MiB, as Python's
+  c.send_bytes(really_big_msg);
+  EXPECT_EQ(c.recv_bytes(), really_big_msg);
+
+  c.send_bytes(SENTINEL);  // tell child to quit
+  child_conn.close();
+  EXPECT_TRUE(c.readable());
+  EXPECT_TRUE(c.writable());
+  EXPECT_THROW(c.recv_bytes(), mp::EOFError);
+  join_process(p);
+}
+
+/// _TestConnection.test_duplex_false
+TEST_P(TestConnection, DuplexFalse) {
+  auto [reader, writer] = conn::Pipe(/*duplex=*/false);
+  writer.send_bytes("1");
+  EXPECT_EQ(reader.recv_bytes(), "1");
+  EXPECT_TRUE(reader.readable());
+  EXPECT_FALSE(reader.writable());
+  EXPECT_FALSE(writer.readable());
+  EXPECT_TRUE(writer.writable());
+  try {
+    reader.send_bytes("2");
+    ADD_FAILURE();
+  } catch (const mp::OSError& e) {
+    EXPECT_STREQ(e.what(), "connection is read-only");
+  }
+  try {
+    writer.recv_bytes();
+    ADD_FAILURE();
+  } catch (const mp::OSError& e) {
+    EXPECT_STREQ(e.what(), "connection is write-only");
+  }
+  EXPECT_THROW(writer.poll(), mp::OSError);
+}
+
+/// _TestConnection.test_spawn_close
+TEST_P(TestConnection, SpawnClose) {
+  auto [c, child_conn] = conn::Pipe();
+  mp::Process p({.target = [&child_conn] { echo(child_conn); }, .daemon = true});
+  p.start();
+  child_conn.close();  // this might complete before child initializes
+  c.send_bytes("hello");
+  EXPECT_EQ(c.recv_bytes(), "hello");
+  c.send_bytes(SENTINEL);
+  c.close();
+  join_process(p);
+}
+
+/// _TestConnection.test_sendbytes
+TEST_P(TestConnection, Sendbytes) {
+  std::string msg = "abcdefghijklmnopqrstuvwxyz";
+  auto [a, b] = conn::Pipe();
+  a.send_bytes(msg);
+  EXPECT_EQ(b.recv_bytes(), msg);
+  a.send_bytes(msg, 5);
+  EXPECT_EQ(b.recv_bytes(), msg.substr(5));
+  a.send_bytes(msg, 7, 8);
+  EXPECT_EQ(b.recv_bytes(), msg.substr(7, 8));
+  a.send_bytes(msg, 26);
+  EXPECT_EQ(b.recv_bytes(), "");
+  a.send_bytes(msg, 26, 0);
+  EXPECT_EQ(b.recv_bytes(), "");
+  auto expect_value_error = [&](std::size_t offset, std::optional<std::size_t> size,
+                                const char* text) {
+    try {
+      a.send_bytes(msg, offset, size);
+      ADD_FAILURE() << text;
+    } catch (const mp::ValueError& e) {
+      EXPECT_STREQ(e.what(), text);
+    }
+  };
+  expect_value_error(27, std::nullopt, "buffer length < offset");
+  expect_value_error(22, 5, "buffer length < offset + size");
+  expect_value_error(26, 1, "buffer length < offset + size");
+  // Negative offsets and sizes cannot be written with size_t arguments.
+  EXPECT_FALSE(b.poll());  // nothing was sent by the failed calls
+}
+
+/// _TestConnection: errors on a closed connection; close() is idempotent.
+TEST(TestConnectionErrors, Closed) {
+  auto [a, b] = conn::Pipe();
+  a.close();
+  a.close();
+  EXPECT_TRUE(a.closed());
+  for (auto call : {+[](Connection& c) { c.fileno(); }, +[](Connection& c) { c.send_bytes("x"); },
+                    +[](Connection& c) { c.recv_bytes(); }, +[](Connection& c) { c.poll(); }}) {
+    try {
+      call(a);
+      ADD_FAILURE();
+    } catch (const mp::OSError& e) {
+      EXPECT_STREQ(e.what(), "handle is closed");
+    }
+  }
+  // The peer sees EOF between messages...
+  EXPECT_THROW(b.recv_bytes(), mp::EOFError);
+  EXPECT_THROW(Connection(mp::os::Fd(), true, true), mp::ValueError);
+}
+
+/// _TestConnection: EOF inside a message; "bad message length" keeps a duplex
+/// connection writable and closes a simplex one.
+TEST(TestConnectionErrors, TruncatedAndTooLong) {
+  {
+    auto [a, b] = conn::Pipe();
+    std::string partial("\0\0\0\x0ahel", 7);
+    ASSERT_EQ(::write(b.fileno(), partial.data(), partial.size()), 7);
+    b.close();
+    try {
+      a.recv_bytes();
+      ADD_FAILURE();
+    } catch (const mp::OSError& e) {
+      EXPECT_STREQ(e.what(), "got end of file during message");
+    }
+  }
+  {
+    auto [a, b] = conn::Pipe();
+    b.send_bytes("0123456789");
+    try {
+      a.recv_bytes(5);
+      ADD_FAILURE();
+    } catch (const mp::OSError& e) {
+      EXPECT_STREQ(e.what(), "bad message length");
+    }
+    EXPECT_FALSE(a.readable());
+    EXPECT_TRUE(a.writable());
+    a.send_bytes("still writable");
+    EXPECT_EQ(b.recv_bytes(), "still writable");
+  }
+  {
+    auto [r, w] = conn::Pipe(false);
+    w.send_bytes("0123456789");
+    EXPECT_THROW(r.recv_bytes(5), mp::OSError);
+    EXPECT_TRUE(r.closed());
+  }
+  {
+    auto [a, b] = conn::Pipe();
+    b.send_bytes("abc");
+    std::string buf(8, '\0');
+    try {
+      a.recv_bytes_into(buf, 9);
+      ADD_FAILURE();
+    } catch (const mp::ValueError& e) {
+      EXPECT_STREQ(e.what(), "offset too large");
+    }
+    EXPECT_EQ(a.recv_bytes_into(buf, 5), 3u);
+    EXPECT_EQ(buf.substr(5), "abc");
+  }
+}
+
+/// Writing to a socket whose peer is gone is EPIPE, not a SIGPIPE death.
+TEST(TestConnectionErrors, BrokenPipeIsAnError) {
+  auto [a, b] = conn::Pipe();
+  b.close();
+  EXPECT_THROW(a.send_bytes(std::string(100000, 'x')), mp::OSError);
+}
+
+/// A message of a few MiB crosses a socketpair and an os pipe whole, in both
+/// the one-write (<= 16384) and two-write paths.
+TEST_P(TestConnection, LargeMessages) {
+  for (bool duplex : {true, false}) {
+    auto [r, w] = conn::Pipe(duplex);
+    std::string big(5 * 1024 * 1024 + 7, '\0');
+    for (std::size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>(i * 31 % 251);
+    mp::Process p({.target = [&w, &big] {
+      w.send_bytes(big);
+      w.send_bytes(big, 0, 16384);
+      w.send_bytes(big, 1, 16385);
+    }});
+    p.start();
+    EXPECT_EQ(r.recv_bytes(), big);
+    EXPECT_EQ(r.recv_bytes(), big.substr(0, 16384));
+    EXPECT_EQ(r.recv_bytes(), big.substr(1, 16385));
+    join_process(p);
+  }
+}
+
+// ---------------------------------------------------------------- _TestListener
+
+/// _TestListener.test_multiple_bind
+TEST_P(TestListener, MultipleBind) {
+  for (const std::string& family : conn::families) {
+    conn::Listener l(std::nullopt, family);
+    EXPECT_THROW(conn::Listener(l.address(), family), mp::OSError);
+  }
+}
+
+/// _TestListener.test_context (bytes) and the unix socket file's life: made
+/// in the private temp dir (0700), gone when the listener closes.
+TEST_P(TestListener, Context) {
+  std::string path;
+  {
+    conn::Listener l;
+    path = std::get<std::string>(l.address());
+    EXPECT_EQ(path.rfind(mp::util::get_temp_dir() + "/listener-", 0), 0u) << path;
+    struct stat st{};
+    ASSERT_EQ(::stat(mp::util::get_temp_dir().c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 0777, 0700u);
+    ASSERT_EQ(::stat(path.c_str(), &st), 0);
+    EXPECT_TRUE(S_ISSOCK(st.st_mode));
+    Connection c = conn::Client(l.address());
+    Connection d = l.accept();
+    c.send_bytes("1729");
+    EXPECT_EQ(d.recv_bytes(), "1729");
+    l.close();
+    EXPECT_THROW(l.accept(), mp::OSError);
+    EXPECT_NE(::access(path.c_str(), F_OK), 0);  // unlinked by close()
+  }
+  {
+    conn::Listener l;
+    path = std::get<std::string>(l.address());
+  }
+  EXPECT_NE(::access(path.c_str(), F_OK), 0);  // and by the destructor
+}
+
+/// _TestListener.test_abstract_socket
+TEST_P(TestListener, AbstractSocket) {
+  std::string name = std::string(1, '\0') + "something-" + std::to_string(::getpid());
+  conn::Listener listener(name);
+  EXPECT_EQ(listener.address(), conn::Address(name));
+  EXPECT_EQ(conn::address_type(listener.address()), "AF_UNIX");
+  Connection client = conn::Client(listener.address());
+  Connection d = listener.accept();
+  client.send_bytes("1729");
+  EXPECT_EQ(d.recv_bytes(), "1729");
+  listener.close();
+  EXPECT_THROW(listener.accept(), mp::OSError);
+}
+
+/// TestInvalidFamily and the address helpers.
+TEST(TestListenerAddresses, FamiliesAndTypes) {
+  try {
+    conn::Listener l(std::string("\\\\.\\test"));
+    ADD_FAILURE();
+  } catch (const mp::ValueError& e) {
+    EXPECT_STREQ(e.what(), "Family AF_PIPE is not recognized.");
+  }
+  EXPECT_THROW(conn::arbitrary_address("AF_BOGUS"), mp::ValueError);
+  EXPECT_EQ(conn::arbitrary_address("AF_INET"), conn::Address(conn::InetAddress{"localhost", 0}));
+  EXPECT_EQ(conn::address_type(conn::InetAddress{"127.0.0.1", 1}), "AF_INET");
+  EXPECT_EQ(conn::address_type(std::string("/tmp/x")), "AF_UNIX");
+  EXPECT_EQ(conn::parse_address("127.0.0.1:6000"), conn::Address(conn::InetAddress{"127.0.0.1", 6000}));
+  EXPECT_EQ(conn::parse_address("/tmp/sock"), conn::Address(std::string("/tmp/sock")));
+  EXPECT_EQ(conn::address_repr(conn::InetAddress{"127.0.0.1", 6000}), "('127.0.0.1', 6000)");
+  EXPECT_THROW(conn::Client(std::string("/nonexistent/socket")), mp::OSError);
+}
+
+// ---------------------------------------------------------------- _TestListenerClient
+
+/// _TestListenerClient.test_listener_client (AF_INET only on 127.0.0.1)
+TEST_P(TestListenerClient, ListenerClient) {
+  for (const std::string& family : conn::families) {
+    std::optional<conn::Address> where;
+    if (family == "AF_INET") where = conn::InetAddress{"127.0.0.1", 0};
+    conn::Listener l(where, family);
+    conn::Address address = l.address();
+    mp::Process p({.target = [address] {
+                     Connection c = conn::Client(address);
+                     c.send_bytes("hello");
+                     c.close();
+                   },
+                   .daemon = true});
+    p.start();
+    Connection c = l.accept();
+    EXPECT_EQ(c.recv_bytes(), "hello");
+    if (family == "AF_INET") {
+      EXPECT_EQ(std::get<conn::InetAddress>(*l.last_accepted()).first, "127.0.0.1");
+    }
+    join_process(p);
+    l.close();
+  }
+}
+
+/// _TestListenerClient.test_issue14725
+TEST_P(TestListenerClient, Issue14725) {
+  conn::Listener l;
+  conn::Address address = l.address();
+  mp::Process p({.target = [address] { conn::Client(address).send_bytes("hello"); },
+                 .daemon = true});
+  p.start();
+  mp::os::sleep(0.3);  // the client has connected, written and closed by now
+  Connection c = l.accept();
+  EXPECT_EQ(c.recv_bytes(), "hello");
+  join_process(p);
+}
+
+/// _TestListenerClient.test_issue16955
+TEST_P(TestListenerClient, Issue16955) {
+  for (const std::string& family : conn::families) {
+    conn::Listener l(std::nullopt, family);
+    Connection c = conn::Client(l.address());
+    Connection a = l.accept();
+    a.send_bytes("hello");
+    EXPECT_TRUE(c.poll(1));
+  }
+}
+
+/// Both sides with an authkey (3.11 handshake by default), across processes,
+/// and a wrong key: AuthenticationError on both sides.
+TEST_P(TestListenerClient, Authkey) {
+  mp::Bytes key("secret");
+  conn::Listener l(std::nullopt, std::nullopt, 1, key);
+  conn::Address address = l.address();
+  mp::Process p({.target = [address, key] {
+    Connection c = conn::Client(address, std::nullopt, key);
+    c.send_bytes("authenticated");
+    try {
+      conn::Client(address, std::nullopt, mp::Bytes("wrong"));
+    } catch (const mp::AuthenticationError& e) {
+      if (std::string(e.what()) == "digest sent was rejected") c.send_bytes("rejected");
+    }
+  }});
+  p.start();
+  Connection c = l.accept();
+  EXPECT_EQ(c.recv_bytes(), "authenticated");
+  try {
+    l.accept();
+    ADD_FAILURE();
+  } catch (const mp::AuthenticationError& e) {
+    EXPECT_STREQ(e.what(), "digest received was wrong");
+  }
+  EXPECT_EQ(c.recv_bytes(), "rejected");
+  join_process(p);
+}
+
+// ---------------------------------------------------------------- handshakes
+
+/// deliver_challenge/answer_challenge in every combination of challenge form
+/// (3.11's MD5, 3.12's prefixed digests); a wrong key fails both ways.
+TEST(TestHandshake, AllDigests) {
+  mp::Bytes key("secret");
+  for (std::string digest : {"", "md5", "sha256", "sha384", "sha3_256", "sha3_384"}) {
+    auto [a, b] = conn::Pipe();
+    // answer_challenge writes one message and reads one; a thread plays the peer.
+    std::thread answerer([&b = b, &key] { conn::answer_challenge(b, key); });
+    conn::deliver_challenge(a, key, digest);
+    answerer.join();
+  }
+  auto [a, b] = conn::Pipe();
+  std::exception_ptr answer_error;
+  std::thread answerer([&] {
+    try {
+      conn::answer_challenge(b, mp::Bytes("other"));
+    } catch (...) {
+      answer_error = std::current_exception();
+    }
+  });
+  EXPECT_THROW(conn::deliver_challenge(a, key, "sha256"), mp::AuthenticationError);
+  answerer.join();
+  EXPECT_THROW(std::rethrow_exception(answer_error), mp::AuthenticationError);
+}
+
+/// Reference §3.2/3.3 and OtherTest: the challenge bytes, the responses a 3.11
+/// and a 3.12 peer send, checked against known HMACs.
+TEST(TestHandshake, WireForms) {
+  // HMAC-MD5 of RFC 2202 test case 2, HMAC-SHA256 of RFC 4231 test case 2.
+  auto hex = [](const std::string& s) {
+    static const char* d = "0123456789abcdef";
+    std::string out;
+    for (unsigned char c : s) out += {d[c >> 4], d[c & 15]};
+    return out;
+  };
+  EXPECT_EQ(hex(conn::_hmac("md5", "Jefe", "what do ya want for nothing?")),
+            "750c783e6ab0b503eaa86e310a5db738");
+  EXPECT_EQ(hex(conn::_hmac("sha256", "Jefe", "what do ya want for nothing?")),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+  EXPECT_THROW(conn::_hmac("sha1", "k", "m"), mp::ValueError);
+
+  mp::Bytes key("secret");
+  {
+    // 3.11 form: 31 bytes; the answer is the bare 16-byte MD5.
+    auto [a, b] = conn::Pipe();
+    std::thread server([&a = a, &key] { conn::deliver_challenge(a, key); });
+    std::string challenge = b.recv_bytes();
+    ASSERT_EQ(challenge.size(), 31u);
+    EXPECT_EQ(challenge.substr(0, 11), "#CHALLENGE#");
+    b.send_bytes(conn::_hmac("md5", "secret", challenge.substr(11)));
+    EXPECT_EQ(b.recv_bytes(), "#WELCOME#");
+    server.join();
+  }
+  {
+    // 3.12 form: 59 bytes "#CHALLENGE#{sha256}" + 40; a 3.11 peer's bare MD5
+    // over the prefixed message is accepted, as 3.12 accepts it.
+    auto [a, b] = conn::Pipe();
+    std::thread server([&a = a, &key] { conn::deliver_challenge(a, key, "sha256"); });
+    std::string challenge = b.recv_bytes();
+    ASSERT_EQ(challenge.size(), 59u);
+    EXPECT_EQ(challenge.substr(0, 19), "#CHALLENGE#{sha256}");
+    b.send_bytes(conn::_hmac("md5", "secret", challenge.substr(11)));
+    EXPECT_EQ(b.recv_bytes(), "#WELCOME#");
+    server.join();
+  }
+  {
+    // The answering side: a 3.12 challenge gets "{sha256}" + 32 bytes.
+    auto [a, b] = conn::Pipe();
+    std::string message = "{sha256}" + std::string(40, 'r');
+    a.send_bytes("#CHALLENGE#" + message);
+    std::thread client([&b = b, &key] { conn::answer_challenge(b, key); });
+    std::string response = a.recv_bytes();
+    EXPECT_EQ(response, "{sha256}" + conn::_hmac("sha256", "secret", message));
+    a.send_bytes("#WELCOME#");
+    client.join();
+  }
+  {
+    // Bogus input (OtherTest): no challenge, a short one, a FAILURE reply.
+    auto [a, b] = conn::Pipe();
+    a.send_bytes("something bogus");
+    try {
+      conn::answer_challenge(b, key);
+      ADD_FAILURE();
+    } catch (const mp::AuthenticationError& e) {
+      EXPECT_EQ(std::string(e.what()), "Protocol error, expected challenge: message=b'something bogus'");
+    }
+    a.send_bytes("#CHALLENGE#short");
+    EXPECT_THROW(conn::answer_challenge(b, key), mp::AuthenticationError);
+    a.send_bytes("#CHALLENGE#" + std::string(20, 'x'));
+    a.send_bytes("#FAILURE#");
+    try {
+      conn::answer_challenge(b, key);
+      ADD_FAILURE();
+    } catch (const mp::AuthenticationError& e) {
+      EXPECT_STREQ(e.what(), "digest sent was rejected");
+    }
+    EXPECT_EQ(a.recv_bytes().size(), 16u);  // the MD5 answer it sent
+    b.send_bytes(std::string(300, 'x'));    // a reply above 256 bytes
+    EXPECT_THROW(conn::deliver_challenge(a, key), mp::OSError);
+  }
+}
+
+// ---------------------------------------------------------------- bad clients
+
+/// Issue 3 item 3: garbage, a truncated header, a length beyond the maximum,
+/// a wrong key and a silent client each fail their own accept(); the listener
+/// goes on and accepts a good client afterwards.
+TEST_P(TestBadClients, ListenerSurvives) {
+  mp::Bytes key("secret");
+  conn::Listener l(std::nullopt, std::nullopt, 5, key);
+  l.set_handshake_timeout(0.3);
+  conn::Address address = l.address();
+
+  auto expect_failure = [&](const std::string& what, auto&& client_side) {
+    mp::os::Fd client = raw_client(address);
+    client_side(client.get());
+    try {
+      l.accept();
+      ADD_FAILURE() << what << ": accepted";
+    } catch (const mp::Exception& e) {
+      SCOPED_TRACE(what + ": " + mp::exception_type_name(e) + ": " + e.what());
+      EXPECT_TRUE(dynamic_cast<const mp::AuthenticationError*>(&e) ||
+                  dynamic_cast<const mp::OSError*>(&e) ||
+                  dynamic_cast<const mp::EOFError*>(&e) ||
+                  dynamic_cast<const mp::TimeoutError*>(&e));
+    }
+  };
+  auto write_all = [](int fd, const std::string& data) {
+    ASSERT_EQ(::write(fd, data.data(), data.size()), static_cast<ssize_t>(data.size()));
+  };
+  expect_failure("garbage", [&](int fd) {
+    write_all(fd, "GET / HTTP/1.0\r\n\r\n");
+    ::shutdown(fd, SHUT_WR);
+  });
+  expect_failure("truncated header", [&](int fd) {
+    write_all(fd, std::string("\0\0", 2));
+    ::shutdown(fd, SHUT_WR);
+  });
+  expect_failure("length beyond the maximum", [&](int fd) {
+    write_all(fd, std::string("\x7f\xff\xff\xff", 4));
+  });
+  expect_failure("huge 8-byte length", [&](int fd) {
+    write_all(fd, std::string("\xff\xff\xff\xff\x7f\xff\xff\xff\xff\xff\xff\xff", 12));
+  });
+  expect_failure("wrong digest", [&](int fd) {
+    write_all(fd, conn::_frame_header(16) + std::string(16, 'x'));
+  });
+  double t0 = mp::os::monotonic();
+  expect_failure("silent client", [&](int) {});
+  EXPECT_LT(mp::os::monotonic() - t0, 5.0);
+  expect_failure("trickling client", [&](int fd) { write_all(fd, std::string("\0", 1)); });
+
+  // A good client in another process still gets in.
+  mp::Process p({.target = [address, key] {
+    conn::Client(address, std::nullopt, key).send_bytes("good");
+  }});
+  p.start();
+  Connection good = l.accept();
+  EXPECT_EQ(good.recv_bytes(), "good");
+  join_process(p);
+}
+
+// ---------------------------------------------------------------- _TestPoll
+
+/// _TestPoll.test_empty_string
+TEST_P(TestPoll, EmptyString) {
+  auto [a, b] = conn::Pipe();
+  EXPECT_FALSE(a.poll());
+  b.send_bytes("");
+  EXPECT_TRUE(a.poll());
+  EXPECT_TRUE(a.poll());
+  EXPECT_EQ(a.recv_bytes(), "");
+}
+
+/// _TestPoll.test_strings
+TEST_P(TestPoll, Strings) {
+  std::vector<std::string> strings = {"hello", "", "a", "b", "", "bye", "", "lop"};
+  auto [a, b] = conn::Pipe();
+  mp::Process p({.target = [&b = b, &strings] {
+    for (const std::string& s : strings) {
+      mp::os::sleep(0.02);
+      b.send_bytes(s);
+    }
+    b.close();
+  }});
+  p.start();
+  for (const std::string& s : strings) {
+    for (int i = 0; i < 200; ++i) {
+      if (a.poll(0.01)) break;
+    }
+    EXPECT_EQ(a.recv_bytes(), s);
+  }
+  join_process(p);
+}
+
+/// _TestPoll.test_boundaries
+TEST_P(TestPoll, Boundaries) {
+  auto [r, w] = conn::Pipe(false);
+  mp::Process p({.target = [&r = r] { r.poll(5); }});
+  p.start();
+  mp::os::sleep(0.3);
+  for (const char* obj : {"first", "second"}) w.send_bytes(obj);
+  w.close();
+  join_process(p);
+  std::string got = r.recv_bytes();
+  EXPECT_TRUE(got == "first" || got == "second") << got;
+}
+
+/// _TestPoll.test_dont_merge
+TEST_P(TestPoll, DontMerge) {
+  auto [a, b] = conn::Pipe();
+  EXPECT_FALSE(a.poll(0.0));
+  EXPECT_FALSE(a.poll(0.1));
+  mp::Process p({.target = [&b = b] {
+    b.send_bytes("a");
+    b.send_bytes("b");
+    b.send_bytes("cd");
+  }});
+  p.start();
+  EXPECT_EQ(a.recv_bytes(), "a");
+  EXPECT_TRUE(a.poll(1.0));
+  EXPECT_TRUE(a.poll(1.0));
+  EXPECT_EQ(a.recv_bytes(), "b");
+  EXPECT_TRUE(a.poll(1.0));
+  EXPECT_TRUE(a.poll(1.0));
+  EXPECT_TRUE(a.poll(0.0));
+  EXPECT_EQ(a.recv_bytes(), "cd");
+  join_process(p);
+}
+
+// ---------------------------------------------------------------- wait
+
+/// TestWait.test_wait (shape): connections, a listener, a process and a raw fd
+/// in one list; the ready objects themselves come back.
+TEST_P(TestPoll, WaitMixed) {
+  auto [a, b] = conn::Pipe();
+  auto [c, d] = conn::Pipe();
+  conn::Listener l;
+  Channel go;
+  int go_fd = go.read_fd();
+  mp::Process p({.target = [go_fd] { mp::os::read(go_fd, 1); }});
+  p.start();
+  auto [raw_r, raw_w] = mp::os::pipe();
+
+  std::vector<conn::Waitable> all = {a, c, l, p, raw_r.get()};
+  EXPECT_TRUE(conn::wait(all, 0.05).empty());
+  b.send_bytes("x");
+  EXPECT_EQ(conn::wait(all, 1.0), std::vector<conn::Waitable>{a});
+  EXPECT_EQ(conn::wait(all, 1.0).front().connection(), &a);
+  ASSERT_EQ(::write(raw_w.get(), "y", 1), 1);
+  Connection client = conn::Client(l.address());
+  go.send("x");
+  p.join();
+  std::vector<conn::Waitable> ready = conn::wait(all, 1.0);
+  EXPECT_EQ(ready, (std::vector<conn::Waitable>{a, l, p, raw_r.get()}));
+  EXPECT_EQ(ready[1].listener(), &l);
+  EXPECT_EQ(ready[2].process(), &p);
+  EXPECT_EQ(ready[3].fd(), raw_r.get());
+  Connection accepted = l.accept();
+  a.close();
+  EXPECT_THROW(conn::wait(all, 0.0), mp::OSError);
+}
+
+INSTANTIATE_TEST_SUITE_P(WithProcesses, TestConnection, ::testing::ValuesIn(start_methods()), method_name);
+INSTANTIATE_TEST_SUITE_P(WithProcesses, TestListener, ::testing::ValuesIn(start_methods()), method_name);
+INSTANTIATE_TEST_SUITE_P(WithProcesses, TestListenerClient, ::testing::ValuesIn(start_methods()), method_name);
+INSTANTIATE_TEST_SUITE_P(WithProcesses, TestPoll, ::testing::ValuesIn(start_methods()), method_name);
+INSTANTIATE_TEST_SUITE_P(WithProcesses, TestBadClients, ::testing::ValuesIn(start_methods()), method_name);
+
+}  // namespace
+}  // namespace mp_test
