@@ -4,7 +4,9 @@
 // lists and dicts the way the Python lessons print them.
 #include "multiprocessing/reduction.hpp"
 
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <cstdio>
 #include <cstdlib>
 
@@ -81,11 +83,25 @@ std::string repr_float(double d) {
 
 }  // namespace
 
-const char* Object::type_name() const noexcept {
-  static constexpr const char* names[] = {"NoneType", "bool",  "int",   "float", "str",
-                                          "bytes",    "list",  "tuple", "dict"};
+std::string Object::type_name() const {
+  static constexpr const char* names[] = {"NoneType", "bool",      "int",  "float",     "str",
+                                          "bytes",    "list",      "tuple", "dict", "bytearray",
+                                          "set",      "frozenset", "type", "object"};
+  if (const Reduced* r = std::get_if<Reduced>(&value_)) return r->callable.qualname;
   return names[value_.index()];
 }
+
+namespace {
+
+std::string repr_items(const std::vector<Object>& items) {
+  std::string out;
+  for (std::size_t i = 0; i < items.size(); ++i) out += (i ? ", " : "") + items[i].repr();
+  return out;
+}
+
+std::string dotted(const Object::Global& g) { return g.module + "." + g.qualname; }
+
+}  // namespace
 
 std::string Object::repr() const {
   struct Printer {
@@ -95,15 +111,12 @@ std::string Object::repr() const {
     std::string operator()(double d) const { return repr_float(d); }
     std::string operator()(const std::string& s) const { return repr_str(s); }
     std::string operator()(const Bytes& b) const { return repr_bytes(b.data); }
-    std::string operator()(const List& l) const {
-      std::string out = "[";
-      for (std::size_t i = 0; i < l.size(); ++i) out += (i ? ", " : "") + l[i].repr();
-      return out + "]";
+    std::string operator()(const Bytearray& b) const {
+      return "bytearray(" + repr_bytes(b.data) + ")";
     }
+    std::string operator()(const List& l) const { return "[" + repr_items(l) + "]"; }
     std::string operator()(const Tuple& t) const {
-      std::string out = "(";
-      for (std::size_t i = 0; i < t.items.size(); ++i) out += (i ? ", " : "") + t.items[i].repr();
-      return out + (t.items.size() == 1 ? ",)" : ")");
+      return "(" + repr_items(t.items) + (t.items.size() == 1 ? ",)" : ")");
     }
     std::string operator()(const Dict& d) const {
       std::string out = "{";
@@ -112,8 +125,122 @@ std::string Object::repr() const {
       }
       return out + "}";
     }
+    std::string operator()(const Set& s) const {
+      return s.empty() ? "set()" : "{" + repr_items(s.items()) + "}";
+    }
+    std::string operator()(const FrozenSet& s) const {
+      return s.empty() ? "frozenset()" : "frozenset({" + repr_items(s.items()) + "})";
+    }
+    std::string operator()(const Global& g) const { return "<class '" + dotted(g) + "'>"; }
+    std::string operator()(const Reduced& r) const {
+      std::string out = dotted(r.callable);
+      if (r.newobj) {
+        out += ".__new__(" + dotted(r.callable) + (r.args.empty() ? "" : ", ") + repr_items(r.args) + ")";
+      } else {
+        out += "(" + repr_items(r.args) + ")";
+      }
+      if (!r.state.empty()) out += ".__setstate__(" + r.state.front().repr() + ")";
+      return out;
+    }
   };
   return std::visit(Printer{}, value_);
+}
+
+namespace {
+
+template <class T>
+int three_way(const T& a, const T& b) {
+  return a < b ? -1 : (b < a ? 1 : 0);
+}
+
+int compare_items(const std::vector<Object>& a, const std::vector<Object>& b) {
+  for (std::size_t i = 0; i < a.size() && i < b.size(); ++i) {
+    if (int c = Object::compare(a[i], b[i])) return c;
+  }
+  return three_way(a.size(), b.size());
+}
+
+// IEEE 754 totalOrder on the bit patterns: -NaN < -inf < ... < -0 < +0 < ... < +inf < NaN.
+int compare_doubles(double a, double b) {
+  std::int64_t ia, ib;
+  std::memcpy(&ia, &a, sizeof ia);
+  std::memcpy(&ib, &b, sizeof ib);
+  // Flip the magnitude bits of negatives so that the integers order like the doubles.
+  ia ^= static_cast<std::int64_t>(static_cast<std::uint64_t>(ia >> 63) >> 1);
+  ib ^= static_cast<std::int64_t>(static_cast<std::uint64_t>(ib >> 63) >> 1);
+  return three_way(ia, ib);
+}
+
+}  // namespace
+
+int Object::compare(const Object& a, const Object& b) {
+  if (a.value_.index() != b.value_.index()) return three_way(a.value_.index(), b.value_.index());
+  struct Comparer {
+    const Variant& other;
+    int operator()(None) const { return 0; }
+    int operator()(bool v) const { return three_way(v, std::get<bool>(other)); }
+    int operator()(std::int64_t v) const { return three_way(v, std::get<std::int64_t>(other)); }
+    int operator()(double v) const { return compare_doubles(v, std::get<double>(other)); }
+    int operator()(const std::string& v) const { return v.compare(std::get<std::string>(other)); }
+    int operator()(const Bytes& v) const { return v.data.compare(std::get<Bytes>(other).data); }
+    int operator()(const Bytearray& v) const {
+      return v.data.compare(std::get<Bytearray>(other).data);
+    }
+    int operator()(const List& v) const { return compare_items(v, std::get<List>(other)); }
+    int operator()(const Tuple& v) const {
+      return compare_items(v.items, std::get<Tuple>(other).items);
+    }
+    int operator()(const Dict& v) const {
+      const Dict& w = std::get<Dict>(other);
+      for (std::size_t i = 0; i < v.size() && i < w.size(); ++i) {
+        if (int c = compare(v[i].first, w[i].first)) return c;
+        if (int c = compare(v[i].second, w[i].second)) return c;
+      }
+      return three_way(v.size(), w.size());
+    }
+    int operator()(const Set& v) const { return compare_items(v.items(), std::get<Set>(other).items()); }
+    int operator()(const FrozenSet& v) const {
+      return compare_items(v.items(), std::get<FrozenSet>(other).items());
+    }
+    int operator()(const Global& v) const {
+      const Global& w = std::get<Global>(other);
+      if (int c = v.module.compare(w.module)) return c;
+      return v.qualname.compare(w.qualname);
+    }
+    int operator()(const Reduced& v) const {
+      const Reduced& w = std::get<Reduced>(other);
+      if (int c = (*this)(v.callable)) return c;
+      if (int c = three_way(v.newobj, w.newobj)) return c;
+      if (int c = compare_items(v.args, w.args)) return c;
+      return compare_items(v.state, w.state);
+    }
+  };
+  int c = std::visit(Comparer{b.value_}, a.value_);
+  return c < 0 ? -1 : (c > 0 ? 1 : 0);
+}
+
+namespace {
+bool less(const Object& a, const Object& b) { return Object::compare(a, b) < 0; }
+}  // namespace
+
+Object::Set::Set(std::vector<Object> items) : items_(std::move(items)) {
+  std::sort(items_.begin(), items_.end(), less);
+  items_.erase(std::unique(items_.begin(), items_.end(),
+                           [](const Object& a, const Object& b) { return compare(a, b) == 0; }),
+               items_.end());
+}
+
+Object::Set::Set(std::initializer_list<Object> items) : Set(std::vector<Object>(items)) {}
+
+bool Object::Set::insert(Object item) {
+  auto at = std::lower_bound(items_.begin(), items_.end(), item, less);
+  if (at != items_.end() && compare(*at, item) == 0) return false;
+  items_.insert(at, std::move(item));
+  return true;
+}
+
+bool Object::Set::contains(const Object& item) const {
+  return std::binary_search(items_.begin(), items_.end(), item, less);
 }
 
 void Object::type_mismatch(const char* expected) const {
@@ -140,6 +267,11 @@ std::string Convert<std::string>::from_object(const Object& o) {
 Bytes Convert<Bytes>::from_object(const Object& o) {
   if (const Bytes* b = std::get_if<Bytes>(&o.variant())) return *b;
   o.type_mismatch("bytes");
+}
+
+Bytearray Convert<Bytearray>::from_object(const Object& o) {
+  if (const Bytearray* b = std::get_if<Bytearray>(&o.variant())) return *b;
+  o.type_mismatch("bytearray");
 }
 
 None Convert<None>::from_object(const Object& o) {

@@ -6,13 +6,15 @@
 // and one customization point, `Convert<T>`, that maps C++ types onto it.
 //
 // The pickle protocol itself (ForkingPickler, dumps/loads) is built on this type in
-// reduction/pickle.* (issue 3).  Under the `fork` start method nothing is pickled:
+// reduction/pickle.hpp.  Under the `fork` start method nothing is pickled:
 // the child reads the Objects from its copy of the parent's memory.
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <tuple>
 #include <type_traits>
@@ -38,11 +40,22 @@ struct Bytes {
   friend bool operator==(const Bytes&, const Bytes&) = default;
 };
 
+/// Python's bytearray: mutable octets in Python, a plain value here.
+struct Bytearray {
+  std::string data;
+  Bytearray() = default;
+  explicit Bytearray(std::string octets) : data(std::move(octets)) {}
+  std::size_t size() const noexcept { return data.size(); }
+  friend bool operator==(const Bytearray&, const Bytearray&) = default;
+};
+
 class Object;
 template <class T>
 struct Convert;
 
-/// A dynamic Python value: None, bool, int, float, str, bytes, list, tuple or dict.
+/// A dynamic Python value: None, bool, int, float, str, bytes, bytearray, list, tuple,
+/// dict, set, frozenset, or a pickled global (a class or function named by module
+/// and qualname) and an object rebuilt from one (Reduced).
 /// Values, not references: copying an Object copies its contents.
 class Object {
  public:
@@ -54,8 +67,63 @@ class Object {
   };
   /// A dict in insertion order, as Python's dict keeps it.
   using Dict = std::vector<std::pair<Object, Object>>;
+
+  /// Python's set: unique items.  Python orders a set by hash; this one keeps its
+  /// items sorted by Object::compare, so iteration, repr() and pickles are
+  /// deterministic (for small non-negative ints the two orders agree).
+  class Set {
+   public:
+    Set() = default;
+    /// Sorts the items and drops duplicates, as `set(items)` does.
+    explicit Set(std::vector<Object> items);
+    Set(std::initializer_list<Object> items);
+    /// Python: set.add.  \return true if the item was not there yet.
+    bool insert(Object item);
+    /// Python: `item in s`.
+    bool contains(const Object& item) const;
+    /// The items, in Object::compare order.
+    const std::vector<Object>& items() const noexcept { return items_; }
+    std::size_t size() const noexcept { return items_.size(); }
+    bool empty() const noexcept { return items_.empty(); }
+    friend bool operator==(const Set&, const Set&) = default;
+
+   private:
+    std::vector<Object> items_;  // sorted by Object::compare, no two equal
+  };
+  /// Python's frozenset: a Set that prints and pickles as a frozenset.
+  class FrozenSet : public Set {
+   public:
+    using Set::Set;
+    FrozenSet() = default;
+    explicit FrozenSet(Set s) : Set(std::move(s)) {}
+    friend bool operator==(const FrozenSet&, const FrozenSet&) = default;
+  };
+
+  /// A global named by the pickle (GLOBAL / STACK_GLOBAL): a class or function that
+  /// the receiving side looks up by name.  Python: what Pickler.save_global writes.
+  struct Global {
+    std::string module;    ///< e.g. "multiprocessing.managers"
+    std::string qualname;  ///< e.g. "Token"
+    friend bool operator==(const Global&, const Global&) = default;
+  };
+  /// An object that the pickle rebuilds by calling a global: Python's
+  /// `obj.__reduce__()` result `(callable, args[, state])`, kept as data.
+  /// `newobj` false: `callable(*args)` (opcode REDUCE, e.g. RebuildProxy);
+  /// true: `callable.__new__(callable, *args)` (NEWOBJ, how copyreg.__reduce_ex__
+  /// writes an instance such as a manager Token).  `state`, when present, is what
+  /// BUILD passes to `__setstate__` (or merges into `__dict__`).
+  struct Reduced {
+    Global callable;
+    std::vector<Object> args;
+    bool newobj = false;
+    /// Empty: no BUILD.  One item: the state.  (A vector because Object is not
+    /// complete here; std::optional would need it to be.)
+    std::vector<Object> state;
+    friend bool operator==(const Reduced&, const Reduced&) = default;
+  };
+
   using Variant = std::variant<None, bool, std::int64_t, double, std::string, Bytes, List,
-                               Tuple, Dict>;
+                               Tuple, Dict, Bytearray, Set, FrozenSet, Global, Reduced>;
 
   Object() = default;                       ///< None
   Object(None) {}
@@ -68,6 +136,11 @@ class Object {
   Object(List l) : value_(std::move(l)) {}
   Object(Tuple t) : value_(std::move(t)) {}
   Object(Dict d) : value_(std::move(d)) {}
+  Object(Bytearray b) : value_(std::move(b)) {}
+  Object(Set s) : value_(std::in_place_type<Set>, std::move(s)) {}
+  Object(FrozenSet s) : value_(std::in_place_type<FrozenSet>, std::move(s)) {}
+  Object(Global g) : value_(std::move(g)) {}
+  Object(Reduced r) : value_(std::move(r)) {}
   /// Any type with a Convert<T> specialisation (ints, vectors, maps, user types...).
   template <class T>
     requires requires(const T& t) { Convert<std::decay_t<T>>::to_object(t); }
@@ -75,10 +148,20 @@ class Object {
 
   bool is_none() const noexcept { return std::holds_alternative<None>(value_); }
   /// Python's type name: "NoneType", "bool", "int", "float", "str", "bytes",
-  /// "list", "tuple", "dict".
-  const char* type_name() const noexcept;
-  /// Python's repr(): `[0, 1, 2]`, `'abc'`, `b'x'`, `{'a': 1}`, `(1,)`.
+  /// "list", "tuple", "dict", "bytearray", "set", "frozenset"; "type" for a Global;
+  /// for a Reduced, the callable's qualname ("Token"), as type(obj).__name__ is
+  /// for an instance of a class.
+  std::string type_name() const;
+  /// Python's repr(): `[0, 1, 2]`, `'abc'`, `b'x'`, `{'a': 1}`, `(1,)`,
+  /// `bytearray(b'x')`, `{1, 2}`, `set()`, `frozenset({1})`; a Global prints as
+  /// `<class 'module.qualname'>`, a Reduced as the call that rebuilds it,
+  /// `module.qualname(args...)`, with `.__new__`/`.__setstate__(state)` when used.
   std::string repr() const;
+
+  /// A total order over all Objects, for sets and dict-key lookups: first by kind
+  /// (the variant index), then by value; doubles by IEEE total order.  Not Python's
+  /// `<`, which refuses to compare unlike types.  \return <0, 0 or >0.
+  static int compare(const Object& a, const Object& b);
 
   /// Read as a C++ type.  \throws TypeError naming both types when they differ.
   template <class T>
@@ -103,7 +186,9 @@ class Object {
 ///   static T from_object(const Object&);
 /// for a type of your own (a struct usually becomes a Tuple or a Dict).
 /// Specialisations below cover bool, integers, floating point, std::string,
-/// Bytes, std::vector, std::map, std::tuple, std::pair and std::optional.
+/// Bytes, Bytearray, std::vector, std::map, std::set, std::tuple, std::pair and
+/// std::optional.  A type that should pickle as an instance of a Python class
+/// returns an Object::Reduced (see reduction/pickle.hpp, ForkingPickler).
 template <class T>
 struct Convert;
 
@@ -166,6 +251,12 @@ struct Convert<Bytes> {
 };
 
 template <>
+struct Convert<Bytearray> {
+  static Object to_object(const Bytearray& b) { return Object(b); }
+  static Bytearray from_object(const Object& o);
+};
+
+template <>
 struct Convert<None> {
   static Object to_object(None) { return Object(); }
   static None from_object(const Object& o);
@@ -203,6 +294,25 @@ struct Convert<std::map<K, V>> {
     if (dict == nullptr) o.type_mismatch("dict");
     std::map<K, V> out;
     for (const auto& [k, v] : *dict) out[Convert<K>::from_object(k)] = Convert<V>::from_object(v);
+    return out;
+  }
+};
+
+/// std::set<T> is Python's set; reading accepts a set or a frozenset.
+template <class T>
+struct Convert<std::set<T>> {
+  static Object to_object(const std::set<T>& s) {
+    std::vector<Object> items;
+    items.reserve(s.size());
+    for (const auto& item : s) items.push_back(Convert<T>::to_object(item));
+    return Object(Object::Set(std::move(items)));
+  }
+  static std::set<T> from_object(const Object& o) {
+    const Object::Set* set = std::get_if<Object::Set>(&o.variant());
+    if (set == nullptr) set = std::get_if<Object::FrozenSet>(&o.variant());
+    if (set == nullptr) o.type_mismatch("set");
+    std::set<T> out;
+    for (const auto& item : set->items()) out.insert(Convert<T>::from_object(item));
     return out;
   }
 };

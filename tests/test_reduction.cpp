@@ -1,6 +1,17 @@
 // tests/test_reduction.cpp — the dynamic value type that arguments travel in,
-// and its conversions (reduction.py's value side; pickling is issue 3).
+// its conversions (reduction.py's value side), and the pickle protocol
+// (reduction/pickle.hpp), checked against bytes that CPython 3.11 produced.
+#include <chrono>
+#include <cmath>
+#include <random>
+
+#include "multiprocessing/reduction/pickle.hpp"
 #include "support.hpp"
+
+namespace multiprocessing {
+// GoogleTest prints a failing Object as Python would.
+inline void PrintTo(const Object& o, std::ostream* os) { *os << o.repr(); }
+}  // namespace multiprocessing
 
 namespace mp_test {
 namespace {
@@ -60,6 +71,371 @@ TEST(TestTarget, Forms) {
   h({1, 2, 3});
   EXPECT_EQ(calls, 4);
   EXPECT_THROW(f({"not an int", "x"}), mp::TypeError);
+}
+
+
+// ---------------------------------------------------------------- the new value kinds
+
+/// repr() of bytearray, set and frozenset as Python prints them.
+TEST(TestObject, ReprOfSetsAndBytearray) {
+  EXPECT_EQ(Object(mp::Bytearray("ab")).repr(), "bytearray(b'ab')");
+  EXPECT_EQ(Object(Object::Set{}).repr(), "set()");
+  EXPECT_EQ(Object(Object::Set{2, 1, 2}).repr(), "{1, 2}");
+  EXPECT_EQ(Object(Object::FrozenSet{}).repr(), "frozenset()");
+  EXPECT_EQ(Object(Object::FrozenSet{1}).repr(), "frozenset({1})");
+  EXPECT_EQ(Object(Object::Set{1}).type_name(), "set");
+  EXPECT_EQ(Object(Object::FrozenSet{1}).type_name(), "frozenset");
+  EXPECT_EQ(Object(mp::Bytearray("")).type_name(), "bytearray");
+  EXPECT_NE(Object(Object::Set{1}), Object(Object::FrozenSet{1}));
+  Object::Set s{3};
+  EXPECT_TRUE(s.insert(1));
+  EXPECT_FALSE(s.insert(3));
+  EXPECT_TRUE(s.contains(1));
+  EXPECT_EQ(Object(s).repr(), "{1, 3}");
+}
+
+/// std::set<T> converts to a set and back; a frozenset reads as a std::set too.
+TEST(TestObject, StdSetConversion) {
+  Object o(std::set<int>{3, 1});
+  EXPECT_EQ(o.repr(), "{1, 3}");
+  EXPECT_EQ(o.as<std::set<int>>(), (std::set<int>{1, 3}));
+  EXPECT_EQ(Object(Object::FrozenSet{"a"}).as<std::set<std::string>>(), (std::set<std::string>{"a"}));
+  EXPECT_THROW(Object(1).as<std::set<int>>(), mp::TypeError);
+  EXPECT_EQ(Object(mp::Bytearray("x")).as<mp::Bytearray>().data, "x");
+}
+
+// ---------------------------------------------------------------- pickle
+
+namespace pk = mp::reduction;
+using L = Object::List;
+/// A tuple literal for the tables: T{1, "a"}.
+struct T : Object::Tuple {
+  T(std::initializer_list<Object> items) : Object::Tuple{std::vector<Object>(items)} {}
+};
+using D = Object::Dict;
+using S = Object::Set;
+using F = Object::FrozenSet;
+
+Object I(std::int64_t v) { return Object(v); }
+Object B(std::string s) { return Object(mp::Bytes(std::move(s))); }
+
+std::string unhex(std::string_view hex) {
+  std::string out;
+  for (std::size_t i = 0; i + 1 < hex.size(); i += 2) {
+    out += static_cast<char>(std::stoi(std::string(hex.substr(i, 2)), nullptr, 16));
+  }
+  return out;
+}
+
+std::string tohex(std::string_view bytes) {
+  static const char* digits = "0123456789abcdef";
+  std::string out;
+  for (unsigned char c : bytes) {
+    out += digits[c >> 4];
+    out += digits[c & 15];
+  }
+  return out;
+}
+
+// A manager Token as copyreg.__reduce_ex__ pickles it (reference §3.5).
+Object token_object() {
+  return Object(Object::Reduced{{"multiprocessing.managers", "Token"}, {}, true,
+                                {Object(T{"dict", "/tmp/mgr.sock", "7f0011223344"})}});
+}
+
+// A DictProxy as BaseProxy.__reduce__ pickles it: RebuildProxy(DictProxy, token, 'pickle', {}).
+Object rebuild_proxy_object() {
+  return Object(Object::Reduced{{"multiprocessing.managers", "RebuildProxy"},
+                                {Object(Object::Global{"multiprocessing.managers", "DictProxy"}),
+                                 token_object(), "pickle", D{}},
+                                false,
+                                {}});
+}
+
+// a = [1, 2]; [a, a, {'k': a}, (a,)] as a value.
+Object shared_expected() {
+  L a{1, 2};
+  return L{a, a, D{{"k", a}}, T{a}};
+}
+
+// The globals that the table's pickles name, as managers.cpp will register them.
+void register_manager_globals() {
+  pk::ForkingPickler::register_global("multiprocessing.managers", "Token");
+  pk::ForkingPickler::register_global("multiprocessing.managers", "RebuildProxy");
+  pk::ForkingPickler::register_global("multiprocessing.managers", "DictProxy");
+}
+
+struct DumpCase {
+  Object value;
+  int protocol;
+  const char* hex;
+};
+
+struct LoadCase {
+  Object value;
+  int protocol;
+  const char* hex;
+};
+
+struct DisCase {
+  const char* what;
+  const char* hex;
+  const char* text;
+};
+
+#include "test_reduction_tables.inc"
+
+/// dumps(v, p) is byte for byte CPython's pickle.dumps(v, p) for a table of values,
+/// protocols 2 to 5 (AbstractPickleTests.test_* in test/pickletester.py check the
+/// same opcodes one by one; here the whole pickle is compared).
+TEST(TestPickle, DumpsIsByteIdenticalToCPython) {
+  int checked = 0;
+  for (const auto& c : kDumpCases) {
+    SCOPED_TRACE(c.value.repr() + " protocol " + std::to_string(c.protocol));
+    EXPECT_EQ(tohex(pk::dumps(c.value, c.protocol)), c.hex);
+    ++checked;
+  }
+  EXPECT_GT(checked, 200);
+}
+
+/// loads() reads what CPython wrote: the same table, every protocol 2 to 5.
+TEST(TestPickle, LoadsCPythonTable) {
+  register_manager_globals();
+  for (const auto& c : kDumpCases) {
+    SCOPED_TRACE(c.value.repr() + " protocol " + std::to_string(c.protocol));
+    EXPECT_EQ(pk::loads(unhex(c.hex)), c.value);
+  }
+}
+
+/// loads() of CPython's pickles at protocols 0 to 5, with memo re-references of a
+/// shared list (AbstractUnpickleTests.test_load_from_data0..5 in pickletester.py).
+TEST(TestPickle, LoadsEveryProtocolAndSharedReferences) {
+  for (const auto& c : kLoadCases) {
+    SCOPED_TRACE(c.value.repr() + " protocol " + std::to_string(c.protocol));
+    EXPECT_EQ(pk::loads(unhex(c.hex)), c.value);
+  }
+}
+
+/// Round trips of every kind of value at protocols 2..5 (pickletester's test_misc,
+/// test_ints, test_floats, test_unicode, test_bytes, test_bytearray, test_set...).
+TEST(TestPickle, RoundTripsEveryType) {
+  register_manager_globals();
+  std::vector<Object> values = {
+      Object(), true, false, I(0), I(-1), I(INT64_MAX), I(INT64_MIN), I(1LL << 32), I(-(1LL << 48)),
+      0.5, -0.0, 1e-300, HUGE_VAL, -HUGE_VAL, "", "text with \xe2\x82\xac", std::string(70000, 'z'),
+      B(""), B(std::string("\x00\x80\xff", 3)), B(std::string(300, '\xfe')), B(std::string(70000, 'q')),
+      Object(mp::Bytearray("")), Object(mp::Bytearray(std::string("\x00\xff", 2))),
+      T{}, T{1}, T{1, "a"}, T{1, 2, 3}, T{1, 2, 3, 4, 5}, L{}, L{L{}, T{}, D{}},
+      D{{"a", L{1, 2}}, {I(3), T{"x"}}, {T{1, 2}, Object()}},
+      Object(S{}), Object(S{1, "a", T{2}}), Object(F{}), Object(F{B("b"), 2.5}),
+      token_object(), rebuild_proxy_object(), Object(Object::Global{"builtins", "set"}),
+  };
+  L many;
+  for (int i = 0; i < 2500; ++i) many.push_back(I(i * 7919 % 100003));
+  values.push_back(many);
+  D big;
+  for (int i = 0; i < 1200; ++i) big.emplace_back("k" + std::to_string(i), I(i));
+  values.push_back(big);
+  std::vector<Object> set_items;
+  for (int i = 0; i < 1500; ++i) set_items.push_back(I(i));
+  values.push_back(Object(S(set_items)));
+  values.push_back(Object(F(set_items)));
+  values.push_back(L(values.begin(), values.end()));  // everything at once
+  for (int protocol = 2; protocol <= 5; ++protocol) {
+    for (const auto& v : values) {
+      SCOPED_TRACE(v.repr().substr(0, 80) + " protocol " + std::to_string(protocol));
+      EXPECT_EQ(pk::loads(pk::dumps(v, protocol)), v);
+    }
+  }
+  EXPECT_EQ(pk::ForkingPickler::loads(pk::ForkingPickler::dumps(I(5))), I(5));
+}
+
+/// Framing as _pickle.c frames: a payload of 64 KiB or more goes outside frames,
+/// and a frame is closed after the object that makes it reach 64 KiB.
+/// (pickletester's AbstractPickleTests.test_framing_many_objects / large_objects.)
+TEST(TestPickle, FramingLikeCPython) {
+  std::string p = pk::dumps(L{B(std::string(70000, 'x')), "abc"}, 4);
+  EXPECT_EQ(p.size(), 70028u);
+  EXPECT_EQ(tohex(p.substr(0, 9)), "80045d942842701101");
+  EXPECT_EQ(tohex(p.substr(p.size() - 18)), "950900000000000000948c0361626394652e");
+  L strings;
+  for (int i = 0; i < 1000; ++i) {
+    char five[8];
+    std::snprintf(five, sizeof five, "%05d", i);
+    std::string s;
+    for (int k = 0; k < 20; ++k) s += five;
+    strings.push_back(s);
+  }
+  p = pk::dumps(strings, 4);  // python: ['%05d' % i * 20 for i in range(1000)]
+  EXPECT_EQ(p.size(), 103025u);
+  EXPECT_EQ(tohex(p.substr(2, 9)), "954e00010000000000");
+  EXPECT_EQ(tohex(p.substr(65625, 9)), "950f92000000000000");
+  EXPECT_EQ(pk::loads(p), Object(strings));
+}
+
+/// dis() prints what pickletools.dis prints for the same bytes.
+TEST(TestPickle, DisMatchesPickletools) {
+  for (const auto& c : kDisCases) {
+    SCOPED_TRACE(c.what);
+    EXPECT_EQ(pk::dis(unhex(c.hex)), c.text);
+  }
+  EXPECT_THROW(pk::dis(unhex("80044e")), mp::ValueError);     // no STOP
+  EXPECT_THROW(pk::dis(unhex("800499")), mp::ValueError);     // unknown opcode
+  EXPECT_THROW(pk::dis(unhex("8004652e")), mp::ValueError);   // APPENDS without MARK
+}
+
+std::string unpickling_error_of(std::string_view data) {
+  try {
+    pk::loads(data);
+  } catch (const mp::UnpicklingError& e) {
+    return e.what();
+  }
+  return "<no UnpicklingError>";
+}
+
+/// Unpickling never runs code: globals outside the allow-list are refused by name
+/// (pickletester's AbstractUnpickleTests.test_find_class, and the docs' "Restricting
+/// Globals" example, whose message this is).
+TEST(TestPickle, ForbiddenGlobals) {
+  // pickle.dumps(os.system, 4) names posix.system; protocol 0 'cos\nsystem\n'.
+  EXPECT_EQ(unpickling_error_of(unhex("80049514000000000000008c05706f736978948c0673797374656d9493942e")),
+            "global 'posix.system' is forbidden");
+  EXPECT_EQ(unpickling_error_of("cos\nsystem\n(S'echo hi'\ntR."), "global 'os.system' is forbidden");
+  // A KeyError('x') instance: builtins.KeyError is not allowed either.
+  EXPECT_EQ(unpickling_error_of(unhex("80049521000000000000008c086275696c74696e73948c084b65794572726f729493948c01789485945294""2e")),
+            "global 'builtins.KeyError' is forbidden");
+  EXPECT_FALSE(pk::ForkingPickler::is_allowed("os", "system"));
+  EXPECT_TRUE(pk::ForkingPickler::is_allowed("builtins", "set"));
+}
+
+/// A registered global with a rebuild function: the hook sees the Reduced data and
+/// returns the value loads() gives (the port's copyreg for its own types).
+TEST(TestPickle, RegisteredGlobalRebuild) {
+  pk::ForkingPickler::register_global("test_reduction", "Point", [](Object reduced) {
+    const auto& r = std::get<Object::Reduced>(reduced.variant());
+    return Object(T{r.args.at(0), r.args.at(1)});
+  });
+  Object point(Object::Reduced{{"test_reduction", "Point"}, {I(3), I(4)}, false, {}});
+  for (int protocol = 2; protocol <= 5; ++protocol) {
+    EXPECT_EQ(pk::loads(pk::dumps(L{point, point}, protocol)), (L{T{3, 4}, T{3, 4}}));
+  }
+  EXPECT_EQ(point.repr(), "test_reduction.Point(3, 4)");
+  EXPECT_EQ(token_object().repr(),
+            "multiprocessing.managers.Token.__new__(multiprocessing.managers.Token)"
+            ".__setstate__(('dict', '/tmp/mgr.sock', '7f0011223344'))");
+  EXPECT_EQ(token_object().type_name(), "Token");
+}
+
+/// Malformed input: each is an UnpicklingError with CPython's message where it has one
+/// (AbstractUnpickleTests.test_truncated_data, test_badly_escaped_string,
+/// test_bad_stack, test_bad_mark, test_negative_32b_binput...).
+TEST(TestPickle, HostileInputs) {
+  EXPECT_EQ(unpickling_error_of(""), "Ran out of input");
+  EXPECT_EQ(unpickling_error_of(unhex("8004")), "pickle data was truncated");
+  EXPECT_EQ(unpickling_error_of(unhex("80048c05616263")), "pickle data was truncated");
+  EXPECT_EQ(unpickling_error_of(unhex("800499")), "invalid load key, '\\x99'.");
+  EXPECT_EQ(unpickling_error_of("z"), "invalid load key, 'z'.");
+  EXPECT_EQ(unpickling_error_of(unhex("8006")), "unsupported pickle protocol: 6");
+  // A BINBYTES8 that claims 2**62 bytes: refused before anything is allocated.
+  EXPECT_EQ(unpickling_error_of(unhex("80058e00000000000000402e")), "pickle data was truncated");
+  EXPECT_EQ(unpickling_error_of(unhex("8004952000000000000000")), "pickle data was truncated");
+  EXPECT_EQ(unpickling_error_of(unhex("8004612e")), "unpickling stack underflow");    // APPEND on nothing
+  EXPECT_EQ(unpickling_error_of(unhex("8004652e")), "could not find MARK");            // APPENDS
+  EXPECT_EQ(unpickling_error_of(unhex("80045d284e612e")), "unpickling stack underflow");  // list below the MARK
+  EXPECT_EQ(unpickling_error_of(unhex("8004680a2e")), "Memo value not found at index 10");
+  EXPECT_EQ(unpickling_error_of(unhex("80044e4e612e")), "APPEND applied to a NoneType");
+  // LONG1 of 9 bytes beyond int64, LONG4 with a negative count.
+  EXPECT_EQ(unpickling_error_of(unhex("80048a09000000000000000001" "2e")),
+            "int of 9 bytes does not fit in 64 bits");
+  EXPECT_EQ(pk::loads(unhex("80048a09ffffffffffffff7f00" "2e")), I(INT64_MAX));
+  EXPECT_EQ(pk::loads(unhex("80048a0900000000000000" "80ff2e")), I(INT64_MIN));
+  EXPECT_EQ(unpickling_error_of(unhex("80048bffffffff2e")), "LONG pickle has negative byte count");
+  // A list that contains itself: a = []; a.append(a).
+  EXPECT_EQ(unpickling_error_of(unhex("80045d946800612e")),
+            "a recursive structure cannot be loaded as a value");
+  // A list nested 1001 deep.
+  std::string deep = unhex("8004");
+  for (int i = 0; i < 1001; ++i) deep += ']';
+  for (int i = 0; i < 1000; ++i) deep += 'a';
+  deep += '.';
+  EXPECT_EQ(unpickling_error_of(deep), "nesting deeper than 1000 levels");
+  deep = unhex("8004") + std::string(1000, ']') + std::string(999, 'a') + ".";  // 1000 deep: fine
+  Object value = pk::loads(deep);
+  EXPECT_EQ(pk::loads(pk::dumps(value)), value);
+  // A chain a million deep built through the memo stays flat in memory and is
+  // freed without recursion.
+  std::string chain = unhex("8004");
+  for (int i = 0; i < 100000; ++i) chain += "]\x94";
+  for (int i = 0; i + 1 < 100000; ++i) {
+    chain += 'j' + std::string(reinterpret_cast<const char*>(&i), 4);
+    int next = i + 1;
+    chain += 'j' + std::string(reinterpret_cast<const char*>(&next), 4) + "a0";
+  }
+  chain += "j" + std::string(4, '\0') + ".";
+  EXPECT_EQ(unpickling_error_of(chain), "nesting deeper than 1000 levels");
+  // Exponential expansion through GETs: l0 = [0]; l1 = [l0, l0]; l2 = [l1, l1] ...
+  std::string bomb = unhex("80045d944b0061");
+  for (int i = 0; i < 40; ++i) {
+    bomb += "]\x94(h" + std::string(1, static_cast<char>(i)) + "h" +
+            std::string(1, static_cast<char>(i)) + "e";
+  }
+  bomb += '.';
+  EXPECT_EQ(unpickling_error_of(bomb),
+            "pickle expands beyond the memory bound (8 Objects per input byte)");
+  // Forbidden: out-of-band buffers, persistent ids, extension codes.
+  EXPECT_THROW(pk::loads(unhex("8005972e")), mp::UnpicklingError);
+  EXPECT_THROW(pk::loads("P1\n."), mp::UnpicklingError);
+  EXPECT_THROW(pk::loads(unhex("8002820a2e")), mp::UnpicklingError);
+  EXPECT_THROW(pk::dumps(I(1), 1), mp::PicklingError);
+  EXPECT_THROW(pk::dumps(I(1), 6), mp::PicklingError);
+  Object nested = L{};
+  for (int i = 0; i < 1100; ++i) nested = L{nested};
+  EXPECT_THROW(pk::dumps(nested), mp::PicklingError);
+}
+
+/// Random and mutated byte strings: every call returns or throws UnpicklingError /
+/// ValueError, never anything else, never a crash (the fuzzing idea of
+/// test_pickle.py's AbstractUnpickleTests.test_badly_quoted_string and friends,
+/// taken further).
+TEST(TestPickle, FuzzNeverCrashes) {
+  register_manager_globals();
+  std::mt19937 rng(20261122);
+  std::vector<std::string> seeds;
+  for (const auto& c : kDumpCases) seeds.push_back(unhex(c.hex));
+  for (const auto& c : kLoadCases) seeds.push_back(unhex(c.hex));
+  auto start = std::chrono::steady_clock::now();
+  int loaded = 0, refused = 0;
+  for (int round = 0; round < 40000; ++round) {
+    if (std::chrono::steady_clock::now() - start > std::chrono::milliseconds(1500)) break;
+    std::string data;
+    if (round % 4 == 0) {  // pure noise, often with a protocol header
+      std::size_t n = rng() % 40;
+      if (rng() % 2) data = unhex("8004");
+      for (std::size_t i = 0; i < n; ++i) data += static_cast<char>(rng() % 256);
+    } else {  // a real pickle with a few bytes flipped, cut, or inserted
+      data = seeds[rng() % seeds.size()];
+      if (data.size() > 4096) data.resize(4096);
+      int edits = 1 + static_cast<int>(rng() % 4);
+      for (int e = 0; e < edits && !data.empty(); ++e) {
+        std::size_t at = rng() % data.size();
+        switch (rng() % 4) {
+          case 0: data[at] = static_cast<char>(rng() % 256); break;
+          case 1: data.resize(at); break;
+          case 2: data.insert(at, 1, static_cast<char>(rng() % 256)); break;
+          case 3: data[at] = static_cast<char>("()]}ea.hq\x94\x93R\x81" "b"[rng() % 15]); break;
+        }
+      }
+    }
+    try {
+      pk::loads(data);
+      ++loaded;
+    } catch (const mp::UnpicklingError&) {
+      ++refused;
+    } catch (const mp::ValueError&) {
+      ++refused;
+    }
+  }
+  EXPECT_GT(loaded + refused, 1000);
 }
 
 }  // namespace

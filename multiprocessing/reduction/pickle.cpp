@@ -1,0 +1,1460 @@
+// multiprocessing/reduction/pickle.cpp
+// Mirrors CPython 3.11 Lib/pickle.py (Pickler.save_*, _Unpickler.load_*) and
+// Lib/pickletools.py (dis), with the framing and memo order of Modules/_pickle.c.
+// See pickle.hpp for what is written, what is read, and the bounds on hostile input.
+#include "multiprocessing/reduction/pickle.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+namespace multiprocessing::reduction {
+
+namespace {
+
+// ---------------------------------------------------------------- opcodes
+// The names pickle.py gives them; the byte values are the protocol.
+namespace op {
+constexpr char MARK = '(', STOP = '.', POP = '0', POP_MARK = '1', DUP = '2', FLOAT = 'F',
+               INT = 'I', BININT = 'J', BININT1 = 'K', LONG = 'L', BININT2 = 'M', NONE = 'N',
+               PERSID = 'P', BINPERSID = 'Q', REDUCE = 'R', STRING = 'S', BINSTRING = 'T',
+               SHORT_BINSTRING = 'U', UNICODE = 'V', BINUNICODE = 'X', APPEND = 'a', BUILD = 'b',
+               GLOBAL = 'c', DICT = 'd', EMPTY_DICT = '}', APPENDS = 'e', GET = 'g', BINGET = 'h',
+               INST = 'i', LONG_BINGET = 'j', LIST = 'l', EMPTY_LIST = ']', OBJ = 'o', PUT = 'p',
+               BINPUT = 'q', LONG_BINPUT = 'r', SETITEM = 's', TUPLE = 't', EMPTY_TUPLE = ')',
+               SETITEMS = 'u', BINFLOAT = 'G',
+               // protocol 2
+               PROTO = '\x80', NEWOBJ = '\x81', EXT1 = '\x82', EXT2 = '\x83', EXT4 = '\x84',
+               TUPLE1 = '\x85', TUPLE2 = '\x86', TUPLE3 = '\x87', NEWTRUE = '\x88',
+               NEWFALSE = '\x89', LONG1 = '\x8a', LONG4 = '\x8b',
+               // protocol 3
+               BINBYTES = 'B', SHORT_BINBYTES = 'C',
+               // protocol 4
+               SHORT_BINUNICODE = '\x8c', BINUNICODE8 = '\x8d', BINBYTES8 = '\x8e',
+               EMPTY_SET = '\x8f', ADDITEMS = '\x90', FROZENSET = '\x91', NEWOBJ_EX = '\x92',
+               STACK_GLOBAL = '\x93', MEMOIZE = '\x94', FRAME = '\x95',
+               // protocol 5
+               BYTEARRAY8 = '\x96', NEXT_BUFFER = '\x97', READONLY_BUFFER = '\x98';
+}  // namespace op
+
+// _pickle.c: a frame is committed once it holds this much; smaller frames than
+// kFrameSizeMin are written without a FRAME header.
+constexpr std::size_t kFrameSizeTarget = 64 * 1024;
+constexpr std::size_t kFrameSizeMin = 4;
+constexpr std::size_t kFrameHeaderSize = 9;
+// pickle.py: Pickler._BATCHSIZE, items per APPENDS / SETITEMS / ADDITEMS.
+constexpr std::size_t kBatchSize = 1000;
+
+void put_le(std::string& out, std::uint64_t v, int nbytes) {
+  for (int i = 0; i < nbytes; ++i) out += static_cast<char>((v >> (8 * i)) & 0xff);
+}
+
+std::uint64_t get_le(std::string_view in, int nbytes) {
+  std::uint64_t v = 0;
+  for (int i = nbytes - 1; i >= 0; --i) v = (v << 8) | static_cast<unsigned char>(in[i]);
+  return v;
+}
+
+// pickle.encode_long: the shortest little-endian two's complement bytes of x.
+std::string encode_long(std::int64_t x) {
+  std::string out;
+  put_le(out, static_cast<std::uint64_t>(x), 8);
+  // Drop top bytes that only repeat the sign of the byte below.
+  while (out.size() > 1) {
+    auto top = static_cast<unsigned char>(out.back());
+    auto next = static_cast<unsigned char>(out[out.size() - 2]);
+    if ((top == 0x00 && !(next & 0x80)) || (top == 0xff && (next & 0x80))) out.pop_back();
+    else break;
+  }
+  return out;
+}
+
+// pickle.decode_long, for values that fit in 64 bits.
+std::int64_t decode_long(std::string_view data) {
+  if (data.empty()) return 0;
+  bool negative = static_cast<unsigned char>(data.back()) & 0x80;
+  // Bytes beyond the eighth must only repeat the sign.
+  for (std::size_t i = 8; i < data.size(); ++i) {
+    if (static_cast<unsigned char>(data[i]) != (negative ? 0xff : 0x00)) {
+      throw UnpicklingError("int of " + std::to_string(data.size()) +
+                            " bytes does not fit in 64 bits");
+    }
+  }
+  std::size_t n = std::min<std::size_t>(data.size(), 8);
+  std::uint64_t v = get_le(data, static_cast<int>(n));
+  if (n < 8 && negative) v |= ~std::uint64_t{0} << (8 * n);  // sign-extend
+  if (data.size() > 8 && (static_cast<std::int64_t>(v) < 0) != negative) {
+    throw UnpicklingError("int of " + std::to_string(data.size()) +
+                          " bytes does not fit in 64 bits");
+  }
+  return static_cast<std::int64_t>(v);
+}
+
+// UTF-8 text -> latin-1 octets (Python: str.encode('latin1')).
+std::string utf8_to_latin1(const std::string& text) {
+  std::string out;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    auto c = static_cast<unsigned char>(text[i]);
+    if (c < 0x80) {
+      out += static_cast<char>(c);
+    } else if ((c == 0xc2 || c == 0xc3) && i + 1 < text.size() &&
+               (static_cast<unsigned char>(text[i + 1]) & 0xc0) == 0x80) {
+      out += static_cast<char>(((c & 0x03) << 6) | (static_cast<unsigned char>(text[i + 1]) & 0x3f));
+      ++i;
+    } else {
+      throw UnpicklingError("_codecs.encode: text is not latin-1");
+    }
+  }
+  return out;
+}
+
+// latin-1 octets -> UTF-8 text (Python: bytes.decode('latin1')).
+std::string latin1_to_utf8(const std::string& octets) {
+  std::string out;
+  for (unsigned char c : octets) {
+    if (c < 0x80) {
+      out += static_cast<char>(c);
+    } else {
+      out += static_cast<char>(0xc0 | (c >> 6));
+      out += static_cast<char>(0x80 | (c & 0x3f));
+    }
+  }
+  return out;
+}
+
+// A code point as UTF-8 (for the raw-unicode-escape of protocol 0's UNICODE).
+void append_utf8(std::string& out, std::uint32_t cp) {
+  if (cp < 0x80) {
+    out += static_cast<char>(cp);
+  } else if (cp < 0x800) {
+    out += static_cast<char>(0xc0 | (cp >> 6));
+    out += static_cast<char>(0x80 | (cp & 0x3f));
+  } else if (cp < 0x10000) {
+    out += static_cast<char>(0xe0 | (cp >> 12));
+    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3f));
+    out += static_cast<char>(0x80 | (cp & 0x3f));
+  } else {
+    out += static_cast<char>(0xf0 | (cp >> 18));
+    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3f));
+    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3f));
+    out += static_cast<char>(0x80 | (cp & 0x3f));
+  }
+}
+
+// ---------------------------------------------------------------- the allow-list
+// Python: what Unpickler.find_class may import.  The built-ins are evaluated
+// natively by the unpickler; the rest are registered by the package's modules.
+struct Registry {
+  std::mutex lock;
+  std::map<std::pair<std::string, std::string>, ForkingPickler::Rebuild> globals;
+};
+
+Registry& registry() {
+  static Registry r;  // a function-local static: constructed on first use, thread-safe
+  return r;
+}
+
+bool is_native(const std::string& module, const std::string& qualname) {
+  if (module == "_codecs") return qualname == "encode";
+  return module == "builtins" && (qualname == "set" || qualname == "frozenset" ||
+                                  qualname == "bytearray" || qualname == "bytes" ||
+                                  qualname == "list");
+}
+
+// A value that holds other values (what counts towards kMaxDepth).
+bool is_container(const Object& obj) {
+  const auto& v = obj.variant();
+  return std::holds_alternative<Object::List>(v) || std::holds_alternative<Object::Tuple>(v) ||
+         std::holds_alternative<Object::Dict>(v) || std::holds_alternative<Object::Set>(v) ||
+         std::holds_alternative<Object::FrozenSet>(v) || std::holds_alternative<Object::Reduced>(v);
+}
+
+// ================================================================ Pickler
+// Python: pickle.Pickler (save_* methods), laid out byte for byte as _pickle.c.
+class Pickler {
+ public:
+  explicit Pickler(int protocol) : proto_(protocol) {}
+
+  // Python: Pickler.dump.
+  std::string dump(const Object& obj) {
+    if (proto_ >= 2) {
+      out_ += op::PROTO;
+      out_ += static_cast<char>(proto_);
+    }
+    framing_ = proto_ >= 4;  // PROTO itself stays outside the first frame
+    save(obj, 0);
+    write(std::string(1, op::STOP));
+    commit_frame();
+    return std::move(out_);
+  }
+
+ private:
+  // -------- output and framing (_pickle.c: _Pickler_Write, _Pickler_CommitFrame)
+  void write(std::string_view data) {
+    if (framing_ && frame_start_ == kNoFrame) {
+      frame_start_ = out_.size();
+      out_.append(kFrameHeaderSize, '\0');  // filled in by commit_frame
+    }
+    out_.append(data);
+  }
+
+  void commit_frame() {
+    if (!framing_ || frame_start_ == kNoFrame) return;
+    std::size_t frame_len = out_.size() - frame_start_ - kFrameHeaderSize;
+    if (frame_len >= kFrameSizeMin) {
+      std::string header(1, op::FRAME);
+      put_le(header, frame_len, 8);
+      out_.replace(frame_start_, kFrameHeaderSize, header);
+    } else {
+      out_.erase(frame_start_, kFrameHeaderSize);  // too small to be worth a header
+    }
+    frame_start_ = kNoFrame;
+  }
+
+  // _pickle.c: _Pickler_OpcodeBoundary, after each object saved.
+  void opcode_boundary() {
+    if (framing_ && frame_start_ != kNoFrame &&
+        out_.size() - frame_start_ - kFrameHeaderSize >= kFrameSizeTarget) {
+      commit_frame();
+    }
+  }
+
+  // _pickle.c: _Pickler_write_bytes.  A payload of a frame's size or more goes
+  // outside any frame, so that the reader can take it without copying.
+  void write_large(const std::string& header, std::string_view payload) {
+    bool bypass = payload.size() >= kFrameSizeTarget;
+    bool framing = framing_;
+    if (bypass) {
+      commit_frame();
+      framing_ = false;
+    }
+    write(header);
+    write(payload);
+    framing_ = framing;
+  }
+
+  // -------- memo (Pickler.memoize, Pickler.get)
+  std::uint64_t memoize() {
+    std::uint64_t index = memo_size_++;
+    std::string code;
+    if (proto_ >= 4) {
+      code += op::MEMOIZE;
+    } else if (index < 256) {
+      code += op::BINPUT;
+      put_le(code, index, 1);
+    } else {
+      code += op::LONG_BINPUT;
+      put_le(code, index, 4);
+    }
+    write(code);
+    return index;
+  }
+
+  void get(std::uint64_t index) {
+    std::string code;
+    if (index < 256) {
+      code += op::BINGET;
+      put_le(code, index, 1);
+    } else {
+      code += op::LONG_BINGET;
+      put_le(code, index, 4);
+    }
+    write(code);
+  }
+
+  // -------- Pickler.save: dispatch on the type
+  void save(const Object& obj, int depth) {
+    if (depth >= kMaxDepth && is_container(obj)) {
+      throw PicklingError("maximum recursion depth exceeded while pickling an object");
+    }
+    std::visit([&](const auto& value) { save_value(value, depth); }, obj.variant());
+    opcode_boundary();
+  }
+
+  void save_value(None, int) { write(std::string(1, op::NONE)); }
+
+  void save_value(bool b, int) { write(std::string(1, b ? op::NEWTRUE : op::NEWFALSE)); }
+
+  // Python: save_long.
+  void save_value(std::int64_t x, int) {
+    std::string code;
+    if (x >= 0 && x <= 0xff) {
+      code += op::BININT1;
+      put_le(code, static_cast<std::uint64_t>(x), 1);
+    } else if (x >= 0 && x <= 0xffff) {
+      code += op::BININT2;
+      put_le(code, static_cast<std::uint64_t>(x), 2);
+    } else if (x >= INT32_MIN && x <= INT32_MAX) {
+      code += op::BININT;
+      put_le(code, static_cast<std::uint64_t>(x), 4);
+    } else {
+      std::string encoded = encode_long(x);
+      code += op::LONG1;
+      code += static_cast<char>(encoded.size());
+      code += encoded;
+    }
+    write(code);
+  }
+
+  // Python: save_float (8-byte big-endian IEEE 754).
+  void save_value(double d, int) {
+    std::uint64_t bits;
+    std::memcpy(&bits, &d, sizeof bits);
+    std::string code(1, op::BINFLOAT);
+    for (int i = 7; i >= 0; --i) code += static_cast<char>((bits >> (8 * i)) & 0xff);
+    write(code);
+  }
+
+  // Python: save_str.
+  void save_value(const std::string& s, int) {
+    if (auto it = str_memo_.find(s); it != str_memo_.end()) return get(it->second);
+    str_memo_[s] = save_str(s);
+  }
+
+  // Writes a str and memoizes it; returns its memo index.
+  std::uint64_t save_str(const std::string& s) {
+    std::string header;
+    if (s.size() < 256 && proto_ >= 4) {
+      header += op::SHORT_BINUNICODE;
+      put_le(header, s.size(), 1);
+    } else if (s.size() > 0xffffffffu) {
+      if (proto_ < 4) throw PicklingError("serializing a string larger than 4 GiB requires pickle protocol 4 or higher");
+      header += op::BINUNICODE8;
+      put_le(header, s.size(), 8);
+    } else {
+      header += op::BINUNICODE;
+      put_le(header, s.size(), 4);
+    }
+    write_large(header, s);
+    return memoize();
+  }
+
+  // Python: save_bytes.
+  void save_value(const Bytes& b, int depth) {
+    if (auto it = bytes_memo_.find(b.data); it != bytes_memo_.end()) return get(it->second);
+    if (proto_ < 3) {
+      // Protocol 2 has no bytes opcode: CPython writes a call that rebuilds them
+      // from latin-1 text, which Python 2 and 3 both read back.
+      if (b.data.empty()) {
+        save_reduce(Object::Reduced{{"builtins", "bytes"}, {}, false, {}}, depth);
+      } else {
+        // As save_reduce(codecs.encode, (text, 'latin1')), except that the text is a
+        // new str object in CPython, never found in the memo: written afresh.
+        save_value(Object::Global{"_codecs", "encode"}, depth);
+        save_str(latin1_to_utf8(b.data));
+        save_value(std::string("latin1"), depth);
+        write(std::string(1, op::TUPLE2));
+        memoize();
+        write(std::string(1, op::REDUCE));
+        memoize();
+      }
+      bytes_memo_[b.data] = memo_size_ - 1;  // save_reduce memoized the result last
+      return;
+    }
+    std::string header;
+    if (b.size() < 256) {
+      header += op::SHORT_BINBYTES;
+      put_le(header, b.size(), 1);
+    } else if (b.size() > 0xffffffffu) {
+      if (proto_ < 4) throw PicklingError("serializing a bytes object larger than 4 GiB requires pickle protocol 4 or higher");
+      header += op::BINBYTES8;
+      put_le(header, b.size(), 8);
+    } else {
+      header += op::BINBYTES;
+      put_le(header, b.size(), 4);
+    }
+    write_large(header, b.data);
+    bytes_memo_[b.data] = memoize();
+  }
+
+  // Python: save_bytearray (protocol 5), else bytearray.__reduce_ex__.
+  void save_value(const Bytearray& b, int depth) {
+    if (proto_ < 5) {
+      std::vector<Object> args;
+      if (!b.data.empty()) args.emplace_back(Bytes(b.data));
+      save_reduce(Object::Reduced{{"builtins", "bytearray"}, std::move(args), false, {}}, depth);
+      return;
+    }
+    std::string header(1, op::BYTEARRAY8);
+    put_le(header, b.size(), 8);
+    write_large(header, b.data);
+    memoize();
+  }
+
+  // Python: save_list + _batch_appends.
+  void save_value(const Object::List& list, int depth) {
+    write(std::string(1, op::EMPTY_LIST));
+    memoize();
+    // _pickle.c (batch_list_exact): a list of one item is an APPEND; any other is
+    // written in MARK ... APPENDS batches, even when the last batch holds one item.
+    if (list.size() == 1) {
+      save(list[0], depth + 1);
+      write(std::string(1, op::APPEND));
+      return;
+    }
+    for (std::size_t start = 0; start < list.size(); start += kBatchSize) {
+      std::size_t n = std::min(kBatchSize, list.size() - start);
+      write(std::string(1, op::MARK));
+      for (std::size_t i = start; i < start + n; ++i) save(list[i], depth + 1);
+      write(std::string(1, op::APPENDS));
+    }
+  }
+
+  // Python: save_tuple.
+  void save_value(const Object::Tuple& tuple, int depth) { save_tuple(tuple.items, depth); }
+
+  void save_tuple(const std::vector<Object>& items, int depth) {
+    if (items.empty()) return write(std::string(1, op::EMPTY_TUPLE));
+    if (items.size() <= 3) {
+      for (const auto& item : items) save(item, depth + 1);
+      static constexpr char kTupleN[] = {op::TUPLE1, op::TUPLE2, op::TUPLE3};
+      write(std::string(1, kTupleN[items.size() - 1]));
+    } else {
+      write(std::string(1, op::MARK));
+      for (const auto& item : items) save(item, depth + 1);
+      write(std::string(1, op::TUPLE));
+    }
+    memoize();
+  }
+
+  // Python: save_dict + _batch_setitems.
+  void save_value(const Object::Dict& dict, int depth) {
+    write(std::string(1, op::EMPTY_DICT));
+    memoize();
+    // _pickle.c (batch_dict_exact): as for lists, SETITEM only for a dict of one.
+    if (dict.size() == 1) {
+      save(dict[0].first, depth + 1);
+      save(dict[0].second, depth + 1);
+      write(std::string(1, op::SETITEM));
+      return;
+    }
+    for (std::size_t start = 0; start < dict.size(); start += kBatchSize) {
+      std::size_t n = std::min(kBatchSize, dict.size() - start);
+      write(std::string(1, op::MARK));
+      for (std::size_t i = start; i < start + n; ++i) {
+        save(dict[i].first, depth + 1);
+        save(dict[i].second, depth + 1);
+      }
+      write(std::string(1, op::SETITEMS));
+    }
+  }
+
+  // Python: save_set.
+  void save_value(const Object::Set& set, int depth) {
+    if (proto_ < 4) {
+      save_reduce(Object::Reduced{{"builtins", "set"}, {Object(set.items())}, false, {}}, depth);
+      return;
+    }
+    write(std::string(1, op::EMPTY_SET));
+    memoize();
+    const auto& items = set.items();
+    for (std::size_t start = 0; start < items.size(); start += kBatchSize) {
+      std::size_t n = std::min(kBatchSize, items.size() - start);
+      write(std::string(1, op::MARK));
+      for (std::size_t i = start; i < start + n; ++i) save(items[i], depth + 1);
+      write(std::string(1, op::ADDITEMS));
+    }
+  }
+
+  // Python: save_frozenset.
+  void save_value(const Object::FrozenSet& set, int depth) {
+    if (proto_ < 4) {
+      save_reduce(Object::Reduced{{"builtins", "frozenset"}, {Object(set.items())}, false, {}},
+                  depth);
+      return;
+    }
+    write(std::string(1, op::MARK));
+    for (const auto& item : set.items()) save(item, depth + 1);
+    write(std::string(1, op::FROZENSET));
+    memoize();
+  }
+
+  // Python: save_global.
+  void save_value(const Object::Global& g, int depth) {
+    std::string key = g.module + '\n' + g.qualname;
+    if (auto it = global_memo_.find(key); it != global_memo_.end()) return get(it->second);
+    if (proto_ >= 4) {
+      save(Object(g.module), depth + 1);
+      save(Object(g.qualname), depth + 1);
+      write(std::string(1, op::STACK_GLOBAL));
+    } else {
+      // fix_imports: Python 3's builtins is Python 2's __builtin__ (_compat_pickle).
+      std::string module = (proto_ < 3 && g.module == "builtins") ? "__builtin__" : g.module;
+      write(std::string(1, op::GLOBAL) + module + '\n' + g.qualname + '\n');
+    }
+    global_memo_[key] = memoize();
+  }
+
+  void save_value(const Object::Reduced& r, int depth) { save_reduce(r, depth); }
+
+  // Python: save_reduce(func, args, state, obj=obj).
+  void save_reduce(const Object::Reduced& r, int depth) {
+    save_value(r.callable, depth);
+    save_tuple(r.args, depth);
+    write(std::string(1, r.newobj ? op::NEWOBJ : op::REDUCE));
+    memoize();
+    if (!r.state.empty()) {
+      save(r.state.front(), depth + 1);
+      write(std::string(1, op::BUILD));
+    }
+  }
+
+  static constexpr std::size_t kNoFrame = static_cast<std::size_t>(-1);
+  int proto_;
+  std::string out_;
+  bool framing_ = false;
+  std::size_t frame_start_ = kNoFrame;  // where the current frame's header is reserved
+  std::uint64_t memo_size_ = 0;
+  // Values that CPython would find in its memo by identity (see pickle.hpp).
+  std::unordered_map<std::string, std::uint64_t> str_memo_, bytes_memo_, global_memo_;
+};
+
+// ================================================================ Unpickler
+// Python: pickle._Unpickler.  The stack and memo hold nodes of a graph, as
+// Python's hold references: a list is memoized (MEMOIZE) while still empty and
+// filled afterwards (APPENDS), and a later GET must see the filled list.  The graph
+// becomes an Object only after STOP (Node -> Object, `convert`).  Nodes live in an
+// arena and point at each other with plain pointers, so a hostile graph (a cycle,
+// a chain a million deep) is freed flat, without recursion.
+struct Node {
+  enum class Kind { Atom, List, Tuple, Dict, Set, FrozenSet, Global, Reduced, Mark };
+  Kind kind = Kind::Atom;
+  Object atom;                 // Atom: None, bool, int, float, str, bytes, bytearray
+  std::vector<Node*> items;    // containers; Dict: key, value, key, value...; Reduced: args
+  Object::Global global;       // Global, Reduced: the callable
+  bool newobj = false;         // Reduced
+  Node* state = nullptr;       // Reduced: the BUILD state
+  bool converting = false;     // on the path of convert(): seeing it again is a cycle
+};
+
+std::string kind_name(const Node& n) {
+  switch (n.kind) {
+    case Node::Kind::Atom: return n.atom.type_name();
+    case Node::Kind::List: return "list";
+    case Node::Kind::Tuple: return "tuple";
+    case Node::Kind::Dict: return "dict";
+    case Node::Kind::Set: return "set";
+    case Node::Kind::FrozenSet: return "frozenset";
+    case Node::Kind::Global: return "global";
+    case Node::Kind::Reduced: return "object";
+    case Node::Kind::Mark: return "mark";
+  }
+  return "?";
+}
+
+class Unpickler {
+ public:
+  explicit Unpickler(std::string_view data)
+      : data_(data), budget_(8 * data.size() + 4096) {}
+
+  // Python: _Unpickler.load.
+  Object load() {
+    if (data_.empty()) throw UnpicklingError("Ran out of input");
+    for (;;) {
+      char code = read(1)[0];
+      if (code == op::STOP) break;
+      dispatch(code);
+    }
+    Node* result = pop();
+    return convert(result, 0);
+  }
+
+ private:
+  // -------- input
+  std::string_view read(std::size_t n) {
+    if (n > data_.size() - pos_) throw UnpicklingError("pickle data was truncated");
+    std::string_view out = data_.substr(pos_, n);
+    pos_ += n;
+    return out;
+  }
+  std::uint64_t read_uint(int nbytes) { return get_le(read(static_cast<std::size_t>(nbytes)), nbytes); }
+  // A length field, checked against what is left before anything is allocated.
+  std::size_t read_length(int nbytes) {
+    std::uint64_t n = read_uint(nbytes);
+    if (n > data_.size() - pos_) throw UnpicklingError("pickle data was truncated");
+    return static_cast<std::size_t>(n);
+  }
+  // Protocol 0's text arguments end with a newline.
+  std::string_view readline() {
+    std::size_t end = data_.find('\n', pos_);
+    if (end == std::string_view::npos) throw UnpicklingError("pickle data was truncated");
+    std::string_view line = data_.substr(pos_, end - pos_);
+    pos_ = end + 1;
+    return line;
+  }
+
+  // -------- nodes, stack, marks
+  Node* make(Node::Kind kind) {
+    arena_.push_back(std::make_unique<Node>());
+    arena_.back()->kind = kind;
+    return arena_.back().get();
+  }
+  Node* make_atom(Object value) {
+    Node* n = make(Node::Kind::Atom);
+    n->atom = std::move(value);
+    return n;
+  }
+  void push(Node* n) { stack_.push_back(n); }
+  // Python keeps the items since the last MARK apart (the metastack); nothing may
+  // pop below that fence except an opcode that consumes the mark.
+  std::size_t fence() const { return marks_.empty() ? 0 : marks_.back(); }
+  Node* pop() {
+    if (stack_.size() <= fence()) throw UnpicklingError("unpickling stack underflow");
+    Node* n = stack_.back();
+    stack_.pop_back();
+    return n;
+  }
+  Node* top() {
+    if (stack_.size() <= fence()) throw UnpicklingError("unpickling stack underflow");
+    return stack_.back();
+  }
+  // Python: pop_mark: the items pushed since the last MARK, and the mark itself.
+  std::vector<Node*> pop_mark() {
+    if (marks_.empty()) throw UnpicklingError("could not find MARK");
+    std::size_t mark = marks_.back();
+    marks_.pop_back();
+    std::vector<Node*> items(stack_.begin() + static_cast<std::ptrdiff_t>(mark), stack_.end());
+    stack_.resize(mark);
+    return items;
+  }
+  Node* expect(Node* n, Node::Kind kind, const char* opname) {
+    if (n->kind != kind) {
+      throw UnpicklingError(std::string(opname) + " applied to a " + kind_name(*n));
+    }
+    return n;
+  }
+
+  // -------- memo
+  void memo_put(std::uint64_t index) {
+    Node* n = top();
+    memo_[index] = n;
+  }
+  void memo_get(std::uint64_t index) {
+    auto it = memo_.find(index);
+    if (it == memo_.end()) {
+      throw UnpicklingError("Memo value not found at index " + std::to_string(index));
+    }
+    push(it->second);
+  }
+
+  // -------- globals (Python: find_class, with fix_imports for protocols < 3)
+  Node* find_class(std::string module, std::string qualname) {
+    if (proto_ < 3 && (module == "__builtin__" || module == "exceptions")) module = "builtins";
+    if (!ForkingPickler::is_allowed(module, qualname)) {
+      throw UnpicklingError("global '" + module + "." + qualname + "' is forbidden");
+    }
+    Node* n = make(Node::Kind::Global);
+    n->global = {std::move(module), std::move(qualname)};
+    return n;
+  }
+
+  static std::string text_of(const Node* n, const char* what) {
+    if (n->kind == Node::Kind::Atom) {
+      if (const auto* s = std::get_if<std::string>(&n->atom.variant())) return *s;
+    }
+    throw UnpicklingError(std::string(what) + " must be a str");
+  }
+
+  // Python: load_reduce / load_newobj: call a global.  The built-ins are run here,
+  // on data; every other allowed global becomes an Object::Reduced.
+  Node* call(Node* callable, std::vector<Node*> args, bool newobj) {
+    if (callable->kind != Node::Kind::Global) {
+      throw UnpicklingError("cannot call a " + kind_name(*callable));
+    }
+    const auto& [module, qualname] = callable->global;
+    if (is_native(module, qualname) && !newobj) return call_native(qualname, std::move(args));
+    Node* n = make(Node::Kind::Reduced);
+    n->global = callable->global;
+    n->items = std::move(args);
+    n->newobj = newobj;
+    return n;
+  }
+
+  Node* call_native(const std::string& qualname, std::vector<Node*> args) {
+    auto iterable_items = [&](Node* arg) {
+      switch (arg->kind) {
+        case Node::Kind::List: case Node::Kind::Tuple: case Node::Kind::Set:
+        case Node::Kind::FrozenSet:
+          return arg->items;
+        default:
+          throw UnpicklingError("builtins." + qualname + "() wants a list, got a " + kind_name(*arg));
+      }
+    };
+    auto octets_of = [&](Node* arg) -> std::string {
+      if (arg->kind == Node::Kind::Atom) {
+        if (const auto* b = std::get_if<Bytes>(&arg->atom.variant())) return b->data;
+      }
+      throw UnpicklingError("builtins." + qualname + "() wants bytes");
+    };
+    if (qualname == "encode") {  // _codecs.encode(text, 'latin1')
+      if (args.size() != 2) throw UnpicklingError("_codecs.encode() takes 2 arguments here");
+      std::string encoding = text_of(args[1], "the encoding");
+      if (encoding != "latin1" && encoding != "latin-1" && encoding != "iso-8859-1") {
+        throw UnpicklingError("_codecs.encode: encoding '" + encoding + "' is not supported");
+      }
+      return make_atom(Object(Bytes(utf8_to_latin1(text_of(args[0], "the text")))));
+    }
+    if (args.size() > 1) throw UnpicklingError("builtins." + qualname + "() takes at most 1 argument");
+    if (qualname == "bytes") return make_atom(Object(Bytes(args.empty() ? "" : octets_of(args[0]))));
+    if (qualname == "bytearray") {
+      return make_atom(Object(Bytearray(args.empty() ? "" : octets_of(args[0]))));
+    }
+    Node::Kind kind = qualname == "set"         ? Node::Kind::Set
+                      : qualname == "frozenset" ? Node::Kind::FrozenSet
+                                                : Node::Kind::List;
+    Node* n = make(kind);
+    if (!args.empty()) n->items = iterable_items(args[0]);
+    return n;
+  }
+
+  // -------- Python's load_* methods, one case per opcode
+  void dispatch(char code) {
+    switch (code) {
+      case op::PROTO: {
+        proto_ = static_cast<int>(read_uint(1));
+        if (proto_ > HIGHEST_PROTOCOL) {
+          throw UnpicklingError("unsupported pickle protocol: " + std::to_string(proto_));
+        }
+        return;
+      }
+      case op::FRAME: {
+        read_length(8);  // frames only group opcodes; the length must fit what is left
+        return;
+      }
+      case op::NONE: return push(make_atom(Object()));
+      case op::NEWTRUE: return push(make_atom(Object(true)));
+      case op::NEWFALSE: return push(make_atom(Object(false)));
+      case op::BININT: {
+        auto v = static_cast<std::int32_t>(static_cast<std::uint32_t>(read_uint(4)));
+        return push(make_atom(Object(static_cast<std::int64_t>(v))));
+      }
+      case op::BININT1: return push(make_atom(Object(static_cast<std::int64_t>(read_uint(1)))));
+      case op::BININT2: return push(make_atom(Object(static_cast<std::int64_t>(read_uint(2)))));
+      case op::LONG1: return push(make_atom(Object(decode_long(read(read_length(1))))));
+      case op::LONG4: {
+        std::uint64_t n = read_uint(4);
+        if (n & 0x80000000u) throw UnpicklingError("LONG pickle has negative byte count");
+        if (n > data_.size() - pos_) throw UnpicklingError("pickle data was truncated");
+        return push(make_atom(Object(decode_long(read(n)))));
+      }
+      case op::INT: return push(make_atom(parse_int_line(readline(), true)));
+      case op::LONG: {
+        std::string_view line = readline();
+        if (!line.empty() && line.back() == 'L') line.remove_suffix(1);
+        return push(make_atom(parse_int_line(line, false)));
+      }
+      case op::FLOAT: return push(make_atom(Object(parse_float_line(readline()))));
+      case op::BINFLOAT: {
+        std::string_view b = read(8);
+        std::uint64_t bits = 0;
+        for (char c : b) bits = (bits << 8) | static_cast<unsigned char>(c);
+        double d;
+        std::memcpy(&d, &bits, sizeof d);
+        return push(make_atom(Object(d)));
+      }
+      case op::SHORT_BINUNICODE: return push(make_atom(Object(std::string(read(read_length(1))))));
+      case op::BINUNICODE: return push(make_atom(Object(std::string(read(read_length(4))))));
+      case op::BINUNICODE8: return push(make_atom(Object(std::string(read(read_length(8))))));
+      case op::UNICODE: return push(make_atom(Object(raw_unicode_escape(readline()))));
+      case op::SHORT_BINBYTES: return push(make_atom(Object(Bytes(std::string(read(read_length(1)))))));
+      case op::BINBYTES: return push(make_atom(Object(Bytes(std::string(read(read_length(4)))))));
+      case op::BINBYTES8: return push(make_atom(Object(Bytes(std::string(read(read_length(8)))))));
+      case op::BYTEARRAY8:
+        return push(make_atom(Object(Bytearray(std::string(read(read_length(8)))))));
+      // Python 2 str: Unpickler(encoding='ASCII') makes it a str.
+      case op::SHORT_BINSTRING: return push(make_atom(Object(ascii(read(read_length(1))))));
+      case op::BINSTRING: {
+        std::uint64_t n = read_uint(4);
+        if (n & 0x80000000u) throw UnpicklingError("BINSTRING pickle has negative byte count");
+        if (n > data_.size() - pos_) throw UnpicklingError("pickle data was truncated");
+        return push(make_atom(Object(ascii(read(n)))));
+      }
+      case op::STRING: return push(make_atom(Object(ascii(string_escape(readline())))));
+      case op::EMPTY_TUPLE: return push(make(Node::Kind::Tuple));
+      case op::TUPLE1: case op::TUPLE2: case op::TUPLE3: {
+        std::size_t n = static_cast<std::size_t>(code - op::TUPLE1) + 1;
+        if (stack_.size() < fence() + n) throw UnpicklingError("unpickling stack underflow");
+        Node* t = make(Node::Kind::Tuple);
+        t->items.assign(stack_.end() - static_cast<std::ptrdiff_t>(n), stack_.end());
+        stack_.resize(stack_.size() - n);
+        return push(t);
+      }
+      case op::TUPLE: {
+        Node* t = make(Node::Kind::Tuple);
+        t->items = pop_mark();
+        return push(t);
+      }
+      case op::EMPTY_LIST: return push(make(Node::Kind::List));
+      case op::LIST: {
+        Node* l = make(Node::Kind::List);
+        l->items = pop_mark();
+        return push(l);
+      }
+      case op::APPEND: {
+        Node* item = pop();
+        Node* list = expect(top(), Node::Kind::List, "APPEND");
+        list->items.push_back(item);
+        return;
+      }
+      case op::APPENDS: {
+        std::vector<Node*> items = pop_mark();
+        Node* list = expect(top(), Node::Kind::List, "APPENDS");
+        list->items.insert(list->items.end(), items.begin(), items.end());
+        return;
+      }
+      case op::EMPTY_DICT: return push(make(Node::Kind::Dict));
+      case op::DICT: {
+        std::vector<Node*> items = pop_mark();
+        if (items.size() % 2) throw UnpicklingError("odd number of items for DICT");
+        Node* d = make(Node::Kind::Dict);
+        d->items = std::move(items);
+        return push(d);
+      }
+      case op::SETITEM: {
+        Node* value = pop();
+        Node* key = pop();
+        Node* dict = expect(top(), Node::Kind::Dict, "SETITEM");
+        dict->items.push_back(key);
+        dict->items.push_back(value);
+        return;
+      }
+      case op::SETITEMS: {
+        std::vector<Node*> items = pop_mark();
+        if (items.size() % 2) throw UnpicklingError("odd number of items for SETITEMS");
+        Node* dict = expect(top(), Node::Kind::Dict, "SETITEMS");
+        dict->items.insert(dict->items.end(), items.begin(), items.end());
+        return;
+      }
+      case op::EMPTY_SET: return push(make(Node::Kind::Set));
+      case op::ADDITEMS: {
+        std::vector<Node*> items = pop_mark();
+        Node* set = expect(top(), Node::Kind::Set, "ADDITEMS");
+        set->items.insert(set->items.end(), items.begin(), items.end());
+        return;
+      }
+      case op::FROZENSET: {
+        Node* s = make(Node::Kind::FrozenSet);
+        s->items = pop_mark();
+        return push(s);
+      }
+      case op::POP: {
+        // A POP right after a MARK removes the mark (_pickle.c: load_pop).
+        if (!marks_.empty() && marks_.back() == stack_.size()) {
+          marks_.pop_back();
+          return;
+        }
+        pop();
+        return;
+      }
+      case op::POP_MARK: pop_mark(); return;
+      case op::DUP: return push(top());
+      case op::MARK: marks_.push_back(stack_.size()); return;
+      case op::GET: return memo_get(parse_index(readline()));
+      case op::BINGET: return memo_get(read_uint(1));
+      case op::LONG_BINGET: return memo_get(read_uint(4));
+      case op::PUT: return memo_put(parse_index(readline()));
+      case op::BINPUT: return memo_put(read_uint(1));
+      case op::LONG_BINPUT: return memo_put(read_uint(4));
+      case op::MEMOIZE: return memo_put(memo_.size());
+      case op::GLOBAL: {
+        std::string module(readline());
+        std::string qualname(readline());
+        return push(find_class(std::move(module), std::move(qualname)));
+      }
+      case op::STACK_GLOBAL: {
+        std::string qualname = text_of(pop(), "STACK_GLOBAL's name");
+        std::string module = text_of(pop(), "STACK_GLOBAL's module");
+        return push(find_class(std::move(module), std::move(qualname)));
+      }
+      case op::REDUCE: {
+        Node* args = expect(pop(), Node::Kind::Tuple, "REDUCE's args");
+        Node* callable = pop();
+        return push(call(callable, args->items, false));
+      }
+      case op::NEWOBJ: {
+        Node* args = expect(pop(), Node::Kind::Tuple, "NEWOBJ's args");
+        Node* cls = pop();
+        return push(call(cls, args->items, true));
+      }
+      case op::NEWOBJ_EX: {
+        Node* kwargs = expect(pop(), Node::Kind::Dict, "NEWOBJ_EX's kwargs");
+        Node* args = expect(pop(), Node::Kind::Tuple, "NEWOBJ_EX's args");
+        Node* cls = pop();
+        if (!kwargs->items.empty()) throw UnpicklingError("NEWOBJ_EX with keyword arguments is not supported");
+        return push(call(cls, args->items, true));
+      }
+      case op::INST: {
+        std::string module(readline());
+        std::string qualname(readline());
+        Node* cls = find_class(std::move(module), std::move(qualname));
+        return push(call(cls, pop_mark(), false));
+      }
+      case op::OBJ: {
+        std::vector<Node*> items = pop_mark();
+        if (items.empty()) throw UnpicklingError("OBJ without a class");
+        Node* cls = items.front();
+        return push(call(cls, std::vector<Node*>(items.begin() + 1, items.end()), false));
+      }
+      case op::BUILD: {
+        Node* state = pop();
+        Node* obj = expect(top(), Node::Kind::Reduced, "BUILD");
+        obj->state = state;
+        return;
+      }
+      case op::PERSID: case op::BINPERSID:
+        throw UnpicklingError("A load persistent id instruction was encountered, but no persistent_load function was specified.");
+      case op::EXT1: case op::EXT2: case op::EXT4:
+        throw UnpicklingError("unregistered extension code (the copyreg extension registry is not supported)");
+      case op::NEXT_BUFFER: case op::READONLY_BUFFER:
+        throw UnpicklingError("pickle stream refers to out-of-band data but no *buffers* argument was given");
+      default: {
+        auto c = static_cast<unsigned char>(code);
+        char text[40];
+        if (c >= 0x20 && c < 0x7f) std::snprintf(text, sizeof text, "invalid load key, '%c'.", c);
+        else std::snprintf(text, sizeof text, "invalid load key, '\\x%02x'.", c);
+        throw UnpicklingError(text);
+      }
+    }
+  }
+
+  // -------- protocol 0 text arguments
+  static Object parse_int_line(std::string_view line, bool is_int_opcode) {
+    if (is_int_opcode && line == "00") return Object(false);  // Python 2.2's bools
+    if (is_int_opcode && line == "01") return Object(true);
+    std::string text(line);
+    if (text.empty()) throw UnpicklingError("invalid literal for int(): ''");
+    errno = 0;
+    char* end = nullptr;
+    long long v = std::strtoll(text.c_str(), &end, 10);
+    if (end == text.c_str() || *end != '\0') {
+      throw UnpicklingError("invalid literal for int(): '" + text + "'");
+    }
+    if (errno == ERANGE) throw UnpicklingError("int " + text + " does not fit in 64 bits");
+    return Object(static_cast<std::int64_t>(v));
+  }
+  static std::uint64_t parse_index(std::string_view line) {
+    Object v = parse_int_line(line, false);
+    std::int64_t i = std::get<std::int64_t>(v.variant());
+    if (i < 0) throw UnpicklingError("negative memo index");
+    return static_cast<std::uint64_t>(i);
+  }
+  static double parse_float_line(std::string_view line) {
+    std::string text(line);
+    char* end = nullptr;
+    double d = std::strtod(text.c_str(), &end);
+    if (text.empty() || *end != '\0') throw UnpicklingError("could not convert string to float: '" + text + "'");
+    return d;
+  }
+  static std::string ascii(std::string_view octets) {
+    for (char c : octets) {
+      if (static_cast<unsigned char>(c) >= 0x80) {
+        throw UnpicklingError("a Python 2 str that is not ASCII (pass through bytes instead)");
+      }
+    }
+    return std::string(octets);
+  }
+  // STRING's argument: a quoted Python 2 repr (codecs.escape_decode).
+  static std::string string_escape(std::string_view line) {
+    if (line.size() < 2 || line.front() != line.back() || (line.front() != '\'' && line.front() != '"')) {
+      throw UnpicklingError("the STRING opcode argument must be quoted");
+    }
+    line = line.substr(1, line.size() - 2);
+    std::string out;
+    for (std::size_t i = 0; i < line.size(); ++i) {
+      if (line[i] != '\\' || i + 1 == line.size()) {
+        out += line[i];
+        continue;
+      }
+      char e = line[++i];
+      switch (e) {
+        case 'n': out += '\n'; break;
+        case 'r': out += '\r'; break;
+        case 't': out += '\t'; break;
+        case '\\': out += '\\'; break;
+        case '\'': out += '\''; break;
+        case '"': out += '"'; break;
+        case 'x': {
+          std::string hex(line.substr(i + 1, 2));
+          if (hex.size() != 2 || !std::isxdigit(static_cast<unsigned char>(hex[0])) ||
+              !std::isxdigit(static_cast<unsigned char>(hex[1]))) {
+            throw UnpicklingError("invalid \\x escape");
+          }
+          out += static_cast<char>(std::strtol(hex.c_str(), nullptr, 16));
+          i += 2;
+          break;
+        }
+        default: out += '\\'; out += e;
+      }
+    }
+    return out;
+  }
+  // UNICODE's argument: raw-unicode-escape (\uXXXX, \UXXXXXXXX, other octets latin-1).
+  static std::string raw_unicode_escape(std::string_view line) {
+    std::string out;
+    for (std::size_t i = 0; i < line.size(); ++i) {
+      auto c = static_cast<unsigned char>(line[i]);
+      if (c == '\\' && i + 1 < line.size() && (line[i + 1] == 'u' || line[i + 1] == 'U')) {
+        std::size_t digits = line[i + 1] == 'u' ? 4 : 8;
+        if (i + 2 + digits > line.size()) throw UnpicklingError("truncated \\uXXXX escape");
+        std::uint32_t cp = 0;
+        for (std::size_t k = 0; k < digits; ++k) {
+          char h = line[i + 2 + k];
+          if (!std::isxdigit(static_cast<unsigned char>(h))) throw UnpicklingError("truncated \\uXXXX escape");
+          cp = cp * 16 + static_cast<std::uint32_t>(std::isdigit(static_cast<unsigned char>(h)) ? h - '0' : (std::tolower(h) - 'a' + 10));
+        }
+        if (cp > 0x10ffff) throw UnpicklingError("\\Uxxxxxxxx out of range");
+        append_utf8(out, cp);
+        i += 1 + digits;
+      } else {
+        append_utf8(out, c);
+      }
+    }
+    return out;
+  }
+
+  // -------- Node graph -> Object, after STOP
+  // Each Object made costs one unit of the budget, a str or bytes one more per 64
+  // octets: copies made by GETs of one container are paid for here.
+  void charge(std::size_t units) {
+    if (units > budget_) {
+      throw UnpicklingError("pickle expands beyond the memory bound (8 Objects per input byte)");
+    }
+    budget_ -= units;
+  }
+
+  Object convert(Node* n, int depth) {
+    bool container = n->kind != Node::Kind::Atom && n->kind != Node::Kind::Global;
+    if (depth >= kMaxDepth && container) {
+      throw UnpicklingError("nesting deeper than " + std::to_string(kMaxDepth) + " levels");
+    }
+    if (n->converting) throw UnpicklingError("a recursive structure cannot be loaded as a value");
+    charge(1);
+    n->converting = true;
+    Object out = convert_node(n, depth);
+    n->converting = false;
+    return out;
+  }
+
+  std::vector<Object> convert_items(const std::vector<Node*>& items, int depth) {
+    std::vector<Object> out;
+    out.reserve(items.size());
+    for (Node* item : items) out.push_back(convert(item, depth + 1));
+    return out;
+  }
+
+  static void require_hashable(const Object& key) {
+    const auto& v = key.variant();
+    if (std::holds_alternative<Object::List>(v) || std::holds_alternative<Object::Dict>(v) ||
+        std::holds_alternative<Object::Set>(v) || std::holds_alternative<Bytearray>(v)) {
+      throw UnpicklingError("unhashable type: '" + key.type_name() + "'");
+    }
+  }
+
+  Object convert_node(Node* n, int depth) {
+    switch (n->kind) {
+      case Node::Kind::Atom: {
+        if (const auto* s = std::get_if<std::string>(&n->atom.variant())) charge(s->size() / 64);
+        if (const auto* b = std::get_if<Bytes>(&n->atom.variant())) charge(b->size() / 64);
+        if (const auto* b = std::get_if<Bytearray>(&n->atom.variant())) charge(b->size() / 64);
+        return n->atom;
+      }
+      case Node::Kind::List: return Object(convert_items(n->items, depth));
+      case Node::Kind::Tuple: return Object(Object::Tuple{convert_items(n->items, depth)});
+      case Node::Kind::Set: case Node::Kind::FrozenSet: {
+        std::vector<Object> items = convert_items(n->items, depth);
+        for (const auto& item : items) require_hashable(item);
+        Object::Set set(std::move(items));
+        if (n->kind == Node::Kind::Set) return Object(std::move(set));
+        return Object(Object::FrozenSet(std::move(set)));
+      }
+      case Node::Kind::Dict: {
+        // Python's dict: a key set twice keeps its first place and its last value.
+        Object::Dict dict;
+        dict.reserve(n->items.size() / 2);
+        auto less = [](const Object* a, const Object* b) { return Object::compare(*a, *b) < 0; };
+        std::map<const Object*, std::size_t, decltype(less)> where(less);
+        for (std::size_t i = 0; i + 1 < n->items.size(); i += 2) {
+          Object key = convert(n->items[i], depth + 1);
+          require_hashable(key);
+          Object value = convert(n->items[i + 1], depth + 1);
+          if (auto it = where.find(&key); it != where.end()) {
+            dict[it->second].second = std::move(value);
+          } else {
+            dict.emplace_back(std::move(key), std::move(value));  // no reallocation: reserved
+            where.emplace(&dict.back().first, dict.size() - 1);
+          }
+        }
+        return Object(std::move(dict));
+      }
+      case Node::Kind::Global: return Object(n->global);
+      case Node::Kind::Reduced: {
+        Object::Reduced r{n->global, convert_items(n->items, depth), n->newobj, {}};
+        if (n->state != nullptr) r.state.push_back(convert(n->state, depth + 1));
+        ForkingPickler::Rebuild rebuild;
+        {
+          Registry& reg = registry();
+          std::lock_guard<std::mutex> guard(reg.lock);
+          auto it = reg.globals.find({r.callable.module, r.callable.qualname});
+          if (it != reg.globals.end()) rebuild = it->second;
+        }
+        if (rebuild) return rebuild(Object(std::move(r)));
+        return Object(std::move(r));
+      }
+      case Node::Kind::Mark: break;
+    }
+    throw UnpicklingError("internal: a mark is not a value");
+  }
+
+  std::string_view data_;
+  std::size_t pos_ = 0;
+  int proto_ = 0;
+  std::size_t budget_;
+  std::vector<std::unique_ptr<Node>> arena_;  // owns every node; freed flat
+  std::vector<Node*> stack_;
+  std::vector<std::size_t> marks_;            // stack sizes at each MARK (the metastack)
+  std::unordered_map<std::uint64_t, Node*> memo_;
+};
+
+
+// ================================================================ dis
+// Python: pickletools.dis.  The opcode table is pickletools.opcodes: the byte, the
+// name, how the argument is encoded, the protocol that introduced it, and whether it
+// consumes / pushes a MARK (for the indentation and the "(MARK at N)" notes).
+enum class DisArg {
+  none, bytearray8, bytes1, bytes4, bytes8, decimalnl_long, decimalnl_short, float8, floatnl, int4, long1, long4, string1, string4, stringnl, stringnl_noescape, stringnl_noescape_pair, uint1, uint2, uint4, uint8, unicodestring1, unicodestring4, unicodestring8, unicodestringnl
+};
+
+struct OpcodeInfo {
+  char code;
+  const char* name;
+  DisArg arg;
+  int proto;
+  bool pops_mark;
+  bool pushes_mark;
+};
+
+constexpr OpcodeInfo kOpcodes[] = {
+    {'I', "INT", DisArg::decimalnl_short, 0, false, false},
+    {'J', "BININT", DisArg::int4, 1, false, false},
+    {'K', "BININT1", DisArg::uint1, 1, false, false},
+    {'M', "BININT2", DisArg::uint2, 1, false, false},
+    {'L', "LONG", DisArg::decimalnl_long, 0, false, false},
+    {'\x8a', "LONG1", DisArg::long1, 2, false, false},
+    {'\x8b', "LONG4", DisArg::long4, 2, false, false},
+    {'S', "STRING", DisArg::stringnl, 0, false, false},
+    {'T', "BINSTRING", DisArg::string4, 1, false, false},
+    {'U', "SHORT_BINSTRING", DisArg::string1, 1, false, false},
+    {'B', "BINBYTES", DisArg::bytes4, 3, false, false},
+    {'C', "SHORT_BINBYTES", DisArg::bytes1, 3, false, false},
+    {'\x8e', "BINBYTES8", DisArg::bytes8, 4, false, false},
+    {'\x96', "BYTEARRAY8", DisArg::bytearray8, 5, false, false},
+    {'\x97', "NEXT_BUFFER", DisArg::none, 5, false, false},
+    {'\x98', "READONLY_BUFFER", DisArg::none, 5, false, false},
+    {'N', "NONE", DisArg::none, 0, false, false},
+    {'\x88', "NEWTRUE", DisArg::none, 2, false, false},
+    {'\x89', "NEWFALSE", DisArg::none, 2, false, false},
+    {'V', "UNICODE", DisArg::unicodestringnl, 0, false, false},
+    {'\x8c', "SHORT_BINUNICODE", DisArg::unicodestring1, 4, false, false},
+    {'X', "BINUNICODE", DisArg::unicodestring4, 1, false, false},
+    {'\x8d', "BINUNICODE8", DisArg::unicodestring8, 4, false, false},
+    {'F', "FLOAT", DisArg::floatnl, 0, false, false},
+    {'G', "BINFLOAT", DisArg::float8, 1, false, false},
+    {']', "EMPTY_LIST", DisArg::none, 1, false, false},
+    {'a', "APPEND", DisArg::none, 0, false, false},
+    {'e', "APPENDS", DisArg::none, 1, true, false},
+    {'l', "LIST", DisArg::none, 0, true, false},
+    {')', "EMPTY_TUPLE", DisArg::none, 1, false, false},
+    {'t', "TUPLE", DisArg::none, 0, true, false},
+    {'\x85', "TUPLE1", DisArg::none, 2, false, false},
+    {'\x86', "TUPLE2", DisArg::none, 2, false, false},
+    {'\x87', "TUPLE3", DisArg::none, 2, false, false},
+    {'}', "EMPTY_DICT", DisArg::none, 1, false, false},
+    {'d', "DICT", DisArg::none, 0, true, false},
+    {'s', "SETITEM", DisArg::none, 0, false, false},
+    {'u', "SETITEMS", DisArg::none, 1, true, false},
+    {'\x8f', "EMPTY_SET", DisArg::none, 4, false, false},
+    {'\x90', "ADDITEMS", DisArg::none, 4, true, false},
+    {'\x91', "FROZENSET", DisArg::none, 4, true, false},
+    {'0', "POP", DisArg::none, 0, false, false},
+    {'2', "DUP", DisArg::none, 0, false, false},
+    {'(', "MARK", DisArg::none, 0, false, true},
+    {'1', "POP_MARK", DisArg::none, 1, true, false},
+    {'g', "GET", DisArg::decimalnl_short, 0, false, false},
+    {'h', "BINGET", DisArg::uint1, 1, false, false},
+    {'j', "LONG_BINGET", DisArg::uint4, 1, false, false},
+    {'p', "PUT", DisArg::decimalnl_short, 0, false, false},
+    {'q', "BINPUT", DisArg::uint1, 1, false, false},
+    {'r', "LONG_BINPUT", DisArg::uint4, 1, false, false},
+    {'\x94', "MEMOIZE", DisArg::none, 4, false, false},
+    {'\x82', "EXT1", DisArg::uint1, 2, false, false},
+    {'\x83', "EXT2", DisArg::uint2, 2, false, false},
+    {'\x84', "EXT4", DisArg::int4, 2, false, false},
+    {'c', "GLOBAL", DisArg::stringnl_noescape_pair, 0, false, false},
+    {'\x93', "STACK_GLOBAL", DisArg::none, 4, false, false},
+    {'R', "REDUCE", DisArg::none, 0, false, false},
+    {'b', "BUILD", DisArg::none, 0, false, false},
+    {'i', "INST", DisArg::stringnl_noescape_pair, 0, true, false},
+    {'o', "OBJ", DisArg::none, 1, true, false},
+    {'\x81', "NEWOBJ", DisArg::none, 2, false, false},
+    {'\x92', "NEWOBJ_EX", DisArg::none, 4, false, false},
+    {'\x80', "PROTO", DisArg::uint1, 2, false, false},
+    {'.', "STOP", DisArg::none, 0, false, false},
+    {'\x95', "FRAME", DisArg::uint8, 4, false, false},
+    {'P', "PERSID", DisArg::stringnl_noescape, 0, false, false},
+    {'Q', "BINPERSID", DisArg::none, 1, false, false},
+};
+
+const OpcodeInfo* find_opcode(char code) {
+  for (const auto& info : kOpcodes) {
+    if (info.code == code) return &info;
+  }
+  return nullptr;
+}
+
+// Python's int() of arbitrary size, from little-endian two's complement (LONG1/4).
+std::string long_to_decimal(std::string_view data) {
+  if (data.empty()) return "0";
+  std::vector<unsigned char> mag(data.begin(), data.end());
+  bool negative = mag.back() & 0x80;
+  if (negative) {  // two's complement: invert and add one
+    unsigned carry = 1;
+    for (auto& byte : mag) {
+      unsigned v = static_cast<unsigned char>(~byte) + carry;
+      byte = static_cast<unsigned char>(v);
+      carry = v >> 8;
+    }
+  }
+  std::string digits;
+  // Repeated division by 10 of the big-endian magnitude.
+  std::vector<unsigned char> big(mag.rbegin(), mag.rend());
+  while (!big.empty()) {
+    unsigned rem = 0;
+    std::vector<unsigned char> quotient;
+    for (unsigned char byte : big) {
+      unsigned cur = rem * 256 + byte;
+      unsigned char q = static_cast<unsigned char>(cur / 10);
+      rem = cur % 10;
+      if (!quotient.empty() || q != 0) quotient.push_back(q);
+    }
+    digits += static_cast<char>('0' + rem);
+    big = std::move(quotient);
+  }
+  while (digits.size() > 1 && digits.back() == '0') digits.pop_back();
+  if (negative && digits != "0") digits += '-';
+  return std::string(digits.rbegin(), digits.rend());
+}
+
+class Disassembler {
+ public:
+  explicit Disassembler(std::string_view data) : data_(data) {}
+
+  std::string run() {
+    int maxproto = -1;
+    for (;;) {
+      std::size_t pos = pos_;
+      if (pos_ >= data_.size()) throw ValueError("pickle exhausted before seeing STOP");
+      char code = data_[pos_++];
+      const OpcodeInfo* info = find_opcode(code);
+      if (info == nullptr) {
+        char text[64];
+        std::snprintf(text, sizeof text, "at position %zu, opcode b'\\x%02x' unknown", pos,
+                      static_cast<unsigned char>(code));
+        if (code >= 0x20 && code < 0x7f) {
+          std::snprintf(text, sizeof text, "at position %zu, opcode b'%c' unknown", pos, code);
+        }
+        throw ValueError(text);
+      }
+      std::string arg = read_arg(*info);
+      char head[16];
+      std::snprintf(head, sizeof head, "%5zu: ", pos);
+      std::string line = head;
+      std::string shown;
+      auto c = static_cast<unsigned char>(code);
+      if (c >= 0x20 && c < 0x7f) {
+        shown = std::string(1, code);
+      } else {
+        char hex[8];
+        std::snprintf(hex, sizeof hex, "\\x%02x", c);
+        shown = hex;
+      }
+      shown.resize(std::max<std::size_t>(shown.size(), 4), ' ');
+      line += shown + " " + std::string(4 * marks_.size(), ' ') + info->name;
+      maxproto = std::max(maxproto, info->proto);
+
+      std::string markmsg;
+      bool error = false;
+      std::string errormsg;
+      if (info->pops_mark) {
+        if (!marks_.empty()) {
+          markmsg = "(MARK at " + std::to_string(marks_.back()) + ")";
+          marks_.pop_back();
+        } else {
+          errormsg = markmsg = "no MARK exists on stack";
+          error = true;
+        }
+      }
+      std::string name = info->name;
+      if (name == "PUT" || name == "BINPUT" || name == "LONG_BINPUT" || name == "MEMOIZE") {
+        std::uint64_t index = name == "MEMOIZE" ? memo_.size() : std::stoull(arg);
+        if (name == "MEMOIZE") markmsg = "(as " + std::to_string(index) + ")";
+        if (memo_.count(index)) {
+          error = true;
+          errormsg = "memo key " + arg + " already defined";
+        }
+        memo_.insert(index);
+      } else if (name == "GET" || name == "BINGET" || name == "LONG_BINGET") {
+        if (!memo_.count(std::stoull(arg))) {
+          error = true;
+          errormsg = "memo key " + arg + " has never been stored into";
+        }
+      }
+      if (info->arg != DisArg::none || !markmsg.empty()) {
+        if (name.size() < 10) line += std::string(10 - name.size(), ' ');
+        if (info->arg != DisArg::none) line += " " + arg;
+        if (!markmsg.empty()) line += " " + markmsg;
+      }
+      out_ += line + "\n";
+      if (error) throw ValueError(errormsg);
+      if (info->pushes_mark) marks_.push_back(pos);
+      if (code == op::STOP) break;
+    }
+    out_ += "highest protocol among opcodes = " + std::to_string(maxproto) + "\n";
+    return out_;
+  }
+
+ private:
+  std::string_view take(std::size_t n, const char* what) {
+    if (n > data_.size() - pos_) {
+      throw ValueError(std::string("expected ") + std::to_string(n) + " bytes in a " + what +
+                       ", but only " + std::to_string(data_.size() - pos_) + " remain");
+    }
+    std::string_view out = data_.substr(pos_, n);
+    pos_ += n;
+    return out;
+  }
+  std::string_view line(const char* what) {
+    std::size_t end = data_.find('\n', pos_);
+    if (end == std::string_view::npos) {
+      throw ValueError(std::string("no newline found when trying to read ") + what);
+    }
+    std::string_view out = data_.substr(pos_, end - pos_);
+    pos_ = end + 1;
+    return out;
+  }
+  static std::string str_repr(std::string text) { return Object(std::move(text)).repr(); }
+
+  std::string read_arg(const OpcodeInfo& info) {
+    switch (info.arg) {
+      case DisArg::none: return "";
+      case DisArg::uint1: return std::to_string(get_le(take(1, "uint1"), 1));
+      case DisArg::uint2: return std::to_string(get_le(take(2, "uint2"), 2));
+      case DisArg::uint4: return std::to_string(get_le(take(4, "uint4"), 4));
+      case DisArg::uint8: return std::to_string(get_le(take(8, "uint8"), 8));
+      case DisArg::int4:
+        return std::to_string(static_cast<std::int32_t>(static_cast<std::uint32_t>(get_le(take(4, "int4"), 4))));
+      case DisArg::long1: {
+        std::size_t n = get_le(take(1, "long1"), 1);
+        return long_to_decimal(take(n, "long1"));
+      }
+      case DisArg::long4: {
+        auto n = static_cast<std::int32_t>(static_cast<std::uint32_t>(get_le(take(4, "long4"), 4)));
+        if (n < 0) throw ValueError("long4 byte count < 0: " + std::to_string(n));
+        return long_to_decimal(take(static_cast<std::size_t>(n), "long4"));
+      }
+      case DisArg::float8: {
+        std::string_view b = take(8, "float8");
+        std::uint64_t bits = 0;
+        for (char ch : b) bits = (bits << 8) | static_cast<unsigned char>(ch);
+        double d;
+        std::memcpy(&d, &bits, sizeof d);
+        return Object(d).repr();
+      }
+      case DisArg::floatnl: {
+        std::string text(line("floatnl"));
+        return Object(std::strtod(text.c_str(), nullptr)).repr();
+      }
+      case DisArg::decimalnl_short: {
+        std::string text(line("decimalnl_short"));
+        if (text == "00") return "False";
+        if (text == "01") return "True";
+        return std::to_string(std::strtoll(text.c_str(), nullptr, 10));
+      }
+      case DisArg::decimalnl_long: {
+        std::string text(line("decimalnl_long"));
+        if (!text.empty() && text.back() == 'L') text.pop_back();
+        return std::to_string(std::strtoll(text.c_str(), nullptr, 10));
+      }
+      case DisArg::bytes1: return Object(Bytes(std::string(take(get_le(take(1, "bytes1"), 1), "bytes1")))).repr();
+      case DisArg::bytes4: return Object(Bytes(std::string(take(get_le(take(4, "bytes4"), 4), "bytes4")))).repr();
+      case DisArg::bytes8: return Object(Bytes(std::string(take(get_le(take(8, "bytes8"), 8), "bytes8")))).repr();
+      case DisArg::bytearray8:
+        return Object(Bytearray(std::string(take(get_le(take(8, "bytearray8"), 8), "bytearray8")))).repr();
+      case DisArg::unicodestring1: return str_repr(std::string(take(get_le(take(1, "unicodestring1"), 1), "unicodestring1")));
+      case DisArg::unicodestring4: return str_repr(std::string(take(get_le(take(4, "unicodestring4"), 4), "unicodestring4")));
+      case DisArg::unicodestring8: return str_repr(std::string(take(get_le(take(8, "unicodestring8"), 8), "unicodestring8")));
+      case DisArg::string1: return str_repr(latin1_to_utf8(std::string(take(get_le(take(1, "string1"), 1), "string1"))));
+      case DisArg::string4: {
+        auto n = static_cast<std::int32_t>(static_cast<std::uint32_t>(get_le(take(4, "string4"), 4)));
+        if (n < 0) throw ValueError("string4 byte count < 0: " + std::to_string(n));
+        return str_repr(latin1_to_utf8(std::string(take(static_cast<std::size_t>(n), "string4"))));
+      }
+      case DisArg::stringnl: return str_repr(std::string(line("stringnl")));
+      case DisArg::stringnl_noescape: return str_repr(std::string(line("stringnl_noescape")));
+      case DisArg::stringnl_noescape_pair: {
+        std::string first(line("stringnl_noescape_pair"));
+        std::string second(line("stringnl_noescape_pair"));
+        return str_repr(first + " " + second);
+      }
+      case DisArg::unicodestringnl: return str_repr(std::string(line("unicodestringnl")));
+    }
+    return "";
+  }
+
+  std::string_view data_;
+  std::size_t pos_ = 0;
+  std::string out_;
+  std::vector<std::size_t> marks_;  // positions of the open MARKs
+  std::set<std::uint64_t> memo_;
+};
+
+}  // namespace
+
+// ================================================================ public API
+
+std::string dumps(const Object& obj, int protocol) {
+  if (protocol < 2 || protocol > HIGHEST_PROTOCOL) {
+    throw PicklingError("pickle protocol " + std::to_string(protocol) +
+                        " is not supported here (2 to 5 are)");
+  }
+  return Pickler(protocol).dump(obj);
+}
+
+Object loads(std::string_view data) { return Unpickler(data).load(); }
+
+std::string dis(std::string_view data) { return Disassembler(data).run(); }
+
+void ForkingPickler::register_global(const std::string& module, const std::string& qualname,
+                                     Rebuild rebuild) {
+  Registry& reg = registry();
+  std::lock_guard<std::mutex> guard(reg.lock);
+  reg.globals[{module, qualname}] = std::move(rebuild);
+}
+
+bool ForkingPickler::is_allowed(const std::string& module, const std::string& qualname) {
+  if (is_native(module, qualname)) return true;
+  Registry& reg = registry();
+  std::lock_guard<std::mutex> guard(reg.lock);
+  return reg.globals.count({module, qualname}) != 0;
+}
+
+}  // namespace multiprocessing::reduction
