@@ -87,7 +87,7 @@ std::string Object::type_name() const {
   static constexpr const char* names[] = {"NoneType", "bool",      "int",  "float",     "str",
                                           "bytes",    "list",      "tuple", "dict", "bytearray",
                                           "set",      "frozenset", "type", "object"};
-  if (const Reduced* r = std::get_if<Reduced>(&value_)) return r->callable.qualname;
+  if (const Reduced* r = reduced()) return r->callable.qualname;
   return names[value_.index()];
 }
 
@@ -131,8 +131,9 @@ std::string Object::repr() const {
     std::string operator()(const FrozenSet& s) const {
       return s.empty() ? "frozenset()" : "frozenset({" + repr_items(s.items()) + "})";
     }
-    std::string operator()(const Global& g) const { return "<class '" + dotted(g) + "'>"; }
-    std::string operator()(const Reduced& r) const {
+    std::string operator()(const Box<Global>& g) const { return "<class '" + dotted(*g) + "'>"; }
+    std::string operator()(const Box<Reduced>& boxed) const {
+      const Reduced& r = *boxed;
       std::string out = dotted(r.callable);
       if (r.newobj) {
         out += ".__new__(" + dotted(r.callable) + (r.args.empty() ? "" : ", ") + repr_items(r.args) + ")";
@@ -202,14 +203,15 @@ int Object::compare(const Object& a, const Object& b) {
     int operator()(const FrozenSet& v) const {
       return compare_items(v.items(), std::get<FrozenSet>(other).items());
     }
-    int operator()(const Global& v) const {
-      const Global& w = std::get<Global>(other);
+    int operator()(const Box<Global>& v) const { return compare_globals(*v, *std::get<Box<Global>>(other)); }
+    static int compare_globals(const Global& v, const Global& w) {
       if (int c = v.module.compare(w.module)) return c;
       return v.qualname.compare(w.qualname);
     }
-    int operator()(const Reduced& v) const {
-      const Reduced& w = std::get<Reduced>(other);
-      if (int c = (*this)(v.callable)) return c;
+    int operator()(const Box<Reduced>& boxed) const {
+      const Reduced& v = *boxed;
+      const Reduced& w = *std::get<Box<Reduced>>(other);
+      if (int c = compare_globals(v.callable, w.callable)) return c;
       if (int c = three_way(v.newobj, w.newobj)) return c;
       if (int c = compare_items(v.args, w.args)) return c;
       return compare_items(v.state, w.state);

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <initializer_list>
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
@@ -52,6 +53,27 @@ struct Bytearray {
 class Object;
 template <class T>
 struct Convert;
+
+/// A value kept on the heap so that a large, rarely used alternative does not make
+/// every Object large (Object stays the size of a std::string plus a tag).  Copying
+/// a Box copies the value; == compares values.
+template <class T>
+class Box {
+ public:
+  Box(T value) : p_(std::make_unique<T>(std::move(value))) {}  // NOLINT: a value converts
+  Box(const Box& other) : p_(std::make_unique<T>(*other)) {}
+  Box(Box&&) noexcept = default;
+  Box& operator=(const Box& other) { p_ = std::make_unique<T>(*other); return *this; }
+  Box& operator=(Box&&) noexcept = default;
+  const T& operator*() const { return *p_; }
+  T& operator*() { return *p_; }
+  const T* operator->() const { return p_.get(); }
+  T* operator->() { return p_.get(); }
+  friend bool operator==(const Box& a, const Box& b) { return *a == *b; }
+
+ private:
+  std::unique_ptr<T> p_;  // never null, except in a moved-from Box
+};
 
 /// A dynamic Python value: None, bool, int, float, str, bytes, bytearray, list, tuple,
 /// dict, set, frozenset, or a pickled global (a class or function named by module
@@ -122,8 +144,10 @@ class Object {
     friend bool operator==(const Reduced&, const Reduced&) = default;
   };
 
+  /// The alternatives.  A Global or a Reduced is boxed (see Box); reach it with
+  /// global() / reduced().
   using Variant = std::variant<None, bool, std::int64_t, double, std::string, Bytes, List,
-                               Tuple, Dict, Bytearray, Set, FrozenSet, Global, Reduced>;
+                               Tuple, Dict, Bytearray, Set, FrozenSet, Box<Global>, Box<Reduced>>;
 
   Object() = default;                       ///< None
   Object(None) {}
@@ -139,14 +163,24 @@ class Object {
   Object(Bytearray b) : value_(std::move(b)) {}
   Object(Set s) : value_(std::in_place_type<Set>, std::move(s)) {}
   Object(FrozenSet s) : value_(std::in_place_type<FrozenSet>, std::move(s)) {}
-  Object(Global g) : value_(std::move(g)) {}
-  Object(Reduced r) : value_(std::move(r)) {}
+  Object(Global g) : value_(std::in_place_type<Box<Global>>, std::move(g)) {}
+  Object(Reduced r) : value_(std::in_place_type<Box<Reduced>>, std::move(r)) {}
   /// Any type with a Convert<T> specialisation (ints, vectors, maps, user types...).
   template <class T>
     requires requires(const T& t) { Convert<std::decay_t<T>>::to_object(t); }
   Object(const T& value) : Object(Convert<std::decay_t<T>>::to_object(value)) {}
 
   bool is_none() const noexcept { return std::holds_alternative<None>(value_); }
+  /// The Global held, or nullptr.
+  const Global* global() const noexcept {
+    const auto* box = std::get_if<Box<Global>>(&value_);
+    return box ? &**box : nullptr;
+  }
+  /// The Reduced held, or nullptr.
+  const Reduced* reduced() const noexcept {
+    const auto* box = std::get_if<Box<Reduced>>(&value_);
+    return box ? &**box : nullptr;
+  }
   /// Python's type name: "NoneType", "bool", "int", "float", "str", "bytes",
   /// "list", "tuple", "dict", "bytearray", "set", "frozenset"; "type" for a Global;
   /// for a Reduced, the callable's qualname ("Token"), as type(obj).__name__ is

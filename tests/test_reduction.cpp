@@ -312,7 +312,7 @@ TEST(TestPickle, ForbiddenGlobals) {
 /// returns the value loads() gives (the port's copyreg for its own types).
 TEST(TestPickle, RegisteredGlobalRebuild) {
   pk::ForkingPickler::register_global("test_reduction", "Point", [](Object reduced) {
-    const auto& r = std::get<Object::Reduced>(reduced.variant());
+    const Object::Reduced& r = *reduced.reduced();
     return Object(T{r.args.at(0), r.args.at(1)});
   });
   Object point(Object::Reduced{{"test_reduction", "Point"}, {I(3), I(4)}, false, {}});
@@ -381,6 +381,13 @@ TEST(TestPickle, HostileInputs) {
   }
   bomb += '.';
   EXPECT_EQ(unpickling_error_of(bomb),
+            "pickle expands beyond the memory bound (8 Objects per input byte)");
+  // The same through calls while reading: set(big_list) made again and again.
+  std::string calls = unhex("80045d9428") + std::string(5000, 'N') + "e" +
+                      unhex("8c086275696c74696e73948c0373657494939430");
+  for (int i = 0; i < 20000; ++i) calls += unhex("680368008552") + "0";
+  calls += unhex("68002e");
+  EXPECT_EQ(unpickling_error_of(calls),
             "pickle expands beyond the memory bound (8 Objects per input byte)");
   // Forbidden: out-of-band buffers, persistent ids, extension codes.
   EXPECT_THROW(pk::loads(unhex("8005972e")), mp::UnpicklingError);

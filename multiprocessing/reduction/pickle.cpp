@@ -176,7 +176,7 @@ bool is_container(const Object& obj) {
   const auto& v = obj.variant();
   return std::holds_alternative<Object::List>(v) || std::holds_alternative<Object::Tuple>(v) ||
          std::holds_alternative<Object::Dict>(v) || std::holds_alternative<Object::Set>(v) ||
-         std::holds_alternative<Object::FrozenSet>(v) || std::holds_alternative<Object::Reduced>(v);
+         std::holds_alternative<Object::FrozenSet>(v) || obj.reduced() != nullptr;
 }
 
 // ================================================================ Pickler
@@ -391,6 +391,7 @@ class Pickler {
     memoize();
   }
 
+  // [pickle-save-list]
   // Python: save_list + _batch_appends.
   void save_value(const Object::List& list, int depth) {
     write(std::string(1, op::EMPTY_LIST));
@@ -409,6 +410,8 @@ class Pickler {
       write(std::string(1, op::APPENDS));
     }
   }
+
+  // [pickle-save-list]
 
   // Python: save_tuple.
   void save_value(const Object::Tuple& tuple, int depth) { save_tuple(tuple.items, depth); }
@@ -480,6 +483,10 @@ class Pickler {
   }
 
   // Python: save_global.
+  void save_value(const Box<Object::Global>& g, int depth) { save_value(*g, depth); }
+  void save_value(const Object::Reduced& r, int depth) { save_reduce(r, depth); }
+  void save_value(const Box<Object::Reduced>& r, int depth) { save_reduce(*r, depth); }
+
   void save_value(const Object::Global& g, int depth) {
     std::string key = g.module + '\n' + g.qualname;
     if (auto it = global_memo_.find(key); it != global_memo_.end()) return get(it->second);
@@ -494,8 +501,6 @@ class Pickler {
     }
     global_memo_[key] = memoize();
   }
-
-  void save_value(const Object::Reduced& r, int depth) { save_reduce(r, depth); }
 
   // Python: save_reduce(func, args, state, obj=obj).
   void save_reduce(const Object::Reduced& r, int depth) {
@@ -529,9 +534,9 @@ class Pickler {
 struct Node {
   enum class Kind { Atom, List, Tuple, Dict, Set, FrozenSet, Global, Reduced, Mark };
   Kind kind = Kind::Atom;
-  Object atom;                 // Atom: None, bool, int, float, str, bytes, bytearray
+  Object atom;                 // Atom: None, bool, int, float, str, bytes, bytearray;
+                               // Global, Reduced: the callable, an Object::Global
   std::vector<Node*> items;    // containers; Dict: key, value, key, value...; Reduced: args
-  Object::Global global;       // Global, Reduced: the callable
   bool newobj = false;         // Reduced
   Node* state = nullptr;       // Reduced: the BUILD state
   bool converting = false;     // on the path of convert(): seeing it again is a cycle
@@ -648,15 +653,18 @@ class Unpickler {
   }
 
   // -------- globals (Python: find_class, with fix_imports for protocols < 3)
+  // [pickle-find-class]
   Node* find_class(std::string module, std::string qualname) {
     if (proto_ < 3 && (module == "__builtin__" || module == "exceptions")) module = "builtins";
     if (!ForkingPickler::is_allowed(module, qualname)) {
       throw UnpicklingError("global '" + module + "." + qualname + "' is forbidden");
     }
     Node* n = make(Node::Kind::Global);
-    n->global = {std::move(module), std::move(qualname)};
+    n->atom = Object(Object::Global{std::move(module), std::move(qualname)});
     return n;
   }
+
+  // [pickle-find-class]
 
   static std::string text_of(const Node* n, const char* what) {
     if (n->kind == Node::Kind::Atom) {
@@ -671,10 +679,11 @@ class Unpickler {
     if (callable->kind != Node::Kind::Global) {
       throw UnpicklingError("cannot call a " + kind_name(*callable));
     }
-    const auto& [module, qualname] = callable->global;
+    const auto& [module, qualname] = *callable->atom.global();
     if (is_native(module, qualname) && !newobj) return call_native(qualname, std::move(args));
     Node* n = make(Node::Kind::Reduced);
-    n->global = callable->global;
+    n->atom = callable->atom;
+    charge(args.size());  // a GET of a big tuple must not be copied for free
     n->items = std::move(args);
     n->newobj = newobj;
     return n;
@@ -713,7 +722,10 @@ class Unpickler {
                       : qualname == "frozenset" ? Node::Kind::FrozenSet
                                                 : Node::Kind::List;
     Node* n = make(kind);
-    if (!args.empty()) n->items = iterable_items(args[0]);
+    if (!args.empty()) {
+      charge(args[0]->items.size());  // set(GET big_list) again and again: paid for
+      n->items = iterable_items(args[0]);
+    }
     return n;
   }
 
@@ -1023,8 +1035,9 @@ class Unpickler {
   }
 
   // -------- Node graph -> Object, after STOP
-  // Each Object made costs one unit of the budget, a str or bytes one more per 64
-  // octets: copies made by GETs of one container are paid for here.
+  // The memory bound.  Each Object made costs one unit of the budget, a str or
+  // bytes one more per 64 octets, so copies made by GETs of one container are paid
+  // for; so are the items a call copies while reading (set(GET big_list)...).
   void charge(std::size_t units) {
     if (units > budget_) {
       throw UnpicklingError("pickle expands beyond the memory bound (8 Objects per input byte)");
@@ -1096,9 +1109,9 @@ class Unpickler {
         }
         return Object(std::move(dict));
       }
-      case Node::Kind::Global: return Object(n->global);
+      case Node::Kind::Global: return n->atom;
       case Node::Kind::Reduced: {
-        Object::Reduced r{n->global, convert_items(n->items, depth), n->newobj, {}};
+        Object::Reduced r{*n->atom.global(), convert_items(n->items, depth), n->newobj, {}};
         if (n->state != nullptr) r.state.push_back(convert(n->state, depth + 1));
         ForkingPickler::Rebuild rebuild;
         {
