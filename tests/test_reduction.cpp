@@ -441,6 +441,10 @@ TEST(TestPickle, FuzzNeverCrashes) {
     } catch (const mp::ValueError&) {
       ++refused;
     }
+    try {
+      pk::dis(data);  // the disassembler too: a listing or a ValueError
+    } catch (const mp::ValueError&) {
+    }
   }
   EXPECT_GT(loaded + refused, 1000);
 }

@@ -1318,15 +1318,15 @@ class Disassembler {
       }
       std::string name = info->name;
       if (name == "PUT" || name == "BINPUT" || name == "LONG_BINPUT" || name == "MEMOIZE") {
-        std::uint64_t index = name == "MEMOIZE" ? memo_.size() : std::stoull(arg);
-        if (name == "MEMOIZE") markmsg = "(as " + std::to_string(index) + ")";
+        std::string index = name == "MEMOIZE" ? std::to_string(memo_.size()) : arg;
+        if (name == "MEMOIZE") markmsg = "(as " + index + ")";
         if (memo_.count(index)) {
           error = true;
           errormsg = "memo key " + arg + " already defined";
         }
         memo_.insert(index);
       } else if (name == "GET" || name == "BINGET" || name == "LONG_BINGET") {
-        if (!memo_.count(std::stoull(arg))) {
+        if (!memo_.count(arg)) {
           error = true;
           errormsg = "memo key " + arg + " has never been stored into";
         }
@@ -1437,7 +1437,7 @@ class Disassembler {
   std::size_t pos_ = 0;
   std::string out_;
   std::vector<std::size_t> marks_;  // positions of the open MARKs
-  std::set<std::uint64_t> memo_;
+  std::set<std::string> memo_;      // the memo keys defined so far, as printed
 };
 
 }  // namespace

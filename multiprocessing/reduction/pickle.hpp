@@ -43,9 +43,12 @@
 // Hostile input is bounded: every length is checked against the bytes that remain
 // before anything is allocated; nesting deeper than kMaxDepth is refused; and the value
 // built may hold at most 8 Objects per input byte (plus 4096; a str or bytes counts
-// one per 64 octets), so GETs that copy the same container over and over cannot blow
-// memory up: the memory used is linear in the input.  Every failure is an
-// UnpicklingError, an int beyond 64 bits too; nothing else escapes, nothing crashes.
+// one per 64 octets; items that a call such as set(list) copies count too), so GETs
+// that copy the same container over and over cannot blow memory up.  The memory used
+// is linear in the input: while reading, about 100 bytes per input byte at worst (one
+// graph node per opcode), then the result, at most 8 Objects of 40 bytes per input
+// byte.  Every failure is an UnpicklingError, an int beyond 64 bits too; nothing
+// else escapes, nothing crashes (the tests fuzz it, and it has run under ASan/UBSan).
 #pragma once
 
 #include <cstddef>
@@ -135,7 +138,8 @@ std::string dis(std::string_view data);
 /// port's copyreg / `find_class` for the package's own classes: managers register
 /// `multiprocessing.managers.Token` and `RebuildProxy`, connection registers
 /// `multiprocessing.connection.rebuild_connection`.  Without a rebuild function the
-/// loaded value is the Object::Reduced (or Object::Global) itself.
+/// loaded value is the Object::Reduced (or Object::Global) itself; read it with
+/// Object::reduced() (Object::global()).
 class ForkingPickler {
  public:
   /// Turns a loaded Object::Reduced into the value the program wants (it may
