@@ -23,6 +23,7 @@
 
 #include "multiprocessing/exceptions.hpp"
 #include "multiprocessing/process.hpp"
+#include "multiprocessing/reduction/pickle.hpp"
 
 namespace multiprocessing::connection {
 
@@ -250,6 +251,18 @@ std::size_t Connection::recv_bytes_into(std::span<std::byte> buf, std::size_t of
 
 std::size_t Connection::recv_bytes_into(std::string& buf, std::size_t offset) {
   return recv_bytes_into(std::as_writable_bytes(std::span<char>(buf.data(), buf.size())), offset);
+}
+
+void Connection::send(const Object& obj) {
+  _check_closed();
+  _check_writable();
+  send_bytes(reduction::ForkingPickler::dumps(obj));
+}
+
+Object Connection::recv() {
+  _check_closed();
+  _check_readable();
+  return reduction::ForkingPickler::loads(recv_bytes());
 }
 
 bool Connection::poll(std::optional<double> timeout) {

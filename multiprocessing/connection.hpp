@@ -123,6 +123,15 @@ class Connection {
   /// The same into a std::string's bytes (its size is the buffer's size).
   std::size_t recv_bytes_into(std::string& buf, std::size_t offset = 0);
 
+  /// Python: send(obj): send_bytes(ForkingPickler.dumps(obj)), pickle protocol 4,
+  /// so a Python peer's recv() reads it.  Any type with a Convert<T> becomes an
+  /// Object on the way: `c.send(Object::List{2.25, None{}, "junk"})`.
+  /// \throws PicklingError from the pickler; what send_bytes() throws.
+  void send(const Object& obj);
+  /// Python: recv(): the next message, unpickled (ForkingPickler.loads).
+  /// \throws what recv_bytes() throws; UnpicklingError for a bad pickle.
+  Object recv();
+
   /// Python: poll(timeout=0.0): whether a message (or EOF) can be read without
   /// blocking; waits up to `timeout` seconds, forever for nullopt, not at all
   /// for a negative or zero timeout.  \throws OSError "handle is closed" /

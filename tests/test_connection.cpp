@@ -81,8 +81,7 @@ TEST(TestFraming, OnTheWire) {
 
 // ---------------------------------------------------------------- _TestConnection
 
-/// _TestConnection.test_connection (the bytes half; send/recv of values come
-/// with the pickle machinery).
+/// _TestConnection.test_connection (the bytes half; SendRecvValues has the rest).
 TEST_P(TestConnection, Connection) {
   auto [c, child_conn] = conn::Pipe();
   mp::Process p({.target = [&child_conn] { echo(child_conn); }, .daemon = true});
@@ -308,6 +307,53 @@ TEST_P(TestConnection, LargeMessages) {
   }
 }
 
+/// _TestConnection.test_connection, the value half: send/recv through pickle.
+TEST_P(TestConnection, SendRecvValues) {
+  auto [c, child_conn] = conn::Pipe();
+  mp::Process p({.target = [&child_conn] {
+                   // Python: _echo, but for values.
+                   for (;;) {
+                     mp::Object o = child_conn.recv();
+                     if (o == mp::Object("quit")) break;
+                     child_conn.send(o);
+                   }
+                 },
+                 .daemon = true});
+  p.start();
+  mp::Object seq = mp::Object::List{std::int64_t{1}, 2.25, mp::None{}};
+  c.send(seq);
+  EXPECT_EQ(c.recv(), seq);
+  mp::Object dict = mp::Object::Dict{{mp::Object("a"), mp::Object(std::int64_t{1})},
+                                     {mp::Object("b"), mp::Object(mp::Bytes("\x00\xff"))}};
+  c.send(dict);
+  EXPECT_EQ(c.recv(), dict);
+  c.send(mp::None{});
+  mp::os::sleep(0.1);
+  EXPECT_TRUE(c.poll(0.1));
+  EXPECT_TRUE(c.recv().is_none());
+  c.send("quit");
+  child_conn.close();
+  EXPECT_THROW(c.recv(), mp::EOFError);
+  join_process(p);
+}
+
+/// _TestConnection.test_duplex_false, the value half.
+TEST_P(TestConnection, DuplexFalseValues) {
+  auto [reader, writer] = conn::Pipe(false);
+  writer.send(std::int64_t{1});
+  EXPECT_EQ(reader.recv(), mp::Object(std::int64_t{1}));
+  EXPECT_THROW(reader.send(std::int64_t{2}), mp::OSError);
+  EXPECT_THROW(writer.recv(), mp::OSError);
+}
+
+/// Reference §3.1: c.send('ping') puts exactly CPython's bytes on the wire.
+TEST(TestFraming, SendPingBytes) {
+  auto [a, b] = conn::Pipe();
+  b.send("ping");
+  EXPECT_EQ(mp::os::read(a.fileno(), 100),
+            std::string("\0\0\0\x13\x80\x04\x95\x08\0\0\0\0\0\0\0\x8c\x04ping\x94.", 23));
+}
+
 // ---------------------------------------------------------------- _TestListener
 
 /// _TestListener.test_multiple_bind
@@ -333,8 +379,8 @@ TEST_P(TestListener, Context) {
     EXPECT_TRUE(S_ISSOCK(st.st_mode));
     Connection c = conn::Client(l.address());
     Connection d = l.accept();
-    c.send_bytes("1729");
-    EXPECT_EQ(d.recv_bytes(), "1729");
+    c.send(std::int64_t{1729});
+    EXPECT_EQ(d.recv(), mp::Object(std::int64_t{1729}));
     l.close();
     EXPECT_THROW(l.accept(), mp::OSError);
     EXPECT_NE(::access(path.c_str(), F_OK), 0);  // unlinked by close()
@@ -354,8 +400,8 @@ TEST_P(TestListener, AbstractSocket) {
   EXPECT_EQ(conn::address_type(listener.address()), "AF_UNIX");
   Connection client = conn::Client(listener.address());
   Connection d = listener.accept();
-  client.send_bytes("1729");
-  EXPECT_EQ(d.recv_bytes(), "1729");
+  client.send(std::int64_t{1729});
+  EXPECT_EQ(d.recv(), mp::Object(std::int64_t{1729}));
   listener.close();
   EXPECT_THROW(listener.accept(), mp::OSError);
 }
@@ -389,13 +435,13 @@ TEST_P(TestListenerClient, ListenerClient) {
     conn::Address address = l.address();
     mp::Process p({.target = [address] {
                      Connection c = conn::Client(address);
-                     c.send_bytes("hello");
+                     c.send("hello");
                      c.close();
                    },
                    .daemon = true});
     p.start();
     Connection c = l.accept();
-    EXPECT_EQ(c.recv_bytes(), "hello");
+    EXPECT_EQ(c.recv(), mp::Object("hello"));
     if (family == "AF_INET") {
       EXPECT_EQ(std::get<conn::InetAddress>(*l.last_accepted()).first, "127.0.0.1");
     }

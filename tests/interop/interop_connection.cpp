@@ -19,12 +19,14 @@
 #include <tuple>
 #include <utility>
 #include <iostream>
+#include <limits>
 #include <string>
 #include <vector>
 
 #include "multiprocessing/connection.hpp"
 #include "multiprocessing/exceptions.hpp"
 #include "multiprocessing/os.hpp"
+#include "multiprocessing/reduction.hpp"
 
 extern char** environ;
 
@@ -115,7 +117,24 @@ std::string recv(conn::Connection& c) {
   return c.recv_bytes();
 }
 
-/// The C++ half of peer.py's exchange(): echo every payload, check it.
+/// The values peer.py's expected_from_cxx() lists, built here.
+std::vector<mp::Object> cxx_values() {
+  using O = mp::Object;
+  return {
+      O::List{2.25, mp::None{}, "junk"},
+      O::Dict{{O("a"), O(std::int64_t{1})},
+              {O("b"), O::List{std::int64_t{1}, std::int64_t{2}, std::int64_t{3}}},
+              {O("c"), O("xyz")}},
+      O::Tuple{{std::int64_t{1}, std::numeric_limits<std::int64_t>::min(), "h\xc3\xa9"}},
+      O::Set{std::int64_t{1}, std::int64_t{2}},
+      O::FrozenSet{std::int64_t{3}},
+      mp::Bytearray(std::string("\x00\xff", 2)),
+      mp::Bytes("hello"),
+  };
+}
+
+/// The C++ half of peer.py's exchange(): echo every payload (checking it) and
+/// every value, then send cxx_values().
 void echo_payloads(conn::Connection& c) {
   for (const std::string& expected : payloads()) {
     std::string got = recv(c);
@@ -125,6 +144,17 @@ void echo_payloads(conn::Connection& c) {
     }
     c.send_bytes(got);
   }
+  // Values: echo each through this library's unpickler and pickler, until
+  // peer.py says 'end of values'.  Then a list holding one list twice, made here.
+  for (;;) {
+    if (!c.poll(LIMIT)) throw mp::TimeoutError("no value within the limit");
+    mp::Object value = c.recv();
+    if (value == mp::Object("end of values")) break;
+    c.send(value);
+  }
+  mp::Object inner = mp::Object::List{std::int64_t{1}, std::int64_t{2}};
+  c.send(mp::Object::List{inner, inner});
+  for (const mp::Object& v : cxx_values()) c.send(v);
   if (recv(c) != "done") throw mp::ValueError("expected b'done'");
   c.send_bytes("bye");
 }
