@@ -34,6 +34,7 @@ cases = [
  ("set()", "Object(S{})"), ("{1, 2, 3}", "Object(S{1, 2, 3})"), ("frozenset()", "Object(F{})"), ("frozenset({1, 2})", "Object(F{1, 2})"),
  ("['a', 'a', ('a', b'a', b'a')]", "L{\"a\", \"a\", T{\"a\", B(\"a\"), B(\"a\")}}"),
  ("{'k': (1, 'k')}", "D{{\"k\", T{1, \"k\"}}}"),
+ ("[bytearray(b'a'), b'a', bytearray(b'a')]", "L{Object(mp::Bytearray(\"a\")), B(\"a\"), Object(mp::Bytearray(\"a\"))}"),
  ("[b'a', b'b', b'']", "L{B(\"a\"), B(\"b\"), B(\"\")}"),
  ("Token('dict', '/tmp/mgr.sock', '7f0011223344')", "token_object()"),
  ("R()", "rebuild_proxy_object()"),

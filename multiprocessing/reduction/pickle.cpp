@@ -342,47 +342,68 @@ class Pickler {
   // Python: save_bytes.
   void save_value(const Bytes& b, int depth) {
     if (auto it = bytes_memo_.find(b.data); it != bytes_memo_.end()) return get(it->second);
+    bytes_memo_[b.data] = save_bytes(b.data, depth);
+  }
+
+  // Writes a bytes object and memoizes it; returns its memo index.
+  std::uint64_t save_bytes(const std::string& octets, int depth) {
     if (proto_ < 3) {
       // Protocol 2 has no bytes opcode: CPython writes a call that rebuilds them
       // from latin-1 text, which Python 2 and 3 both read back.
-      if (b.data.empty()) {
+      if (octets.empty()) {
         save_reduce(Object::Reduced{{"builtins", "bytes"}, {}, false, {}}, depth);
       } else {
-        // As save_reduce(codecs.encode, (text, 'latin1')), except that the text is a
-        // new str object in CPython, never found in the memo: written afresh.
+        // As save_reduce(codecs.encode, (text, 'latin1')).  The text is a new str
+        // object in CPython, never found in the memo, except a text of one
+        // character: CPython keeps one shared str per latin-1 character.
         save_value(Object::Global{"_codecs", "encode"}, depth);
-        save_str(latin1_to_utf8(b.data));
+        std::string text = latin1_to_utf8(octets);
+        if (octets.size() != 1) {
+          save_str(text);
+        } else if (auto it = latin1_char_memo_.find(octets[0]); it != latin1_char_memo_.end()) {
+          get(it->second);
+        } else {
+          latin1_char_memo_[octets[0]] = save_str(text);
+        }
         save_value(std::string("latin1"), depth);
         write(std::string(1, op::TUPLE2));
         memoize();
         write(std::string(1, op::REDUCE));
         memoize();
       }
-      bytes_memo_[b.data] = memo_size_ - 1;  // save_reduce memoized the result last
-      return;
+      return memo_size_ - 1;  // the result was memoized last
     }
     std::string header;
-    if (b.size() < 256) {
+    if (octets.size() < 256) {
       header += op::SHORT_BINBYTES;
-      put_le(header, b.size(), 1);
-    } else if (b.size() > 0xffffffffu) {
+      put_le(header, octets.size(), 1);
+    } else if (octets.size() > 0xffffffffu) {
       if (proto_ < 4) throw PicklingError("serializing a bytes object larger than 4 GiB requires pickle protocol 4 or higher");
       header += op::BINBYTES8;
-      put_le(header, b.size(), 8);
+      put_le(header, octets.size(), 8);
     } else {
       header += op::BINBYTES;
-      put_le(header, b.size(), 4);
+      put_le(header, octets.size(), 4);
     }
-    write_large(header, b.data);
-    bytes_memo_[b.data] = memoize();
+    write_large(header, octets);
+    return memoize();
   }
 
   // Python: save_bytearray (protocol 5), else bytearray.__reduce_ex__.
   void save_value(const Bytearray& b, int depth) {
     if (proto_ < 5) {
-      std::vector<Object> args;
-      if (!b.data.empty()) args.emplace_back(Bytes(b.data));
-      save_reduce(Object::Reduced{{"builtins", "bytearray"}, std::move(args), false, {}}, depth);
+      // save_reduce(bytearray, (bytes(b),)), the bytes being a new object in
+      // CPython, so never found in the memo; bytearray() when empty.
+      save_value(Object::Global{"builtins", "bytearray"}, depth);
+      if (b.data.empty()) {
+        write(std::string(1, op::EMPTY_TUPLE));
+      } else {
+        save_bytes(b.data, depth + 1);
+        write(std::string(1, op::TUPLE1));
+        memoize();
+      }
+      write(std::string(1, op::REDUCE));
+      memoize();
       return;
     }
     std::string header(1, op::BYTEARRAY8);
@@ -522,6 +543,7 @@ class Pickler {
   std::uint64_t memo_size_ = 0;
   // Values that CPython would find in its memo by identity (see pickle.hpp).
   std::unordered_map<std::string, std::uint64_t> str_memo_, bytes_memo_, global_memo_;
+  std::unordered_map<char, std::uint64_t> latin1_char_memo_;  // CPython's 1-char str singletons
 };
 
 // ================================================================ Unpickler
