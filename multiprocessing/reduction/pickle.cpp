@@ -5,11 +5,13 @@
 #include "multiprocessing/reduction/pickle.hpp"
 
 #include <algorithm>
-#include <cmath>
+#include <cctype>
+#include <cerrno>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -554,15 +556,16 @@ class Pickler {
 // arena and point at each other with plain pointers, so a hostile graph (a cycle,
 // a chain a million deep) is freed flat, without recursion.
 struct Node {
-  enum class Kind { Atom, List, Tuple, Dict, Set, FrozenSet, Global, Reduced, Mark };
+  enum class Kind { Atom, List, Tuple, Dict, Set, FrozenSet, Global, Reduced };
   Kind kind = Kind::Atom;
+  bool newobj = false;         // Reduced: NEWOBJ rather than REDUCE
+  bool converting = false;     // on the path of convert(): seeing it again is a cycle
   Object atom;                 // Atom: None, bool, int, float, str, bytes, bytearray;
                                // Global, Reduced: the callable, an Object::Global
   std::vector<Node*> items;    // containers; Dict: key, value, key, value...; Reduced: args
-  bool newobj = false;         // Reduced
   Node* state = nullptr;       // Reduced: the BUILD state
-  bool converting = false;     // on the path of convert(): seeing it again is a cycle
 };
+static_assert(sizeof(Node) <= 80, "a node per opcode: keep it small (see pickle.hpp)");
 
 std::string kind_name(const Node& n) {
   switch (n.kind) {
@@ -574,7 +577,6 @@ std::string kind_name(const Node& n) {
     case Node::Kind::FrozenSet: return "frozenset";
     case Node::Kind::Global: return "global";
     case Node::Kind::Reduced: return "object";
-    case Node::Kind::Mark: return "mark";
   }
   return "?";
 }
@@ -622,9 +624,9 @@ class Unpickler {
 
   // -------- nodes, stack, marks
   Node* make(Node::Kind kind) {
-    arena_.push_back(std::make_unique<Node>());
-    arena_.back()->kind = kind;
-    return arena_.back().get();
+    arena_.emplace_back();
+    arena_.back().kind = kind;
+    return &arena_.back();
   }
   Node* make_atom(Object value) {
     Node* n = make(Node::Kind::Atom);
@@ -1145,16 +1147,15 @@ class Unpickler {
         if (rebuild) return rebuild(Object(std::move(r)));
         return Object(std::move(r));
       }
-      case Node::Kind::Mark: break;
     }
-    throw UnpicklingError("internal: a mark is not a value");
+    throw UnpicklingError("internal: a node of no known kind");
   }
 
   std::string_view data_;
   std::size_t pos_ = 0;
   int proto_ = 0;
   std::size_t budget_;
-  std::vector<std::unique_ptr<Node>> arena_;  // owns every node; freed flat
+  std::deque<Node> arena_;  // owns every node, which never moves; freed flat
   std::vector<Node*> stack_;
   std::vector<std::size_t> marks_;            // stack sizes at each MARK (the metastack)
   std::unordered_map<std::uint64_t, Node*> memo_;

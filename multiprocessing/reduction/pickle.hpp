@@ -45,8 +45,8 @@
 // built may hold at most 8 Objects per input byte (plus 4096; a str or bytes counts
 // one per 64 octets; items that a call such as set(list) copies count too), so GETs
 // that copy the same container over and over cannot blow memory up.  The memory used
-// is linear in the input: while reading, about 100 bytes per input byte at worst (one
-// graph node per opcode), then the result, at most 8 Objects of 40 bytes per input
+// is linear in the input: while reading, about 90 bytes per input byte at worst (one
+// 80-byte graph node per opcode), then the result, at most 8 Objects of 40 bytes per input
 // byte.  Every failure is an UnpicklingError, an int beyond 64 bits too; nothing
 // else escapes, nothing crashes (the tests fuzz it, and it has run under ASan/UBSan).
 #pragma once
