@@ -1311,7 +1311,7 @@ class Disassembler {
         throw ValueError(text);
       }
       std::string arg = read_arg(*info);
-      char head[16];
+      char head[32];
       std::snprintf(head, sizeof head, "%5zu: ", pos);
       std::string line = head;
       std::string shown;

@@ -21,6 +21,10 @@
 //                       REDUCE of `builtins.set([...])` / `builtins.frozenset([...])`
 //   Global, Reduced     GLOBAL (protocol < 4) or STACK_GLOBAL; then args and REDUCE or
 //                       NEWOBJ, then state and BUILD, as Pickler.save_reduce writes them
+// A str is UTF-8 and is written and read as such, without validation (CPython refuses
+// invalid UTF-8 when it loads).  A set is written in Object::compare order, which is
+// CPython's order for small non-negative ints but not in general (CPython's depends on
+// hashes), so set pickles equal CPython's bytes only in that case; they always load.
 // Protocol 4 and 5 output is framed (FRAME every 64 KiB, large str/bytes outside frames)
 // exactly as _pickle.c frames it.  Protocols 2 and 3 map the module `builtins` to
 // `__builtin__` (fix_imports), as CPython does.
