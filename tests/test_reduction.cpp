@@ -137,6 +137,16 @@ std::string tohex(std::string_view bytes) {
   return out;
 }
 
+// The message of the UnpicklingError that loads() throws.
+std::string unpickling_error_of(std::string_view data) {
+  try {
+    pk::loads(data);
+  } catch (const mp::UnpicklingError& e) {
+    return e.what();
+  }
+  return "<no UnpicklingError>";
+}
+
 // A manager Token as copyreg.__reduce_ex__ pickles it (reference §3.5).
 Object token_object() {
   return Object(Object::Reduced{{"multiprocessing.managers", "Token"}, {}, true,
@@ -216,6 +226,21 @@ TEST(TestPickle, LoadsEveryProtocolAndSharedReferences) {
   }
 }
 
+/// Python 2's pickles: protocol 0 text opcodes (STRING with escapes, INT as bool,
+/// LONG, raw-unicode-escape UNICODE), BINSTRING / SHORT_BINSTRING, and
+/// `__builtin__` globals at protocol 2 (pickletester's test_load_python2_str_as_str,
+/// test_load_classic_instance's fix_imports path).
+TEST(TestPickle, LoadsPython2Pickles) {
+  // Checked with python3: pickle.loads(...) == ["a\nb'cA", True, 12345678901234, 'xyz', 'hi', '€é']
+  std::string py2 = "(lp0\nS'a\\nb\\'c\\x41'\np1\naI01\naL12345678901234L\naU\x03xyzaT";
+  py2 += std::string("\x02\x00\x00\x00", 4) + "hiaV\\u20ac\xe9\na.";
+  EXPECT_EQ(pk::loads(py2), (L{"a\nb'cA", true, I(12345678901234), "xyz", "hi", "\xe2\x82\xac\xc3\xa9"}));
+  EXPECT_EQ(pk::loads(unhex("8002635f5f6275696c74696e5f5f0a7365740a71005d710128" "4b014b0265" "8571025271032e")),
+            Object(S{1, 2}));
+  EXPECT_EQ(unpickling_error_of("S'caf\xe9'\n."), "a Python 2 str that is not ASCII (pass through bytes instead)");
+  EXPECT_EQ(unpickling_error_of("Sabc\n."), "the STRING opcode argument must be quoted");
+}
+
 /// Round trips of every kind of value at protocols 2..5 (pickletester's test_misc,
 /// test_ints, test_floats, test_unicode, test_bytes, test_bytearray, test_set...).
 TEST(TestPickle, RoundTripsEveryType) {
@@ -282,15 +307,6 @@ TEST(TestPickle, DisMatchesPickletools) {
   EXPECT_THROW(pk::dis(unhex("80044e")), mp::ValueError);     // no STOP
   EXPECT_THROW(pk::dis(unhex("800499")), mp::ValueError);     // unknown opcode
   EXPECT_THROW(pk::dis(unhex("8004652e")), mp::ValueError);   // APPENDS without MARK
-}
-
-std::string unpickling_error_of(std::string_view data) {
-  try {
-    pk::loads(data);
-  } catch (const mp::UnpicklingError& e) {
-    return e.what();
-  }
-  return "<no UnpicklingError>";
 }
 
 /// Unpickling never runs code: globals outside the allow-list are refused by name
