@@ -160,7 +160,9 @@ class ForkingPickler {
 
   /// Allow loads() to name `module.qualname` (GLOBAL / STACK_GLOBAL) and call it
   /// (REDUCE, NEWOBJ, BUILD).  Registering the same name again replaces the rebuild
-  /// function.  Thread-safe; a registration lasts for the life of the process.
+  /// function.  The built-in names (builtins.set...) are always evaluated natively,
+  /// whatever is registered for them.  Thread-safe; a registration lasts for the
+  /// life of the process.
   /// Python: ForkingPickler.register + the globals find_class would import.
   static void register_global(const std::string& module, const std::string& qualname,
                               Rebuild rebuild = nullptr);
