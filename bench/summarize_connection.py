@@ -1,0 +1,62 @@
+"""bench/summarize_connection.py DIR -- the table bench/run_connection.sh prints.
+
+DIR holds cpp-<k>.json (bench_connection --benchmark_format=json) and
+py-<k>.json (cpython_connection.py) per round k; each cell is the median over
+the rounds of that round's value (itself a median over repetitions).
+"""
+import json
+import pathlib
+import statistics
+import sys
+
+BATCH = {64: 2000, 4096: 500, 1 << 20: 20}
+
+
+def cpp_values(doc):
+    out = {}
+    for b in doc['benchmarks']:
+        if b.get('run_type') == 'aggregate' and b.get('aggregate_name') == 'median':
+            name = b['run_name'].split('/iterations')[0]
+            out[name] = b['real_time']
+    return out
+
+
+def main(directory):
+    d = pathlib.Path(directory)
+    rounds = []
+    for cpp in sorted(d.glob('cpp-*.json')):
+        py = d / cpp.name.replace('cpp-', 'py-')
+        rounds.append((cpp_values(json.loads(cpp.read_text())), json.loads(py.read_text())))
+
+    def med(src, name):
+        return statistics.median(r[src][name] for r in rounds)
+
+    print(f'connection between two processes (median of {len(rounds)} rounds)')
+    print()
+    print('| operation | library | raw socketpair | CPython | library÷raw | CPython÷library |')
+    print('|---|---:|---:|---:|---:|---:|')
+    lib, raw, cpy = med(0, 'BM_Lib_RoundTrip64'), med(0, 'BM_Raw_RoundTrip64'), med(1, 'roundtrip64')
+    print(f'| round trip 64 B (µs) | {lib:.1f} | {raw:.1f} | {cpy:.1f} | {lib / raw:.2f}× | {cpy / lib:.2f}× |')
+    for size, batch in BATCH.items():
+        def mbps(us):
+            return size * batch / us  # bytes per µs = MB/s
+        lib = mbps(med(0, f'BM_Lib_OneWay/{size}'))
+        raw = mbps(med(0, f'BM_Raw_OneWay/{size}'))
+        cpy = mbps(med(1, f'oneway/{size}'))
+        print(f'| one way {size} B (MB/s) | {lib:.0f} | {raw:.0f} | {cpy:.0f} | '
+              f'{lib / raw:.2f}× | {lib / cpy:.2f}× faster |')
+    dlib, dcpy = med(0, 'BM_Lib_DictRoundTrip'), med(1, 'dict_roundtrip')
+    raw64 = med(0, 'BM_Raw_RoundTrip64')
+    print(f'| dict round trip (µs) | {dlib:.1f} | ({raw64:.1f}: raw 64 B) | {dcpy:.1f} | '
+          f'{dlib / raw64:.2f}× | {dcpy / dlib:.2f}× |')
+    print()
+    lat = med(0, 'BM_Lib_RoundTrip64') / raw64
+    thr = (med(0, 'BM_Raw_OneWay/1048576') / med(0, 'BM_Lib_OneWay/1048576'))
+    print(f'goal latency within 1.2x of raw: {"holds" if lat <= 1.2 else "does NOT hold"} ({lat:.2f}x)')
+    print(f'goal 1 MiB throughput >= 80% of raw: {"holds" if thr >= 0.8 else "does NOT hold"} ({thr:.0%})')
+    dr = dlib / raw64
+    print(f'goal dict round trip within 1.3x of raw 64 B: {"holds" if dr <= 1.3 else "does NOT hold"} ({dr:.2f}x)')
+
+
+if __name__ == '__main__':
+    main(sys.argv[1] if len(sys.argv) > 1 else '.')
