@@ -217,8 +217,18 @@ std::optional<std::string> Connection::_recv_bytes(std::optional<std::size_t> ma
     size = _frame_long_length(std::string_view(eight, 8));
   }
   if (maxsize && *size > *maxsize) return std::nullopt;
-  std::string payload(static_cast<std::size_t>(*size), '\0');
-  _recv(payload.data(), payload.size(), false, deadline);
+  // Grow the buffer as the bytes arrive (1 MiB first, then doubling) instead of
+  // allocating the announced size at once: a peer that announces 2 GiB and
+  // sends 10 bytes costs 1 MiB, not 2 GiB (CPython allocates it all).
+  std::string payload;
+  std::uint64_t want = *size;
+  while (payload.size() < want) {
+    std::size_t old = payload.size();
+    std::size_t step = static_cast<std::size_t>(
+        std::min<std::uint64_t>(want - old, std::max<std::size_t>(std::size_t{1} << 20, old)));
+    payload.resize(old + step);
+    _recv(payload.data() + old, step, false, deadline);
+  }
   return payload;
 }
 

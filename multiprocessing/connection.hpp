@@ -106,7 +106,8 @@ class Connection {
   void send_bytes(std::string_view buf, std::size_t offset = 0,
                   std::optional<std::size_t> size = std::nullopt);
 
-  /// Python: recv_bytes(maxlength=None): the next message.
+  /// Python: recv_bytes(maxlength=None): the next message.  The buffer grows
+  /// with the bytes that arrive, not with the length the peer announced.
   /// \throws EOFError at a clean end of stream between messages; OSError "got
   ///   end of file during message" inside one; OSError "bad message length"
   ///   when it is longer than maxlength (the payload stays unread; a duplex

@@ -280,6 +280,21 @@ TEST(TestConnectionErrors, TruncatedAndTooLong) {
   }
 }
 
+/// A peer that announces 2 GiB and sends 10 bytes: EOF mid-message, with the
+/// buffer grown only as far as the bytes that came (1 MiB), not to 2 GiB.
+TEST(TestConnectionErrors, LyingLengthCostsLittle) {
+  auto [a, b] = conn::Pipe();
+  std::string lie = std::string("\x7f\xff\xff\xff", 4) + "0123456789";
+  ASSERT_EQ(::write(b.fileno(), lie.data(), lie.size()), 14);
+  b.close();
+  try {
+    a.recv_bytes();
+    ADD_FAILURE();
+  } catch (const mp::OSError& e) {
+    EXPECT_STREQ(e.what(), "got end of file during message");
+  }
+}
+
 /// Writing to a socket whose peer is gone is EPIPE, not a SIGPIPE death.
 TEST(TestConnectionErrors, BrokenPipeIsAnError) {
   auto [a, b] = conn::Pipe();
