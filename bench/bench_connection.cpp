@@ -195,7 +195,7 @@ void BM_Lib_OneWay(benchmark::State& state) {
   p.start();
   child_conn.close();
   std::string msg(size, 'x');
-  auto one_batch = [&] {
+  auto one_batch = [&c = c, &msg, batch] {
     for (std::size_t i = 0; i < batch; ++i) c.send_bytes(msg);
     c.recv_bytes();
   };

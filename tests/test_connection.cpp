@@ -84,7 +84,7 @@ TEST(TestFraming, OnTheWire) {
 /// _TestConnection.test_connection (the bytes half; SendRecvValues has the rest).
 TEST_P(TestConnection, Connection) {
   auto [c, child_conn] = conn::Pipe();
-  mp::Process p({.target = [&child_conn] { echo(child_conn); }, .daemon = true});
+  mp::Process p({.target = [&child_conn = child_conn] { echo(child_conn); }, .daemon = true});
   p.start();
 
   EXPECT_GE(c.fileno(), 0);
@@ -170,7 +170,7 @@ TEST_P(TestConnection, DuplexFalse) {
 /// _TestConnection.test_spawn_close
 TEST_P(TestConnection, SpawnClose) {
   auto [c, child_conn] = conn::Pipe();
-  mp::Process p({.target = [&child_conn] { echo(child_conn); }, .daemon = true});
+  mp::Process p({.target = [&child_conn = child_conn] { echo(child_conn); }, .daemon = true});
   p.start();
   child_conn.close();  // this might complete before child initializes
   c.send_bytes("hello");
@@ -194,7 +194,7 @@ TEST_P(TestConnection, Sendbytes) {
   EXPECT_EQ(b.recv_bytes(), "");
   a.send_bytes(msg, 26, 0);
   EXPECT_EQ(b.recv_bytes(), "");
-  auto expect_value_error = [&](std::size_t offset, std::optional<std::size_t> size,
+  auto expect_value_error = [&a = a, &msg](std::size_t offset, std::optional<std::size_t> size,
                                 const char* text) {
     try {
       a.send_bytes(msg, offset, size);
@@ -309,7 +309,7 @@ TEST_P(TestConnection, LargeMessages) {
     auto [r, w] = conn::Pipe(duplex);
     std::string big(5 * 1024 * 1024 + 7, '\0');
     for (std::size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>(i * 31 % 251);
-    mp::Process p({.target = [&w, &big] {
+    mp::Process p({.target = [&w = w, &big] {
       w.send_bytes(big);
       w.send_bytes(big, 0, 16384);
       w.send_bytes(big, 1, 16385);
@@ -325,7 +325,7 @@ TEST_P(TestConnection, LargeMessages) {
 /// _TestConnection.test_connection, the value half: send/recv through pickle.
 TEST_P(TestConnection, SendRecvValues) {
   auto [c, child_conn] = conn::Pipe();
-  mp::Process p({.target = [&child_conn] {
+  mp::Process p({.target = [&child_conn = child_conn] {
                    // Python: _echo, but for values.
                    for (;;) {
                      mp::Object o = child_conn.recv();
@@ -532,7 +532,7 @@ TEST(TestHandshake, AllDigests) {
   }
   auto [a, b] = conn::Pipe();
   std::exception_ptr answer_error;
-  std::thread answerer([&] {
+  std::thread answerer([&b = b, &answer_error] {
     try {
       conn::answer_challenge(b, mp::Bytes("other"));
     } catch (...) {
