@@ -12,6 +12,7 @@
 #include "multiprocessing/popen_fork.hpp"
 #include "multiprocessing/process.hpp"
 #include "multiprocessing/reduction.hpp"
+#include "multiprocessing/synchronize.hpp"
 #include "multiprocessing/util.hpp"
 
 namespace multiprocessing {

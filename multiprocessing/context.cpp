@@ -175,5 +175,15 @@ int cpu_count() { return _default_context().cpu_count(); }
 void freeze_support() { _default_context().freeze_support(); }
 util::Logger& get_logger() { return util::get_logger(); }
 util::Logger& log_to_stderr(std::optional<int> level) { return util::log_to_stderr(level); }
+synchronize::Lock Lock() { return _default_context().Lock(); }
+synchronize::RLock RLock() { return _default_context().RLock(); }
+synchronize::Condition Condition(std::optional<synchronize::SemLock> lock) {
+  return _default_context().Condition(std::move(lock));
+}
+synchronize::Semaphore Semaphore(unsigned value) { return _default_context().Semaphore(value); }
+synchronize::BoundedSemaphore BoundedSemaphore(unsigned value) {
+  return _default_context().BoundedSemaphore(value);
+}
+synchronize::Event Event() { return _default_context().Event(); }
 
 }  // namespace multiprocessing

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "multiprocessing/process.hpp"
+#include "multiprocessing/synchronize.hpp"
 #include "multiprocessing/util.hpp"
 
 namespace multiprocessing {
@@ -37,6 +38,22 @@ class BaseContext {
 
   /// Python: ctx.Process(target=..., ...): a process of this context's kind.
   virtual std::unique_ptr<BaseProcess> Process(ProcessOptions options = {});
+
+  /// Python: Lock(), RLock(), Condition(lock=None), Semaphore(value=1),
+  /// BoundedSemaphore(value=1), Event(): synchronize objects made for this
+  /// context's start method.
+  synchronize::Lock Lock() { return synchronize::Lock(&get_context()); }
+  synchronize::RLock RLock() { return synchronize::RLock(&get_context()); }
+  synchronize::Condition Condition(std::optional<synchronize::SemLock> lock = std::nullopt) {
+    return synchronize::Condition(std::move(lock), &get_context());
+  }
+  synchronize::Semaphore Semaphore(unsigned value = 1) {
+    return synchronize::Semaphore(value, &get_context());
+  }
+  synchronize::BoundedSemaphore BoundedSemaphore(unsigned value = 1) {
+    return synchronize::BoundedSemaphore(value, &get_context());
+  }
+  synchronize::Event Event() { return synchronize::Event(&get_context()); }
 
   /// Python: get_context(method=None): nullopt -> this context; else the named
   /// one.  \throws ValueError "cannot find context for 'bad'".
@@ -177,5 +194,11 @@ int cpu_count();
 void freeze_support();
 util::Logger& get_logger();
 util::Logger& log_to_stderr(std::optional<int> level = std::nullopt);
+synchronize::Lock Lock();
+synchronize::RLock RLock();
+synchronize::Condition Condition(std::optional<synchronize::SemLock> lock = std::nullopt);
+synchronize::Semaphore Semaphore(unsigned value = 1);
+synchronize::BoundedSemaphore BoundedSemaphore(unsigned value = 1);
+synchronize::Event Event();
 
 }  // namespace multiprocessing

@@ -1,0 +1,385 @@
+// multiprocessing/synchronize.cpp
+// Mirrors CPython 3.11 Lib/multiprocessing/synchronize.py and
+// Modules/_multiprocessing/semaphore.c (the POSIX branch); see synchronize.hpp.
+#include "multiprocessing/synchronize.hpp"
+
+#include <fcntl.h>
+#include <pthread.h>
+#include <time.h>
+
+#include <atomic>
+#include <cerrno>
+#include <climits>
+#include <cmath>
+#include <random>
+
+#include "multiprocessing/context.hpp"
+#include "multiprocessing/dummy/dummy.hpp"
+#include "multiprocessing/exceptions.hpp"
+#include "multiprocessing/os.hpp"
+#include "multiprocessing/process.hpp"
+#include "multiprocessing/util.hpp"
+
+namespace multiprocessing::synchronize {
+
+/// The state of one SemLock: Python's _multiprocessing.SemLock object
+/// (handle, kind, maxvalue, name, count, last_tid) plus the cleanup that
+/// synchronize.SemLock.__init__ arranges.
+struct SemLock::Impl {
+  sem_t* handle = SEM_FAILED;  // semaphore.c: handle
+  int kind = SEMAPHORE;        // kind
+  unsigned maxvalue = 1;       // maxvalue
+  std::string name;            // name
+  // count: acquisitions by this process (RLock: by its owner); last_tid: the
+  // thread that acquired it last.  Python's C code updates them under the GIL;
+  // here threads run truly at once, so they are atomics (see add_count).
+  std::atomic<int> count{0};
+  std::atomic<pthread_t> last_tid{};
+  util::AfterForkRegistration after_fork;  // Python: util.register_after_fork(self, _after_fork)
+  util::Finalize cleanup;                  // Python: Finalize(self, SemLock._cleanup, exitpriority=0)
+
+  ~Impl() {
+    cleanup();  // unlink the name first, if it was kept
+    // sem_close unmaps the semaphore from this process only; other processes
+    // that inherited it keep theirs.
+    if (handle != SEM_FAILED) ::sem_close(handle);
+  }
+  bool is_mine() const {
+    return count.load(std::memory_order_relaxed) > 0 &&
+           ::pthread_equal(last_tid.load(std::memory_order_relaxed), ::pthread_self());
+  }
+
+  /// Change `count`.  With maxvalue 1 (Lock, RLock) only the holder changes
+  /// it, and the semaphore orders one holder after the next, so a plain
+  /// load and store suffice; a semaphore with several holders needs fetch_add.
+  void add_count(int delta) {
+    if (maxvalue == 1) {
+      count.store(count.load(std::memory_order_relaxed) + delta, std::memory_order_relaxed);
+    } else {
+      count.fetch_add(delta, std::memory_order_relaxed);
+    }
+  }
+};
+
+namespace {
+
+/// Python: tempfile._RandomNameSequence: 8 characters of [a-z0-9_], from a
+/// generator re-seeded when the pid changes (a forked child must not repeat
+/// its parent's names).
+std::string random_name() {
+  static const char characters[] = "abcdefghijklmnopqrstuvwxyz0123456789_";
+  thread_local pid_t seeded_for = 0;
+  thread_local std::mt19937_64 generator;
+  if (seeded_for != os::getpid()) {
+    std::string seed = os::urandom(8);
+    std::uint64_t value = 0;
+    for (unsigned char c : seed) value = (value << 8) | c;
+    generator.seed(value);
+    seeded_for = os::getpid();
+  }
+  std::string name;
+  for (int i = 0; i < 8; ++i) name += characters[generator() % (sizeof characters - 1)];
+  return name;
+}
+
+/// Python: process.current_process().name, plus "|<thread name>" outside the
+/// main thread, as Lock.__repr__ shows the owner.
+std::string owner_name() {
+  std::string name = current_process().name();
+  std::string thread = dummy::current_process().name();
+  if (thread != "MainThread") name += "|" + thread;
+  return name;
+}
+
+std::string lock_repr(const SemLock& lock) {
+  // Python: Lock.__repr__
+  std::string name;
+  if (lock._is_mine()) name = owner_name();
+  else if (lock._get_value() == 1) name = "None";
+  else if (lock._count() > 0) name = "SomeOtherThread";
+  else name = "SomeOtherProcess";
+  return "<Lock(owner=" + name + ")>";
+}
+
+std::string rlock_repr(const SemLock& lock) {
+  // Python: RLock.__repr__
+  std::string name, count;
+  if (lock._is_mine()) {
+    name = owner_name();
+    count = std::to_string(lock._count());
+  } else if (lock._get_value() == 1) {
+    name = "None";
+    count = "0";
+  } else if (lock._count() > 0) {
+    name = "SomeOtherThread";
+    count = "nonzero";
+  } else {
+    name = "SomeOtherProcess";
+    count = "nonzero";
+  }
+  return "<RLock(" + name + ", " + count + ")>";
+}
+
+}  // namespace
+
+// ------------------------------------------------------------------ SemLock
+
+SemLock::SemLock(int kind, unsigned value, unsigned maxvalue, BaseContext* ctx)
+    : impl_(std::make_shared<Impl>()) {
+  if (kind != RECURSIVE_MUTEX && kind != SEMAPHORE) throw ValueError("unrecognized kind");
+  if (value > maxvalue || maxvalue > static_cast<unsigned>(SEM_VALUE_MAX)) throw ValueError("invalid value");
+  if (ctx == nullptr) ctx = &_default_context().get_context();
+  // Python: a fork context's semaphore is unlinked at once: children inherit
+  // the mapping, nothing else needs the name, and an unlinked name cannot
+  // leak if every process is killed.  Spawned children need the name.
+  bool unlink_now = ctx->get_start_method() == "fork";
+
+  impl_->kind = kind;
+  impl_->maxvalue = maxvalue;
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    std::string name = current_process()._config.semprefix + "-" + random_name();
+    // O_EXCL: a name already in use (by anyone) is never shared by accident.
+    sem_t* handle = ::sem_open(name.c_str(), O_CREAT | O_EXCL, 0600, value);
+    if (handle != SEM_FAILED) {
+      impl_->handle = handle;
+      impl_->name = name;
+      break;
+    }
+    if (errno != EEXIST) raise_os_error("sem_open", errno);
+  }
+  if (impl_->handle == SEM_FAILED) throw OSError("sem_open: cannot find name for semaphore", EEXIST);
+  util::debug("created semlock with handle " + impl_->name);
+
+  if (unlink_now) {
+    ::sem_unlink(impl_->name.c_str());
+  } else {
+    // Python also registers the name with the resource tracker (issue 4/5).
+    std::string name = impl_->name;
+    impl_->cleanup = util::Finalize([name] { ::sem_unlink(name.c_str()); }, 0, "sem_unlink");
+  }
+  Impl* raw = impl_.get();
+  impl_->after_fork =
+      util::register_after_fork([raw] { raw->count.store(0, std::memory_order_relaxed); });
+}
+
+bool SemLock::acquire(bool block, std::optional<double> timeout) {
+  Impl& self = *impl_;
+  if (self.kind == RECURSIVE_MUTEX && self.is_mine()) {
+    self.add_count(1);
+    return true;
+  }
+  // Try first without blocking: the common, uncontended case costs one call.
+  int res;
+  do {
+    res = ::sem_trywait(self.handle);
+  } while (res < 0 && errno == EINTR);
+  if (res < 0 && errno == EAGAIN && block) {
+    // Could not acquire at once: block, until the deadline if there is one.
+    timespec deadline{};
+    if (timeout) {
+      double seconds = std::max(0.0, *timeout);
+      ::clock_gettime(CLOCK_MONOTONIC, &deadline);
+      double whole = std::floor(seconds);
+      deadline.tv_sec += static_cast<time_t>(whole);
+      deadline.tv_nsec += static_cast<long>((seconds - whole) * 1e9);
+      if (deadline.tv_nsec >= 1000000000L) {
+        deadline.tv_sec += 1;
+        deadline.tv_nsec -= 1000000000L;
+      }
+    }
+    do {
+      // sem_clockwait on CLOCK_MONOTONIC: a change of the wall clock does not
+      // stretch or shorten the timeout (semaphore.c uses sem_timedwait).
+      res = timeout ? ::sem_clockwait(self.handle, CLOCK_MONOTONIC, &deadline) : ::sem_wait(self.handle);
+    } while (res < 0 && errno == EINTR);
+  }
+  if (res < 0) {
+    if (errno == EAGAIN || errno == ETIMEDOUT) return false;
+    raise_os_error("sem_wait", errno);
+  }
+  self.add_count(1);
+  self.last_tid.store(::pthread_self(), std::memory_order_relaxed);
+  return true;
+}
+
+void SemLock::release() {
+  Impl& self = *impl_;
+  if (self.kind == RECURSIVE_MUTEX) {
+    if (!self.is_mine()) throw AssertionError("attempt to release recursive lock not owned by thread");
+    if (self.count.load(std::memory_order_relaxed) > 1) {
+      self.add_count(-1);
+      return;
+    }
+  } else {
+    // Not an absolute guarantee that the value never exceeds maxvalue (another
+    // process may release between these two calls), as in semaphore.c.
+    int sval = 0;
+    if (::sem_getvalue(self.handle, &sval) < 0) raise_os_error("sem_getvalue", errno);
+    if (sval >= 0 && static_cast<unsigned>(sval) >= self.maxvalue) {
+      throw ValueError("semaphore or lock released too many times");
+    }
+  }
+  // Count down *before* sem_post: the moment the semaphore is posted another
+  // thread of this process may acquire it and count up.  (semaphore.c posts
+  // first; the GIL keeps that safe in CPython, and nothing does here.)
+  self.add_count(-1);
+  if (::sem_post(self.handle) < 0) {
+    int err = errno;
+    self.add_count(1);
+    raise_os_error("sem_post", err);
+  }
+}
+
+int SemLock::_count() const { return impl_->count.load(std::memory_order_relaxed); }
+bool SemLock::_is_mine() const { return impl_->is_mine(); }
+
+int SemLock::_get_value() const {
+  int sval = 0;
+  if (::sem_getvalue(impl_->handle, &sval) < 0) raise_os_error("sem_getvalue", errno);
+  return sval < 0 ? 0 : sval;  // some systems report waiters as a negative value
+}
+
+bool SemLock::_is_zero() const { return _get_value() == 0; }
+void SemLock::_after_fork() { impl_->count.store(0, std::memory_order_relaxed); }
+const std::string& SemLock::name() const { return impl_->name; }
+int SemLock::kind() const { return impl_->kind; }
+unsigned SemLock::maxvalue() const { return impl_->maxvalue; }
+
+// ------------------------------------------------------------------ the lock kinds
+
+Semaphore::Semaphore(unsigned value, BaseContext* ctx) : SemLock(SEMAPHORE, value, static_cast<unsigned>(SEM_VALUE_MAX), ctx) {}
+
+std::string Semaphore::repr() const { return "<Semaphore(value=" + std::to_string(get_value()) + ")>"; }
+
+BoundedSemaphore::BoundedSemaphore(unsigned value, BaseContext* ctx)
+    : Semaphore(SEMAPHORE, value, value, ctx) {}
+
+std::string BoundedSemaphore::repr() const {
+  return "<BoundedSemaphore(value=" + std::to_string(get_value()) +
+         ", maxvalue=" + std::to_string(maxvalue()) + ")>";
+}
+
+Lock::Lock(BaseContext* ctx) : SemLock(SEMAPHORE, 1, 1, ctx) {}
+std::string Lock::repr() const { return lock_repr(*this); }
+
+RLock::RLock(BaseContext* ctx) : SemLock(RECURSIVE_MUTEX, 1, 1, ctx) {}
+std::string RLock::repr() const { return rlock_repr(*this); }
+
+// ------------------------------------------------------------------ Condition
+
+Condition::Condition(std::optional<SemLock> lock, BaseContext* ctx)
+    : lock_(lock ? *lock : RLock(ctx)),
+      sleeping_count_(0, ctx),
+      woken_count_(0, ctx),
+      wait_semaphore_(0, ctx) {}
+
+bool Condition::wait(std::optional<double> timeout) {
+  if (!lock_._is_mine()) throw AssertionError("must acquire() condition before using wait()");
+  // Indicate that this thread is going to sleep.
+  sleeping_count_.release();
+  // Release the lock, as many times as it is held (an RLock may be nested).
+  int count = lock_._count();
+  for (int i = 0; i < count; ++i) lock_.release();
+  bool notified = false;
+  try {
+    // Wait for a notification or the timeout.
+    notified = wait_semaphore_.acquire(true, timeout);
+  } catch (...) {
+    woken_count_.release();
+    for (int i = 0; i < count; ++i) lock_.acquire();
+    throw;
+  }
+  // Indicate that this thread has woken, then re-acquire the lock.
+  woken_count_.release();
+  for (int i = 0; i < count; ++i) lock_.acquire();
+  return notified;
+}
+
+void Condition::notify(long n) {
+  if (!lock_._is_mine()) throw AssertionError("lock is not owned");
+  if (wait_semaphore_.acquire(false)) throw AssertionError("notify: wait semaphore was not zero");
+  // To take account of timeouts since the last notify*(), subtract woken_count
+  // from sleeping_count and re-zero woken_count.
+  while (woken_count_.acquire(false)) {
+    if (!sleeping_count_.acquire(false)) {
+      throw AssertionError("notify: Bug in sleeping_count.acquire- res should not be False");
+    }
+  }
+  long sleepers = 0;
+  while (sleepers < n && sleeping_count_.acquire(false)) {
+    wait_semaphore_.release();  // wake up one sleeper
+    ++sleepers;
+  }
+  if (sleepers > 0) {
+    for (long i = 0; i < sleepers; ++i) woken_count_.acquire();  // wait for a sleeper to wake
+    // Re-zero wait_semaphore in case some timeouts just happened.
+    while (wait_semaphore_.acquire(false)) {
+    }
+  }
+}
+
+void Condition::notify_all() { notify(LONG_MAX); }
+
+bool Condition::wait_for(const std::function<bool()>& predicate, std::optional<double> timeout) {
+  bool result = predicate();
+  if (result) return result;
+  std::optional<double> endtime;
+  std::optional<double> waittime;
+  if (timeout) endtime = os::monotonic() + *timeout;
+  while (!result) {
+    if (endtime) {
+      waittime = *endtime - os::monotonic();
+      if (*waittime <= 0) break;
+    }
+    wait(waittime);
+    result = predicate();
+  }
+  return result;
+}
+
+std::string Condition::repr() const {
+  int waiters = sleeping_count_.get_value() - woken_count_.get_value();
+  std::string lock = lock_.kind() == RECURSIVE_MUTEX ? rlock_repr(lock_) : lock_repr(lock_);
+  return "<Condition(" + lock + ", " + std::to_string(waiters) + ")>";
+}
+
+// ------------------------------------------------------------------ Event
+
+Event::Event(BaseContext* ctx) : cond_(Lock(ctx), ctx), flag_(0, ctx) {}
+
+bool Event::is_set() {
+  std::lock_guard guard(cond_);
+  if (flag_.acquire(false)) {
+    flag_.release();
+    return true;
+  }
+  return false;
+}
+
+void Event::set() {
+  std::lock_guard guard(cond_);
+  flag_.acquire(false);
+  flag_.release();
+  cond_.notify_all();
+}
+
+void Event::clear() {
+  std::lock_guard guard(cond_);
+  flag_.acquire(false);
+}
+
+bool Event::wait(std::optional<double> timeout) {
+  std::lock_guard guard(cond_);
+  if (flag_.acquire(false)) {
+    flag_.release();
+  } else {
+    cond_.wait(timeout);
+  }
+  if (flag_.acquire(false)) {
+    flag_.release();
+    return true;
+  }
+  return false;
+}
+
+}  // namespace multiprocessing::synchronize

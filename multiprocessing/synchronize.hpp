@@ -1,0 +1,172 @@
+// multiprocessing/synchronize.hpp
+// Mirrors CPython 3.11 Lib/multiprocessing/synchronize.py and the C type it stands
+// on, _multiprocessing.SemLock (Modules/_multiprocessing/semaphore.c): locks,
+// semaphores, conditions and events that work across processes, all built on one
+// POSIX named semaphore each.
+//
+// The objects are handles, like Python references: copying a Lock gives another
+// handle to the same semaphore, so a lambda may capture it by value.  A forked
+// child inherits the semaphore's mapping and uses the same kernel object.
+#pragma once
+
+#include <limits.h>
+#include <semaphore.h>
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+namespace multiprocessing {
+class BaseContext;
+}
+
+namespace multiprocessing::synchronize {
+
+/// Python: synchronize.RECURSIVE_MUTEX, SEMAPHORE (the `kind` of a SemLock).
+inline constexpr int RECURSIVE_MUTEX = 0;
+inline constexpr int SEMAPHORE = 1;
+// Python: synchronize.SEM_VALUE_MAX is the system's SEM_VALUE_MAX, the macro
+// from <limits.h> (2147483647 on Linux), used here as it is.
+
+/// Python: synchronize.SemLock together with _multiprocessing.SemLock.
+/// A named POSIX semaphore (sem_open) with Python's bookkeeping: which thread
+/// holds it and how many times (for RLock), and the maximum value a release
+/// may not exceed (for Lock and BoundedSemaphore).
+class SemLock {
+ public:
+  /// Python: SemLock(kind, value, maxvalue, ctx=...).  Under the fork start
+  /// method the name is unlinked at once (nothing can leak); otherwise it is
+  /// unlinked when the last handle in the creating process goes, or at exit.
+  /// \throws OSError if sem_open fails; ValueError for a value above maxvalue.
+  SemLock(int kind, unsigned value, unsigned maxvalue, BaseContext* ctx = nullptr);
+
+  /// Python: acquire(block=True, timeout=None): true if acquired.  A
+  /// non-blocking call ignores the timeout, as Python's does.
+  bool acquire(bool block = true, std::optional<double> timeout = std::nullopt);
+  /// Python: release().
+  /// \throws AssertionError "attempt to release recursive lock not owned by thread" (RLock);
+  ///   ValueError "semaphore or lock released too many times" (Lock, BoundedSemaphore).
+  void release();
+  /// `with lock:` — BasicLockable, for std::lock_guard / std::unique_lock.
+  void lock() { acquire(); }
+  void unlock() { release(); }
+
+  /// Python: _semlock._count(): how many times this process holds it.
+  int _count() const;
+  /// Python: _semlock._is_mine(): held by the calling thread.
+  bool _is_mine() const;
+  /// Python: _semlock._get_value(): the semaphore's value (sem_getvalue).
+  int _get_value() const;
+  /// Python: _semlock._is_zero().
+  bool _is_zero() const;
+  /// Python: _semlock._after_fork(): the child holds nothing (count = 0).
+  void _after_fork();
+  /// Python: _semlock.name ("/mp-xxxxxxxx"), kind, maxvalue.
+  const std::string& name() const;
+  int kind() const;
+  unsigned maxvalue() const;
+
+  struct Impl;
+
+ protected:
+  std::shared_ptr<Impl> impl_;
+};
+
+/// Python: synchronize.Semaphore(value=1): released without bound.
+class Semaphore : public SemLock {
+ public:
+  explicit Semaphore(unsigned value = 1, BaseContext* ctx = nullptr);
+  /// Python: get_value().
+  int get_value() const { return _get_value(); }
+  /// Python: "<Semaphore(value=1)>".
+  std::string repr() const;
+
+ protected:
+  Semaphore(int kind, unsigned value, unsigned maxvalue, BaseContext* ctx)
+      : SemLock(kind, value, maxvalue, ctx) {}
+};
+
+/// Python: synchronize.BoundedSemaphore(value=1): releasing above the
+/// initial value is a ValueError.
+class BoundedSemaphore : public Semaphore {
+ public:
+  explicit BoundedSemaphore(unsigned value = 1, BaseContext* ctx = nullptr);
+  /// Python: "<BoundedSemaphore(value=1, maxvalue=1)>".
+  std::string repr() const;
+};
+
+/// Python: synchronize.Lock: a binary semaphore.  Unlike RLock, any thread
+/// or process may release it.
+class Lock : public SemLock {
+ public:
+  explicit Lock(BaseContext* ctx = nullptr);
+  /// Python: "<Lock(owner=MainProcess)>", owner=None when free,
+  /// SomeOtherThread / SomeOtherProcess when held elsewhere.
+  std::string repr() const;
+};
+
+/// Python: synchronize.RLock: re-entrant; only the owning thread may release.
+class RLock : public SemLock {
+ public:
+  explicit RLock(BaseContext* ctx = nullptr);
+  /// Python: "<RLock(MainProcess, 2)>", "<RLock(None, 0)>" when free.
+  std::string repr() const;
+};
+
+/// Python: synchronize.Condition(lock=None): wait/notify across processes,
+/// built from the lock and three counting semaphores (sleeping, woken, wait).
+class Condition {
+ public:
+  /// Python: Condition(lock=None): an RLock when no lock is given.
+  explicit Condition(std::optional<SemLock> lock = std::nullopt, BaseContext* ctx = nullptr);
+
+  bool acquire(bool block = true, std::optional<double> timeout = std::nullopt) {
+    return lock_.acquire(block, timeout);
+  }
+  void release() { lock_.release(); }
+  void lock() { lock_.acquire(); }
+  void unlock() { lock_.release(); }
+
+  /// Python: wait(timeout=None): release the lock, sleep until notified or
+  /// timed out, re-acquire.  Returns false on timeout.
+  /// \throws AssertionError "must acquire() condition before using wait()".
+  bool wait(std::optional<double> timeout = std::nullopt);
+  /// Python: notify(n=1): wake up to n sleepers.  \throws AssertionError "lock is not owned".
+  void notify(long n = 1);
+  /// Python: notify_all().
+  void notify_all();
+  /// Python: wait_for(predicate, timeout=None): the predicate's last result.
+  bool wait_for(const std::function<bool()>& predicate, std::optional<double> timeout = std::nullopt);
+  /// Python: "<Condition(<RLock(None, 0)>, 0)>" (the number of sleepers).
+  std::string repr() const;
+
+  /// Python: _sleeping_count, _woken_count, _wait_semaphore (for tests).
+  const Semaphore& _sleeping_count() const { return sleeping_count_; }
+  const Semaphore& _woken_count() const { return woken_count_; }
+  const Semaphore& _wait_semaphore() const { return wait_semaphore_; }
+
+ private:
+  SemLock lock_;
+  Semaphore sleeping_count_;
+  Semaphore woken_count_;
+  Semaphore wait_semaphore_;
+};
+
+/// Python: synchronize.Event: a flag that processes can wait for.
+class Event {
+ public:
+  explicit Event(BaseContext* ctx = nullptr);
+  /// Python: is_set(), set(), clear().
+  bool is_set();
+  void set();
+  void clear();
+  /// Python: wait(timeout=None): true if the flag is set.
+  bool wait(std::optional<double> timeout = std::nullopt);
+
+ private:
+  Condition cond_;
+  Semaphore flag_;
+};
+
+}  // namespace multiprocessing::synchronize

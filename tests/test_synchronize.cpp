@@ -1,0 +1,377 @@
+// tests/test_synchronize.cpp — ports CPython's _TestLock, _TestSemaphore,
+// _TestCondition and _TestEvent, across processes (and threads, as CPython mixes
+// them), and the lesson they exist for: a shared counter under a Lock.
+#include <sys/mman.h>
+
+#include <atomic>
+
+#include "support.hpp"
+
+namespace mp_test {
+namespace {
+
+namespace sync = mp::synchronize;
+
+class TestLock : public WithStartMethod {};
+class TestSemaphore : public WithStartMethod {};
+class TestCondition : public WithStartMethod {};
+class TestEvent : public WithStartMethod {};
+
+/// _TestLock.test_lock
+TEST_P(TestLock, Lock) {
+  auto lock = mp::Lock();
+  EXPECT_TRUE(lock.acquire());
+  EXPECT_FALSE(lock.acquire(false));
+  lock.release();
+  try {
+    lock.release();
+    ADD_FAILURE() << "no ValueError";
+  } catch (const mp::ValueError& e) {
+    EXPECT_STREQ(e.what(), "semaphore or lock released too many times");
+  }
+}
+
+/// _TestLock.test_rlock
+TEST_P(TestLock, RLock) {
+  auto lock = mp::RLock();
+  EXPECT_TRUE(lock.acquire());
+  EXPECT_TRUE(lock.acquire());
+  EXPECT_TRUE(lock.acquire());
+  EXPECT_EQ(lock.repr(), "<RLock(MainProcess, 3)>");
+  lock.release();
+  lock.release();
+  lock.release();
+  EXPECT_EQ(lock.repr(), "<RLock(None, 0)>");
+  try {
+    lock.release();
+    ADD_FAILURE() << "no AssertionError";
+  } catch (const mp::AssertionError& e) {
+    EXPECT_STREQ(e.what(), "attempt to release recursive lock not owned by thread");
+  }
+}
+
+/// _TestLock.test_lock_context
+TEST_P(TestLock, LockContext) {
+  auto lock = mp::Lock();
+  { std::lock_guard guard(lock); EXPECT_FALSE(lock.acquire(false)); }
+  EXPECT_TRUE(lock.acquire(false));
+  lock.release();
+}
+
+/// Checklist 23: a Lock held by one process may be released by another; the
+/// repr names the owner.
+TEST_P(TestLock, ReleasedByAnotherProcess) {
+  auto lock = mp::Lock();
+  EXPECT_EQ(lock.repr(), "<Lock(owner=None)>");
+  lock.acquire();
+  EXPECT_EQ(lock.repr(), "<Lock(owner=MainProcess)>");
+  mp::Process p({.target = [lock]() mutable { lock.release(); }});
+  p.start();
+  p.join();
+  EXPECT_EQ(p.exitcode(), 0);
+  EXPECT_TRUE(lock.acquire(false));  // free again
+  lock.release();
+}
+
+/// An RLock held by the parent cannot be released by a child, and the child
+/// does not inherit the ownership (SemLock._after_fork).
+TEST_P(TestLock, RLockOwnershipNotInherited) {
+  auto lock = mp::RLock();
+  lock.acquire();
+  Channel ch;
+  int fd = ch.write_fd();
+  mp::Process p({.target = [lock, fd]() mutable {
+    std::string what = "released";
+    try {
+      lock.release();
+    } catch (const mp::AssertionError& e) {
+      what = e.what();
+    }
+    Channel::write_all(fd, std::to_string(lock._count()) + " " + what + "\n");
+  }});
+  p.start();
+  ch.close_writer();
+  p.join();
+  EXPECT_EQ(ch.lines(),
+            std::vector<std::string>{"0 attempt to release recursive lock not owned by thread"});
+  lock.release();
+}
+
+/// The seeds' counter lesson: two processes raise one shared int under a
+/// Lock; no update is lost.  (The int lives in a MAP_SHARED page until
+/// sharedctypes.Value exists.)
+TEST_P(TestLock, SharedCounterUnderLock) {
+  void* page = ::mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  ASSERT_NE(page, MAP_FAILED);
+  volatile int* value = static_cast<volatile int*>(page);
+  *value = 0;
+  auto lock = mp::Lock();
+  const int n = 20000;
+  auto work = [lock, value]() mutable {
+    for (int i = 0; i < n; ++i) {
+      std::lock_guard guard(lock);
+      *value = *value + 1;  // read-modify-write, safe only under the lock
+    }
+  };
+  mp::Process a({.target = work}), b({.target = work});
+  a.start();
+  b.start();
+  a.join();
+  b.join();
+  EXPECT_EQ(*value, 2 * n);
+  ::munmap(page, 4096);
+}
+
+void check_semaphore(sync::Semaphore& sem) {
+  EXPECT_EQ(sem.get_value(), 2);
+  EXPECT_TRUE(sem.acquire());
+  EXPECT_EQ(sem.get_value(), 1);
+  EXPECT_TRUE(sem.acquire());
+  EXPECT_EQ(sem.get_value(), 0);
+  EXPECT_FALSE(sem.acquire(false));
+  EXPECT_EQ(sem.get_value(), 0);
+  sem.release();
+  EXPECT_EQ(sem.get_value(), 1);
+  sem.release();
+  EXPECT_EQ(sem.get_value(), 2);
+}
+
+/// _TestSemaphore.test_semaphore
+TEST_P(TestSemaphore, Semaphore) {
+  auto sem = mp::Semaphore(2);
+  check_semaphore(sem);
+  sem.release();
+  EXPECT_EQ(sem.get_value(), 3);
+  sem.release();
+  EXPECT_EQ(sem.get_value(), 4);
+  EXPECT_EQ(sem.repr(), "<Semaphore(value=4)>");
+}
+
+/// _TestSemaphore.test_bounded_semaphore (and the over-release CPython skips on macOS)
+TEST_P(TestSemaphore, BoundedSemaphore) {
+  auto sem = mp::BoundedSemaphore(2);
+  check_semaphore(sem);
+  EXPECT_THROW(sem.release(), mp::ValueError);
+  EXPECT_EQ(sem.get_value(), 2);
+  EXPECT_EQ(sem.repr(), "<BoundedSemaphore(value=2, maxvalue=2)>");
+}
+
+/// _TestSemaphore.test_timeout
+TEST_P(TestSemaphore, Timeout) {
+  auto sem = mp::Semaphore(0);
+  double t0 = mp::os::monotonic();
+  EXPECT_FALSE(sem.acquire(false));
+  EXPECT_FALSE(sem.acquire(false, std::nullopt));
+  EXPECT_FALSE(sem.acquire(false, 0.1));  // non-blocking: the timeout is ignored
+  EXPECT_LT(mp::os::monotonic() - t0, 0.09);
+  t0 = mp::os::monotonic();
+  EXPECT_FALSE(sem.acquire(true, 0.1));
+  double elapsed = mp::os::monotonic() - t0;
+  EXPECT_GE(elapsed, 0.1);
+  EXPECT_LT(elapsed, 10.0);
+  t0 = mp::os::monotonic();
+  EXPECT_FALSE(sem.acquire(true, -1.0));  // a negative timeout polls
+  EXPECT_LT(mp::os::monotonic() - t0, 5.0);
+}
+
+/// A semaphore released in a child wakes the parent blocked on it.
+TEST_P(TestSemaphore, AcrossProcesses) {
+  auto sem = mp::Semaphore(0);
+  mp::Process p({.target = [sem]() mutable { mp::os::sleep(0.05); sem.release(); }});
+  p.start();
+  EXPECT_TRUE(sem.acquire(true, 30.0));
+  p.join();
+}
+
+// ---------------------------------------------------------------- Condition
+
+void sleeper(sync::Condition cond, sync::Semaphore sleeping, sync::Semaphore woken,
+             std::optional<double> timeout) {
+  cond.acquire();
+  sleeping.release();
+  cond.wait(timeout);
+  woken.release();
+  cond.release();
+}
+
+void check_invariant(const sync::Condition& cond) {
+  // Only true when nobody sleeps.
+  EXPECT_EQ(cond._sleeping_count().get_value() - cond._woken_count().get_value(), 0);
+  EXPECT_EQ(cond._wait_semaphore().get_value(), 0);
+}
+
+/// Poll `func` until it returns `value` (Python: assertReachesEventually).
+void reaches_eventually(const std::function<int()>& func, int value) {
+  for (int i = 0; i < 300 && func() != value; ++i) mp::os::sleep(0.01);
+  mp::os::sleep(0.05);
+  EXPECT_EQ(func(), value);
+}
+
+/// _TestCondition.test_notify: one process and one thread sleep; each
+/// notify() wakes exactly one.
+TEST_P(TestCondition, Notify) {
+  auto cond = mp::Condition();
+  auto sleeping = mp::Semaphore(0);
+  auto woken = mp::Semaphore(0);
+  mp::Process p({.target = [=] { sleeper(cond, sleeping, woken, std::nullopt); }, .daemon = true});
+  p.start();
+  mp::dummy::Process t({.target = [=] { sleeper(cond, sleeping, woken, std::nullopt); }});
+  t.start();
+  sleeping.acquire();  // wait for both to start sleeping
+  sleeping.acquire();
+  mp::os::sleep(0.1);
+  EXPECT_EQ(woken.get_value(), 0);  // nobody has woken up
+
+  cond.acquire();
+  cond.notify();
+  cond.release();
+  reaches_eventually([&] { return woken.get_value(); }, 1);
+
+  cond.acquire();
+  cond.notify();
+  cond.release();
+  reaches_eventually([&] { return woken.get_value(); }, 2);
+
+  check_invariant(cond);
+  p.join();
+  t.join();
+}
+
+/// _TestCondition.test_notify_all (and test_notify_n): timed-out sleepers
+/// are accounted for; notify(n) wakes n; notify_all wakes the rest.
+TEST_P(TestCondition, NotifyAllAndN) {
+  auto cond = mp::Condition();
+  auto sleeping = mp::Semaphore(0);
+  auto woken = mp::Semaphore(0);
+  std::vector<std::unique_ptr<mp::Process>> procs;
+  std::vector<std::unique_ptr<mp::dummy::Process>> threads;
+  // Three that time out at once.
+  for (int i = 0; i < 3; ++i) {
+    procs.push_back(std::make_unique<mp::Process>(mp::ProcessOptions{
+        .target = [=] { sleeper(cond, sleeping, woken, 0.0); }, .daemon = true}));
+    procs.back()->start();
+  }
+  for (int i = 0; i < 3; ++i) sleeping.acquire();
+  reaches_eventually([&] { return woken.get_value(); }, 3);
+  check_invariant(cond);
+  for (int i = 0; i < 3; ++i) woken.acquire();
+
+  // Three processes and three threads that wait for a notification.
+  for (int i = 0; i < 3; ++i) {
+    procs.push_back(std::make_unique<mp::Process>(mp::ProcessOptions{
+        .target = [=] { sleeper(cond, sleeping, woken, std::nullopt); }, .daemon = true}));
+    procs.back()->start();
+    threads.push_back(std::make_unique<mp::dummy::Process>(
+        mp::ProcessOptions{.target = [=] { sleeper(cond, sleeping, woken, std::nullopt); }}));
+    threads.back()->start();
+  }
+  for (int i = 0; i < 6; ++i) sleeping.acquire();
+  mp::os::sleep(0.1);
+  EXPECT_EQ(woken.get_value(), 0);
+
+  cond.acquire();
+  cond.notify(2);  // wake two
+  cond.release();
+  reaches_eventually([&] { return woken.get_value(); }, 2);
+
+  cond.acquire();
+  cond.notify_all();  // and the other four
+  cond.release();
+  reaches_eventually([&] { return woken.get_value(); }, 6);
+  check_invariant(cond);
+  for (auto& p : procs) p->join();
+  for (auto& t : threads) t->join();
+}
+
+/// _TestCondition.test_timeout
+TEST_P(TestCondition, Timeout) {
+  auto cond = mp::Condition();
+  cond.acquire();
+  double t0 = mp::os::monotonic();
+  EXPECT_FALSE(cond.wait(0.1));
+  double elapsed = mp::os::monotonic() - t0;
+  EXPECT_GE(elapsed, 0.1);
+  EXPECT_LT(elapsed, 10.0);
+  cond.release();
+  try {
+    cond.wait(0.0);
+    ADD_FAILURE() << "no AssertionError";
+  } catch (const mp::AssertionError& e) {
+    EXPECT_STREQ(e.what(), "must acquire() condition before using wait()");
+  }
+  EXPECT_THROW(cond.notify(), mp::AssertionError);
+}
+
+/// _TestCondition.test_waitfor: a child waits for a shared state set by the parent.
+TEST_P(TestCondition, WaitFor) {
+  void* page = ::mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  ASSERT_NE(page, MAP_FAILED);
+  volatile int* state = static_cast<volatile int*>(page);
+  *state = 0;
+  auto cond = mp::Condition();
+  Channel ch;
+  int fd = ch.write_fd();
+  mp::Process p({.target = [cond, state, fd]() mutable {
+                   std::lock_guard guard(cond);
+                   bool result = cond.wait_for([state] { return *state == 4; });
+                   Channel::write_all(fd, std::string(result ? "True" : "False") + " " +
+                                              std::to_string(*state) + "\n");
+                 },
+                 .daemon = true});
+  p.start();
+  for (int i = 0; i < 4; ++i) {
+    mp::os::sleep(0.01);
+    std::lock_guard guard(cond);
+    *state = *state + 1;
+    cond.notify();
+  }
+  ch.close_writer();
+  join_process(p);
+  EXPECT_EQ(ch.lines(), std::vector<std::string>{"True 4"});
+  ::munmap(page, 4096);
+}
+
+/// _TestCondition.test_waitfor_timeout
+TEST_P(TestCondition, WaitForTimeout) {
+  auto cond = mp::Condition();
+  std::lock_guard guard(cond);
+  double t0 = mp::os::monotonic();
+  EXPECT_FALSE(cond.wait_for([] { return false; }, 0.1));
+  EXPECT_GE(mp::os::monotonic() - t0, 0.1);
+  EXPECT_TRUE(cond.wait_for([] { return true; }, 0.1));
+}
+
+// ---------------------------------------------------------------- Event
+
+/// _TestEvent.test_event
+TEST_P(TestEvent, Event) {
+  auto event = mp::Event();
+  EXPECT_FALSE(event.is_set());
+  double t0 = mp::os::monotonic();
+  EXPECT_FALSE(event.wait(0.0));
+  EXPECT_FALSE(event.wait(0.1));
+  EXPECT_GE(mp::os::monotonic() - t0, 0.1);
+
+  event.set();
+  EXPECT_TRUE(event.is_set());
+  EXPECT_TRUE(event.wait());
+  EXPECT_TRUE(event.wait(0.1));
+  EXPECT_TRUE(event.is_set());
+  event.clear();
+  EXPECT_FALSE(event.is_set());
+
+  // A child sets it after a while; wait() returns true.
+  mp::Process p({.target = [event]() mutable { mp::os::sleep(0.1); event.set(); }});
+  p.start();
+  EXPECT_TRUE(event.wait());
+  p.join();
+  EXPECT_TRUE(event.is_set());
+}
+
+INSTANTIATE_TEST_SUITE_P(WithProcesses, TestLock, ::testing::ValuesIn(start_methods()), method_name);
+INSTANTIATE_TEST_SUITE_P(WithProcesses, TestSemaphore, ::testing::ValuesIn(start_methods()), method_name);
+INSTANTIATE_TEST_SUITE_P(WithProcesses, TestCondition, ::testing::ValuesIn(start_methods()), method_name);
+INSTANTIATE_TEST_SUITE_P(WithProcesses, TestEvent, ::testing::ValuesIn(start_methods()), method_name);
+
+}  // namespace
+}  // namespace mp_test
