@@ -19,7 +19,7 @@
 #include "multiprocessing.hpp"
 
 namespace mp = multiprocessing;
-using mp::connection::Pipe;
+using mp::Pipe;  // Python: from multiprocessing import Pipe
 
 namespace {
 

@@ -175,6 +175,9 @@ int cpu_count() { return _default_context().cpu_count(); }
 void freeze_support() { _default_context().freeze_support(); }
 util::Logger& get_logger() { return util::get_logger(); }
 util::Logger& log_to_stderr(std::optional<int> level) { return util::log_to_stderr(level); }
+std::pair<connection::Connection, connection::Connection> Pipe(bool duplex) {
+  return _default_context().Pipe(duplex);
+}
 synchronize::Lock Lock() { return _default_context().Lock(); }
 synchronize::RLock RLock() { return _default_context().RLock(); }
 synchronize::Condition Condition(std::optional<synchronize::SemLock> lock) {

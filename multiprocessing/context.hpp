@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "multiprocessing/connection.hpp"
 #include "multiprocessing/process.hpp"
 #include "multiprocessing/synchronize.hpp"
 #include "multiprocessing/util.hpp"
@@ -38,6 +39,13 @@ class BaseContext {
 
   /// Python: ctx.Process(target=..., ...): a process of this context's kind.
   virtual std::unique_ptr<BaseProcess> Process(ProcessOptions options = {});
+
+  /// Python: Pipe(duplex=True): a connected pair of Connections (see
+  /// connection::Pipe).  Duplex: both ends read and write (a socketpair);
+  /// otherwise the first end only reads and the second only writes (an os pipe).
+  std::pair<connection::Connection, connection::Connection> Pipe(bool duplex = true) {
+    return connection::Pipe(duplex);
+  }
 
   /// Python: Lock(), RLock(), Condition(lock=None), Semaphore(value=1),
   /// BoundedSemaphore(value=1), Event(): synchronize objects made for this
@@ -194,6 +202,7 @@ int cpu_count();
 void freeze_support();
 util::Logger& get_logger();
 util::Logger& log_to_stderr(std::optional<int> level = std::nullopt);
+std::pair<connection::Connection, connection::Connection> Pipe(bool duplex = true);
 synchronize::Lock Lock();
 synchronize::RLock RLock();
 synchronize::Condition Condition(std::optional<synchronize::SemLock> lock = std::nullopt);

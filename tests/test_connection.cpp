@@ -369,6 +369,61 @@ TEST(TestFraming, SendPingBytes) {
             std::string("\0\0\0\x13\x80\x04\x95\x08\0\0\0\0\0\0\0\x8c\x04ping\x94.", 23));
 }
 
+/// "ab 01 ..." (spaces ignored) to the bytes it spells.
+std::string unhex(std::string_view hex) {
+  std::string out;
+  for (std::size_t i = 0; i < hex.size(); ++i) {
+    if (hex[i] == ' ') continue;
+    out += static_cast<char>(std::stoi(std::string(hex.substr(i, 2)), nullptr, 16));
+    ++i;
+  }
+  return out;
+}
+
+/// docs/wire_format.md: every byte string the page shows, so the page and the
+/// code cannot drift apart.
+TEST(TestWireFormat, DocExample) {
+  // The page's "random" bytes: 00 01 02 ... (20 of them, and 40 for 3.12).
+  std::string r40;
+  for (char i = 0; i < 40; ++i) r40 += i;
+  std::string r20 = r40.substr(0, 20);
+  mp::Bytes key("secret");
+  auto [server, client] = conn::Pipe();
+
+  // The 3.11 round: challenge frame, the answer's frame, the welcome frame.
+  server.send_bytes("#CHALLENGE#" + r20);
+  EXPECT_EQ(mp::os::read(client.fileno(), 100),
+            unhex("00 00 00 1f 23 43 48 41 4c 4c 45 4e 47 45 23") + r20);
+  mp::os::write(server.fileno(), unhex("00 00 00 1f") + "#CHALLENGE#" + r20);  // again, for the answerer
+  std::thread answerer([&client = client, &key] { conn::answer_challenge(client, key); });
+  EXPECT_EQ(mp::os::read(server.fileno(), 100),
+            unhex("00 00 00 10 7d ef a9 cc 46 ab c3 58 33 25 d1 7c cd a7 51 90"));
+  server.send_bytes("#WELCOME#");
+  answerer.join();
+  server.send_bytes("#WELCOME#");
+  EXPECT_EQ(mp::os::read(client.fileno(), 100), unhex("00 00 00 09 23 57 45 4c 43 4f 4d 45 23"));
+
+  // The 3.12 round: 59-byte challenge, 40-byte answer.
+  server.send_bytes("#CHALLENGE#{sha256}" + r40);
+  std::string challenge312 = mp::os::read(client.fileno(), 100);
+  EXPECT_EQ(challenge312, unhex("00 00 00 3b") + "#CHALLENGE#{sha256}" + r40);
+  mp::os::write(server.fileno(), challenge312);  // again, for the answerer
+  answerer = std::thread([&client = client, &key] { conn::answer_challenge(client, key); });
+  EXPECT_EQ(mp::os::read(server.fileno(), 100),
+            unhex("00 00 00 28") + "{sha256}" +
+                unhex("fc 57 fb e6 50 d6 12 4b 98 21 5e 7b 5d 19 7d 58"
+                      "07 ad 69 98 2d 27 5a 97 35 ea 2d 56 f1 fa 69 89"));
+  server.send_bytes("#WELCOME#");
+  answerer.join();
+
+  // Layer 3: the benchmarks' dict, pickled and framed.
+  server.send(mp::Object::Dict{{"a", 1}, {"b", mp::Object::List{1, 2, 3}}, {"c", "xyz"}});
+  EXPECT_EQ(mp::os::read(client.fileno(), 100),
+            unhex("00 00 00 2e 80 04 95 23 00 00 00 00 00 00 00 7d 94 28 8c 01 61 94 4b 01"
+                  "8c 01 62 94 5d 94 28 4b 01 4b 02 4b 03 65 8c 01 63 94 8c 03 78 79 7a 94"
+                  "75 2e"));
+}
+
 // ---------------------------------------------------------------- _TestListener
 
 /// _TestListener.test_multiple_bind

@@ -100,5 +100,22 @@ TEST_F(TestStartMethod, ProcessClassNames) {
   EXPECT_EQ(mp::Process().name().rfind("Process-", 0), 0u);
 }
 
+/// multiprocessing.Pipe and ctx.Pipe: the package-level factory and the
+/// context method give connection.Pipe's pairs.
+TEST_F(TestStartMethod, PipeFactories) {
+  auto [a, b] = mp::Pipe();
+  a.send(std::int64_t{1729});
+  EXPECT_EQ(b.recv(), mp::Object(std::int64_t{1729}));
+  b.send("back");
+  EXPECT_EQ(a.recv(), mp::Object("back"));
+  auto [r, w] = mp::get_context("fork").Pipe(/*duplex=*/false);
+  EXPECT_TRUE(r.readable());
+  EXPECT_FALSE(r.writable());
+  EXPECT_TRUE(w.writable());
+  EXPECT_FALSE(w.readable());
+  w.send_bytes("one way");
+  EXPECT_EQ(r.recv_bytes(), "one way");
+}
+
 }  // namespace
 }  // namespace mp_test
