@@ -1,0 +1,302 @@
+// bench/bench_synchronize.cpp — issue 4, item 6 (bench-operations.md ops 6
+// and 7): locks across processes, this library against the raw calls.
+//
+//   BM_Lib_Lock             acquire() + release() of a synchronize::Lock that
+//                           nobody else touches; one op = one pair
+//   BM_Lib_RLock            the same with an RLock
+//   BM_Lib_LockGuard        std::lock_guard on a Lock (Python: `with lock: pass`)
+//   BM_Raw_SemWaitPost      sem_wait + sem_post on an unnamed process-shared
+//                           semaphore (sem_init(pshared=1) in a MAP_SHARED page)
+//   BM_Raw_SemlockMirror    what CPython's SemLock does for a Lock on Linux: a
+//                           named semaphore, sem_trywait, sem_getvalue + sem_post
+//
+//   BM_*_Counter            two forked processes each do kIncrements locked
+//                           increments of one int in a MAP_SHARED page; each
+//                           worker writes its own start and end time into the
+//                           page, and the time of an op is max(end) - min(start)
+//                           (process start and exit are not timed).  Lib_Lock:
+//                           a Lock; Lib_RLock: an RLock (what Value's
+//                           get_lock() gives); Raw_Sem: sem_wait/sem_post;
+//                           Raw_Mutex: a process-shared pthread mutex.  The
+//                           final count must be exact, or the op fails.
+//
+// Times are manual (CLOCK_MONOTONIC), in ms per op (an uncontended op is kPairs
+// pairs; the counter's `incr_per_s` gives its rate).  The value
+// is the median over repetitions, interleaved at random.
+// bench/cpython_synchronize.py measures CPython the same way;
+// bench/run_synchronize.sh runs both and prints the table.
+#include <fcntl.h>
+#include <pthread.h>
+#include <semaphore.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <benchmark/benchmark.h>
+
+#include <cstdio>
+#include <ctime>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include <multiprocessing.hpp>
+
+namespace mp = multiprocessing;
+
+namespace {
+
+constexpr int kPairs = 100000;          // uncontended pairs per timed op
+constexpr int kIncrements = 1000000;    // per process, contended counter
+
+double now() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+
+/// One page shared by the parent and its forked children: the counter, the
+/// workers' start/end times, and room for a raw semaphore or mutex.
+struct SharedPage {
+  int value;
+  double start[2];
+  double end[2];
+  sem_t sem;
+  pthread_mutex_t mutex;
+};
+
+SharedPage* map_page() {
+  // MAP_SHARED | MAP_ANONYMOUS: memory that a fork() shares instead of copying.
+  void* p = ::mmap(nullptr, sizeof(SharedPage), PROT_READ | PROT_WRITE,
+                   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) {
+    std::perror("mmap");
+    std::exit(1);
+  }
+  return new (p) SharedPage{};
+}
+
+// ------------------------------------------------------------------ uncontended
+
+template <typename Lockable>
+void pairs_of(benchmark::State& state, Lockable& lock) {
+  for (int i = 0; i < 1000; ++i) {  // warm-up
+    lock.acquire();
+    lock.release();
+  }
+  for (auto _ : state) {
+    double t0 = now();
+    for (int i = 0; i < kPairs; ++i) {
+      lock.acquire();
+      lock.release();
+    }
+    state.SetIterationTime(now() - t0);
+  }
+}
+
+void BM_Lib_Lock(benchmark::State& state) {
+  mp::synchronize::Lock lock = mp::Lock();
+  pairs_of(state, lock);
+}
+
+void BM_Lib_RLock(benchmark::State& state) {
+  mp::synchronize::RLock lock = mp::RLock();
+  pairs_of(state, lock);
+}
+
+void BM_Lib_LockGuard(benchmark::State& state) {
+  mp::synchronize::Lock lock = mp::Lock();
+  for (auto _ : state) {
+    double t0 = now();
+    for (int i = 0; i < kPairs; ++i) {
+      std::lock_guard<mp::synchronize::Lock> guard(lock);
+      benchmark::ClobberMemory();
+    }
+    state.SetIterationTime(now() - t0);
+  }
+}
+
+void BM_Raw_SemWaitPost(benchmark::State& state) {
+  SharedPage* page = map_page();
+  ::sem_init(&page->sem, /*pshared=*/1, 1);
+  for (auto _ : state) {
+    double t0 = now();
+    for (int i = 0; i < kPairs; ++i) {
+      ::sem_wait(&page->sem);
+      ::sem_post(&page->sem);
+    }
+    state.SetIterationTime(now() - t0);
+  }
+  ::sem_destroy(&page->sem);
+  ::munmap(page, sizeof(SharedPage));
+}
+
+void BM_Raw_SemlockMirror(benchmark::State& state) {
+  std::string name = "/mp-bench-" + std::to_string(::getpid());
+  sem_t* sem = ::sem_open(name.c_str(), O_CREAT | O_EXCL, 0600, 1);
+  ::sem_unlink(name.c_str());
+  for (auto _ : state) {
+    double t0 = now();
+    for (int i = 0; i < kPairs; ++i) {
+      if (::sem_trywait(sem) != 0) ::sem_wait(sem);
+      int value = 0;
+      ::sem_getvalue(sem, &value);  // semaphore.c checks maxvalue before posting
+      if (value < 1) ::sem_post(sem);
+    }
+    state.SetIterationTime(now() - t0);
+  }
+  ::sem_close(sem);
+}
+
+// ------------------------------------------------------------------ contended counter
+
+/// One op with raw fork(): two workers, each running `work(page)` between its
+/// own start and end stamps, released together by a pipe; returns
+/// max(end) - min(start).
+template <typename Work>
+double counter_round_raw(SharedPage* page, Work work) {
+  page->value = 0;
+  int go[2];
+  if (::pipe(go) != 0) std::exit(1);
+  pid_t pids[2];
+  for (int w = 0; w < 2; ++w) {
+    pids[w] = ::fork();
+    if (pids[w] == 0) {
+      char c;
+      ::close(go[1]);
+      if (::read(go[0], &c, 1) != 1) ::_exit(2);  // wait for "go"
+      page->start[w] = now();
+      work(page);
+      page->end[w] = now();
+      ::_exit(0);
+    }
+  }
+  ::close(go[0]);
+  if (::write(go[1], "gg", 2) != 2) std::exit(1);
+  ::close(go[1]);
+  for (pid_t pid : pids) ::waitpid(pid, nullptr, 0);
+  return std::max(page->end[0], page->end[1]) - std::min(page->start[0], page->start[1]);
+}
+
+template <typename Lockable>
+double counter_round_lib(SharedPage* page, Lockable& lock) {
+  page->value = 0;
+  auto [r, w] = mp::Pipe(/*duplex=*/false);
+  std::vector<std::unique_ptr<mp::Process>> workers;
+  for (int k = 0; k < 2; ++k) {
+    workers.push_back(std::make_unique<mp::Process>(mp::ProcessOptions{.target = [page, &lock, &r = r, k] {
+      r.recv_bytes();  // wait for "go"
+      page->start[k] = now();
+      for (int i = 0; i < kIncrements; ++i) {
+        lock.acquire();
+        page->value += 1;
+        lock.release();
+      }
+      page->end[k] = now();
+    }}));
+    workers.back()->start();
+  }
+  w.send_bytes("g");
+  w.send_bytes("g");
+  for (auto& p : workers) p->join();
+  return std::max(page->end[0], page->end[1]) - std::min(page->start[0], page->start[1]);
+}
+
+template <typename Round>
+void counter(benchmark::State& state, SharedPage* page, Round round) {
+  round();  // warm-up
+  for (auto _ : state) {
+    double elapsed = round();
+    state.SetIterationTime(elapsed);
+    if (page->value != 2 * kIncrements) {
+      state.SkipWithError("lost an update: the count is not 2 * kIncrements");
+      break;
+    }
+  }
+  state.counters["incr_per_s"] = benchmark::Counter(
+      2.0 * kIncrements * static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
+}
+
+void BM_Lib_Lock_Counter(benchmark::State& state) {
+  SharedPage* page = map_page();
+  mp::synchronize::Lock lock = mp::Lock();
+  counter(state, page, [&] { return counter_round_lib(page, lock); });
+  ::munmap(page, sizeof(SharedPage));
+}
+
+void BM_Lib_RLock_Counter(benchmark::State& state) {
+  SharedPage* page = map_page();
+  mp::synchronize::RLock lock = mp::RLock();
+  counter(state, page, [&] { return counter_round_lib(page, lock); });
+  ::munmap(page, sizeof(SharedPage));
+}
+
+void BM_Raw_Sem_Counter(benchmark::State& state) {
+  SharedPage* page = map_page();
+  ::sem_init(&page->sem, /*pshared=*/1, 1);
+  counter(state, page, [&] {
+    return counter_round_raw(page, [](SharedPage* p) {
+      for (int i = 0; i < kIncrements; ++i) {
+        ::sem_wait(&p->sem);
+        p->value += 1;
+        ::sem_post(&p->sem);
+      }
+    });
+  });
+  ::sem_destroy(&page->sem);
+  ::munmap(page, sizeof(SharedPage));
+}
+
+void BM_Raw_Mutex_Counter(benchmark::State& state) {
+  SharedPage* page = map_page();
+  pthread_mutexattr_t attr;
+  ::pthread_mutexattr_init(&attr);
+  ::pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
+  ::pthread_mutex_init(&page->mutex, &attr);
+  counter(state, page, [&] {
+    return counter_round_raw(page, [](SharedPage* p) {
+      for (int i = 0; i < kIncrements; ++i) {
+        ::pthread_mutex_lock(&p->mutex);
+        p->value += 1;
+        ::pthread_mutex_unlock(&p->mutex);
+      }
+    });
+  });
+  ::pthread_mutex_destroy(&page->mutex);
+  ::munmap(page, sizeof(SharedPage));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<char*> args(argv, argv + argc);
+  static char interleave[] = "--benchmark_enable_random_interleaving=true";
+  args.push_back(interleave);
+  int n = static_cast<int>(args.size());
+  args.push_back(nullptr);
+
+  auto pairs = [](const char* name, void (*fn)(benchmark::State&)) {
+    // One op = kPairs pairs; bench/summarize_synchronize.py divides.
+    benchmark::RegisterBenchmark(name, fn)->Iterations(20)->Repetitions(7)->UseManualTime()
+        ->Unit(benchmark::kMillisecond);
+  };
+  pairs("BM_Lib_Lock", BM_Lib_Lock);
+  pairs("BM_Lib_RLock", BM_Lib_RLock);
+  pairs("BM_Lib_LockGuard", BM_Lib_LockGuard);
+  pairs("BM_Raw_SemWaitPost", BM_Raw_SemWaitPost);
+  pairs("BM_Raw_SemlockMirror", BM_Raw_SemlockMirror);
+  auto counters = [](const char* name, void (*fn)(benchmark::State&)) {
+    benchmark::RegisterBenchmark(name, fn)->Iterations(1)->Repetitions(7)->UseManualTime()
+        ->Unit(benchmark::kMillisecond);
+  };
+  counters("BM_Lib_Lock_Counter", BM_Lib_Lock_Counter);
+  counters("BM_Lib_RLock_Counter", BM_Lib_RLock_Counter);
+  counters("BM_Raw_Sem_Counter", BM_Raw_Sem_Counter);
+  counters("BM_Raw_Mutex_Counter", BM_Raw_Mutex_Counter);
+  benchmark::Initialize(&n, args.data());
+  if (benchmark::ReportUnrecognizedArguments(n, args.data())) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

@@ -1,0 +1,69 @@
+"""bench/summarize_synchronize.py DIR -- the table bench/run_synchronize.sh prints.
+
+DIR holds cpp-<k>.json (bench_synchronize --benchmark_format=json) and
+py-<k>.json (cpython_synchronize.py) per round k; each cell is the median over
+the rounds of that round's value (itself a median over repetitions).
+"""
+import json
+import pathlib
+import statistics
+import sys
+
+PAIRS = 100_000          # bench_synchronize.cpp: kPairs, pairs per timed op
+INCREMENTS = 1_000_000   # bench_synchronize.cpp: kIncrements, per process
+
+
+def cpp_values(doc):
+    """ns per pair for the uncontended ops, increments/s for the counters."""
+    out = {}
+    for b in doc['benchmarks']:
+        if b.get('run_type') == 'aggregate' and b.get('aggregate_name') == 'median':
+            name = b['run_name'].split('/iterations')[0]
+            assert b['time_unit'] == 'ms', b['time_unit']
+            seconds = b['real_time'] / 1e3
+            out[name] = 2 * INCREMENTS / seconds if name.endswith('_Counter') else seconds / PAIRS * 1e9
+    return out
+
+
+def main(directory):
+    d = pathlib.Path(directory)
+    rounds = []
+    for cpp in sorted(d.glob('cpp-*.json')):
+        py = d / cpp.name.replace('cpp-', 'py-')
+        rounds.append((cpp_values(json.loads(cpp.read_text())), json.loads(py.read_text())))
+
+    def med(src, name):
+        return statistics.median(r[src][name] for r in rounds)
+
+    print(f'locks across processes (median of {len(rounds)} rounds)')
+    print()
+    print('| operation | library | raw | CPython | library÷raw | CPython÷library |')
+    print('|---|---:|---:|---:|---:|---:|')
+    raw = med(0, 'BM_Raw_SemWaitPost')
+    mirror = med(0, 'BM_Raw_SemlockMirror')
+    for lib_name, py_name, label in (('BM_Lib_Lock', 'Lock', 'Lock acquire+release (ns)'),
+                                     ('BM_Lib_RLock', 'RLock', 'RLock acquire+release (ns)'),
+                                     ('BM_Lib_LockGuard', 'with_Lock', 'lock_guard / `with lock:` (ns)')):
+        lib, cpy = med(0, lib_name), med(1, py_name)
+        print(f'| {label} | {lib:.1f} | {raw:.1f} | {cpy:.1f} | {lib / raw:.2f}× | {cpy / lib:.1f}× |')
+    print(f'| (raw: SemLock mirror, named sem + getvalue) | | {mirror:.1f} | | | |')
+    rawc = med(0, 'BM_Raw_Sem_Counter')
+    mutex = med(0, 'BM_Raw_Mutex_Counter')
+    cpyc = med(1, 'counter_incr_per_s')
+    for lib_name, label in (('BM_Lib_Lock_Counter', 'counter, Lock (M incr/s)'),
+                            ('BM_Lib_RLock_Counter', 'counter, RLock = get_lock() (M incr/s)')):
+        lib = med(0, lib_name)
+        print(f'| {label} | {lib / 1e6:.2f} | {rawc / 1e6:.2f} | {cpyc / 1e6:.2f} | '
+              f'{rawc / lib:.2f}× slower | {lib / cpyc:.0f}× faster |')
+    print(f'| (raw: pshared pthread mutex counter) | | {mutex / 1e6:.2f} | | | |')
+    print()
+    u = med(0, 'BM_Lib_Lock') / raw
+    c = rawc / med(0, 'BM_Lib_Lock_Counter')
+    print(f'goal uncontended Lock within 1.2x of sem_wait+sem_post: '
+          f'{"holds" if u <= 1.2 else "does NOT hold"} ({u:.2f}x)')
+    print(f'goal contended counter within 1.5x of raw semaphore: '
+          f'{"holds" if c <= 1.5 else "does NOT hold"} ({c:.2f}x)')
+
+
+if __name__ == '__main__':
+    main(sys.argv[1] if len(sys.argv) > 1 else '.')
