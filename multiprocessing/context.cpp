@@ -188,5 +188,9 @@ synchronize::BoundedSemaphore BoundedSemaphore(unsigned value) {
   return _default_context().BoundedSemaphore(value);
 }
 synchronize::Event Event() { return _default_context().Event(); }
+synchronize::Barrier Barrier(int parties, std::function<void()> action,
+                             std::optional<double> timeout) {
+  return _default_context().Barrier(parties, std::move(action), timeout);
+}
 
 }  // namespace multiprocessing

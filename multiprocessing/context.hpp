@@ -6,6 +6,7 @@
 // forward to the default context (get_context, set_start_method, ...).
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -62,6 +63,11 @@ class BaseContext {
     return synchronize::BoundedSemaphore(value, &get_context());
   }
   synchronize::Event Event() { return synchronize::Event(&get_context()); }
+  /// Python: Barrier(parties, action=None, timeout=None).
+  synchronize::Barrier Barrier(int parties, std::function<void()> action = {},
+                               std::optional<double> timeout = std::nullopt) {
+    return synchronize::Barrier(parties, std::move(action), timeout, &get_context());
+  }
 
   /// Python: get_context(method=None): nullopt -> this context; else the named
   /// one.  \throws ValueError "cannot find context for 'bad'".
@@ -209,5 +215,7 @@ synchronize::Condition Condition(std::optional<synchronize::SemLock> lock = std:
 synchronize::Semaphore Semaphore(unsigned value = 1);
 synchronize::BoundedSemaphore BoundedSemaphore(unsigned value = 1);
 synchronize::Event Event();
+synchronize::Barrier Barrier(int parties, std::function<void()> action = {},
+                             std::optional<double> timeout = std::nullopt);
 
 }  // namespace multiprocessing

@@ -79,6 +79,15 @@ class RuntimeError : public Exception {
   const char* python_name() const noexcept override { return "RuntimeError"; }
 };
 
+/// Python: threading.BrokenBarrierError (a RuntimeError), raised by
+/// Barrier::wait when the barrier is broken or reset while a party waits.
+class BrokenBarrierError : public RuntimeError {
+ public:
+  BrokenBarrierError() : RuntimeError("") {}
+  using RuntimeError::RuntimeError;
+  const char* python_name() const noexcept override { return "BrokenBarrierError"; }
+};
+
 /// Python builtin NotImplementedError (a RuntimeError, as in Python).
 class NotImplementedError : public RuntimeError {
  public:

@@ -4,6 +4,7 @@
 #include "multiprocessing/synchronize.hpp"
 
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <pthread.h>
 #include <time.h>
 
@@ -381,5 +382,118 @@ bool Event::wait(std::optional<double> timeout) {
   }
   return false;
 }
+
+// ------------------------------------------------------------------ Barrier
+
+namespace {
+constexpr int kFilling = 0, kDraining = 1, kResetting = -1, kBroken = -2;
+
+/// Two ints that every process forked after this call shares.  Python keeps
+/// them in a heap.BufferWrapper; a page of their own serves the same end.
+std::shared_ptr<int> shared_ints() {
+  // MAP_SHARED | MAP_ANONYMOUS: a fork() shares these pages instead of
+  // copying them, so a party's change is seen by all.
+  void* p = ::mmap(nullptr, 2 * sizeof(int), PROT_READ | PROT_WRITE,
+                   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) raise_os_error("mmap", errno);
+  int* ints = static_cast<int*>(p);
+  ints[0] = ints[1] = 0;
+  return std::shared_ptr<int>(ints, [](int* q) { ::munmap(q, 2 * sizeof(int)); });
+}
+}  // namespace
+
+Barrier::Barrier(int parties, std::function<void()> action, std::optional<double> timeout,
+                 BaseContext* ctx)
+    : parties_(parties),
+      action_(std::move(action)),
+      timeout_(timeout),
+      cond_(std::nullopt, ctx),  // Python: ctx.Condition(), an RLock inside
+      array_(parties >= 1 ? shared_ints() : nullptr) {
+  if (parties < 1) throw ValueError("parties must be >= 1");
+}
+
+int& Barrier::_state() const { return array_.get()[0]; }
+int& Barrier::_count() const { return array_.get()[1]; }
+
+int Barrier::wait(std::optional<double> timeout) {
+  if (!timeout) timeout = timeout_;
+  std::lock_guard guard(cond_);
+  _enter();  // block while the barrier drains or resets
+  int index = _count();
+  _count() += 1;
+  struct Leave {  // Python: the `finally:` of wait()
+    Barrier& self;
+    ~Leave() {
+      self._count() -= 1;
+      self._exit();  // wake whoever waits for the barrier to drain
+    }
+  } leave{*this};
+  if (index + 1 == parties_) {
+    _release();  // the last to arrive releases everyone
+  } else {
+    _wait(timeout);
+  }
+  return index;
+}
+
+void Barrier::_enter() {
+  while (_state() == kDraining || _state() == kResetting) cond_.wait();
+  if (_state() < 0) throw BrokenBarrierError();
+}
+
+void Barrier::_release() {
+  try {
+    if (action_) action_();
+    _state() = kDraining;
+    cond_.notify_all();
+  } catch (...) {
+    _break();  // the action failed: nobody may pass
+    throw;
+  }
+}
+
+void Barrier::_wait(std::optional<double> timeout) {
+  if (!cond_.wait_for([this] { return _state() != kFilling; }, timeout)) {
+    _break();  // timed out: break the barrier for everyone
+    throw BrokenBarrierError();
+  }
+  if (_state() < 0) throw BrokenBarrierError();
+}
+
+void Barrier::_exit() {
+  if (_count() == 0 && (_state() == kResetting || _state() == kDraining)) {
+    _state() = kFilling;
+    cond_.notify_all();
+  }
+}
+
+void Barrier::reset() {
+  std::lock_guard guard(cond_);
+  if (_count() > 0) {
+    // Parties are waiting: make them leave (with BrokenBarrierError); the
+    // last to leave sets the state back to filling.
+    if (_state() == kFilling || _state() == kBroken) _state() = kResetting;
+  } else {
+    _state() = kFilling;
+  }
+  cond_.notify_all();
+}
+
+void Barrier::abort() {
+  std::lock_guard guard(cond_);
+  _break();
+}
+
+void Barrier::_break() {
+  _state() = kBroken;
+  cond_.notify_all();
+}
+
+int Barrier::n_waiting() const {
+  // Python reads these without the lock, too: a snapshot.
+  return _state() == kFilling ? _count() : 0;
+}
+
+bool Barrier::broken() const { return _state() == kBroken; }
 
 }  // namespace multiprocessing::synchronize

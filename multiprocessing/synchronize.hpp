@@ -169,4 +169,56 @@ class Event {
   Semaphore flag_;
 };
 
+/// Python: synchronize.Barrier(parties, action=None, timeout=None), which is
+/// threading.Barrier with its two counters moved into shared memory and its
+/// Condition made of semaphores, so that processes can meet at it.
+///
+/// The barrier cycles through four states, as threading.Barrier's do:
+/// filling (0: parties arrive and wait), draining (1: the last one arrived,
+/// everyone is leaving), resetting (-1: reset() was called while parties
+/// waited; they leave with BrokenBarrierError) and broken (-2: abort(), a
+/// timeout or a failed action; every wait raises until reset()).
+class Barrier {
+ public:
+  /// Python: Barrier(parties, action=None, timeout=None).  `action` runs in
+  /// the party that arrives last, before anyone is released; `timeout` is
+  /// the default for wait().
+  /// \throws ValueError "parties must be >= 1" (CPython 3.11 would accept 0
+  ///   and then hang in wait(); later versions refuse it as this port does).
+  explicit Barrier(int parties, std::function<void()> action = {},
+                   std::optional<double> timeout = std::nullopt, BaseContext* ctx = nullptr);
+
+  /// Python: wait(timeout=None): block until `parties` processes (or threads)
+  /// have called wait(); returns a different index in [0, parties) to each.
+  /// \throws BrokenBarrierError if the barrier is or becomes broken or reset
+  ///   while waiting, or the timeout expires (which breaks it for all).
+  int wait(std::optional<double> timeout = std::nullopt);
+  /// Python: reset(): back to filling; parties waiting now get BrokenBarrierError.
+  void reset();
+  /// Python: abort(): break the barrier; every present and future wait()
+  /// raises BrokenBarrierError until reset().
+  void abort();
+
+  /// Python: parties, n_waiting, broken (properties).
+  int parties() const { return parties_; }
+  int n_waiting() const;
+  bool broken() const;
+
+ private:
+  // threading.Barrier's private steps, under cond_.
+  void _enter();
+  void _release();
+  void _wait(std::optional<double> timeout);
+  void _exit();
+  void _break();
+  int& _state() const;  ///< Python: the _state property: array[0] in shared memory
+  int& _count() const;  ///< Python: the _count property: array[1]
+
+  int parties_;
+  std::function<void()> action_;
+  std::optional<double> timeout_;
+  Condition cond_;
+  std::shared_ptr<int> array_;  ///< Python: self._array, the two ints, MAP_SHARED
+};
+
 }  // namespace multiprocessing::synchronize

@@ -1,8 +1,9 @@
 // tests/test_synchronize.cpp — ports CPython's _TestLock, _TestSemaphore,
-// _TestCondition and _TestEvent, across processes (and threads, as CPython mixes
+// _TestCondition, _TestEvent and _TestBarrier, across processes (and threads, as CPython mixes
 // them), and the lesson they exist for: a shared counter under a Lock.
 #include <sys/mman.h>
 
+#include <algorithm>
 #include <atomic>
 
 #include "support.hpp"
@@ -16,6 +17,7 @@ class TestLock : public WithStartMethod {};
 class TestSemaphore : public WithStartMethod {};
 class TestCondition : public WithStartMethod {};
 class TestEvent : public WithStartMethod {};
+class TestBarrier;
 
 /// _TestLock.test_lock
 TEST_P(TestLock, Lock) {
@@ -368,6 +370,285 @@ TEST_P(TestEvent, Event) {
   EXPECT_TRUE(event.is_set());
 }
 
+// ---------------------------------------------------------------- Barrier
+
+/// Python: assert inside a child: a failure ends the child with exit code 1.
+void check(bool condition, const char* what) {
+  if (!condition) throw mp::AssertionError(what);
+}
+
+/// An int in memory that forked children share (MAP_SHARED).
+std::shared_ptr<int> shared_int() {
+  void* p = ::mmap(nullptr, sizeof(int), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) throw mp::OSError("mmap", errno);
+  *static_cast<int*>(p) = 0;
+  return std::shared_ptr<int>(static_cast<int*>(p), [](int* q) { ::munmap(q, sizeof(int)); });
+}
+
+/// Python: _DummyList: only its length, in shared memory, under a Lock, which
+/// is all the barrier tests look at.
+class DummyList {
+ public:
+  void append() {
+    std::lock_guard guard(lock_);
+    ++*count_;
+  }
+  int len() const {
+    std::lock_guard guard(lock_);
+    return *count_;
+  }
+
+ private:
+  std::shared_ptr<int> count_ = shared_int();
+  mutable sync::Lock lock_ = mp::Lock();
+};
+
+class TestBarrier : public WithStartMethod {
+ protected:
+  static constexpr int N = 5;
+  static constexpr double kDefaultTimeout = 30.0;
+
+  void SetUp() override {
+    WithStartMethod::SetUp();
+    barrier_.emplace(mp::Barrier(N, {}, kDefaultTimeout));
+  }
+  void TearDown() override {
+    barrier_->abort();
+    barrier_.reset();
+    WithStartMethod::TearDown();
+  }
+
+  /// Python: run_threads(f, args): f runs in N - 1 processes and here.
+  static void run_threads(const std::function<void()>& f) {
+    std::vector<std::unique_ptr<mp::Process>> procs;
+    for (int i = 0; i < N - 1; ++i) {
+      procs.push_back(std::make_unique<mp::Process>(mp::ProcessOptions{.target = f}));
+      procs.back()->start();
+    }
+    f();
+    for (auto& p : procs) {
+      join_process(*p);
+      EXPECT_EQ(p->exitcode(), 0);
+    }
+  }
+
+  std::optional<sync::Barrier> barrier_;
+};
+
+/// _TestBarrier.multipass: n rounds in lockstep.
+void multipass(sync::Barrier barrier, DummyList results0, DummyList results1, int n) {
+  int m = barrier.parties();
+  for (int i = 0; i < n; ++i) {
+    results0.append();
+    check(results1.len() == i * m, "len(results[1]) == i * m");
+    barrier.wait();
+    results1.append();
+    check(results0.len() == (i + 1) * m, "len(results[0]) == (i + 1) * m");
+    barrier.wait();
+  }
+  check(barrier.n_waiting() == 0, "barrier.n_waiting == 0");
+  check(!barrier.broken(), "not barrier.broken");
+}
+
+/// _TestBarrier.test_barrier
+TEST_P(TestBarrier, Barrier) {
+  DummyList r0, r1;
+  run_threads([b = *barrier_, r0, r1] { multipass(b, r0, r1, 1); });
+}
+
+/// _TestBarrier.test_barrier_10
+TEST_P(TestBarrier, Barrier10) {
+  DummyList r0, r1;
+  run_threads([b = *barrier_, r0, r1] { multipass(b, r0, r1, 10); });
+}
+
+/// _TestBarrier.test_wait_return: exactly one party gets index 0.
+TEST_P(TestBarrier, WaitReturn) {
+  auto [r, w] = mp::Pipe(false);
+  sync::Lock lock = mp::Lock();
+  run_threads([b = *barrier_, &w = w, lock]() mutable {
+    int index = b.wait();
+    std::lock_guard guard(lock);
+    w.send(std::int64_t{index});
+  });
+  std::vector<std::int64_t> results;
+  for (int i = 0; i < N; ++i) results.push_back(r.recv().as<std::int64_t>());
+  EXPECT_EQ(std::count(results.begin(), results.end(), 0), 1);
+  std::sort(results.begin(), results.end());
+  EXPECT_EQ(results, (std::vector<std::int64_t>{0, 1, 2, 3, 4}));
+}
+
+/// _TestBarrier.test_action: the action runs once, before anyone passes.
+TEST_P(TestBarrier, Action) {
+  DummyList results;
+  sync::Barrier barrier = mp::Barrier(N, [results]() mutable { results.append(); });
+  run_threads([barrier, results]() mutable {
+    barrier.wait();
+    check(results.len() == 1, "len(results) == 1");
+  });
+  EXPECT_EQ(results.len(), 1);
+}
+
+/// A failing action breaks the barrier: its party gets the exception, the
+/// others BrokenBarrierError (threading.Barrier's _release).
+TEST_P(TestBarrier, ActionRaises) {
+  DummyList broken;
+  sync::Barrier barrier = mp::Barrier(N, [] { throw mp::RuntimeError("action failed"); }, 30.0);
+  run_threads([barrier, broken]() mutable {
+    try {
+      barrier.wait();
+    } catch (const mp::BrokenBarrierError&) {
+      broken.append();
+    } catch (const mp::RuntimeError&) {
+    }
+  });
+  EXPECT_EQ(broken.len(), N - 1);
+  EXPECT_TRUE(barrier.broken());
+}
+
+/// _TestBarrier.test_abort
+TEST_P(TestBarrier, Abort) {
+  DummyList results1, results2;
+  run_threads([b = *barrier_, results1, results2]() mutable {
+    try {
+      int i = b.wait();
+      if (i == N / 2) throw mp::RuntimeError("");
+      b.wait();
+      results1.append();
+    } catch (const mp::BrokenBarrierError&) {
+      results2.append();
+    } catch (const mp::RuntimeError&) {
+      b.abort();
+    }
+  });
+  EXPECT_EQ(results1.len(), 0);
+  EXPECT_EQ(results2.len(), N - 1);
+  EXPECT_TRUE(barrier_->broken());
+}
+
+/// _TestBarrier.test_reset: reset() frees the waiting parties.
+TEST_P(TestBarrier, Reset) {
+  DummyList results1, results2, results3;
+  run_threads([b = *barrier_, results1, results2, results3]() mutable {
+    int i = b.wait();
+    if (i == N / 2) {
+      // Wait until the others are all in the barrier.
+      while (b.n_waiting() < N - 1) mp::os::sleep(0.001);
+      b.reset();
+    } else {
+      try {
+        b.wait();
+        results1.append();
+      } catch (const mp::BrokenBarrierError&) {
+        results2.append();
+      }
+    }
+    b.wait();  // and pass it again
+    results3.append();
+  });
+  EXPECT_EQ(results1.len(), 0);
+  EXPECT_EQ(results2.len(), N - 1);
+  EXPECT_EQ(results3.len(), N);
+}
+
+/// _TestBarrier.test_abort_and_reset: a broken barrier can be reset.
+TEST_P(TestBarrier, AbortAndReset) {
+  DummyList results1, results2, results3;
+  sync::Barrier barrier2 = mp::Barrier(N);
+  run_threads([b = *barrier_, barrier2, results1, results2, results3]() mutable {
+    try {
+      int i = b.wait();
+      if (i == N / 2) throw mp::RuntimeError("");
+      b.wait();
+      results1.append();
+    } catch (const mp::BrokenBarrierError&) {
+      results2.append();
+    } catch (const mp::RuntimeError&) {
+      b.abort();
+    }
+    // Everyone leaves the barrier before the reset, and nobody enters it
+    // again before the reset.
+    if (barrier2.wait() == N / 2) b.reset();
+    barrier2.wait();
+    b.wait();
+    results3.append();
+  });
+  EXPECT_EQ(results1.len(), 0);
+  EXPECT_EQ(results2.len(), N - 1);
+  EXPECT_EQ(results3.len(), N);
+}
+
+/// _TestBarrier.test_timeout: one party is late; wait(0.5) breaks it for all.
+TEST_P(TestBarrier, Timeout) {
+  DummyList results;
+  run_threads([b = *barrier_, results]() mutable {
+    int i = b.wait();
+    if (i == N / 2) mp::os::sleep(1.0);  // one is late
+    try {
+      b.wait(0.5);
+    } catch (const mp::BrokenBarrierError&) {
+      results.append();
+    }
+  });
+  EXPECT_EQ(results.len(), barrier_->parties());
+}
+
+/// _TestBarrier.test_default_timeout
+TEST_P(TestBarrier, DefaultTimeout) {
+  sync::Barrier barrier = mp::Barrier(N, {}, 0.5);
+  DummyList results;
+  run_threads([barrier, results]() mutable {
+    int i = barrier.wait(kDefaultTimeout);
+    if (i == N / 2) mp::os::sleep(1.0);  // later than the default timeout
+    try {
+      barrier.wait();
+    } catch (const mp::BrokenBarrierError&) {
+      results.append();
+    }
+  });
+  EXPECT_EQ(results.len(), barrier.parties());
+}
+
+/// _TestBarrier.test_single_thread, and the state a fresh barrier shows.
+TEST_P(TestBarrier, SingleThread) {
+  sync::Barrier b = mp::Barrier(1);
+  EXPECT_EQ(b.wait(), 0);
+  EXPECT_EQ(b.wait(), 0);
+  EXPECT_EQ(b.parties(), 1);
+  EXPECT_EQ(b.n_waiting(), 0);
+  EXPECT_FALSE(b.broken());
+  b.abort();
+  EXPECT_TRUE(b.broken());
+  EXPECT_THROW(b.wait(), mp::BrokenBarrierError);
+  b.reset();
+  EXPECT_EQ(b.wait(), 0);
+  EXPECT_THROW(mp::Barrier(0), mp::ValueError);
+}
+
+/// _TestBarrier.test_thousand: N processes pass 1000 times in lockstep.
+TEST_P(TestBarrier, Thousand) {
+  constexpr int passes = 1000;
+  sync::Lock lock = mp::Lock();
+  auto [conn, child_conn] = mp::Pipe(false);
+  std::vector<std::unique_ptr<mp::Process>> procs;
+  for (int j = 0; j < N; ++j) {
+    procs.push_back(std::make_unique<mp::Process>(mp::ProcessOptions{
+        .target = [b = *barrier_, lock, &c = child_conn]() mutable {
+          for (int i = 0; i < passes; ++i) {
+            b.wait();
+            std::lock_guard guard(lock);
+            c.send(std::int64_t{i});
+          }
+        }}));
+    procs.back()->start();
+  }
+  for (int i = 0; i < passes; ++i) {
+    for (int j = 0; j < N; ++j) ASSERT_EQ(conn.recv(), mp::Object(std::int64_t{i}));
+  }
+  for (auto& p : procs) join_process(*p);
+}
+
+INSTANTIATE_TEST_SUITE_P(WithProcesses, TestBarrier, ::testing::ValuesIn(start_methods()), method_name);
 INSTANTIATE_TEST_SUITE_P(WithProcesses, TestLock, ::testing::ValuesIn(start_methods()), method_name);
 INSTANTIATE_TEST_SUITE_P(WithProcesses, TestSemaphore, ::testing::ValuesIn(start_methods()), method_name);
 INSTANTIATE_TEST_SUITE_P(WithProcesses, TestCondition, ::testing::ValuesIn(start_methods()), method_name);
