@@ -10,8 +10,11 @@
 #include "multiprocessing/exceptions.hpp"
 #include "multiprocessing/os.hpp"
 #include "multiprocessing/popen_fork.hpp"
+#include "multiprocessing/popen_spawn_posix.hpp"
 #include "multiprocessing/process.hpp"
 #include "multiprocessing/reduction.hpp"
+#include "multiprocessing/reduction/pickle.hpp"
+#include "multiprocessing/spawn.hpp"
 #include "multiprocessing/synchronize.hpp"
 #include "multiprocessing/util.hpp"
 

@@ -5,6 +5,8 @@
 #include "multiprocessing/exceptions.hpp"
 #include "multiprocessing/os.hpp"
 #include "multiprocessing/popen_fork.hpp"
+#include "multiprocessing/popen_spawn_posix.hpp"
+#include "multiprocessing/spawn.hpp"
 
 namespace multiprocessing {
 
@@ -54,6 +56,8 @@ std::unique_ptr<popen_fork::Popen> BaseContext::_make_popen(BaseProcess& process
   return std::make_unique<popen_fork::Popen>(process_obj);
 }
 
+void BaseContext::freeze_support() { spawn::freeze_support(); }
+
 // ------------------------------------------------------------------ Process classes
 
 std::unique_ptr<popen_fork::Popen> Process::_make_popen() {
@@ -73,7 +77,9 @@ std::unique_ptr<popen_fork::Popen> ForkProcess::_make_popen() {
 }
 // [walkthrough-forkprocess]
 
-std::unique_ptr<popen_fork::Popen> SpawnProcess::_make_popen() { not_yet("spawn"); }
+std::unique_ptr<popen_fork::Popen> SpawnProcess::_make_popen() {
+  return std::make_unique<popen_spawn_posix::Popen>(*this);  // Python: from .popen_spawn_posix import Popen
+}
 
 std::unique_ptr<popen_fork::Popen> ForkServerProcess::_make_popen() { not_yet("forkserver"); }
 
@@ -91,7 +97,9 @@ std::unique_ptr<BaseProcess> SpawnContext::Process(ProcessOptions options) {
   return std::make_unique<SpawnProcess>(std::move(options));
 }
 
-std::unique_ptr<popen_fork::Popen> SpawnContext::_make_popen(BaseProcess&) { not_yet("spawn"); }
+std::unique_ptr<popen_fork::Popen> SpawnContext::_make_popen(BaseProcess& process_obj) {
+  return std::make_unique<popen_spawn_posix::Popen>(process_obj);
+}
 
 std::unique_ptr<BaseProcess> ForkServerContext::Process(ProcessOptions options) {
   return std::make_unique<ForkServerProcess>(std::move(options));

@@ -80,8 +80,12 @@ class BaseContext {
   /// Python: get_all_start_methods(): {"fork", "spawn", "forkserver"} on Linux.
   std::vector<std::string> get_all_start_methods() const;
 
-  /// Python: freeze_support(): nothing to do under fork (spawn uses it, issue 5).
-  void freeze_support() {}
+  /// Python: freeze_support(): in a process started by the spawn or
+  /// forkserver method (this program run again with "--multiprocessing-fork"),
+  /// run the Process object the parent sends and exit; otherwise return.
+  /// Call it first thing in main(), as Python asks of frozen executables,
+  /// which is what a C++ program is (see spawn.hpp).
+  void freeze_support();
   /// Python: get_logger() / log_to_stderr(level=None).
   util::Logger& get_logger() { return util::get_logger(); }
   util::Logger& log_to_stderr(std::optional<int> level = std::nullopt) {

@@ -17,6 +17,8 @@
 #include "multiprocessing/context.hpp"
 #include "multiprocessing/os.hpp"
 #include "multiprocessing/popen_fork.hpp"
+#include "multiprocessing/reduction/pickle.hpp"
+#include "multiprocessing/spawn.hpp"
 #include "multiprocessing/util.hpp"
 
 namespace multiprocessing {
@@ -426,6 +428,79 @@ int BaseProcess::_bootstrap(std::optional<int> parent_sentinel) {
   return exitcode;
 }
 // [walkthrough-bootstrap]
+
+// ------------------------------------------------------------------ pickling
+
+namespace {
+template <class T>
+const T& state_as(const Object& value, const char* what) {
+  if (const T* p = std::get_if<T>(&value.variant())) return *p;
+  throw UnpicklingError(std::string("the process object's ") + what + " has the wrong type (" +
+                        value.type_name() + ")");
+}
+
+const Object& state_item(const Object::Dict& dict, const char* key) {
+  for (const auto& [k, v] : dict) {
+    if (k == Object(key)) return v;
+  }
+  throw UnpicklingError(std::string("the process object's state has no '") + key + "'");
+}
+}  // namespace
+
+Object BaseProcess::_getstate() const {
+  // Python pickles the object's class by name and its __dict__; a function
+  // target by its module and qualified name.  Here both need a registration.
+  std::string type = class_name_of(*this);
+  if (!spawn::_is_known_process_type(type)) {
+    throw PicklingError("Can't pickle <class '" + type + "'>: a Process subclass crosses to a "
+                        "spawned child by name; register it with MP_REGISTER_PROCESS(" + type + ")");
+  }
+  Object target;  // None: no target
+  if (target_) {
+    std::optional<std::string> target_name = spawn::_target_name(target_);
+    if (!target_name) {
+      throw PicklingError(
+          "Can't pickle the target of " + name() +
+          ": under the spawn and forkserver start methods a target crosses to the child by "
+          "name, so it must be a plain function registered with MP_REGISTER_TARGET(function) "
+          "(a lambda or other callable object cannot be found by name)");
+    }
+    target = *target_name;
+  }
+  Object::List identity;
+  for (int i : identity_) identity.emplace_back(std::int64_t{i});
+  return Object::Dict{
+      {"type", type},
+      {"target", target},
+      {"args", Object::Tuple{args_}},
+      {"name", name()},
+      {"daemon", _config.daemon ? Object(*_config.daemon) : Object()},
+      {"authkey", Bytes(_config.authkey)},
+      {"semprefix", _config.semprefix},
+      {"identity", identity},
+      {"parent_pid", parent_pid_ ? Object(std::int64_t{*parent_pid_}) : Object()},
+      {"parent_name", parent_name_},
+  };
+}
+
+void BaseProcess::_setstate(const Object& state) {
+  const auto& dict = state_as<Object::Dict>(state, "state");
+  const Object& target = state_item(dict, "target");
+  target_ = target.is_none() ? Target() : spawn::_find_target(target.as<std::string>());
+  args_ = state_as<Object::Tuple>(state_item(dict, "args"), "args").items;
+  name_ = state_item(dict, "name").as<std::string>();
+  const Object& daemon = state_item(dict, "daemon");
+  _config.daemon = daemon.is_none() ? std::nullopt : std::optional<bool>(daemon.as<bool>());
+  _config.authkey = AuthenticationString(state_item(dict, "authkey").as<Bytes>().data);
+  _config.semprefix = state_item(dict, "semprefix").as<std::string>();
+  identity_.clear();
+  for (const Object& i : state_as<Object::List>(state_item(dict, "identity"), "identity")) {
+    identity_.push_back(static_cast<int>(i.as<std::int64_t>()));
+  }
+  const Object& ppid = state_item(dict, "parent_pid");
+  parent_pid_ = ppid.is_none() ? std::nullopt : std::optional<pid_t>(static_cast<pid_t>(ppid.as<std::int64_t>()));
+  parent_name_ = state_item(dict, "parent_name").as<std::string>();
+}
 
 void BaseProcess::_after_fork() {
   // Python: util._finalizer_registry.clear(); util._run_after_forkers()

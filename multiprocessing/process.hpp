@@ -193,6 +193,16 @@ class BaseProcess {
   /// Python: self._config.
   ProcessConfig _config;
 
+  /// Python: what pickling the process object keeps when spawn sends it to the
+  /// child (its __dict__, the _popen aside): the class and the target by name,
+  /// the args, the name, daemon flag, authkey, _identity and the parent's pid
+  /// and name, as a dict.
+  /// \throws PicklingError naming the target or class that cannot cross by
+  ///   name (a lambda, an unregistered function or Process subclass).
+  Object _getstate() const;
+  /// Python: unpickling it in the child: restore what _getstate() kept.
+  void _setstate(const Object& state);
+
  protected:
   /// For _MainProcess and _ParentProcess, which are not created by a parent.
   struct NotAChild {};

@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <spawn.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -435,6 +436,33 @@ std::string get_temp_dir() {
 
 void close_fds(const std::vector<int>& fds) {
   for (int fd : fds) os::close(fd);
+}
+
+pid_t spawnv_passfds(const std::string& path, const std::vector<std::string>& args,
+                     const std::vector<int>& passfds) {
+  // The child's file actions run in order, in the child, before exec:
+  //  1. park each passed fd above every number involved (dup2 to `park`+i),
+  //     so that step 2 cannot overwrite one not yet moved;
+  //  2. dup2 each parked copy to 3+i (dup2 leaves the copy without
+  //     FD_CLOEXEC, so it survives exec);
+  //  3. close everything from 3+n up, parked copies included (Python:
+  //     close_fds=True).
+  int n = static_cast<int>(passfds.size());
+  int park = 3 + n;
+  for (int fd : passfds) park = std::max(park, fd + 1);
+  posix_spawn_file_actions_t actions;
+  ::posix_spawn_file_actions_init(&actions);
+  for (int i = 0; i < n; ++i) ::posix_spawn_file_actions_adddup2(&actions, passfds[i], park + i);
+  for (int i = 0; i < n; ++i) ::posix_spawn_file_actions_adddup2(&actions, park + i, 3 + i);
+  ::posix_spawn_file_actions_addclosefrom_np(&actions, 3 + n);
+  std::vector<char*> argv;
+  for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  pid_t pid = 0;
+  int err = ::posix_spawn(&pid, path.c_str(), &actions, nullptr, argv.data(), environ);
+  ::posix_spawn_file_actions_destroy(&actions);
+  if (err != 0) throw OSError("posix_spawn", err);
+  return pid;
 }
 
 void _close_stdin() {

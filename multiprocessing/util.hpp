@@ -5,6 +5,8 @@
 // small fd/stdio helpers.
 #pragma once
 
+#include <sys/types.h>
+
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -197,6 +199,17 @@ std::string get_temp_dir();
 
 /// Python: util.close_fds(*fds).
 void close_fds(const std::vector<int>& fds);
+
+/// Python: util.spawnv_passfds(path, args, passfds): start the program `path`
+/// with `args` (args[0] included) in a new process that inherits only stdin,
+/// stdout, stderr and `passfds`, and return its pid.  Here the inherited fds
+/// are renumbered 3, 4, 5... in the child, in the order given (Python keeps
+/// their numbers); every other fd is closed in the child.  posix_spawn, which
+/// does not copy the parent's page tables as fork() does.
+/// \throws OSError("posix_spawn", errno) if the program cannot be started
+///   (glibc reports a failed exec here, not in the child).
+pid_t spawnv_passfds(const std::string& path, const std::vector<std::string>& args,
+                     const std::vector<int>& passfds);
 
 /// Python: util._close_stdin(): the child's stdin becomes /dev/null, so that
 /// parent and children do not compete for the terminal's input.

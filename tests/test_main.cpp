@@ -18,6 +18,8 @@
 
 #include <gtest/gtest.h>
 
+#include "multiprocessing/context.hpp"
+
 namespace {
 
 std::set<std::string> list_dir(const char* path) {
@@ -115,6 +117,9 @@ class LeakCheck : public ::testing::EmptyTestEventListener {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // A child started by the spawn or forkserver method is this program run
+  // again: freeze_support() runs its Process object and exits; here it returns.
+  multiprocessing::freeze_support();
   ::testing::InitGoogleTest(&argc, argv);
   ::testing::UnitTest::GetInstance()->listeners().Append(new LeakCheck);
   return RUN_ALL_TESTS();

@@ -597,6 +597,8 @@ class Unpickler {
     Node* result = pop();
     return convert(result, 0);
   }
+  /// How many bytes load() has read (up to and including STOP).
+  std::size_t consumed() const { return pos_; }
 
  private:
   // -------- input
@@ -1476,6 +1478,15 @@ std::string dumps(const Object& obj, int protocol) {
 }
 
 Object loads(std::string_view data) { return Unpickler(data).load(); }
+
+void dump(const Object& obj, std::string& file, int protocol) { file += dumps(obj, protocol); }
+
+Object load(std::string_view& file) {
+  Unpickler unpickler(file);
+  Object value = unpickler.load();
+  file.remove_prefix(unpickler.consumed());
+  return value;
+}
 
 std::string dis(std::string_view data) { return Disassembler(data).run(); }
 

@@ -120,6 +120,16 @@ std::string dumps(const Object& obj, int protocol = DEFAULT_PROTOCOL);
 ///         EOFError "Ran out of input").
 Object loads(std::string_view data);
 
+/// Python: reduction.dump(obj, file, protocol): append the pickle of `obj` to
+/// `file`.  Several pickles written one after another are read back one at a
+/// time by load(), as spawn sends its preparation data and process object.
+void dump(const Object& obj, std::string& file, int protocol = DEFAULT_PROTOCOL);
+
+/// Python: pickle.load(file): read one pickle from the front of `file` and
+/// advance `file` past it (past its STOP opcode), leaving what follows.
+/// \throws UnpicklingError as loads() does.
+Object load(std::string_view& file);
+
 /// A listing of the pickle's opcodes, formatted as Python's pickletools.dis prints
 /// it (offset, opcode byte, name indented by MARK depth, argument, memo notes), ending
 /// with "highest protocol among opcodes = N".  Unlike dis, it does not emulate the

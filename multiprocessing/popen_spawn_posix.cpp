@@ -1,0 +1,106 @@
+// multiprocessing/popen_spawn_posix.cpp
+// Mirrors CPython 3.11 Lib/multiprocessing/popen_spawn_posix.py; see the header.
+#include "multiprocessing/popen_spawn_posix.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <string>
+
+#include "multiprocessing/exceptions.hpp"
+#include "multiprocessing/os.hpp"
+#include "multiprocessing/process.hpp"
+#include "multiprocessing/reduction/pickle.hpp"
+#include "multiprocessing/spawn.hpp"
+
+namespace multiprocessing::popen_spawn_posix {
+
+namespace {
+
+/// The first fd number the child sees its inherited fds under.
+constexpr int kFirstChildFd = 3;
+
+/// Write `data` to the child through `fd`, unless the child ends first.
+/// Python writes with a plain blocking write; a child that died before reading
+/// would then raise BrokenPipeError (Python ignores SIGPIPE) or, with more than
+/// a pipe's worth of data, block forever.  Here: a non-blocking fd, and poll()
+/// on the child's sentinel too; SIGPIPE is held back while writing.
+void write_to_child(int fd, int sentinel, std::string_view data) {
+  sigset_t sigpipe, old_mask;
+  ::sigemptyset(&sigpipe);
+  ::sigaddset(&sigpipe, SIGPIPE);
+  ::pthread_sigmask(SIG_BLOCK, &sigpipe, &old_mask);
+  ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
+  bool broken = false;
+  while (!data.empty()) {
+    ssize_t n = ::write(fd, data.data(), data.size());
+    if (n >= 0) {
+      data.remove_prefix(static_cast<std::size_t>(n));
+      continue;
+    }
+    if (errno == EINTR) continue;
+    if (errno == EPIPE) {
+      broken = true;  // the child is gone; its exit code will tell why
+      break;
+    }
+    if (errno != EAGAIN) break;
+    // The pipe is full: wait until the child reads, or ends.
+    pollfd fds[2] = {{fd, POLLOUT, 0}, {sentinel, POLLIN, 0}};
+    ::poll(fds, 2, -1);
+    if (fds[1].revents != 0) break;  // EOF on the sentinel: the child has exited
+  }
+  if (broken) {
+    // Take the SIGPIPE that write() raised for this thread before unblocking it.
+    timespec zero{};
+    ::sigtimedwait(&sigpipe, nullptr, &zero);
+  }
+  ::pthread_sigmask(SIG_SETMASK, &old_mask, nullptr);
+}
+
+}  // namespace
+
+Popen::Popen(BaseProcess& process_obj) : popen_fork::Popen(DeferLaunch{}) {
+  util::_flush_std_streams();
+  Popen::_launch(process_obj);
+}
+
+int Popen::duplicate_for_child(int fd) {
+  _fds.push_back(fd);
+  return kFirstChildFd + static_cast<int>(_fds.size()) - 1;
+}
+
+void Popen::_launch(BaseProcess& process_obj) {
+  // Python: prep_data and the process object, pickled one after the other.
+  // Pickling first: a target that cannot cross fails here, before anything
+  // is opened or started.
+  std::string fp;
+  reduction::dump(spawn::get_preparation_data(process_obj.name()), fp);
+  reduction::dump(process_obj._getstate(), fp);
+
+  // The same two pipes as popen_fork: parent_r is the sentinel (EOF when the
+  // child, the only holder of child_w, exits); child_r carries the pickles to
+  // the child and is its parent_sentinel afterwards.
+  auto [parent_r, child_w] = os::pipe();
+  auto [child_r, parent_w] = os::pipe();
+  int child_r_number = duplicate_for_child(child_r.get());
+  duplicate_for_child(child_w.get());
+  std::vector<std::string> cmd = spawn::get_command_line(
+      {{"pipe_handle", std::to_string(child_r_number)}});
+  pid = util::spawnv_passfds(spawn::get_executable(), cmd, _fds);
+  // The child has its copies now: close ours, so that EOF means what it should.
+  child_r.close();
+  child_w.close();
+  sentinel_ = parent_r.get();
+  write_to_child(parent_w.get(), sentinel_, fp);
+  // Python keeps parent_w open until the finalizer runs; closing it now tells
+  // the child that the data is complete (it reads to EOF).
+  parent_w.close();
+  finalizer = util::Finalize([fds = std::vector<int>{parent_r.release()}] { util::close_fds(fds); },
+                             std::nullopt, "close_fds");
+}
+
+}  // namespace multiprocessing::popen_spawn_posix

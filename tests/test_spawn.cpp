@@ -1,0 +1,190 @@
+// tests/test_spawn.cpp — the 'spawn' start method (spawn.py, popen_spawn_posix.py):
+// a child that is this program run again, the Process object crossing as
+// pickles, targets crossing by registered name, and the errors a parent gets
+// when something cannot cross.  The memory lesson: a global changed before
+// start() is seen under fork and not under spawn.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+#include "support.hpp"
+
+namespace mp_test {
+
+/// What the children of these tests write their findings into.
+std::string read_file(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+void write_file(const std::string& path, const std::string& text) {
+  std::ofstream(path) << text;
+}
+
+/// A global the parent changes before start(): the memory lesson.
+int g_lesson_value = 0;
+
+void report_global(std::string path) { write_file(path, std::to_string(g_lesson_value)); }
+MP_REGISTER_TARGET(report_global);
+
+/// Reports what the child knows about itself and its parent.
+void report_identity(std::string path, std::int64_t number, std::string text, double x) {
+  mp::BaseProcess& me = mp::current_process();
+  mp::BaseProcess* parent = mp::parent_process();
+  std::ostringstream out;
+  out << me.name() << "\n"
+      << (parent ? std::to_string(*parent->pid()) : "none") << "\n"
+      << mp::Object(mp::Bytes(me.authkey())).repr() << "\n"
+      << number << " " << text << " " << x << "\n"
+      << *mp::get_start_method() << "\n"
+      << me.daemon() << "\n";
+  write_file(path, out.str());
+}
+MP_REGISTER_TARGET(report_identity);
+
+void exit_with(std::int64_t code) { throw mp::SystemExit(static_cast<int>(code)); }
+MP_REGISTER_TARGET(exit_with);
+
+void raise_value_error() { throw mp::ValueError("bad value in the child"); }
+MP_REGISTER_TARGET(raise_value_error);
+
+void sleep_long() { mp::os::sleep(60); }
+MP_REGISTER_TARGET(sleep_long);
+
+void not_registered() {}
+
+namespace {
+
+/// A file name in the test's temporary directory, removed at the end.
+class TempFile {
+ public:
+  TempFile() {
+    char name[] = "/tmp/mp-spawn-test-XXXXXX";
+    int fd = ::mkstemp(name);
+    if (fd >= 0) ::close(fd);
+    path_ = name;
+  }
+  ~TempFile() { ::unlink(path_.c_str()); }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+class TestSpawn : public ::testing::Test {
+ protected:
+  mp::BaseContext& ctx = mp::get_context("spawn");
+};
+
+/// The child rebuilds the Process object: name, args of several types, the
+/// parent's pid as parent_process(), the authkey, the start method.
+TEST_F(TestSpawn, ChildGetsTheProcessObject) {
+  TempFile out;
+  auto p = ctx.Process({.target = report_identity,
+                        .args = {out.path(), std::int64_t{1729}, "text", 2.5},
+                        .name = "spawned-one"});
+  p->start();
+  join_process(*p);
+  EXPECT_EQ(p->exitcode(), 0);
+  std::istringstream lines(read_file(out.path()));
+  std::string name, ppid, authkey, args, method, daemon;
+  std::getline(lines, name);
+  std::getline(lines, ppid);
+  std::getline(lines, authkey);
+  std::getline(lines, args);
+  std::getline(lines, method);
+  std::getline(lines, daemon);
+  EXPECT_EQ(name, "spawned-one");
+  EXPECT_EQ(ppid, std::to_string(::getpid()));
+  EXPECT_EQ(authkey, mp::Object(mp::Bytes(mp::current_process().authkey())).repr());
+  EXPECT_EQ(args, "1729 text 2.5");
+  EXPECT_EQ(method, "spawn");
+  EXPECT_EQ(daemon, "0");
+}
+
+/// The memory lesson (issue 5, item 4): fork copies the parent's memory, so
+/// the child sees the global as it was at start(); spawn runs the program
+/// afresh, so the child sees the global's initial value.
+TEST_F(TestSpawn, GlobalSeenUnderForkNotUnderSpawn) {
+  g_lesson_value = 42;
+  TempFile fork_out, spawn_out;
+  auto f = mp::get_context("fork").Process({.target = report_global, .args = {fork_out.path()}});
+  f->start();
+  join_process(*f);
+  auto s = ctx.Process({.target = report_global, .args = {spawn_out.path()}});
+  s->start();
+  join_process(*s);
+  g_lesson_value = 0;
+  EXPECT_EQ(read_file(fork_out.path()), "42");
+  EXPECT_EQ(read_file(spawn_out.path()), "0");
+}
+
+/// Exit codes cross as under fork: SystemExit(n), an uncaught exception.
+TEST_F(TestSpawn, ExitCodes) {
+  auto a = ctx.Process({.target = exit_with, .args = {std::int64_t{7}}});
+  a->start();
+  join_process(*a);
+  EXPECT_EQ(a->exitcode(), 7);
+  auto b = ctx.Process({.target = raise_value_error});
+  b->start();
+  join_process(*b);
+  EXPECT_EQ(b->exitcode(), 1);
+}
+
+/// terminate() and the sentinel work on a spawned child.
+TEST_F(TestSpawn, TerminateAndSentinel) {
+  auto p = ctx.Process({.target = sleep_long});
+  p->start();
+  EXPECT_TRUE(p->is_alive());
+  EXPECT_TRUE(mp::connection::wait({p->sentinel()}, 0.0).empty());
+  p->terminate();
+  join_process(*p);
+  EXPECT_EQ(p->exitcode(), -SIGTERM);
+}
+
+/// A lambda cannot be found by name: start() refuses it in the parent, with
+/// a message that says what to do, and nothing is started or left open.
+TEST_F(TestSpawn, LambdaTargetRefused) {
+  auto p = ctx.Process({.target = [] {}});
+  try {
+    p->start();
+    FAIL() << "start() accepted a lambda under spawn";
+  } catch (const mp::PicklingError& e) {
+    EXPECT_NE(std::string(e.what()).find("MP_REGISTER_TARGET"), std::string::npos) << e.what();
+  }
+  auto q = ctx.Process({.target = not_registered});
+  EXPECT_THROW(q->start(), mp::PicklingError);
+  EXPECT_TRUE(mp::active_children().empty());
+}
+
+/// A child that cannot be executed: OSError in the parent, nothing left.
+TEST_F(TestSpawn, CannotExec) {
+  mp::spawn::set_executable("/nonexistent/program");
+  auto p = ctx.Process({.target = exit_with, .args = {std::int64_t{0}}});
+  EXPECT_THROW(p->start(), mp::OSError);
+  mp::spawn::set_executable(std::nullopt);
+  EXPECT_EQ(mp::spawn::get_executable().rfind('/', 0), 0u);
+}
+
+/// Registration errors.
+TEST_F(TestSpawn, Registration) {
+  EXPECT_TRUE(mp::spawn::register_target("report_global", report_global));  // again: fine
+  EXPECT_THROW(mp::spawn::register_target("report_global", exit_with), mp::ValueError);
+  EXPECT_THROW(mp::spawn::register_target("lambda", mp::Target([] {})), mp::ValueError);
+  EXPECT_EQ(mp::spawn::_target_name(exit_with), std::optional<std::string>("exit_with"));
+  EXPECT_EQ(mp::spawn::_target_name(not_registered), std::nullopt);
+  EXPECT_TRUE(mp::spawn::is_forking({"prog", "--multiprocessing-fork", "pipe_handle=3"}));
+  EXPECT_FALSE(mp::spawn::is_forking({"prog"}));
+  auto cmd = mp::spawn::get_command_line({{"pipe_handle", "3"}});
+  ASSERT_EQ(cmd.size(), 3u);
+  EXPECT_EQ(cmd[1], "--multiprocessing-fork");
+  EXPECT_EQ(cmd[2], "pipe_handle=3");
+}
+
+}  // namespace
+}  // namespace mp_test
