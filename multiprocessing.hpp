@@ -12,6 +12,8 @@
 #include "multiprocessing/popen_fork.hpp"
 #include "multiprocessing/process.hpp"
 #include "multiprocessing/reduction.hpp"
+#include "multiprocessing/resource_tracker.hpp"
+#include "multiprocessing/shared_memory.hpp"
 #include "multiprocessing/synchronize.hpp"
 #include "multiprocessing/util.hpp"
 
