@@ -512,6 +512,14 @@ void ResourceTracker::_stop() {
   launcher_ = -1;
 }
 
+ResourceTracker::~ResourceTracker() {
+  try {
+    _stop();
+  } catch (const std::exception&) {
+    // A destructor cannot throw; the fd is closed by now in any case.
+  }
+}
+
 pid_t ResourceTracker::_pid() const {
   std::lock_guard<std::mutex> guard(lock_);
   return fd_ && launcher_ == ::getpid() ? pid_ : -1;

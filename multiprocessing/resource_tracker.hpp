@@ -47,6 +47,9 @@ class ResourceTracker {
   ResourceTracker() = default;
   ResourceTracker(const ResourceTracker&) = delete;
   ResourceTracker& operator=(const ResourceTracker&) = delete;
+  /// _stop(): a tracker object of its own (tests make some) does not leave
+  /// its process behind as a zombie.  The module's tracker is never destroyed.
+  ~ResourceTracker();
 
   /// Python: ensure_running(): start the tracker if it is not running.  If it
   /// was started and has died since (reaped by waitpid, or a probe write finds
