@@ -39,7 +39,7 @@ constexpr std::size_t MAX_MESSAGE = 512;
 // ================================================================ the tracker
 // Everything from here to the client half runs in the forked tracker only.
 
-/// Python: _CLEANUP_FUNCS, in its order (a dict keeps insertion order, and the
+/// Python: `_CLEANUP_FUNCS`, in its order (a dict keeps insertion order, and the
 /// shutdown warnings come out in that order).
 enum ResourceType { NOOP = 0, SEMAPHORE_TYPE = 1, SHARED_MEMORY = 2, N_TYPES = 3 };
 constexpr const char* TYPE_NAMES[N_TYPES] = {"noop", "semaphore", "shared_memory"};

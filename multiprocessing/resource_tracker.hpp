@@ -40,14 +40,14 @@
 namespace multiprocessing::resource_tracker {
 
 /// Python: resource_tracker.ResourceTracker.  One per process (see
-/// _resource_tracker()); a forked child inherits its parent's write end and so
+/// `_resource_tracker()`); a forked child inherits its parent's write end and so
 /// talks to the same tracker, as a forked Python child does.
 class ResourceTracker {
  public:
   ResourceTracker() = default;
   ResourceTracker(const ResourceTracker&) = delete;
   ResourceTracker& operator=(const ResourceTracker&) = delete;
-  /// _stop(): a tracker object of its own (tests make some) does not leave
+  /// `_stop()`: a tracker object of its own (tests make some) does not leave
   /// its process behind as a zombie.  The module's tracker is never destroyed.
   ~ResourceTracker();
 
@@ -70,17 +70,17 @@ class ResourceTracker {
   /// Python: unregister(name, rtype): the resource was unlinked, forget it.
   void unregister(const std::string& name, const std::string& rtype);
 
-  /// Python 3.12: _stop(): close the write end and wait for the tracker to
+  /// Python 3.12: `_stop()`: close the write end and wait for the tracker to
   /// exit.  It exits at once only if no other process (a forked child still
   /// running) holds a copy of the write end.  Only the process that started
   /// the tracker waits for it; in any other it just closes its copy.
   void _stop();
 
   /// The tracker's pid if this process started it and it runs, else -1
-  /// (Python: _pid).  For the test binary's leak check, which must tell the
+  /// (Python: `_pid`).  For the test binary's leak check, which must tell the
   /// tracker apart from a leaked child.
   pid_t _pid() const;
-  /// The write end held by this process, or -1 (Python: _fd).
+  /// The write end held by this process, or -1 (Python: `_fd`).
   int _fd() const;
 
  private:
@@ -97,13 +97,13 @@ class ResourceTracker {
   pid_t launcher_ = -1;      // the process that forked the tracker (may waitpid it)
 };
 
-/// Python: resource_tracker._resource_tracker, the module's one tracker.  Never
+/// Python: `resource_tracker._resource_tracker`, the module's one tracker.  Never
 /// destroyed: the tracker outlives the program's static objects (as Python's
 /// outlives the interpreter), and exits when the last write end closes.
 ResourceTracker& _resource_tracker();
 
 /// Python: resource_tracker.ensure_running / getfd / register / unregister:
-/// the module functions, bound to _resource_tracker().
+/// the module functions, bound to `_resource_tracker()`.
 void ensure_running();
 int getfd();
 void register_(const std::string& name, const std::string& rtype);

@@ -20,12 +20,12 @@ namespace multiprocessing::shared_memory {
 
 namespace {
 
-/// Python: _SHM_NAME_PREFIX ("/psm_") and _SHM_SAFE_NAME_LENGTH (14: FreeBSD,
+/// Python: `_SHM_NAME_PREFIX` ("/psm_") and `_SHM_SAFE_NAME_LENGTH` (14: FreeBSD,
 /// and perhaps other BSDs, limit names to 14 characters).
 constexpr const char* SHM_NAME_PREFIX = "/psm_";
 constexpr std::size_t SHM_SAFE_NAME_LENGTH = 14;
 
-/// Python: _make_filename(): the prefix and secrets.token_hex(4), "/psm_0123abcd".
+/// Python: `_make_filename()`: the prefix and secrets.token_hex(4), "/psm_0123abcd".
 std::string make_filename() {
   std::size_t nbytes = (SHM_SAFE_NAME_LENGTH - std::strlen(SHM_NAME_PREFIX)) / 2;
   static const char hex[] = "0123456789abcdef";
@@ -169,10 +169,10 @@ namespace {
 
 constexpr std::size_t ALIGNMENT = 8;  // Python: _alignment
 
-/// Python: _back_transforms_mapping's keys.
+/// Python: `_back_transforms_mapping`'s keys.
 enum BackTransform : signed char { VALUE = 0, STR = 1, BYTES = 2, NONE = 3 };
 
-/// Python: _extract_recreation_code(value).
+/// Python: `_extract_recreation_code(value)`.
 BackTransform recreation_code(const Object& value) {
   const Object::Variant& v = value.variant();
   if (std::holds_alternative<std::string>(v)) return STR;
@@ -181,14 +181,14 @@ BackTransform recreation_code(const Object& value) {
   return VALUE;
 }
 
-/// The octets a str or bytes item stores (str as UTF-8, Python's _encoding).
+/// The octets a str or bytes item stores (str as UTF-8, Python's `_encoding`).
 const std::string* text_of(const Object& value) {
   if (const auto* s = std::get_if<std::string>(&value.variant())) return s;
   if (const auto* b = std::get_if<Bytes>(&value.variant())) return &b->data;
   return nullptr;
 }
 
-/// Python: _types_mapping[type(value)] for the fixed-size types.
+/// Python: `_types_mapping[type(value)]` for the fixed-size types.
 std::string fixed_format(const Object& value) {
   const Object::Variant& v = value.variant();
   if (std::holds_alternative<std::int64_t>(v)) return "q";
@@ -278,7 +278,7 @@ Object unpack_from(const std::string& fmt, std::span<const unsigned char> buf, s
   return result;
 }
 
-/// Python: bytes.rstrip(b'\x00').
+/// Python: `bytes.rstrip(b'\\x00')`: drop the NUL octets that pad a slot.
 std::string rstrip_nul(std::string s) {
   while (!s.empty() && s.back() == '\0') s.pop_back();
   return s;

@@ -28,7 +28,7 @@ namespace multiprocessing::shared_memory {
 /// reference instead; pass a reference or the name).
 class SharedMemory {
  public:
-  /// Python: SharedMemory.__init__.
+  /// Python: `SharedMemory.__init__`.
   /// \param name    without the leading '/', as Python shows it; std::nullopt
   ///                with create=true picks a fresh random "psm_xxxxxxxx".
   /// \param create  make a new block (O_CREAT | O_EXCL) instead of attaching.
@@ -48,7 +48,7 @@ class SharedMemory {
   SharedMemory& operator=(SharedMemory&& other) noexcept;
   SharedMemory(const SharedMemory&) = delete;
   SharedMemory& operator=(const SharedMemory&) = delete;
-  /// Python: __del__: close() (not unlink()).
+  /// Python: `__del__`: close() (not unlink()).
   ~SharedMemory();
 
   /// Python: buf: the block's bytes, writable, shared with every process that
@@ -58,7 +58,7 @@ class SharedMemory {
   std::string name() const;
   /// Python: size: the block's size in bytes.
   std::size_t size() const noexcept { return size_; }
-  /// Python: __repr__: "SharedMemory('psm_0123abcd', size=512)".
+  /// Python: `__repr__`: "SharedMemory('psm_0123abcd', size=512)".
   std::string repr() const;
 
   /// Python: close(): unmap and close the fd, in this process only; the block
@@ -106,14 +106,14 @@ class ShareableList {
   /// \throws FileNotFoundError if there is no such block.
   static ShareableList attach(const std::string& name);
 
-  /// Python: __getitem__: negative positions count from the end.
+  /// Python: `__getitem__`: negative positions count from the end.
   /// \throws IndexError "index out of range".
   Object operator[](std::int64_t position) const;
-  /// Python: __setitem__.
+  /// Python: `__setitem__`.
   /// \throws IndexError "assignment index out of range";
   ///   ValueError "bytes/str item exceeds available storage".
   void set(std::int64_t position, const Object& value);
-  /// Python: __len__ (read from the block).
+  /// Python: `__len__` (read from the block).
   std::size_t size() const;
   /// Python: list(sl): every item.
   std::vector<Object> items() const;
@@ -124,13 +124,13 @@ class ShareableList {
   std::size_t index(const Object& value) const;
   /// Python: format: every item's struct format, concatenated ("8s8sdq...").
   std::string format() const;
-  /// Python: __repr__: "ShareableList([1, 'a'], name='psm_0123abcd')".
+  /// Python: `__repr__`: "ShareableList([1, 'a'], name='psm_0123abcd')".
   std::string repr() const;
   /// Python: shm: the block.
   SharedMemory& shm() noexcept { return shm_; }
   const SharedMemory& shm() const noexcept { return shm_; }
 
-  /// Python: _get_packing_format(position).  \throws IndexError.
+  /// Python: `_get_packing_format(position)`.  \throws IndexError.
   std::string _get_packing_format(std::int64_t position) const;
 
  private:
