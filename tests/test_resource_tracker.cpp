@@ -146,6 +146,13 @@ TEST(TestResourceTracker, IgnoresSigintAndSigterm) {
   }
 }
 
+/// What this process's fd points to ("/dev/pts/0", "pipe:[123]").
+std::string target_of_own_fd(int fd) {
+  char buffer[256] = {};
+  ssize_t n = ::readlink(("/proc/self/fd/" + std::to_string(fd)).c_str(), buffer, sizeof buffer - 1);
+  return n > 0 ? std::string(buffer, static_cast<std::size_t>(n)) : std::string("(none)");
+}
+
 /// The state letter in /proc/<pid>/stat ('S' sleeping, 'Z' zombie...), '?' if none.
 char process_state(pid_t pid) {
   std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
@@ -192,6 +199,36 @@ TEST(TestResourceTracker, ResourceTrackerReused) {
   EXPECT_EQ(channel.recv_line(), "reused");
   join_process(p);
   EXPECT_EQ(rt::getfd(), fd);
+}
+
+/// Python's main() closes stdin and stdout; the port's tracker also closes
+/// every fd of its parent but stderr and the pipe's read end, so that it holds
+/// no pipe or socket that someone waits to see closed.
+TEST(TestResourceTracker, TrackerKeepsOnlyWhatItNeeds) {
+  Channel unrelated;  // an open pipe in the parent when the tracker starts
+  rt::ResourceTracker tracker;
+  tracker.ensure_running();
+  std::string dir = "/proc/" + std::to_string(tracker._pid()) + "/fd/";
+  auto target = [&](int fd) {
+    char buffer[256] = {};
+    ssize_t n = ::readlink((dir + std::to_string(fd)).c_str(), buffer, sizeof buffer - 1);
+    return n > 0 ? std::string(buffer, static_cast<std::size_t>(n)) : std::string("(none)");
+  };
+  // What the tracker's fds 0..63 should be, and are.
+  auto expected = "0 /dev/null\n1 /dev/null\n2 " + target_of_own_fd(2) + "\n3 pipe\n";
+  auto actual = [&] {
+    std::string state;
+    for (int fd = 0; fd < 64; ++fd) {
+      std::string t = target(fd);
+      if (t == "(none)") continue;
+      state += std::to_string(fd) + " " + (t.rfind("pipe:", 0) == 0 && fd == 3 ? "pipe" : t) + "\n";
+    }
+    return state;
+  };
+  // The tracker sets its fds up right after fork: wait (bounded) until it has.
+  wait_until([&] { return actual() == expected; });
+  EXPECT_EQ(actual(), expected);
+  tracker._stop();
 }
 
 /// TestResourceTracker.test_too_long_name_resource

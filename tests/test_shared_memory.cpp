@@ -378,6 +378,39 @@ TEST_P(TestSharedMemory, ShareableListReadByPython) {
   sl.shm().unlink();
 }
 
+/// The other way round: a Python process makes a list, and we attach to it by
+/// name, read it, and unlink it.  (Our tracker never saw that name; the
+/// UNREGISTER that unlink() sends is ignored, see resource_tracker.cpp.)
+TEST_P(TestSharedMemory, ShareableListMadeByPython) {
+  if (std::system("python3 -c 'import multiprocessing.shared_memory' >/dev/null 2>&1") != 0) {
+    GTEST_SKIP() << "no python3";
+  }
+  // The script unregisters the block from its own tracker, or that tracker
+  // would unlink it when Python exits.
+  std::string script =
+      "from multiprocessing import shared_memory, resource_tracker\n"
+      "sl = shared_memory.ShareableList([1, -2.5, True, None, 'caf\\u00e9', b'by\\x00tes'])\n"
+      "resource_tracker.unregister(sl.shm._name, 'shared_memory')\n"
+      "print(sl.shm.name)\n"
+      "sl.shm.close()\n";
+  std::string command = "python3 -c \"" + script + "\"";
+  std::FILE* out = ::popen(command.c_str(), "r");
+  ASSERT_NE(out, nullptr);
+  std::string output;
+  char buffer[256];
+  while (std::fgets(buffer, sizeof buffer, out) != nullptr) output += buffer;
+  int status = ::pclose(out);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << output;
+  ASSERT_FALSE(output.empty());
+  std::string name = output.substr(0, output.find('\n'));
+  shm::ShareableList sl = shm::ShareableList::attach(name);
+  EXPECT_EQ(sl.repr(), "ShareableList([1, -2.5, True, None, 'caf\xc3\xa9', b'by\\x00tes'], name='" + name + "')");
+  EXPECT_EQ(sl.format(), "qdxxxxxxx?xxxxxx?x8s8s");
+  sl.shm().close();
+  sl.shm().unlink();
+  EXPECT_FALSE(shm_file_exists(name));
+}
+
 /// Run only by SharedMemoryCleanedAfterProcessTermination, in a copy of the
 /// test binary: create a block, report its name, wait to be killed.
 TEST(TestSharedMemoryHelper, DISABLED_CreateAndWait) {
