@@ -24,6 +24,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <new>
 
 #include "multiprocessing/exceptions.hpp"
 #include "multiprocessing/os.hpp"
@@ -512,6 +513,8 @@ void ResourceTracker::_stop() {
   launcher_ = -1;
 }
 
+void ResourceTracker::_at_fork_reinit() { new (&lock_) std::mutex; }
+
 ResourceTracker::~ResourceTracker() {
   try {
     _stop();
@@ -533,7 +536,13 @@ int ResourceTracker::_fd() const {
 ResourceTracker& _resource_tracker() {
   // Never destroyed (see the header): a static object would be destroyed
   // while other static destructors (a SemLock's finalizer) may still unregister.
-  static ResourceTracker* tracker = new ResourceTracker;
+  static ResourceTracker* tracker = [] {
+    auto* created = new ResourceTracker;
+    // A fork while another thread holds lock_ would leave it held forever in
+    // the child; the child re-creates it (as util.cpp does for its locks).
+    ::pthread_atfork(nullptr, nullptr, [] { _resource_tracker()._at_fork_reinit(); });
+    return created;
+  }();
   return *tracker;
 }
 

@@ -82,6 +82,9 @@ class ResourceTracker {
   pid_t _pid() const;
   /// The write end held by this process, or -1 (Python: `_fd`).
   int _fd() const;
+  /// Re-create the lock in a forked child, where another thread of the parent
+  /// may have held it at the fork (Python: `_at_fork_reinit` of its locks).
+  void _at_fork_reinit();
 
  private:
   void _ensure_running_locked();  // ensure_running, with lock_ held
@@ -91,6 +94,7 @@ class ResourceTracker {
 
   // Python's is an RLock, for a finalizer re-entering during a call
   // (gh-109629); nothing here calls back into the tracker, so a mutex.
+  // Re-created in a forked child (see _resource_tracker()).
   mutable std::mutex lock_;
   os::Fd fd_;                // Python: self._fd
   pid_t pid_ = -1;           // Python: self._pid
