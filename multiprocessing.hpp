@@ -15,6 +15,8 @@
 #include "multiprocessing/reduction.hpp"
 #include "multiprocessing/reduction/pickle.hpp"
 #include "multiprocessing/spawn.hpp"
+#include "multiprocessing/resource_tracker.hpp"
+#include "multiprocessing/shared_memory.hpp"
 #include "multiprocessing/synchronize.hpp"
 #include "multiprocessing/util.hpp"
 

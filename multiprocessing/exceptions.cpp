@@ -28,6 +28,8 @@ OSError::OSError(const std::string& message) : Exception(message), errno_(0) {}
 void raise_os_error(const std::string& call, int err) {
   if (err == ECHILD) throw ChildProcessError(call, err);
   if (err == ESRCH) throw ProcessLookupError(call, err);
+  if (err == EEXIST) throw FileExistsError(call, err);
+  if (err == ENOENT) throw FileNotFoundError(call, err);
   throw OSError(call, err);
 }
 

@@ -95,6 +95,13 @@ class NotImplementedError : public RuntimeError {
   const char* python_name() const noexcept override { return "NotImplementedError"; }
 };
 
+/// Python builtin IndexError: a position out of range (ShareableList).
+class IndexError : public Exception {
+ public:
+  using Exception::Exception;
+  const char* python_name() const noexcept override { return "IndexError"; }
+};
+
 /// Python builtin AssertionError: what a failed `assert` in the Python source
 /// raises (`start()` twice, `join()` before `start()`, ...).
 class AssertionError : public Exception {
@@ -143,8 +150,25 @@ class ProcessLookupError : public OSError {
   const char* python_name() const noexcept override { return "ProcessLookupError"; }
 };
 
+/// Python builtin FileExistsError (OSError with EEXIST): e.g. creating a shared
+/// memory segment under a name that is taken.
+class FileExistsError : public OSError {
+ public:
+  using OSError::OSError;
+  const char* python_name() const noexcept override { return "FileExistsError"; }
+};
+
+/// Python builtin FileNotFoundError (OSError with ENOENT): e.g. attaching to a
+/// shared memory segment that does not exist.
+class FileNotFoundError : public OSError {
+ public:
+  using OSError::OSError;
+  const char* python_name() const noexcept override { return "FileNotFoundError"; }
+};
+
 /// Throw the OSError subclass Python would raise for this errno
-/// (ChildProcessError for ECHILD, ProcessLookupError for ESRCH, else OSError).
+/// (ChildProcessError for ECHILD, ProcessLookupError for ESRCH,
+/// FileExistsError for EEXIST, FileNotFoundError for ENOENT, else OSError).
 [[noreturn]] void raise_os_error(const std::string& call, int err);
 
 /// Python's SystemExit: what `sys.exit(code)` raises.  Thrown from a process

@@ -19,6 +19,7 @@
 #include "multiprocessing/exceptions.hpp"
 #include "multiprocessing/os.hpp"
 #include "multiprocessing/process.hpp"
+#include "multiprocessing/resource_tracker.hpp"
 #include "multiprocessing/util.hpp"
 
 namespace multiprocessing::synchronize {
@@ -154,9 +155,29 @@ SemLock::SemLock(int kind, unsigned value, unsigned maxvalue, BaseContext* ctx)
   if (unlink_now) {
     ::sem_unlink(impl_->name.c_str());
   } else {
-    // Python also registers the name with the resource tracker (issue 4/5).
+    // Python: the name must stay for children that open it by name, so the
+    // resource tracker learns it (and unlinks it if this process dies
+    // first), and a finalizer unlinks it and tells the tracker
+    // (SemLock._cleanup).
     std::string name = impl_->name;
-    impl_->cleanup = util::Finalize([name] { ::sem_unlink(name.c_str()); }, 0, "sem_unlink");
+    try {
+      resource_tracker::register_(name, "semaphore");
+    } catch (...) {
+      ::sem_unlink(name.c_str());
+      throw;
+    }
+    impl_->cleanup = util::Finalize(
+        [name] {
+          ::sem_unlink(name.c_str());
+          try {
+            resource_tracker::unregister(name, "semaphore");
+          } catch (const std::exception& e) {
+            // Run from a destructor: report rather than throw, as Python's
+            // finalizers print and go on.
+            util::sub_warning(std::string("resource_tracker unregister failed: ") + e.what());
+          }
+        },
+        0, "_cleanup");
   }
   Impl* raw = impl_.get();
   impl_->after_fork =

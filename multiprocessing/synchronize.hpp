@@ -37,7 +37,9 @@ class SemLock {
  public:
   /// Python: SemLock(kind, value, maxvalue, ctx=...).  Under the fork start
   /// method the name is unlinked at once (nothing can leak); otherwise it is
-  /// unlinked when the last handle in the creating process goes, or at exit.
+  /// unlinked when the last handle in the creating process goes, or at exit,
+  /// and it is registered with the resource tracker meanwhile, which unlinks
+  /// it if the creating process dies without doing so.
   /// \throws OSError if sem_open fails; ValueError for a value above maxvalue.
   SemLock(int kind, unsigned value, unsigned maxvalue, BaseContext* ctx = nullptr);
 

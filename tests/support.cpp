@@ -1,6 +1,9 @@
 // tests/support.cpp — see support.hpp.
 #include "support.hpp"
 
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -51,6 +54,82 @@ void join_process(mp::BaseProcess& p, double timeout) {
     ADD_FAILURE() << "process " << p.name() << " did not end within " << timeout << " s";
   }
 }
+
+HelperProcess::HelperProcess(const std::string& test) {
+  auto [out_r, out_w] = mp::os::pipe();
+  auto [err_r, err_w] = mp::os::pipe();
+  std::string filter = "--gtest_filter=" + test;
+  pid_ = mp::os::fork();
+  if (pid_ == 0) {
+    // dup2 onto 1 and 2: the copies are inheritable, the originals are
+    // close-on-exec and vanish with the exec.
+    ::dup2(out_w.get(), STDOUT_FILENO);
+    ::dup2(err_w.get(), STDERR_FILENO);
+    ::execl("/proc/self/exe", "test_multiprocessing", "--gtest_also_run_disabled_tests",
+            filter.c_str(), static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  out_ = std::move(out_r);
+  err_ = std::move(err_r);
+}
+
+HelperProcess::~HelperProcess() {
+  if (pid_ > 0) kill_and_wait(SIGKILL);
+}
+
+std::string HelperProcess::read_value(const std::string& prefix) {
+  for (;;) {
+    auto newline = out_pending_.find('\n');
+    while (newline != std::string::npos) {
+      std::string line = out_pending_.substr(0, newline);
+      out_pending_.erase(0, newline + 1);
+      if (line.rfind(prefix, 0) == 0) return line.substr(prefix.size());
+      newline = out_pending_.find('\n');
+    }
+    std::string chunk = mp::os::read(out_.get(), 4096);
+    if (chunk.empty()) throw mp::EOFError("helper's stdout ended before " + prefix);
+    out_pending_ += chunk;
+  }
+}
+
+std::string HelperProcess::read_stderr_until_eof(double timeout, bool* eof) {
+  std::string text;
+  double deadline = mp::os::monotonic() + timeout;
+  *eof = false;
+  for (;;) {
+    double left = deadline - mp::os::monotonic();
+    if (left <= 0) return text;
+    pollfd p{err_.get(), POLLIN, 0};
+    int n = ::poll(&p, 1, static_cast<int>(left * 1000) + 1);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) continue;
+    std::string chunk = mp::os::read(err_.get(), 4096);
+    if (chunk.empty()) {
+      *eof = true;
+      return text;
+    }
+    text += chunk;
+  }
+}
+
+int HelperProcess::kill_and_wait(int sig) {
+  if (pid_ <= 0) return 0;
+  ::kill(pid_, sig);
+  int status = mp::os::waitpid(pid_, 0).second;
+  pid_ = -1;
+  return status;
+}
+
+bool wait_until(const std::function<bool()>& done, double timeout) {
+  double deadline = mp::os::monotonic() + timeout;
+  for (;;) {
+    if (done()) return true;
+    if (mp::os::monotonic() > deadline) return done();
+    mp::os::sleep(0.01);
+  }
+}
+
+bool shm_file_exists(const std::string& name) { return ::access(("/dev/shm/" + name).c_str(), F_OK) == 0; }
 
 std::vector<std::string> start_methods() { return {"fork"}; }
 

@@ -3,6 +3,9 @@
 // a time limit, and the start-method parameter of the suites.
 #pragma once
 
+#include <sys/types.h>
+
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -40,6 +43,43 @@ class Channel {
   mp::os::Fd r_, w_;
   std::string pending_;
 };
+
+/// A copy of this test binary (/proc/self/exe) that runs one DISABLED_ helper
+/// test: a fresh process with its own module state, its own resource tracker
+/// above all, as CPython's tests run `sys.executable -c cmd` for that.  Its
+/// stdout and stderr are pipes to the test.  The destructor kills and reaps it
+/// if the test has not.
+class HelperProcess {
+ public:
+  /// \param test  the full name, "Suite.DISABLED_Name".
+  explicit HelperProcess(const std::string& test);
+  ~HelperProcess();
+  HelperProcess(const HelperProcess&) = delete;
+  HelperProcess& operator=(const HelperProcess&) = delete;
+
+  pid_t pid() const { return pid_; }
+  /// Read stdout up to a line that starts with `prefix`; return the rest of
+  /// that line.  \throws EOFError if stdout ends first.
+  std::string read_value(const std::string& prefix);
+  /// Read stderr until EOF, which comes once every process that holds it has
+  /// gone: the helper and the children it started (its tracker).  Gives up
+  /// after `timeout` seconds; `*eof` tells which happened.
+  std::string read_stderr_until_eof(double timeout, bool* eof);
+  /// os.kill(pid, sig), then waitpid: the wait status.
+  int kill_and_wait(int sig);
+
+ private:
+  pid_t pid_ = -1;
+  mp::os::Fd out_, err_;
+  std::string out_pending_;
+};
+
+/// Poll `done` every 10 ms until it returns true or `timeout` seconds pass.
+/// \return its last result.
+bool wait_until(const std::function<bool()>& done, double timeout = 30.0);
+
+/// Whether /dev/shm/<name> exists.
+bool shm_file_exists(const std::string& name);
 
 /// Python test.support's join_process: join with a generous limit (60 s); a
 /// test that hits it fails instead of hanging, and the child is killed.

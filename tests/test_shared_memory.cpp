@@ -1,0 +1,445 @@
+// tests/test_shared_memory.cpp — ports CPython's _TestSharedMemory
+// (Lib/test/_test_multiprocessing.py): SharedMemory and ShareableList within one
+// process, across forked processes, across a process killed while it held a
+// block, and with a Python process attached to a list made here.
+#include <sys/statvfs.h>
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <cstdlib>
+
+#include "support.hpp"
+
+namespace mp_test {
+namespace {
+
+namespace shm = mp::shared_memory;
+using mp::Bytes;
+using mp::None;
+using mp::Object;
+
+class TestSharedMemory : public WithStartMethod {};
+
+/// Python: _TestSharedMemory._new_shm_name: a name with the pid in it, so that
+/// test runs in parallel do not collide.
+std::string new_shm_name(const std::string& prefix) { return prefix + std::to_string(::getpid()); }
+
+/// Python: _TestSharedMemory._attach_existing_shmem_then_write.
+void attach_existing_shmem_then_write(const std::string& name, const std::string& data) {
+  shm::SharedMemory local_sms(name);
+  std::copy(data.begin(), data.end(), local_sms.buf().begin());
+  local_sms.close();
+}
+
+std::string bytes_of(const shm::SharedMemory& sms, std::size_t n) {
+  return std::string(reinterpret_cast<const char*>(sms.buf().data()), n);
+}
+
+/// _TestSharedMemory.test_shared_memory_basics
+TEST_P(TestSharedMemory, SharedMemoryBasics) {
+  std::string name_tsmb = new_shm_name("test01_tsmb");
+  shm::SharedMemory sms(name_tsmb, /*create=*/true, 512);
+
+  // Verify attributes are readable.
+  EXPECT_EQ(sms.name(), name_tsmb);
+  EXPECT_GE(sms.size(), 512u);
+  EXPECT_GE(sms.buf().size(), sms.size());
+
+  // Verify __repr__.
+  EXPECT_EQ(sms.repr(), "SharedMemory('" + name_tsmb + "', size=512)");
+
+  // Modify contents of shared memory segment through the buffer.
+  sms.buf()[0] = 42;
+  EXPECT_EQ(sms.buf()[0], 42);
+
+  // Attach to existing shared memory segment.
+  shm::SharedMemory also_sms(name_tsmb);
+  EXPECT_EQ(also_sms.buf()[0], 42);
+  also_sms.close();
+  EXPECT_TRUE(also_sms.buf().empty());
+
+  // Attach to existing shared memory segment but specify a new size.
+  shm::SharedMemory same_sms(name_tsmb, false, 20 * sms.size());
+  EXPECT_LT(same_sms.size(), 20 * sms.size());  // Size was ignored.
+  same_sms.close();
+
+  // Creating Shared Memory Segment with -ve size.
+  EXPECT_THROW(shm::SharedMemory(std::nullopt, true, -2), mp::ValueError);
+  // Attaching Shared Memory Segment without a name.
+  EXPECT_THROW(shm::SharedMemory(std::nullopt, false), mp::ValueError);
+
+  // Posix Shared Memory can only be unlinked once.
+  std::string name_dblunlink = new_shm_name("test01_dblunlink");
+  shm::SharedMemory sms_uno(name_dblunlink, true, 5000);
+  EXPECT_GE(sms_uno.size(), 5000u);
+  shm::SharedMemory sms_duo(name_dblunlink);
+  sms_duo.unlink();  // First shm_unlink() call.
+  sms_duo.close();
+  sms_uno.close();
+  EXPECT_THROW(sms_uno.unlink(), mp::FileNotFoundError);  // A second shm_unlink() call is bad.
+
+  // Attempting to create a new shared memory segment with a name that is
+  // already in use triggers an exception.
+  EXPECT_THROW(shm::SharedMemory(name_tsmb, true, 512), mp::FileExistsError);
+
+  // Attempting to attach to an existing shared memory segment when no segment
+  // exists with the supplied name triggers an exception.
+  try {
+    shm::SharedMemory nonexisting_sms("test01_notthere");
+    ADD_FAILURE() << "attached to a segment that does not exist";
+  } catch (const mp::FileNotFoundError& e) {
+    EXPECT_EQ(e.errno_value(), ENOENT);
+  }
+
+  sms.close();
+  sms.unlink();
+}
+
+/// _TestSharedMemory.test_shared_memory_basics (the part with generated
+/// names): names are "psm_" and 8 hex digits, different each time.
+TEST_P(TestSharedMemory, SharedMemoryGeneratedNames) {
+  shm::SharedMemory a(std::nullopt, true, 1), b(std::nullopt, true, 1);
+  for (const shm::SharedMemory* s : {&a, &b}) {
+    EXPECT_EQ(s->name().size(), 12u) << s->name();
+    EXPECT_EQ(s->name().rfind("psm_", 0), 0u) << s->name();
+    EXPECT_EQ(s->name().find_first_not_of("0123456789abcdef", 4), std::string::npos) << s->name();
+    EXPECT_TRUE(shm_file_exists(s->name()));
+  }
+  EXPECT_NE(a.name(), b.name());
+  a.unlink();
+  b.unlink();
+  EXPECT_FALSE(shm_file_exists(a.name()));
+}
+
+/// _TestSharedMemory.test_invalid_shared_memory_cration
+TEST_P(TestSharedMemory, InvalidSharedMemoryCreation) {
+  auto message = [](std::int64_t size) {
+    try {
+      shm::SharedMemory sms_invalid(std::nullopt, true, size);
+    } catch (const mp::ValueError& e) {
+      return std::string(e.what());
+    }
+    return std::string("no ValueError");
+  };
+  // Negative size, size 0, no size argument.
+  EXPECT_EQ(message(-1), "'size' must be a positive integer");
+  EXPECT_EQ(message(0), "'size' must be a positive number different from zero");
+  try {
+    shm::SharedMemory sms_invalid(std::nullopt, true);
+    ADD_FAILURE() << "no ValueError";
+  } catch (const mp::ValueError& e) {
+    EXPECT_STREQ(e.what(), "'size' must be a positive number different from zero");
+  }
+  try {
+    shm::SharedMemory sms_invalid(std::nullopt, false, 10);
+    ADD_FAILURE() << "no ValueError";
+  } catch (const mp::ValueError& e) {
+    EXPECT_STREQ(e.what(), "'name' can only be None if create=True");
+  }
+}
+
+/// Not in CPython: a block larger than /dev/shm can hold fails at creation
+/// with ENOSPC (posix_fallocate), instead of a SIGBUS at the first touch of a
+/// page, and leaves no file behind.
+TEST_P(TestSharedMemory, TooLargeForDevShmIsENOSPC) {
+  struct statvfs st {};
+  ASSERT_EQ(::statvfs("/dev/shm", &st), 0);
+  if (st.f_blocks == 0) GTEST_SKIP() << "/dev/shm has no size limit";
+  // More than the whole file system, so certainly more than is free; the
+  // kernel refuses that at once, without touching memory.
+  std::int64_t size = static_cast<std::int64_t>(st.f_blocks) * static_cast<std::int64_t>(st.f_frsize) + (1 << 20);
+  ASSERT_GT(size, static_cast<std::int64_t>(st.f_bavail) * static_cast<std::int64_t>(st.f_frsize));
+  std::string name = new_shm_name("test01_enospc");
+  try {
+    shm::SharedMemory sms(name, true, size);
+    ADD_FAILURE() << "created " << sms.repr();
+    sms.unlink();
+  } catch (const mp::OSError& e) {
+    EXPECT_EQ(e.errno_value(), ENOSPC) << e.what();
+    EXPECT_EQ(e.call(), "posix_fallocate");
+  }
+  EXPECT_FALSE(shm_file_exists(name));
+}
+
+/// _TestSharedMemory.test_shared_memory_across_processes
+TEST_P(TestSharedMemory, SharedMemoryAcrossProcesses) {
+  shm::SharedMemory sms(std::nullopt, true, 512);
+
+  // Verify remote attachment to existing block by name is working.
+  std::string name = sms.name();
+  mp::Process p({.target = [name] { attach_existing_shmem_then_write(name, "howdy"); }, .daemon = true});
+  p.start();
+  join_process(p);
+  EXPECT_EQ(p.exitcode(), 0);
+  EXPECT_EQ(bytes_of(sms, 5), "howdy");
+
+  // Python pickles the object; under fork the child has the same mapping.
+  shm::SharedMemory* inherited = &sms;
+  mp::Process q({.target = [inherited] {
+                   std::string data = "HELLO";
+                   std::copy(data.begin(), data.end(), inherited->buf().begin());
+                 },
+                 .daemon = true});
+  q.start();
+  join_process(q);
+  EXPECT_EQ(q.exitcode(), 0);
+  EXPECT_EQ(bytes_of(sms, 5), "HELLO");
+
+  sms.close();
+  sms.unlink();
+}
+
+/// _TestSharedMemory.test_shared_memory_ShareableList_basics
+TEST_P(TestSharedMemory, ShareableListBasics) {
+  shm::ShareableList sl({"howdy", Bytes("HoWdY"), -273.154, std::int64_t{100}, None{}, true, std::int64_t{42}});
+
+  // Verify __repr__.
+  EXPECT_EQ(sl.repr(), "ShareableList(['howdy', b'HoWdY', -273.154, 100, None, True, 42], name='" +
+                           sl.shm().name() + "')");
+
+  // Index Out of Range (get), (set).
+  EXPECT_THROW(sl[7], mp::IndexError);
+  EXPECT_THROW(sl.set(7, std::int64_t{2}), mp::IndexError);
+
+  // Assign value without format change (str -> str).
+  std::string current_format = sl._get_packing_format(0);
+  sl.set(0, "howdy");
+  EXPECT_EQ(current_format, sl._get_packing_format(0));
+
+  // Verify attributes are readable.
+  EXPECT_EQ(sl.format(), "8s8sdqxxxxxx?xxxxxxxx?q");
+
+  // Exercise len().
+  EXPECT_EQ(sl.size(), 7u);
+
+  // Exercise index().
+  try {
+    sl.index("100");
+    ADD_FAILURE() << "no ValueError";
+  } catch (const mp::ValueError& e) {
+    EXPECT_STREQ(e.what(), "'100' not in this container");
+  }
+  EXPECT_EQ(sl.index(std::int64_t{100}), 3u);
+
+  // Exercise retrieving individual values.
+  EXPECT_EQ(sl[0], Object("howdy"));
+  EXPECT_EQ(sl[-2], Object(true));
+
+  // Exercise iterability.
+  EXPECT_EQ(sl.items(), (std::vector<Object>{"howdy", Bytes("HoWdY"), -273.154, std::int64_t{100}, None{}, true,
+                                             std::int64_t{42}}));
+
+  // Exercise modifying individual values.
+  sl.set(3, std::int64_t{42});
+  EXPECT_EQ(sl[3], Object(std::int64_t{42}));
+  sl.set(4, "some");  // Change type at a given position.
+  EXPECT_EQ(sl[4], Object("some"));
+  EXPECT_EQ(sl.format(), "8s8sdq8sxxxxxxx?q");
+  try {
+    sl.set(4, "far too many");
+    ADD_FAILURE() << "no ValueError";
+  } catch (const mp::ValueError& e) {
+    EXPECT_STREQ(e.what(), "bytes/str item exceeds available storage");
+  }
+  EXPECT_EQ(sl[4], Object("some"));
+  sl.set(0, "encod\xc3\xa9s");  // Exactly 8 bytes of UTF-8 data
+  EXPECT_EQ(sl[0], Object("encod\xc3\xa9s"));
+  EXPECT_EQ(sl[1], Object(Bytes("HoWdY")));  // no spillage
+  EXPECT_THROW(sl.set(0, "encod\xc3\xa9\x65s"), mp::ValueError);  // Exactly 9 bytes of UTF-8 data
+  EXPECT_EQ(sl[1], Object(Bytes("HoWdY")));
+  EXPECT_THROW(sl.set(1, Bytes("123456789")), mp::ValueError);
+  EXPECT_EQ(sl[1], Object(Bytes("HoWdY")));
+
+  // Exercise count().
+  EXPECT_EQ(sl.count(std::int64_t{42}), 2u);
+  EXPECT_EQ(sl.count(Bytes("HoWdY")), 1u);
+  EXPECT_EQ(sl.count(Bytes("adios")), 0u);
+
+  // Exercise creating a duplicate.
+  std::string name_duplicate = new_shm_name("test03_duplicate");
+  {
+    shm::ShareableList sl_copy(sl.items(), name_duplicate);
+    EXPECT_NE(sl.shm().name(), sl_copy.shm().name());
+    EXPECT_EQ(name_duplicate, sl_copy.shm().name());
+    EXPECT_EQ(sl.items(), sl_copy.items());
+    // CPython sizes a new str slot by its length in characters: 'encodés'
+    // (7) gets 8 bytes there and "8s8sdq8sxxxxxxx?q" here is equal.  The
+    // port sizes it by its UTF-8 octets (8), which take a 16-byte slot.
+    EXPECT_EQ(sl.format(), "8s8sdq8sxxxxxxx?q");
+    EXPECT_EQ(sl_copy.format(), "16s8sdq8sxxxxxxx?q");
+    sl_copy.set(-1, std::int64_t{77});
+    EXPECT_EQ(sl_copy[-1], Object(std::int64_t{77}));
+    EXPECT_NE(sl[-1], Object(std::int64_t{77}));
+    sl_copy.shm().close();
+    sl_copy.shm().unlink();
+  }
+
+  // Obtain a second handle on the same ShareableList.
+  shm::ShareableList sl_tethered = shm::ShareableList::attach(sl.shm().name());
+  EXPECT_EQ(sl.shm().name(), sl_tethered.shm().name());
+  sl_tethered.set(-1, std::int64_t{880});
+  EXPECT_EQ(sl[-1], Object(std::int64_t{880}));
+  sl_tethered.shm().close();
+
+  sl.shm().close();
+  sl.shm().unlink();
+
+  // Exercise creating an empty ShareableList.
+  shm::ShareableList empty_sl;
+  EXPECT_EQ(empty_sl.size(), 0u);
+  EXPECT_EQ(empty_sl.format(), "");
+  EXPECT_EQ(empty_sl.count("any"), 0u);
+  EXPECT_THROW(empty_sl.index(None{}), mp::ValueError);
+  empty_sl.shm().close();
+  empty_sl.shm().unlink();
+}
+
+/// Not in CPython: a non-ASCII str is stored whole.  CPython 3.11 sizes the
+/// slot by characters (5 here, so 8 bytes) and struct silently cuts the 10
+/// octets of UTF-8 to 8; the port sizes it by octets.
+TEST_P(TestSharedMemory, ShareableListKeepsNonAsciiStrings) {
+  std::string text = "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9";  // "ééééé"
+  shm::ShareableList sl(std::vector<Object>{text});
+  EXPECT_EQ(sl[0], Object(text));
+  EXPECT_EQ(sl.format(), "16s");
+  sl.shm().close();
+  sl.shm().unlink();
+}
+
+/// _TestSharedMemory.test_shared_memory_ShareableList_basics: a type
+/// ShareableList cannot hold is refused before any block is made.
+TEST_P(TestSharedMemory, ShareableListRefusesOtherTypes) {
+  EXPECT_THROW(shm::ShareableList({std::int64_t{1}, Object(Object::List{})}), mp::TypeError);
+}
+
+/// _TestSharedMemory.test_shared_memory_ShareableList_pickling, by name:
+/// a child attaches to the list by name (what unpickling does) and both see
+/// each other's writes.
+TEST_P(TestSharedMemory, ShareableListAcrossProcesses) {
+  std::vector<Object> range;
+  for (std::int64_t i = 0; i < 10; ++i) range.emplace_back(i);
+  shm::ShareableList sl(range);
+  std::string name = sl.shm().name();
+  mp::Process p({.target = [name] {
+    shm::ShareableList attached = shm::ShareableList::attach(name);
+    if (attached[-1] != Object(std::int64_t{9})) throw mp::ValueError("wrong last item");
+    attached.set(4, "changed");
+  }});
+  p.start();
+  join_process(p);
+  EXPECT_EQ(p.exitcode(), 0);
+  EXPECT_EQ(sl[4], Object("changed"));
+  sl.shm().close();
+  sl.shm().unlink();
+}
+
+/// _TestSharedMemory.test_shared_memory_ShareableList_pickling_dead_object
+TEST_P(TestSharedMemory, ShareableListDeadObject) {
+  shm::ShareableList sl({std::int64_t{1}});
+  std::string name = sl.shm().name();
+  sl.shm().close();
+  sl.shm().unlink();
+  EXPECT_THROW(shm::ShareableList::attach(name), mp::FileNotFoundError);
+}
+
+/// The layout is CPython's: a Python process attaches to a list made here by
+/// name, reads every item, writes one, and we read what it wrote.
+TEST_P(TestSharedMemory, ShareableListReadByPython) {
+  if (std::system("python3 -c 'import multiprocessing.shared_memory' >/dev/null 2>&1") != 0) {
+    GTEST_SKIP() << "no python3";
+  }
+  shm::ShareableList sl({"howdy", Bytes("HoWdY"), -273.154, std::int64_t{100}, None{}, true, std::int64_t{-42}});
+  // Python 3.11 registers every block it attaches to with its own tracker,
+  // which would unlink ours when Python exits (gh-82300): the script
+  // unregisters it again.
+  std::string script =
+      "import sys\n"
+      "from multiprocessing import shared_memory, resource_tracker\n"
+      "sl = shared_memory.ShareableList(name=sys.argv[1])\n"
+      "resource_tracker.unregister(sl.shm._name, 'shared_memory')\n"
+      "print(repr(list(sl)))\n"
+      "print(sl.format)\n"
+      "sl[2] = 'python'\n"
+      "sl[3] = 2**40\n"
+      "sl.shm.close()\n";
+  std::string command = "python3 -c \"" + script + "\" " + sl.shm().name();
+  std::FILE* out = ::popen(command.c_str(), "r");
+  ASSERT_NE(out, nullptr);
+  std::string output;
+  char buffer[256];
+  while (std::fgets(buffer, sizeof buffer, out) != nullptr) output += buffer;
+  int status = ::pclose(out);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << output;
+  EXPECT_EQ(output, "['howdy', b'HoWdY', -273.154, 100, None, True, -42]\n8s8sdqxxxxxx?xxxxxxxx?q\n");
+  EXPECT_EQ(sl[2], Object("python"));  // a str in the float's 8-byte slot
+  EXPECT_EQ(sl[3], Object(std::int64_t{1} << 40));
+  EXPECT_EQ(sl.format(), "8s8s8sqxxxxxx?xxxxxxxx?q");
+  sl.shm().close();
+  sl.shm().unlink();
+}
+
+/// The other way round: a Python process makes a list, and we attach to it by
+/// name, read it, and unlink it.  (Our tracker never saw that name; the
+/// UNREGISTER that unlink() sends is ignored, see resource_tracker.cpp.)
+TEST_P(TestSharedMemory, ShareableListMadeByPython) {
+  if (std::system("python3 -c 'import multiprocessing.shared_memory' >/dev/null 2>&1") != 0) {
+    GTEST_SKIP() << "no python3";
+  }
+  // The script unregisters the block from its own tracker, or that tracker
+  // would unlink it when Python exits.
+  std::string script =
+      "from multiprocessing import shared_memory, resource_tracker\n"
+      "sl = shared_memory.ShareableList([1, -2.5, True, None, 'caf\\u00e9', b'by\\x00tes'])\n"
+      "resource_tracker.unregister(sl.shm._name, 'shared_memory')\n"
+      "print(sl.shm.name)\n"
+      "sl.shm.close()\n";
+  std::string command = "python3 -c \"" + script + "\"";
+  std::FILE* out = ::popen(command.c_str(), "r");
+  ASSERT_NE(out, nullptr);
+  std::string output;
+  char buffer[256];
+  while (std::fgets(buffer, sizeof buffer, out) != nullptr) output += buffer;
+  int status = ::pclose(out);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << output;
+  ASSERT_FALSE(output.empty());
+  std::string name = output.substr(0, output.find('\n'));
+  shm::ShareableList sl = shm::ShareableList::attach(name);
+  EXPECT_EQ(sl.repr(), "ShareableList([1, -2.5, True, None, 'caf\xc3\xa9', b'by\\x00tes'], name='" + name + "')");
+  EXPECT_EQ(sl.format(), "qdxxxxxxx?xxxxxx?x8s8s");
+  sl.shm().close();
+  sl.shm().unlink();
+  EXPECT_FALSE(shm_file_exists(name));
+}
+
+/// Run only by SharedMemoryCleanedAfterProcessTermination, in a copy of the
+/// test binary: create a block, report its name, wait to be killed.
+TEST(TestSharedMemoryHelper, DISABLED_CreateAndWait) {
+  shm::SharedMemory sm(std::nullopt, true, 10);
+  std::printf("SHM=%s\n", sm.name().c_str());
+  std::fflush(stdout);
+  for (;;) ::pause();
+}
+
+/// _TestSharedMemory.test_shared_memory_cleaned_after_process_termination:
+/// killing a process that holds a block abruptly does not leak the block: its
+/// own resource tracker unlinks it, and says so.
+TEST_P(TestSharedMemory, SharedMemoryCleanedAfterProcessTermination) {
+  HelperProcess p("TestSharedMemoryHelper.DISABLED_CreateAndWait");
+  std::string name = p.read_value("SHM=");
+  EXPECT_TRUE(shm_file_exists(name));
+  p.kill_and_wait(SIGTERM);
+  // stderr ends when the helper's tracker has exited, after its cleanup.
+  bool eof = false;
+  std::string err = p.read_stderr_until_eof(30.0, &eof);
+  EXPECT_TRUE(eof) << "the helper's tracker did not exit within 30 s";
+  EXPECT_TRUE(wait_until([&] { return !shm_file_exists(name); }))
+      << "A SharedMemory segment was leaked after a process was abruptly terminated";
+  EXPECT_NE(err.find("resource_tracker: There appear to be 1 leaked shared_memory objects to clean up at shutdown"),
+            std::string::npos)
+      << err;
+}
+
+INSTANTIATE_TEST_SUITE_P(WithProcesses, TestSharedMemory, ::testing::ValuesIn(start_methods()), method_name);
+
+}  // namespace
+}  // namespace mp_test
