@@ -15,6 +15,7 @@
 #include "multiprocessing/os.hpp"
 #include "multiprocessing/process.hpp"
 #include "multiprocessing/reduction/pickle.hpp"
+#include "multiprocessing/resource_tracker.hpp"
 #include "multiprocessing/spawn.hpp"
 
 namespace multiprocessing::popen_spawn_posix {
@@ -84,12 +85,15 @@ void Popen::_launch(BaseProcess& process_obj) {
   // The same two pipes as popen_fork: parent_r is the sentinel (EOF when the
   // child, the only holder of child_w, exits); child_r carries the pickles to
   // the child and is its parent_sentinel afterwards.
+  // Python: tracker_fd = resource_tracker.getfd(): the child reports its
+  // semaphores and shared memory to the same tracker as its parent.
+  int tracker_fd = duplicate_for_child(resource_tracker::getfd());
   auto [parent_r, child_w] = os::pipe();
   auto [child_r, parent_w] = os::pipe();
   int child_r_number = duplicate_for_child(child_r.get());
   duplicate_for_child(child_w.get());
   std::vector<std::string> cmd = spawn::get_command_line(
-      {{"pipe_handle", std::to_string(child_r_number)}});
+      {{"tracker_fd", std::to_string(tracker_fd)}, {"pipe_handle", std::to_string(child_r_number)}});
   pid = util::spawnv_passfds(spawn::get_executable(), cmd, _fds);
   // The child has its copies now: close ours, so that EOF means what it should.
   child_r.close();

@@ -467,6 +467,13 @@ void ResourceTracker::ensure_running() {
   _ensure_running_locked();
 }
 
+void ResourceTracker::_set_fd(int fd) {
+  std::lock_guard<std::mutex> guard(lock_);
+  fd_ = os::Fd(fd);
+  pid_ = -1;       // not our child: only probe writes tell whether it lives
+  launcher_ = -1;
+}
+
 int ResourceTracker::getfd() {
   std::lock_guard<std::mutex> guard(lock_);
   _ensure_running_locked();

@@ -82,6 +82,9 @@ class ResourceTracker {
   pid_t _pid() const;
   /// The write end held by this process, or -1 (Python: `_fd`).
   int _fd() const;
+  /// Python: `_resource_tracker._fd = tracker_fd` in spawn_main: a spawned
+  /// child talks to its parent's tracker through the fd it inherited.
+  void _set_fd(int fd);
   /// Re-create the lock in a forked child, where another thread of the parent
   /// may have held it at the fork (Python: `_at_fork_reinit` of its locks).
   void _at_fork_reinit();

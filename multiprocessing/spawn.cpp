@@ -15,6 +15,7 @@
 #include "multiprocessing/exceptions.hpp"
 #include "multiprocessing/os.hpp"
 #include "multiprocessing/reduction/pickle.hpp"
+#include "multiprocessing/resource_tracker.hpp"
 #include "multiprocessing/util.hpp"
 
 namespace multiprocessing::spawn {
@@ -146,8 +147,14 @@ void freeze_support() {
              tracker_fd ? std::optional<int>(static_cast<int>(*tracker_fd)) : std::nullopt);
 }
 
-void spawn_main(int pipe_handle, std::optional<pid_t>, std::optional<int>) {
+void spawn_main(int pipe_handle, std::optional<pid_t>, std::optional<int> tracker_fd) {
   if (!is_forking(_argv())) throw AssertionError("Not forking");
+  if (tracker_fd) {
+    // Inherited without FD_CLOEXEC; this process's own children get it
+    // explicitly (spawn) or by fork, so a program it execs need not.
+    ::fcntl(*tracker_fd, F_SETFD, FD_CLOEXEC);
+    resource_tracker::_resource_tracker()._set_fd(*tracker_fd);
+  }
   {
     std::lock_guard guard(state().lock);
     state().bootstrapped = true;

@@ -58,6 +58,16 @@ MP_REGISTER_TARGET(sleep_long);
 
 void not_registered() {}
 
+/// Whether the child talks to its parent's resource tracker (it must not
+/// start one of its own).
+void report_tracker(std::string path) {
+  auto& tracker = mp::resource_tracker::_resource_tracker();
+  bool inherited = tracker._fd() >= 0;
+  tracker.ensure_running();  // a probe: the parent's tracker answers
+  write_file(path, std::to_string(inherited) + " " + std::to_string(tracker._pid()));
+}
+MP_REGISTER_TARGET(report_tracker);
+
 namespace {
 
 /// A file name in the test's temporary directory, removed at the end.
@@ -169,6 +179,17 @@ TEST_F(TestSpawn, CannotExec) {
   EXPECT_THROW(p->start(), mp::OSError);
   mp::spawn::set_executable(std::nullopt);
   EXPECT_EQ(mp::spawn::get_executable().rfind('/', 0), 0u);
+}
+
+/// Python: spawn_main sets resource_tracker._fd = tracker_fd: the child
+/// reports to the parent's tracker, through the fd it inherited.
+TEST_F(TestSpawn, ChildUsesTheParentsTracker) {
+  TempFile out;
+  auto p = ctx.Process({.target = report_tracker, .args = {out.path()}});
+  p->start();
+  join_process(*p);
+  EXPECT_EQ(p->exitcode(), 0);
+  EXPECT_EQ(read_file(out.path()), "1 -1");  // inherited; no tracker of its own
 }
 
 /// Registration errors.
