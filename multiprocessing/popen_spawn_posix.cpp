@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <string>
 
+#include "multiprocessing/connection.hpp"
 #include "multiprocessing/exceptions.hpp"
 #include "multiprocessing/os.hpp"
 #include "multiprocessing/process.hpp"
@@ -99,12 +100,15 @@ void Popen::_launch(BaseProcess& process_obj) {
   child_r.close();
   child_w.close();
   sentinel_ = parent_r.get();
-  write_to_child(parent_w.get(), sentinel_, fp);
-  // Python keeps parent_w open until the finalizer runs; closing it now tells
-  // the child that the data is complete (it reads to EOF).
-  parent_w.close();
-  finalizer = util::Finalize([fds = std::vector<int>{parent_r.release()}] { util::close_fds(fds); },
-                             std::nullopt, "close_fds");
+  // Python writes the two pickles as they are and the child's pickle.load
+  // stops at each STOP.  Here they go as one message in the connection's
+  // framing, so that the child knows where they end without waiting for EOF:
+  // parent_w must stay open, as the child's parent_sentinel reads EOF on it
+  // only when the parent is gone.
+  write_to_child(parent_w.get(), sentinel_, connection::_frame_header(fp.size()) + fp);
+  finalizer = util::Finalize(
+      [fds = std::vector<int>{parent_r.release(), parent_w.release()}] { util::close_fds(fds); },
+      std::nullopt, "close_fds");
 }
 
 }  // namespace multiprocessing::popen_spawn_posix

@@ -11,6 +11,7 @@
 #include <map>
 #include <mutex>
 
+#include "multiprocessing/connection.hpp"
 #include "multiprocessing/context.hpp"
 #include "multiprocessing/exceptions.hpp"
 #include "multiprocessing/os.hpp"
@@ -169,12 +170,12 @@ void spawn_main(int pipe_handle, std::optional<pid_t>, std::optional<int> tracke
 }
 
 int _main(int fd, std::optional<int> parent_sentinel) {
-  // Python reads the two pickles from a file over the pipe.  Here the parent
-  // closes its end once it has written them, so reading to EOF gets both.
+  // Python reads the two pickles from a file over the pipe, then closes it.
+  // Here they come as one framed message (see popen_spawn_posix.cpp).
   std::string data;
   {
-    os::Fd from_parent(fd);
-    for (std::string chunk; !(chunk = os::read(fd, 65536)).empty();) data += chunk;
+    connection::Connection from_parent(os::Fd(fd), /*readable=*/true, /*writable=*/false);
+    data = from_parent.recv_bytes();
   }
   std::string_view stream(data);
   Object preparation_data = reduction::load(stream);

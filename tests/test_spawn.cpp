@@ -42,7 +42,8 @@ void report_identity(std::string path, std::int64_t number, std::string text, do
       << mp::Object(mp::Bytes(me.authkey())).repr() << "\n"
       << number << " " << text << " " << x << "\n"
       << *mp::get_start_method() << "\n"
-      << me.daemon() << "\n";
+      << me.daemon() << "\n"
+      << (parent && parent->is_alive()) << "\n";
   write_file(path, out.str());
 }
 MP_REGISTER_TARGET(report_identity);
@@ -102,19 +103,21 @@ TEST_F(TestSpawn, ChildGetsTheProcessObject) {
   join_process(*p);
   EXPECT_EQ(p->exitcode(), 0);
   std::istringstream lines(read_file(out.path()));
-  std::string name, ppid, authkey, args, method, daemon;
+  std::string name, ppid, authkey, args, method, daemon, parent_alive;
   std::getline(lines, name);
   std::getline(lines, ppid);
   std::getline(lines, authkey);
   std::getline(lines, args);
   std::getline(lines, method);
   std::getline(lines, daemon);
+  std::getline(lines, parent_alive);
   EXPECT_EQ(name, "spawned-one");
   EXPECT_EQ(ppid, std::to_string(::getpid()));
   EXPECT_EQ(authkey, mp::Object(mp::Bytes(mp::current_process().authkey())).repr());
   EXPECT_EQ(args, "1729 text 2.5");
   EXPECT_EQ(method, "spawn");
   EXPECT_EQ(daemon, "0");
+  EXPECT_EQ(parent_alive, "1");  // the parent sentinel is not at EOF while we run
 }
 
 /// The memory lesson (issue 5, item 4): fork copies the parent's memory, so
