@@ -5,20 +5,11 @@
 #include "multiprocessing/exceptions.hpp"
 #include "multiprocessing/os.hpp"
 #include "multiprocessing/popen_fork.hpp"
+#include "multiprocessing/popen_forkserver.hpp"
 #include "multiprocessing/popen_spawn_posix.hpp"
 #include "multiprocessing/spawn.hpp"
 
 namespace multiprocessing {
-
-namespace {
-
-[[noreturn]] void not_yet(const std::string& method) {
-  throw NotImplementedError("the '" + method +
-                            "' start method is not implemented yet in this port; use 'fork' "
-                            "(get_context(\"fork\"))");
-}
-
-}  // namespace
 
 // ------------------------------------------------------------------ BaseContext
 
@@ -81,7 +72,9 @@ std::unique_ptr<popen_fork::Popen> SpawnProcess::_make_popen() {
   return std::make_unique<popen_spawn_posix::Popen>(*this);  // Python: from .popen_spawn_posix import Popen
 }
 
-std::unique_ptr<popen_fork::Popen> ForkServerProcess::_make_popen() { not_yet("forkserver"); }
+std::unique_ptr<popen_fork::Popen> ForkServerProcess::_make_popen() {
+  return std::make_unique<popen_forkserver::Popen>(*this);  // Python: from .popen_forkserver import Popen
+}
 
 // ------------------------------------------------------------------ concrete contexts
 
@@ -105,8 +98,8 @@ std::unique_ptr<BaseProcess> ForkServerContext::Process(ProcessOptions options) 
   return std::make_unique<ForkServerProcess>(std::move(options));
 }
 
-std::unique_ptr<popen_fork::Popen> ForkServerContext::_make_popen(BaseProcess&) {
-  not_yet("forkserver");
+std::unique_ptr<popen_fork::Popen> ForkServerContext::_make_popen(BaseProcess& process_obj) {
+  return std::make_unique<popen_forkserver::Popen>(process_obj);
 }
 
 // ------------------------------------------------------------------ DefaultContext

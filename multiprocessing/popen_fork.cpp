@@ -2,6 +2,9 @@
 // Mirrors CPython 3.11 Lib/multiprocessing/popen_fork.py; see popen_fork.hpp.
 #include "multiprocessing/popen_fork.hpp"
 
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/wait.h>
 
@@ -98,5 +101,43 @@ void Popen::_launch(BaseProcess& process_obj) {
 // [walkthrough-launch]
 
 void Popen::close() { finalizer(); }
+
+/// Write `data` to the child through `fd`, unless the child ends first.
+/// Python writes with a plain blocking write; a child that died before reading
+/// would then raise BrokenPipeError (Python ignores SIGPIPE) or, with more than
+/// a pipe's worth of data, block forever.  Here: a non-blocking fd, and poll()
+/// on the child's sentinel too; SIGPIPE is held back while writing.
+void Popen::_write_to_child(int fd, int sentinel, std::string_view data) {
+  sigset_t sigpipe, old_mask;
+  ::sigemptyset(&sigpipe);
+  ::sigaddset(&sigpipe, SIGPIPE);
+  ::pthread_sigmask(SIG_BLOCK, &sigpipe, &old_mask);
+  ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
+  bool broken = false;
+  while (!data.empty()) {
+    ssize_t n = ::write(fd, data.data(), data.size());
+    if (n >= 0) {
+      data.remove_prefix(static_cast<std::size_t>(n));
+      continue;
+    }
+    if (errno == EINTR) continue;
+    if (errno == EPIPE) {
+      broken = true;  // the child is gone; its exit code will tell why
+      break;
+    }
+    if (errno != EAGAIN) break;
+    // The pipe is full: wait until the child reads, or ends.
+    pollfd fds[2] = {{fd, POLLOUT, 0}, {sentinel, POLLIN, 0}};
+    ::poll(fds, sentinel >= 0 ? 2 : 1, -1);
+    if (sentinel >= 0 && fds[1].revents != 0) break;  // EOF on the sentinel: the child has exited
+  }
+  if (broken) {
+    // Take the SIGPIPE that write() raised for this thread before unblocking it.
+    timespec zero{};
+    ::sigtimedwait(&sigpipe, nullptr, &zero);
+  }
+  ::pthread_sigmask(SIG_SETMASK, &old_mask, nullptr);
+}
+
 
 }  // namespace multiprocessing::popen_fork

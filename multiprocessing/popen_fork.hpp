@@ -10,6 +10,7 @@
 #include <sys/types.h>
 
 #include <optional>
+#include <string_view>
 
 #include "multiprocessing/util.hpp"
 
@@ -35,7 +36,7 @@ class Popen {
 
   /// Python: poll(flag=os.WNOHANG): the return code if the child has ended
   /// (reaping it), else nullopt.  With flag 0 it blocks until the child ends.
-  std::optional<int> poll(int flag = WNOHANG_FLAG);
+  virtual std::optional<int> poll(int flag = WNOHANG_FLAG);
   /// Python: wait(timeout=None): wait on the sentinel (not by sleeping) at
   /// most `timeout` seconds; the return code, or nullopt if still running.
   std::optional<int> wait(std::optional<double> timeout = std::nullopt);
@@ -68,6 +69,13 @@ class Popen {
   virtual void _launch(BaseProcess& process_obj);
   /// Python: _send_signal(sig).
   void _send_signal(int sig);
+  /// Write the pickled process to a starting child through the pipe `fd`
+  /// (spawn and forkserver).  Python writes with a plain blocking write: a
+  /// child that died before reading would raise BrokenPipeError there or, with
+  /// more than a pipe's worth of data, block it forever.  Here SIGPIPE is held
+  /// back while writing (a C++ program does not ignore it, as Python does),
+  /// and, when `sentinel` is not -1, the writing stops if the child exits.
+  static void _write_to_child(int fd, int sentinel, std::string_view data);
 
   util::Finalize finalizer;  ///< Python: self.finalizer (closes parent_r, parent_w)
   int sentinel_ = -1;

@@ -2,13 +2,8 @@
 // Mirrors CPython 3.11 Lib/multiprocessing/popen_spawn_posix.py; see the header.
 #include "multiprocessing/popen_spawn_posix.hpp"
 
-#include <fcntl.h>
-#include <poll.h>
-#include <pthread.h>
-#include <signal.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <string>
 
 #include "multiprocessing/connection.hpp"
@@ -25,43 +20,6 @@ namespace {
 
 /// The first fd number the child sees its inherited fds under.
 constexpr int kFirstChildFd = 3;
-
-/// Write `data` to the child through `fd`, unless the child ends first.
-/// Python writes with a plain blocking write; a child that died before reading
-/// would then raise BrokenPipeError (Python ignores SIGPIPE) or, with more than
-/// a pipe's worth of data, block forever.  Here: a non-blocking fd, and poll()
-/// on the child's sentinel too; SIGPIPE is held back while writing.
-void write_to_child(int fd, int sentinel, std::string_view data) {
-  sigset_t sigpipe, old_mask;
-  ::sigemptyset(&sigpipe);
-  ::sigaddset(&sigpipe, SIGPIPE);
-  ::pthread_sigmask(SIG_BLOCK, &sigpipe, &old_mask);
-  ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
-  bool broken = false;
-  while (!data.empty()) {
-    ssize_t n = ::write(fd, data.data(), data.size());
-    if (n >= 0) {
-      data.remove_prefix(static_cast<std::size_t>(n));
-      continue;
-    }
-    if (errno == EINTR) continue;
-    if (errno == EPIPE) {
-      broken = true;  // the child is gone; its exit code will tell why
-      break;
-    }
-    if (errno != EAGAIN) break;
-    // The pipe is full: wait until the child reads, or ends.
-    pollfd fds[2] = {{fd, POLLOUT, 0}, {sentinel, POLLIN, 0}};
-    ::poll(fds, 2, -1);
-    if (fds[1].revents != 0) break;  // EOF on the sentinel: the child has exited
-  }
-  if (broken) {
-    // Take the SIGPIPE that write() raised for this thread before unblocking it.
-    timespec zero{};
-    ::sigtimedwait(&sigpipe, nullptr, &zero);
-  }
-  ::pthread_sigmask(SIG_SETMASK, &old_mask, nullptr);
-}
 
 }  // namespace
 
@@ -105,7 +63,7 @@ void Popen::_launch(BaseProcess& process_obj) {
   // framing, so that the child knows where they end without waiting for EOF:
   // parent_w must stay open, as the child's parent_sentinel reads EOF on it
   // only when the parent is gone.
-  write_to_child(parent_w.get(), sentinel_, connection::_frame_header(fp.size()) + fp);
+  _write_to_child(parent_w.get(), sentinel_, connection::_frame_header(fp.size()) + fp);
   finalizer = util::Finalize(
       [fds = std::vector<int>{parent_r.release(), parent_w.release()}] { util::close_fds(fds); },
       std::nullopt, "close_fds");

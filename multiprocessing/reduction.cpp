@@ -4,11 +4,17 @@
 // lists and dicts the way the Python lessons print them.
 #include "multiprocessing/reduction.hpp"
 
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <cstdio>
 #include <cstdlib>
+#include <string>
+
+#include "multiprocessing/exceptions.hpp"
 
 namespace multiprocessing {
 
@@ -280,5 +286,91 @@ None Convert<None>::from_object(const Object& o) {
   if (o.is_none()) return None{};
   o.type_mismatch("None");
 }
+
+// ------------------------------------------------------------------ fds
+
+namespace reduction {
+
+void sendfds(int sock, const std::vector<int>& fds) {
+  // The fds travel as ancillary data (a control message of type SCM_RIGHTS);
+  // the kernel installs duplicates in the receiver.  A message must carry at
+  // least one byte of ordinary data: Python sends len(fds) % 256.
+  char count = static_cast<char>(fds.size() % 256);
+  iovec iov{&count, 1};
+  std::vector<char> control(CMSG_SPACE(sizeof(int) * fds.size()));
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  if (!fds.empty()) {
+    msg.msg_control = control.data();
+    msg.msg_controllen = control.size();
+    cmsghdr* cmsg = CMSG_FIRSTHDR(&msg);
+    cmsg->cmsg_level = SOL_SOCKET;
+    cmsg->cmsg_type = SCM_RIGHTS;
+    cmsg->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
+    std::memcpy(CMSG_DATA(cmsg), fds.data(), sizeof(int) * fds.size());
+  }
+  ssize_t n;
+  do {
+    // MSG_NOSIGNAL: a vanished peer is EPIPE, not a SIGPIPE that kills us.
+    n = ::sendmsg(sock, &msg, MSG_NOSIGNAL);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) raise_os_error("sendmsg", errno);
+}
+
+std::vector<int> recvfds(int sock, std::size_t size) {
+  char count = 0;
+  iovec iov{&count, 1};
+  std::vector<char> control(CMSG_SPACE(sizeof(int) * size));
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control.data();
+  msg.msg_controllen = control.size();
+  ssize_t n;
+  do {
+    // MSG_CMSG_CLOEXEC: the received fds are close-on-exec from the start,
+    // like every fd this library opens.
+    n = ::recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) raise_os_error("recvmsg", errno);
+  std::vector<int> fds;
+  int items = 0;
+  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+    ++items;
+    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+      std::size_t bytes = c->cmsg_len - CMSG_LEN(0);
+      std::size_t k = bytes / sizeof(int);
+      std::size_t at = fds.size();
+      fds.resize(at + k);
+      std::memcpy(fds.data() + at, CMSG_DATA(c), k * sizeof(int));
+    }
+  }
+  auto close_all = [&fds] {
+    for (int fd : fds) ::close(fd);
+  };
+  if (n == 0 && items == 0) throw EOFError("");
+  if (items != 1) {
+    close_all();
+    throw RuntimeError("received " + std::to_string(items) + " items of ancdata");
+  }
+  if (fds.empty()) throw RuntimeError("Invalid data received");
+  if (msg.msg_flags & MSG_CTRUNC) {
+    close_all();
+    throw RuntimeError("Invalid data received (more fds than asked for)");
+  }
+  if (fds.size() % 256 != static_cast<unsigned char>(count)) {
+    close_all();
+    throw AssertionError("Len is " + std::to_string(fds.size()) + " but msg[0] is " +
+                         std::to_string(static_cast<unsigned char>(count)));
+  }
+  return fds;
+}
+
+void send_handle(int sock, int handle) { sendfds(sock, {handle}); }
+
+int recv_handle(int sock) { return recvfds(sock, 1).at(0); }
+
+}  // namespace reduction
 
 }  // namespace multiprocessing

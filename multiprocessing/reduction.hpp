@@ -404,4 +404,28 @@ T from_object(const Object& o) { return Convert<T>::from_object(o); }
 /// Python's `args` tuple of a call: the positional arguments, as dynamic values.
 using Args = std::vector<Object>;
 
+// ------------------------------------------------------------------ fds
+
+namespace reduction {
+
+/// Python: reduction.sendfds(sock, fds): send open fds over a unix socket
+/// (SCM_RIGHTS): the receiver gets its own descriptors for the same open files.
+/// One data byte goes with them, len(fds) % 256, which recvfds checks.
+/// \throws OSError("sendmsg", errno).
+void sendfds(int sock, const std::vector<int>& fds);
+
+/// Python: reduction.recvfds(sock, size): receive up to `size` fds sent by
+/// sendfds.  They arrive with FD_CLOEXEC set (MSG_CMSG_CLOEXEC).
+/// \throws EOFError if the peer closed; RuntimeError "received N items of
+///   ancdata" or "Invalid data received"; AssertionError if the count byte
+///   disagrees ("Len is N but msg[0] is M"); OSError("recvmsg", errno).
+std::vector<int> recvfds(int sock, std::size_t size);
+
+/// Python: reduction.send_handle(conn, handle, destination_pid): one fd.
+void send_handle(int sock, int handle);
+/// Python: reduction.recv_handle(conn).
+int recv_handle(int sock);
+
+}  // namespace reduction
+
 }  // namespace multiprocessing

@@ -14,6 +14,7 @@
 #include "multiprocessing/connection.hpp"
 #include "multiprocessing/context.hpp"
 #include "multiprocessing/exceptions.hpp"
+#include "multiprocessing/forkserver.hpp"
 #include "multiprocessing/os.hpp"
 #include "multiprocessing/reduction/pickle.hpp"
 #include "multiprocessing/resource_tracker.hpp"
@@ -130,6 +131,20 @@ std::vector<std::string> get_command_line(
 
 void freeze_support() {
   std::vector<std::string> argv = _argv();
+  if (forkserver::is_forkserver(argv)) {
+    // The fork server: Python runs it with `python -c "from
+    // multiprocessing.forkserver import main; main(listener_fd, alive_r, ...)"`.
+    std::optional<long> listener_fd, alive_r;
+    for (std::size_t i = 2; i < argv.size(); ++i) {
+      auto eq = argv[i].find('=');
+      std::string name = argv[i].substr(0, eq);
+      std::optional<long> value = eq == std::string::npos ? std::nullopt : parse_kwd(argv[i].substr(eq + 1));
+      if (name == "listener_fd") listener_fd = value;
+      else if (name == "alive_r") alive_r = value;
+    }
+    if (!listener_fd || !alive_r) throw TypeError("forkserver main() needs listener_fd and alive_r");
+    forkserver::main(static_cast<int>(*listener_fd), static_cast<int>(*alive_r));
+  }
   if (!is_forking(argv)) return;
   std::optional<long> pipe_handle, parent_pid, tracker_fd;
   for (std::size_t i = 2; i < argv.size(); ++i) {

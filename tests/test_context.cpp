@@ -81,17 +81,6 @@ TEST_F(TestStartMethod, DefaultContextFixedOnFirstUse) {
   EXPECT_EQ(mp::get_start_method(true), std::nullopt);
 }
 
-/// Until it is written, forkserver refuses at start() with a clear error,
-/// and leaves no process or fd behind.
-TEST_F(TestStartMethod, NotYetImplementedMethodsRefuseCleanly) {
-  for (std::string method : {"forkserver"}) {
-    auto p = mp::get_context(method).Process({.target = [] {}});
-    EXPECT_THROW(p->start(), mp::NotImplementedError);
-    EXPECT_FALSE(p->is_alive());
-    EXPECT_EQ(p->pid(), std::nullopt);
-  }
-}
-
 /// Process names follow the class: ForkProcess-N, SpawnProcess-N ...
 TEST_F(TestStartMethod, ProcessClassNames) {
   EXPECT_EQ(mp::get_context("fork").Process()->name().rfind("ForkProcess-", 0), 0u);

@@ -20,6 +20,7 @@
 #include <gtest/gtest.h>
 
 #include "multiprocessing/context.hpp"
+#include "multiprocessing/forkserver.hpp"
 #include "multiprocessing/resource_tracker.hpp"
 #include "multiprocessing/shared_memory.hpp"
 
@@ -95,16 +96,22 @@ class LeakCheck : public ::testing::EmptyTestEventListener {
     auto& tracker = multiprocessing::resource_tracker::_resource_tracker();
     const pid_t tracker_pid = tracker._pid();
     const int tracker_fd = tracker._fd();
+    // The fork server (forkserver.hpp) is the same kind of long-lived child:
+    // started on first use, it keeps running until this process closes the
+    // write end of its alive pipe.  Its pid and that fd are exempt too.
+    auto& server = multiprocessing::forkserver::_forkserver();
+    const pid_t server_pid = server._pid().value_or(-1);
+    const int server_fd = server._alive_fd();
     // A child that was just killed may take a moment to become a zombie that
     // waitpid could reap; but a test must have reaped it before it ends.
     for (auto [pid, state] : children()) {
-      if (pid == tracker_pid) continue;
+      if (pid == tracker_pid || pid == server_pid) continue;
       leaks += "  child process " + std::to_string(pid) + " (state " + state + ")\n";
       ::kill(pid, SIGKILL);
       ::waitpid(pid, nullptr, 0);
     }
     for (int fd : open_fds()) {
-      if (!fds_.count(fd) && fd != tracker_fd) {
+      if (!fds_.count(fd) && fd != tracker_fd && fd != server_fd) {
         leaks += "  fd " + std::to_string(fd) + " -> " + fd_target(fd) + "\n";
         ::close(fd);
       }

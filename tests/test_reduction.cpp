@@ -1,6 +1,9 @@
 // tests/test_reduction.cpp — the dynamic value type that arguments travel in,
 // its conversions (reduction.py's value side), and the pickle protocol
 // (reduction/pickle.hpp), checked against bytes that CPython 3.11 produced.
+#include <fcntl.h>
+#include <sys/socket.h>
+
 #include <chrono>
 #include <cmath>
 #include <random>
@@ -463,6 +466,36 @@ TEST(TestPickle, FuzzNeverCrashes) {
     }
   }
   EXPECT_GT(loaded + refused, 1000);
+}
+
+/// reduction.sendfds / recvfds (SCM_RIGHTS): the receiver gets its own
+/// descriptors for the same pipes, close-on-exec; the count byte is checked.
+TEST(TestFdPassing, SendAndReceive) {
+  int sv[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+  mp::os::Fd a(sv[0]), b(sv[1]);
+  auto [r1, w1] = mp::os::pipe();
+  auto [r2, w2] = mp::os::pipe();
+  mp::reduction::sendfds(a.get(), {w1.get(), w2.get()});
+  std::vector<int> got = mp::reduction::recvfds(b.get(), 4);
+  ASSERT_EQ(got.size(), 2u);
+  mp::os::Fd g1(got[0]), g2(got[1]);
+  EXPECT_NE(g1.get(), w1.get());
+  EXPECT_EQ(::fcntl(g1.get(), F_GETFD) & FD_CLOEXEC, FD_CLOEXEC);
+  mp::os::write(g1.get(), "one");
+  mp::os::write(g2.get(), "two");
+  EXPECT_EQ(mp::os::read(r1.get(), 10), "one");
+  EXPECT_EQ(mp::os::read(r2.get(), 10), "two");
+  // send_handle / recv_handle: one fd.
+  mp::reduction::send_handle(a.get(), r1.get());
+  mp::os::Fd h(mp::reduction::recv_handle(b.get()));
+  mp::os::write(w1.get(), "three");
+  EXPECT_EQ(mp::os::read(h.get(), 10), "three");
+  // A message without fds, and the peer gone: clear errors.
+  mp::os::write(a.get(), "x");
+  EXPECT_THROW(mp::reduction::recvfds(b.get(), 1), mp::RuntimeError);
+  a.close();
+  EXPECT_THROW(mp::reduction::recvfds(b.get(), 1), mp::EOFError);
 }
 
 }  // namespace

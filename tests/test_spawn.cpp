@@ -87,14 +87,16 @@ class TempFile {
   std::string path_;
 };
 
-class TestSpawn : public ::testing::Test {
+/// The tests run once under spawn and once under forkserver: both start the
+/// child without a copy of the parent's memory and send it the Process object.
+class TestSpawn : public ::testing::TestWithParam<std::string> {
  protected:
-  mp::BaseContext& ctx = mp::get_context("spawn");
+  mp::BaseContext& ctx = mp::get_context(GetParam());
 };
 
 /// The child rebuilds the Process object: name, args of several types, the
 /// parent's pid as parent_process(), the authkey, the start method.
-TEST_F(TestSpawn, ChildGetsTheProcessObject) {
+TEST_P(TestSpawn, ChildGetsTheProcessObject) {
   TempFile out;
   auto p = ctx.Process({.target = report_identity,
                         .args = {out.path(), std::int64_t{1729}, "text", 2.5},
@@ -115,15 +117,16 @@ TEST_F(TestSpawn, ChildGetsTheProcessObject) {
   EXPECT_EQ(ppid, std::to_string(::getpid()));
   EXPECT_EQ(authkey, mp::Object(mp::Bytes(mp::current_process().authkey())).repr());
   EXPECT_EQ(args, "1729 text 2.5");
-  EXPECT_EQ(method, "spawn");
+  EXPECT_EQ(method, GetParam());
   EXPECT_EQ(daemon, "0");
   EXPECT_EQ(parent_alive, "1");  // the parent sentinel is not at EOF while we run
 }
 
 /// The memory lesson (issue 5, item 4): fork copies the parent's memory, so
 /// the child sees the global as it was at start(); spawn runs the program
-/// afresh, so the child sees the global's initial value.
-TEST_F(TestSpawn, GlobalSeenUnderForkNotUnderSpawn) {
+/// afresh, so the child sees the global's initial value; so does a child of
+/// the fork server, a copy of a process that ran only freeze_support().
+TEST_P(TestSpawn, GlobalSeenUnderForkNotUnderSpawn) {
   g_lesson_value = 42;
   TempFile fork_out, spawn_out;
   auto f = mp::get_context("fork").Process({.target = report_global, .args = {fork_out.path()}});
@@ -138,7 +141,7 @@ TEST_F(TestSpawn, GlobalSeenUnderForkNotUnderSpawn) {
 }
 
 /// Exit codes cross as under fork: SystemExit(n), an uncaught exception.
-TEST_F(TestSpawn, ExitCodes) {
+TEST_P(TestSpawn, ExitCodes) {
   auto a = ctx.Process({.target = exit_with, .args = {std::int64_t{7}}});
   a->start();
   join_process(*a);
@@ -150,7 +153,7 @@ TEST_F(TestSpawn, ExitCodes) {
 }
 
 /// terminate() and the sentinel work on a spawned child.
-TEST_F(TestSpawn, TerminateAndSentinel) {
+TEST_P(TestSpawn, TerminateAndSentinel) {
   auto p = ctx.Process({.target = sleep_long});
   p->start();
   EXPECT_TRUE(p->is_alive());
@@ -162,7 +165,7 @@ TEST_F(TestSpawn, TerminateAndSentinel) {
 
 /// A lambda cannot be found by name: start() refuses it in the parent, with
 /// a message that says what to do, and nothing is started or left open.
-TEST_F(TestSpawn, LambdaTargetRefused) {
+TEST_P(TestSpawn, LambdaTargetRefused) {
   auto p = ctx.Process({.target = [] {}});
   try {
     p->start();
@@ -176,7 +179,9 @@ TEST_F(TestSpawn, LambdaTargetRefused) {
 }
 
 /// A child that cannot be executed: OSError in the parent, nothing left.
-TEST_F(TestSpawn, CannotExec) {
+/// (Under forkserver, it is the server that cannot be started.)
+TEST_P(TestSpawn, CannotExec) {
+  mp::forkserver::_forkserver()._stop();
   mp::spawn::set_executable("/nonexistent/program");
   auto p = ctx.Process({.target = exit_with, .args = {std::int64_t{0}}});
   EXPECT_THROW(p->start(), mp::OSError);
@@ -186,7 +191,7 @@ TEST_F(TestSpawn, CannotExec) {
 
 /// Python: spawn_main sets resource_tracker._fd = tracker_fd: the child
 /// reports to the parent's tracker, through the fd it inherited.
-TEST_F(TestSpawn, ChildUsesTheParentsTracker) {
+TEST_P(TestSpawn, ChildUsesTheParentsTracker) {
   TempFile out;
   auto p = ctx.Process({.target = report_tracker, .args = {out.path()}});
   p->start();
@@ -195,8 +200,37 @@ TEST_F(TestSpawn, ChildUsesTheParentsTracker) {
   EXPECT_EQ(read_file(out.path()), "1 -1");  // inherited; no tracker of its own
 }
 
+/// The state letter of a process in /proc ('Z' for a zombie), '?' if gone.
+char proc_state(pid_t pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(stat, line)) return '?';
+  auto close = line.rfind(')');
+  return close == std::string::npos || close + 2 >= line.size() ? '?' : line[close + 2];
+}
+
+/// A fork server that died: the Popen of a child it started reads no exit
+/// code (255, as Python's), and the next start() launches a new server.
+TEST_P(TestSpawn, ForkServerDied) {
+  if (GetParam() != "forkserver") GTEST_SKIP() << "forkserver only";
+  auto p = ctx.Process({.target = sleep_long});
+  p->start();
+  std::optional<pid_t> server = mp::forkserver::_forkserver()._pid();
+  ASSERT_TRUE(server);
+  ::kill(*server, SIGKILL);
+  for (int i = 0; i < 3000 && proc_state(*server) != 'Z'; ++i) mp::os::sleep(0.01);
+  p->kill();  // the orphan is not our child; only its pid is known
+  join_process(*p);
+  EXPECT_EQ(p->exitcode(), 255);
+  auto q = ctx.Process({.target = exit_with, .args = {std::int64_t{3}}});
+  q->start();
+  join_process(*q);
+  EXPECT_EQ(q->exitcode(), 3);
+  EXPECT_NE(mp::forkserver::_forkserver()._pid(), server);
+}
+
 /// Registration errors.
-TEST_F(TestSpawn, Registration) {
+TEST_P(TestSpawn, Registration) {
   EXPECT_TRUE(mp::spawn::register_target("report_global", report_global));  // again: fine
   EXPECT_THROW(mp::spawn::register_target("report_global", exit_with), mp::ValueError);
   EXPECT_THROW(mp::spawn::register_target("lambda", mp::Target([] {})), mp::ValueError);
@@ -209,6 +243,8 @@ TEST_F(TestSpawn, Registration) {
   EXPECT_EQ(cmd[1], "--multiprocessing-fork");
   EXPECT_EQ(cmd[2], "pipe_handle=3");
 }
+
+INSTANTIATE_TEST_SUITE_P(Methods, TestSpawn, ::testing::Values("spawn", "forkserver"), method_name);
 
 }  // namespace
 }  // namespace mp_test

@@ -1,0 +1,346 @@
+// multiprocessing/forkserver.cpp
+// Mirrors CPython 3.11 Lib/multiprocessing/forkserver.py; see forkserver.hpp.
+#include "multiprocessing/forkserver.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <map>
+
+#include "multiprocessing/connection.hpp"
+#include "multiprocessing/exceptions.hpp"
+#include "multiprocessing/os.hpp"
+#include "multiprocessing/reduction.hpp"
+#include "multiprocessing/resource_tracker.hpp"
+#include "multiprocessing/spawn.hpp"
+#include "multiprocessing/util.hpp"
+
+namespace multiprocessing::forkserver {
+
+namespace {
+
+constexpr const char* kMarker = "--multiprocessing-forkserver";
+
+/// The server's self-pipe: the SIGCHLD handler writes a byte to it, which
+/// wakes the poll() loop (Python: signal.set_wakeup_fd(sig_w)).
+int g_sig_w = -1;
+
+extern "C" void sigchld_handler(int) {
+  int saved = errno;  // a handler must not disturb the errno of the code it interrupted
+  char byte = 0;
+  [[maybe_unused]] ssize_t n = ::write(g_sig_w, &byte, 1);
+  errno = saved;
+}
+
+sockaddr_un unix_address(const std::string& path) {
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (path.size() >= sizeof addr.sun_path) throw OSError("AF_UNIX path too long");
+  std::memcpy(addr.sun_path, path.data(), path.size());
+  return addr;
+}
+
+/// Python: _serve_one(child_r, fds, unused_fds, handlers): in the child the
+/// server just forked.  Returns the exit code.
+int serve_one(int child_r, const std::vector<int>& fds, const std::string& address) {
+  // fds = [alive fd, resource tracker fd, *the fds the parent passed].
+  _forkserver()._set_inherited(fds.at(0), address, std::vector<int>(fds.begin() + 2, fds.end()));
+  resource_tracker::_resource_tracker()._set_fd(fds.at(1));
+  // The child's parent sentinel: EOF on child_r when the parent is gone.
+  int parent_sentinel = ::fcntl(child_r, F_DUPFD_CLOEXEC, 0);
+  return spawn::_main(child_r, parent_sentinel >= 0 ? std::optional<int>(parent_sentinel)
+                                                     : std::nullopt);
+}
+
+}  // namespace
+
+// ------------------------------------------------------------------ the parent's side
+
+ForkServer& _forkserver() {
+  static ForkServer* server = new ForkServer();  // never destroyed, like Python's module global
+  return *server;
+}
+
+void ForkServer::set_forkserver_preload(std::vector<std::string> module_names) {
+  std::lock_guard guard(lock_);
+  preload_modules_ = std::move(module_names);
+}
+
+void ForkServer::_set_inherited(int alive_fd, std::string address, std::vector<int> inherited) {
+  std::lock_guard guard(lock_);
+  alive_fd_ = alive_fd;
+  address_ = std::move(address);
+  inherited_fds_ = std::move(inherited);
+}
+
+std::optional<pid_t> ForkServer::_pid() const {
+  std::lock_guard guard(lock_);
+  return pid_;
+}
+
+int ForkServer::_alive_fd() const {
+  std::lock_guard guard(lock_);
+  return alive_fd_;
+}
+
+void ForkServer::_stop() {
+  std::lock_guard guard(lock_);
+  _stop_unlocked();
+}
+
+void ForkServer::_stop_unlocked() {
+  if (!pid_) return;
+  // Closing the alive fd is the server's signal to exit (it sees EOF).
+  ::close(alive_fd_);
+  alive_fd_ = -1;
+  os::waitpid(*pid_, 0);
+  pid_.reset();
+  if (address_ && !address_->empty() && (*address_)[0] != '\0') ::unlink(address_->c_str());
+  address_.reset();
+}
+
+void ForkServer::ensure_running() {
+  std::lock_guard guard(lock_);
+  resource_tracker::ensure_running();
+  if (pid_) {
+    // Started before: is it still running?
+    pid_t pid = -1;
+    try {
+      pid = os::waitpid(*pid_, WNOHANG).first;
+    } catch (const ChildProcessError&) {
+      // Reaped by someone else: it is gone all the same.
+    }
+    if (pid == 0) return;
+    // It died: forget it and start another.
+    ::close(alive_fd_);
+    address_.reset();
+    alive_fd_ = -1;
+    pid_.reset();
+  }
+  // The server's listening socket, in the private temp directory, readable
+  // and writable by this user only (Python: os.chmod(address, 0o600)).
+  std::string address = std::get<std::string>(connection::arbitrary_address("AF_UNIX"));
+  os::Fd listener(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!listener) raise_os_error("socket", errno);
+  sockaddr_un addr = unix_address(address);
+  if (::bind(listener.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0) {
+    raise_os_error("bind", errno);
+  }
+  ::chmod(address.c_str(), 0600);
+  if (::listen(listener.get(), SOMAXCONN) < 0) raise_os_error("listen", errno);
+  // The alive pipe: the server exits when it reads EOF on alive_r, i.e. when
+  // every holder of alive_w (this process and the children it passes it to)
+  // has gone.
+  auto [alive_r, alive_w] = os::pipe();
+  std::vector<std::string> cmd{spawn::get_executable(), kMarker, "listener_fd=3", "alive_r=4"};
+  pid_t pid = 0;
+  try {
+    pid = util::spawnv_passfds(cmd[0], cmd, {listener.get(), alive_r.get()});
+  } catch (...) {
+    ::unlink(address.c_str());
+    throw;
+  }
+  address_ = address;
+  alive_fd_ = alive_w.release();
+  pid_ = pid;
+}
+
+std::pair<int, int> ForkServer::connect_to_new_process(const std::vector<int>& fds) {
+  ensure_running();
+  if (fds.size() + 4 >= MAXFDS_TO_SEND) throw ValueError("too many fds");
+  std::string address;
+  int alive_fd;
+  {
+    std::lock_guard guard(lock_);
+    address = *address_;
+    alive_fd = alive_fd_;
+  }
+  os::Fd client(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!client) raise_os_error("socket", errno);
+  sockaddr_un addr = unix_address(address);
+  int rc;
+  do {
+    rc = ::connect(client.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  } while (rc < 0 && errno == EINTR);
+  if (rc < 0) raise_os_error("connect", errno);
+  auto [parent_r, child_w] = os::pipe();
+  auto [child_r, parent_w] = os::pipe();
+  std::vector<int> allfds{child_r.get(), child_w.get(), alive_fd, resource_tracker::getfd()};
+  allfds.insert(allfds.end(), fds.begin(), fds.end());
+  reduction::sendfds(client.get(), allfds);
+  // child_r and child_w close here: the server's child has its own copies.
+  return {parent_r.release(), parent_w.release()};
+}
+
+// ------------------------------------------------------------------ the server
+
+bool is_forkserver(const std::vector<std::string>& argv) {
+  return argv.size() >= 2 && argv[1] == kMarker;
+}
+
+void main(int listener_fd, int alive_r) {
+  util::_close_stdin();
+  // The fds arrive without FD_CLOEXEC (they were passed through exec).
+  ::fcntl(listener_fd, F_SETFD, FD_CLOEXEC);
+  ::fcntl(alive_r, F_SETFD, FD_CLOEXEC);
+  int sig[2];
+  if (::pipe2(sig, O_NONBLOCK | O_CLOEXEC) < 0) raise_os_error("pipe2", errno);
+  int sig_r = sig[0];
+  g_sig_w = sig[1];
+  struct sigaction on_child{}, ignore{}, old_chld{}, old_int{}, old_pipe{};
+  on_child.sa_handler = sigchld_handler;
+  on_child.sa_flags = SA_RESTART;
+  ignore.sa_handler = SIG_IGN;
+  ::sigaction(SIGCHLD, &on_child, &old_chld);
+  ::sigaction(SIGINT, &ignore, &old_int);   // Ctrl-C is for the parent to handle
+  ::sigaction(SIGPIPE, &ignore, &old_pipe);  // a parent gone away is EPIPE, not death
+  std::string address;
+  {
+    sockaddr_un addr{};
+    socklen_t len = sizeof addr;
+    if (::getsockname(listener_fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
+      address = addr.sun_path;
+    }
+  }
+  std::map<pid_t, int> pid_to_fd;
+  for (;;) {
+    pollfd fds[3] = {{listener_fd, POLLIN, 0}, {alive_r, POLLIN, 0}, {sig_r, POLLIN, 0}};
+    if (::poll(fds, 3, -1) < 0) {
+      if (errno == EINTR) continue;
+      raise_os_error("poll", errno);
+    }
+    if (fds[1].revents != 0) {
+      // EOF on alive_r: nobody can ask for a child any more.  (Python:
+      // assert os.read(alive_r, 1) == b'', then SystemExit.)
+      std::exit(0);
+    }
+    if (fds[2].revents != 0) {
+      char drain[256];
+      while (::read(sig_r, drain, sizeof drain) > 0) {
+      }
+      for (;;) {
+        int status = 0;
+        pid_t pid = ::waitpid(-1, &status, WNOHANG);
+        if (pid <= 0) break;
+        auto it = pid_to_fd.find(pid);
+        if (it == pid_to_fd.end()) {
+          std::fprintf(stderr, "forkserver: waitpid returned unexpected pid %d\n", static_cast<int>(pid));
+          continue;
+        }
+        try {
+          write_signed(it->second, os::waitstatus_to_exitcode(status));
+        } catch (const OSError&) {
+          // The parent is gone (BrokenPipeError): nobody to tell.
+        }
+        ::close(it->second);
+        pid_to_fd.erase(it);
+      }
+    }
+    if (fds[0].revents != 0) {
+      int s = ::accept4(listener_fd, nullptr, nullptr, SOCK_CLOEXEC);
+      if (s < 0) continue;  // ECONNABORTED and the like: the next one, please
+      std::vector<int> received;
+      try {
+        received = reduction::recvfds(s, MAXFDS_TO_SEND + 1);
+      } catch (const std::exception& e) {
+        // Python would let this end the server; one bad request should not.
+        std::fprintf(stderr, "forkserver: bad request: %s\n", e.what());
+      }
+      ::close(s);
+      if (received.size() < 4 || received.size() > MAXFDS_TO_SEND) {
+        for (int fd : received) ::close(fd);
+        continue;
+      }
+      int child_r = received[0];
+      int child_w = received[1];
+      std::vector<int> rest(received.begin() + 2, received.end());
+      pid_t pid = ::fork();
+      if (pid == 0) {
+        int code = 1;
+        try {
+          // Python: close listener, selector, alive_r, child_w, sig_r, sig_w
+          // and the other children's status fds; restore the signal handlers.
+          ::close(listener_fd);
+          ::close(alive_r);
+          ::close(child_w);
+          ::close(sig_r);
+          ::close(g_sig_w);
+          for (const auto& [other, fd] : pid_to_fd) ::close(fd);
+          ::sigaction(SIGCHLD, &old_chld, nullptr);
+          ::sigaction(SIGINT, &old_int, nullptr);
+          ::sigaction(SIGPIPE, &old_pipe, nullptr);
+          code = serve_one(child_r, rest, address);
+        } catch (const std::exception& e) {
+          std::fprintf(stderr, "forkserver child: %s\n", e.what());
+        }
+        std::fflush(stderr);
+        os::_exit(code);
+      }
+      if (pid < 0) {
+        // fork failed: closing child_w tells the parent (EOF before a pid).
+        for (int fd : received) ::close(fd);
+        continue;
+      }
+      try {
+        write_signed(child_w, pid);
+      } catch (const OSError&) {
+        // The parent is gone.
+      }
+      pid_to_fd[pid] = child_w;
+      ::close(child_r);
+      for (int fd : rest) ::close(fd);
+    }
+  }
+}
+
+// ------------------------------------------------------------------ status pipe
+
+std::int64_t read_signed(int fd) {
+  char data[sizeof(std::int64_t)];
+  std::size_t have = 0;
+  while (have < sizeof data) {
+    ssize_t n = ::read(fd, data + have, sizeof data - have);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) raise_os_error("read", errno);
+    if (n == 0) throw EOFError("unexpected EOF");
+    have += static_cast<std::size_t>(n);
+  }
+  std::int64_t value;
+  std::memcpy(&value, data, sizeof value);  // struct 'q': native byte order
+  return value;
+}
+
+void write_signed(int fd, std::int64_t n) {
+  char data[sizeof n];
+  std::memcpy(data, &n, sizeof n);
+  std::size_t done = 0;
+  while (done < sizeof data) {
+    ssize_t w = ::write(fd, data + done, sizeof data - done);
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0) raise_os_error("write", errno);
+    if (w == 0) throw RuntimeError("should not get here");
+    done += static_cast<std::size_t>(w);
+  }
+}
+
+// ------------------------------------------------------------------ module functions
+
+void ensure_running() { _forkserver().ensure_running(); }
+std::pair<int, int> connect_to_new_process(const std::vector<int>& fds) {
+  return _forkserver().connect_to_new_process(fds);
+}
+const std::optional<std::vector<int>>& get_inherited_fds() { return _forkserver().get_inherited_fds(); }
+void set_forkserver_preload(std::vector<std::string> module_names) {
+  _forkserver().set_forkserver_preload(std::move(module_names));
+}
+
+}  // namespace multiprocessing::forkserver
