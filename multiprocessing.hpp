@@ -8,10 +8,12 @@
 #include "multiprocessing/context.hpp"
 #include "multiprocessing/dummy/dummy.hpp"
 #include "multiprocessing/exceptions.hpp"
+#include "multiprocessing/heap.hpp"
 #include "multiprocessing/os.hpp"
 #include "multiprocessing/popen_fork.hpp"
 #include "multiprocessing/process.hpp"
 #include "multiprocessing/reduction.hpp"
+#include "multiprocessing/sharedctypes.hpp"
 #include "multiprocessing/synchronize.hpp"
 #include "multiprocessing/util.hpp"
 

@@ -72,6 +72,20 @@ class TypeError : public Exception {
   const char* python_name() const noexcept override { return "TypeError"; }
 };
 
+/// Python builtin IndexError: an index out of range ("invalid index").
+class IndexError : public Exception {
+ public:
+  using Exception::Exception;
+  const char* python_name() const noexcept override { return "IndexError"; }
+};
+
+/// Python builtin OverflowError: a number too large for the C type behind it.
+class OverflowError : public Exception {
+ public:
+  using Exception::Exception;
+  const char* python_name() const noexcept override { return "OverflowError"; }
+};
+
 /// Python builtin RuntimeError.
 class RuntimeError : public Exception {
  public:
