@@ -16,19 +16,6 @@ namespace {
 
 namespace heap = mp::heap;
 
-/// Python: _TestHeap.setUp/tearDown: a pristine heap for the test, the old one
-/// back afterwards.  Dropping the test's heap unmaps its arenas and closes
-/// their fds, so the leak check sees nothing left.
-class PristineHeap {
- public:
-  PristineHeap() : old_(std::exchange(heap::BufferWrapper::_heap(), std::make_shared<heap::Heap>())) {}
-  ~PristineHeap() { heap::BufferWrapper::_heap() = old_; }
-  heap::Heap& get() { return *heap::BufferWrapper::_heap(); }
-
- private:
-  std::shared_ptr<heap::Heap> old_;
-};
-
 class TestHeap : public WithStartMethod {
  protected:
   PristineHeap heap_;

@@ -14,18 +14,6 @@ namespace {
 
 namespace sct = mp::sharedctypes;
 
-/// A pristine shared heap per test (as _TestHeap.setUp makes one): dropping it
-/// afterwards unmaps the test's arenas, so the leak check sees no fd left.
-class PristineHeap {
- public:
-  PristineHeap()
-      : old_(std::exchange(mp::heap::BufferWrapper::_heap(), std::make_shared<mp::heap::Heap>())) {}
-  ~PristineHeap() { mp::heap::BufferWrapper::_heap() = old_; }
-
- private:
-  std::shared_ptr<mp::heap::Heap> old_;
-};
-
 class WithSharedHeap : public WithStartMethod {
  protected:
   PristineHeap heap_;
