@@ -1,6 +1,9 @@
 // tests/test_heap.cpp — ports CPython's _TestHeap (test_heap, test_free_from_gc)
 // and checks what heap.py promises besides: arenas shared across fork, the
 // child's fresh heap, the pid check of free(), nothing left in /dev/shm.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -216,6 +219,36 @@ TEST_P(TestHeap, FreeInChildIsRefused) {
   EXPECT_NE(lines[0].find(") is not last pid " + std::to_string(::getpid())), std::string::npos)
       << lines[0];
   h.free(block);
+}
+
+/// An arena that cannot be made is an OSError at once, with nothing left
+/// open and nothing left in /dev/shm.  (A full /dev/shm cannot be arranged in a
+/// test; a file size limit makes ftruncate/posix_fallocate fail the same way,
+/// in a child so that the limit stays there.)
+TEST_P(TestHeap, ArenaCreationFailsCleanly) {
+  Channel ch;
+  int fd = ch.write_fd();
+  mp::Process p({.target = [fd] {
+    ::signal(SIGXFSZ, SIG_IGN);  // EFBIG instead of the signal
+    struct rlimit limit = {4096, 4096};
+    ::setrlimit(RLIMIT_FSIZE, &limit);
+    int fds_before = 0, fds_after = 0;
+    for (int i = 0; i < 1024; ++i) fds_before += ::fcntl(i, F_GETFD) != -1;
+    std::string what = "no error";
+    try {
+      heap::Arena arena(1 << 20);
+    } catch (const mp::OSError& e) {
+      what = e.call() + " " + std::to_string(e.errno_value() == EFBIG);
+    }
+    for (int i = 0; i < 1024; ++i) fds_after += ::fcntl(i, F_GETFD) != -1;
+    Channel::write_all(fd, what + " " + std::to_string(fds_after - fds_before) + "\n");
+  }});
+  p.start();
+  ch.close_writer();
+  join_process(p);
+  auto lines = ch.lines();
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_TRUE(lines[0] == "ftruncate 1 0" || lines[0] == "posix_fallocate 1 0") << lines[0];
 }
 
 /// Arenas double in size up to 4 MiB; a request larger than the next arena
