@@ -133,11 +133,14 @@ void _check_fits(std::size_t capacity, std::size_t got);
 /// plain load and a plain store, so `v.set_value(v.value() + 1)` in two
 /// processes at once can lose updates (the lesson of the counter examples).
 /// A handle: copies share the memory, which goes back to the heap when the
-/// last copy in the creating process is gone.
+/// last copy in the creating process is gone.  T is any trivially copyable
+/// type (Python: a ctypes type) aligned to at most 8 bytes, the heap's alignment.
 template <class T>
 class CValue {
   static_assert(std::is_trivially_copyable_v<T>,
                 "a shared value is copied byte by byte between processes");
+  static_assert(alignof(T) <= heap::Heap::_alignment,
+                "heap blocks are aligned to 8 bytes (Heap::_alignment), as in Python");
 
  public:
   /// Python: RawValue(typecode_or_type, *args): zeroed memory, then `init`.
@@ -185,6 +188,8 @@ template <class T>
 class CArray {
   static_assert(std::is_trivially_copyable_v<T>,
                 "shared items are copied byte by byte between processes");
+  static_assert(alignof(T) <= heap::Heap::_alignment,
+                "heap blocks are aligned to 8 bytes (Heap::_alignment), as in Python");
 
  public:
   /// Python: RawArray(typecode, size): `size` zeroed items.
