@@ -139,6 +139,25 @@ TEST_P(TestValue, TypedAndTypecodeSpellings) {
   EXPECT_EQ(r.value(), 3);
   auto n = ctx.Value<'i'>(4, mp::no_lock);
   static_assert(std::is_same_v<decltype(n), sct::CValue<int>>);
+  auto lock = ctx.Lock();
+  auto l = ctx.Value<'i'>(5, lock);
+  EXPECT_EQ(l.get_lock().name(), lock.name());
+
+  // ctx.Array / ctx.RawArray, both spellings, size or initializer, each lock form.
+  auto a = ctx.Array<'i'>(3);
+  EXPECT_EQ(a.slice(), std::vector<int>(3, 0));
+  auto b = ctx.Array<double>(std::vector<double>{1.5, 2.5});
+  EXPECT_EQ(b[1], 2.5);
+  auto c = ctx.Array<'i'>(std::vector<int>{1, 2}, lock);
+  EXPECT_EQ(c.get_lock().name(), lock.name());
+  auto d = ctx.Array<'h'>(2, mp::no_lock);
+  static_assert(std::is_same_v<decltype(d), sct::CArray<short>>);
+  auto e = ctx.RawArray<'B'>(4);
+  EXPECT_EQ(e.len(), 4u);
+  auto f = ctx.RawArray<long>(std::vector<long>{7});
+  EXPECT_EQ(f[0], 7);
+  auto g = mp::Array<'i'>({1, 2, 3}, mp::no_lock);
+  EXPECT_EQ(g.slice(), (std::vector<int>{1, 2, 3}));
 }
 
 // ---------------------------------------------------------------- _TestArray
