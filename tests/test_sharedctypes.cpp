@@ -376,6 +376,11 @@ TEST_P(TestSharedCTypes, test_copy) {
   raw.set_value(4);
   EXPECT_EQ(copied.value(), 3);
   EXPECT_NE(copied._address(), raw._address());
+
+  auto arr = mp::RawArray<'u'>({L'a', L'b'});
+  auto arr_copy = sct::copy(arr);
+  arr[0] = L'z';
+  EXPECT_EQ(arr_copy.slice(), (std::vector<wchar_t>{L'a', L'b'}));
 }
 
 /// synchronized(obj, lock): wrap a raw object, with a new RLock or the lock given.
