@@ -9,6 +9,7 @@
 #include "multiprocessing/dummy/dummy.hpp"
 #include "multiprocessing/exceptions.hpp"
 #include "multiprocessing/forkserver.hpp"
+#include "multiprocessing/heap.hpp"
 #include "multiprocessing/os.hpp"
 #include "multiprocessing/popen_fork.hpp"
 #include "multiprocessing/popen_forkserver.hpp"
@@ -19,6 +20,7 @@
 #include "multiprocessing/spawn.hpp"
 #include "multiprocessing/resource_tracker.hpp"
 #include "multiprocessing/shared_memory.hpp"
+#include "multiprocessing/sharedctypes.hpp"
 #include "multiprocessing/synchronize.hpp"
 #include "multiprocessing/util.hpp"
 

@@ -64,6 +64,23 @@ int main(int argc, char** argv) {
       {"os_pipe", {}, "Pipes between a parent and a child, two siblings, and three children",
        "A pipe made before fork() is shared by both processes; each closes the end it does not\n"
        "use, so that the reader sees EOF when the writers are done.  Process uses two such pipes."},
+      {"counter_lesson", fast ? std::vector<std::string>{"--runs", "2"} : std::vector<std::string>{},
+       "Value('i', 0) raised by 10 processes x 20: lost updates, and three fixes",
+       "`v.value += 1` is a read and then a write, each under the Value's lock but not both:\n"
+       "another process can read the old value in between, and one increment is lost.  In C++\n"
+       "that window is narrow and losses are rare; widened to 0.5 ms they are many.  A Lock around\n"
+       "the whole increment, the Value's get_lock(), or a RawValue with a Lock: always 200."},
+      {"add_sub_lock", fast ? std::vector<std::string>{"--sleep", "0.0002"} : std::vector<std::string>{},
+       "Two processes add and subtract 1000 times under one Lock",
+       "Each read-sleep-write step holds the Lock, so no step is lost however the two\n"
+       "processes take turns: the shared Value ends at 0."},
+      {"value_array", {}, "Value('d') and Array('i', range(10)) changed by a child",
+       "The Value and the Array live in a MAP_SHARED arena of the heap, so the parent sees what\n"
+       "the child wrote: 3.1415927 and the negated list (the Python docs), 3.14 and a[0] = 5 (seed 004)."},
+      {"value_scheduler", fast ? std::vector<std::string>{"--tick", "0.1"} : std::vector<std::string>{},
+       "A scheduler thread raises each worker process's Value; the workers print it",
+       "Each worker holds a Value('i', 1).  The scheduler in the parent raises them every five\n"
+       "ticks, and the workers, in other processes, print the new values: the memory is shared."},
   };
   const std::string dir = here();
   int failures = 0;

@@ -14,6 +14,7 @@
 
 #include "multiprocessing/connection.hpp"
 #include "multiprocessing/process.hpp"
+#include "multiprocessing/sharedctypes.hpp"
 #include "multiprocessing/synchronize.hpp"
 #include "multiprocessing/util.hpp"
 
@@ -67,6 +68,52 @@ class BaseContext {
   synchronize::Barrier Barrier(int parties, std::function<void()> action = {},
                                std::optional<double> timeout = std::nullopt) {
     return synchronize::Barrier(parties, std::move(action), timeout, &get_context());
+  }
+
+  /// Python: ctx.Value(typecode_or_type, *args, lock=True): a shared value
+  /// whose default lock is an RLock of this context.  Takes what
+  /// sharedctypes::Value takes after its first argument:
+  /// `ctx.Value<'i'>(0)`, `ctx.Value<int>(0, lock)`, `ctx.Value<'d'>(0.5, no_lock)`.
+  template <class T, class... Args>
+  auto Value(Args&&... args) {
+    if constexpr (sizeof...(Args) == 0) return sharedctypes::Value<T>(T{}, &get_context());
+    else return sharedctypes::Value<T>(std::forward<Args>(args)..., &get_context());
+  }
+  /// Python: ctx.Value('i', ...): the typecode spelling, `ctx.Value<'i'>(0)`.
+  template <char Typecode, class... Args>
+  auto Value(Args&&... args) {
+    return Value<sharedctypes::type_of<Typecode>>(std::forward<Args>(args)...);
+  }
+  /// Python: ctx.Array(typecode_or_type, size_or_initializer, *, lock=True):
+  /// `ctx.Array<'i'>(10)`, `ctx.Array<'i'>({1, 2, 3}, lock)`.
+  template <class T, class... Args>
+  auto Array(Args&&... args) {
+    return sharedctypes::Array<T>(std::forward<Args>(args)..., &get_context());
+  }
+  /// Python: ctx.Array('i', ...): the typecode spelling.
+  template <char Typecode, class... Args>
+  auto Array(Args&&... args) {
+    return Array<sharedctypes::type_of<Typecode>>(std::forward<Args>(args)...);
+  }
+  /// Python: ctx.RawValue(typecode_or_type, *args): no lock, so no context needed.
+  template <class T, class... Args>
+  auto RawValue(Args&&... args) {
+    return sharedctypes::RawValue<T>(std::forward<Args>(args)...);
+  }
+  /// Python: ctx.RawValue('i', ...).
+  template <char Typecode, class... Args>
+  auto RawValue(Args&&... args) {
+    return sharedctypes::RawValue<Typecode>(std::forward<Args>(args)...);
+  }
+  /// Python: ctx.RawArray(typecode_or_type, size_or_initializer).
+  template <class T, class... Args>
+  auto RawArray(Args&&... args) {
+    return sharedctypes::RawArray<T>(std::forward<Args>(args)...);
+  }
+  /// Python: ctx.RawArray('i', ...).
+  template <char Typecode, class... Args>
+  auto RawArray(Args&&... args) {
+    return sharedctypes::RawArray<Typecode>(std::forward<Args>(args)...);
   }
 
   /// Python: get_context(method=None): nullopt -> this context; else the named
@@ -221,5 +268,12 @@ synchronize::BoundedSemaphore BoundedSemaphore(unsigned value = 1);
 synchronize::Event Event();
 synchronize::Barrier Barrier(int parties, std::function<void()> action = {},
                              std::optional<double> timeout = std::nullopt);
+// Python: multiprocessing.Value, Array, RawValue, RawArray (the default
+// context's): the sharedctypes factories, whose null ctx means that context.
+using sharedctypes::Array;
+using sharedctypes::no_lock;
+using sharedctypes::RawArray;
+using sharedctypes::RawValue;
+using sharedctypes::Value;
 
 }  // namespace multiprocessing

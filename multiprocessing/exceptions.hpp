@@ -72,6 +72,20 @@ class TypeError : public Exception {
   const char* python_name() const noexcept override { return "TypeError"; }
 };
 
+/// Python builtin IndexError: an index out of range (Array, ShareableList).
+class IndexError : public Exception {
+ public:
+  using Exception::Exception;
+  const char* python_name() const noexcept override { return "IndexError"; }
+};
+
+/// Python builtin OverflowError: a number too large for the C type behind it.
+class OverflowError : public Exception {
+ public:
+  using Exception::Exception;
+  const char* python_name() const noexcept override { return "OverflowError"; }
+};
+
 /// Python builtin RuntimeError.
 class RuntimeError : public Exception {
  public:
@@ -93,13 +107,6 @@ class NotImplementedError : public RuntimeError {
  public:
   using RuntimeError::RuntimeError;
   const char* python_name() const noexcept override { return "NotImplementedError"; }
-};
-
-/// Python builtin IndexError: a position out of range (ShareableList).
-class IndexError : public Exception {
- public:
-  using Exception::Exception;
-  const char* python_name() const noexcept override { return "IndexError"; }
 };
 
 /// Python builtin AssertionError: what a failed `assert` in the Python source

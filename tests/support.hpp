@@ -1,12 +1,15 @@
 // tests/support.hpp — helpers shared by the test files, in the spirit of
 // CPython's test.support: a byte channel from a child to the test, a join with
-// a time limit, and the start-method parameter of the suites.
+// a time limit, the start-method parameter of the suites, and a pristine
+// shared heap for tests that make Values.
 #pragma once
 
 #include <sys/types.h>
 
 #include <functional>
+#include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -93,6 +96,26 @@ std::vector<std::string> start_methods();
 inline std::string method_name(const ::testing::TestParamInfo<std::string>& info) {
   return info.param;
 }
+
+/// Python: _TestHeap.setUp / tearDown: a pristine shared heap
+/// (heap::BufferWrapper::_heap()) while this object lives, the old one back
+/// afterwards.  Dropping the test's heap unmaps its arenas and closes their
+/// fds, so a test that makes Values and Arrays leaves no fd behind (the heap of
+/// a process otherwise keeps its small arenas until exit, as Python's does).
+/// Make it a member of the fixture, so it outlives the test's objects.
+class PristineHeap {
+ public:
+  PristineHeap()
+      : old_(std::exchange(mp::heap::BufferWrapper::_heap(), std::make_shared<mp::heap::Heap>())) {}
+  ~PristineHeap() { mp::heap::BufferWrapper::_heap() = old_; }
+  PristineHeap(const PristineHeap&) = delete;
+  PristineHeap& operator=(const PristineHeap&) = delete;
+  /// The test's heap.
+  mp::heap::Heap& get() { return *mp::heap::BufferWrapper::_heap(); }
+
+ private:
+  std::shared_ptr<mp::heap::Heap> old_;
+};
 
 /// Base fixture for suites parametrised by start method: fixes the default
 /// context's method for the test (Python: set_start_method(m, force=True)).

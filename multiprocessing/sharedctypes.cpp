@@ -1,0 +1,207 @@
+// multiprocessing/sharedctypes.cpp
+// Mirrors CPython 3.11 Lib/multiprocessing/sharedctypes.py; see sharedctypes.hpp.
+// The templates live in the header; here are the parts that do not depend on
+// the item type: ctypes' names and reprs, and Python's index and slice rules.
+#include "multiprocessing/sharedctypes.hpp"
+
+#include <cxxabi.h>
+
+#include <charconv>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+
+#include "multiprocessing/exceptions.hpp"
+
+namespace multiprocessing::sharedctypes {
+
+std::string _ctype_name(const std::type_info& type) {
+  // Python: type(obj).__name__ for the types of typecode_to_type.  On 64-bit
+  // Linux ctypes makes c_longlong the same class as c_long, and prints it so.
+  if (type == typeid(char)) return "c_char";
+  if (type == typeid(wchar_t)) return "c_wchar";
+  if (type == typeid(signed char)) return "c_byte";
+  if (type == typeid(unsigned char)) return "c_ubyte";
+  if (type == typeid(short)) return "c_short";
+  if (type == typeid(unsigned short)) return "c_ushort";
+  if (type == typeid(int)) return "c_int";
+  if (type == typeid(unsigned int)) return "c_uint";
+  if (type == typeid(long) || (type == typeid(long long) && sizeof(long) == sizeof(long long))) {
+    return "c_long";
+  }
+  if (type == typeid(unsigned long) ||
+      (type == typeid(unsigned long long) && sizeof(long) == sizeof(long long))) {
+    return "c_ulong";
+  }
+  if (type == typeid(long long)) return "c_longlong";
+  if (type == typeid(unsigned long long)) return "c_ulonglong";
+  if (type == typeid(float)) return "c_float";
+  if (type == typeid(double)) return "c_double";
+  if (type == typeid(bool)) return "c_bool";
+  // Anything else (a struct): its C++ name, demangled.
+  int status = 0;
+  char* demangled = abi::__cxa_demangle(type.name(), nullptr, nullptr, &status);
+  std::string name = status == 0 && demangled != nullptr ? demangled : type.name();
+  std::free(demangled);
+  return name;
+}
+
+namespace {
+
+template <class Integer>
+std::string integer_repr(Integer v) {
+  return std::to_string(v);
+}
+
+std::string float_repr(double v) {
+  // Python's float repr: the shortest text that reads back as the same
+  // double, with ".0" when it would look like an integer.
+  if (v != v) return "nan";
+  if (v == 1.0 / 0.0) return "inf";
+  if (v == -1.0 / 0.0) return "-inf";
+  char buffer[64];
+  auto [end, ec] = std::to_chars(buffer, buffer + sizeof buffer, v);
+  std::string text(buffer, end);
+  if (text.find_first_of(".en") == std::string::npos) text += ".0";
+  return text;
+}
+
+}  // namespace
+
+std::string _bytes_repr(std::string_view bytes) {
+  // Python's bytes.__repr__, with single quotes (there is no double-quote
+  // switch here: ctypes values rarely hold quotes).
+  std::string out = "b'";
+  for (unsigned char c : bytes) {
+    switch (c) {
+      case '\\': out += "\\\\"; break;
+      case '\'': out += "\\'"; break;
+      case '\t': out += "\\t"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      default:
+        if (c < 0x20 || c >= 0x7f) {
+          char hex[5];
+          std::snprintf(hex, sizeof hex, "\\x%02x", c);
+          out += hex;
+        } else {
+          out += static_cast<char>(c);
+        }
+    }
+  }
+  return out + "'";
+}
+
+std::string _address_repr(const void* address) {
+  char text[32];
+  std::snprintf(text, sizeof text, "0x%llx",
+                static_cast<unsigned long long>(reinterpret_cast<std::uintptr_t>(address)));
+  return text;
+}
+
+std::string _repr_of(char v) { return _bytes_repr(std::string_view(&v, 1)); }
+std::string _repr_of(wchar_t v) {
+  // Python: repr of a 1-character str.  Non-ASCII characters are written in
+  // UTF-8 (Python prints printable ones as they are).
+  auto c = static_cast<std::uint32_t>(v);
+  if (c == '\'') return "'\\''";
+  if (c == '\\') return "'\\\\'";
+  if (c < 0x20 || c == 0x7f) {
+    char hex[8];
+    std::snprintf(hex, sizeof hex, "\\x%02x", static_cast<unsigned>(c));
+    return std::string("'") + hex + "'";
+  }
+  std::string utf8;
+  if (c < 0x80) {
+    utf8 += static_cast<char>(c);
+  } else if (c < 0x800) {
+    utf8 += static_cast<char>(0xc0 | (c >> 6));
+    utf8 += static_cast<char>(0x80 | (c & 0x3f));
+  } else if (c < 0x10000) {
+    utf8 += static_cast<char>(0xe0 | (c >> 12));
+    utf8 += static_cast<char>(0x80 | ((c >> 6) & 0x3f));
+    utf8 += static_cast<char>(0x80 | (c & 0x3f));
+  } else {
+    utf8 += static_cast<char>(0xf0 | (c >> 18));
+    utf8 += static_cast<char>(0x80 | ((c >> 12) & 0x3f));
+    utf8 += static_cast<char>(0x80 | ((c >> 6) & 0x3f));
+    utf8 += static_cast<char>(0x80 | (c & 0x3f));
+  }
+  return "'" + utf8 + "'";
+}
+std::string _repr_of(signed char v) { return integer_repr(static_cast<int>(v)); }
+std::string _repr_of(unsigned char v) { return integer_repr(static_cast<unsigned>(v)); }
+std::string _repr_of(short v) { return integer_repr(static_cast<int>(v)); }
+std::string _repr_of(unsigned short v) { return integer_repr(static_cast<unsigned>(v)); }
+std::string _repr_of(int v) { return integer_repr(v); }
+std::string _repr_of(unsigned int v) { return integer_repr(v); }
+std::string _repr_of(long v) { return integer_repr(v); }
+std::string _repr_of(unsigned long v) { return integer_repr(v); }
+std::string _repr_of(long long v) { return integer_repr(v); }
+std::string _repr_of(unsigned long long v) { return integer_repr(v); }
+// ctypes shows a c_float through the double it converts to: c_float(3.140000104904175).
+std::string _repr_of(float v) { return float_repr(static_cast<double>(v)); }
+std::string _repr_of(double v) { return float_repr(v); }
+std::string _repr_of(bool v) { return v ? "True" : "False"; }
+
+SliceIndices _adjust_slice(std::size_t length, std::optional<std::ptrdiff_t> start,
+                           std::optional<std::ptrdiff_t> stop, std::optional<std::ptrdiff_t> step) {
+  // Python: PySlice_Unpack + PySlice_AdjustIndices (Objects/sliceobject.c).
+  auto n = static_cast<std::ptrdiff_t>(length);
+  std::ptrdiff_t st = step.value_or(1);
+  if (st == 0) throw ValueError("slice step cannot be zero");
+  std::ptrdiff_t lo, hi;
+  if (st > 0) {
+    lo = start.value_or(0);
+    hi = stop.value_or(n);
+  } else {
+    lo = start.value_or(n - 1);
+    hi = stop.value_or(-n - 1);  // "before the first item", once adjusted below
+  }
+  auto adjust = [&](std::ptrdiff_t i) {
+    if (i < 0) {
+      i += n;
+      if (i < 0) i = st < 0 ? -1 : 0;
+    } else if (i >= n) {
+      i = st < 0 ? n - 1 : n;
+    }
+    return i;
+  };
+  lo = adjust(lo);
+  hi = adjust(hi);
+  std::ptrdiff_t count = 0;
+  if (st < 0) {
+    if (hi < lo) count = (lo - hi - 1) / (-st) + 1;
+  } else if (lo < hi) {
+    count = (hi - lo - 1) / st + 1;
+  }
+  return {lo, hi, st, count};
+}
+
+std::size_t _check_index(std::ptrdiff_t i, std::size_t length) {
+  // Python (ctypes Array_item): a negative index counts from the end.
+  auto n = static_cast<std::ptrdiff_t>(length);
+  if (i < 0) i += n;
+  if (i < 0 || i >= n) throw IndexError("invalid index");
+  return static_cast<std::size_t>(i);
+}
+
+void _check_same_size(std::size_t expected, std::size_t got) {
+  if (expected != got) throw ValueError("Can only assign sequence of same size");
+}
+
+std::ptrdiff_t _array_bytes(std::ptrdiff_t length, std::size_t item_size) {
+  // Python: `type_ * length` (ctypes refuses a negative length or one whose
+  // bytes overflow).
+  if (length < 0) throw ValueError("Array length must be >= 0, not " + std::to_string(length));
+  if (item_size != 0 && static_cast<std::size_t>(length) > static_cast<std::size_t>(PTRDIFF_MAX) / item_size) {
+    throw OverflowError("array too large");
+  }
+  return static_cast<std::ptrdiff_t>(static_cast<std::size_t>(length) * item_size);
+}
+
+void _check_fits(std::size_t capacity, std::size_t got) {
+  if (got > capacity) throw ValueError("byte string too long");
+}
+
+}  // namespace multiprocessing::sharedctypes
