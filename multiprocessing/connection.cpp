@@ -6,6 +6,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -726,3 +727,51 @@ std::vector<int> wait(const std::vector<int>& object_list, std::optional<double>
 }
 
 }  // namespace multiprocessing::connection
+
+// ------------------------------------------------------------------ pickling
+
+namespace multiprocessing {
+
+namespace {
+// The unpickler may name it (ForkingPickler's allow-list).
+const bool connection_globals_registered = [] {
+  reduction::ForkingPickler::register_global("multiprocessing.connection", "rebuild_connection");
+  return true;
+}();
+}  // namespace
+
+Object Convert<connection::Connection>::to_object(const connection::Connection& c) {
+  // A duplicate, held as long as this value lives (Python's args keep the
+  // Connection object itself alive).
+  auto fd = std::make_shared<os::Fd>(::fcntl(c.fileno(), F_DUPFD_CLOEXEC, 0));
+  if (!*fd) raise_os_error("fcntl", errno);
+  bool readable = c.readable(), writable = c.writable();
+  Object::Reduced r{{"multiprocessing.connection", "rebuild_connection"}, {Object(), readable, writable}};
+  r.local = fd;
+  // Python: reduce_connection(conn) -> rebuild_connection, (DupFd(fd), r, w).
+  r.reduce = [fd, readable, writable] {
+    return Object(Object::Reduced{{"multiprocessing.connection", "rebuild_connection"},
+                                  {reduction::DupFd(fd->get()), readable, writable}});
+  };
+  return r;
+}
+
+connection::Connection Convert<connection::Connection>::from_object(const Object& obj) {
+  const Object::Reduced* r = obj.reduced();
+  if (r == nullptr || r->callable.qualname != "rebuild_connection" || r->args.size() != 3) {
+    throw UnpicklingError("expected a pickled Connection, got " + obj.repr());
+  }
+  bool readable = r->args[1].as<bool>();
+  bool writable = r->args[2].as<bool>();
+  if (r->local) {
+    // In memory (fork): a duplicate of the same fd for this Connection.
+    const auto& held = *static_cast<const os::Fd*>(r->local.get());
+    os::Fd fd(::fcntl(held.get(), F_DUPFD_CLOEXEC, 0));
+    if (!fd) raise_os_error("fcntl", errno);
+    return connection::Connection(std::move(fd), readable, writable);
+  }
+  // Python: rebuild_connection(df, readable, writable): fd = df.detach().
+  return connection::Connection(os::Fd(reduction::_detach_dup_fd(r->args[0])), readable, writable);
+}
+
+}  // namespace multiprocessing

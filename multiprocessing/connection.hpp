@@ -349,3 +349,19 @@ std::vector<int> wait(std::initializer_list<int> object_list,
                       std::optional<double> timeout = std::nullopt);
 
 }  // namespace multiprocessing::connection
+
+namespace multiprocessing {
+
+/// A Connection as a Process arg (reduction.hpp's customization point).
+/// Python pickles it as `rebuild_connection(DupFd(fd), readable, writable)`:
+/// under spawn and forkserver the child inherits the fd; under fork it gets a
+/// duplicate of the same fd.  The value keeps its own duplicate open while it
+/// lives, so closing the Connection after making the Process is safe.  Take
+/// it as `Connection&` in the target: a Connection cannot be copied.
+template <>
+struct Convert<connection::Connection> {
+  static Object to_object(const connection::Connection& c);
+  static connection::Connection from_object(const Object& obj);
+};
+
+}  // namespace multiprocessing

@@ -49,6 +49,23 @@ std::unique_ptr<popen_fork::Popen> BaseContext::_make_popen(BaseProcess& process
 
 void BaseContext::freeze_support() { spawn::freeze_support(); }
 
+// ------------------------------------------------------------------ spawning popen
+
+namespace {
+thread_local popen_fork::Popen* spawning_popen = nullptr;  // Python: _tls.spawning_popen
+}
+
+popen_fork::Popen* get_spawning_popen() { return spawning_popen; }
+
+void set_spawning_popen(popen_fork::Popen* popen) { spawning_popen = popen; }
+
+void assert_spawning(const std::string& type_name) {
+  if (get_spawning_popen() == nullptr) {
+    throw RuntimeError(type_name + " objects should only be shared between processes through "
+                       "inheritance");
+  }
+}
+
 // ------------------------------------------------------------------ Process classes
 
 std::unique_ptr<popen_fork::Popen> Process::_make_popen() {

@@ -249,6 +249,18 @@ DefaultContext& _default_context();
 /// Python: context._force_start_method(method): a child fixes its parent's method.
 void _force_start_method(const std::string& method);
 
+/// Python: context.get_spawning_popen(): while a spawn or forkserver Popen
+/// pickles the process object of the child it starts, that Popen (in the
+/// thread doing it); nullptr at any other time.
+popen_fork::Popen* get_spawning_popen();
+/// Python: context.set_spawning_popen(popen).
+void set_spawning_popen(popen_fork::Popen* popen);
+/// Python: context.assert_spawning(obj): objects such as locks may be pickled
+/// only to start a child.
+/// \throws RuntimeError "Lock objects should only be shared between processes
+///   through inheritance" (with the type's name) at any other time.
+void assert_spawning(const std::string& type_name);
+
 // Package-level names (Python: `from multiprocessing import get_context, ...`,
 // bound to _default_context).
 BaseContext& get_context(std::optional<std::string> method = std::nullopt);

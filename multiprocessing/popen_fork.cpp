@@ -102,6 +102,10 @@ void Popen::_launch(BaseProcess& process_obj) {
 
 void Popen::close() { finalizer(); }
 
+Object Popen::DupFd(int) const {
+  throw NotImplementedError("popen_fork.Popen has no DupFd: under fork nothing is pickled");
+}
+
 /// Write `data` to the child through `fd`, unless the child ends first.
 /// Python writes with a plain blocking write; a child that died before reading
 /// would then raise BrokenPipeError (Python ignores SIGPIPE) or, with more than

@@ -12,6 +12,7 @@
 #include <optional>
 #include <string_view>
 
+#include "multiprocessing/reduction.hpp"
 #include "multiprocessing/util.hpp"
 
 namespace multiprocessing {
@@ -51,6 +52,11 @@ class Popen {
   /// Python: duplicate_for_child(fd): under fork the child inherits every fd
   /// already, so the same number serves.
   virtual int duplicate_for_child(int fd) { return fd; }
+  /// Python: the `DupFd` class attribute of the spawn and forkserver Popens:
+  /// what stands for an fd inside the pickle, given what duplicate_for_child()
+  /// returned.  popen_fork has none (nothing is pickled under fork).
+  /// \throws NotImplementedError here.
+  virtual Object DupFd(int handle) const;
 
   pid_t pid = 0;                   ///< Python: self.pid
   std::optional<int> returncode;   ///< Python: self.returncode

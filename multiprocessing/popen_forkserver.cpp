@@ -8,6 +8,7 @@
 #include <string>
 
 #include "multiprocessing/connection.hpp"
+#include "multiprocessing/context.hpp"
 #include "multiprocessing/exceptions.hpp"
 #include "multiprocessing/forkserver.hpp"
 #include "multiprocessing/os.hpp"
@@ -27,12 +28,24 @@ int Popen::duplicate_for_child(int fd) {
   return static_cast<int>(_fds.size()) - 1;
 }
 
+Object Popen::DupFd(int handle) const {
+  return Object::Reduced{{"multiprocessing.popen_forkserver", "_DupFd"}, {std::int64_t{handle}}, false, {}, {}, {}};
+}
+
 void Popen::_launch(BaseProcess& process_obj) {
   // Python: the preparation data and the process object, pickled first, so
   // that a target that cannot cross fails before the server is asked.
   std::string buf;
-  reduction::dump(spawn::get_preparation_data(process_obj.name()), buf);
-  reduction::dump(process_obj._getstate(), buf);
+  {
+    // Python: set_spawning_popen(self) while pickling: locks may be pickled
+    // now (assert_spawning), and fds become numbers for the child (DupFd).
+    set_spawning_popen(this);
+    struct Reset {
+      ~Reset() { set_spawning_popen(nullptr); }
+    } reset;
+    reduction::dump(spawn::get_preparation_data(process_obj.name()), buf);
+    reduction::dump(process_obj._getstate(), buf);
+  }
   auto [status_r, data_w] = forkserver::connect_to_new_process(_fds);
   os::Fd w(data_w);
   sentinel_ = status_r;

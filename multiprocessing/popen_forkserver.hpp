@@ -27,6 +27,8 @@ class Popen : public popen_fork::Popen {
   /// Python: duplicate_for_child(fd): the fd is sent to the server with the
   /// request; the child finds it at this index of get_inherited_fds().
   int duplicate_for_child(int fd) override;
+  /// Python: Popen.DupFd = _DupFd: an index into forkserver.get_inherited_fds() in the child.
+  Object DupFd(int handle) const override;
 
   /// Python: poll(flag=os.WNOHANG): the exit code the server wrote on the
   /// sentinel, or nullopt if it has not come yet (flag WNOHANG); with flag 0,

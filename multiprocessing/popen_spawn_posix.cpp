@@ -7,6 +7,7 @@
 #include <string>
 
 #include "multiprocessing/connection.hpp"
+#include "multiprocessing/context.hpp"
 #include "multiprocessing/exceptions.hpp"
 #include "multiprocessing/os.hpp"
 #include "multiprocessing/process.hpp"
@@ -33,13 +34,25 @@ int Popen::duplicate_for_child(int fd) {
   return kFirstChildFd + static_cast<int>(_fds.size()) - 1;
 }
 
+Object Popen::DupFd(int handle) const {
+  return Object::Reduced{{"multiprocessing.popen_spawn_posix", "_DupFd"}, {std::int64_t{handle}}, false, {}, {}, {}};
+}
+
 void Popen::_launch(BaseProcess& process_obj) {
   // Python: prep_data and the process object, pickled one after the other.
   // Pickling first: a target that cannot cross fails here, before anything
   // is opened or started.
   std::string fp;
-  reduction::dump(spawn::get_preparation_data(process_obj.name()), fp);
-  reduction::dump(process_obj._getstate(), fp);
+  {
+    // Python: set_spawning_popen(self) while pickling: locks may be pickled
+    // now (assert_spawning), and fds become numbers for the child (DupFd).
+    set_spawning_popen(this);
+    struct Reset {
+      ~Reset() { set_spawning_popen(nullptr); }
+    } reset;
+    reduction::dump(spawn::get_preparation_data(process_obj.name()), fp);
+    reduction::dump(process_obj._getstate(), fp);
+  }
 
   // The same two pipes as popen_fork: parent_r is the sentinel (EOF when the
   // child, the only holder of child_w, exits); child_r carries the pickles to

@@ -33,6 +33,8 @@ class Popen : public popen_fork::Popen {
   /// keeps the parent's numbers; renumbering lets everything else be closed
   /// with one closefrom).
   int duplicate_for_child(int fd) override;
+  /// Python: Popen.DupFd = _DupFd: the fd number itself: the child inherits it under that number.
+  Object DupFd(int handle) const override;
 
  protected:
   /// Python: _launch(process_obj).

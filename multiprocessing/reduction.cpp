@@ -4,6 +4,7 @@
 // lists and dicts the way the Python lessons print them.
 #include "multiprocessing/reduction.hpp"
 
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -14,7 +15,11 @@
 #include <cstdlib>
 #include <string>
 
+#include "multiprocessing/context.hpp"
 #include "multiprocessing/exceptions.hpp"
+#include "multiprocessing/forkserver.hpp"
+#include "multiprocessing/popen_fork.hpp"
+#include "multiprocessing/reduction/pickle.hpp"
 
 namespace multiprocessing {
 
@@ -366,6 +371,50 @@ std::vector<int> recvfds(int sock, std::size_t size) {
   }
   return fds;
 }
+
+Object DupFd(int fd) {
+  popen_fork::Popen* popen = get_spawning_popen();
+  if (popen == nullptr) {
+    throw NotImplementedError(
+        "an fd can cross to another process inside a pickle only while a child is being "
+        "started (spawn, forkserver); lending it to a running process (Python's "
+        "resource_sharer) is not implemented in this port");
+  }
+  return popen->DupFd(popen->duplicate_for_child(fd));
+}
+
+int _detach_dup_fd(const Object& dup_fd) {
+  const Object::Reduced* r = dup_fd.reduced();
+  if (r == nullptr || r->callable.qualname != "_DupFd" || r->args.size() != 1) {
+    throw UnpicklingError("expected a DupFd, got " + dup_fd.repr());
+  }
+  int handle = static_cast<int>(r->args[0].as<std::int64_t>());
+  int fd;
+  if (r->callable.module == "multiprocessing.popen_spawn_posix") {
+    fd = handle;  // inherited under this number
+  } else if (r->callable.module == "multiprocessing.popen_forkserver") {
+    const auto& inherited = forkserver::get_inherited_fds();
+    if (!inherited || handle < 0 || static_cast<std::size_t>(handle) >= inherited->size()) {
+      throw UnpicklingError("DupFd index " + std::to_string(handle) + " has no inherited fd");
+    }
+    fd = (*inherited)[static_cast<std::size_t>(handle)];
+  } else {
+    throw UnpicklingError("expected a DupFd, got " + dup_fd.repr());
+  }
+  // Inherited across exec, so without FD_CLOEXEC: give it the flag every fd
+  // of this library has.
+  ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+  return fd;
+}
+
+namespace {
+// The unpickler may name these (ForkingPickler's allow-list).
+const bool dup_fd_globals_registered = [] {
+  ForkingPickler::register_global("multiprocessing.popen_spawn_posix", "_DupFd");
+  ForkingPickler::register_global("multiprocessing.popen_forkserver", "_DupFd");
+  return true;
+}();
+}  // namespace
 
 void send_handle(int sock, int handle) { sendfds(sock, {handle}); }
 

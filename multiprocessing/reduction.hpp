@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <initializer_list>
 #include <map>
 #include <memory>
@@ -135,13 +136,27 @@ class Object {
   /// writes an instance such as a manager Token).  `state`, when present, is what
   /// BUILD passes to `__setstate__` (or merges into `__dict__`).
   struct Reduced {
-    Global callable;
-    std::vector<Object> args;
+    Global callable = {};
+    std::vector<Object> args = {};
     bool newobj = false;
     /// Empty: no BUILD.  One item: the state.  (A vector because Object is not
     /// complete here; std::optional would need it to be.)
-    std::vector<Object> state;
-    friend bool operator==(const Reduced&, const Reduced&) = default;
+    std::vector<Object> state = {};
+    /// Port only, never pickled and not compared: what the object is in this
+    /// process (a semaphore's handle, an open fd).  A forked child receives
+    /// its Process's args in memory, not pickled, and rebuilds the object from
+    /// this, as Python's forked child simply has the same objects.
+    std::shared_ptr<const void> local = {};
+    /// Port only, not compared: Python's `__reduce__` run at pickling time.
+    /// When set, the pickler writes what it returns instead of this object:
+    /// how a lock checks that it is being pickled for a child being spawned
+    /// (context.assert_spawning), and how an fd becomes the number the child
+    /// will find it under (reduction.DupFd).
+    std::function<Object()> reduce = {};
+    friend bool operator==(const Reduced& a, const Reduced& b) {
+      return a.callable == b.callable && a.args == b.args && a.newobj == b.newobj &&
+             a.state == b.state;
+    }
   };
 
   /// The alternatives.  A Global or a Reduced is boxed (see Box); reach it with
@@ -420,6 +435,19 @@ void sendfds(int sock, const std::vector<int>& fds);
 ///   ancdata" or "Invalid data received"; AssertionError if the count byte
 ///   disagrees ("Len is N but msg[0] is M"); OSError("recvmsg", errno).
 std::vector<int> recvfds(int sock, std::size_t size);
+
+/// Python: reduction.DupFd(fd): what stands for `fd` inside the pickle of a
+/// child's process object: the spawning Popen's DupFd of
+/// duplicate_for_child(fd) (see context.hpp, get_spawning_popen).
+/// \throws NotImplementedError outside spawning: Python then lends the fd
+///   through resource_sharer's server thread, which is not ported yet.
+Object DupFd(int fd);
+
+/// Python: `DupFd(...).detach()` in the child: the fd itself, now owned by
+/// the caller (close-on-exec).  Under spawn, the number the child inherited;
+/// under forkserver, forkserver.get_inherited_fds()[index].
+/// \throws UnpicklingError if `dup_fd` is not a DupFd this port wrote.
+int _detach_dup_fd(const Object& dup_fd);
 
 /// Python: reduction.send_handle(conn, handle, destination_pid): one fd.
 void send_handle(int sock, int handle);

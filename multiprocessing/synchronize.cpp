@@ -19,6 +19,7 @@
 #include "multiprocessing/exceptions.hpp"
 #include "multiprocessing/os.hpp"
 #include "multiprocessing/process.hpp"
+#include "multiprocessing/reduction/pickle.hpp"
 #include "multiprocessing/resource_tracker.hpp"
 #include "multiprocessing/util.hpp"
 
@@ -32,6 +33,7 @@ struct SemLock::Impl {
   int kind = SEMAPHORE;        // kind
   unsigned maxvalue = 1;       // maxvalue
   std::string name;            // name
+  bool name_unlinked = false;  // made in a fork context: the name is gone already
   // count: acquisitions by this process (RLock: by its owner); last_tid: the
   // thread that acquired it last.  Python's C code updates them under the GIL;
   // here threads run truly at once, so they are atomics (see add_count).
@@ -154,6 +156,7 @@ SemLock::SemLock(int kind, unsigned value, unsigned maxvalue, BaseContext* ctx)
 
   if (unlink_now) {
     ::sem_unlink(impl_->name.c_str());
+    impl_->name_unlinked = true;
   } else {
     // Python: the name must stay for children that open it by name, so the
     // resource tracker learns it (and unlinks it if this process dies
@@ -182,6 +185,81 @@ SemLock::SemLock(int kind, unsigned value, unsigned maxvalue, BaseContext* ctx)
   Impl* raw = impl_.get();
   impl_->after_fork =
       util::register_after_fork([raw] { raw->count.store(0, std::memory_order_relaxed); });
+}
+
+// ------------------------------------------------------------------ pickling
+
+namespace {
+const char* const kForkContextMessage =
+    "A SemLock created in a fork context is being shared with a process in a spawn context. "
+    "This is not supported. Please use the same context to create multiprocessing objects "
+    "and Process.";
+
+// The unpickler may name these classes (ForkingPickler's allow-list).
+const bool synchronize_globals_registered = [] {
+  for (const char* name : {"Lock", "RLock", "Semaphore", "BoundedSemaphore", "Condition", "Event"}) {
+    reduction::ForkingPickler::register_global("multiprocessing.synchronize", name);
+  }
+  return true;
+}();
+
+const Object::Tuple& state_tuple(const Object& obj, const char* qualname, std::size_t size) {
+  const Object::Reduced* r = obj.reduced();
+  const Object::Tuple* t = nullptr;
+  if (r != nullptr && r->callable.module == "multiprocessing.synchronize" && r->state.size() == 1) {
+    t = std::get_if<Object::Tuple>(&r->state[0].variant());
+  }
+  if (t == nullptr || t->items.size() != size) {
+    throw UnpicklingError(std::string("expected a pickled ") + qualname + ", got " + obj.repr());
+  }
+  return *t;
+}
+
+/// A Reduced that checks, when pickled, that a child is being started, and
+/// then pickles as `plain`.
+Object::Reduced spawning_only(Object::Reduced plain, std::string type_name) {
+  Object::Reduced r = plain;
+  r.reduce = [plain = Object(std::move(plain)), type_name] {
+    assert_spawning(type_name);
+    return plain;
+  };
+  return r;
+}
+}  // namespace
+
+Object SemLock::_reduce(const char* qualname) const {
+  const Impl& self = *impl_;
+  Object::Tuple state{{Object(), std::int64_t{self.kind}, std::int64_t{self.maxvalue}, self.name}};
+  Object::Reduced plain{{"multiprocessing.synchronize", qualname}, {}, true, {Object(state)}};
+  Object::Reduced r = plain;
+  r.local = impl_;  // under fork the child's args hold this very semaphore
+  r.reduce = [plain = Object(std::move(plain)), type = std::string(qualname),
+              fork_ctx = self.name_unlinked] {
+    assert_spawning(type);
+    if (fork_ctx) throw RuntimeError(kForkContextMessage);
+    return plain;
+  };
+  return r;
+}
+
+SemLock::Rebuilt SemLock::_rebuild(const Object& obj) {
+  const Object::Tuple& state = state_tuple(obj, "SemLock", 4);
+  if (const auto& local = obj.reduced()->local) {
+    return Rebuilt{std::static_pointer_cast<Impl>(std::const_pointer_cast<void>(local))};
+  }
+  auto impl = std::make_shared<Impl>();
+  impl->kind = static_cast<int>(state.items[1].as<std::int64_t>());
+  impl->maxvalue = static_cast<unsigned>(state.items[2].as<std::int64_t>());
+  impl->name = state.items[3].as<std::string>();
+  // Python: _multiprocessing.SemLock._rebuild: open the creator's semaphore
+  // by name.  No O_CREAT: if it is gone, say so rather than make a new one.
+  impl->handle = ::sem_open(impl->name.c_str(), 0);
+  if (impl->handle == SEM_FAILED) raise_os_error("sem_open", errno);
+  Impl* raw = impl.get();
+  impl->after_fork =
+      util::register_after_fork([raw] { raw->count.store(0, std::memory_order_relaxed); });
+  util::debug("recreated blocker with handle " + impl->name);
+  return Rebuilt{std::move(impl)};
 }
 
 bool SemLock::acquire(bool block, std::optional<double> timeout) {
@@ -359,6 +437,22 @@ bool Condition::wait_for(const std::function<bool()>& predicate, std::optional<d
   return result;
 }
 
+Object Condition::_reduce() const {
+  Object::Tuple state{{lock_._reduce(lock_.kind() == RECURSIVE_MUTEX ? "RLock" : "Lock"),
+                       sleeping_count_._reduce("Semaphore"), woken_count_._reduce("Semaphore"),
+                       wait_semaphore_._reduce("Semaphore")}};
+  return spawning_only({{"multiprocessing.synchronize", "Condition"}, {}, true, {Object(state)}},
+                       "Condition");
+}
+
+Condition Condition::_rebuild(const Object& obj) {
+  const Object::Tuple& state = state_tuple(obj, "Condition", 4);
+  return Condition(SemLock(SemLock::_rebuild(state.items[0])),
+                   Semaphore(SemLock::_rebuild(state.items[1])),
+                   Semaphore(SemLock::_rebuild(state.items[2])),
+                   Semaphore(SemLock::_rebuild(state.items[3])));
+}
+
 std::string Condition::repr() const {
   int waiters = sleeping_count_.get_value() - woken_count_.get_value();
   std::string lock = lock_.kind() == RECURSIVE_MUTEX ? rlock_repr(lock_) : lock_repr(lock_);
@@ -402,6 +496,16 @@ bool Event::wait(std::optional<double> timeout) {
     return true;
   }
   return false;
+}
+
+Object Event::_reduce() const {
+  Object::Tuple state{{cond_._reduce(), flag_._reduce("Semaphore")}};
+  return spawning_only({{"multiprocessing.synchronize", "Event"}, {}, true, {Object(state)}}, "Event");
+}
+
+Event Event::_rebuild(const Object& obj) {
+  const Object::Tuple& state = state_tuple(obj, "Event", 2);
+  return Event(Condition::_rebuild(state.items[0]), Semaphore(SemLock::_rebuild(state.items[1])));
 }
 
 // ------------------------------------------------------------------ Barrier

@@ -17,6 +17,8 @@
 #include <optional>
 #include <string>
 
+#include "multiprocessing/reduction.hpp"
+
 namespace multiprocessing {
 class BaseContext;
 }
@@ -71,6 +73,26 @@ class SemLock {
 
   struct Impl;
 
+  /// The semaphore behind a handle, for a handle of another class (a Lock's
+  /// state given to a Lock in a child).  Port only.
+  struct Rebuilt {
+    std::shared_ptr<Impl> impl;
+  };
+  explicit SemLock(Rebuilt rebuilt) : impl_(std::move(rebuilt.impl)) {}
+
+  /// Python: SemLock.__getstate__ / pickling: the object a Process's args
+  /// hold for this semaphore.  In memory (fork) it is this same semaphore;
+  /// pickled for a spawned child it is (None, kind, maxvalue, name), and
+  /// only while a child is being started (context.assert_spawning).
+  /// `qualname` is the Python class: "Lock", "RLock", "Semaphore"...
+  Object _reduce(const char* qualname) const;
+  /// Python: SemLock.__setstate__ / _multiprocessing.SemLock._rebuild: the
+  /// semaphore an object made by _reduce stands for; in a spawned child,
+  /// opened by name (sem_open without O_CREAT).
+  /// \throws UnpicklingError for another kind of object; OSError if the
+  ///   name cannot be opened (its creator is gone).
+  static Rebuilt _rebuild(const Object& obj);
+
  protected:
   std::shared_ptr<Impl> impl_;
 };
@@ -79,6 +101,7 @@ class SemLock {
 class Semaphore : public SemLock {
  public:
   explicit Semaphore(unsigned value = 1, BaseContext* ctx = nullptr);
+  explicit Semaphore(Rebuilt rebuilt) : SemLock(std::move(rebuilt)) {}
   /// Python: get_value().
   int get_value() const { return _get_value(); }
   /// Python: "<Semaphore(value=1)>".
@@ -94,6 +117,7 @@ class Semaphore : public SemLock {
 class BoundedSemaphore : public Semaphore {
  public:
   explicit BoundedSemaphore(unsigned value = 1, BaseContext* ctx = nullptr);
+  explicit BoundedSemaphore(Rebuilt rebuilt) : Semaphore(std::move(rebuilt)) {}
   /// Python: "<BoundedSemaphore(value=1, maxvalue=1)>".
   std::string repr() const;
 };
@@ -103,6 +127,7 @@ class BoundedSemaphore : public Semaphore {
 class Lock : public SemLock {
  public:
   explicit Lock(BaseContext* ctx = nullptr);
+  explicit Lock(Rebuilt rebuilt) : SemLock(std::move(rebuilt)) {}
   /// Python: "<Lock(owner=MainProcess)>", owner=None when free,
   /// SomeOtherThread / SomeOtherProcess when held elsewhere.
   std::string repr() const;
@@ -112,6 +137,7 @@ class Lock : public SemLock {
 class RLock : public SemLock {
  public:
   explicit RLock(BaseContext* ctx = nullptr);
+  explicit RLock(Rebuilt rebuilt) : SemLock(std::move(rebuilt)) {}
   /// Python: "<RLock(MainProcess, 2)>", "<RLock(None, 0)>" when free.
   std::string repr() const;
 };
@@ -143,12 +169,23 @@ class Condition {
   /// Python: "<Condition(<RLock(None, 0)>, 0)>" (the number of sleepers).
   std::string repr() const;
 
+  /// Python: Condition.__getstate__ (lock and the three semaphores), only
+  /// while spawning; and __setstate__.
+  Object _reduce() const;
+  static Condition _rebuild(const Object& obj);
+
   /// Python: _sleeping_count, _woken_count, _wait_semaphore (for tests).
   const Semaphore& _sleeping_count() const { return sleeping_count_; }
   const Semaphore& _woken_count() const { return woken_count_; }
   const Semaphore& _wait_semaphore() const { return wait_semaphore_; }
 
  private:
+  Condition(SemLock lock, Semaphore sleeping, Semaphore woken, Semaphore wait)
+      : lock_(std::move(lock)),
+        sleeping_count_(std::move(sleeping)),
+        woken_count_(std::move(woken)),
+        wait_semaphore_(std::move(wait)) {}
+
   SemLock lock_;
   Semaphore sleeping_count_;
   Semaphore woken_count_;
@@ -166,7 +203,13 @@ class Event {
   /// Python: wait(timeout=None): true if the flag is set.
   bool wait(std::optional<double> timeout = std::nullopt);
 
+  /// Python: Event.__getstate__ (the condition and the flag) / __setstate__.
+  Object _reduce() const;
+  static Event _rebuild(const Object& obj);
+
  private:
+  Event(Condition cond, Semaphore flag) : cond_(std::move(cond)), flag_(std::move(flag)) {}
+
   Condition cond_;
   Semaphore flag_;
 };
@@ -224,3 +267,45 @@ class Barrier {
 };
 
 }  // namespace multiprocessing::synchronize
+
+namespace multiprocessing {
+
+/// The synchronize objects as Process args (reduction.hpp's customization
+/// point): under fork the child gets the same semaphores; under spawn and
+/// forkserver they are pickled by name, as CPython pickles them.
+template <>
+struct Convert<synchronize::Lock> {
+  static Object to_object(const synchronize::Lock& v) { return v._reduce("Lock"); }
+  static synchronize::Lock from_object(const Object& o) { return synchronize::Lock(synchronize::SemLock::_rebuild(o)); }
+};
+template <>
+struct Convert<synchronize::RLock> {
+  static Object to_object(const synchronize::RLock& v) { return v._reduce("RLock"); }
+  static synchronize::RLock from_object(const Object& o) { return synchronize::RLock(synchronize::SemLock::_rebuild(o)); }
+};
+template <>
+struct Convert<synchronize::Semaphore> {
+  static Object to_object(const synchronize::Semaphore& v) { return v._reduce("Semaphore"); }
+  static synchronize::Semaphore from_object(const Object& o) {
+    return synchronize::Semaphore(synchronize::SemLock::_rebuild(o));
+  }
+};
+template <>
+struct Convert<synchronize::BoundedSemaphore> {
+  static Object to_object(const synchronize::BoundedSemaphore& v) { return v._reduce("BoundedSemaphore"); }
+  static synchronize::BoundedSemaphore from_object(const Object& o) {
+    return synchronize::BoundedSemaphore(synchronize::SemLock::_rebuild(o));
+  }
+};
+template <>
+struct Convert<synchronize::Condition> {
+  static Object to_object(const synchronize::Condition& v) { return v._reduce(); }
+  static synchronize::Condition from_object(const Object& o) { return synchronize::Condition::_rebuild(o); }
+};
+template <>
+struct Convert<synchronize::Event> {
+  static Object to_object(const synchronize::Event& v) { return v._reduce(); }
+  static synchronize::Event from_object(const Object& o) { return synchronize::Event::_rebuild(o); }
+};
+
+}  // namespace multiprocessing

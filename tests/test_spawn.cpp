@@ -69,7 +69,47 @@ void report_tracker(std::string path) {
 }
 MP_REGISTER_TARGET(report_tracker);
 
+/// Echo one message back: a Connection crossing as an argument.
+void echo_once(mp::connection::Connection& c) { c.send(c.recv()); }
+MP_REGISTER_TARGET(echo_once);
+
+/// Take the lock, say so, hold it until told, release it.
+void hold_lock(mp::synchronize::Lock lock, mp::connection::Connection& c) {
+  lock.acquire();
+  c.send("held");
+  c.recv();
+  lock.release();
+  c.send("released");
+}
+MP_REGISTER_TARGET(hold_lock);
+
+/// Wait for the event, then report; raise the semaphore on the way.
+void wait_event(mp::synchronize::Event event, mp::synchronize::Semaphore started,
+                mp::connection::Connection& c) {
+  started.release();
+  c.send(event.wait(30.0));
+}
+MP_REGISTER_TARGET(wait_event);
+
+/// Wait on the condition until notified.
+void wait_condition(mp::synchronize::Condition cond, mp::connection::Connection& c) {
+  cond.acquire();
+  c.send("waiting");
+  bool notified = cond.wait(30.0);
+  cond.release();
+  c.send(notified);
+}
+MP_REGISTER_TARGET(wait_condition);
+
 namespace {
+
+/// Library objects as Process args, under every start method: in memory
+/// under fork; under spawn and forkserver pickled, semaphores by name and
+/// connections by fd (issue 5, item 2).
+class TestObjectsCross : public ::testing::TestWithParam<std::string> {
+ protected:
+  mp::BaseContext& ctx = mp::get_context(GetParam());
+};
 
 /// A file name in the test's temporary directory, removed at the end.
 class TempFile {
@@ -243,6 +283,82 @@ TEST_P(TestSpawn, Registration) {
   EXPECT_EQ(cmd[1], "--multiprocessing-fork");
   EXPECT_EQ(cmd[2], "pipe_handle=3");
 }
+
+/// _TestConnection-style echo through a Connection given as an argument.
+TEST_P(TestObjectsCross, Connection) {
+  auto [a, b] = ctx.Pipe();
+  auto p = ctx.Process({.target = echo_once, .args = {b}});
+  p->start();
+  b.close();  // the child has its own
+  a.send(mp::Object::List{1, "two", 3.0});
+  EXPECT_EQ(a.recv(), mp::Object(mp::Object::List{1, "two", 3.0}));
+  join_process(*p);
+  EXPECT_EQ(p->exitcode(), 0);
+}
+
+/// The child holds the parent's lock: the parent cannot take it until the
+/// child lets go.
+TEST_P(TestObjectsCross, Lock) {
+  auto lock = ctx.Lock();
+  auto [a, b] = ctx.Pipe();
+  auto p = ctx.Process({.target = hold_lock, .args = {lock, b}});
+  p->start();
+  EXPECT_EQ(a.recv(), mp::Object("held"));
+  EXPECT_FALSE(lock.acquire(false));
+  a.send("let go");
+  EXPECT_EQ(a.recv(), mp::Object("released"));
+  EXPECT_TRUE(lock.acquire(true, 30.0));
+  lock.release();
+  join_process(*p);
+  EXPECT_EQ(p->exitcode(), 0);
+}
+
+/// An Event and a Semaphore crossing together.
+TEST_P(TestObjectsCross, Event) {
+  auto event = ctx.Event();
+  auto started = ctx.Semaphore(0);
+  auto [a, b] = ctx.Pipe();
+  auto p = ctx.Process({.target = wait_event, .args = {event, started, b}});
+  p->start();
+  ASSERT_TRUE(started.acquire(true, 30.0));
+  event.set();
+  EXPECT_EQ(a.recv(), mp::Object(true));
+  join_process(*p);
+}
+
+/// A Condition crossing: notify() from the parent wakes the child.
+TEST_P(TestObjectsCross, Condition) {
+  auto cond = ctx.Condition();
+  auto [a, b] = ctx.Pipe();
+  auto p = ctx.Process({.target = wait_condition, .args = {cond, b}});
+  p->start();
+  EXPECT_EQ(a.recv(), mp::Object("waiting"));
+  cond.acquire();  // the child is inside wait() once it has released the lock
+  cond.notify();
+  cond.release();
+  EXPECT_EQ(a.recv(), mp::Object(true));
+  join_process(*p);
+}
+
+/// Python's errors: a semaphore of a fork context cannot reach a spawned
+/// child (its name is gone); a lock cannot be sent over a pipe.
+TEST_P(TestObjectsCross, Refusals) {
+  auto [a, b] = ctx.Pipe();
+  EXPECT_THROW(a.send(ctx.Lock()), mp::RuntimeError);
+  if (GetParam() == "fork") return;
+  auto fork_lock = mp::get_context("fork").Lock();
+  auto p = ctx.Process({.target = hold_lock, .args = {fork_lock, b}});
+  try {
+    p->start();
+    FAIL() << "a fork context's lock was pickled for a spawned child";
+  } catch (const mp::RuntimeError& e) {
+    EXPECT_NE(std::string(e.what()).find("fork context"), std::string::npos) << e.what();
+  }
+  EXPECT_TRUE(mp::active_children().empty());
+}
+
+INSTANTIATE_TEST_SUITE_P(Methods, TestObjectsCross, ::testing::Values("fork", "spawn", "forkserver"),
+                         method_name);
 
 INSTANTIATE_TEST_SUITE_P(Methods, TestSpawn, ::testing::Values("spawn", "forkserver"), method_name);
 

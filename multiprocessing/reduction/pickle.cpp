@@ -527,6 +527,11 @@ class Pickler {
 
   // Python: save_reduce(func, args, state, obj=obj).
   void save_reduce(const Object::Reduced& r, int depth) {
+    if (r.reduce) {
+      // Python: the object's own __reduce__, called by save() at this point.
+      save(r.reduce(), depth);
+      return;
+    }
     save_value(r.callable, depth);
     save_tuple(r.args, depth);
     write(std::string(1, r.newobj ? op::NEWOBJ : op::REDUCE));
