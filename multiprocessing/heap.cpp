@@ -14,6 +14,7 @@
 #include <string>
 
 #include "multiprocessing/exceptions.hpp"
+#include "multiprocessing/reduction/pickle.hpp"
 
 namespace multiprocessing::heap {
 
@@ -304,5 +305,69 @@ BufferWrapper::BufferWrapper(std::ptrdiff_t size) : heap_(_heap()) {
   finalizer_ = util::Finalize([heap = heap_, block = block_] { heap->free(block); }, std::nullopt,
                               "Heap.free");
 }
+
+// ------------------------------------------------------------------ pickling
+
+namespace {
+// The unpickler may name these (ForkingPickler's allow-list).
+const bool heap_globals_registered = [] {
+  reduction::ForkingPickler::register_global("multiprocessing.heap", "rebuild_arena");
+  reduction::ForkingPickler::register_global("multiprocessing.heap", "BufferWrapper");
+  return true;
+}();
+}  // namespace
+
+Object _reduce_arena(const std::shared_ptr<Arena>& arena) {
+  auto size = static_cast<std::int64_t>(arena->size());
+  Object::Reduced r{{"multiprocessing.heap", "rebuild_arena"}, {size, Object()}};
+  r.local = arena;
+  r.reduce = [arena, size] {
+    return Object(Object::Reduced{{"multiprocessing.heap", "rebuild_arena"},
+                                  {size, reduction::DupFd(arena->fd())}});
+  };
+  return r;
+}
+
+std::shared_ptr<Arena> _rebuild_arena(const Object& obj) {
+  const Object::Reduced* r = obj.reduced();
+  if (r == nullptr || r->callable.qualname != "rebuild_arena" || r->args.size() != 2) {
+    throw UnpicklingError("expected a pickled Arena, got " + obj.repr());
+  }
+  if (r->local) return std::static_pointer_cast<Arena>(std::const_pointer_cast<void>(r->local));
+  auto size = static_cast<std::size_t>(r->args[0].as<std::int64_t>());
+  return std::make_shared<Arena>(size, os::Fd(reduction::_detach_dup_fd(r->args[1])));
+}
+
+Object BufferWrapper::_reduce() const {
+  Object::Tuple block{{_reduce_arena(block_.arena), static_cast<std::int64_t>(block_.start),
+                       static_cast<std::int64_t>(block_.stop)}};
+  Object::Tuple state{{Object(block), static_cast<std::int64_t>(size_)}};
+  return Object::Reduced{{"multiprocessing.heap", "BufferWrapper"}, {}, true, {Object(state)}};
+}
+
+std::shared_ptr<BufferWrapper> BufferWrapper::_rebuild(const Object& obj) {
+  const Object::Reduced* r = obj.reduced();
+  const Object::Tuple* state = nullptr;
+  if (r != nullptr && r->callable.qualname == "BufferWrapper" && r->state.size() == 1) {
+    state = std::get_if<Object::Tuple>(&r->state[0].variant());
+  }
+  const Object::Tuple* block = nullptr;
+  if (state != nullptr && state->items.size() == 2) {
+    block = std::get_if<Object::Tuple>(&state->items[0].variant());
+  }
+  if (block == nullptr || block->items.size() != 3) {
+    throw UnpicklingError("expected a pickled BufferWrapper, got " + obj.repr());
+  }
+  Block b{_rebuild_arena(block->items[0]), static_cast<std::size_t>(block->items[1].as<std::int64_t>()),
+          static_cast<std::size_t>(block->items[2].as<std::int64_t>())};
+  auto size = static_cast<std::size_t>(state->items[1].as<std::int64_t>());
+  if (b.stop > b.arena->size() || b.start + size > b.stop) {
+    throw UnpicklingError("a pickled BufferWrapper reaches past its arena");
+  }
+  return std::shared_ptr<BufferWrapper>(new BufferWrapper(std::move(b), size));
+}
+
+BufferWrapper::BufferWrapper(Block block, std::size_t size)
+    : block_(std::move(block)), size_(size) {}
 
 }  // namespace multiprocessing::heap

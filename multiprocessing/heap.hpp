@@ -46,6 +46,7 @@
 #include <vector>
 
 #include "multiprocessing/os.hpp"
+#include "multiprocessing/reduction.hpp"
 #include "multiprocessing/util.hpp"
 
 namespace multiprocessing::heap {
@@ -199,16 +200,34 @@ class BufferWrapper {
   /// Python: the block in self._state.
   const Block& block() const { return block_; }
 
+  /// Python: pickling a BufferWrapper for a spawned child: its _state,
+  /// ((arena, start, stop), size), the arena by size and fd (reduce_arena).
+  Object _reduce() const;
+  /// Python: unpickling one in the child: the same bytes of the same file,
+  /// mapped again (rebuild_arena).  The rebuilt wrapper frees nothing: the
+  /// block belongs to the parent's heap.
+  /// \throws UnpicklingError for another kind of object; OSError from mmap.
+  static std::shared_ptr<BufferWrapper> _rebuild(const Object& obj);
+
   /// Python: BufferWrapper._heap, the class-wide heap.  Tests swap in a fresh
   /// one, as _TestHeap.setUp does; a wrapper frees its block into the heap it
   /// came from.
   static std::shared_ptr<Heap>& _heap();
 
  private:
+  BufferWrapper(Block block, std::size_t size);  // rebuilt in a child
+
   std::shared_ptr<Heap> heap_;
   Block block_;
   std::size_t size_;
   util::Finalize finalizer_;  // Python: util.Finalize(self, _heap.free, args=(block,))
 };
+
+/// Python: heap.reduce_arena(a) -> (rebuild_arena, (a.size, DupFd(a.fd))):
+/// an arena crosses to a spawned child as its size and its open file.  In
+/// memory (fork) the same arena.
+Object _reduce_arena(const std::shared_ptr<Arena>& arena);
+/// Python: heap.rebuild_arena(size, dupfd): Arena(size, dupfd.detach()).
+std::shared_ptr<Arena> _rebuild_arena(const Object& obj);
 
 }  // namespace multiprocessing::heap

@@ -11,7 +11,9 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "multiprocessing/context.hpp"
 #include "multiprocessing/exceptions.hpp"
+#include "multiprocessing/reduction/pickle.hpp"
 
 namespace multiprocessing::sharedctypes {
 
@@ -202,6 +204,69 @@ std::ptrdiff_t _array_bytes(std::ptrdiff_t length, std::size_t item_size) {
 
 void _check_fits(std::size_t capacity, std::size_t got) {
   if (got > capacity) throw ValueError("byte string too long");
+}
+
+// ------------------------------------------------------------------ pickling
+
+namespace {
+// The unpickler may name these (ForkingPickler's allow-list).
+const bool sharedctypes_globals_registered = [] {
+  reduction::ForkingPickler::register_global("multiprocessing.sharedctypes", "rebuild_ctype");
+  reduction::ForkingPickler::register_global("multiprocessing.sharedctypes", "synchronized");
+  return true;
+}();
+}  // namespace
+
+Object _reduce_ctype(const std::shared_ptr<heap::BufferWrapper>& wrapper, const std::string& type_name,
+                     std::optional<std::size_t> length) {
+  Object len = length ? Object(static_cast<std::int64_t>(*length)) : Object();
+  Object::Reduced plain{{"multiprocessing.sharedctypes", "rebuild_ctype"},
+                        {type_name, wrapper->_reduce(), len}};
+  Object::Reduced r = plain;
+  r.local = wrapper;  // under fork: this very block
+  r.reduce = [plain = Object(std::move(plain)), type_name] {
+    assert_spawning(type_name);  // Python: reduce_ctype's assert_spawning(obj)
+    return plain;
+  };
+  return r;
+}
+
+std::shared_ptr<heap::BufferWrapper> _rebuild_ctype(const Object& obj, const std::string& type_name,
+                                                   std::optional<std::size_t> length,
+                                                   std::size_t bytes) {
+  const Object::Reduced* r = obj.reduced();
+  if (r == nullptr || r->callable.qualname != "rebuild_ctype" || r->args.size() != 3) {
+    throw UnpicklingError("expected a pickled shared ctypes object, got " + obj.repr());
+  }
+  if (r->args[0] != Object(type_name)) {
+    throw TypeError("expected a shared " + type_name + ", got one of " + r->args[0].repr());
+  }
+  if (length && r->args[2] != Object(static_cast<std::int64_t>(*length))) {
+    throw TypeError("expected a shared array of length " + std::to_string(*length));
+  }
+  std::shared_ptr<heap::BufferWrapper> wrapper =
+      r->local ? std::static_pointer_cast<heap::BufferWrapper>(std::const_pointer_cast<void>(r->local))
+               : heap::BufferWrapper::_rebuild(r->args[1]);
+  if (wrapper->size() < bytes) throw TypeError("the shared block is smaller than a " + type_name);
+  return wrapper;
+}
+
+Object _reduce_synchronized(Object obj, const synchronize::SemLock& lock) {
+  Object::Reduced plain{{"multiprocessing.sharedctypes", "synchronized"}, {std::move(obj), lock._reduce()}};
+  Object::Reduced r = plain;
+  r.reduce = [plain = Object(std::move(plain))] {
+    assert_spawning("Synchronized");  // Python: SynchronizedBase.__reduce__
+    return plain;
+  };
+  return r;
+}
+
+std::pair<Object, Object> _synchronized_parts(const Object& obj) {
+  const Object::Reduced* r = obj.reduced();
+  if (r == nullptr || r->callable.qualname != "synchronized" || r->args.size() != 2) {
+    throw UnpicklingError("expected a pickled synchronized object, got " + obj.repr());
+  }
+  return {r->args[0], r->args[1]};
 }
 
 }  // namespace multiprocessing::sharedctypes

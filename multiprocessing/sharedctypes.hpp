@@ -126,6 +126,30 @@ std::ptrdiff_t _array_bytes(std::ptrdiff_t length, std::size_t item_size);
 void _check_fits(std::size_t capacity, std::size_t got);
 /// \endcond
 
+/// A raw object rebuilt around an existing heap block (in a child the
+/// block's arena was handed over by fd).  Port only.
+struct FromWrapper {
+  std::shared_ptr<heap::BufferWrapper> wrapper;
+};
+
+/// Python: reduce_ctype(obj) -> (rebuild_ctype, (type, obj._wrapper, length)):
+/// what a Process's args hold for a raw value or array.  In memory (fork)
+/// the same block; pickled for a spawned child (only then: assert_spawning),
+/// the block's arena by fd.  `type_name` is the ctypes name ("c_int").
+Object _reduce_ctype(const std::shared_ptr<heap::BufferWrapper>& wrapper, const std::string& type_name,
+                     std::optional<std::size_t> length);
+/// Python: rebuild_ctype(type, wrapper, length): the block an object made by
+/// _reduce_ctype stands for, checked to hold `bytes` bytes of `type_name`.
+/// \throws TypeError if it was made for another type or length;
+///   UnpicklingError for another kind of object.
+std::shared_ptr<heap::BufferWrapper> _rebuild_ctype(const Object& obj, const std::string& type_name,
+                                                   std::optional<std::size_t> length,
+                                                   std::size_t bytes);
+/// Python: SynchronizedBase.__reduce__ -> (synchronized, (obj, lock)).
+Object _reduce_synchronized(Object obj, const synchronize::SemLock& lock);
+/// The (obj, lock) of an object made by _reduce_synchronized.
+std::pair<Object, Object> _synchronized_parts(const Object& obj);
+
 // ------------------------------------------------------------------ raw objects
 
 /// A C value of type T in the shared heap: Python's ctypes object (`c_int(0)`)
@@ -150,6 +174,11 @@ class CValue {
     std::memset(memory, 0, sizeof(T));  // Python: ctypes.memset(addressof(obj), 0, sizeof(obj))
     address_ = ::new (memory) T(init);
   }
+
+  /// Rebuilt around a block that already holds the value (a child's args).
+  explicit CValue(FromWrapper from)
+      : wrapper_(std::move(from.wrapper)),
+        address_(static_cast<T*>(static_cast<void*>(wrapper_->create_memoryview()))) {}
 
   /// Python: obj.value (read).
   T value() const { return *address_; }
@@ -198,6 +227,12 @@ class CArray {
   /// Python: RawArray(typecode, initializer): a copy of `initializer`.
   explicit CArray(const std::vector<T>& initializer)
       : CArray(static_cast<std::ptrdiff_t>(initializer.size()), initializer.data()) {}
+
+  /// Rebuilt around a block that already holds the items (a child's args).
+  explicit CArray(FromWrapper from)
+      : wrapper_(std::move(from.wrapper)),
+        length_(wrapper_->size() / sizeof(T)),
+        data_(static_cast<T*>(static_cast<void*>(wrapper_->create_memoryview()))) {}
 
   /// Python: len(arr).
   std::size_t len() const { return length_; }
@@ -618,3 +653,60 @@ SynchronizedArray<T> synchronized(CArray<T> obj,
 }
 
 }  // namespace multiprocessing::sharedctypes
+
+namespace multiprocessing {
+
+/// The sharedctypes objects as Process args (reduction.hpp's customization
+/// point), as CPython's reduce_ctype and SynchronizedBase.__reduce__ make
+/// them cross: under fork the child gets the same shared block (and lock);
+/// under spawn and forkserver the block's arena crosses by fd and the lock by
+/// name.  A value made under the fork context has a lock that cannot reach a
+/// spawned child (RuntimeError at start()): make it with that context's
+/// ctx.Value().
+template <class T>
+struct Convert<sharedctypes::CValue<T>> {
+  static Object to_object(const sharedctypes::CValue<T>& v) {
+    return sharedctypes::_reduce_ctype(v._wrapper(), sharedctypes::_ctype_name(typeid(T)), std::nullopt);
+  }
+  static sharedctypes::CValue<T> from_object(const Object& o) {
+    return sharedctypes::CValue<T>(sharedctypes::FromWrapper{
+        sharedctypes::_rebuild_ctype(o, sharedctypes::_ctype_name(typeid(T)), std::nullopt, sizeof(T))});
+  }
+};
+
+template <class T>
+struct Convert<sharedctypes::CArray<T>> {
+  static Object to_object(const sharedctypes::CArray<T>& a) {
+    return sharedctypes::_reduce_ctype(a._wrapper(), sharedctypes::_ctype_name(typeid(T)), a.len());
+  }
+  static sharedctypes::CArray<T> from_object(const Object& o) {
+    return sharedctypes::CArray<T>(
+        sharedctypes::FromWrapper{sharedctypes::_rebuild_ctype(o, sharedctypes::_ctype_name(typeid(T)), std::nullopt, 0)});
+  }
+};
+
+template <class T>
+struct Convert<sharedctypes::Synchronized<T>> {
+  static Object to_object(const sharedctypes::Synchronized<T>& v) {
+    return sharedctypes::_reduce_synchronized(Object(v.get_obj()), v.get_lock());
+  }
+  static sharedctypes::Synchronized<T> from_object(const Object& o) {
+    auto [obj, lock] = sharedctypes::_synchronized_parts(o);
+    return sharedctypes::Synchronized<T>(obj.as<sharedctypes::CValue<T>>(),
+                                         synchronize::SemLock(synchronize::SemLock::_rebuild(lock)));
+  }
+};
+
+template <class T>
+struct Convert<sharedctypes::SynchronizedArray<T>> {
+  static Object to_object(const sharedctypes::SynchronizedArray<T>& a) {
+    return sharedctypes::_reduce_synchronized(Object(a.get_obj()), a.get_lock());
+  }
+  static sharedctypes::SynchronizedArray<T> from_object(const Object& o) {
+    auto [obj, lock] = sharedctypes::_synchronized_parts(o);
+    return sharedctypes::SynchronizedArray<T>(obj.as<sharedctypes::CArray<T>>(),
+                                              synchronize::SemLock(synchronize::SemLock::_rebuild(lock)));
+  }
+};
+
+}  // namespace multiprocessing

@@ -242,6 +242,11 @@ Object SemLock::_reduce(const char* qualname) const {
   return r;
 }
 
+Object SemLock::_reduce() const {
+  if (kind() == RECURSIVE_MUTEX) return _reduce("RLock");
+  return _reduce(maxvalue() == 1 ? "Lock" : "Semaphore");
+}
+
 SemLock::Rebuilt SemLock::_rebuild(const Object& obj) {
   const Object::Tuple& state = state_tuple(obj, "SemLock", 4);
   if (const auto& local = obj.reduced()->local) {
@@ -438,7 +443,7 @@ bool Condition::wait_for(const std::function<bool()>& predicate, std::optional<d
 }
 
 Object Condition::_reduce() const {
-  Object::Tuple state{{lock_._reduce(lock_.kind() == RECURSIVE_MUTEX ? "RLock" : "Lock"),
+  Object::Tuple state{{lock_._reduce(),
                        sleeping_count_._reduce("Semaphore"), woken_count_._reduce("Semaphore"),
                        wait_semaphore_._reduce("Semaphore")}};
   return spawning_only({{"multiprocessing.synchronize", "Condition"}, {}, true, {Object(state)}},

@@ -86,6 +86,9 @@ class SemLock {
   /// only while a child is being started (context.assert_spawning).
   /// `qualname` is the Python class: "Lock", "RLock", "Semaphore"...
   Object _reduce(const char* qualname) const;
+  /// The same, with the class told by kind and maxvalue: "RLock", "Lock"
+  /// (maxvalue 1) or "Semaphore" (for a handle held as a plain SemLock).
+  Object _reduce() const;
   /// Python: SemLock.__setstate__ / _multiprocessing.SemLock._rebuild: the
   /// semaphore an object made by _reduce stands for; in a spawned child,
   /// opened by name (sem_open without O_CREAT).

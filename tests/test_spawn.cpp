@@ -101,6 +101,33 @@ void wait_condition(mp::synchronize::Condition cond, mp::connection::Connection&
 }
 MP_REGISTER_TARGET(wait_condition);
 
+/// The seed's counter lesson, locked form: twenty increments under the
+/// value's own lock (get_lock()).
+void add_twenty(mp::sharedctypes::Synchronized<int> counter) {
+  for (int i = 0; i < 20; ++i) {
+    std::lock_guard guard(counter.get_lock());
+    counter.get_obj().set_value(counter.get_obj().value() + 1);
+  }
+}
+MP_REGISTER_TARGET(add_twenty);
+
+/// The Python docs' Value/Array example: num.value = 3.1415927, a[i] = -a[i].
+void docs_value_array(mp::sharedctypes::Synchronized<double> num,
+                      mp::sharedctypes::SynchronizedArray<int> arr) {
+  num.set_value(3.1415927);
+  for (std::size_t i = 0; i < arr.len(); ++i) arr[static_cast<std::ptrdiff_t>(i)] = -arr[static_cast<std::ptrdiff_t>(i)];
+}
+MP_REGISTER_TARGET(docs_value_array);
+
+/// A raw value guarded by a separate lock.
+void add_raw(mp::sharedctypes::CValue<long> value, mp::synchronize::Lock lock) {
+  for (int i = 0; i < 20; ++i) {
+    std::lock_guard guard(lock);
+    value.set_value(value.value() + 1);
+  }
+}
+MP_REGISTER_TARGET(add_raw);
+
 namespace {
 
 /// Library objects as Process args, under every start method: in memory
@@ -355,6 +382,49 @@ TEST_P(TestObjectsCross, Refusals) {
     EXPECT_NE(std::string(e.what()).find("fork context"), std::string::npos) << e.what();
   }
   EXPECT_TRUE(mp::active_children().empty());
+}
+
+/// The counter lesson with ten processes under every start method: the
+/// Value's block crosses by its arena's fd, its lock by name; exactly 200.
+TEST_P(TestObjectsCross, ValueCounter) {
+  PristineHeap heap;
+  auto counter = ctx.Value<'i'>(0);
+  std::vector<std::unique_ptr<mp::BaseProcess>> procs;
+  for (int i = 0; i < 10; ++i) {
+    procs.push_back(ctx.Process({.target = add_twenty, .args = {counter}}));
+    procs.back()->start();
+  }
+  for (auto& p : procs) {
+    join_process(*p);
+    EXPECT_EQ(p->exitcode(), 0);
+  }
+  EXPECT_EQ(counter.value(), 200);
+}
+
+/// The Python docs' example: Value('d', 0.0) and Array('i', range(10)).
+TEST_P(TestObjectsCross, ValueAndArray) {
+  PristineHeap heap;
+  auto num = ctx.Value<'d'>(0.0);
+  auto arr = ctx.Array<'i'>(std::vector<int>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9});
+  auto p = ctx.Process({.target = docs_value_array, .args = {num, arr}});
+  p->start();
+  join_process(*p);
+  EXPECT_EQ(num.value(), 3.1415927);
+  EXPECT_EQ(arr.slice(), (std::vector<int>{0, -1, -2, -3, -4, -5, -6, -7, -8, -9}));
+}
+
+/// RawValue plus a Lock, the seed's third form.
+TEST_P(TestObjectsCross, RawValueWithLock) {
+  PristineHeap heap;
+  auto value = ctx.RawValue<'l'>(0);
+  auto lock = ctx.Lock();
+  std::vector<std::unique_ptr<mp::BaseProcess>> procs;
+  for (int i = 0; i < 5; ++i) {
+    procs.push_back(ctx.Process({.target = add_raw, .args = {value, lock}}));
+    procs.back()->start();
+  }
+  for (auto& p : procs) join_process(*p);
+  EXPECT_EQ(value.value(), 100);
 }
 
 INSTANTIATE_TEST_SUITE_P(Methods, TestObjectsCross, ::testing::Values("fork", "spawn", "forkserver"),
