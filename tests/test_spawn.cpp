@@ -245,6 +245,21 @@ TEST_P(TestSpawn, LambdaTargetRefused) {
   EXPECT_TRUE(mp::active_children().empty());
 }
 
+/// An argument that cannot be pickled (nested deeper than pickle allows):
+/// PicklingError in the parent at start(), nothing started or left open.
+TEST_P(TestSpawn, UnpicklableArgument) {
+  mp::Object deep = mp::Object::List{};
+  for (int i = 0; i < mp::reduction::kMaxDepth + 10; ++i) {
+    mp::Object::List outer;
+    outer.push_back(std::move(deep));  // moved, not copied: building it stays linear
+    deep = mp::Object(std::move(outer));
+  }
+  auto p = ctx.Process({.target = report_global, .args = {deep}});
+  EXPECT_THROW(p->start(), mp::PicklingError);
+  EXPECT_FALSE(p->is_alive());
+  EXPECT_TRUE(mp::active_children().empty());
+}
+
 /// A child that cannot be executed: OSError in the parent, nothing left.
 /// (Under forkserver, it is the server that cannot be started.)
 TEST_P(TestSpawn, CannotExec) {
