@@ -18,6 +18,7 @@
 #include "multiprocessing/reduction.hpp"
 #include "multiprocessing/reduction/pickle.hpp"
 #include "multiprocessing/spawn.hpp"
+#include "multiprocessing/resource_sharer.hpp"
 #include "multiprocessing/resource_tracker.hpp"
 #include "multiprocessing/shared_memory.hpp"
 #include "multiprocessing/sharedctypes.hpp"

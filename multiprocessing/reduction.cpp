@@ -20,6 +20,7 @@
 #include "multiprocessing/forkserver.hpp"
 #include "multiprocessing/popen_fork.hpp"
 #include "multiprocessing/reduction/pickle.hpp"
+#include "multiprocessing/resource_sharer.hpp"
 
 namespace multiprocessing {
 
@@ -374,17 +375,16 @@ std::vector<int> recvfds(int sock, std::size_t size) {
 
 Object DupFd(int fd) {
   popen_fork::Popen* popen = get_spawning_popen();
-  if (popen == nullptr) {
-    throw NotImplementedError(
-        "an fd can cross to another process inside a pickle only while a child is being "
-        "started (spawn, forkserver); lending it to a running process (Python's "
-        "resource_sharer) is not implemented in this port");
-  }
-  return popen->DupFd(popen->duplicate_for_child(fd));
+  if (popen != nullptr) return popen->DupFd(popen->duplicate_for_child(fd));
+  // Not starting a child: lend the fd through the resource sharer's thread.
+  return resource_sharer::DupFd(fd);
 }
 
 int _detach_dup_fd(const Object& dup_fd) {
   const Object::Reduced* r = dup_fd.reduced();
+  if (r != nullptr && r->callable.module == "multiprocessing.resource_sharer") {
+    return resource_sharer::detach(dup_fd);
+  }
   if (r == nullptr || r->callable.qualname != "_DupFd" || r->args.size() != 1) {
     throw UnpicklingError("expected a DupFd, got " + dup_fd.repr());
   }

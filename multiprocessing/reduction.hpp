@@ -439,13 +439,14 @@ std::vector<int> recvfds(int sock, std::size_t size);
 /// Python: reduction.DupFd(fd): what stands for `fd` inside the pickle of a
 /// child's process object: the spawning Popen's DupFd of
 /// duplicate_for_child(fd) (see context.hpp, get_spawning_popen).
-/// \throws NotImplementedError outside spawning: Python then lends the fd
-///   through resource_sharer's server thread, which is not ported yet.
+/// At any other time, resource_sharer::DupFd(fd): the fd is lent through
+/// the resource sharer's thread.
 Object DupFd(int fd);
 
 /// Python: `DupFd(...).detach()` in the child: the fd itself, now owned by
 /// the caller (close-on-exec).  Under spawn, the number the child inherited;
-/// under forkserver, forkserver.get_inherited_fds()[index].
+/// under forkserver, forkserver.get_inherited_fds()[index]; lent by a
+/// resource sharer, fetched from it.
 /// \throws UnpicklingError if `dup_fd` is not a DupFd this port wrote.
 int _detach_dup_fd(const Object& dup_fd);
 

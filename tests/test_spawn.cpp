@@ -128,6 +128,19 @@ void add_raw(mp::sharedctypes::CValue<long> value, mp::synchronize::Lock lock) {
 }
 MP_REGISTER_TARGET(add_raw);
 
+/// _TestPicklingConnections.child_access: connections arrive over a
+/// connection, in a process that is already running (resource_sharer).
+void child_access(mp::connection::Connection& conn) {
+  auto w = conn.recv().as<mp::connection::Connection>();
+  w.send("all is well");
+  w.close();
+  auto r = conn.recv().as<mp::connection::Connection>();
+  std::string msg = r.recv().as<std::string>();
+  conn.send(msg + msg);
+  conn.close();
+}
+MP_REGISTER_TARGET(child_access);
+
 namespace {
 
 /// Library objects as Process args, under every start method: in memory
@@ -440,6 +453,34 @@ TEST_P(TestObjectsCross, RawValueWithLock) {
   }
   for (auto& p : procs) join_process(*p);
   EXPECT_EQ(value.value(), 100);
+}
+
+/// _TestPicklingConnections.test_access: a Connection sent over a Pipe to a
+/// running child; the fd is lent by this process's resource sharer thread.
+TEST_P(TestObjectsCross, PicklingConnections) {
+  {
+    auto [conn, child_conn] = ctx.Pipe();
+    auto p = ctx.Process({.target = child_access, .args = {child_conn}, .daemon = true});
+    p->start();
+    child_conn.close();
+
+    auto [r, w] = ctx.Pipe(/*duplex=*/false);
+    conn.send(w);
+    w.close();
+    EXPECT_EQ(r.recv(), mp::Object("all is well"));
+    r.close();
+
+    auto [r2, w2] = ctx.Pipe(false);
+    conn.send(r2);
+    r2.close();
+    w2.send("foobar");
+    w2.close();
+    EXPECT_EQ(conn.recv(), mp::Object("foobarfoobar"));
+    join_process(*p);
+    EXPECT_EQ(p->exitcode(), 0);
+  }
+  // Python's tearDownClass: resource_sharer.stop(timeout=...).
+  mp::resource_sharer::stop(30.0);
 }
 
 INSTANTIATE_TEST_SUITE_P(Methods, TestObjectsCross, ::testing::Values("fork", "spawn", "forkserver"),
