@@ -469,4 +469,13 @@ std::string ShareableList::repr() const {
   return "ShareableList(" + Object(items()).repr() + ", name='" + shm_.name() + "')";
 }
 
+namespace {
+// The unpickler may name these (ForkingPickler's allow-list).
+const bool shared_memory_globals_registered = [] {
+  reduction::ForkingPickler::register_global("multiprocessing.shared_memory", "SharedMemory");
+  reduction::ForkingPickler::register_global("multiprocessing.shared_memory", "ShareableList");
+  return true;
+}();
+}  // namespace
+
 }  // namespace multiprocessing::shared_memory

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "multiprocessing/reduction.hpp"
+#include "multiprocessing/reduction/pickle.hpp"
 
 namespace multiprocessing::shared_memory {
 
@@ -145,3 +146,42 @@ class ShareableList {
 };
 
 }  // namespace multiprocessing::shared_memory
+
+namespace multiprocessing {
+
+/// A SharedMemory as a Process arg (reduction.hpp's customization point):
+/// Python's __reduce__ is (SharedMemory, (name, False, size)): the child
+/// attaches to the block by name, under every start method.  Attaching does
+/// not register the block with the resource tracker; its creator unlinks it.
+template <>
+struct Convert<shared_memory::SharedMemory> {
+  static Object to_object(const shared_memory::SharedMemory& shm) {
+    return Object::Reduced{{"multiprocessing.shared_memory", "SharedMemory"},
+                           {shm.name(), false, static_cast<std::int64_t>(shm.size())}};
+  }
+  static shared_memory::SharedMemory from_object(const Object& obj) {
+    const Object::Reduced* r = obj.reduced();
+    if (r == nullptr || r->callable.qualname != "SharedMemory" || r->args.size() != 3) {
+      throw UnpicklingError("expected a pickled SharedMemory, got " + obj.repr());
+    }
+    return shared_memory::SharedMemory(r->args[0].as<std::string>(), false, r->args[2].as<std::int64_t>());
+  }
+};
+
+/// A ShareableList as a Process arg: Python's __reduce__ is
+/// partial(ShareableList, name=name): the child attaches by name.
+template <>
+struct Convert<shared_memory::ShareableList> {
+  static Object to_object(const shared_memory::ShareableList& sl) {
+    return Object::Reduced{{"multiprocessing.shared_memory", "ShareableList"}, {sl.shm().name()}};
+  }
+  static shared_memory::ShareableList from_object(const Object& obj) {
+    const Object::Reduced* r = obj.reduced();
+    if (r == nullptr || r->callable.qualname != "ShareableList" || r->args.size() != 1) {
+      throw UnpicklingError("expected a pickled ShareableList, got " + obj.repr());
+    }
+    return shared_memory::ShareableList::attach(r->args[0].as<std::string>());
+  }
+};
+
+}  // namespace multiprocessing

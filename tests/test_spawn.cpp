@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 
@@ -140,6 +141,14 @@ void child_access(mp::connection::Connection& conn) {
   conn.close();
 }
 MP_REGISTER_TARGET(child_access);
+
+/// _TestSharedMemory's child: write through a block and a list it attached to.
+void touch_shared_memory(mp::shared_memory::SharedMemory& shm, mp::shared_memory::ShareableList& sl) {
+  std::memcpy(shm.buf().data(), "howdy", 5);
+  sl.set(0, "changed");
+  sl.set(1, std::int64_t{-1});
+}
+MP_REGISTER_TARGET(touch_shared_memory);
 
 namespace {
 
@@ -481,6 +490,24 @@ TEST_P(TestObjectsCross, PicklingConnections) {
   }
   // Python's tearDownClass: resource_sharer.stop(timeout=...).
   mp::resource_sharer::stop(30.0);
+}
+
+/// SharedMemory and ShareableList cross by name (Python's __reduce__): the
+/// child attaches, writes, and the parent sees it.
+TEST_P(TestObjectsCross, SharedMemory) {
+  mp::shared_memory::SharedMemory shm(std::nullopt, true, 64);
+  mp::shared_memory::ShareableList sl(std::vector<mp::Object>{"original", std::int64_t{7}});
+  auto p = ctx.Process({.target = touch_shared_memory, .args = {shm, sl}});
+  p->start();
+  join_process(*p);
+  EXPECT_EQ(p->exitcode(), 0);
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(shm.buf().data()), 5), "howdy");
+  EXPECT_EQ(sl[0], mp::Object("changed"));
+  EXPECT_EQ(sl[1], mp::Object(std::int64_t{-1}));
+  shm.close();
+  shm.unlink();
+  sl.shm().close();
+  sl.shm().unlink();
 }
 
 INSTANTIATE_TEST_SUITE_P(Methods, TestObjectsCross, ::testing::Values("fork", "spawn", "forkserver"),
