@@ -1,6 +1,9 @@
 // tests/test_heap.cpp — ports CPython's _TestHeap (test_heap, test_free_from_gc)
-// and checks what heap.py promises besides: arenas shared across fork, the
-// child's fresh heap, the pid check of free(), nothing left in /dev/shm.
+// and checks what heap.py promises besides: arenas shared with children (in
+// memory under fork, by fd under spawn and forkserver), the forked child's
+// fresh heap, the pid check of free(), nothing left in /dev/shm.  Every suite
+// runs under each start method; the two tests about a forked child's copy of
+// the parent's heap are fork-only.
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/resource.h>
@@ -14,10 +17,46 @@
 
 #include "support.hpp"
 
+namespace heap_tests {
+
+namespace mp = multiprocessing;
+namespace heap = mp::heap;
+
+/// A child's write into a block of the parent's heap: the BufferWrapper
+/// crosses as Python pickles it (the arena by fd), or in memory under fork.
+void write_42_into_block(mp::Object wrapper) {
+  std::shared_ptr<heap::BufferWrapper> block = heap::BufferWrapper::_rebuild(wrapper);
+  block->create_memoryview()[0] = std::byte{42};
+}
+
+/// Make an arena under a file size limit (in a child, so that the limit
+/// stays there) and report what failed, and how many fds were left open.
+void make_arena_over_limit(mp::connection::Connection& report) {
+  ::signal(SIGXFSZ, SIG_IGN);  // EFBIG instead of the signal
+  struct rlimit limit = {4096, 4096};
+  ::setrlimit(RLIMIT_FSIZE, &limit);
+  int fds_before = 0, fds_after = 0;
+  for (int i = 0; i < 1024; ++i) fds_before += ::fcntl(i, F_GETFD) != -1;
+  std::string what = "no error";
+  try {
+    heap::Arena arena(1 << 20);
+  } catch (const mp::OSError& e) {
+    what = e.call() + " " + std::to_string(e.errno_value() == EFBIG);
+  }
+  for (int i = 0; i < 1024; ++i) fds_after += ::fcntl(i, F_GETFD) != -1;
+  report.send(what + " " + std::to_string(fds_after - fds_before));
+}
+
+}  // namespace heap_tests
+
+MP_REGISTER_TARGET(heap_tests::write_42_into_block);
+MP_REGISTER_TARGET(heap_tests::make_arena_over_limit);
+
 namespace mp_test {
 namespace {
 
 namespace heap = mp::heap;
+using namespace heap_tests;  // the targets
 
 class TestHeap : public WithStartMethod {
  protected:
@@ -150,9 +189,10 @@ TEST_P(TestHeap, MallocSizes) {
 }
 
 /// The arena is an unlinked file in /dev/shm, its fd kept open, its pages
-/// reserved (posix_fallocate), mapped MAP_SHARED: a forked child's writes are
-/// the parent's reads.
-TEST_P(TestHeap, ArenaIsSharedAcrossFork) {
+/// reserved (posix_fallocate), mapped MAP_SHARED: a child's writes are the
+/// parent's reads, a forked child's through the mapping it inherited, a
+/// spawned one's through the arena's fd it was sent.
+TEST_P(TestHeap, ArenaIsSharedWithChildren) {
   heap::BufferWrapper wrapper(64);
   const heap::Arena& arena = *wrapper.block().arena;
   struct stat st {};
@@ -162,7 +202,7 @@ TEST_P(TestHeap, ArenaIsSharedAcrossFork) {
   EXPECT_GE(static_cast<std::size_t>(st.st_blocks) * 512, arena.size());  // reserved, not sparse
   std::byte* memory = wrapper.create_memoryview();
   memory[0] = std::byte{1};
-  mp::Process p({.target = [memory] { memory[0] = std::byte{42}; }});
+  mp::Process p({.target = write_42_into_block, .args = {wrapper._reduce()}});
   p.start();
   join_process(p);
   EXPECT_EQ(p.exitcode(), 0);
@@ -174,6 +214,7 @@ TEST_P(TestHeap, ArenaIsSharedAcrossFork) {
 /// hands out free space of the parent's arenas, which the parent may hand out
 /// too.
 TEST_P(TestHeap, ChildStartsFreshHeap) {
+  if (GetParam() != "fork") GTEST_SKIP() << "fork only: about a forked child's copy of the parent's heap";
   heap::Heap& h = heap_.get();
   heap::BufferWrapper parents(16);  // the first arena has plenty of free space left
   std::size_t parent_arenas = h._arenas.size();
@@ -197,6 +238,7 @@ TEST_P(TestHeap, ChildStartsFreshHeap) {
 /// free() in a process other than the heap's (a child that did not malloc):
 /// Python's ValueError "My pid (N) is not last pid M".
 TEST_P(TestHeap, FreeInChildIsRefused) {
+  if (GetParam() != "fork") GTEST_SKIP() << "fork only: about a forked child's copy of the parent's heap";
   heap::Heap& h = heap_.get();
   heap::Block block = h.malloc(8);
   Channel ch;
@@ -226,29 +268,14 @@ TEST_P(TestHeap, FreeInChildIsRefused) {
 /// test; a file size limit makes ftruncate/posix_fallocate fail the same way,
 /// in a child so that the limit stays there.)
 TEST_P(TestHeap, ArenaCreationFailsCleanly) {
-  Channel ch;
-  int fd = ch.write_fd();
-  mp::Process p({.target = [fd] {
-    ::signal(SIGXFSZ, SIG_IGN);  // EFBIG instead of the signal
-    struct rlimit limit = {4096, 4096};
-    ::setrlimit(RLIMIT_FSIZE, &limit);
-    int fds_before = 0, fds_after = 0;
-    for (int i = 0; i < 1024; ++i) fds_before += ::fcntl(i, F_GETFD) != -1;
-    std::string what = "no error";
-    try {
-      heap::Arena arena(1 << 20);
-    } catch (const mp::OSError& e) {
-      what = e.call() + " " + std::to_string(e.errno_value() == EFBIG);
-    }
-    for (int i = 0; i < 1024; ++i) fds_after += ::fcntl(i, F_GETFD) != -1;
-    Channel::write_all(fd, what + " " + std::to_string(fds_after - fds_before) + "\n");
-  }});
+  auto [reader, writer] = mp::Pipe(false);
+  mp::Process p({.target = make_arena_over_limit, .args = {writer}});
   p.start();
-  ch.close_writer();
+  writer.close();
+  std::string line = reader.recv().as<std::string>();
   join_process(p);
-  auto lines = ch.lines();
-  ASSERT_EQ(lines.size(), 1u);
-  EXPECT_TRUE(lines[0] == "ftruncate 1 0" || lines[0] == "posix_fallocate 1 0") << lines[0];
+  EXPECT_EQ(p.exitcode(), 0);
+  EXPECT_TRUE(line == "ftruncate 1 0" || line == "posix_fallocate 1 0") << line;
 }
 
 /// Arenas double in size up to 4 MiB; a request larger than the next arena

@@ -1,6 +1,9 @@
 // tests/test_sharedctypes.cpp — ports CPython's _TestValue, _TestArray and
-// _TestSharedCTypes across processes (fork), and the seeds' counter lesson:
-// with a lock no update is lost; without one the race is real.
+// _TestSharedCTypes across processes under each start method (fork, spawn,
+// forkserver: CPython's mixins), and the seeds' counter lesson: with a lock no
+// update is lost; without one the race is real.  The children's targets are
+// plain functions registered by name (MP_REGISTER_TARGET), so that a spawned
+// child finds them; the Values and Arrays cross as their arguments.
 #include <unistd.h>
 
 #include <cstdio>
@@ -9,10 +12,134 @@
 
 #include "support.hpp"
 
+namespace sharedctypes_tests {
+
+namespace mp = multiprocessing;
+namespace sct = mp::sharedctypes;
+
+/// Python: class _Foo(Structure): _fields_ = [('x', c_int), ('y', c_double), ('z', c_longlong)]
+struct Foo {
+  int x;
+  double y;
+  long long z;
+};
+
+/// Python: _TestValue._test: set every value to its codes_values[2].
+void set_values(sct::Synchronized<int> i, sct::Synchronized<double> d, sct::Synchronized<short> h,
+                sct::Synchronized<long long> q, sct::Synchronized<char> c) {
+  i.set_value(24234);
+  d.set_value(-4.25);
+  h.set_value(234);
+  q.set_value(1LL << 34);
+  c.set_value('y');
+}
+
+/// The same for raw values.
+void set_raw_values(sct::CValue<int> i, sct::CValue<double> d, sct::CValue<short> h, sct::CValue<long long> q,
+                    sct::CValue<char> c) {
+  i.set_value(24234);
+  d.set_value(-4.25);
+  h.set_value(234);
+  q.set_value(1LL << 34);
+  c.set_value('y');
+}
+
+/// Python: _TestArray.f: running sums, in place.
+template <class Arr>
+void running_sums(Arr& seq) {
+  for (std::size_t i = 1; i < seq.len(); ++i) {
+    auto k = static_cast<std::ptrdiff_t>(i);
+    seq[k] += seq[k - 1];
+  }
+}
+void running_sums(std::vector<int>& seq) {
+  for (std::size_t i = 1; i < seq.size(); ++i) seq[i] += seq[i - 1];
+}
+/// _TestArray.f as a child's target, on an Array and on a RawArray.
+void array_running_sums(sct::SynchronizedArray<int> arr) { running_sums(arr); }
+void rawarray_running_sums(sct::CArray<int> arr) { running_sums(arr); }
+
+/// Python: _TestSharedCTypes._double, without the struct (whose fields each
+/// test doubles in its own way: directly when raw, under the lock when not).
+template <class IValue, class DValue, class QValue, class Arr, class Str>
+void double_all(IValue x, DValue y, QValue z, Arr arr, Str string) {
+  x.set_value(x.value() * 2);
+  y.set_value(y.value() * 2);
+  z.set_value(z.value() * 2);
+  string.set_value(string.value() + string.value());
+  for (std::size_t i = 0; i < arr.len(); ++i) arr[static_cast<std::ptrdiff_t>(i)] *= 2;
+}
+
+/// _TestSharedCTypes._double, lock=False.
+void double_raw(sct::CValue<int> x, sct::CValue<double> y, sct::CValue<long long> z, sct::CValue<Foo> foo,
+                sct::CArray<double> arr, sct::CArray<char> string) {
+  foo->x *= 2;
+  foo->y *= 2;
+  double_all(x, y, z, arr, string);
+}
+
+/// _TestSharedCTypes._double, lock=True.
+void double_synchronized(sct::Synchronized<int> x, sct::Synchronized<double> y, sct::Synchronized<long long> z,
+                         sct::Synchronized<Foo> foo, sct::SynchronizedArray<double> arr,
+                         sct::SynchronizedArray<char> string) {
+  {
+    // Python generates a locked property per field (foo.x *= 2 locks for
+    // the read and again for the write); here the fields are reached
+    // through get_obj() with the lock held around both.
+    std::lock_guard guard(foo);
+    foo.get_obj()->x *= 2;
+    foo.get_obj()->y *= 2;
+  }
+  double_all(x, y, z, arr, string);
+}
+
+/// The counter lesson's children: twenty increments each, in the three locked forms.
+constexpr int kIncrements = 20;
+void count_under_lock(sct::Synchronized<int> counter, mp::synchronize::Lock lock) {
+  for (int i = 0; i < kIncrements; ++i) {
+    std::lock_guard guard(lock);  // Python: with lock: x.value += 1
+    counter.set_value(counter.value() + 1);
+  }
+}
+void count_under_get_lock(sct::Synchronized<int> counter) {
+  for (int i = 0; i < kIncrements; ++i) {
+    std::lock_guard guard(counter.get_lock());  // Python: with counter.get_lock():
+    counter.set_value(counter.value() + 1);
+  }
+}
+void count_raw_under_lock(sct::CValue<int> raw, mp::synchronize::Lock lock) {
+  for (int i = 0; i < kIncrements; ++i) {
+    std::lock_guard guard(lock);
+    raw.set_value(raw.value() + 1);
+  }
+}
+
+/// The unlocked race: wait for the start signal, then `v.value += 1` many times.
+/// value() takes and drops the lock, then set_value() takes and drops it
+/// again: another process can run between.
+void count_racing(sct::Synchronized<int> counter, mp::synchronize::Event go, std::int64_t increments) {
+  go.wait();
+  for (std::int64_t k = 0; k < increments; ++k) counter.set_value(counter.value() + 1);
+}
+
+}  // namespace sharedctypes_tests
+
+MP_REGISTER_TARGET(sharedctypes_tests::set_values);
+MP_REGISTER_TARGET(sharedctypes_tests::set_raw_values);
+MP_REGISTER_TARGET(sharedctypes_tests::array_running_sums);
+MP_REGISTER_TARGET(sharedctypes_tests::rawarray_running_sums);
+MP_REGISTER_TARGET(sharedctypes_tests::double_raw);
+MP_REGISTER_TARGET(sharedctypes_tests::double_synchronized);
+MP_REGISTER_TARGET(sharedctypes_tests::count_under_lock);
+MP_REGISTER_TARGET(sharedctypes_tests::count_under_get_lock);
+MP_REGISTER_TARGET(sharedctypes_tests::count_raw_under_lock);
+MP_REGISTER_TARGET(sharedctypes_tests::count_racing);
+
 namespace mp_test {
 namespace {
 
 namespace sct = mp::sharedctypes;
+using namespace sharedctypes_tests;  // the targets, Foo
 
 class WithSharedHeap : public WithStartMethod {
  protected:
@@ -23,9 +150,10 @@ class TestArray : public WithSharedHeap {};
 class TestSharedCTypes : public WithSharedHeap {};
 class TestCounterLesson : public WithSharedHeap {};
 
-/// Run `target` in a child and wait for it; it must exit 0.
-void run_in_child(std::function<void()> target) {
-  mp::Process p({.target = std::move(target), .daemon = true});
+/// Run `target(args...)` in a child of the test's start method and wait for
+/// it; it must exit 0.
+void run_in_child(mp::Target target, mp::Args args) {
+  mp::Process p({.target = std::move(target), .args = std::move(args), .daemon = true});
   p.start();
   join_process(p);
   EXPECT_EQ(p.exitcode(), 0);
@@ -36,7 +164,7 @@ void run_in_child(std::function<void()> target) {
 // Python: codes_values = [('i', 4343, 24234), ('d', 3.625, -4.25),
 // ('h', -232, 234), ('q', 2 ** 33, 2 ** 34), ('c', b'x', b'y')]
 template <class Make>
-void check_values(Make make) {
+void check_values(Make make, mp::Target target) {
   auto i = make.template operator()<'i'>(4343);
   auto d = make.template operator()<'d'>(3.625);
   auto h = make.template operator()<'h'>(static_cast<short>(-232));
@@ -48,13 +176,7 @@ void check_values(Make make) {
   EXPECT_EQ(q.value(), 1LL << 33);
   EXPECT_EQ(c.value(), 'x');
 
-  run_in_child([=] {  // Python: _TestValue._test
-    i.set_value(24234);
-    d.set_value(-4.25);
-    h.set_value(234);
-    q.set_value(1LL << 34);
-    c.set_value('y');
-  });
+  run_in_child(target, {i, d, h, q, c});  // Python: _TestValue._test
 
   EXPECT_EQ(i.value(), 24234);
   EXPECT_EQ(d.value(), -4.25);
@@ -65,12 +187,12 @@ void check_values(Make make) {
 
 /// _TestValue.test_value
 TEST_P(TestValue, test_value) {
-  check_values([]<char code>(auto init) { return mp::Value<code>(init); });
+  check_values([]<char code>(auto init) { return mp::Value<code>(init); }, set_values);
 }
 
 /// _TestValue.test_rawvalue
 TEST_P(TestValue, test_rawvalue) {
-  check_values([]<char code>(auto init) { return mp::RawValue<code>(init); });
+  check_values([]<char code>(auto init) { return mp::RawValue<code>(init); }, set_raw_values);
 }
 
 template <class T>
@@ -162,20 +284,8 @@ TEST_P(TestValue, TypedAndTypecodeSpellings) {
 
 // ---------------------------------------------------------------- _TestArray
 
-/// Python: _TestArray.f: running sums, in place.
 template <class Arr>
-void running_sums(Arr& seq) {
-  for (std::size_t i = 1; i < seq.len(); ++i) {
-    auto k = static_cast<std::ptrdiff_t>(i);
-    seq[k] += seq[k - 1];
-  }
-}
-void running_sums(std::vector<int>& seq) {
-  for (std::size_t i = 1; i < seq.size(); ++i) seq[i] += seq[i - 1];
-}
-
-template <class Arr>
-void check_array(Arr arr, std::vector<int> seq) {
+void check_array(Arr arr, std::vector<int> seq, mp::Target target) {
   EXPECT_EQ(arr.len(), seq.size());
   EXPECT_EQ(arr[3], seq[3]);
   EXPECT_EQ(arr.slice(2, 7), std::vector<int>(seq.begin() + 2, seq.begin() + 7));
@@ -186,20 +296,20 @@ void check_array(Arr arr, std::vector<int> seq) {
   EXPECT_EQ(arr.slice(), seq);
 
   running_sums(seq);
-  run_in_child([arr]() mutable { running_sums(arr); });
+  run_in_child(target, {arr});
   EXPECT_EQ(arr.slice(), seq);
 }
 
 /// _TestArray.test_array
 TEST_P(TestArray, test_array) {
   std::vector<int> seq = {680, 626, 934, 821, 150, 233, 548, 982, 714, 831};
-  check_array(mp::Array<'i'>(seq), seq);
+  check_array(mp::Array<'i'>(seq), seq, array_running_sums);
 }
 
 /// _TestArray.test_rawarray
 TEST_P(TestArray, test_rawarray) {
   std::vector<int> seq = {680, 626, 934, 821, 150, 233, 548, 982, 714, 831};
-  check_array(mp::RawArray<'i'>(seq), seq);
+  check_array(mp::RawArray<'i'>(seq), seq, rawarray_running_sums);
 }
 
 /// _TestArray.test_array_from_size: new arrays start zeroed, even where the
@@ -285,24 +395,6 @@ TEST_P(TestArray, Repr) {
 
 // ---------------------------------------------------------------- _TestSharedCTypes
 
-/// Python: class _Foo(Structure): _fields_ = [('x', c_int), ('y', c_double), ('z', c_longlong)]
-struct Foo {
-  int x;
-  double y;
-  long long z;
-};
-
-/// Python: _TestSharedCTypes._double, without the struct (whose fields each
-/// test doubles in its own way: directly when raw, under the lock when not).
-template <class IValue, class DValue, class QValue, class Arr, class Str>
-void double_all(IValue x, DValue y, QValue z, Arr arr, Str string) {
-  x.set_value(x.value() * 2);
-  y.set_value(y.value() * 2);
-  z.set_value(z.value() * 2);
-  string.set_value(string.value() + string.value());
-  for (std::size_t i = 0; i < arr.len(); ++i) arr[static_cast<std::ptrdiff_t>(i)] *= 2;
-}
-
 /// _TestSharedCTypes.test_sharedctypes(lock=False)
 TEST_P(TestSharedCTypes, test_sharedctypes) {
   auto x = mp::Value<'i'>(7, mp::no_lock);
@@ -313,11 +405,7 @@ TEST_P(TestSharedCTypes, test_sharedctypes) {
   auto string = mp::Array<'c'>(20, mp::no_lock);
   string.set_value("hello");
 
-  run_in_child([=] {
-    foo->x *= 2;
-    foo->y *= 2;
-    double_all(x, y, z, arr, string);
-  });
+  run_in_child(double_raw, {x, y, z, foo, arr, string});
 
   EXPECT_EQ(x.value(), 14);
   EXPECT_DOUBLE_EQ(y.value(), 2.0 / 3.0);
@@ -338,17 +426,7 @@ TEST_P(TestSharedCTypes, test_synchronize) {
   auto string = mp::Array<'c'>(20);
   string.set_value("hello");
 
-  run_in_child([=] {
-    {
-      // Python generates a locked property per field (foo.x *= 2 locks for
-      // the read and again for the write); here the fields are reached
-      // through get_obj() with the lock held around both.
-      std::lock_guard guard(foo);
-      foo.get_obj()->x *= 2;
-      foo.get_obj()->y *= 2;
-    }
-    double_all(x, y, z, arr, string);
-  });
+  run_in_child(double_synchronized, {x, y, z, foo, arr, string});
 
   EXPECT_EQ(x.value(), 14);
   EXPECT_DOUBLE_EQ(y.value(), 2.0 / 3.0);
@@ -423,43 +501,31 @@ TEST_P(TestSharedCTypes, CharArray) {
 /// forms never lose an update: Lock around the increment, get_lock(), and
 /// RawValue + Lock all reach exactly 200.
 TEST_P(TestCounterLesson, LockedFormsAreExact) {
-  const int processes = 10, increments = 20;
-  auto run = [&](std::function<void()> count) {
+  const int processes = 10;
+  auto run = [&](mp::Target count, const mp::Args& args) {
     std::vector<std::unique_ptr<mp::Process>> children;
     for (int i = 0; i < processes; ++i) {
-      children.push_back(std::make_unique<mp::Process>(mp::ProcessOptions{.target = count}));
+      children.push_back(std::make_unique<mp::Process>(mp::ProcessOptions{.target = count, .args = args}));
     }
     for (auto& p : children) p->start();
-    for (auto& p : children) join_process(*p);
+    for (auto& p : children) {
+      join_process(*p);
+      EXPECT_EQ(p->exitcode(), 0);
+    }
   };
 
   auto counter = mp::Value<'i'>(0);
   auto lock = mp::Lock();
-  run([=]() mutable {
-    for (int i = 0; i < increments; ++i) {
-      std::lock_guard guard(lock);  // Python: with lock: x.value += 1
-      counter.set_value(counter.value() + 1);
-    }
-  });
-  EXPECT_EQ(counter.value(), 200);
+  run(count_under_lock, {counter, lock});
+  EXPECT_EQ(counter.value(), processes * kIncrements);
 
   auto counter2 = mp::Value<'i'>(0);
-  run([=] {
-    for (int i = 0; i < increments; ++i) {
-      std::lock_guard guard(counter2.get_lock());  // Python: with counter.get_lock():
-      counter2.set_value(counter2.value() + 1);
-    }
-  });
-  EXPECT_EQ(counter2.value(), 200);
+  run(count_under_get_lock, {counter2});
+  EXPECT_EQ(counter2.value(), processes * kIncrements);
 
   auto raw = mp::RawValue<'i'>(0);
-  run([=]() mutable {
-    for (int i = 0; i < increments; ++i) {
-      std::lock_guard guard(lock);
-      raw.set_value(raw.value() + 1);
-    }
-  });
-  EXPECT_EQ(raw.value(), 200);
+  run(count_raw_under_lock, {raw, lock});
+  EXPECT_EQ(raw.value(), processes * kIncrements);
 }
 
 /// Without a lock, `v.value += 1` is a load and a store: updates can be lost.
@@ -472,12 +538,8 @@ TEST_P(TestCounterLesson, UnlockedRaceIsReal) {
   auto go = mp::Event();
   std::vector<std::unique_ptr<mp::Process>> children;
   for (int i = 0; i < processes; ++i) {
-    children.push_back(std::make_unique<mp::Process>(mp::ProcessOptions{.target = [counter, go]() mutable {
-      go.wait();
-      // Python: v.value += 1.  value() takes and drops the lock, then
-      // set_value() takes and drops it again: another process can run between.
-      for (int k = 0; k < increments; ++k) counter.set_value(counter.value() + 1);
-    }}));
+    children.push_back(std::make_unique<mp::Process>(
+        mp::ProcessOptions{.target = count_racing, .args = {counter, go, std::int64_t{increments}}}));
   }
   for (auto& p : children) p->start();
   go.set();
