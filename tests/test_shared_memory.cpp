@@ -34,8 +34,14 @@ void attach_list_then_change(std::string name) {
   attached.shm().close();
 }
 
+/// Python: the same, given the SharedMemory object itself (pickled by name).
+void write_through_shared_memory(shm::SharedMemory& sms, std::string data) {
+  std::copy(data.begin(), data.end(), sms.buf().begin());
+}
+
 }  // namespace shared_memory_tests
 
+MP_REGISTER_TARGET(shared_memory_tests::write_through_shared_memory);
 MP_REGISTER_TARGET(shared_memory_tests::attach_existing_shmem_then_write);
 MP_REGISTER_TARGET(shared_memory_tests::attach_list_then_change);
 
@@ -196,20 +202,9 @@ TEST_P(TestSharedMemory, SharedMemoryAcrossProcesses) {
   EXPECT_EQ(p.exitcode(), 0);
   EXPECT_EQ(bytes_of(sms, 5), "howdy");
 
-  // Python also pickles the object itself (SharedMemory.__reduce__: by name).
-  // A SharedMemory does not cross to a spawned child yet; under fork the
-  // child has the same mapping.
-  if (GetParam() != "fork") {
-    sms.close();
-    sms.unlink();
-    return;
-  }
-  shm::SharedMemory* inherited = &sms;
-  mp::Process q({.target = [inherited] {
-                   std::string data = "HELLO";
-                   std::copy(data.begin(), data.end(), inherited->buf().begin());
-                 },
-                 .daemon = true});
+  // Python also pickles the object itself (SharedMemory.__reduce__: by
+  // name); under fork the child gets the same mapping.
+  mp::Process q({.target = write_through_shared_memory, .args = {sms, "HELLO"}, .daemon = true});
   q.start();
   join_process(q);
   EXPECT_EQ(q.exitcode(), 0);
