@@ -19,6 +19,16 @@
 //                           get_lock() gives); Raw_Sem: sem_wait/sem_post;
 //                           Raw_Mutex: a process-shared pthread mutex.  The
 //                           final count must be exact, or the op fails.
+//   BM_Lib_Value_Counter    op 7 as CPython's script does it: a fresh
+//                           `auto v = mp::Value<'i'>(0)` per op (the int in the
+//                           shared heap, its default lock an RLock), and each
+//                           worker does
+//                             { std::lock_guard g(v.get_lock());
+//                               v.get_obj().set_value(v.get_obj().value() + 1); }
+//                           (Python: `with lock: v.value += 1`, whose v.value
+//                           read and write each re-enter the RLock; here
+//                           get_obj() reads and writes the int directly, under
+//                           the one acquisition).
 //
 // Times are manual (CLOCK_MONOTONIC), in ms per op (an uncontended op is kPairs
 // pairs; the counter's `incr_per_s` gives its rate).  The value
@@ -203,6 +213,32 @@ double counter_round_lib(SharedPage* page, Lockable& lock) {
   return std::max(page->end[0], page->end[1]) - std::min(page->start[0], page->start[1]);
 }
 
+/// One op of BM_Lib_Value_Counter: the counter is a sharedctypes Value, not
+/// the page's int; the page keeps only the time stamps, and gets the final
+/// count so that counter() can check it like the others'.
+double counter_round_value(SharedPage* page) {
+  auto v = mp::Value<'i'>(0);
+  auto [r, w] = mp::Pipe(/*duplex=*/false);
+  std::vector<std::unique_ptr<mp::Process>> workers;
+  for (int k = 0; k < 2; ++k) {
+    workers.push_back(std::make_unique<mp::Process>(mp::ProcessOptions{.target = [page, v, &r = r, k] {
+      r.recv_bytes();  // wait for "go"
+      page->start[k] = now();
+      for (int i = 0; i < kIncrements; ++i) {
+        std::lock_guard g(v.get_lock());
+        v.get_obj().set_value(v.get_obj().value() + 1);
+      }
+      page->end[k] = now();
+    }}));
+    workers.back()->start();
+  }
+  w.send_bytes("g");
+  w.send_bytes("g");
+  for (auto& p : workers) p->join();
+  page->value = v.get_obj().value();
+  return std::max(page->end[0], page->end[1]) - std::min(page->start[0], page->start[1]);
+}
+
 template <typename Round>
 void counter(benchmark::State& state, SharedPage* page, Round round) {
   round();  // warm-up
@@ -229,6 +265,12 @@ void BM_Lib_RLock_Counter(benchmark::State& state) {
   SharedPage* page = map_page();
   mp::synchronize::RLock lock = mp::RLock();
   counter(state, page, [&] { return counter_round_lib(page, lock); });
+  ::munmap(page, sizeof(SharedPage));
+}
+
+void BM_Lib_Value_Counter(benchmark::State& state) {
+  SharedPage* page = map_page();
+  counter(state, page, [&] { return counter_round_value(page); });
   ::munmap(page, sizeof(SharedPage));
 }
 
@@ -292,6 +334,7 @@ int main(int argc, char** argv) {
   };
   counters("BM_Lib_Lock_Counter", BM_Lib_Lock_Counter);
   counters("BM_Lib_RLock_Counter", BM_Lib_RLock_Counter);
+  counters("BM_Lib_Value_Counter", BM_Lib_Value_Counter);
   counters("BM_Raw_Sem_Counter", BM_Raw_Sem_Counter);
   counters("BM_Raw_Mutex_Counter", BM_Raw_Mutex_Counter);
   benchmark::Initialize(&n, args.data());

@@ -51,7 +51,8 @@ def main(directory):
     mutex = med(0, 'BM_Raw_Mutex_Counter')
     cpyc = med(1, 'counter_incr_per_s')
     for lib_name, label in (('BM_Lib_Lock_Counter', 'counter, Lock (M incr/s)'),
-                            ('BM_Lib_RLock_Counter', 'counter, RLock = get_lock() (M incr/s)')):
+                            ('BM_Lib_RLock_Counter', 'counter, RLock (M incr/s)'),
+                            ('BM_Lib_Value_Counter', 'counter, Value(\'i\') + get_lock() (M incr/s)')):
         lib = med(0, lib_name)
         print(f'| {label} | {lib / 1e6:.2f} | {rawc / 1e6:.2f} | {cpyc / 1e6:.2f} | '
               f'{rawc / lib:.2f}× slower | {lib / cpyc:.0f}× faster |')
