@@ -12,8 +12,8 @@
 //
 //   BM_*_Counter            two forked processes each do kIncrements locked
 //                           increments of one int in a MAP_SHARED page; each
-//                           worker writes its own start and end time into the
-//                           page, and the time of an op is max(end) - min(start)
+//                           worker waits on an Event, then writes its own start
+//                           and end time into the page, and the time of an op is max(end) - min(start)
 //                           (process start and exit are not timed).  Lib_Lock:
 //                           a Lock; Lib_RLock: an RLock (what Value's
 //                           get_lock() gives); Raw_Sem: sem_wait/sem_post;
@@ -192,11 +192,14 @@ double counter_round_raw(SharedPage* page, Work work) {
 template <typename Lockable>
 double counter_round_lib(SharedPage* page, Lockable& lock) {
   page->value = 0;
-  auto [r, w] = mp::Pipe(/*duplex=*/false);
+  // An Event, as in CPython's script.  (Not one pipe that both workers read:
+  // two readers of one pipe can split a framed message between them, and
+  // then one of them waits forever for a length it read from the other's.)
+  mp::synchronize::Event go = mp::Event();
   std::vector<std::unique_ptr<mp::Process>> workers;
   for (int k = 0; k < 2; ++k) {
-    workers.push_back(std::make_unique<mp::Process>(mp::ProcessOptions{.target = [page, &lock, &r = r, k] {
-      r.recv_bytes();  // wait for "go"
+    workers.push_back(std::make_unique<mp::Process>(mp::ProcessOptions{.target = [page, &lock, &go, k] {
+      go.wait();
       page->start[k] = now();
       for (int i = 0; i < kIncrements; ++i) {
         lock.acquire();
@@ -207,8 +210,7 @@ double counter_round_lib(SharedPage* page, Lockable& lock) {
     }}));
     workers.back()->start();
   }
-  w.send_bytes("g");
-  w.send_bytes("g");
+  go.set();
   for (auto& p : workers) p->join();
   return std::max(page->end[0], page->end[1]) - std::min(page->start[0], page->start[1]);
 }
@@ -218,11 +220,11 @@ double counter_round_lib(SharedPage* page, Lockable& lock) {
 /// count so that counter() can check it like the others'.
 double counter_round_value(SharedPage* page) {
   auto v = mp::Value<'i'>(0);
-  auto [r, w] = mp::Pipe(/*duplex=*/false);
+  mp::synchronize::Event go = mp::Event();
   std::vector<std::unique_ptr<mp::Process>> workers;
   for (int k = 0; k < 2; ++k) {
-    workers.push_back(std::make_unique<mp::Process>(mp::ProcessOptions{.target = [page, v, &r = r, k] {
-      r.recv_bytes();  // wait for "go"
+    workers.push_back(std::make_unique<mp::Process>(mp::ProcessOptions{.target = [page, v, &go, k] {
+      go.wait();
       page->start[k] = now();
       for (int i = 0; i < kIncrements; ++i) {
         std::lock_guard g(v.get_lock());
@@ -232,8 +234,7 @@ double counter_round_value(SharedPage* page) {
     }}));
     workers.back()->start();
   }
-  w.send_bytes("g");
-  w.send_bytes("g");
+  go.set();
   for (auto& p : workers) p->join();
   page->value = v.get_obj().value();
   return std::max(page->end[0], page->end[1]) - std::min(page->start[0], page->start[1]);
