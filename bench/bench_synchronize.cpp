@@ -12,9 +12,10 @@
 //
 //   BM_*_Counter            two forked processes each do kIncrements locked
 //                           increments of one int in a MAP_SHARED page; each
-//                           worker waits on an Event, then writes its own start
-//                           and end time into the page, and the time of an op is max(end) - min(start)
-//                           (process start and exit are not timed).  Lib_Lock:
+//                           worker waits on an Event, then writes its own
+//                           start and end time into the page, and the time
+//                           of an op is max(end) - min(start) (process start
+//                           and exit are not timed).  Lib_Lock:
 //                           a Lock; Lib_RLock: an RLock (what Value's
 //                           get_lock() gives); Raw_Sem: sem_wait/sem_post;
 //                           Raw_Mutex: a process-shared pthread mutex.  The
