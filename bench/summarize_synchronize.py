@@ -35,7 +35,8 @@ def main(directory):
     def med(src, name):
         return statistics.median(r[src][name] for r in rounds)
 
-    print(f'locks across processes (median of {len(rounds)} rounds)')
+    print(f'locks across processes (median of {len(rounds)} rounds); every ratio is one of '
+          f'time per op, for the counters of time per increment')
     print()
     print('| operation | library | raw | CPython | library÷raw | CPython÷library |')
     print('|---|---:|---:|---:|---:|---:|')
@@ -54,8 +55,9 @@ def main(directory):
                             ('BM_Lib_RLock_Counter', 'counter, RLock (M incr/s)'),
                             ('BM_Lib_Value_Counter', 'counter, Value(\'i\') + get_lock() (M incr/s)')):
         lib = med(0, lib_name)
+        # Ratios of time per increment, like the latency rows: raw rate ÷ library rate.
         print(f'| {label} | {lib / 1e6:.2f} | {rawc / 1e6:.2f} | {cpyc / 1e6:.2f} | '
-              f'{rawc / lib:.2f}× slower | {lib / cpyc:.0f}× faster |')
+              f'{rawc / lib:.2f}× | {lib / cpyc:.0f}× |')
     print(f'| (raw: pshared pthread mutex counter) | | {mutex / 1e6:.2f} | | | |')
     print()
     print('  spread over the rounds (each round: the median of its repetitions)')
