@@ -9,6 +9,29 @@
 //   BM_RawForkWaitpid_RSS8M   the same after dirtying 8 MiB of heap (the
 //                               reference's "rss8M" variant, ~ a Python parent)
 //
+// The other two start methods (issue 5; bench/run_spawn.sh):
+//   BM_SpawnStartJoin         auto p = get_context("spawn").Process({.target = noop});
+//                               p->start(); p->join();   exit code checked.  The
+//                               child is this program run again (posix_spawn),
+//                               which freeze_support() turns into the child.
+//   BM_SpawnStartJoin_SmallExe  the same, with bench_spawn_child as the spawn
+//                               executable (spawn::set_executable): a program
+//                               whose main() is freeze_support() alone, which
+//                               does not load Google Benchmark
+//   BM_ForkserverStartJoin    the same with get_context("forkserver"); the
+//                               warm-up starts the fork server.
+//   BM_RawPosixSpawnTrue      the C reference "posix_spawn_true":
+//                               posix_spawn("/bin/true") + waitpid
+//   BM_RawPosixSpawnSelf      posix_spawn of this very program with
+//                               --exit-at-once (main() returns 0 right after
+//                               freeze_support()) + waitpid: exec and dynamic
+//                               loading of this binary, the floor under
+//                               BM_SpawnStartJoin
+//   BM_RawPosixSpawnSmallExe  posix_spawn of bench_spawn_child, no arguments
+//                               (freeze_support() returns, main() returns 0)
+//   BM_RawPosixSpawnEmptyMain posix_spawn of bench_empty_main (a C++ program
+//                               whose main() returns 0) + waitpid
+//
 // Method (shared/reference/bench-operations.md, "Common method"): each
 // repetition first runs a few untimed warm-up ops, then `n` timed ops; every
 // op is timed with clock_gettime(CLOCK_MONOTONIC) and handed to Google
@@ -22,7 +45,10 @@
 //   --ops=N      timed ops per repetition        (default 300, the reference's)
 //   --reps=N     repetitions                     (default 5)
 //   --warmup=N   untimed ops before each rep     (default 10)
+//   --spawn-ops=N  timed ops per repetition for the BM_*Spawn* benchmarks
+//                (default 40: a spawn costs milliseconds)
 // Everything else goes to Google Benchmark, e.g. --benchmark_format=json.
+#include <spawn.h>
 #include <sys/mman.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -41,11 +67,14 @@
 
 #include <multiprocessing.hpp>
 
+extern char** environ;
+
 namespace {
 
 int g_ops = 300;
 int g_reps = 5;
 int g_warmup = 10;
+int g_spawn_ops = 40;
 
 double monotonic_seconds() {
   timespec ts{};
@@ -54,6 +83,8 @@ double monotonic_seconds() {
 }
 
 void noop() {}
+// Under spawn and forkserver the target crosses to the child by name.
+MP_REGISTER_TARGET(noop);
 
 // ------------------------------------------------------------------ the ops
 // Each returns true when the child ran and exited with status 0.
@@ -66,16 +97,77 @@ bool library_op() {
   return code.has_value() && *code == 0;
 }
 
-bool raw_fork_op() {
-  pid_t pid = ::fork();
-  if (pid < 0) return false;
-  if (pid == 0) ::_exit(0);  // the child does nothing at all
+bool start_join_with(const char* method) {
+  std::unique_ptr<multiprocessing::BaseProcess> p =
+      multiprocessing::get_context(method).Process({.target = noop});
+  p->start();
+  p->join();
+  std::optional<int> code = p->exitcode();
+  return code.has_value() && *code == 0;
+}
+
+bool spawn_op() { return start_join_with("spawn"); }
+
+/// A program built next to this one (bench_empty_main, bench_spawn_child).
+std::string sibling_exe(const char* name) {
+  std::string self = multiprocessing::spawn::get_executable();
+  return self.substr(0, self.rfind('/') + 1) + name;
+}
+
+bool spawn_small_exe_op() {
+  static const std::string small = sibling_exe("bench_spawn_child");
+  multiprocessing::spawn::set_executable(small);
+  bool ok = start_join_with("spawn");
+  multiprocessing::spawn::set_executable(std::nullopt);  // back to this program
+  return ok;
+}
+
+bool forkserver_op() { return start_join_with("forkserver"); }
+
+bool wait_for_exit_0(pid_t pid) {
   int status = 0;
   pid_t r;
   do {
     r = ::waitpid(pid, &status, 0);
   } while (r < 0 && errno == EINTR);
   return r == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+/// posix_spawn(path, argv) with this process's environment, then waitpid.
+bool raw_posix_spawn(const std::string& path, std::vector<std::string> args) {
+  std::vector<char*> argv;
+  for (std::string& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  pid_t pid = 0;
+  if (::posix_spawn(&pid, path.c_str(), nullptr, nullptr, argv.data(), environ) != 0) return false;
+  return wait_for_exit_0(pid);
+}
+
+bool raw_posix_spawn_true_op() { return raw_posix_spawn("/bin/true", {"true"}); }
+
+/// This program, as /proc/self/exe names it (what spawn runs too).
+const std::string& self_exe() {
+  static const std::string exe = multiprocessing::spawn::get_executable();
+  return exe;
+}
+
+bool raw_posix_spawn_self_op() { return raw_posix_spawn(self_exe(), {self_exe(), "--exit-at-once"}); }
+
+bool raw_posix_spawn_small_exe_op() {
+  static const std::string small = sibling_exe("bench_spawn_child");
+  return raw_posix_spawn(small, {small});
+}
+
+bool raw_posix_spawn_empty_main_op() {
+  static const std::string empty = sibling_exe("bench_empty_main");
+  return raw_posix_spawn(empty, {empty});
+}
+
+bool raw_fork_op() {
+  pid_t pid = ::fork();
+  if (pid < 0) return false;
+  if (pid == 0) ::_exit(0);  // the child does nothing at all
+  return wait_for_exit_0(pid);
 }
 
 // ------------------------------------------------------------------ the loop
@@ -103,6 +195,24 @@ void run_op(benchmark::State& state) {
 void BM_ProcessStartJoin(benchmark::State& state) { run_op<library_op>(state); }
 
 void BM_RawForkWaitpid(benchmark::State& state) { run_op<raw_fork_op>(state); }
+
+void BM_SpawnStartJoin(benchmark::State& state) { run_op<spawn_op>(state); }
+
+void BM_SpawnStartJoin_SmallExe(benchmark::State& state) { run_op<spawn_small_exe_op>(state); }
+
+void BM_ForkserverStartJoin(benchmark::State& state) { run_op<forkserver_op>(state); }
+
+void BM_RawPosixSpawnTrue(benchmark::State& state) { run_op<raw_posix_spawn_true_op>(state); }
+
+void BM_RawPosixSpawnSelf(benchmark::State& state) { run_op<raw_posix_spawn_self_op>(state); }
+
+void BM_RawPosixSpawnSmallExe(benchmark::State& state) {
+  run_op<raw_posix_spawn_small_exe_op>(state);
+}
+
+void BM_RawPosixSpawnEmptyMain(benchmark::State& state) {
+  run_op<raw_posix_spawn_empty_main_op>(state);
+}
 
 void BM_RawForkWaitpid_RSS8M(benchmark::State& state) {
   // 8 MiB of dirty private anonymous memory, alive for the whole repetition:
@@ -136,13 +246,20 @@ bool take_int_flag(std::string_view arg, std::string_view name, int& out) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // First thing: in a child started by spawn or forkserver (this program run
+  // again with --multiprocessing-fork), run the Process object and exit,
+  // instead of running the benchmarks again.  Also runs the fork server.
+  multiprocessing::freeze_support();
+  // BM_RawPosixSpawnSelf's child: everything up to here, then exit.
+  if (argc == 2 && std::string_view(argv[1]) == "--exit-at-once") return 0;
+
   // Our own flags out, Google Benchmark's in.
   std::vector<char*> rest{argv[0]};
   bool interleave_given = false;
   for (int i = 1; i < argc; ++i) {
     std::string_view a = argv[i];
     if (take_int_flag(a, "--ops=", g_ops) || take_int_flag(a, "--reps=", g_reps) ||
-        take_int_flag(a, "--warmup=", g_warmup)) {
+        take_int_flag(a, "--warmup=", g_warmup) || take_int_flag(a, "--spawn-ops=", g_spawn_ops)) {
       continue;
     }
     if (a.starts_with("--benchmark_enable_random_interleaving")) interleave_given = true;
@@ -153,11 +270,23 @@ int main(int argc, char** argv) {
   int rest_argc = static_cast<int>(rest.size());
   rest.push_back(nullptr);
 
-  for (auto [name, fn] : {std::pair{"BM_ProcessStartJoin", &BM_ProcessStartJoin},
-                          std::pair{"BM_RawForkWaitpid", &BM_RawForkWaitpid},
-                          std::pair{"BM_RawForkWaitpid_RSS8M", &BM_RawForkWaitpid_RSS8M}}) {
+  struct Bench {
+    const char* name;
+    void (*fn)(benchmark::State&);
+    int ops;
+  };
+  for (auto [name, fn, ops] : {Bench{"BM_ProcessStartJoin", &BM_ProcessStartJoin, g_ops},
+                               Bench{"BM_RawForkWaitpid", &BM_RawForkWaitpid, g_ops},
+                               Bench{"BM_RawForkWaitpid_RSS8M", &BM_RawForkWaitpid_RSS8M, g_ops},
+                               Bench{"BM_SpawnStartJoin", &BM_SpawnStartJoin, g_spawn_ops},
+                               Bench{"BM_SpawnStartJoin_SmallExe", &BM_SpawnStartJoin_SmallExe, g_spawn_ops},
+                               Bench{"BM_ForkserverStartJoin", &BM_ForkserverStartJoin, g_ops},
+                               Bench{"BM_RawPosixSpawnTrue", &BM_RawPosixSpawnTrue, g_ops},
+                               Bench{"BM_RawPosixSpawnSelf", &BM_RawPosixSpawnSelf, g_spawn_ops},
+                               Bench{"BM_RawPosixSpawnSmallExe", &BM_RawPosixSpawnSmallExe, g_spawn_ops},
+                               Bench{"BM_RawPosixSpawnEmptyMain", &BM_RawPosixSpawnEmptyMain, g_ops}}) {
     benchmark::RegisterBenchmark(name, fn)
-        ->Iterations(g_ops)
+        ->Iterations(ops)
         ->Repetitions(g_reps)
         ->UseManualTime()
         ->Unit(benchmark::kMicrosecond);

@@ -12,13 +12,24 @@
 //
 //   BM_*_Counter            two forked processes each do kIncrements locked
 //                           increments of one int in a MAP_SHARED page; each
-//                           worker writes its own start and end time into the
-//                           page, and the time of an op is max(end) - min(start)
-//                           (process start and exit are not timed).  Lib_Lock:
+//                           worker waits on an Event, then writes its own
+//                           start and end time into the page, and the time
+//                           of an op is max(end) - min(start) (process start
+//                           and exit are not timed).  Lib_Lock:
 //                           a Lock; Lib_RLock: an RLock (what Value's
 //                           get_lock() gives); Raw_Sem: sem_wait/sem_post;
 //                           Raw_Mutex: a process-shared pthread mutex.  The
 //                           final count must be exact, or the op fails.
+//   BM_Lib_Value_Counter    op 7 as CPython's script does it: a fresh
+//                           `auto v = mp::Value<'i'>(0)` per op (the int in the
+//                           shared heap, its default lock an RLock), and each
+//                           worker does
+//                             { std::lock_guard g(v.get_lock());
+//                               v.get_obj().set_value(v.get_obj().value() + 1); }
+//                           (Python: `with lock: v.value += 1`, whose v.value
+//                           read and write each re-enter the RLock; here
+//                           get_obj() reads and writes the int directly, under
+//                           the one acquisition).
 //
 // Times are manual (CLOCK_MONOTONIC), in ms per op (an uncontended op is kPairs
 // pairs; the counter's `incr_per_s` gives its rate).  The value
@@ -182,11 +193,14 @@ double counter_round_raw(SharedPage* page, Work work) {
 template <typename Lockable>
 double counter_round_lib(SharedPage* page, Lockable& lock) {
   page->value = 0;
-  auto [r, w] = mp::Pipe(/*duplex=*/false);
+  // An Event, as in CPython's script.  (Not one pipe that both workers read:
+  // two readers of one pipe can split a framed message between them, and
+  // then one of them waits forever for a length it read from the other's.)
+  mp::synchronize::Event go = mp::Event();
   std::vector<std::unique_ptr<mp::Process>> workers;
   for (int k = 0; k < 2; ++k) {
-    workers.push_back(std::make_unique<mp::Process>(mp::ProcessOptions{.target = [page, &lock, &r = r, k] {
-      r.recv_bytes();  // wait for "go"
+    workers.push_back(std::make_unique<mp::Process>(mp::ProcessOptions{.target = [page, &lock, &go, k] {
+      go.wait();
       page->start[k] = now();
       for (int i = 0; i < kIncrements; ++i) {
         lock.acquire();
@@ -197,9 +211,33 @@ double counter_round_lib(SharedPage* page, Lockable& lock) {
     }}));
     workers.back()->start();
   }
-  w.send_bytes("g");
-  w.send_bytes("g");
+  go.set();
   for (auto& p : workers) p->join();
+  return std::max(page->end[0], page->end[1]) - std::min(page->start[0], page->start[1]);
+}
+
+/// One op of BM_Lib_Value_Counter: the counter is a sharedctypes Value, not
+/// the page's int; the page keeps only the time stamps, and gets the final
+/// count so that counter() can check it like the others'.
+double counter_round_value(SharedPage* page) {
+  auto v = mp::Value<'i'>(0);
+  mp::synchronize::Event go = mp::Event();
+  std::vector<std::unique_ptr<mp::Process>> workers;
+  for (int k = 0; k < 2; ++k) {
+    workers.push_back(std::make_unique<mp::Process>(mp::ProcessOptions{.target = [page, v, &go, k] {
+      go.wait();
+      page->start[k] = now();
+      for (int i = 0; i < kIncrements; ++i) {
+        std::lock_guard g(v.get_lock());
+        v.get_obj().set_value(v.get_obj().value() + 1);
+      }
+      page->end[k] = now();
+    }}));
+    workers.back()->start();
+  }
+  go.set();
+  for (auto& p : workers) p->join();
+  page->value = v.get_obj().value();
   return std::max(page->end[0], page->end[1]) - std::min(page->start[0], page->start[1]);
 }
 
@@ -229,6 +267,12 @@ void BM_Lib_RLock_Counter(benchmark::State& state) {
   SharedPage* page = map_page();
   mp::synchronize::RLock lock = mp::RLock();
   counter(state, page, [&] { return counter_round_lib(page, lock); });
+  ::munmap(page, sizeof(SharedPage));
+}
+
+void BM_Lib_Value_Counter(benchmark::State& state) {
+  SharedPage* page = map_page();
+  counter(state, page, [&] { return counter_round_value(page); });
   ::munmap(page, sizeof(SharedPage));
 }
 
@@ -292,6 +336,7 @@ int main(int argc, char** argv) {
   };
   counters("BM_Lib_Lock_Counter", BM_Lib_Lock_Counter);
   counters("BM_Lib_RLock_Counter", BM_Lib_RLock_Counter);
+  counters("BM_Lib_Value_Counter", BM_Lib_Value_Counter);
   counters("BM_Raw_Sem_Counter", BM_Raw_Sem_Counter);
   counters("BM_Raw_Mutex_Counter", BM_Raw_Mutex_Counter);
   benchmark::Initialize(&n, args.data());

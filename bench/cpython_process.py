@@ -5,18 +5,25 @@ The CPython side of bench/bench_process.cpp (see bench/README.md):
   process_start_join/fork   ctx = multiprocessing.get_context('fork')
                             p = ctx.Process(target=noop); p.start(); p.join()
                             exit code checked                       (40 ops/rep)
+  process_start_join/spawn  the same with get_context('spawn')      (10 ops/rep)
+  process_start_join/forkserver
+                            the same with get_context('forkserver') (25 ops/rep);
+                            the warm-up starts the fork server
   raw_os_fork               os.fork() / child os._exit(0) / os.waitpid()
                             the interpreter's own fork cost         (60 ops/rep)
+
+--measure picks which (default: fork,raw_os_fork, what bench/run.sh needs;
+bench/run_spawn.sh asks for spawn,forkserver).
 
 Method (shared/reference/bench-operations.md, "Common method"): one untimed
 warm-up round, then `reps` timed repetitions of `n` ops, each timed with
 time.perf_counter() (CLOCK_MONOTONIC); per repetition elapsed / n; the value
-is the median over the repetitions.  The two operations alternate repetition
-by repetition.  Prints one JSON object on stdout, times in microseconds/op.
+is the median over the repetitions.  The operations alternate repetition by
+repetition.  Prints one JSON object on stdout, times in microseconds/op.
 
 The top level imports nothing on purpose: under the spawn and forkserver
-start methods a child re-imports the main module (only fork is measured here,
-but the script is kept ready for them, as the reference's is).
+start methods every child re-imports the main module (as __mp_main__), so
+what the module does at import is part of each child's start.
 """
 
 
@@ -60,21 +67,37 @@ def main():
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--reps', type=int, default=5)
-    parser.add_argument('--n-fork', type=int, default=40, help='Process start+join per rep')
+    parser.add_argument('--measure', default='fork,raw_os_fork',
+                        help='comma-separated: fork, spawn, forkserver, raw_os_fork')
+    parser.add_argument('--n-fork', type=int, default=40, help='fork Process start+join per rep')
+    parser.add_argument('--n-spawn', type=int, default=10, help='spawn Process start+join per rep')
+    parser.add_argument('--n-forkserver', type=int, default=25,
+                        help='forkserver Process start+join per rep')
     parser.add_argument('--n-raw', type=int, default=60, help='os.fork/waitpid per rep')
     parser.add_argument('--warmup', type=int, default=5, help='untimed ops of each kind')
     args = parser.parse_args()
 
-    ctx = multiprocessing.get_context('fork')
-    process_start_join(ctx, args.warmup)
-    raw_os_fork(args.warmup)
+    # name -> (one repetition of n ops, returning s/op; n)
+    measures = {}
+    for m in args.measure.split(','):
+        if m in ('fork', 'spawn', 'forkserver'):
+            ctx = multiprocessing.get_context(m)
+            measures[f'process_start_join/{m}'] = (
+                lambda n, ctx=ctx: process_start_join(ctx, n), getattr(args, f'n_{m}'))
+        elif m == 'raw_os_fork':
+            measures['raw_os_fork'] = (raw_os_fork, args.n_raw)
+        else:
+            parser.error(f'unknown measurement {m!r}')
 
-    reps = {'process_start_join/fork': [], 'raw_os_fork': []}
+    for one_rep, _ in measures.values():
+        one_rep(args.warmup)  # forkserver: also starts the server
+
+    reps = {name: [] for name in measures}
     for _ in range(args.reps):
-        reps['process_start_join/fork'].append(process_start_join(ctx, args.n_fork) * 1e6)
-        reps['raw_os_fork'].append(raw_os_fork(args.n_raw) * 1e6)
+        for name, (one_rep, n) in measures.items():
+            reps[name].append(one_rep(n) * 1e6)
 
-    ops = {'process_start_join/fork': args.n_fork, 'raw_os_fork': args.n_raw}
+    ops = {name: n for name, (_, n) in measures.items()}
     json.dump({
         'python': sys.version.split()[0],
         'implementation': platform.python_implementation(),

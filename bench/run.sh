@@ -50,7 +50,11 @@ else
   trap 'rm -rf "$out"' EXIT
 fi
 
-run_cpp() { "$bin" --benchmark_format=json >"$out/cpp-$1.json" 2>/dev/null; }
+# Only the fork benchmarks: the spawn and forkserver ones are bench/run_spawn.sh's.
+run_cpp() {
+  "$bin" --benchmark_filter='^BM_(ProcessStartJoin|RawForkWaitpid)' --benchmark_format=json \
+    >"$out/cpp-$1.json" 2>/dev/null
+}
 run_py() { "$python" bench/cpython_process.py >"$out/py-$1.json"; }
 
 echo "$(date -u '+%Y-%m-%d %H:%M UTC')  $(uname -srm)  $(nproc) CPUs  $("$python" -V 2>&1)" >&2

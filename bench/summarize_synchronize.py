@@ -35,7 +35,8 @@ def main(directory):
     def med(src, name):
         return statistics.median(r[src][name] for r in rounds)
 
-    print(f'locks across processes (median of {len(rounds)} rounds)')
+    print(f'locks across processes (median of {len(rounds)} rounds); every ratio is one of '
+          f'time per op, for the counters of time per increment')
     print()
     print('| operation | library | raw | CPython | library÷raw | CPython÷library |')
     print('|---|---:|---:|---:|---:|---:|')
@@ -51,18 +52,41 @@ def main(directory):
     mutex = med(0, 'BM_Raw_Mutex_Counter')
     cpyc = med(1, 'counter_incr_per_s')
     for lib_name, label in (('BM_Lib_Lock_Counter', 'counter, Lock (M incr/s)'),
-                            ('BM_Lib_RLock_Counter', 'counter, RLock = get_lock() (M incr/s)')):
+                            ('BM_Lib_RLock_Counter', 'counter, RLock (M incr/s)'),
+                            ('BM_Lib_Value_Counter', 'counter, Value(\'i\') + get_lock() (M incr/s)')):
         lib = med(0, lib_name)
+        # Ratios of time per increment, like the latency rows: raw rate ÷ library rate.
         print(f'| {label} | {lib / 1e6:.2f} | {rawc / 1e6:.2f} | {cpyc / 1e6:.2f} | '
-              f'{rawc / lib:.2f}× slower | {lib / cpyc:.0f}× faster |')
+              f'{rawc / lib:.2f}× | {lib / cpyc:.0f}× |')
     print(f'| (raw: pshared pthread mutex counter) | | {mutex / 1e6:.2f} | | | |')
     print()
+    print('  spread over the rounds (each round: the median of its repetitions)')
+    for src, name, unit, scale in (
+            (0, 'BM_Lib_Lock', 'ns', 1), (0, 'BM_Lib_RLock', 'ns', 1), (0, 'BM_Lib_LockGuard', 'ns', 1),
+            (0, 'BM_Raw_SemWaitPost', 'ns', 1), (0, 'BM_Raw_SemlockMirror', 'ns', 1),
+            (1, 'Lock', 'ns', 1), (1, 'RLock', 'ns', 1), (1, 'with_Lock', 'ns', 1),
+            (0, 'BM_Lib_Lock_Counter', 'M/s', 1e6), (0, 'BM_Lib_RLock_Counter', 'M/s', 1e6),
+            (0, 'BM_Lib_Value_Counter', 'M/s', 1e6), (0, 'BM_Raw_Sem_Counter', 'M/s', 1e6),
+            (0, 'BM_Raw_Mutex_Counter', 'M/s', 1e6), (1, 'counter_incr_per_s', 'M/s', 1e6)):
+        s = [r[src][name] / scale for r in rounds]
+        label = ('CPython ' if src else '') + name
+        print(f'  {label:<28} median {statistics.median(s):8.2f} {unit:<3}  '
+              f'rounds: min {min(s):8.2f}  max {max(s):8.2f}')
+    by_round = [r[0]['BM_Lib_Lock'] / r[0]['BM_Raw_SemWaitPost'] for r in rounds]
+    print(f"  {'Lock÷raw by round':<28} median {statistics.median(by_round):8.2f}      "
+          f'rounds: min {min(by_round):8.2f}  max {max(by_round):8.2f}')
+    by_round = [r[0]['BM_Raw_Sem_Counter'] / r[0]['BM_Lib_Lock_Counter'] for r in rounds]
+    print(f"  {'raw÷Lock counter by round':<28} median {statistics.median(by_round):8.2f}      "
+          f'rounds: min {min(by_round):8.2f}  max {max(by_round):8.2f}')
+    print()
     u = med(0, 'BM_Lib_Lock') / raw
-    c = rawc / med(0, 'BM_Lib_Lock_Counter')
     print(f'goal uncontended Lock within 1.2x of sem_wait+sem_post: '
           f'{"holds" if u <= 1.2 else "does NOT hold"} ({u:.2f}x)')
-    print(f'goal contended counter within 1.5x of raw semaphore: '
-          f'{"holds" if c <= 1.5 else "does NOT hold"} ({c:.2f}x)')
+    for lib_name, label in (('BM_Lib_Lock_Counter', 'Lock'), ('BM_Lib_RLock_Counter', 'RLock'),
+                            ('BM_Lib_Value_Counter', "Value('i')")):
+        c = rawc / med(0, lib_name)
+        print(f'goal contended counter ({label}) within 1.5x of raw semaphore: '
+              f'{"holds" if c <= 1.5 else "does NOT hold"} ({c:.2f}x)')
 
 
 if __name__ == '__main__':
