@@ -6,6 +6,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
+#include <dlfcn.h>
 #include <fcntl.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -531,14 +532,61 @@ Connection Client(const Address& address, std::optional<std::string> family,
 
 namespace {
 
-/// Python 3.12: _ALLOWED_DIGESTS, mapped to OpenSSL's names.
+/// libcrypto's functions that the handshake uses, loaded at the first
+/// handshake instead of with the program.  Python imports hmac only inside
+/// deliver_challenge and answer_challenge; here, a program that never
+/// authenticates (most spawned children) does not load and relocate libcrypto
+/// at every start, about 1 ms (bench/README.md, "spawn").
+struct Libcrypto {
+  decltype(&::EVP_md5) EVP_md5;
+  decltype(&::EVP_sha256) EVP_sha256;
+  decltype(&::EVP_sha384) EVP_sha384;
+  decltype(&::EVP_sha3_256) EVP_sha3_256;
+  decltype(&::EVP_sha3_384) EVP_sha3_384;
+  decltype(&::HMAC) HMAC;
+  decltype(&::RAND_bytes) RAND_bytes;
+  decltype(&::CRYPTO_memcmp) CRYPTO_memcmp;
+};
+
+const Libcrypto& libcrypto() {
+  static const Libcrypto lib = [] {
+    // RTLD_NOW: a missing symbol shows here, not in the middle of a handshake.
+    void* handle = ::dlopen(MP_LIBCRYPTO_SONAME, RTLD_NOW | RTLD_LOCAL);
+    if (handle == nullptr) throw OSError(std::string("cannot load libcrypto: ") + ::dlerror());
+    auto symbol = [handle](const char* name) {
+      void* address = ::dlsym(handle, name);
+      if (address == nullptr) throw OSError(std::string("libcrypto has no ") + name);
+      return address;
+    };
+    Libcrypto l{};
+    l.EVP_md5 = reinterpret_cast<decltype(l.EVP_md5)>(symbol("EVP_md5"));
+    l.EVP_sha256 = reinterpret_cast<decltype(l.EVP_sha256)>(symbol("EVP_sha256"));
+    l.EVP_sha384 = reinterpret_cast<decltype(l.EVP_sha384)>(symbol("EVP_sha384"));
+    l.EVP_sha3_256 = reinterpret_cast<decltype(l.EVP_sha3_256)>(symbol("EVP_sha3_256"));
+    l.EVP_sha3_384 = reinterpret_cast<decltype(l.EVP_sha3_384)>(symbol("EVP_sha3_384"));
+    l.HMAC = reinterpret_cast<decltype(l.HMAC)>(symbol("HMAC"));
+    l.RAND_bytes = reinterpret_cast<decltype(l.RAND_bytes)>(symbol("RAND_bytes"));
+    l.CRYPTO_memcmp = reinterpret_cast<decltype(l.CRYPTO_memcmp)>(symbol("CRYPTO_memcmp"));
+    return l;
+  }();
+  return lib;
+}
+
+/// Python 3.12: _ALLOWED_DIGESTS.
+bool is_allowed_digest(std::string_view name) {
+  return name == "md5" || name == "sha256" || name == "sha384" || name == "sha3_256" ||
+         name == "sha3_384";
+}
+
+/// An allowed digest's OpenSSL object, or nullptr.
 const EVP_MD* digest_by_name(std::string_view name) {
-  if (name == "md5") return EVP_md5();
-  if (name == "sha256") return EVP_sha256();
-  if (name == "sha384") return EVP_sha384();
-  if (name == "sha3_256") return EVP_sha3_256();
-  if (name == "sha3_384") return EVP_sha3_384();
-  return nullptr;
+  if (!is_allowed_digest(name)) return nullptr;
+  const Libcrypto& c = libcrypto();
+  if (name == "md5") return c.EVP_md5();
+  if (name == "sha256") return c.EVP_sha256();
+  if (name == "sha384") return c.EVP_sha384();
+  if (name == "sha3_256") return c.EVP_sha3_256();
+  return c.EVP_sha3_384();
 }
 
 /// Python 3.12: _get_digest_name_and_payload(msg).  A 20- or 16-byte message is
@@ -551,7 +599,7 @@ std::pair<std::string, std::string_view> _get_digest_name_and_payload(std::strin
     auto close = head.find('}');
     if (close != std::string_view::npos) {
       std::string name(head.substr(0, close));
-      if (digest_by_name(name) != nullptr) return {name, msg.substr(close + 2)};
+      if (is_allowed_digest(name)) return {name, msg.substr(close + 2)};
     }
   }
   throw AuthenticationError(
@@ -575,7 +623,7 @@ std::string _hmac(std::string_view digest_name, std::string_view key, std::strin
   if (md == nullptr) throw ValueError("unsupported digest " + std::string(digest_name));
   unsigned char out[EVP_MAX_MD_SIZE];
   unsigned int out_length = 0;
-  if (HMAC(md, key.data(), static_cast<int>(key.size()),
+  if (libcrypto().HMAC(md, key.data(), static_cast<int>(key.size()),
            reinterpret_cast<const unsigned char*>(message.data()), message.size(), out,
            &out_length) == nullptr) {
     throw ValueError("HMAC failed for digest " + std::string(digest_name));
@@ -587,11 +635,11 @@ void deliver_challenge(Connection& connection, const Bytes& authkey,
                        std::string_view digest_name, std::optional<double> deadline) {
   // The random part, from libcrypto's CSPRNG (Python: os.urandom).
   std::size_t random_length = digest_name.empty() ? MESSAGE_LENGTH : PREFIXED_MESSAGE_LENGTH;
-  if (!digest_name.empty() && digest_by_name(digest_name) == nullptr) {
+  if (!digest_name.empty() && !is_allowed_digest(digest_name)) {
     throw ValueError("unsupported digest " + std::string(digest_name));
   }
   std::string random(random_length, '\0');
-  if (RAND_bytes(reinterpret_cast<unsigned char*>(random.data()),
+  if (libcrypto().RAND_bytes(reinterpret_cast<unsigned char*>(random.data()),
                  static_cast<int>(random.size())) != 1) {
     throw OSError("RAND_bytes failed");
   }
@@ -610,7 +658,7 @@ void deliver_challenge(Connection& connection, const Bytes& authkey,
                                 std::to_string(mac.size()));
     }
     // Constant time (Python 3.12: hmac.compare_digest; 3.11 used ==).
-    if (CRYPTO_memcmp(mac.data(), expected.data(), mac.size()) != 0) {
+    if (libcrypto().CRYPTO_memcmp(mac.data(), expected.data(), mac.size()) != 0) {
       throw AuthenticationError("digest received was wrong");
     }
   } catch (const AuthenticationError&) {

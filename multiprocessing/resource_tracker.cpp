@@ -438,7 +438,11 @@ void ResourceTracker::_ensure_running_locked() {
     if (launcher_ == ::getpid()) {
       // Our own child: waitpid tells for sure, and reaps it if it died.
       int status = 0;
-      reaped = ::waitpid(pid_, &status, WNOHANG) == pid_;
+      pid_t r = ::waitpid(pid_, &status, WNOHANG);
+      reaped = r == pid_;
+      // Python probes with a write even then; waitpid already said it runs,
+      // and a probe would wake the tracker at every process start.
+      if (r == 0) return;
     }
     if (!reaped && _check_alive()) return;  // => still alive
     // => dead, launch it again
