@@ -41,6 +41,7 @@ namespace {
 const int kProcesses = 10;
 const int kIncrements = 20;
 
+// [counter-run-processes]
 /// Python: processes = [Process(target=count, ...) for i in range(10)]; start all; join all.
 void run_processes(const std::function<void()>& count) {
   std::vector<std::unique_ptr<mp::Process>> processes;
@@ -50,7 +51,9 @@ void run_processes(const std::function<void()>& count) {
   for (auto& p : processes) p->start();
   for (auto& p : processes) p->join();
 }
+// [counter-run-processes]
 
+// [counter-without-lock]
 /// The lesson as the seed first writes it: no lock around the increment.
 int main_without_lock() {
   auto value = mp::Value<'i'>(0);
@@ -62,7 +65,9 @@ int main_without_lock() {
   });
   return value.value();
 }
+// [counter-without-lock]
 
+// [counter-wide-window]
 /// The same race, made wide.  In CPython, `v.value += 1` runs many bytecodes
 /// between the read and the write; compiled C++ runs a few instructions, so
 /// the window in which another process can slip in is ~100 times narrower and
@@ -81,7 +86,9 @@ int main_without_lock_wide_window() {
   });
   return value.value();
 }
+// [counter-wide-window]
 
+// [counter-with-lock]
 /// Fix 1: `with lock: x.value += 1`, with lock = Lock().
 int main_with_lock() {
   auto counter = mp::Value<'i'>(0);
@@ -95,7 +102,9 @@ int main_with_lock() {
   });
   return counter.value();
 }
+// [counter-with-lock]
 
+// [counter-with-get-lock]
 /// Fix 2: the Value's own lock, `with counter.get_lock(): x.value += 1`.
 int main_with_get_lock() {
   auto counter = mp::Value<'i'>(0);
@@ -108,7 +117,9 @@ int main_with_get_lock() {
   });
   return counter.value();
 }
+// [counter-with-get-lock]
 
+// [counter-raw-value]
 /// Fix 3: RawValue('i', 0) (no lock of its own) with a Lock.
 int main_raw_value_and_lock() {
   auto counter = mp::RawValue<'i'>(0);
@@ -122,6 +133,7 @@ int main_raw_value_and_lock() {
   });
   return counter.value();
 }
+// [counter-raw-value]
 
 }  // namespace
 

@@ -85,6 +85,7 @@ std::unique_ptr<popen_fork::Popen> ForkProcess::_make_popen() {
 }
 // [walkthrough-forkprocess]
 
+// [start-methods-make-popen]
 std::unique_ptr<popen_fork::Popen> SpawnProcess::_make_popen() {
   return std::make_unique<popen_spawn_posix::Popen>(*this);  // Python: from .popen_spawn_posix import Popen
 }
@@ -92,6 +93,7 @@ std::unique_ptr<popen_fork::Popen> SpawnProcess::_make_popen() {
 std::unique_ptr<popen_fork::Popen> ForkServerProcess::_make_popen() {
   return std::make_unique<popen_forkserver::Popen>(*this);  // Python: from .popen_forkserver import Popen
 }
+// [start-methods-make-popen]
 
 // ------------------------------------------------------------------ concrete contexts
 

@@ -49,6 +49,7 @@ sockaddr_un unix_address(const std::string& path) {
   return addr;
 }
 
+// [forkserver-serve-one]
 /// Python: _serve_one(child_r, fds, unused_fds, handlers): in the child the
 /// server just forked.  Returns the exit code.
 int serve_one(int child_r, const std::vector<int>& fds, const std::string& address) {
@@ -60,6 +61,7 @@ int serve_one(int child_r, const std::vector<int>& fds, const std::string& addre
   return spawn::_main(child_r, parent_sentinel >= 0 ? std::optional<int>(parent_sentinel)
                                                      : std::nullopt);
 }
+// [forkserver-serve-one]
 
 }  // namespace
 
@@ -126,6 +128,7 @@ void ForkServer::ensure_running() {
     alive_fd_ = -1;
     pid_.reset();
   }
+  // [forkserver-ensure-running]
   // The server's listening socket, in the private temp directory, readable
   // and writable by this user only (Python: os.chmod(address, 0o600)).
   std::string address = std::get<std::string>(connection::arbitrary_address("AF_UNIX"));
@@ -152,8 +155,10 @@ void ForkServer::ensure_running() {
   address_ = address;
   alive_fd_ = alive_w.release();
   pid_ = pid;
+  // [forkserver-ensure-running]
 }
 
+// [forkserver-connect]
 std::pair<int, int> ForkServer::connect_to_new_process(const std::vector<int>& fds) {
   ensure_running();
   if (fds.size() + 4 >= MAXFDS_TO_SEND) throw ValueError("too many fds");
@@ -180,6 +185,7 @@ std::pair<int, int> ForkServer::connect_to_new_process(const std::vector<int>& f
   // child_r and child_w close here: the server's child has its own copies.
   return {parent_r.release(), parent_w.release()};
 }
+// [forkserver-connect]
 
 // ------------------------------------------------------------------ the server
 
@@ -218,6 +224,7 @@ void main(int listener_fd, int alive_r) {
       if (errno == EINTR) continue;
       raise_os_error("poll", errno);
     }
+    // [forkserver-reap]
     if (fds[1].revents != 0) {
       // EOF on alive_r: nobody can ask for a child any more.  (Python:
       // assert os.read(alive_r, 1) == b'', then SystemExit.)
@@ -245,6 +252,8 @@ void main(int listener_fd, int alive_r) {
         pid_to_fd.erase(it);
       }
     }
+    // [forkserver-reap]
+    // [forkserver-fork]
     if (fds[0].revents != 0) {
       int s = ::accept4(listener_fd, nullptr, nullptr, SOCK_CLOEXEC);
       if (s < 0) continue;  // ECONNABORTED and the like: the next one, please
@@ -299,6 +308,7 @@ void main(int listener_fd, int alive_r) {
       ::close(child_r);
       for (int fd : rest) ::close(fd);
     }
+    // [forkserver-fork]
   }
 }
 

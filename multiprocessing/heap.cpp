@@ -48,6 +48,7 @@ std::string Arena::_choose_dir(std::size_t size) {
   return util::get_temp_dir();
 }
 
+// [counter-arena]
 Arena::Arena(std::size_t size) : size_(size) {
   // Python: tempfile.mkstemp(prefix='pym-%d-' % os.getpid(), dir=...).
   std::string name = _choose_dir(size) + "/pym-" + std::to_string(os::getpid()) + "-XXXXXX";
@@ -74,6 +75,7 @@ Arena::Arena(std::size_t size) : size_(size) {
   if (p == MAP_FAILED) raise_os_error("mmap", errno);
   buffer_ = static_cast<std::byte*>(p);
 }
+// [counter-arena]
 
 Arena::Arena(std::size_t size, os::Fd fd) : size_(size), fd_(std::move(fd)) {
   // Python: the rebuild_arena() path: the file exists already; map it.

@@ -32,6 +32,7 @@ Object Popen::DupFd(int handle) const {
   return Object::Reduced{{"multiprocessing.popen_forkserver", "_DupFd"}, {std::int64_t{handle}}, false, {}, {}, {}};
 }
 
+// [forkserver-launch]
 void Popen::_launch(BaseProcess& process_obj) {
   // Python: the preparation data and the process object, pickled first, so
   // that a target that cannot cross fails before the server is asked.
@@ -63,7 +64,9 @@ void Popen::_launch(BaseProcess& process_obj) {
   // The server writes the child's pid first.
   pid = static_cast<pid_t>(forkserver::read_signed(sentinel_));
 }
+// [forkserver-launch]
 
+// [forkserver-poll]
 std::optional<int> Popen::poll(int flag) {
   if (!returncode) {
     std::optional<double> timeout;
@@ -77,5 +80,6 @@ std::optional<int> Popen::poll(int flag) {
   }
   return returncode;
 }
+// [forkserver-poll]
 
 }  // namespace multiprocessing::popen_forkserver

@@ -38,6 +38,7 @@ Object Popen::DupFd(int handle) const {
   return Object::Reduced{{"multiprocessing.popen_spawn_posix", "_DupFd"}, {std::int64_t{handle}}, false, {}, {}, {}};
 }
 
+// [spawn-launch]
 void Popen::_launch(BaseProcess& process_obj) {
   // Python: prep_data and the process object, pickled one after the other.
   // Pickling first: a target that cannot cross fails here, before anything
@@ -81,5 +82,6 @@ void Popen::_launch(BaseProcess& process_obj) {
       [fds = std::vector<int>{parent_r.release(), parent_w.release()}] { util::close_fds(fds); },
       std::nullopt, "close_fds");
 }
+// [spawn-launch]
 
 }  // namespace multiprocessing::popen_spawn_posix

@@ -180,10 +180,12 @@ class CValue {
       : wrapper_(std::move(from.wrapper)),
         address_(static_cast<T*>(static_cast<void*>(wrapper_->create_memoryview()))) {}
 
+  // [counter-cvalue]
   /// Python: obj.value (read).
   T value() const { return *address_; }
   /// Python: obj.value = v.
   void set_value(const T& v) const { *address_ = v; }
+  // [counter-cvalue]
   /// Python: the fields of a ctypes.Structure (`foo.x`): `foo->x`.  The shared
   /// memory itself, unlocked.
   T* operator->() const { return address_; }
@@ -324,11 +326,13 @@ class CArray {
 template <class Obj>
 class SynchronizedBase {
  public:
+  // [counter-synchronized-base]
   /// Python: SynchronizedBase(obj, lock=None, ctx=None): a new RLock of `ctx`
   /// (the default context when null) unless a lock is given.
   explicit SynchronizedBase(Obj obj, std::optional<synchronize::SemLock> lock = std::nullopt,
                             BaseContext* ctx = nullptr)
       : obj_(std::move(obj)), lock_(lock ? std::move(*lock) : synchronize::RLock(ctx)) {}
+  // [counter-synchronized-base]
 
   /// Python: acquire(block=True, timeout=None) / release(): the lock's.
   bool acquire(bool block = true, std::optional<double> timeout = std::nullopt) const {
@@ -336,18 +340,22 @@ class SynchronizedBase {
   }
   /// Python: release().
   void release() const { lock_.release(); }
+  // [counter-with-obj]
   /// `with obj:` (__enter__ / __exit__), for std::lock_guard.
   void lock() const { lock_.acquire(); }
   /// `with obj:` (__exit__).
   void unlock() const { lock_.release(); }
+  // [counter-with-obj]
 
   /// Python: get_obj(): the raw object, unlocked.
   Obj& get_obj() { return obj_; }
   /// Python: get_obj().
   const Obj& get_obj() const { return obj_; }
+  // [counter-get-lock]
   /// Python: get_lock(): the lock itself (a handle), so that
   /// `std::lock_guard guard(v.get_lock());` works.
   synchronize::SemLock& get_lock() const { return lock_; }
+  // [counter-get-lock]
 
  protected:
   Obj obj_;
@@ -362,6 +370,7 @@ class Synchronized : public SynchronizedBase<CValue<T>> {
  public:
   using SynchronizedBase<CValue<T>>::SynchronizedBase;
 
+  // [counter-synchronized]
   /// Python: obj.value (read under the lock).
   T value() const {
     std::lock_guard guard(*this);
@@ -372,6 +381,7 @@ class Synchronized : public SynchronizedBase<CValue<T>> {
     std::lock_guard guard(*this);
     this->obj_.set_value(v);
   }
+  // [counter-synchronized]
   /// Python: "<Synchronized wrapper for c_int(0)>".
   std::string repr() const { return "<Synchronized wrapper for " + this->obj_.repr() + ">"; }
 };

@@ -129,6 +129,7 @@ std::vector<std::string> get_command_line(
 
 // ------------------------------------------------------------------ the child's side
 
+// [spawn-freeze-support]
 void freeze_support() {
   std::vector<std::string> argv = _argv();
   if (forkserver::is_forkserver(argv)) {
@@ -162,7 +163,9 @@ void freeze_support() {
              parent_pid ? std::optional<pid_t>(static_cast<pid_t>(*parent_pid)) : std::nullopt,
              tracker_fd ? std::optional<int>(static_cast<int>(*tracker_fd)) : std::nullopt);
 }
+// [spawn-freeze-support]
 
+// [spawn-main]
 void spawn_main(int pipe_handle, std::optional<pid_t>, std::optional<int> tracker_fd) {
   if (!is_forking(_argv())) throw AssertionError("Not forking");
   if (tracker_fd) {
@@ -209,6 +212,7 @@ int _main(int fd, std::optional<int> parent_sentinel) {
   self->_setstate(process_state);
   return self->_bootstrap(parent_sentinel);
 }
+// [spawn-main]
 
 Object get_preparation_data(const std::string& name) {
   // Python: _check_not_importing_main().

@@ -133,6 +133,7 @@ SemLock::SemLock(int kind, unsigned value, unsigned maxvalue, BaseContext* ctx)
   if (kind != RECURSIVE_MUTEX && kind != SEMAPHORE) throw ValueError("unrecognized kind");
   if (value > maxvalue || maxvalue > static_cast<unsigned>(SEM_VALUE_MAX)) throw ValueError("invalid value");
   if (ctx == nullptr) ctx = &_default_context().get_context();
+  // [counter-sem-open]
   // Python: a fork context's semaphore is unlinked at once: children inherit
   // the mapping, nothing else needs the name, and an unlinked name cannot
   // leak if every process is killed.  Spawned children need the name.
@@ -152,6 +153,7 @@ SemLock::SemLock(int kind, unsigned value, unsigned maxvalue, BaseContext* ctx)
     if (errno != EEXIST) raise_os_error("sem_open", errno);
   }
   if (impl_->handle == SEM_FAILED) throw OSError("sem_open: cannot find name for semaphore", EEXIST);
+  // [counter-sem-open]
   util::debug("created semlock with handle " + impl_->name);
 
   if (unlink_now) {
@@ -267,6 +269,7 @@ SemLock::Rebuilt SemLock::_rebuild(const Object& obj) {
   return Rebuilt{std::move(impl)};
 }
 
+// [counter-acquire]
 bool SemLock::acquire(bool block, std::optional<double> timeout) {
   Impl& self = *impl_;
   if (self.kind == RECURSIVE_MUTEX && self.is_mine()) {
@@ -306,7 +309,9 @@ bool SemLock::acquire(bool block, std::optional<double> timeout) {
   self.last_tid.store(::pthread_self(), std::memory_order_relaxed);
   return true;
 }
+// [counter-acquire]
 
+// [counter-release]
 void SemLock::release() {
   Impl& self = *impl_;
   if (self.kind == RECURSIVE_MUTEX) {
@@ -334,6 +339,7 @@ void SemLock::release() {
     raise_os_error("sem_post", err);
   }
 }
+// [counter-release]
 
 int SemLock::_count() const { return impl_->count.load(std::memory_order_relaxed); }
 bool SemLock::_is_mine() const { return impl_->is_mine(); }

@@ -438,6 +438,7 @@ void close_fds(const std::vector<int>& fds) {
   for (int fd : fds) os::close(fd);
 }
 
+// [spawn-passfds]
 pid_t spawnv_passfds(const std::string& path, const std::vector<std::string>& args,
                      const std::vector<int>& passfds) {
   // The child's file actions run in order, in the child, before exec:
@@ -464,6 +465,7 @@ pid_t spawnv_passfds(const std::string& path, const std::vector<std::string>& ar
   if (err != 0) throw OSError("posix_spawn", err);
   return pid;
 }
+// [spawn-passfds]
 
 void _close_stdin() {
   // Python closes sys.stdin and opens a new one on os.devnull.  freopen does
