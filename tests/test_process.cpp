@@ -720,13 +720,15 @@ TEST_P(TestProcess, DaemonChildrenTerminatedAtExit) {
 }
 
 /// The main process's side of checklist 10: a program that returns from
-/// main() with a daemon and a non-daemon child running (runs exit_helper).
+/// main() with a daemon and a non-daemon child running (runs exit_helper,
+/// which starts them with the method under test).
 TEST_P(TestProcess, ExitFunctionAtParentExit) {
   auto [r, w] = mp::os::pipe();
+  const std::string method = GetParam();
   pid_t pid = mp::os::fork();
   if (pid == 0) {
     ::dup2(w.get(), 2);
-    ::execl(MP_EXIT_HELPER_PATH, MP_EXIT_HELPER_PATH, static_cast<char*>(nullptr));
+    ::execl(MP_EXIT_HELPER_PATH, MP_EXIT_HELPER_PATH, method.c_str(), static_cast<char*>(nullptr));
     ::_exit(127);
   }
   w.close();
