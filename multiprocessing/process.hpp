@@ -190,6 +190,11 @@ class BaseProcess {
   const std::vector<int>& _identity() const { return identity_; }
   /// Python: self._parent_pid.
   std::optional<pid_t> _parent_pid() const { return parent_pid_; }
+  /// Python: self._args: what run() passes to the target.  A subclass that
+  /// overrides run() reads its data here: under spawn and forkserver only what
+  /// _getstate() keeps crosses to the child, not the subclass's own members.
+  /// Empty in the parent once start() has dropped it.
+  const Args& _args() const { return args_; }
   /// Python: self._config.
   ProcessConfig _config;
 

@@ -1,6 +1,9 @@
 // tests/test_process.cpp — ports CPython's _TestProcess and _TestSubclassingProcess
 // (Lib/test/_test_multiprocessing.py), run once per start method as CPython's
-// mixins run them: WithProcesses/TestProcess.<Case>/fork.
+// mixins run them: WithProcesses/TestProcess.<Case>/{fork,spawn,forkserver}.
+// Under spawn and forkserver a child is this binary run again: targets are
+// plain functions registered by name (MP_REGISTER_TARGET) and children report
+// back through Pipes passed as arguments.
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio_ext.h>
@@ -20,9 +23,25 @@ namespace mp_test {
 namespace {
 
 using mp::Object;
+using mp::connection::Connection;
 
-class TestProcess : public WithStartMethod {};
+class TestProcess : public WithStartMethod {
+ protected:
+  bool forking() const { return GetParam() == "fork"; }
+};
 class TestSubclassingProcess : public WithStartMethod {};
+
+/// Every string a child sends on `conn` until EOF (every writer closed).
+std::vector<std::string> recv_strings(Connection& conn) {
+  std::vector<std::string> out;
+  for (;;) {
+    try {
+      out.push_back(conn.recv().as<std::string>());
+    } catch (const mp::EOFError&) {
+      return out;
+    }
+  }
+}
 
 bool contains(const std::vector<mp::BaseProcess*>& list, const mp::BaseProcess* p) {
   return std::find(list.begin(), list.end(), p) != list.end();
@@ -38,9 +57,19 @@ std::string hex(const std::string& bytes) {
   return out;
 }
 
+// The children's targets: registered by name ("test_process::noop") so that a
+// spawned child finds them.
+namespace test_process {
 void sleep_some() { mp::os::sleep(100); }
 void sleep_for(double seconds) { mp::os::sleep(seconds); }
 void noop() {}
+}  // namespace test_process
+MP_REGISTER_TARGET(test_process::sleep_some);
+MP_REGISTER_TARGET(test_process::sleep_for);
+MP_REGISTER_TARGET(test_process::noop);
+using test_process::noop;
+using test_process::sleep_for;
+using test_process::sleep_some;
 
 /// _TestProcess.test_current
 TEST_P(TestProcess, Current) {
@@ -64,22 +93,23 @@ TEST_P(TestProcess, DaemonArgument) {
   EXPECT_FALSE(proc2.daemon());
 }
 
-void report_child(int go_fd, int report_fd, std::int64_t a, std::int64_t b) {
-  mp::os::read(go_fd, 1);  // wait until the test has checked the live state
+namespace test_process {
+void report_child(Connection& conn, std::int64_t a, std::int64_t b) {
+  conn.recv();  // wait until the test has checked the live state
   mp::BaseProcess& current = mp::current_process();
-  std::ostringstream out;
-  out << Object(mp::Object::Tuple{{a, b}}).repr() << "\n"
-      << current.name() << "\n"
-      << hex(current.authkey().data) << "\n"
-      << *current.pid() << "\n";
-  Channel::write_all(report_fd, out.str());
+  conn.send(Object(mp::Object::Tuple{{a, b}}).repr());
+  conn.send(current.name());
+  conn.send(hex(current.authkey().data));
+  conn.send(std::to_string(*current.pid()));
 }
+}  // namespace test_process
+MP_REGISTER_TARGET(test_process::report_child);
 
 /// _TestProcess.test_process: the whole life cycle seen from the parent.
 TEST_P(TestProcess, Process) {
-  Channel go, report;
-  mp::Process p({.target = report_child,
-                 .args = {go.read_fd(), report.write_fd(), 1, 2},
+  auto [conn, child_conn] = mp::Pipe();
+  mp::Process p({.target = test_process::report_child,
+                 .args = {child_conn, 1, 2},
                  .name = "SomeProcess"});
   p.set_daemon(true);
   mp::BaseProcess& current = mp::current_process();
@@ -91,17 +121,16 @@ TEST_P(TestProcess, Process) {
   EXPECT_EQ(p.exitcode(), std::nullopt);
 
   p.start();
-  report.close_writer();
+  child_conn.close();
 
   EXPECT_EQ(p.exitcode(), std::nullopt);
   EXPECT_TRUE(p.is_alive());
   EXPECT_TRUE(contains(mp::active_children(), &p));
 
-  go.send("go");
-  EXPECT_EQ(report.recv_line(), "(1, 2)");
-  EXPECT_EQ(report.recv_line(), "SomeProcess");
-  EXPECT_EQ(report.recv_line(), hex(current.authkey().data));
-  EXPECT_EQ(report.recv_line(), std::to_string(*p.pid()));
+  conn.send("go");
+  EXPECT_EQ(recv_strings(conn),
+            (std::vector<std::string>{"(1, 2)", "SomeProcess", hex(current.authkey().data),
+                                      std::to_string(*p.pid())}));
 
   p.join();
   EXPECT_EQ(p.exitcode(), 0);
@@ -109,76 +138,88 @@ TEST_P(TestProcess, Process) {
   EXPECT_FALSE(contains(mp::active_children(), &p));
 }
 
-void send_arg(int fd, Object arg) { Channel::write_all(fd, arg.repr() + "\n"); }
+namespace test_process {
+void send_arg(Connection& conn, Object arg) { conn.send(arg); }
+}  // namespace test_process
+MP_REGISTER_TARGET(test_process::send_arg);
 
 /// _TestProcess.test_args_argument: every kind of argument arrives as given.
 TEST_P(TestProcess, ArgsArgument) {
   const std::vector<Object> cases = {Object(1), Object("str"), Object(Object::List{1}),
                                      Object(Object::Tuple{{1}})};
   for (const Object& arg : cases) {
-    Channel ch;
-    mp::Process p({.target = send_arg, .args = {ch.write_fd(), arg}, .daemon = true});
+    auto [reader, writer] = mp::Pipe(false);
+    mp::Process p({.target = test_process::send_arg, .args = {writer, arg}, .daemon = true});
     p.start();
-    ch.close_writer();
-    EXPECT_EQ(ch.recv_line(), arg.repr());
+    writer.close();
+    EXPECT_EQ(reader.recv().repr(), arg.repr());
     join_process(p);
   }
 }
 
-void send_parent(int fd) {
+namespace test_process {
+void send_parent(Connection& conn) {
   mp::BaseProcess* parent = mp::parent_process();
-  Channel::write_all(fd, std::to_string(*parent->pid()) + "\n" + parent->name() + "\n");
+  conn.send(std::to_string(*parent->pid()));
+  conn.send(parent->name());
 }
+}  // namespace test_process
+MP_REGISTER_TARGET(test_process::send_parent);
 
 /// _TestProcess.test_parent_process_attributes
 TEST_P(TestProcess, ParentProcessAttributes) {
   EXPECT_EQ(mp::parent_process(), nullptr);
-  Channel ch;
-  mp::Process p({.target = send_parent, .args = {ch.write_fd()}});
+  auto [reader, writer] = mp::Pipe(false);
+  mp::Process p({.target = test_process::send_parent, .args = {writer}});
   p.start();
-  ch.close_writer();
+  writer.close();
   p.join();
-  EXPECT_EQ(ch.recv_line(), std::to_string(getpid()));
-  EXPECT_EQ(ch.recv_line(), mp::current_process().name());
+  EXPECT_EQ(recv_strings(reader),
+            (std::vector<std::string>{std::to_string(getpid()), mp::current_process().name()}));
 }
 
-void report_parent_status(int fd) {
+namespace test_process {
+void report_parent_status(Connection& conn) {
   mp::BaseProcess* parent = mp::parent_process();
-  Channel::write_all(fd, parent->is_alive() ? "alive\n" : "not alive\n");
+  conn.send(parent->is_alive() ? "alive" : "not alive");
   parent->join(60.0);
-  Channel::write_all(fd, parent->is_alive() ? "alive\n" : "not alive\n");
+  conn.send(parent->is_alive() ? "alive" : "not alive");
 }
 
-void create_grandchild(int fd) {
-  mp::Process p({.target = report_parent_status, .args = {fd}});
+void create_grandchild(Connection& conn) {
+  mp::Process p({.target = report_parent_status, .args = {conn}});
   p.start();
   mp::os::sleep(300);
 }
+}  // namespace test_process
+MP_REGISTER_TARGET(test_process::report_parent_status);
+MP_REGISTER_TARGET(test_process::create_grandchild);
 
 /// _TestProcess.test_parent_process: a grandchild sees its parent die.
 TEST_P(TestProcess, ParentProcess) {
-  Channel ch;
-  mp::Process p({.target = create_grandchild, .args = {ch.write_fd()}});
+  auto [reader, writer] = mp::Pipe(false);
+  mp::Process p({.target = test_process::create_grandchild, .args = {writer}});
   p.start();
-  ch.close_writer();
-  EXPECT_EQ(ch.recv_line(), "alive");
+  writer.close();
+  EXPECT_EQ(reader.recv().as<std::string>(), "alive");
   p.terminate();
   p.join();
-  EXPECT_EQ(ch.recv_line(), "not alive");
-  EXPECT_TRUE(ch.lines().empty());  // EOF: the grandchild has exited too
+  // Then EOF: the grandchild has exited too.
+  EXPECT_EQ(recv_strings(reader), std::vector<std::string>{"not alive"});
 }
 
-void send_native_id(int fd) {
-  Channel::write_all(fd, std::to_string(::syscall(SYS_gettid)) + "\n");
-}
+namespace test_process {
+void send_native_id(Connection& conn) { conn.send(std::to_string(::syscall(SYS_gettid))); }
+}  // namespace test_process
+MP_REGISTER_TARGET(test_process::send_native_id);
 
 /// _TestProcess.test_process_mainthread_native_id
 TEST_P(TestProcess, ProcessMainthreadNativeId) {
-  Channel ch;
-  mp::Process p({.target = send_native_id, .args = {ch.write_fd()}});
+  auto [reader, writer] = mp::Pipe(false);
+  mp::Process p({.target = test_process::send_native_id, .args = {writer}});
   p.start();
-  ch.close_writer();
-  std::string child_id = ch.recv_line();
+  writer.close();
+  std::string child_id = reader.recv().as<std::string>();
   p.join();
   EXPECT_NE(child_id, std::to_string(::syscall(SYS_gettid)));
 }
@@ -233,48 +274,54 @@ TEST_P(TestProcess, ActiveChildren) {
   EXPECT_FALSE(contains(mp::active_children(), &p));
 }
 
-void recurse(int fd, std::vector<int> id) {
-  Channel::write_all(fd, Object(id).repr() + "\n");
+namespace test_process {
+void recurse(Connection& conn, std::vector<int> id) {
+  conn.send(Object(id).repr());
   if (id.size() < 2) {
     for (int i = 0; i < 2; ++i) {
       std::vector<int> next = id;
       next.push_back(i);
-      mp::Process p({.target = recurse, .args = {fd, next}});
+      mp::Process p({.target = recurse, .args = {conn, next}});
       p.start();
       p.join();
     }
   }
 }
+}  // namespace test_process
+MP_REGISTER_TARGET(test_process::recurse);
 
 /// _TestProcess.test_recursion: children start children, in order.
 TEST_P(TestProcess, Recursion) {
-  Channel ch;
-  recurse(ch.write_fd(), {});
-  ch.close_writer();
+  auto [reader, writer] = mp::Pipe(false);
+  test_process::recurse(writer, {});
+  writer.close();
   std::vector<std::string> expected = {"[]", "[0]", "[0, 0]", "[0, 1]", "[1]", "[1, 0]", "[1, 1]"};
-  EXPECT_EQ(ch.lines(), expected);
+  EXPECT_EQ(recv_strings(reader), expected);
 }
+
+namespace test_process {
+void wait_for_go(Connection& conn) { conn.recv(); }
+}  // namespace test_process
+MP_REGISTER_TARGET(test_process::wait_for_go);
 
 /// _TestProcess.test_sentinel
 TEST_P(TestProcess, Sentinel) {
-  Channel go;
-  int go_fd = go.read_fd();
-  mp::Process p({.target = [go_fd] { mp::os::read(go_fd, 1); }});
+  auto [go, child_go] = mp::Pipe();
+  mp::Process p({.target = test_process::wait_for_go, .args = {child_go}});
   EXPECT_THROW(p.sentinel(), mp::ValueError);
   p.start();
   int sentinel = p.sentinel();
   EXPECT_TRUE(mp::connection::wait({sentinel}, 0.0).empty());
-  go.send("x");
+  go.send("go");
   p.join();
   EXPECT_EQ(mp::connection::wait({sentinel}, 1.0), std::vector<int>{sentinel});
 }
 
 /// _TestProcess.test_close
 TEST_P(TestProcess, Close) {
-  Channel go;
-  int go_fd = go.read_fd();
+  auto [go, child_go] = mp::Pipe();
   auto p = std::make_unique<mp::Process>(
-      mp::ProcessOptions{.target = [go_fd] { mp::os::read(go_fd, 1); }, .daemon = true});
+      mp::ProcessOptions{.target = test_process::wait_for_go, .args = {child_go}, .daemon = true});
   p->start();
   EXPECT_TRUE(p->is_alive());
   // The child is still alive: it cannot be closed.
@@ -286,7 +333,7 @@ TEST_P(TestProcess, Close) {
                  "Cannot close a process while it is still running. You should first call "
                  "join() or terminate().");
   }
-  go.send("x");
+  go.send("go");
   p->join();
   EXPECT_FALSE(p->is_alive());
   EXPECT_EQ(p->exitcode(), 0);
@@ -326,8 +373,11 @@ TEST_P(TestProcess, ManyProcesses) {
 }
 
 /// _TestProcess.test_lose_target_ref: start() drops the parent's reference
-/// to the target and its arguments (bpo-30775).
+/// to the target and its arguments (bpo-30775).  The target here is a lambda
+/// that owns the object: fork only (a lambda cannot cross to a spawned child);
+/// LoseArgsRef below checks the same drop under every method.
 TEST_P(TestProcess, LoseTargetRef) {
+  if (!forking()) GTEST_SKIP() << "fork only: the target is a lambda owning the object";
   Channel ch;
   int fd = ch.write_fd();
   auto c = std::make_shared<int>(5);
@@ -342,28 +392,47 @@ TEST_P(TestProcess, LoseTargetRef) {
   EXPECT_EQ(ch.recv_line(), "5");
 }
 
+/// test_lose_target_ref's point under every start method: start() drops the
+/// target's arguments in the parent, and the child still gets them.
+TEST_P(TestProcess, LoseArgsRef) {
+  auto [reader, writer] = mp::Pipe(false);
+  mp::Process p({.target = test_process::send_arg, .args = {writer, 5}});
+  writer.close();  // the args keep their own duplicate until start()
+  EXPECT_EQ(p._args().size(), 2u);
+  p.start();
+  EXPECT_TRUE(p._args().empty());
+  EXPECT_EQ(reader.recv().repr(), "5");
+  p.join();
+  EXPECT_EQ(p.exitcode(), 0);
+}
+
 /// _TestProcess.test_wait_for_threads: a child exits only after its
 /// non-daemon threads end; daemon threads do not hold it.
+namespace test_process {
+void start_threads(Connection& arg) {
+  // Leaked on purpose: a thread object must outlive the target's scope, as
+  // Python's Thread objects do; the process exit ends them.  So is the
+  // connection the threads write to.
+  auto* conn = new Connection(std::move(arg));
+  auto* t1 = new mp::dummy::Process({.target = [conn] { mp::os::sleep(0.5); conn->send("set"); }});
+  auto* t2 = new mp::dummy::Process(
+      {.target = [conn] { mp::os::sleep(20); conn->send("cleared"); }, .daemon = true});
+  t1->start();
+  t2->start();
+}
+}  // namespace test_process
+MP_REGISTER_TARGET(test_process::start_threads);
+
 TEST_P(TestProcess, WaitForThreads) {
-  Channel ch;
-  int fd = ch.write_fd();
-  mp::Process proc({.target = [fd] {
-    // Leaked on purpose: a thread object must outlive the target's scope, as
-    // Python's Thread objects do; the process exit ends them.
-    auto* t1 = new mp::dummy::Process(
-        {.target = [fd] { mp::os::sleep(0.5); Channel::write_all(fd, "set\n"); }});
-    auto* t2 = new mp::dummy::Process(
-        {.target = [fd] { mp::os::sleep(20); Channel::write_all(fd, "cleared\n"); }, .daemon = true});
-    t1->start();
-    t2->start();
-  }});
+  auto [reader, writer] = mp::Pipe(false);
+  mp::Process proc({.target = test_process::start_threads, .args = {writer}});
   double t0 = mp::os::monotonic();
   proc.start();
-  ch.close_writer();
+  writer.close();
   proc.join();
   EXPECT_LT(mp::os::monotonic() - t0, 15.0);
   EXPECT_EQ(proc.exitcode(), 0);
-  EXPECT_EQ(ch.lines(), std::vector<std::string>{"set"});
+  EXPECT_EQ(recv_strings(reader), std::vector<std::string>{"set"});
 }
 
 /// A stream of this process redirected to /dev/full, with text pending in the
@@ -390,20 +459,36 @@ class BrokenStream {
   int saved_;
 };
 
+namespace test_process {
+void send_set(Connection& conn) { conn.send("set"); }
+
+void break_stream_then_send(Connection& conn, int fd, std::string how) {
+  std::fputs("pending", fd == 1 ? stdout : stderr);
+  if (how == "close") {
+    ::close(fd);
+  } else {
+    int full = ::open("/dev/full", O_WRONLY);
+    ::dup2(full, fd);
+  }
+  conn.send("set");
+}
+}  // namespace test_process
+MP_REGISTER_TARGET(test_process::send_set);
+MP_REGISTER_TARGET(test_process::break_stream_then_send);
+
 /// _TestProcess.test_error_on_stdio_flush_1: broken streams in the parent.
 TEST_P(TestProcess, ErrorOnStdioFlush1) {
   for (auto [fd, stream] : {std::pair{1, stdout}, std::pair{2, stderr}}) {
-    Channel ch;
-    int w = ch.write_fd();
+    auto [reader, writer] = mp::Pipe(false);
     {
       BrokenStream broken(fd, stream);
-      mp::Process proc({.target = [w] { Channel::write_all(w, "set\n"); }});
+      mp::Process proc({.target = test_process::send_set, .args = {writer}});
       proc.start();
       proc.join();
       EXPECT_EQ(proc.exitcode(), 0);
     }
-    ch.close_writer();
-    EXPECT_EQ(ch.lines(), std::vector<std::string>{"set"});
+    writer.close();
+    EXPECT_EQ(recv_strings(reader), std::vector<std::string>{"set"});
   }
 }
 
@@ -411,29 +496,26 @@ TEST_P(TestProcess, ErrorOnStdioFlush1) {
 TEST_P(TestProcess, ErrorOnStdioFlush2) {
   for (int fd : {1, 2}) {
     for (const char* action : {"close", "remove"}) {
-      Channel ch;
-      int w = ch.write_fd();
-      std::string how = action;
-      mp::Process proc({.target = [w, fd, how] {
-        std::fputs("pending", fd == 1 ? stdout : stderr);
-        if (how == "close") {
-          ::close(fd);
-        } else {
-          int full = ::open("/dev/full", O_WRONLY);
-          ::dup2(full, fd);
-        }
-        Channel::write_all(w, "set\n");
-      }});
+      auto [reader, writer] = mp::Pipe(false);
+      mp::Process proc({.target = test_process::break_stream_then_send, .args = {writer, fd, action}});
       proc.start();
       proc.join();
       EXPECT_EQ(proc.exitcode(), 0) << "fd " << fd << " " << action;
-      ch.close_writer();
-      EXPECT_EQ(ch.lines(), std::vector<std::string>{"set"});
+      writer.close();
+      EXPECT_EQ(recv_strings(reader), std::vector<std::string>{"set"});
     }
   }
 }
 
 std::atomic<bool> g_got_signal{false};
+
+namespace test_process {
+void signal_after(std::int64_t pid, double delay) {
+  mp::os::sleep(delay);
+  ::kill(static_cast<pid_t>(pid), SIGUSR1);
+}
+}  // namespace test_process
+MP_REGISTER_TARGET(test_process::signal_after);
 
 /// _TestPollEintr.test_poll_eintr: join() is not cut short by a signal.
 TEST_P(TestProcess, PollEintr) {
@@ -444,7 +526,7 @@ TEST_P(TestProcess, PollEintr) {
   action.sa_flags = 0;  // no SA_RESTART: the wait really sees EINTR
   sigaction(SIGUSR1, &action, &old);
   pid_t me = getpid();
-  mp::Process killer({.target = [me] { mp::os::sleep(0.1); ::kill(me, SIGUSR1); }});
+  mp::Process killer({.target = test_process::signal_after, .args = {me, 0.1}});
   killer.start();
   mp::Process p({.target = sleep_for, .args = {0.5}});
   p.start();
@@ -482,27 +564,32 @@ TEST_P(TestProcess, StartTwice) {
 }
 
 /// Checklist 9: a daemonic process may not have children.
+namespace test_process {
+void try_to_start_child(Connection& conn) {
+  mp::Process grandchild({.target = noop});
+  try {
+    grandchild.start();
+    conn.send("started");
+  } catch (const mp::AssertionError& e) {
+    conn.send(e.what());
+  }
+}
+}  // namespace test_process
+MP_REGISTER_TARGET(test_process::try_to_start_child);
+
 TEST_P(TestProcess, DaemonCannotHaveChildren) {
-  Channel ch;
-  int fd = ch.write_fd();
-  mp::Process p({.target = [fd] {
-                   mp::Process grandchild({.target = noop});
-                   try {
-                     grandchild.start();
-                     Channel::write_all(fd, "started\n");
-                   } catch (const mp::AssertionError& e) {
-                     Channel::write_all(fd, std::string(e.what()) + "\n");
-                   }
-                 },
-                 .daemon = true});
+  auto [reader, writer] = mp::Pipe(false);
+  mp::Process p({.target = test_process::try_to_start_child, .args = {writer}, .daemon = true});
   p.start();
-  ch.close_writer();
+  writer.close();
   p.join();
-  EXPECT_EQ(ch.lines(), std::vector<std::string>{"daemonic processes are not allowed to have children"});
+  EXPECT_EQ(recv_strings(reader),
+            std::vector<std::string>{"daemonic processes are not allowed to have children"});
 }
 
 /// A Process object made by the parent cannot be started or joined by a child.
 TEST_P(TestProcess, StartFromAnotherProcess) {
+  if (!forking()) GTEST_SKIP() << "fork only: the child uses the parent's Process object in memory";
   Channel ch;
   int fd = ch.write_fd();
   mp::Process made_by_parent({.target = noop});
@@ -521,19 +608,23 @@ TEST_P(TestProcess, StartFromAnotherProcess) {
 }
 
 /// Checklist 8: default names Process-N, and Process-N:M for a child's child.
+namespace test_process {
+void send_names(Connection& conn) {
+  mp::Process inner({.target = noop});
+  conn.send(mp::current_process().name() + " " + inner.name());
+}
+}  // namespace test_process
+MP_REGISTER_TARGET(test_process::send_names);
+
 TEST_P(TestProcess, Names) {
-  Channel ch;
-  int fd = ch.write_fd();
-  mp::Process p({.target = [fd] {
-    mp::Process inner({.target = noop});
-    Channel::write_all(fd, mp::current_process().name() + " " + inner.name() + "\n");
-  }});
+  auto [reader, writer] = mp::Pipe(false);
+  mp::Process p({.target = test_process::send_names, .args = {writer}});
   const std::string name = p.name();
   ASSERT_EQ(name.rfind("Process-", 0), 0u);
   p.start();
-  ch.close_writer();
+  writer.close();
   p.join();
-  EXPECT_EQ(ch.lines(), std::vector<std::string>{name + " " + name + ":1"});
+  EXPECT_EQ(recv_strings(reader), std::vector<std::string>{name + " " + name + ":1"});
   auto ctx_process = mp::get_context("fork").Process({.target = noop});
   EXPECT_EQ(ctx_process->name().rfind("ForkProcess-", 0), 0u);
 }
@@ -591,27 +682,35 @@ TEST_P(TestProcess, DestroyedWhileRunning) {
   EXPECT_TRUE(mp::_process_state().orphans.empty());
 }
 
-void start_two_and_return(int fd) {
+namespace test_process {
+void sleep_then_say_joined(Connection& conn) {
+  mp::os::sleep(0.3);
+  conn.send("joined");
+}
+
+void start_two_and_return(Connection& conn) {
   auto* daemon = new mp::Process({.target = sleep_some, .daemon = true});
-  auto* other = new mp::Process(
-      {.target = [fd] { mp::os::sleep(0.3); Channel::write_all(fd, "joined\n"); }});
+  auto* other = new mp::Process({.target = sleep_then_say_joined, .args = {conn}});
   daemon->start();
   other->start();
-  Channel::write_all(fd, std::to_string(*daemon->pid()) + "\n");
+  conn.send(std::to_string(*daemon->pid()));
 }
+}  // namespace test_process
+MP_REGISTER_TARGET(test_process::sleep_then_say_joined);
+MP_REGISTER_TARGET(test_process::start_two_and_return);
 
 /// Checklist 10: when a process exits, its daemonic children are terminated
 /// and the others joined (util._exit_function at the end of _bootstrap).
 TEST_P(TestProcess, DaemonChildrenTerminatedAtExit) {
-  Channel ch;
-  mp::Process p({.target = start_two_and_return, .args = {ch.write_fd()}});
+  auto [reader, writer] = mp::Pipe(false);
+  mp::Process p({.target = test_process::start_two_and_return, .args = {writer}});
   double t0 = mp::os::monotonic();
   p.start();
-  ch.close_writer();
+  writer.close();
   join_process(p);
   EXPECT_LT(mp::os::monotonic() - t0, 30.0);
   EXPECT_EQ(p.exitcode(), 0);
-  auto lines = ch.lines();
+  auto lines = recv_strings(reader);
   ASSERT_EQ(lines.size(), 2u);
   EXPECT_EQ(lines[1], "joined");  // the non-daemon grandchild ran to its end
   pid_t daemon_pid = std::stoi(lines[0]);
@@ -621,13 +720,15 @@ TEST_P(TestProcess, DaemonChildrenTerminatedAtExit) {
 }
 
 /// The main process's side of checklist 10: a program that returns from
-/// main() with a daemon and a non-daemon child running (runs exit_helper).
+/// main() with a daemon and a non-daemon child running (runs exit_helper,
+/// which starts them with the method under test).
 TEST_P(TestProcess, ExitFunctionAtParentExit) {
   auto [r, w] = mp::os::pipe();
+  const std::string method = GetParam();
   pid_t pid = mp::os::fork();
   if (pid == 0) {
     ::dup2(w.get(), 2);
-    ::execl(MP_EXIT_HELPER_PATH, MP_EXIT_HELPER_PATH, static_cast<char*>(nullptr));
+    ::execl(MP_EXIT_HELPER_PATH, MP_EXIT_HELPER_PATH, method.c_str(), static_cast<char*>(nullptr));
     ::_exit(127);
   }
   w.close();
@@ -651,30 +752,38 @@ TEST_P(TestProcess, ExitFunctionAtParentExit) {
 // ---------------------------------------------------------------- _TestSubclassingProcess
 
 /// CPython's _UpperCaser: a Process subclass with its own run(), serving
-/// requests over two pipes.
+/// requests over a pipe.  Python keeps the child's end as an attribute, which
+/// pickling carries to a spawned child; here only the Process's own state
+/// crosses, so the child's end travels in the args and run() reads _args().
 class UpperCaser : public mp::Process {
  public:
+  UpperCaser() = default;  // how a spawned child rebuilds it
+  explicit UpperCaser(std::pair<Connection, Connection> pipe)
+      : mp::Process({.args = {pipe.second}}), parent_conn_(std::move(pipe.first)) {}
+
   void run() override {
+    Connection conn = mp::from_object<Connection>(_args().at(0));
     for (;;) {
-      std::string line = to_child_.recv_line();
+      std::string line = conn.recv().as<std::string>();
       if (line == "STOP") break;
       for (char& c : line) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-      to_parent_.send(line);
+      conn.send(line);
     }
   }
   std::string submit(const std::string& s) {
-    to_child_.send(s);
-    return to_parent_.recv_line();
+    parent_conn_->send(s);
+    return parent_conn_->recv().as<std::string>();
   }
-  void stop() { to_child_.send("STOP"); }
+  void stop() { parent_conn_->send("STOP"); }
 
  private:
-  Channel to_child_, to_parent_;
+  std::optional<Connection> parent_conn_;
 };
+MP_REGISTER_PROCESS(UpperCaser);
 
 /// _TestSubclassingProcess.test_subclassing
 TEST_P(TestSubclassingProcess, Subclassing) {
-  UpperCaser uppercaser;
+  UpperCaser uppercaser(mp::Pipe());
   uppercaser.set_daemon(true);
   uppercaser.start();
   EXPECT_EQ(uppercaser.submit("hello"), "HELLO");
@@ -708,12 +817,35 @@ void redirect_stderr_to(const std::string& path) {
 
 /// _TestSubclassingProcess.test_stderr_flush: the error report of an uncaught
 /// exception reaches stderr before the child exits (issue #13812).
+namespace test_process {
+void raise_with_stderr_to(std::string path) {
+  redirect_stderr_to(path);
+  throw std::runtime_error("division by zero # MARKER");
+}
+
+void exit_with_reason(std::string path, std::string reason) {
+  redirect_stderr_to(path);
+  throw mp::SystemExit(reason);
+}
+void exit_true() { throw mp::SystemExit(true); }
+void exit_false() { throw mp::SystemExit(false); }
+void exit_8() { throw mp::SystemExit(8); }
+void exit_none() { throw mp::SystemExit(); }
+void exit_256() { throw mp::SystemExit(256); }
+void exit_minus_1() { throw mp::SystemExit(-1); }
+}  // namespace test_process
+MP_REGISTER_TARGET(test_process::raise_with_stderr_to);
+MP_REGISTER_TARGET(test_process::exit_with_reason);
+MP_REGISTER_TARGET(test_process::exit_true);
+MP_REGISTER_TARGET(test_process::exit_false);
+MP_REGISTER_TARGET(test_process::exit_8);
+MP_REGISTER_TARGET(test_process::exit_none);
+MP_REGISTER_TARGET(test_process::exit_256);
+MP_REGISTER_TARGET(test_process::exit_minus_1);
+
 TEST_P(TestSubclassingProcess, StderrFlush) {
   std::string testfn = make_temp_path();
-  mp::Process proc({.target = [testfn] {
-    redirect_stderr_to(testfn);
-    throw std::runtime_error("division by zero # MARKER");
-  }});
+  mp::Process proc({.target = test_process::raise_with_stderr_to, .args = {testfn}});
   proc.start();
   proc.join();
   std::string err = read_file(testfn);
@@ -727,11 +859,7 @@ TEST_P(TestSubclassingProcess, StderrFlush) {
 TEST_P(TestSubclassingProcess, SysExit) {
   std::string testfn = make_temp_path();
   for (std::string reason : {"[1, 2, 3]", "ignore this"}) {
-    mp::Process p({.target = [testfn, reason] {
-                     redirect_stderr_to(testfn);
-                     throw mp::SystemExit(reason);
-                   },
-                   .daemon = true});
+    mp::Process p({.target = test_process::exit_with_reason, .args = {testfn, reason}, .daemon = true});
     p.start();
     join_process(p);
     EXPECT_EQ(p.exitcode(), 1);
@@ -740,14 +868,14 @@ TEST_P(TestSubclassingProcess, SysExit) {
     ::unlink(testfn.c_str());
   }
   struct Case {
-    std::function<void()> raise;
+    void (*raise)();
     int expected;
   };
   std::vector<Case> cases = {
-      {[] { throw mp::SystemExit(true); }, 1},  {[] { throw mp::SystemExit(false); }, 0},
-      {[] { throw mp::SystemExit(8); }, 8},     {[] { throw mp::SystemExit(); }, 0},
-      {[] { throw mp::SystemExit(256); }, 0},  // the OS keeps the low 8 bits
-      {[] { throw mp::SystemExit(-1); }, 255},
+      {test_process::exit_true, 1}, {test_process::exit_false, 0},
+      {test_process::exit_8, 8},    {test_process::exit_none, 0},
+      {test_process::exit_256, 0},  // the OS keeps the low 8 bits
+      {test_process::exit_minus_1, 255},
   };
   for (const auto& c : cases) {
     mp::Process p({.target = c.raise, .daemon = true});

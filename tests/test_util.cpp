@@ -1,5 +1,7 @@
 // tests/test_util.cpp — ports CPython's _TestFinalize, _TestLogging and the util
 // behaviours the process tests rely on (after-fork hooks, narration by log_to_stderr).
+// Run under every start method; the children's targets are registered by name
+// and report back through Pipes.
 #include <unistd.h>
 
 #include <atomic>
@@ -12,13 +14,44 @@ namespace mp_test {
 namespace {
 
 namespace util = mp::util;
+using mp::connection::Connection;
 
 class TestFinalize : public WithStartMethod {};
 class TestLogging : public WithStartMethod {};
 class TestUtil : public WithStartMethod {};
 
-void test_finalize_child(int fd) {
-  auto send = [fd](const char* what) { return [fd, what] { Channel::write_all(fd, std::string(what) + "\n"); }; };
+/// Every string a child sends on `conn` until EOF (every writer closed).
+std::vector<std::string> recv_strings(Connection& conn) {
+  std::vector<std::string> out;
+  for (;;) {
+    try {
+      out.push_back(conn.recv().as<std::string>());
+    } catch (const mp::EOFError&) {
+      return out;
+    }
+  }
+}
+
+/// Every line written on `conn`'s fd as plain text (not as messages) until EOF.
+std::vector<std::string> read_text_lines(Connection& conn) {
+  std::string text;
+  for (std::string chunk; !(chunk = mp::os::read(conn.fileno(), 4096)).empty();) text += chunk;
+  std::vector<std::string> lines;
+  for (std::size_t start = 0; start < text.size();) {
+    std::size_t end = text.find('\n', start);
+    if (end == std::string::npos) end = text.size();
+    lines.push_back(text.substr(start, end - start));
+    start = end + 1;
+  }
+  return lines;
+}
+
+// The children's targets, registered by name for spawn and forkserver.
+namespace test_util {
+
+void finalize_child(Connection& conn) {
+  Connection* out = &conn;  // lives until _exit below
+  auto send = [out](const char* what) { return [out, what] { out->send(what); }; };
   {
     util::Finalize a(send("a"));  // the object dies at the end of this scope
   }
@@ -40,15 +73,41 @@ void test_finalize_child(int fd) {
   mp::os::_exit(0);
 }
 
+void noop() {}
+
+void send_level(Connection& conn) { conn.send(std::int64_t{mp::get_logger().getEffectiveLevel()}); }
+
+/// With `conn` as stderr, log to stderr and start a child.
+void narrate_a_start(Connection& conn) {
+  ::dup2(conn.fileno(), 2);
+  mp::log_to_stderr(util::SUBDEBUG);
+  mp::Process p({.target = noop});
+  p.start();
+  p.join();
+}
+
+void read_stdin(Connection& conn) {
+  char buffer[16];
+  ssize_t n = ::read(0, buffer, sizeof buffer);
+  conn.send(std::to_string(n));
+}
+
+}  // namespace test_util
+MP_REGISTER_TARGET(test_util::finalize_child);
+MP_REGISTER_TARGET(test_util::noop);
+MP_REGISTER_TARGET(test_util::send_level);
+MP_REGISTER_TARGET(test_util::narrate_a_start);
+MP_REGISTER_TARGET(test_util::read_stdin);
+
 /// _TestFinalize.test_finalize
 TEST_P(TestFinalize, Finalize) {
-  Channel ch;
-  mp::Process p({.target = test_finalize_child, .args = {ch.write_fd()}, .daemon = true});
+  auto [reader, writer] = mp::Pipe(false);
+  mp::Process p({.target = test_util::finalize_child, .args = {writer}, .daemon = true});
   p.start();
-  ch.close_writer();
+  writer.close();
   p.join();
   std::vector<std::string> result;
-  for (const std::string& line : ch.lines()) {
+  for (const std::string& line : recv_strings(reader)) {
     if (line == "STOP") break;
     result.push_back(line);
   }
@@ -95,6 +154,7 @@ TEST_P(TestFinalize, ReprAndCancel) {
 
 /// A finalizer inherited through fork does not run in the child.
 TEST_P(TestFinalize, OnlyRunsInCreatingProcess) {
+  if (GetParam() != "fork") GTEST_SKIP() << "fork only: the child calls its fork-made copy of the parent's finalizer";
   Channel ch;
   int fd = ch.write_fd();
   auto f = std::make_unique<util::Finalize>([fd] { Channel::write_all(fd, "ran\n"); }, 0);
@@ -105,6 +165,22 @@ TEST_P(TestFinalize, OnlyRunsInCreatingProcess) {
   f->cancel();
   ch.close_writer();
   EXPECT_TRUE(ch.lines().empty());
+}
+
+/// The same under every start method: a finalizer of the parent's, with an
+/// exit priority, does not run when a child exits (under fork the child's
+/// copy of the registry is cleared; a spawned child never had it).
+TEST_P(TestFinalize, ParentFinalizerNotRunAtChildExit) {
+  auto [reader, writer] = mp::Pipe(false);
+  Connection* w = &writer;
+  util::Finalize f([w] { w->send("ran"); }, 0);
+  mp::Process p({.target = test_util::noop});
+  p.start();
+  p.join();
+  EXPECT_EQ(p.exitcode(), 0);
+  f.cancel();
+  writer.close();
+  EXPECT_TRUE(recv_strings(reader).empty());
 }
 
 /// _TestLogging.test_enable_logging
@@ -118,21 +194,17 @@ TEST_P(TestLogging, EnableLogging) {
   logger.setLevel(old);
 }
 
-void send_level(int fd) {
-  Channel::write_all(fd, std::to_string(mp::get_logger().getEffectiveLevel()) + "\n");
-}
-
 /// _TestLogging.test_level: the child inherits the logger's level.
 TEST_P(TestLogging, Level) {
   const int LEVEL1 = 32;
   util::Logger& logger = mp::get_logger();
   int old = logger.level();
   logger.setLevel(LEVEL1);
-  Channel ch;
-  mp::Process p({.target = send_level, .args = {ch.write_fd()}});
+  auto [reader, writer] = mp::Pipe(false);
+  mp::Process p({.target = test_util::send_level, .args = {writer}});
   p.start();
-  ch.close_writer();
-  EXPECT_EQ(ch.recv_line(), std::to_string(LEVEL1));
+  writer.close();
+  EXPECT_EQ(reader.recv().as<std::int64_t>(), LEVEL1);
   p.join();
   logger.setLevel(old);
   EXPECT_EQ(util::level_name(util::SUBDEBUG), "SUBDEBUG");
@@ -142,21 +214,14 @@ TEST_P(TestLogging, Level) {
 
 /// log_to_stderr(SUBDEBUG) narrates a start and an exit the way Python does.
 TEST_P(TestLogging, NarratesStartAsPython) {
-  Channel out;
-  int fd = out.write_fd();
+  auto [reader, writer] = mp::Pipe(false);
   // In a child, so that this binary's own logger is left untouched.
-  mp::Process outer({.target = [fd] {
-    ::dup2(fd, 2);
-    mp::log_to_stderr(util::SUBDEBUG);
-    mp::Process p({.target = [] {}});
-    p.start();
-    p.join();
-  }});
+  mp::Process outer({.target = test_util::narrate_a_start, .args = {writer}});
   outer.start();
-  out.close_writer();
+  writer.close();
   outer.join();
   std::string n = outer.name();
-  std::vector<std::string> lines = out.lines();
+  std::vector<std::string> lines = read_text_lines(reader);
   auto has = [&lines](const std::string& text) {
     return std::find(lines.begin(), lines.end(), text) != lines.end();
   };
@@ -169,38 +234,37 @@ TEST_P(TestLogging, NarratesStartAsPython) {
   EXPECT_EQ(outer.exitcode(), 0);
 }
 
-/// register_after_fork: the hook runs in each child, in order, and stops
-/// when its registration is dropped.
+/// register_after_fork: the hook runs in each forked child, in order, and
+/// stops when its registration is dropped.  The registry is this process's
+/// memory: a spawned child (or one forked by the fork server, a fresh
+/// program) has not got the hooks, as in Python.
 TEST_P(TestUtil, RegisterAfterFork) {
-  Channel ch;
-  int fd = ch.write_fd();
+  auto [reader, writer] = mp::Pipe(false);
+  Connection* w = &writer;
   {
-    auto first = util::register_after_fork([fd] { Channel::write_all(fd, "first\n"); });
-    auto second = util::register_after_fork([fd] { Channel::write_all(fd, "second\n"); });
-    mp::Process p({.target = [] {}});
+    auto first = util::register_after_fork([w] { w->send("first"); });
+    auto second = util::register_after_fork([w] { w->send("second"); });
+    mp::Process p({.target = test_util::noop});
     p.start();
     p.join();
   }
-  mp::Process q({.target = [] {}});
+  mp::Process q({.target = test_util::noop});
   q.start();
   q.join();
-  ch.close_writer();
-  EXPECT_EQ(ch.lines(), (std::vector<std::string>{"first", "second"}));
+  writer.close();
+  std::vector<std::string> expected;
+  if (GetParam() == "fork") expected = {"first", "second"};
+  EXPECT_EQ(recv_strings(reader), expected);
 }
 
 /// _close_stdin: the child's stdin reads EOF from /dev/null.
 TEST_P(TestUtil, ChildStdinIsDevNull) {
-  Channel ch;
-  int fd = ch.write_fd();
-  mp::Process p({.target = [fd] {
-    char buffer[16];
-    ssize_t n = ::read(0, buffer, sizeof buffer);
-    Channel::write_all(fd, std::to_string(n) + "\n");
-  }});
+  auto [reader, writer] = mp::Pipe(false);
+  mp::Process p({.target = test_util::read_stdin, .args = {writer}});
   p.start();
-  ch.close_writer();
+  writer.close();
   p.join();
-  EXPECT_EQ(ch.lines(), std::vector<std::string>{"0"});
+  EXPECT_EQ(recv_strings(reader), std::vector<std::string>{"0"});
 }
 
 /// close_fds closes what it is given.
