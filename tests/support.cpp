@@ -131,6 +131,6 @@ bool wait_until(const std::function<bool()>& done, double timeout) {
 
 bool shm_file_exists(const std::string& name) { return ::access(("/dev/shm/" + name).c_str(), F_OK) == 0; }
 
-std::vector<std::string> start_methods() { return {"fork"}; }
+std::vector<std::string> start_methods() { return {"fork", "spawn", "forkserver"}; }
 
 }  // namespace mp_test
