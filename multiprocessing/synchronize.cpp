@@ -4,7 +4,6 @@
 #include "multiprocessing/synchronize.hpp"
 
 #include <fcntl.h>
-#include <sys/mman.h>
 #include <pthread.h>
 #include <time.h>
 
@@ -17,10 +16,12 @@
 #include "multiprocessing/context.hpp"
 #include "multiprocessing/dummy/dummy.hpp"
 #include "multiprocessing/exceptions.hpp"
+#include "multiprocessing/heap.hpp"
 #include "multiprocessing/os.hpp"
 #include "multiprocessing/process.hpp"
 #include "multiprocessing/reduction/pickle.hpp"
 #include "multiprocessing/resource_tracker.hpp"
+#include "multiprocessing/spawn.hpp"
 #include "multiprocessing/util.hpp"
 
 namespace multiprocessing::synchronize {
@@ -199,7 +200,7 @@ const char* const kForkContextMessage =
 
 // The unpickler may name these classes (ForkingPickler's allow-list).
 const bool synchronize_globals_registered = [] {
-  for (const char* name : {"Lock", "RLock", "Semaphore", "BoundedSemaphore", "Condition", "Event"}) {
+  for (const char* name : {"Lock", "RLock", "Semaphore", "BoundedSemaphore", "Condition", "Event", "Barrier"}) {
     reduction::ForkingPickler::register_global("multiprocessing.synchronize", name);
   }
   return true;
@@ -523,19 +524,6 @@ Event Event::_rebuild(const Object& obj) {
 
 namespace {
 constexpr int kFilling = 0, kDraining = 1, kResetting = -1, kBroken = -2;
-
-/// Two ints that every process forked after this call shares.  Python keeps
-/// them in a heap.BufferWrapper; a page of their own serves the same end.
-std::shared_ptr<int> shared_ints() {
-  // MAP_SHARED | MAP_ANONYMOUS: a fork() shares these pages instead of
-  // copying them, so a party's change is seen by all.
-  void* p = ::mmap(nullptr, 2 * sizeof(int), PROT_READ | PROT_WRITE,
-                   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-  if (p == MAP_FAILED) raise_os_error("mmap", errno);
-  int* ints = static_cast<int*>(p);
-  ints[0] = ints[1] = 0;
-  return std::shared_ptr<int>(ints, [](int* q) { ::munmap(q, 2 * sizeof(int)); });
-}
 }  // namespace
 
 Barrier::Barrier(int parties, std::function<void()> action, std::optional<double> timeout,
@@ -543,13 +531,68 @@ Barrier::Barrier(int parties, std::function<void()> action, std::optional<double
     : parties_(parties),
       action_(std::move(action)),
       timeout_(timeout),
-      cond_(std::nullopt, ctx),  // Python: ctx.Condition(), an RLock inside
-      array_(parties >= 1 ? shared_ints() : nullptr) {
+      cond_(std::nullopt, ctx) {  // Python: ctx.Condition(), an RLock inside
   if (parties < 1) throw ValueError("parties must be >= 1");
+  // Python: wrapper = heap.BufferWrapper(struct.calcsize('i') * 2): two ints
+  // in the shared heap, which a forked child shares and a spawned one maps
+  // again from the arena's fd.
+  wrapper_ = std::make_shared<heap::BufferWrapper>(static_cast<std::ptrdiff_t>(2 * sizeof(int)));
+  array_ = reinterpret_cast<int*>(wrapper_->create_memoryview());
+  array_[0] = kFilling;  // Python: self._state = 0
+  array_[1] = 0;         // Python: self._count = 0
 }
 
-int& Barrier::_state() const { return array_.get()[0]; }
-int& Barrier::_count() const { return array_.get()[1]; }
+Barrier::Barrier(int parties, std::function<void()> action, std::optional<double> timeout,
+                 Condition cond, std::shared_ptr<heap::BufferWrapper> wrapper)
+    : parties_(parties),
+      action_(std::move(action)),
+      timeout_(timeout),
+      cond_(std::move(cond)),
+      wrapper_(std::move(wrapper)),
+      array_(reinterpret_cast<int*>(wrapper_->create_memoryview())) {}
+
+Object Barrier::_reduce() const {
+  // Python pickles the action by its module and qualified name; here it is
+  // the name MP_REGISTER_TARGET gave a plain function.
+  std::optional<std::string> action_name;
+  if (action_) {
+    if (auto* function = action_.target<void (*)()>()) action_name = spawn::_target_name(Target(*function));
+  }
+  Object::Tuple state{{std::int64_t{parties_}, action_name ? Object(*action_name) : Object(),
+                       timeout_ ? Object(*timeout_) : Object(), cond_._reduce(), wrapper_->_reduce()}};
+  Object::Reduced plain{{"multiprocessing.synchronize", "Barrier"}, {}, true, {Object(state)}};
+  Object::Reduced r = plain;
+  r.local = std::make_shared<const Barrier>(*this);  // under fork the child's args hold this barrier
+  bool action_lost = action_ && !action_name;
+  r.reduce = [plain = Object(std::move(plain)), action_lost] {
+    assert_spawning("Barrier");
+    if (action_lost) {
+      throw PicklingError(
+          "Can't pickle the action of a Barrier: under the spawn and forkserver start methods it "
+          "crosses to the child by name, so it must be a plain function void() registered with "
+          "MP_REGISTER_TARGET(function) (a lambda or other callable object cannot be found by name)");
+    }
+    return plain;
+  };
+  return r;
+}
+
+Barrier Barrier::_rebuild(const Object& obj) {
+  const Object::Tuple& state = state_tuple(obj, "Barrier", 5);
+  if (const auto& local = obj.reduced()->local) return *std::static_pointer_cast<const Barrier>(local);
+  std::function<void()> action;
+  if (!state.items[1].is_none()) {
+    Target target = spawn::_find_target(state.items[1].as<std::string>());
+    action = [target] { target(Args{}); };
+  }
+  std::optional<double> timeout;
+  if (!state.items[2].is_none()) timeout = state.items[2].as<double>();
+  return Barrier(static_cast<int>(state.items[0].as<std::int64_t>()), std::move(action), timeout,
+                 Condition::_rebuild(state.items[3]), heap::BufferWrapper::_rebuild(state.items[4]));
+}
+
+int& Barrier::_state() const { return array_[0]; }
+int& Barrier::_count() const { return array_[1]; }
 
 int Barrier::wait(std::optional<double> timeout) {
   if (!timeout) timeout = timeout_;

@@ -217,6 +217,14 @@ class Event {
   Semaphore flag_;
 };
 
+}  // namespace multiprocessing::synchronize
+
+namespace multiprocessing::heap {
+class BufferWrapper;
+}  // namespace multiprocessing::heap
+
+namespace multiprocessing::synchronize {
+
 /// Python: synchronize.Barrier(parties, action=None, timeout=None), which is
 /// threading.Barrier with its two counters moved into shared memory and its
 /// Condition made of semaphores, so that processes can meet at it.
@@ -252,7 +260,21 @@ class Barrier {
   int n_waiting() const;
   bool broken() const;
 
+  /// Python: Barrier.__getstate__, (parties, action, timeout, cond, wrapper),
+  /// and __setstate__.  Under fork the child's args hold this very barrier.
+  /// Under spawn and forkserver the condition crosses by its semaphores'
+  /// names, the two ints by their heap arena's fd (heap::BufferWrapper), and
+  /// the action by the name it was registered under with MP_REGISTER_TARGET,
+  /// as Python pickles a function by its qualified name.
+  /// 	hrows PicklingError (when pickled for a spawned child) if the action
+  ///   is a lambda or an unregistered function; RuntimeError as a SemLock's.
+  Object _reduce() const;
+  static Barrier _rebuild(const Object& obj);
+
  private:
+  Barrier(int parties, std::function<void()> action, std::optional<double> timeout, Condition cond,
+          std::shared_ptr<heap::BufferWrapper> wrapper);
+
   // threading.Barrier's private steps, under cond_.
   void _enter();
   void _release();
@@ -266,7 +288,8 @@ class Barrier {
   std::function<void()> action_;
   std::optional<double> timeout_;
   Condition cond_;
-  std::shared_ptr<int> array_;  ///< Python: self._array, the two ints, MAP_SHARED
+  std::shared_ptr<heap::BufferWrapper> wrapper_;  ///< Python: self._wrapper: two ints in the shared heap
+  int* array_ = nullptr;                          ///< Python: self._array, a view of them
 };
 
 }  // namespace multiprocessing::synchronize
@@ -309,6 +332,11 @@ template <>
 struct Convert<synchronize::Event> {
   static Object to_object(const synchronize::Event& v) { return v._reduce(); }
   static synchronize::Event from_object(const Object& o) { return synchronize::Event::_rebuild(o); }
+};
+template <>
+struct Convert<synchronize::Barrier> {
+  static Object to_object(const synchronize::Barrier& v) { return v._reduce(); }
+  static synchronize::Barrier from_object(const Object& o) { return synchronize::Barrier::_rebuild(o); }
 };
 
 }  // namespace multiprocessing

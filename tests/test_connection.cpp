@@ -14,24 +14,136 @@
 #include "support.hpp"
 
 namespace mp_test {
-namespace {
 
 namespace conn = mp::connection;
 using conn::Connection;
 
+/// The children's targets: plain functions registered by name, so that they
+/// reach children started by spawn and forkserver as well as forked ones.
+/// Addresses cross as Objects: a string (AF_UNIX) or a (host, port) tuple.
+namespace connection_tests {
+
 const std::string SENTINEL = "";  // Python's tests use latin('') as the end marker
 
-class TestConnection : public WithStartMethod {};
-class TestListener : public WithStartMethod {};
-class TestListenerClient : public WithStartMethod {};
-class TestPoll : public WithStartMethod {};
-class TestBadClients : public WithStartMethod {};
+/// An address as a Process argument.
+mp::Object address_object(const conn::Address& address) {
+  if (const auto* path = std::get_if<std::string>(&address)) return mp::Object(*path);
+  return mp::Object(std::get<conn::InetAddress>(address));
+}
+
+/// The address back in the child.
+conn::Address address_from(const mp::Object& o) {
+  if (const auto* path = std::get_if<std::string>(&o.variant())) return *path;
+  return o.as<conn::InetAddress>();
+}
 
 /// Python: _TestConnection._echo.
 void echo(Connection& c) {
   for (std::string msg; (msg = c.recv_bytes()) != SENTINEL;) c.send_bytes(msg);
   c.close();
 }
+
+/// Python: _echo, but for values, until "quit".
+void echo_values(Connection& c) {
+  for (;;) {
+    mp::Object o = c.recv();
+    if (o == mp::Object("quit")) break;
+    c.send(o);
+  }
+}
+
+/// A few MiB of a known pattern, which parent and child both make.
+std::string big_message() {
+  std::string big(5 * 1024 * 1024 + 7, '\0');
+  for (std::size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>(i * 31 % 251);
+  return big;
+}
+
+/// Send the big message whole and in the one-write and two-write sizes.
+void send_big(Connection& w) {
+  std::string big = big_message();
+  w.send_bytes(big);
+  w.send_bytes(big, 0, 16384);
+  w.send_bytes(big, 1, 16385);
+}
+
+/// Connect, send "hello" (pickled), close.
+void client_send_hello(mp::Object address) {
+  Connection c = conn::Client(address_from(address));
+  c.send("hello");
+  c.close();
+}
+
+/// Connect, send the bytes "hello", close (Python: test_issue14725's _test).
+void client_send_hello_bytes(mp::Object address) {
+  conn::Client(address_from(address)).send_bytes("hello");
+}
+
+/// Connect with the right key, then with a wrong one; report both.
+void client_with_authkey(mp::Object address, mp::Bytes key) {
+  Connection c = conn::Client(address_from(address), std::nullopt, key);
+  c.send_bytes("authenticated");
+  try {
+    conn::Client(address_from(address), std::nullopt, mp::Bytes("wrong"));
+  } catch (const mp::AuthenticationError& e) {
+    if (std::string(e.what()) == "digest sent was rejected") c.send_bytes("rejected");
+  }
+}
+
+/// A good client after the bad ones.
+void good_client(mp::Object address, mp::Bytes key) {
+  conn::Client(address_from(address), std::nullopt, key).send_bytes("good");
+}
+
+/// The strings of _TestPoll.test_strings.
+const std::vector<std::string> POLL_STRINGS = {"hello", "", "a", "b", "", "bye", "", "lop"};
+
+/// Python: _TestPoll._child_strings.
+void send_strings(Connection& b) {
+  for (const std::string& s : POLL_STRINGS) {
+    mp::os::sleep(0.02);
+    b.send_bytes(s);
+  }
+  b.close();
+}
+
+/// Python: _TestPoll._child_boundaries.
+void poll_five(Connection& r) { r.poll(5); }
+
+/// Python: _TestPoll._child_dont_merge.
+void send_a_b_cd(Connection& b) {
+  b.send_bytes("a");
+  b.send_bytes("b");
+  b.send_bytes("cd");
+}
+
+/// Block until told to go.
+void wait_for_go(Connection& go) { go.recv_bytes(); }
+
+}  // namespace connection_tests
+
+MP_REGISTER_TARGET(connection_tests::echo);
+MP_REGISTER_TARGET(connection_tests::echo_values);
+MP_REGISTER_TARGET(connection_tests::send_big);
+MP_REGISTER_TARGET(connection_tests::client_send_hello);
+MP_REGISTER_TARGET(connection_tests::client_send_hello_bytes);
+MP_REGISTER_TARGET(connection_tests::client_with_authkey);
+MP_REGISTER_TARGET(connection_tests::good_client);
+MP_REGISTER_TARGET(connection_tests::send_strings);
+MP_REGISTER_TARGET(connection_tests::poll_five);
+MP_REGISTER_TARGET(connection_tests::send_a_b_cd);
+MP_REGISTER_TARGET(connection_tests::wait_for_go);
+
+namespace {
+
+using connection_tests::address_object;
+using connection_tests::SENTINEL;
+
+class TestConnection : public WithStartMethod {};
+class TestListener : public WithStartMethod {};
+class TestListenerClient : public WithStartMethod {};
+class TestPoll : public WithStartMethod {};
+class TestBadClients : public WithStartMethod {};
 
 /// The bytes of an int array (Python: array.array('i', values)).
 std::string int_bytes(const std::vector<std::int32_t>& values) {
@@ -84,7 +196,7 @@ TEST(TestFraming, OnTheWire) {
 /// _TestConnection.test_connection (the bytes half; SendRecvValues has the rest).
 TEST_P(TestConnection, Connection) {
   auto [c, child_conn] = conn::Pipe();
-  mp::Process p({.target = [&child_conn = child_conn] { echo(child_conn); }, .daemon = true});
+  mp::Process p({.target = connection_tests::echo, .args = {child_conn}, .daemon = true});
   p.start();
 
   EXPECT_GE(c.fileno(), 0);
@@ -170,7 +282,7 @@ TEST_P(TestConnection, DuplexFalse) {
 /// _TestConnection.test_spawn_close
 TEST_P(TestConnection, SpawnClose) {
   auto [c, child_conn] = conn::Pipe();
-  mp::Process p({.target = [&child_conn = child_conn] { echo(child_conn); }, .daemon = true});
+  mp::Process p({.target = connection_tests::echo, .args = {child_conn}, .daemon = true});
   p.start();
   child_conn.close();  // this might complete before child initializes
   c.send_bytes("hello");
@@ -307,13 +419,8 @@ TEST(TestConnectionErrors, BrokenPipeIsAnError) {
 TEST_P(TestConnection, LargeMessages) {
   for (bool duplex : {true, false}) {
     auto [r, w] = conn::Pipe(duplex);
-    std::string big(5 * 1024 * 1024 + 7, '\0');
-    for (std::size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>(i * 31 % 251);
-    mp::Process p({.target = [&w = w, &big] {
-      w.send_bytes(big);
-      w.send_bytes(big, 0, 16384);
-      w.send_bytes(big, 1, 16385);
-    }});
+    std::string big = connection_tests::big_message();
+    mp::Process p({.target = connection_tests::send_big, .args = {w}});
     p.start();
     EXPECT_EQ(r.recv_bytes(), big);
     EXPECT_EQ(r.recv_bytes(), big.substr(0, 16384));
@@ -325,15 +432,7 @@ TEST_P(TestConnection, LargeMessages) {
 /// _TestConnection.test_connection, the value half: send/recv through pickle.
 TEST_P(TestConnection, SendRecvValues) {
   auto [c, child_conn] = conn::Pipe();
-  mp::Process p({.target = [&child_conn = child_conn] {
-                   // Python: _echo, but for values.
-                   for (;;) {
-                     mp::Object o = child_conn.recv();
-                     if (o == mp::Object("quit")) break;
-                     child_conn.send(o);
-                   }
-                 },
-                 .daemon = true});
+  mp::Process p({.target = connection_tests::echo_values, .args = {child_conn}, .daemon = true});
   p.start();
   mp::Object seq = mp::Object::List{std::int64_t{1}, 2.25, mp::None{}};
   c.send(seq);
@@ -503,11 +602,8 @@ TEST_P(TestListenerClient, ListenerClient) {
     if (family == "AF_INET") where = conn::InetAddress{"127.0.0.1", 0};
     conn::Listener l(where, family);
     conn::Address address = l.address();
-    mp::Process p({.target = [address] {
-                     Connection c = conn::Client(address);
-                     c.send("hello");
-                     c.close();
-                   },
+    mp::Process p({.target = connection_tests::client_send_hello,
+                   .args = {address_object(address)},
                    .daemon = true});
     p.start();
     Connection c = l.accept();
@@ -524,7 +620,8 @@ TEST_P(TestListenerClient, ListenerClient) {
 TEST_P(TestListenerClient, Issue14725) {
   conn::Listener l;
   conn::Address address = l.address();
-  mp::Process p({.target = [address] { conn::Client(address).send_bytes("hello"); },
+  mp::Process p({.target = connection_tests::client_send_hello_bytes,
+                 .args = {address_object(address)},
                  .daemon = true});
   p.start();
   mp::os::sleep(0.3);  // the client has connected, written and closed by now
@@ -550,15 +647,8 @@ TEST_P(TestListenerClient, Authkey) {
   mp::Bytes key("secret");
   conn::Listener l(std::nullopt, std::nullopt, 1, key);
   conn::Address address = l.address();
-  mp::Process p({.target = [address, key] {
-    Connection c = conn::Client(address, std::nullopt, key);
-    c.send_bytes("authenticated");
-    try {
-      conn::Client(address, std::nullopt, mp::Bytes("wrong"));
-    } catch (const mp::AuthenticationError& e) {
-      if (std::string(e.what()) == "digest sent was rejected") c.send_bytes("rejected");
-    }
-  }});
+  mp::Process p({.target = connection_tests::client_with_authkey,
+                 .args = {address_object(address), key}});
   p.start();
   Connection c = l.accept();
   EXPECT_EQ(c.recv_bytes(), "authenticated");
@@ -727,9 +817,7 @@ TEST_P(TestBadClients, ListenerSurvives) {
   expect_failure("trickling client", [&](int fd) { write_all(fd, std::string("\0", 1)); });
 
   // A good client in another process still gets in.
-  mp::Process p({.target = [address, key] {
-    conn::Client(address, std::nullopt, key).send_bytes("good");
-  }});
+  mp::Process p({.target = connection_tests::good_client, .args = {address_object(address), key}});
   p.start();
   Connection good = l.accept();
   EXPECT_EQ(good.recv_bytes(), "good");
@@ -750,15 +838,9 @@ TEST_P(TestPoll, EmptyString) {
 
 /// _TestPoll.test_strings
 TEST_P(TestPoll, Strings) {
-  std::vector<std::string> strings = {"hello", "", "a", "b", "", "bye", "", "lop"};
+  const std::vector<std::string>& strings = connection_tests::POLL_STRINGS;
   auto [a, b] = conn::Pipe();
-  mp::Process p({.target = [&b = b, &strings] {
-    for (const std::string& s : strings) {
-      mp::os::sleep(0.02);
-      b.send_bytes(s);
-    }
-    b.close();
-  }});
+  mp::Process p({.target = connection_tests::send_strings, .args = {b}});
   p.start();
   for (const std::string& s : strings) {
     for (int i = 0; i < 200; ++i) {
@@ -772,7 +854,7 @@ TEST_P(TestPoll, Strings) {
 /// _TestPoll.test_boundaries
 TEST_P(TestPoll, Boundaries) {
   auto [r, w] = conn::Pipe(false);
-  mp::Process p({.target = [&r = r] { r.poll(5); }});
+  mp::Process p({.target = connection_tests::poll_five, .args = {r}});
   p.start();
   mp::os::sleep(0.3);
   for (const char* obj : {"first", "second"}) w.send_bytes(obj);
@@ -787,11 +869,7 @@ TEST_P(TestPoll, DontMerge) {
   auto [a, b] = conn::Pipe();
   EXPECT_FALSE(a.poll(0.0));
   EXPECT_FALSE(a.poll(0.1));
-  mp::Process p({.target = [&b = b] {
-    b.send_bytes("a");
-    b.send_bytes("b");
-    b.send_bytes("cd");
-  }});
+  mp::Process p({.target = connection_tests::send_a_b_cd, .args = {b}});
   p.start();
   EXPECT_EQ(a.recv_bytes(), "a");
   EXPECT_TRUE(a.poll(1.0));
@@ -812,9 +890,8 @@ TEST_P(TestPoll, WaitMixed) {
   auto [a, b] = conn::Pipe();
   auto [c, d] = conn::Pipe();
   conn::Listener l;
-  Channel go;
-  int go_fd = go.read_fd();
-  mp::Process p({.target = [go_fd] { mp::os::read(go_fd, 1); }});
+  auto [go_r, go_w] = conn::Pipe(false);
+  mp::Process p({.target = connection_tests::wait_for_go, .args = {go_r}});
   p.start();
   auto [raw_r, raw_w] = mp::os::pipe();
 
@@ -825,7 +902,7 @@ TEST_P(TestPoll, WaitMixed) {
   EXPECT_EQ(conn::wait(all, 1.0).front().connection(), &a);
   ASSERT_EQ(::write(raw_w.get(), "y", 1), 1);
   Connection client = conn::Client(l.address());
-  go.send("x");
+  go_w.send_bytes("x");
   p.join();
   std::vector<conn::Waitable> ready = conn::wait(all, 1.0);
   EXPECT_EQ(ready, (std::vector<conn::Waitable>{a, l, p, raw_r.get()}));

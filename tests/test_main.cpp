@@ -2,9 +2,12 @@
 // passes through (DESIGN.md, "What every test leaves behind"): after each test
 // there must be no new open fd, no child process (running or zombie) and no new
 // file in /dev/shm.  A leak fails the test that made it, and is then cleaned up
-// so that the next test starts from a clean slate.
+// so that the next test starts from a clean slate.  A file in /dev/shm that
+// another test binary running at the same time made is not ours: it is left
+// alone (see mapped_by_others).
 #include <dirent.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -73,6 +76,58 @@ std::vector<std::pair<pid_t, char>> children() {
   return result;
 }
 
+/// This process and its descendants (a fork server's children are grandchildren).
+std::set<pid_t> own_tree() {
+  std::vector<std::pair<pid_t, pid_t>> parent_of;  // (pid, ppid)
+  for (const std::string& name : list_dir("/proc")) {
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream stat("/proc/" + name + "/stat");
+    std::string line;
+    if (!std::getline(stat, line)) continue;
+    auto close = line.rfind(')');
+    if (close == std::string::npos) continue;
+    std::istringstream rest(line.substr(close + 2));
+    char state = '?';
+    pid_t ppid = 0;
+    rest >> state >> ppid;
+    parent_of.emplace_back(std::stoi(name), ppid);
+  }
+  std::set<pid_t> tree{::getpid()};
+  for (bool grew = true; grew;) {
+    grew = false;
+    for (auto [pid, ppid] : parent_of) {
+      if (tree.count(ppid) && tree.insert(pid).second) grew = true;
+    }
+  }
+  return tree;
+}
+
+/// Whether a process outside `own` maps /dev/shm/<name>: another test binary
+/// running at the same time (another worktree, ctest -j) made it.  A semaphore
+/// of the spawn context keeps its name while it lives, so such a file may
+/// appear during one of our tests; it is not ours to report or unlink (doing
+/// so made that binary's spawned children fail in sem_open with ENOENT).
+/// Matched by inode: glibc's sem_open maps a temporary file and then links it
+/// under its name, so the maps show the temporary name.
+bool mapped_by_others(const std::string& name, const std::set<pid_t>& own) {
+  struct stat st{};
+  if (::stat(("/dev/shm/" + name).c_str(), &st) != 0) return false;
+  const std::string inode = std::to_string(st.st_ino);
+  for (const std::string& entry : list_dir("/proc")) {
+    if (entry.find_first_not_of("0123456789") != std::string::npos) continue;
+    if (own.count(std::stoi(entry))) continue;
+    std::ifstream maps("/proc/" + entry + "/maps");
+    for (std::string line; std::getline(maps, line);) {
+      // address perms offset dev inode path
+      std::istringstream fields(line);
+      std::string address, perms, offset, dev, ino, path;
+      fields >> address >> perms >> offset >> dev >> ino >> path;
+      if (ino == inode && path.rfind("/dev/shm/", 0) == 0) return true;
+    }
+  }
+  return false;
+}
+
 std::string fd_target(int fd) {
   char buffer[256] = {};
   std::string link = "/proc/self/fd/" + std::to_string(fd);
@@ -116,10 +171,21 @@ class LeakCheck : public ::testing::EmptyTestEventListener {
         ::close(fd);
       }
     }
+    // A new file that another test binary maps is that binary's; one that
+    // nobody maps may be another binary's on its way out (closed, not yet
+    // unlinked) or a heap arena between mkstemp and unlink: it is ours only
+    // if it is still there a moment later.
+    std::vector<std::string> candidates;
     for (const std::string& name : list_dir("/dev/shm")) {
       // glibc's sem_open first makes "sem.XXXXXX" and renames it: transient.
       bool glibc_temporary = name.size() == 10 && name.rfind("sem.", 0) == 0;
-      if (!shm_.count(name) && !glibc_temporary) {
+      if (!shm_.count(name) && !glibc_temporary) candidates.push_back(name);
+    }
+    if (!candidates.empty()) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      const std::set<pid_t> own = own_tree();
+      for (const std::string& name : candidates) {
+        if (::access(("/dev/shm/" + name).c_str(), F_OK) != 0 || mapped_by_others(name, own)) continue;
         leaks += "  /dev/shm/" + name + "\n";
         ::unlink(("/dev/shm/" + name).c_str());
         // Tell a running tracker too, or it would warn again at exit.

@@ -1,23 +1,89 @@
 // tests/test_synchronize.cpp — ports CPython's _TestLock, _TestSemaphore,
 // _TestCondition, _TestEvent and _TestBarrier, across processes (and threads, as CPython mixes
 // them), and the lesson they exist for: a shared counter under a Lock.
-#include <sys/mman.h>
-
 #include <algorithm>
 #include <atomic>
 
 #include "support.hpp"
 
 namespace mp_test {
-namespace {
 
 namespace sync = mp::synchronize;
+using mp::connection::Connection;
+
+/// The children's targets: plain functions registered by name, so that they
+/// reach children started by spawn and forkserver as well as forked ones.
+namespace sync_tests {
+
+/// Release a lock the parent holds (checklist 23).
+void release_lock(sync::Lock lock) { lock.release(); }
+
+/// Try to release an RLock the parent holds; report the count and the error.
+void try_release_rlock(sync::RLock lock, Connection& c) {
+  std::string what = "released";
+  try {
+    lock.release();
+  } catch (const mp::AssertionError& e) {
+    what = e.what();
+  }
+  c.send(std::to_string(lock._count()) + " " + what);
+}
+
+/// The counter lesson: n increments of a shared int, each under the lock.
+void add_under_lock(mp::sharedctypes::CValue<int> value, sync::Lock lock, int n) {
+  for (int i = 0; i < n; ++i) {
+    std::lock_guard guard(lock);
+    value.set_value(value.value() + 1);  // read-modify-write, safe only under the lock
+  }
+}
+
+/// Release a semaphore after a while.
+void release_later(sync::Semaphore sem) {
+  mp::os::sleep(0.05);
+  sem.release();
+}
+
+/// Python: _TestCondition.f.
+void sleeper(sync::Condition cond, sync::Semaphore sleeping, sync::Semaphore woken,
+             std::optional<double> timeout) {
+  cond.acquire();
+  sleeping.release();
+  cond.wait(timeout);
+  woken.release();
+  cond.release();
+}
+
+/// Python: _TestCondition._test_waitfor_f: wait until the shared state is 4.
+void wait_for_four(sync::Condition cond, mp::sharedctypes::CValue<int> state, Connection& c) {
+  std::lock_guard guard(cond);
+  bool result = cond.wait_for([&state] { return state.value() == 4; });
+  c.send(std::string(result ? "True" : "False") + " " + std::to_string(state.value()));
+}
+
+/// Set an event after a while.
+void set_later(sync::Event event) {
+  mp::os::sleep(0.1);
+  event.set();
+}
+
+}  // namespace sync_tests
+
+MP_REGISTER_TARGET(sync_tests::release_lock);
+MP_REGISTER_TARGET(sync_tests::try_release_rlock);
+MP_REGISTER_TARGET(sync_tests::add_under_lock);
+MP_REGISTER_TARGET(sync_tests::release_later);
+MP_REGISTER_TARGET(sync_tests::sleeper);
+MP_REGISTER_TARGET(sync_tests::wait_for_four);
+MP_REGISTER_TARGET(sync_tests::set_later);
+
+namespace {
+
+using sync_tests::sleeper;
 
 class TestLock : public WithStartMethod {};
 class TestSemaphore : public WithStartMethod {};
 class TestCondition : public WithStartMethod {};
 class TestEvent : public WithStartMethod {};
-class TestBarrier;
 
 /// _TestLock.test_lock
 TEST_P(TestLock, Lock) {
@@ -67,7 +133,7 @@ TEST_P(TestLock, ReleasedByAnotherProcess) {
   EXPECT_EQ(lock.repr(), "<Lock(owner=None)>");
   lock.acquire();
   EXPECT_EQ(lock.repr(), "<Lock(owner=MainProcess)>");
-  mp::Process p({.target = [lock]() mutable { lock.release(); }});
+  mp::Process p({.target = sync_tests::release_lock, .args = {lock}});
   p.start();
   p.join();
   EXPECT_EQ(p.exitcode(), 0);
@@ -80,48 +146,33 @@ TEST_P(TestLock, ReleasedByAnotherProcess) {
 TEST_P(TestLock, RLockOwnershipNotInherited) {
   auto lock = mp::RLock();
   lock.acquire();
-  Channel ch;
-  int fd = ch.write_fd();
-  mp::Process p({.target = [lock, fd]() mutable {
-    std::string what = "released";
-    try {
-      lock.release();
-    } catch (const mp::AssertionError& e) {
-      what = e.what();
-    }
-    Channel::write_all(fd, std::to_string(lock._count()) + " " + what + "\n");
-  }});
+  auto [r, w] = mp::Pipe(false);
+  mp::Process p({.target = sync_tests::try_release_rlock, .args = {lock, w}});
   p.start();
-  ch.close_writer();
-  p.join();
-  EXPECT_EQ(ch.lines(),
-            std::vector<std::string>{"0 attempt to release recursive lock not owned by thread"});
+  w.close();
+  EXPECT_EQ(r.recv(), mp::Object("0 attempt to release recursive lock not owned by thread"));
+  join_process(p);
+  EXPECT_EQ(p.exitcode(), 0);
   lock.release();
 }
 
 /// The seeds' counter lesson: two processes raise one shared int under a
-/// Lock; no update is lost.  (The int lives in a MAP_SHARED page until
-/// sharedctypes.Value exists.)
+/// Lock; no update is lost.  (The int is a RawValue: a MAP_SHARED anonymous
+/// page would not reach a spawned child.)
 TEST_P(TestLock, SharedCounterUnderLock) {
-  void* page = ::mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-  ASSERT_NE(page, MAP_FAILED);
-  volatile int* value = static_cast<volatile int*>(page);
-  *value = 0;
+  PristineHeap heap;
+  auto value = mp::RawValue<'i'>(0);
   auto lock = mp::Lock();
   const int n = 20000;
-  auto work = [lock, value]() mutable {
-    for (int i = 0; i < n; ++i) {
-      std::lock_guard guard(lock);
-      *value = *value + 1;  // read-modify-write, safe only under the lock
-    }
-  };
-  mp::Process a({.target = work}), b({.target = work});
+  mp::Process a({.target = sync_tests::add_under_lock, .args = {value, lock, n}});
+  mp::Process b({.target = sync_tests::add_under_lock, .args = {value, lock, n}});
   a.start();
   b.start();
-  a.join();
-  b.join();
-  EXPECT_EQ(*value, 2 * n);
-  ::munmap(page, 4096);
+  join_process(a);
+  join_process(b);
+  EXPECT_EQ(a.exitcode(), 0);
+  EXPECT_EQ(b.exitcode(), 0);
+  EXPECT_EQ(value.value(), 2 * n);
 }
 
 void check_semaphore(sync::Semaphore& sem) {
@@ -179,22 +230,14 @@ TEST_P(TestSemaphore, Timeout) {
 /// A semaphore released in a child wakes the parent blocked on it.
 TEST_P(TestSemaphore, AcrossProcesses) {
   auto sem = mp::Semaphore(0);
-  mp::Process p({.target = [sem]() mutable { mp::os::sleep(0.05); sem.release(); }});
+  mp::Process p({.target = sync_tests::release_later, .args = {sem}});
   p.start();
   EXPECT_TRUE(sem.acquire(true, 30.0));
-  p.join();
+  join_process(p);
+  EXPECT_EQ(p.exitcode(), 0);
 }
 
 // ---------------------------------------------------------------- Condition
-
-void sleeper(sync::Condition cond, sync::Semaphore sleeping, sync::Semaphore woken,
-             std::optional<double> timeout) {
-  cond.acquire();
-  sleeping.release();
-  cond.wait(timeout);
-  woken.release();
-  cond.release();
-}
 
 void check_invariant(const sync::Condition& cond) {
   // Only true when nobody sleeps.
@@ -215,12 +258,14 @@ TEST_P(TestCondition, Notify) {
   auto cond = mp::Condition();
   auto sleeping = mp::Semaphore(0);
   auto woken = mp::Semaphore(0);
-  mp::Process p({.target = [=] { sleeper(cond, sleeping, woken, std::nullopt); }, .daemon = true});
+  mp::Process p({.target = sleeper,
+                 .args = {cond, sleeping, woken, std::optional<double>()},
+                 .daemon = true});
   p.start();
   mp::dummy::Process t({.target = [=] { sleeper(cond, sleeping, woken, std::nullopt); }});
   t.start();
-  sleeping.acquire();  // wait for both to start sleeping
-  sleeping.acquire();
+  ASSERT_TRUE(sleeping.acquire(true, 60.0));  // wait for both to start sleeping
+  ASSERT_TRUE(sleeping.acquire(true, 60.0));
   mp::os::sleep(0.1);
   EXPECT_EQ(woken.get_value(), 0);  // nobody has woken up
 
@@ -235,7 +280,7 @@ TEST_P(TestCondition, Notify) {
   reaches_eventually([&] { return woken.get_value(); }, 2);
 
   check_invariant(cond);
-  p.join();
+  join_process(p);
   t.join();
 }
 
@@ -250,10 +295,10 @@ TEST_P(TestCondition, NotifyAllAndN) {
   // Three that time out at once.
   for (int i = 0; i < 3; ++i) {
     procs.push_back(std::make_unique<mp::Process>(mp::ProcessOptions{
-        .target = [=] { sleeper(cond, sleeping, woken, 0.0); }, .daemon = true}));
+        .target = sleeper, .args = {cond, sleeping, woken, std::optional<double>(0.0)}, .daemon = true}));
     procs.back()->start();
   }
-  for (int i = 0; i < 3; ++i) sleeping.acquire();
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(sleeping.acquire(true, 60.0));
   reaches_eventually([&] { return woken.get_value(); }, 3);
   check_invariant(cond);
   for (int i = 0; i < 3; ++i) woken.acquire();
@@ -261,13 +306,13 @@ TEST_P(TestCondition, NotifyAllAndN) {
   // Three processes and three threads that wait for a notification.
   for (int i = 0; i < 3; ++i) {
     procs.push_back(std::make_unique<mp::Process>(mp::ProcessOptions{
-        .target = [=] { sleeper(cond, sleeping, woken, std::nullopt); }, .daemon = true}));
+        .target = sleeper, .args = {cond, sleeping, woken, std::optional<double>()}, .daemon = true}));
     procs.back()->start();
     threads.push_back(std::make_unique<mp::dummy::Process>(
         mp::ProcessOptions{.target = [=] { sleeper(cond, sleeping, woken, std::nullopt); }}));
     threads.back()->start();
   }
-  for (int i = 0; i < 6; ++i) sleeping.acquire();
+  for (int i = 0; i < 6; ++i) ASSERT_TRUE(sleeping.acquire(true, 60.0));
   mp::os::sleep(0.1);
   EXPECT_EQ(woken.get_value(), 0);
 
@@ -281,7 +326,7 @@ TEST_P(TestCondition, NotifyAllAndN) {
   cond.release();
   reaches_eventually([&] { return woken.get_value(); }, 6);
   check_invariant(cond);
-  for (auto& p : procs) p->join();
+  for (auto& p : procs) join_process(*p);
   for (auto& t : threads) t->join();
 }
 
@@ -306,31 +351,22 @@ TEST_P(TestCondition, Timeout) {
 
 /// _TestCondition.test_waitfor: a child waits for a shared state set by the parent.
 TEST_P(TestCondition, WaitFor) {
-  void* page = ::mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-  ASSERT_NE(page, MAP_FAILED);
-  volatile int* state = static_cast<volatile int*>(page);
-  *state = 0;
+  PristineHeap heap;
+  auto state = mp::RawValue<'i'>(0);
   auto cond = mp::Condition();
-  Channel ch;
-  int fd = ch.write_fd();
-  mp::Process p({.target = [cond, state, fd]() mutable {
-                   std::lock_guard guard(cond);
-                   bool result = cond.wait_for([state] { return *state == 4; });
-                   Channel::write_all(fd, std::string(result ? "True" : "False") + " " +
-                                              std::to_string(*state) + "\n");
-                 },
-                 .daemon = true});
+  auto [r, w] = mp::Pipe(false);
+  mp::Process p({.target = sync_tests::wait_for_four, .args = {cond, state, w}, .daemon = true});
   p.start();
+  w.close();
   for (int i = 0; i < 4; ++i) {
     mp::os::sleep(0.01);
     std::lock_guard guard(cond);
-    *state = *state + 1;
+    state.set_value(state.value() + 1);
     cond.notify();
   }
-  ch.close_writer();
+  EXPECT_EQ(r.recv(), mp::Object("True 4"));
   join_process(p);
-  EXPECT_EQ(ch.lines(), std::vector<std::string>{"True 4"});
-  ::munmap(page, 4096);
+  EXPECT_EQ(p.exitcode(), 0);
 }
 
 /// _TestCondition.test_waitfor_timeout
@@ -363,76 +399,52 @@ TEST_P(TestEvent, Event) {
   EXPECT_FALSE(event.is_set());
 
   // A child sets it after a while; wait() returns true.
-  mp::Process p({.target = [event]() mutable { mp::os::sleep(0.1); event.set(); }});
+  mp::Process p({.target = sync_tests::set_later, .args = {event}});
   p.start();
-  EXPECT_TRUE(event.wait());
-  p.join();
+  EXPECT_TRUE(event.wait(60.0));  // bounded: a child that fails must not hang the test
+  join_process(p);
   EXPECT_TRUE(event.is_set());
 }
 
 // ---------------------------------------------------------------- Barrier
+
+}  // namespace
+
+namespace sync_tests {
+
+/// Python: the mixins' N, the parties of the barriers below.
+constexpr int N = 5;
+/// Python: _TestBarrier.defaultTimeout.
+constexpr double kDefaultTimeout = 30.0;
 
 /// Python: assert inside a child: a failure ends the child with exit code 1.
 void check(bool condition, const char* what) {
   if (!condition) throw mp::AssertionError(what);
 }
 
-/// An int in memory that forked children share (MAP_SHARED).
-std::shared_ptr<int> shared_int() {
-  void* p = ::mmap(nullptr, sizeof(int), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-  if (p == MAP_FAILED) throw mp::OSError("mmap", errno);
-  *static_cast<int*>(p) = 0;
-  return std::shared_ptr<int>(static_cast<int*>(p), [](int* q) { ::munmap(q, sizeof(int)); });
-}
-
-/// Python: _DummyList: only its length, in shared memory, under a Lock, which
-/// is all the barrier tests look at.
+/// Python: _DummyList: only its length, which is all the barrier tests look
+/// at: an int in the shared heap under a Lock (Python: a BufferWrapper and a
+/// Lock), so that it reaches spawned children too (Convert<DummyList> below).
 class DummyList {
  public:
+  DummyList() : count_(mp::RawValue<'i'>(0)), lock_(mp::Lock()) {}
+  DummyList(mp::sharedctypes::CValue<int> count, sync::Lock lock)
+      : count_(std::move(count)), lock_(std::move(lock)) {}
   void append() {
     std::lock_guard guard(lock_);
-    ++*count_;
+    count_.set_value(count_.value() + 1);
   }
   int len() const {
     std::lock_guard guard(lock_);
-    return *count_;
+    return count_.value();
   }
+  /// Python: _DummyList.__getstate__: the wrapper and the lock.
+  const mp::sharedctypes::CValue<int>& _count() const { return count_; }
+  const sync::Lock& _lock() const { return lock_; }
 
  private:
-  std::shared_ptr<int> count_ = shared_int();
-  mutable sync::Lock lock_ = mp::Lock();
-};
-
-class TestBarrier : public WithStartMethod {
- protected:
-  static constexpr int N = 5;
-  static constexpr double kDefaultTimeout = 30.0;
-
-  void SetUp() override {
-    WithStartMethod::SetUp();
-    barrier_.emplace(mp::Barrier(N, {}, kDefaultTimeout));
-  }
-  void TearDown() override {
-    barrier_->abort();
-    barrier_.reset();
-    WithStartMethod::TearDown();
-  }
-
-  /// Python: run_threads(f, args): f runs in N - 1 processes and here.
-  static void run_threads(const std::function<void()>& f) {
-    std::vector<std::unique_ptr<mp::Process>> procs;
-    for (int i = 0; i < N - 1; ++i) {
-      procs.push_back(std::make_unique<mp::Process>(mp::ProcessOptions{.target = f}));
-      procs.back()->start();
-    }
-    f();
-    for (auto& p : procs) {
-      join_process(*p);
-      EXPECT_EQ(p->exitcode(), 0);
-    }
-  }
-
-  std::optional<sync::Barrier> barrier_;
+  mp::sharedctypes::CValue<int> count_;
+  mutable sync::Lock lock_;
 };
 
 /// _TestBarrier.multipass: n rounds in lockstep.
@@ -450,27 +462,219 @@ void multipass(sync::Barrier barrier, DummyList results0, DummyList results1, in
   check(!barrier.broken(), "not barrier.broken");
 }
 
+/// _TestBarrier._test_wait_return_f: report the index wait() returned.
+void wait_return_party(sync::Barrier barrier, sync::Lock lock, Connection& w) {
+  int index = barrier.wait();
+  std::lock_guard guard(lock);
+  w.send(std::int64_t{index});
+}
+
+/// Where this process's action appends (Python: AppendTrue(results), a
+/// callable object that pickles its list).  An action here is a registered
+/// void() function with no state of its own, so each party points this at
+/// its copy of the list before waiting; whichever party runs the action
+/// appends to the same shared int.
+DummyList* g_action_results = nullptr;
+
+/// Python: AppendTrue.__call__.
+void append_true() { g_action_results->append(); }
+
+/// _TestBarrier._test_action_f.
+void action_party(sync::Barrier barrier, DummyList results) {
+  g_action_results = &results;
+  barrier.wait();
+  check(results.len() == 1, "len(results) == 1");
+  g_action_results = nullptr;
+}
+
+/// An action that fails.
+void failing_action() { throw mp::RuntimeError("action failed"); }
+
+/// A party of a barrier whose action fails: BrokenBarrierError, or the
+/// action's own error for the party that ran it.
+void action_raises_party(sync::Barrier barrier, DummyList broken) {
+  try {
+    barrier.wait();
+  } catch (const mp::BrokenBarrierError&) {
+    broken.append();
+  } catch (const mp::RuntimeError&) {
+  }
+}
+
+/// _TestBarrier._test_abort_f.
+void abort_party(sync::Barrier barrier, DummyList results1, DummyList results2) {
+  try {
+    int i = barrier.wait();
+    if (i == N / 2) throw mp::RuntimeError("");
+    barrier.wait();
+    results1.append();
+  } catch (const mp::BrokenBarrierError&) {
+    results2.append();
+  } catch (const mp::RuntimeError&) {
+    barrier.abort();
+  }
+}
+
+/// _TestBarrier._test_reset_f.
+void reset_party(sync::Barrier barrier, DummyList results1, DummyList results2, DummyList results3) {
+  int i = barrier.wait();
+  if (i == N / 2) {
+    // Wait until the others are all in the barrier.
+    while (barrier.n_waiting() < N - 1) mp::os::sleep(0.001);
+    barrier.reset();
+  } else {
+    try {
+      barrier.wait();
+      results1.append();
+    } catch (const mp::BrokenBarrierError&) {
+      results2.append();
+    }
+  }
+  barrier.wait();  // and pass it again
+  results3.append();
+}
+
+/// _TestBarrier._test_abort_and_reset_f.
+void abort_and_reset_party(sync::Barrier barrier, sync::Barrier barrier2, DummyList results1,
+                           DummyList results2, DummyList results3) {
+  try {
+    int i = barrier.wait();
+    if (i == N / 2) throw mp::RuntimeError("");
+    barrier.wait();
+    results1.append();
+  } catch (const mp::BrokenBarrierError&) {
+    results2.append();
+  } catch (const mp::RuntimeError&) {
+    barrier.abort();
+  }
+  // Everyone leaves the barrier before the reset, and nobody enters it
+  // again before the reset.
+  if (barrier2.wait() == N / 2) barrier.reset();
+  barrier2.wait();
+  barrier.wait();
+  results3.append();
+}
+
+/// _TestBarrier._test_timeout_f: one party is late; wait(0.5) breaks it for all.
+void timeout_party(sync::Barrier barrier, DummyList results) {
+  int i = barrier.wait();
+  if (i == N / 2) mp::os::sleep(1.0);  // one is late
+  try {
+    barrier.wait(0.5);
+  } catch (const mp::BrokenBarrierError&) {
+    results.append();
+  }
+}
+
+/// _TestBarrier._test_default_timeout_f.
+void default_timeout_party(sync::Barrier barrier, DummyList results) {
+  int i = barrier.wait(kDefaultTimeout);
+  if (i == N / 2) mp::os::sleep(1.0);  // later than the default timeout
+  try {
+    barrier.wait();
+  } catch (const mp::BrokenBarrierError&) {
+    results.append();
+  }
+}
+
+/// _TestBarrier._test_thousand_f.
+void thousand_party(sync::Barrier barrier, int passes, sync::Lock lock, Connection& conn) {
+  for (int i = 0; i < passes; ++i) {
+    barrier.wait();
+    std::lock_guard guard(lock);
+    conn.send(std::int64_t{i});
+  }
+}
+
+}  // namespace sync_tests
+}  // namespace mp_test
+
+namespace multiprocessing {
+/// The test's DummyList as a Process argument: its int and its lock.
+template <>
+struct Convert<mp_test::sync_tests::DummyList> {
+  static Object to_object(const mp_test::sync_tests::DummyList& v) {
+    return Object::Tuple{{Object(v._count()), Object(v._lock())}};
+  }
+  static mp_test::sync_tests::DummyList from_object(const Object& o) {
+    const Object::Tuple* t = std::get_if<Object::Tuple>(&o.variant());
+    if (t == nullptr || t->items.size() != 2) throw TypeError("expected a DummyList, got " + o.repr());
+    return mp_test::sync_tests::DummyList(t->items[0].as<sharedctypes::CValue<int>>(),
+                                          t->items[1].as<synchronize::Lock>());
+  }
+};
+}  // namespace multiprocessing
+
+namespace mp_test {
+
+MP_REGISTER_TARGET(sync_tests::multipass);
+MP_REGISTER_TARGET(sync_tests::wait_return_party);
+MP_REGISTER_TARGET(sync_tests::append_true);
+MP_REGISTER_TARGET(sync_tests::action_party);
+MP_REGISTER_TARGET(sync_tests::failing_action);
+MP_REGISTER_TARGET(sync_tests::action_raises_party);
+MP_REGISTER_TARGET(sync_tests::abort_party);
+MP_REGISTER_TARGET(sync_tests::reset_party);
+MP_REGISTER_TARGET(sync_tests::abort_and_reset_party);
+MP_REGISTER_TARGET(sync_tests::timeout_party);
+MP_REGISTER_TARGET(sync_tests::default_timeout_party);
+MP_REGISTER_TARGET(sync_tests::thousand_party);
+
+namespace {
+
+using sync_tests::DummyList;
+using sync_tests::kDefaultTimeout;
+using sync_tests::N;
+
+class TestBarrier : public WithStartMethod {
+ protected:
+  void SetUp() override {
+    WithStartMethod::SetUp();
+    barrier_.emplace(mp::Barrier(N, {}, kDefaultTimeout));
+  }
+  void TearDown() override {
+    barrier_->abort();
+    barrier_.reset();
+    WithStartMethod::TearDown();
+  }
+
+  /// Python: run_threads(f, args): f runs in N - 1 processes and here.
+  static void run_threads(mp::Target f, const mp::Args& args) {
+    std::vector<std::unique_ptr<mp::Process>> procs;
+    for (int i = 0; i < N - 1; ++i) {
+      procs.push_back(std::make_unique<mp::Process>(mp::ProcessOptions{.target = f, .args = args}));
+      procs.back()->start();
+    }
+    f(args);
+    for (auto& p : procs) {
+      join_process(*p);
+      EXPECT_EQ(p->exitcode(), 0);
+    }
+  }
+
+  /// The barriers' two ints and the DummyLists' live in the shared heap: a
+  /// pristine one per test, so that its arenas are gone when the test ends.
+  PristineHeap heap_;
+  std::optional<sync::Barrier> barrier_;
+};
+
 /// _TestBarrier.test_barrier
 TEST_P(TestBarrier, Barrier) {
   DummyList r0, r1;
-  run_threads([b = *barrier_, r0, r1] { multipass(b, r0, r1, 1); });
+  run_threads(sync_tests::multipass, {*barrier_, r0, r1, 1});
 }
 
 /// _TestBarrier.test_barrier_10
 TEST_P(TestBarrier, Barrier10) {
   DummyList r0, r1;
-  run_threads([b = *barrier_, r0, r1] { multipass(b, r0, r1, 10); });
+  run_threads(sync_tests::multipass, {*barrier_, r0, r1, 10});
 }
 
 /// _TestBarrier.test_wait_return: exactly one party gets index 0.
 TEST_P(TestBarrier, WaitReturn) {
   auto [r, w] = mp::Pipe(false);
   sync::Lock lock = mp::Lock();
-  run_threads([b = *barrier_, &w = w, lock]() mutable {
-    int index = b.wait();
-    std::lock_guard guard(lock);
-    w.send(std::int64_t{index});
-  });
+  run_threads(sync_tests::wait_return_party, {*barrier_, lock, w});
   std::vector<std::int64_t> results;
   for (int i = 0; i < N; ++i) results.push_back(r.recv().as<std::int64_t>());
   EXPECT_EQ(std::count(results.begin(), results.end(), 0), 1);
@@ -481,11 +685,8 @@ TEST_P(TestBarrier, WaitReturn) {
 /// _TestBarrier.test_action: the action runs once, before anyone passes.
 TEST_P(TestBarrier, Action) {
   DummyList results;
-  sync::Barrier barrier = mp::Barrier(N, [results]() mutable { results.append(); });
-  run_threads([barrier, results]() mutable {
-    barrier.wait();
-    check(results.len() == 1, "len(results) == 1");
-  });
+  sync::Barrier barrier = mp::Barrier(N, sync_tests::append_true);
+  run_threads(sync_tests::action_party, {barrier, results});
   EXPECT_EQ(results.len(), 1);
 }
 
@@ -493,34 +694,32 @@ TEST_P(TestBarrier, Action) {
 /// others BrokenBarrierError (threading.Barrier's _release).
 TEST_P(TestBarrier, ActionRaises) {
   DummyList broken;
-  sync::Barrier barrier = mp::Barrier(N, [] { throw mp::RuntimeError("action failed"); }, 30.0);
-  run_threads([barrier, broken]() mutable {
-    try {
-      barrier.wait();
-    } catch (const mp::BrokenBarrierError&) {
-      broken.append();
-    } catch (const mp::RuntimeError&) {
-    }
-  });
+  sync::Barrier barrier = mp::Barrier(N, sync_tests::failing_action, 30.0);
+  run_threads(sync_tests::action_raises_party, {barrier, broken});
   EXPECT_EQ(broken.len(), N - 1);
   EXPECT_TRUE(barrier.broken());
+}
+
+/// A lambda action cannot reach a spawned child: start() refuses it with
+/// PicklingError, as Python's pickle refuses a lambda.
+TEST_P(TestBarrier, LambdaActionCannotCross) {
+  if (GetParam() == "fork") GTEST_SKIP() << "under fork the child shares the action in memory";
+  DummyList results;
+  sync::Barrier barrier = mp::Barrier(N, [] {});
+  mp::Process p({.target = sync_tests::action_party, .args = {barrier, results}});
+  try {
+    p.start();
+    FAIL() << "a lambda action was pickled for a spawned child";
+  } catch (const mp::PicklingError& e) {
+    EXPECT_NE(std::string(e.what()).find("MP_REGISTER_TARGET"), std::string::npos) << e.what();
+  }
+  EXPECT_TRUE(mp::active_children().empty());
 }
 
 /// _TestBarrier.test_abort
 TEST_P(TestBarrier, Abort) {
   DummyList results1, results2;
-  run_threads([b = *barrier_, results1, results2]() mutable {
-    try {
-      int i = b.wait();
-      if (i == N / 2) throw mp::RuntimeError("");
-      b.wait();
-      results1.append();
-    } catch (const mp::BrokenBarrierError&) {
-      results2.append();
-    } catch (const mp::RuntimeError&) {
-      b.abort();
-    }
-  });
+  run_threads(sync_tests::abort_party, {*barrier_, results1, results2});
   EXPECT_EQ(results1.len(), 0);
   EXPECT_EQ(results2.len(), N - 1);
   EXPECT_TRUE(barrier_->broken());
@@ -529,23 +728,7 @@ TEST_P(TestBarrier, Abort) {
 /// _TestBarrier.test_reset: reset() frees the waiting parties.
 TEST_P(TestBarrier, Reset) {
   DummyList results1, results2, results3;
-  run_threads([b = *barrier_, results1, results2, results3]() mutable {
-    int i = b.wait();
-    if (i == N / 2) {
-      // Wait until the others are all in the barrier.
-      while (b.n_waiting() < N - 1) mp::os::sleep(0.001);
-      b.reset();
-    } else {
-      try {
-        b.wait();
-        results1.append();
-      } catch (const mp::BrokenBarrierError&) {
-        results2.append();
-      }
-    }
-    b.wait();  // and pass it again
-    results3.append();
-  });
+  run_threads(sync_tests::reset_party, {*barrier_, results1, results2, results3});
   EXPECT_EQ(results1.len(), 0);
   EXPECT_EQ(results2.len(), N - 1);
   EXPECT_EQ(results3.len(), N);
@@ -554,25 +737,8 @@ TEST_P(TestBarrier, Reset) {
 /// _TestBarrier.test_abort_and_reset: a broken barrier can be reset.
 TEST_P(TestBarrier, AbortAndReset) {
   DummyList results1, results2, results3;
-  sync::Barrier barrier2 = mp::Barrier(N);
-  run_threads([b = *barrier_, barrier2, results1, results2, results3]() mutable {
-    try {
-      int i = b.wait();
-      if (i == N / 2) throw mp::RuntimeError("");
-      b.wait();
-      results1.append();
-    } catch (const mp::BrokenBarrierError&) {
-      results2.append();
-    } catch (const mp::RuntimeError&) {
-      b.abort();
-    }
-    // Everyone leaves the barrier before the reset, and nobody enters it
-    // again before the reset.
-    if (barrier2.wait() == N / 2) b.reset();
-    barrier2.wait();
-    b.wait();
-    results3.append();
-  });
+  sync::Barrier barrier2 = mp::Barrier(N, {}, kDefaultTimeout);  // bounded: a failing child must not hang the test
+  run_threads(sync_tests::abort_and_reset_party, {*barrier_, barrier2, results1, results2, results3});
   EXPECT_EQ(results1.len(), 0);
   EXPECT_EQ(results2.len(), N - 1);
   EXPECT_EQ(results3.len(), N);
@@ -581,15 +747,7 @@ TEST_P(TestBarrier, AbortAndReset) {
 /// _TestBarrier.test_timeout: one party is late; wait(0.5) breaks it for all.
 TEST_P(TestBarrier, Timeout) {
   DummyList results;
-  run_threads([b = *barrier_, results]() mutable {
-    int i = b.wait();
-    if (i == N / 2) mp::os::sleep(1.0);  // one is late
-    try {
-      b.wait(0.5);
-    } catch (const mp::BrokenBarrierError&) {
-      results.append();
-    }
-  });
+  run_threads(sync_tests::timeout_party, {*barrier_, results});
   EXPECT_EQ(results.len(), barrier_->parties());
 }
 
@@ -597,15 +755,7 @@ TEST_P(TestBarrier, Timeout) {
 TEST_P(TestBarrier, DefaultTimeout) {
   sync::Barrier barrier = mp::Barrier(N, {}, 0.5);
   DummyList results;
-  run_threads([barrier, results]() mutable {
-    int i = barrier.wait(kDefaultTimeout);
-    if (i == N / 2) mp::os::sleep(1.0);  // later than the default timeout
-    try {
-      barrier.wait();
-    } catch (const mp::BrokenBarrierError&) {
-      results.append();
-    }
-  });
+  run_threads(sync_tests::default_timeout_party, {barrier, results});
   EXPECT_EQ(results.len(), barrier.parties());
 }
 
@@ -633,19 +783,17 @@ TEST_P(TestBarrier, Thousand) {
   std::vector<std::unique_ptr<mp::Process>> procs;
   for (int j = 0; j < N; ++j) {
     procs.push_back(std::make_unique<mp::Process>(mp::ProcessOptions{
-        .target = [b = *barrier_, lock, &c = child_conn]() mutable {
-          for (int i = 0; i < passes; ++i) {
-            b.wait();
-            std::lock_guard guard(lock);
-            c.send(std::int64_t{i});
-          }
-        }}));
+        .target = sync_tests::thousand_party, .args = {*barrier_, passes, lock, child_conn}}));
     procs.back()->start();
   }
+  child_conn.close();
   for (int i = 0; i < passes; ++i) {
     for (int j = 0; j < N; ++j) ASSERT_EQ(conn.recv(), mp::Object(std::int64_t{i}));
   }
-  for (auto& p : procs) join_process(*p);
+  for (auto& p : procs) {
+    join_process(*p);
+    EXPECT_EQ(p->exitcode(), 0);
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(WithProcesses, TestBarrier, ::testing::ValuesIn(start_methods()), method_name);
