@@ -135,16 +135,18 @@ void freeze_support() {
   if (forkserver::is_forkserver(argv)) {
     // The fork server: Python runs it with `python -c "from
     // multiprocessing.forkserver import main; main(listener_fd, alive_r, ...)"`.
-    std::optional<long> listener_fd, alive_r;
+    int listener_fd = -1, alive_r = -1;
     for (std::size_t i = 2; i < argv.size(); ++i) {
       auto eq = argv[i].find('=');
+      if (eq == std::string::npos) continue;
       std::string name = argv[i].substr(0, eq);
-      std::optional<long> value = eq == std::string::npos ? std::nullopt : parse_kwd(argv[i].substr(eq + 1));
-      if (name == "listener_fd") listener_fd = value;
-      else if (name == "alive_r") alive_r = value;
+      std::optional<long> value = parse_kwd(argv[i].substr(eq + 1));
+      if (!value) continue;
+      if (name == "listener_fd") listener_fd = static_cast<int>(*value);
+      else if (name == "alive_r") alive_r = static_cast<int>(*value);
     }
-    if (!listener_fd || !alive_r) throw TypeError("forkserver main() needs listener_fd and alive_r");
-    forkserver::main(static_cast<int>(*listener_fd), static_cast<int>(*alive_r));
+    if (listener_fd < 0 || alive_r < 0) throw TypeError("forkserver main() needs listener_fd and alive_r");
+    forkserver::main(listener_fd, alive_r);
   }
   if (!is_forking(argv)) return;
   std::optional<long> pipe_handle, parent_pid, tracker_fd;
