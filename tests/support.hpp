@@ -88,8 +88,8 @@ bool shm_file_exists(const std::string& name);
 /// test that hits it fails instead of hanging, and the child is killed.
 void join_process(mp::BaseProcess& p, double timeout = 60.0);
 
-/// Start methods the suites run under (CPython runs its mixins once per method).
-/// Spawn and forkserver join this list with their issue.
+/// Start methods the suites run under (CPython runs its mixins once per
+/// method): fork, spawn and forkserver.
 std::vector<std::string> start_methods();
 
 /// Name generator for INSTANTIATE_TEST_SUITE_P: ".../fork".
