@@ -93,6 +93,7 @@ ProcessModuleState& _process_state() {
   static ProcessModuleState* s = [] {
     auto* created = new ProcessModuleState;
     created->current_process = new MainProcess;  // _current_process = _MainProcess()
+    created->main_process = created->current_process;
     // The lock stands for the GIL: re-create it in a forked child, where
     // another thread may have held it at the instant of fork().
     ::pthread_atfork(nullptr, nullptr, [] { new (&_process_state().lock) std::mutex; });

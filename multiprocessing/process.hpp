@@ -263,6 +263,10 @@ const std::map<int, std::string>& _exitcode_to_name();
 struct ProcessModuleState {
   std::mutex lock;                                   // stands for the GIL
   BaseProcess* current_process = nullptr;            // _current_process
+  /// Port only: the _MainProcess object made first.  A spawned child makes
+  /// its own Process current; this keeps the first one reachable (Python's
+  /// garbage collector would free it; here it lives until exit).
+  BaseProcess* main_process = nullptr;
   BaseProcess* parent_process = nullptr;             // _parent_process (a _ParentProcess)
   int process_counter = 1;                           // _process_counter: next number
   std::vector<BaseProcess*> children;                // _children, in start order

@@ -689,8 +689,10 @@ void sleep_then_say_joined(Connection& conn) {
 }
 
 void start_two_and_return(Connection& conn) {
-  auto* daemon = new mp::Process({.target = sleep_some, .daemon = true});
-  auto* other = new mp::Process({.target = sleep_then_say_joined, .args = {conn}});
+  // Left running on purpose when the target returns: the exit function must
+  // deal with them.  Held by statics, so that they stay reachable.
+  static auto* daemon = new mp::Process({.target = sleep_some, .daemon = true});
+  static auto* other = new mp::Process({.target = sleep_then_say_joined, .args = {conn}});
   daemon->start();
   other->start();
   conn.send(std::to_string(*daemon->pid()));
