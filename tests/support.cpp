@@ -133,4 +133,28 @@ bool shm_file_exists(const std::string& name) { return ::access(("/dev/shm/" + n
 
 std::vector<std::string> start_methods() { return {"fork", "spawn", "forkserver"}; }
 
+std::vector<std::string> recv_strings(mp::connection::Connection& conn) {
+  std::vector<std::string> out;
+  for (;;) {
+    try {
+      out.push_back(conn.recv().as<std::string>());
+    } catch (const mp::EOFError&) {
+      return out;
+    }
+  }
+}
+
+std::vector<std::string> read_text_lines(mp::connection::Connection& conn) {
+  std::string text;
+  for (std::string chunk; !(chunk = mp::os::read(conn.fileno(), 4096)).empty();) text += chunk;
+  std::vector<std::string> lines;
+  for (std::size_t start = 0; start < text.size();) {
+    std::size_t end = text.find('\n', start);
+    if (end == std::string::npos) end = text.size();
+    lines.push_back(text.substr(start, end - start));
+    start = end + 1;
+  }
+  return lines;
+}
+
 }  // namespace mp_test

@@ -84,6 +84,13 @@ bool wait_until(const std::function<bool()>& done, double timeout = 30.0);
 /// Whether /dev/shm/<name> exists.
 bool shm_file_exists(const std::string& name);
 
+/// Every string a child sends on `conn` until EOF (every writer closed).
+std::vector<std::string> recv_strings(mp::connection::Connection& conn);
+
+/// Every line written on `conn`'s fd as plain text (not as messages) until
+/// EOF: what children that made the pipe their stderr wrote.
+std::vector<std::string> read_text_lines(mp::connection::Connection& conn);
+
 /// Python test.support's join_process: join with a generous limit (60 s); a
 /// test that hits it fails instead of hanging, and the child is killed.
 void join_process(mp::BaseProcess& p, double timeout = 60.0);

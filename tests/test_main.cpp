@@ -230,15 +230,19 @@ TEST(TestLeakCheck, DISABLED_Leaky) {
   }
 }
 
-/// The leak check fails a test that leaves an fd or a child behind.
-TEST(TestLeakCheck, DetectsLeaks) {
+/// Runs one disabled test of this binary in a fresh process (the leak
+/// check's own tests must see it fail); returns the wait status and what the
+/// process wrote on stdout, and on stderr too when `with_stderr`.
+static std::pair<int, std::string> run_disabled_test(const char* name, bool with_stderr) {
   int out[2];
-  ASSERT_EQ(::pipe(out), 0);
+  if (::pipe(out) != 0) return {-1, "pipe failed"};
+  std::string filter = std::string("--gtest_filter=") + name;
   pid_t pid = ::fork();
   if (pid == 0) {
     ::dup2(out[1], 1);
+    if (with_stderr) ::dup2(out[1], 2);
     ::execl("/proc/self/exe", "test_multiprocessing", "--gtest_also_run_disabled_tests",
-            "--gtest_filter=TestLeakCheck.DISABLED_Leaky", static_cast<char*>(nullptr));
+            filter.c_str(), static_cast<char*>(nullptr));
     ::_exit(127);
   }
   ::close(out[1]);
@@ -248,6 +252,12 @@ TEST(TestLeakCheck, DetectsLeaks) {
   ::close(out[0]);
   int status = 0;
   ::waitpid(pid, &status, 0);
+  return {status, output};
+}
+
+/// The leak check fails a test that leaves an fd or a child behind.
+TEST(TestLeakCheck, DetectsLeaks) {
+  auto [status, output] = run_disabled_test("TestLeakCheck.DISABLED_Leaky", /*with_stderr=*/false);
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) != 0) << output;
   EXPECT_NE(output.find("left behind"), std::string::npos) << output;
   EXPECT_NE(output.find("child process"), std::string::npos) << output;
@@ -265,24 +275,8 @@ TEST(TestLeakCheck, DISABLED_LeakyBlock) {
 /// the block it tracks is, and the check tells the tracker it is gone (so the
 /// tracker does not warn about it at exit).
 TEST(TestLeakCheck, TrackerIsExemptItsBlocksAreNot) {
-  int out[2];
-  ASSERT_EQ(::pipe(out), 0);
-  pid_t pid = ::fork();
-  if (pid == 0) {
-    // stdout and stderr both: the tracker keeps stderr, so EOF comes after it exits.
-    ::dup2(out[1], 1);
-    ::dup2(out[1], 2);
-    ::execl("/proc/self/exe", "test_multiprocessing", "--gtest_also_run_disabled_tests",
-            "--gtest_filter=TestLeakCheck.DISABLED_LeakyBlock", static_cast<char*>(nullptr));
-    ::_exit(127);
-  }
-  ::close(out[1]);
-  std::string output;
-  char buffer[4096];
-  for (ssize_t n; (n = ::read(out[0], buffer, sizeof buffer)) > 0;) output.append(buffer, n);
-  ::close(out[0]);
-  int status = 0;
-  ::waitpid(pid, &status, 0);
+  // stdout and stderr both: the tracker keeps stderr, so EOF comes after it exits.
+  auto [status, output] = run_disabled_test("TestLeakCheck.DISABLED_LeakyBlock", /*with_stderr=*/true);
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) != 0) << output;
   auto at = output.find("BLOCK=");
   ASSERT_NE(at, std::string::npos) << output;

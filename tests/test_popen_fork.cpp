@@ -28,21 +28,6 @@ class TestPopenFork : public WithStartMethod {
   }
 };
 
-/// Every line written on `conn`'s fd as plain text (not as messages) until
-/// EOF: what children that made the pipe their stderr wrote.
-std::vector<std::string> read_text_lines(Connection& conn) {
-  std::string text;
-  for (std::string chunk; !(chunk = mp::os::read(conn.fileno(), 4096)).empty();) text += chunk;
-  std::vector<std::string> lines;
-  for (std::size_t start = 0; start < text.size();) {
-    std::size_t end = text.find('\n', start);
-    if (end == std::string::npos) end = text.size();
-    lines.push_back(text.substr(start, end - start));
-    start = end + 1;
-  }
-  return lines;
-}
-
 // The children's targets, registered by name for spawn and forkserver.
 namespace test_popen_fork {
 void wait_for_go(Connection& conn) { conn.recv(); }

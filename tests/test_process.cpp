@@ -31,18 +31,6 @@ class TestProcess : public WithStartMethod {
 };
 class TestSubclassingProcess : public WithStartMethod {};
 
-/// Every string a child sends on `conn` until EOF (every writer closed).
-std::vector<std::string> recv_strings(Connection& conn) {
-  std::vector<std::string> out;
-  for (;;) {
-    try {
-      out.push_back(conn.recv().as<std::string>());
-    } catch (const mp::EOFError&) {
-      return out;
-    }
-  }
-}
-
 bool contains(const std::vector<mp::BaseProcess*>& list, const mp::BaseProcess* p) {
   return std::find(list.begin(), list.end(), p) != list.end();
 }

@@ -20,32 +20,6 @@ class TestFinalize : public WithStartMethod {};
 class TestLogging : public WithStartMethod {};
 class TestUtil : public WithStartMethod {};
 
-/// Every string a child sends on `conn` until EOF (every writer closed).
-std::vector<std::string> recv_strings(Connection& conn) {
-  std::vector<std::string> out;
-  for (;;) {
-    try {
-      out.push_back(conn.recv().as<std::string>());
-    } catch (const mp::EOFError&) {
-      return out;
-    }
-  }
-}
-
-/// Every line written on `conn`'s fd as plain text (not as messages) until EOF.
-std::vector<std::string> read_text_lines(Connection& conn) {
-  std::string text;
-  for (std::string chunk; !(chunk = mp::os::read(conn.fileno(), 4096)).empty();) text += chunk;
-  std::vector<std::string> lines;
-  for (std::size_t start = 0; start < text.size();) {
-    std::size_t end = text.find('\n', start);
-    if (end == std::string::npos) end = text.size();
-    lines.push_back(text.substr(start, end - start));
-    start = end + 1;
-  }
-  return lines;
-}
-
 // The children's targets, registered by name for spawn and forkserver.
 namespace test_util {
 
