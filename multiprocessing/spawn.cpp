@@ -68,6 +68,18 @@ std::optional<long> parse_kwd(const std::string& value) {
   return n;
 }
 
+/// Python: freeze_support's loop over sys.argv[2:]: "name=value" pairs, the
+/// value an int or None.  \throws ValueError for an argument without '='.
+std::map<std::string, std::optional<long>> parse_kwds(const std::vector<std::string>& argv) {
+  std::map<std::string, std::optional<long>> kwds;
+  for (std::size_t i = 2; i < argv.size(); ++i) {
+    auto eq = argv[i].find('=');
+    if (eq == std::string::npos) throw ValueError("not enough values to unpack (expected 2, got 1)");
+    kwds[argv[i].substr(0, eq)] = parse_kwd(argv[i].substr(eq + 1));
+  }
+  return kwds;
+}
+
 }  // namespace
 
 // ------------------------------------------------------------------ command line
@@ -135,31 +147,20 @@ void freeze_support() {
   if (forkserver::is_forkserver(argv)) {
     // The fork server: Python runs it with `python -c "from
     // multiprocessing.forkserver import main; main(listener_fd, alive_r, ...)"`.
-    int listener_fd = -1, alive_r = -1;
-    for (std::size_t i = 2; i < argv.size(); ++i) {
-      auto eq = argv[i].find('=');
-      if (eq == std::string::npos) continue;
-      std::string name = argv[i].substr(0, eq);
-      std::optional<long> value = parse_kwd(argv[i].substr(eq + 1));
-      if (!value) continue;
-      if (name == "listener_fd") listener_fd = static_cast<int>(*value);
-      else if (name == "alive_r") alive_r = static_cast<int>(*value);
-    }
-    if (listener_fd < 0 || alive_r < 0) throw TypeError("forkserver main() needs listener_fd and alive_r");
-    forkserver::main(listener_fd, alive_r);
+    auto kwds = parse_kwds(argv);
+    std::optional<long> listener_fd = kwds["listener_fd"], alive_r = kwds["alive_r"];
+    if (!listener_fd || !alive_r) throw TypeError("forkserver main() needs listener_fd and alive_r");
+    forkserver::main(static_cast<int>(*listener_fd), static_cast<int>(*alive_r));
   }
   if (!is_forking(argv)) return;
-  std::optional<long> pipe_handle, parent_pid, tracker_fd;
-  for (std::size_t i = 2; i < argv.size(); ++i) {
-    auto eq = argv[i].find('=');
-    if (eq == std::string::npos) throw ValueError("not enough values to unpack (expected 2, got 1)");
-    std::string name = argv[i].substr(0, eq);
-    std::optional<long> value = parse_kwd(argv[i].substr(eq + 1));
-    if (name == "pipe_handle") pipe_handle = value;
-    else if (name == "parent_pid") parent_pid = value;
-    else if (name == "tracker_fd") tracker_fd = value;
-    else throw TypeError("spawn_main() got an unexpected keyword argument '" + name + "'");
+  auto kwds = parse_kwds(argv);
+  for (const auto& [name, value] : kwds) {
+    if (name != "pipe_handle" && name != "parent_pid" && name != "tracker_fd") {
+      throw TypeError("spawn_main() got an unexpected keyword argument '" + name + "'");
+    }
   }
+  std::optional<long> pipe_handle = kwds["pipe_handle"], parent_pid = kwds["parent_pid"],
+                      tracker_fd = kwds["tracker_fd"];
   if (!pipe_handle) throw TypeError("spawn_main() missing 1 required positional argument: 'pipe_handle'");
   spawn_main(static_cast<int>(*pipe_handle),
              parent_pid ? std::optional<pid_t>(static_cast<pid_t>(*parent_pid)) : std::nullopt,
