@@ -55,10 +55,16 @@ std::set<int> open_fds() {
   return fds;
 }
 
-/// Every process whose parent is this one, zombies included ("pid state").
-std::vector<std::pair<pid_t, char>> children() {
-  std::vector<std::pair<pid_t, char>> result;
-  pid_t me = ::getpid();
+/// One process as /proc/<pid>/stat shows it.
+struct ProcStat {
+  pid_t pid;
+  char state;  // 'R', 'S', 'Z' (zombie)...
+  pid_t ppid;
+};
+
+/// Every process on the machine, from /proc.
+std::vector<ProcStat> all_processes() {
+  std::vector<ProcStat> result;
   for (const std::string& name : list_dir("/proc")) {
     if (name.find_first_not_of("0123456789") != std::string::npos) continue;
     std::ifstream stat("/proc/" + name + "/stat");
@@ -68,35 +74,30 @@ std::vector<std::pair<pid_t, char>> children() {
     auto close = line.rfind(')');
     if (close == std::string::npos) continue;
     std::istringstream rest(line.substr(close + 2));
-    char state = '?';
-    pid_t ppid = 0;
-    rest >> state >> ppid;
-    if (ppid == me) result.emplace_back(std::stoi(name), state);
+    ProcStat p{std::stoi(name), '?', 0};
+    rest >> p.state >> p.ppid;
+    result.push_back(p);
+  }
+  return result;
+}
+
+/// Every process whose parent is this one, zombies included ("pid state").
+std::vector<std::pair<pid_t, char>> children() {
+  std::vector<std::pair<pid_t, char>> result;
+  for (const ProcStat& p : all_processes()) {
+    if (p.ppid == ::getpid()) result.emplace_back(p.pid, p.state);
   }
   return result;
 }
 
 /// This process and its descendants (a fork server's children are grandchildren).
 std::set<pid_t> own_tree() {
-  std::vector<std::pair<pid_t, pid_t>> parent_of;  // (pid, ppid)
-  for (const std::string& name : list_dir("/proc")) {
-    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-    std::ifstream stat("/proc/" + name + "/stat");
-    std::string line;
-    if (!std::getline(stat, line)) continue;
-    auto close = line.rfind(')');
-    if (close == std::string::npos) continue;
-    std::istringstream rest(line.substr(close + 2));
-    char state = '?';
-    pid_t ppid = 0;
-    rest >> state >> ppid;
-    parent_of.emplace_back(std::stoi(name), ppid);
-  }
+  std::vector<ProcStat> processes = all_processes();
   std::set<pid_t> tree{::getpid()};
   for (bool grew = true; grew;) {
     grew = false;
-    for (auto [pid, ppid] : parent_of) {
-      if (tree.count(ppid) && tree.insert(pid).second) grew = true;
+    for (const ProcStat& p : processes) {
+      if (tree.count(p.ppid) && tree.insert(p.pid).second) grew = true;
     }
   }
   return tree;
