@@ -15,6 +15,7 @@
 #include "multiprocessing/popen_forkserver.hpp"
 #include "multiprocessing/popen_spawn_posix.hpp"
 #include "multiprocessing/process.hpp"
+#include "multiprocessing/queues.hpp"
 #include "multiprocessing/reduction.hpp"
 #include "multiprocessing/reduction/pickle.hpp"
 #include "multiprocessing/spawn.hpp"

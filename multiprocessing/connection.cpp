@@ -160,6 +160,12 @@ void Connection::_send(std::string_view buf) {
   }
 }
 
+void Connection::_send_framed(std::string_view messages) {
+  _check_closed();
+  _check_writable();
+  _send(messages);
+}
+
 void Connection::send_bytes(std::string_view buf, std::size_t offset,
                             std::optional<std::size_t> size) {
   _check_closed();

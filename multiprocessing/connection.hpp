@@ -144,6 +144,12 @@ class Connection {
   std::string _recv_bytes_before(std::optional<std::size_t> maxlength,
                                  std::optional<double> deadline);
 
+  /// Internal: write bytes that are already whole framed messages (see
+  /// _frame_header), several of them in one go: a Queue's feeder thread
+  /// writes what has piled up with one system call.  The reader sees the
+  /// same messages as from one send_bytes each.
+  void _send_framed(std::string_view messages);
+
  private:
   void _check_closed() const;
   void _check_readable() const;

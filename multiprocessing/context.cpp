@@ -208,6 +208,9 @@ synchronize::BoundedSemaphore BoundedSemaphore(unsigned value) {
   return _default_context().BoundedSemaphore(value);
 }
 synchronize::Event Event() { return _default_context().Event(); }
+queues::Queue Queue(int maxsize) { return _default_context().Queue(maxsize); }
+queues::JoinableQueue JoinableQueue(int maxsize) { return _default_context().JoinableQueue(maxsize); }
+queues::SimpleQueue SimpleQueue() { return _default_context().SimpleQueue(); }
 synchronize::Barrier Barrier(int parties, std::function<void()> action,
                              std::optional<double> timeout) {
   return _default_context().Barrier(parties, std::move(action), timeout);

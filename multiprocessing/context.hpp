@@ -14,6 +14,7 @@
 
 #include "multiprocessing/connection.hpp"
 #include "multiprocessing/process.hpp"
+#include "multiprocessing/queues.hpp"
 #include "multiprocessing/sharedctypes.hpp"
 #include "multiprocessing/synchronize.hpp"
 #include "multiprocessing/util.hpp"
@@ -69,6 +70,14 @@ class BaseContext {
                                std::optional<double> timeout = std::nullopt) {
     return synchronize::Barrier(parties, std::move(action), timeout, &get_context());
   }
+
+  /// Python: Queue(maxsize=0), JoinableQueue(maxsize=0), SimpleQueue(): queues
+  /// whose locks and semaphores are made for this context's start method.
+  queues::Queue Queue(int maxsize = 0) { return queues::Queue(maxsize, &get_context()); }
+  queues::JoinableQueue JoinableQueue(int maxsize = 0) {
+    return queues::JoinableQueue(maxsize, &get_context());
+  }
+  queues::SimpleQueue SimpleQueue() { return queues::SimpleQueue(&get_context()); }
 
   /// Python: ctx.Value(typecode_or_type, *args, lock=True): a shared value
   /// whose default lock is an RLock of this context.  Takes what
@@ -280,6 +289,9 @@ synchronize::BoundedSemaphore BoundedSemaphore(unsigned value = 1);
 synchronize::Event Event();
 synchronize::Barrier Barrier(int parties, std::function<void()> action = {},
                              std::optional<double> timeout = std::nullopt);
+queues::Queue Queue(int maxsize = 0);
+queues::JoinableQueue JoinableQueue(int maxsize = 0);
+queues::SimpleQueue SimpleQueue();
 // Python: multiprocessing.Value, Array, RawValue, RawArray (the default
 // context's): the sharedctypes factories, whose null ctx means that context.
 using sharedctypes::Array;

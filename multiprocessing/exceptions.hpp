@@ -8,6 +8,7 @@
 // reported the way Python reports it: "ValueError: process object is closed".
 #pragma once
 
+#include <memory>
 #include <stdexcept>
 #include <string>
 
@@ -19,6 +20,20 @@ class Exception : public std::runtime_error {
   explicit Exception(const std::string& message) : std::runtime_error(message) {}
   /// The Python class name, e.g. "ValueError".
   virtual const char* python_name() const noexcept { return "Exception"; }
+
+  /// Python: `exc.__cause__` when it is a pool.RemoteTraceback: for an
+  /// exception raised in another process and re-raised here (a Pool task's),
+  /// the text that says where it was raised.  Empty otherwise.
+  const std::string& remote_traceback() const noexcept {
+    static const std::string none;
+    return remote_traceback_ ? *remote_traceback_ : none;
+  }
+  void set_remote_traceback(std::string text) {
+    remote_traceback_ = std::make_shared<const std::string>(std::move(text));
+  }
+
+ private:
+  std::shared_ptr<const std::string> remote_traceback_;
 };
 
 /// Python: multiprocessing.ProcessError (context.py).
@@ -77,6 +92,20 @@ class IndexError : public Exception {
  public:
   using Exception::Exception;
   const char* python_name() const noexcept override { return "IndexError"; }
+};
+
+/// Python builtin KeyError: a key that a dict does not hold.
+class KeyError : public Exception {
+ public:
+  using Exception::Exception;
+  const char* python_name() const noexcept override { return "KeyError"; }
+};
+
+/// Python builtin ZeroDivisionError.
+class ZeroDivisionError : public Exception {
+ public:
+  using Exception::Exception;
+  const char* python_name() const noexcept override { return "ZeroDivisionError"; }
 };
 
 /// Python builtin OverflowError: a number too large for the C type behind it.
@@ -203,6 +232,58 @@ class SystemExit {
   int int_code_ = 0;
   bool has_message_ = false;
   std::string message_;
+};
+
+namespace queues {
+/// Python: queue.Empty, raised by Queue.get(block=False) or a timed-out get().
+/// (Python's message is empty: `raise Empty`.)
+class Empty : public Exception {
+ public:
+  Empty() : Exception("") {}
+  using Exception::Exception;
+  const char* python_name() const noexcept override { return "Empty"; }
+};
+/// Python: queue.Full, raised by Queue.put(block=False) or a timed-out put().
+class Full : public Exception {
+ public:
+  Full() : Exception("") {}
+  using Exception::Exception;
+  const char* python_name() const noexcept override { return "Full"; }
+};
+}  // namespace queues
+
+namespace pool {
+/// Python: pool.MaybeEncodingError: a task's result (or exception) could not
+/// be pickled to travel back: "Error sending result: '<value>'. Reason: '<exc>'".
+class MaybeEncodingError : public Exception {
+ public:
+  using Exception::Exception;
+  const char* python_name() const noexcept override { return "MaybeEncodingError"; }
+};
+/// A pool worker ended while it ran a task (killed by a signal, or exited):
+/// that task's result fails with this error, which names the worker and its
+/// exit code.  CPython has no such error: its pool waits for the lost result
+/// forever (CPython issues 96062, bpo-22393).  The name is billiard's, the
+/// pool library that forked CPython's to fix this.
+class WorkerLostError : public ProcessError {
+ public:
+  using ProcessError::ProcessError;
+  const char* python_name() const noexcept override { return "WorkerLostError"; }
+};
+}  // namespace pool
+
+/// An exception rebuilt from another process whose class has no C++ twin in
+/// this program (a C++ exception type of that program, such as
+/// std::out_of_range or a class of its own): it keeps that class's name,
+/// which python_name() answers, and its message.
+class RemoteException : public Exception {
+ public:
+  RemoteException(std::string type_name, const std::string& message)
+      : Exception(message), type_name_(std::move(type_name)) {}
+  const char* python_name() const noexcept override { return type_name_.c_str(); }
+
+ private:
+  std::string type_name_;
 };
 
 /// The Python-style name of any exception: python_name() for the port's own,

@@ -27,12 +27,16 @@ namespace popen_fork {
 class Popen;
 }
 
-/// What a process runs: Python's `target` callable.  Made from
-///  - a plain function `R f(A...)`: the child calls it with `args` converted to
-///    A... (the form that can later cross to spawn children by name);
+/// A Python callable as the package passes it around: what a process runs
+/// (Process's `target`) and what a Pool calls (the `func` of apply, map...).
+/// Made from
+///  - a plain function `R f(A...)`: called with the arguments converted to
+///    A...; its result converted to an Object (None for void).  The form that
+///    can cross to another process by name (MP_REGISTER_TARGET);
 ///  - any callable with no parameters (a lambda that captures what it needs:
 ///    under fork the child sees its own copy of whatever it captured);
-///  - any callable taking `const Args&` (all the arguments, as Objects).
+///  - any callable taking `const Args&` (all the arguments, as Objects),
+///    returning void or something an Object can be made from.
 class Target {
  public:
   /// No target: run() does nothing (Python: target=None).
@@ -41,7 +45,7 @@ class Target {
   template <class R, class... A>
   Target(R (*fn)(A...))  // NOLINT(google-explicit-constructor): reads like `target=f`
       : address_(reinterpret_cast<const void*>(fn)), arity_(static_cast<int>(sizeof...(A))) {
-    invoke_ = [fn](const Args& args) { call_converted(fn, args, std::index_sequence_for<A...>{}); };
+    invoke_ = [fn](const Args& args) { return call_converted(fn, args, std::index_sequence_for<A...>{}); };
   }
 
   template <class F>
@@ -51,17 +55,22 @@ class Target {
   Target(F&& callable) {  // NOLINT(google-explicit-constructor)
     if constexpr (std::is_invocable_v<std::decay_t<F>&>) {
       arity_ = 0;
-      invoke_ = [f = std::forward<F>(callable)](const Args&) mutable { f(); };
+      invoke_ = [f = std::forward<F>(callable)](const Args&) mutable { return as_result(f); };
     } else {
       arity_ = -1;  // takes all arguments as they are
-      invoke_ = [f = std::forward<F>(callable)](const Args& args) mutable { f(args); };
+      invoke_ = [f = std::forward<F>(callable)](const Args& args) mutable { return as_result(f, args); };
     }
   }
 
   explicit operator bool() const noexcept { return static_cast<bool>(invoke_); }
-  /// Call the target with `args`.  \throws TypeError if an argument has the
-  /// wrong type for the function's parameter.
-  void operator()(const Args& args) const { invoke_(args); }
+  /// Call the target with `args`; its result (None for a void function).
+  /// \throws TypeError if there are too many or too few arguments, or one
+  ///   has the wrong type for the function's parameter; whatever the function
+  ///   throws.
+  Object operator()(const Args& args) const {
+    check_arguments(args);
+    return invoke_(args);
+  }
   /// How many arguments the target takes, or -1 when it takes any number.
   int arity() const noexcept { return arity_; }
   /// Python would only fail in the child, calling target(*args); say it when
@@ -72,15 +81,44 @@ class Target {
   const void* function_address() const noexcept { return address_; }
 
  private:
-  template <class R, class... A, std::size_t... I>
-  static void call_converted(R (*fn)(A...), const Args& args, std::index_sequence<I...>) {
-    [[maybe_unused]] std::tuple<std::decay_t<A>...> converted(from_object<std::decay_t<A>>(args[I])...);
-    fn(std::get<I>(converted)...);
+  // Call f(args...) and make an Object of what it returns (None for void).
+  template <class F, class... P>
+  static Object as_result(F& f, P&&... params) {
+    using R = std::invoke_result_t<F&, P...>;
+    if constexpr (std::is_constructible_v<Object, R>) {
+      return Object(f(std::forward<P>(params)...));
+    } else {
+      f(std::forward<P>(params)...);  // void, or a result no Object can hold
+      return Object();
+    }
   }
 
-  std::function<void(const Args&)> invoke_;
+  template <class R, class... A, std::size_t... I>
+  static Object call_converted(R (*fn)(A...), const Args& args, std::index_sequence<I...>) {
+    [[maybe_unused]] std::tuple<std::decay_t<A>...> converted(from_object<std::decay_t<A>>(args[I])...);
+    if constexpr (std::is_constructible_v<Object, R>) {
+      return Object(fn(std::get<I>(converted)...));
+    } else {
+      fn(std::get<I>(converted)...);  // void, or a result no Object can hold
+      return Object();
+    }
+  }
+
+  std::function<Object(const Args&)> invoke_;
   const void* address_ = nullptr;
   int arity_ = 0;
+};
+
+/// A Target as a value that crosses to another process (a Pool's initializer,
+/// the function of a Pool task): a registered function is the global that
+/// names it, as Python pickles a function by name; any other callable is kept
+/// in memory (a forked child gets it with its copy of the parent) and refused
+/// with a PicklingError when it would have to be pickled.  (Defined in spawn.cpp,
+/// beside the registry.)
+template <>
+struct Convert<Target> {
+  static Object to_object(const Target& target);
+  static Target from_object(const Object& obj);
 };
 
 /// Python's keyword arguments to Process(...): the same form serves every

@@ -13,6 +13,7 @@
 #include <cstring>
 #include <cstdio>
 #include <cstdlib>
+#include <map>
 #include <string>
 
 #include "multiprocessing/context.hpp"
@@ -415,6 +416,104 @@ const bool dup_fd_globals_registered = [] {
   return true;
 }();
 }  // namespace
+
+// ------------------------------------------------------------------ exceptions
+
+namespace {
+// Each exception class the port can rebuild: its Python module, and how to
+// throw its C++ twin with a message.
+using Raise = void (*)(const std::string& message, const std::string& cause);
+struct ExceptionClass {
+  const char* module;
+  Raise raise;  // never returns
+};
+
+template <class E>
+[[noreturn]] void raise_as(const std::string& message, const std::string& cause) {
+  E e(message);
+  if (!cause.empty()) e.set_remote_traceback(cause);
+  throw e;
+}
+
+const std::map<std::string, ExceptionClass>& exception_classes() {
+  static const std::map<std::string, ExceptionClass> classes = {
+      {"Exception", {"builtins", &raise_as<Exception>}},
+      {"ValueError", {"builtins", &raise_as<ValueError>}},
+      {"TypeError", {"builtins", &raise_as<TypeError>}},
+      {"IndexError", {"builtins", &raise_as<IndexError>}},
+      {"KeyError", {"builtins", &raise_as<KeyError>}},
+      {"ZeroDivisionError", {"builtins", &raise_as<ZeroDivisionError>}},
+      {"OverflowError", {"builtins", &raise_as<OverflowError>}},
+      {"RuntimeError", {"builtins", &raise_as<RuntimeError>}},
+      {"NotImplementedError", {"builtins", &raise_as<NotImplementedError>}},
+      {"AssertionError", {"builtins", &raise_as<AssertionError>}},
+      {"EOFError", {"builtins", &raise_as<EOFError>}},
+      {"OSError", {"builtins", &raise_as<OSError>}},
+      {"ChildProcessError", {"builtins", &raise_as<ChildProcessError>}},
+      {"ProcessLookupError", {"builtins", &raise_as<ProcessLookupError>}},
+      {"FileExistsError", {"builtins", &raise_as<FileExistsError>}},
+      {"FileNotFoundError", {"builtins", &raise_as<FileNotFoundError>}},
+      {"ProcessError", {"multiprocessing", &raise_as<ProcessError>}},
+      {"TimeoutError", {"multiprocessing", &raise_as<TimeoutError>}},
+      {"AuthenticationError", {"multiprocessing", &raise_as<AuthenticationError>}},
+      {"BrokenBarrierError", {"threading", &raise_as<BrokenBarrierError>}},
+      {"Empty", {"queue", &raise_as<queues::Empty>}},
+      {"Full", {"queue", &raise_as<queues::Full>}},
+      {"PicklingError", {"pickle", &raise_as<PicklingError>}},
+      {"UnpicklingError", {"pickle", &raise_as<UnpicklingError>}},
+      {"MaybeEncodingError", {"multiprocessing.pool", &raise_as<pool::MaybeEncodingError>}},
+      {"WorkerLostError", {"multiprocessing.pool", &raise_as<pool::WorkerLostError>}},
+  };
+  return classes;
+}
+
+// The unpickler may name these classes (ForkingPickler's allow-list).
+const bool exception_globals_registered = [] {
+  for (const auto& [name, cls] : exception_classes()) {
+    ForkingPickler::register_global(cls.module, name);
+  }
+  return true;
+}();
+}  // namespace
+
+Object _reduce_exception(const std::exception& e) {
+  std::string type = exception_type_name(e);
+  auto it = exception_classes().find(type);
+  if (it != exception_classes().end()) {
+    return Object::Reduced{{it->second.module, type}, {std::string(e.what())}};
+  }
+  // A class Python has no name for: Exception(message), the C++ class kept as
+  // an attribute (Python: exc.__dict__, pickled as the BUILD state).
+  return Object::Reduced{{"builtins", "Exception"},
+                         {std::string(e.what())},
+                         false,
+                         {Object(Object::Dict{{"cpp_type", type}})}};
+}
+
+void _raise_exception(const Object& exc, const std::string& remote_traceback) {
+  const Object::Reduced* r = exc.reduced();
+  if (r == nullptr) throw ValueError("expected a pickled exception, got " + exc.repr());
+  std::string message;
+  if (r->args.size() == 1) {
+    if (const auto* text = std::get_if<std::string>(&r->args[0].variant())) message = *text;
+    else message = r->args[0].repr();
+  } else if (!r->args.empty()) {
+    message = Object(Object::Tuple{r->args}).repr();  // Python's str() of a multi-arg exception
+  }
+  std::string type = r->callable.qualname;
+  if (!r->state.empty()) {
+    if (const auto* dict = std::get_if<Object::Dict>(&r->state[0].variant())) {
+      for (const auto& [key, value] : *dict) {
+        if (key == Object("cpp_type")) type = value.as<std::string>();
+      }
+    }
+  }
+  auto it = exception_classes().find(type);
+  if (it != exception_classes().end()) it->second.raise(message, remote_traceback);  // throws
+  RemoteException e(type, message);
+  if (!remote_traceback.empty()) e.set_remote_traceback(remote_traceback);
+  throw e;
+}
 
 void send_handle(int sock, int handle) { sendfds(sock, {handle}); }
 

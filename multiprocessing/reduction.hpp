@@ -450,6 +450,25 @@ Object DupFd(int fd);
 /// \throws UnpicklingError if `dup_fd` is not a DupFd this port wrote.
 int _detach_dup_fd(const Object& dup_fd);
 
+// ------------------------------------------------------------------ exceptions
+
+/// Python: pickling an exception (BaseException.__reduce__): the class by
+/// name and its args, `builtins.ValueError('boom')`, which CPython unpickles
+/// to the same exception.  The port's classes map to their Python modules
+/// (builtins, multiprocessing, queue, threading, pickle, multiprocessing.pool);
+/// any other C++ exception becomes `builtins.Exception(message)` with the C++
+/// class name kept as its attribute `cpp_type` (the pickle's BUILD state),
+/// which _raise_exception reads back.
+Object _reduce_exception(const std::exception& e);
+
+/// Python: `raise exc` after unpickling it: throw the C++ twin of the
+/// exception `exc` stands for (ValueError for builtins.ValueError...), with its
+/// message, and `remote_traceback` as its remote_traceback() (Python sets it
+/// as `__cause__`).  An exception class this program has no twin for is
+/// thrown as RemoteException, which keeps the class's name.
+/// \throws the exception; ValueError if `exc` is not a pickled exception.
+[[noreturn]] void _raise_exception(const Object& exc, const std::string& remote_traceback = "");
+
 /// Python: reduction.send_handle(conn, handle, destination_pid): one fd.
 void send_handle(int sock, int handle);
 /// Python: reduction.recv_handle(conn).

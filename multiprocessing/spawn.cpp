@@ -286,7 +286,20 @@ bool register_target(const std::string& name, Target target) {
   }
   r.targets[name] = std::move(target);
   r.target_names.emplace(address, name);
+  // A registered function may also be named inside a pickle (a Pool task
+  // names its function), so loads() must accept it as a global.
+  Object::Global global = _global_of(name);
+  reduction::ForkingPickler::register_global(global.module, global.qualname);
   return true;
+}
+
+Object::Global _global_of(const std::string& name) {
+  // "multiprocessing.pool.mapstar" -> (multiprocessing.pool, mapstar); a name
+  // without a dot is the program's own, as Python's functions of the main
+  // script pickle as __main__.<name>.
+  std::size_t dot = name.rfind('.');
+  if (dot == std::string::npos) return {"__main__", name};
+  return {name.substr(0, dot), name.substr(dot + 1)};
 }
 
 std::optional<std::string> _target_name(const Target& target) {
@@ -308,6 +321,11 @@ Target _find_target(const std::string& name) {
                           "': no target is registered under that name in this program");
   }
   return it->second;
+}
+
+Target _find_target(const Object::Global& global) {
+  return _find_target(global.module == "__main__" ? global.qualname
+                                                  : global.module + "." + global.qualname);
 }
 
 bool register_process_type(const std::string& name, ProcessFactory factory) {
@@ -345,3 +363,34 @@ std::unique_ptr<BaseProcess> _make_process(const std::string& type_name) {
 }
 
 }  // namespace multiprocessing::spawn
+
+namespace multiprocessing {
+
+Object Convert<Target>::to_object(const Target& target) {
+  if (!target) return Object();
+  if (std::optional<std::string> name = spawn::_target_name(target)) {
+    return Object(spawn::_global_of(*name));  // pickles as the function's name
+  }
+  // Not found by name: usable in memory (a forked child's args), refused when
+  // pickled, as Python refuses to pickle a lambda.
+  Object::Reduced r{{"__main__", "<lambda>"}, {}};
+  r.local = std::make_shared<Target>(target);
+  r.reduce = []() -> Object {
+    throw PicklingError(
+        "Can't pickle a callable that is not a registered plain function: it crosses to "
+        "another process by name, so register it with MP_REGISTER_TARGET(function) (a "
+        "lambda or other callable object cannot be found by name)");
+  };
+  return r;
+}
+
+Target Convert<Target>::from_object(const Object& obj) {
+  if (obj.is_none()) return Target();
+  if (const Object::Global* global = obj.global()) return spawn::_find_target(*global);
+  if (const Object::Reduced* r = obj.reduced(); r != nullptr && r->local) {
+    return *static_cast<const Target*>(r->local.get());
+  }
+  throw UnpicklingError("expected a function, got " + obj.repr());
+}
+
+}  // namespace multiprocessing

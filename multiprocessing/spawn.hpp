@@ -93,6 +93,14 @@ std::optional<std::string> _target_name(const Target& target);
 
 /// The target registered under `name`.  \throws PicklingError if there is none.
 Target _find_target(const std::string& name);
+/// The same for the global a pickle names it by.
+Target _find_target(const Object::Global& global);
+
+/// The global that names a registered target inside a pickle, as Python
+/// pickles a function by module and qualified name: "worker" is
+/// `__main__.worker`, "multiprocessing.pool.mapstar" is
+/// `multiprocessing.pool.mapstar`.
+Object::Global _global_of(const std::string& name);
 
 /// A factory for a registered Process subclass.
 using ProcessFactory = std::function<std::unique_ptr<BaseProcess>()>;
