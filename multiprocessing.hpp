@@ -14,6 +14,7 @@
 #include "multiprocessing/popen_fork.hpp"
 #include "multiprocessing/popen_forkserver.hpp"
 #include "multiprocessing/popen_spawn_posix.hpp"
+#include "multiprocessing/pool.hpp"
 #include "multiprocessing/process.hpp"
 #include "multiprocessing/queues.hpp"
 #include "multiprocessing/reduction.hpp"

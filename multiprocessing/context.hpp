@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "multiprocessing/connection.hpp"
+#include "multiprocessing/pool.hpp"
 #include "multiprocessing/process.hpp"
 #include "multiprocessing/queues.hpp"
 #include "multiprocessing/sharedctypes.hpp"
@@ -78,6 +79,14 @@ class BaseContext {
     return queues::JoinableQueue(maxsize, &get_context());
   }
   queues::SimpleQueue SimpleQueue() { return queues::SimpleQueue(&get_context()); }
+
+  /// Python: Pool(processes=None, initializer=None, initargs=(),
+  /// maxtasksperchild=None): a pool whose workers this context starts.
+  pool::Pool Pool(std::optional<int> processes = std::nullopt, Target initializer = {},
+                  Args initargs = {}, std::optional<int> maxtasksperchild = std::nullopt) {
+    return pool::Pool(processes, std::move(initializer), std::move(initargs), maxtasksperchild,
+                      &get_context());
+  }
 
   /// Python: ctx.Value(typecode_or_type, *args, lock=True): a shared value
   /// whose default lock is an RLock of this context.  Takes what
@@ -292,6 +301,8 @@ synchronize::Barrier Barrier(int parties, std::function<void()> action = {},
 queues::Queue Queue(int maxsize = 0);
 queues::JoinableQueue JoinableQueue(int maxsize = 0);
 queues::SimpleQueue SimpleQueue();
+pool::Pool Pool(std::optional<int> processes = std::nullopt, Target initializer = {}, Args initargs = {},
+                std::optional<int> maxtasksperchild = std::nullopt);
 // Python: multiprocessing.Value, Array, RawValue, RawArray (the default
 // context's): the sharedctypes factories, whose null ctx means that context.
 using sharedctypes::Array;

@@ -93,9 +93,23 @@ class Target {
     }
   }
 
+  // A parameter of type `const Object&` gets the argument itself, not a
+  // copy (a Pool's mapstar receives a whole chunk that way); any other
+  // parameter gets the argument converted to its type.
+  template <class A>
+  using Converted = std::conditional_t<std::is_same_v<A, const Object&>, const Object&, std::decay_t<A>>;
+  template <class A>
+  static Converted<A> convert_argument(const Object& arg) {
+    if constexpr (std::is_same_v<A, const Object&>) {
+      return arg;
+    } else {
+      return from_object<std::decay_t<A>>(arg);
+    }
+  }
+
   template <class R, class... A, std::size_t... I>
   static Object call_converted(R (*fn)(A...), const Args& args, std::index_sequence<I...>) {
-    [[maybe_unused]] std::tuple<std::decay_t<A>...> converted(from_object<std::decay_t<A>>(args[I])...);
+    [[maybe_unused]] std::tuple<Converted<A>...> converted(convert_argument<A>(args[I])...);
     if constexpr (std::is_constructible_v<Object, R>) {
       return Object(fn(std::get<I>(converted)...));
     } else {

@@ -1,0 +1,1260 @@
+// multiprocessing/pool.cpp
+// Mirrors CPython 3.11 Lib/multiprocessing/pool.py; see pool.hpp.
+#include "multiprocessing/pool.hpp"
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <new>
+#include <sstream>
+#include <thread>
+
+#include "multiprocessing/connection.hpp"
+#include "multiprocessing/context.hpp"
+#include "multiprocessing/dummy/dummy.hpp"
+#include "multiprocessing/heap.hpp"
+#include "multiprocessing/os.hpp"
+#include "multiprocessing/queues.hpp"
+#include "multiprocessing/reduction/pickle.hpp"
+#include "multiprocessing/spawn.hpp"
+#include "multiprocessing/util.hpp"
+
+namespace multiprocessing::pool {
+
+namespace {
+
+// Python: job_counter = itertools.count().
+std::atomic<std::int64_t> job_counter{0};
+
+const Object::Tuple& as_tuple(const Object& obj, std::size_t size, const char* what) {
+  const auto* t = std::get_if<Object::Tuple>(&obj.variant());
+  if (t == nullptr || t->items.size() != size) {
+    throw ValueError(std::string("malformed ") + what + ": " + obj.repr());
+  }
+  return *t;
+}
+
+// ------------------------------------------------------------------ errors
+
+// Python: ExceptionWithTraceback(exc, tb).__reduce__() -> rebuild_exc(exc, tb):
+// the exception with its remote traceback as text.  C++ keeps no traceback:
+// the text says where the exception was raised instead.
+Object exception_with_traceback(const std::exception& e, const std::string& where) {
+  std::string tb = "\n\"\"\"\nTraceback (most recent call last):\n  " + where + "\n" +
+                   exception_type_name(e) + ": " + e.what() + "\n\"\"\"";
+  return Object::Reduced{{"multiprocessing.pool", "rebuild_exc"},
+                         {reduction::_reduce_exception(e), tb}};
+}
+
+// Python: `raise self._value`: the error a result holds, thrown here.
+[[noreturn]] void raise_value(const Object& value) {
+  const Object::Reduced* r = value.reduced();
+  if (r != nullptr && r->callable.qualname == "rebuild_exc" && r->args.size() == 2) {
+    // Python: rebuild_exc(exc, tb): exc.__cause__ = RemoteTraceback(tb).
+    reduction::_raise_exception(r->args[0], r->args[1].as<std::string>());
+  }
+  reduction::_raise_exception(value);
+}
+
+// Run `f` and hand its exception to `error_callback` as the C++ exception.
+void call_error_callback(const ErrorCallback& error_callback, const Object& value) {
+  try {
+    raise_value(value);
+  } catch (const std::exception& e) {
+    error_callback(e);
+  }
+}
+
+const bool pool_globals_registered = [] {
+  reduction::ForkingPickler::register_global("multiprocessing.pool", "rebuild_exc");
+  return true;
+}();
+
+}  // namespace
+
+// ------------------------------------------------------------------ the functions workers run
+
+/// Python: mapstar(args) = list(map(*args)): args is (func, chunk).
+Object mapstar(const Object& args) {
+  const Object::Tuple& t = as_tuple(args, 2, "mapstar task");
+  Target func = t.items[0].as<Target>();
+  const auto* chunk = std::get_if<Object::Tuple>(&t.items[1].variant());
+  if (chunk == nullptr) throw TypeError("mapstar expects a tuple of items");
+  Object::List results;
+  results.reserve(chunk->items.size());
+  Args call(1);
+  for (const Object& x : chunk->items) {
+    call[0] = x;
+    results.push_back(func(call));
+  }
+  return results;
+}
+
+/// Python: starmapstar(args) = list(itertools.starmap(args[0], args[1])).
+Object starmapstar(const Object& args) {
+  const Object::Tuple& t = as_tuple(args, 2, "starmapstar task");
+  Target func = t.items[0].as<Target>();
+  const auto* chunk = std::get_if<Object::Tuple>(&t.items[1].variant());
+  if (chunk == nullptr) throw TypeError("starmapstar expects a tuple of argument tuples");
+  Object::List results;
+  results.reserve(chunk->items.size());
+  for (const Object& x : chunk->items) results.push_back(func(x.as<Args>()));
+  return results;
+}
+
+namespace {
+
+// Where each worker says which task it runs: one slot per worker, in shared
+// memory (an Arena, which crosses to spawned workers by fd).  A worker marks
+// its slot busy with (job, i) before calling the function and idle after
+// sending the result, so that when it dies the pool knows which result to
+// fail.  (Not in CPython: its pool cannot tell.)
+struct WorkerSlot {
+  std::atomic<std::int64_t> job;
+  std::atomic<std::int64_t> index;
+  std::atomic<std::int32_t> busy;
+};
+static_assert(std::atomic<std::int64_t>::is_always_lock_free, "slots live in shared memory");
+
+WorkerSlot* slot_at(std::byte* base, std::int64_t slot) {
+  return std::launder(reinterpret_cast<WorkerSlot*>(base + static_cast<std::size_t>(slot) * sizeof(WorkerSlot)));
+}
+
+// Python: worker(inqueue, outqueue, initializer, initargs, maxtasks,
+// wrap_exception): the loop every worker runs, here with its queue
+// operations given as functions so that ThreadPool's threads share it.
+void worker_loop(const std::function<Object()>& get, const std::function<void(const Object&)>& put,
+                 const Target& initializer, const Args& initargs, std::optional<std::int64_t> maxtasks,
+                 bool wrap_exception, WorkerSlot* slot) {
+  if (maxtasks && *maxtasks < 1) {
+    throw AssertionError("Maxtasks " + std::to_string(*maxtasks) + " is not valid");
+  }
+  if (initializer) initializer(initargs);
+
+  std::int64_t completed = 0;
+  while (!maxtasks || completed < *maxtasks) {
+    Object task;
+    try {
+      task = get();
+    } catch (const EOFError&) {
+      util::debug("worker got EOFError or OSError -- exiting");
+      break;
+    } catch (const OSError&) {
+      util::debug("worker got EOFError or OSError -- exiting");
+      break;
+    }
+    if (task.is_none()) {
+      util::debug("worker got sentinel -- exiting");
+      break;
+    }
+    // job, i, func, args, kwds = task
+    const Object::Tuple& t = as_tuple(task, 5, "task");
+    std::int64_t job = t.items[0].as<std::int64_t>();
+    std::int64_t i = t.items[1].as<std::int64_t>();
+    if (slot != nullptr) {
+      slot->job.store(job, std::memory_order_relaxed);
+      slot->index.store(i, std::memory_order_relaxed);
+      slot->busy.store(1, std::memory_order_release);
+    }
+    Object result;
+    try {
+      Target func = t.items[2].as<Target>();
+      const auto* args = std::get_if<Object::Tuple>(&t.items[3].variant());
+      if (args == nullptr) throw TypeError("a task's arguments must be a tuple");
+      result = Object::Tuple{{true, func(args->items)}};
+    } catch (const std::exception& e) {
+      Object error = wrap_exception ? exception_with_traceback(
+                                          e, "(C++ keeps no traceback) raised in " +
+                                                 current_process().name() + ", pid " +
+                                                 std::to_string(os::getpid()))
+                                    : reduction::_reduce_exception(e);
+      result = Object::Tuple{{false, error}};
+    }
+    try {
+      put(Object::Tuple{{job, i, result}});
+    } catch (const std::exception& e) {
+      // Python: MaybeEncodingError(e, result[1]).
+      const Object& value = std::get<Object::Tuple>(result.variant()).items[1];
+      pool::MaybeEncodingError wrapped("Error sending result: '" + value.repr() + "'. Reason: '" +
+                                       exception_type_name(e) + "(" + Object(std::string(e.what())).repr() +
+                                       ")'");
+      util::debug(std::string("Possible encoding error while sending result: ") + wrapped.what());
+      put(Object::Tuple{{job, i, Object::Tuple{{false, reduction::_reduce_exception(wrapped)}}}});
+    }
+    if (slot != nullptr) slot->busy.store(0, std::memory_order_release);
+    ++completed;
+  }
+  util::debug("worker exiting after " + std::to_string(completed) + " tasks");
+}
+
+}  // namespace
+
+/// Python: pool.worker, the target of each worker process.
+void worker(queues::SimpleQueue inqueue, queues::SimpleQueue outqueue, Target initializer,
+            Args initargs, std::optional<std::int64_t> maxtasks, bool wrap_exception,
+            const Object& slots, std::int64_t slot) {
+  // The worker only reads tasks and writes results: close the ends it does
+  // not use, so that EOF reaches the right side.
+  inqueue._writer().close();
+  outqueue._reader().close();
+  std::shared_ptr<heap::Arena> arena = heap::_rebuild_arena(slots);
+  // Python's get = inqueue.get, put = outqueue.put.
+  worker_loop([&inqueue] { return inqueue.get(); }, [&outqueue](const Object& o) { outqueue.put(o); },
+              initializer, initargs, maxtasks, wrap_exception, slot_at(arena->buffer(), slot));
+}
+
+}  // namespace multiprocessing::pool
+
+// The functions a task names cross by name, as Python pickles them.
+namespace {
+const bool pool_targets_registered = [] {
+  using namespace multiprocessing;
+  spawn::register_target("multiprocessing.pool.worker", Target(&pool::worker));
+  spawn::register_target("multiprocessing.pool.mapstar", Target(&pool::mapstar));
+  spawn::register_target("multiprocessing.pool.starmapstar", Target(&pool::starmapstar));
+  return true;
+}();
+}  // namespace
+
+namespace multiprocessing::pool {
+
+namespace detail {
+
+// ------------------------------------------------------------------ results
+
+struct PoolState;
+
+// Python: the common part of ApplyResult, MapResult and IMapIterator: a job
+// number, a place in the pool's cache, and _set(i, obj) for the result handler.
+struct ResultBase {
+  PoolState* cache_owner = nullptr;  // the pool's cache outlives every _set
+  std::int64_t job = job_counter.fetch_add(1);
+  std::mutex mutex;
+  std::condition_variable changed;
+
+  virtual ~ResultBase() = default;
+  // Python: _set(i, obj), obj being (success, value).
+  virtual void _set(std::int64_t i, Object obj) = 0;
+  virtual bool ready() = 0;
+  void _remove_from_cache();
+};
+
+// Python: ApplyResult.
+struct ApplyImpl : ResultBase {
+  bool is_ready = false;  // Python: self._event
+  bool success = false;
+  Object value;
+  Callback callback;
+  ErrorCallback error_callback;
+
+  bool ready() override {
+    std::lock_guard lock(mutex);
+    return is_ready;
+  }
+  void _set(std::int64_t, Object obj) override {
+    {
+      std::lock_guard lock(mutex);
+      if (is_ready) return;  // a result already in (a worker lost after sending it)
+      auto& t = std::get<Object::Tuple>(obj.variant());
+      success = t.items[0].as<bool>();
+      value = std::move(t.items[1]);
+    }
+    if (callback && success) callback(value);
+    if (error_callback && !success) call_error_callback(error_callback, value);
+    {
+      std::lock_guard lock(mutex);
+      is_ready = true;
+    }
+    changed.notify_all();
+    _remove_from_cache();
+  }
+};
+
+// Python: MapResult.
+struct MapImpl : ApplyImpl {
+  std::int64_t chunksize = 0;
+  std::int64_t number_left = 0;
+  std::vector<bool> chunk_done;  // port: a chunk is counted once
+  Object::List values;
+
+  void _set(std::int64_t i, Object obj) override {
+    bool finished = false;
+    {
+      std::lock_guard lock(mutex);
+      if (i < 0 || i >= static_cast<std::int64_t>(chunk_done.size()) || chunk_done[static_cast<std::size_t>(i)]) return;
+      chunk_done[static_cast<std::size_t>(i)] = true;
+      --number_left;
+      auto& t = std::get<Object::Tuple>(obj.variant());
+      bool ok = t.items[0].as<bool>();
+      if (ok && success) {
+        // self._value[i*chunksize:(i+1)*chunksize] = result
+        auto* results = std::get_if<Object::List>(&t.items[1].variant());
+        if (results != nullptr) {
+          auto start = static_cast<std::size_t>(i * chunksize);
+          for (std::size_t k = 0; k < results->size() && start + k < values.size(); ++k) {
+            values[start + k] = std::move((*results)[k]);
+          }
+        }
+      } else if (!ok && success) {
+        success = false;  // only the first exception is kept
+        value = std::move(t.items[1]);
+      }
+      finished = number_left == 0;
+    }
+    if (!finished) return;
+    if (success) {
+      value = Object(std::move(values));
+      if (callback) callback(value);
+    } else if (error_callback) {
+      call_error_callback(error_callback, value);
+    }
+    {
+      std::lock_guard lock(mutex);
+      is_ready = true;
+    }
+    changed.notify_all();
+    _remove_from_cache();
+  }
+};
+
+// Python: IMapIterator and IMapUnorderedIterator.
+struct IMapImpl : ResultBase {
+  bool unordered = false;
+  std::deque<Object> items;                  // (success, value), ready to be taken
+  std::int64_t index = 0;                    // Python: _index, how many arrived in order
+  std::optional<std::int64_t> length;        // Python: _length, known once all tasks were sent
+  std::map<std::int64_t, Object> unsorted;   // Python: _unsorted
+  std::vector<bool> seen;                    // port: each i is taken once
+
+  bool ready() override {
+    std::lock_guard lock(mutex);
+    return length && index == *length;
+  }
+  bool first_time(std::int64_t i) {
+    if (i < 0) return false;
+    if (static_cast<std::size_t>(i) >= seen.size()) seen.resize(static_cast<std::size_t>(i) + 1);
+    if (seen[static_cast<std::size_t>(i)]) return false;
+    seen[static_cast<std::size_t>(i)] = true;
+    return true;
+  }
+  void _set(std::int64_t i, Object obj) override {
+    bool done;
+    {
+      std::lock_guard lock(mutex);
+      if (!first_time(i)) return;
+      if (unordered || index == i) {
+        items.push_back(std::move(obj));
+        ++index;
+        while (!unordered) {
+          auto it = unsorted.find(index);
+          if (it == unsorted.end()) break;
+          items.push_back(std::move(it->second));
+          unsorted.erase(it);
+          ++index;
+        }
+      } else {
+        unsorted.emplace(i, std::move(obj));
+      }
+      done = length && index == *length;
+    }
+    changed.notify_all();
+    if (done) _remove_from_cache();
+  }
+  // Python: _set_length(length).
+  void _set_length(std::int64_t n) {
+    bool done;
+    {
+      std::lock_guard lock(mutex);
+      length = n;
+      done = index == n;
+    }
+    changed.notify_all();
+    if (done) _remove_from_cache();
+  }
+};
+
+// ------------------------------------------------------------------ workers
+
+// A pool's worker: a process (Pool) or a thread (ThreadPool), as Python's
+// pool holds Process or DummyProcess objects with the same methods.
+struct Worker {
+  virtual ~Worker() = default;
+  virtual std::optional<int> exitcode() = 0;
+  virtual void join() = 0;
+  virtual bool is_alive() = 0;
+  virtual void terminate() = 0;
+  virtual std::optional<int> sentinel() = 0;
+  virtual std::string name() = 0;
+  virtual std::optional<pid_t> pid() = 0;
+  std::int64_t slot = 0;
+};
+
+struct ProcessWorker : Worker {
+  std::unique_ptr<BaseProcess> p;
+  std::optional<int> exitcode() override { return p->exitcode(); }
+  void join() override { p->join(); }
+  bool is_alive() override { return p->is_alive(); }
+  void terminate() override { p->terminate(); }
+  std::optional<int> sentinel() override { return p->sentinel(); }
+  std::string name() override { return p->name(); }
+  std::optional<pid_t> pid() override { return p->pid(); }
+};
+
+struct ThreadWorker : Worker {
+  std::unique_ptr<dummy::Process> t;
+  std::optional<int> exitcode() override { return t->exitcode(); }
+  void join() override { t->join(); }
+  bool is_alive() override { return t->is_alive(); }
+  void terminate() override {}  // threads cannot be terminated (Python: no such method)
+  std::optional<int> sentinel() override { return std::nullopt; }
+  std::string name() override { return t->name(); }
+  std::optional<pid_t> pid() override { return std::nullopt; }
+};
+
+// ------------------------------------------------------------------ an in-process queue
+
+// Python: queue.SimpleQueue, for _taskqueue and ThreadPool's _inqueue and
+// _outqueue.  An empty optional is None.
+template <class T>
+class ThreadQueue {
+ public:
+  void put(T item) {
+    {
+      std::lock_guard lock(mutex_);
+      items_.push_back(std::move(item));
+    }
+    ready_.notify_one();
+  }
+  T get() {
+    std::unique_lock lock(mutex_);
+    ready_.wait(lock, [this] { return !items_.empty(); });
+    T item = std::move(items_.front());
+    items_.pop_front();
+    return item;
+  }
+  std::optional<T> get_nowait() {
+    std::lock_guard lock(mutex_);
+    if (items_.empty()) return std::nullopt;
+    T item = std::move(items_.front());
+    items_.pop_front();
+    return item;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable ready_;
+  std::deque<T> items_;
+};
+
+// What _taskqueue carries: Python's (taskseq, set_length), taskseq a
+// generator of tasks.  `next` returns the next task or None when done.
+struct TaskSequence {
+  std::function<std::optional<Object>()> next;
+  std::function<void(std::int64_t)> set_length;  // imap's, else empty
+};
+
+// ------------------------------------------------------------------ the pool
+
+enum class HandlerState { RUN, CLOSE, TERMINATE };
+
+struct PoolState {
+  BaseContext* ctx = nullptr;
+  int processes = 0;
+  Target initializer;
+  Args initargs;
+  std::optional<std::int64_t> maxtasksperchild;
+  bool wrap_exception = true;  // Python: Pool._wrap_exception (ThreadPool: False)
+  bool threads = false;        // ThreadPool
+
+  mutable std::mutex mutex;          // the GIL's part: state, pool, cache
+  std::string state = INIT;          // Python: self._state
+  std::vector<std::unique_ptr<Worker>> pool;  // Python: self._pool
+  std::map<std::int64_t, std::shared_ptr<ResultBase>> cache;  // Python: self._cache
+
+  ThreadQueue<std::optional<TaskSequence>> taskqueue;  // Python: self._taskqueue
+  std::optional<queues::SimpleQueue> change_notifier;  // Python: self._change_notifier
+  // Process pool: Python's _inqueue, _outqueue (SimpleQueues).
+  std::optional<queues::SimpleQueue> inqueue, outqueue;
+  // ThreadPool: the same as in-process queues.
+  ThreadQueue<Object> thread_inqueue, thread_outqueue;
+  // The workers' slots (see WorkerSlot).
+  std::shared_ptr<heap::Arena> slots_arena;
+  std::vector<WorkerSlot> thread_slots;
+  std::vector<bool> slot_used;
+
+  std::atomic<HandlerState> worker_handler_state{HandlerState::RUN};
+  std::atomic<HandlerState> task_handler_state{HandlerState::RUN};
+  std::atomic<HandlerState> result_handler_state{HandlerState::RUN};
+  std::thread worker_handler, task_handler, result_handler;
+  std::atomic<bool> task_handler_alive{false};
+  util::Finalize terminate;  // Python: self._terminate
+
+  ~PoolState() {
+    // Threads that were never joined (a pool whose constructor failed).
+    for (std::thread* t : {&worker_handler, &task_handler, &result_handler}) {
+      if (t->joinable()) t->join();
+    }
+  }
+
+  WorkerSlot* slot(std::int64_t i) {
+    if (threads) return &thread_slots[static_cast<std::size_t>(i)];
+    return slot_at(slots_arena->buffer(), i);
+  }
+
+  // Python: self._quick_put / self._quick_get.  The task handler is the only
+  // writer of _inqueue in the parent and the result handler the only reader
+  // of _outqueue, so neither takes the queue's lock (as in Python).
+  void quick_put(const Object& task) {
+    if (threads) return thread_inqueue.put(task);
+    inqueue->_writer().send(task);
+  }
+  Object quick_get() {
+    if (threads) return thread_outqueue.get();
+    return outqueue->_reader().recv();
+  }
+
+  // ---- the cache
+
+  void cache_add(const std::shared_ptr<ResultBase>& result) {
+    result->cache_owner = this;
+    std::lock_guard lock(mutex);
+    cache.emplace(result->job, result);
+  }
+  // Python: _PoolCache.__delitem__: tell the worker handler when the cache
+  // empties, so that a closing pool notices that the last job is done.  (Only
+  // then: while the pool runs, the worker handler does not look at the cache,
+  // and waking it for every job would cost each job a context switch.)
+  void cache_remove(std::int64_t job) {
+    bool notify;
+    {
+      std::lock_guard lock(mutex);
+      cache.erase(job);
+      notify = cache.empty() && worker_handler_state != HandlerState::RUN;
+    }
+    if (notify) change_notifier->put(Object());
+  }
+  std::shared_ptr<ResultBase> cache_find(std::int64_t job) {
+    std::lock_guard lock(mutex);
+    auto it = cache.find(job);
+    return it == cache.end() ? nullptr : it->second;
+  }
+  bool cache_empty() {
+    std::lock_guard lock(mutex);
+    return cache.empty();
+  }
+  // Python: `try: cache[job]._set(i, obj) except KeyError: pass`.
+  void cache_set(std::int64_t job, std::int64_t i, Object obj) {
+    if (auto result = cache_find(job)) result->_set(i, std::move(obj));
+  }
+
+  // ---- workers
+
+  std::unique_ptr<Worker> make_worker(std::int64_t slot_index);
+  bool _join_exited_workers();
+  void _repopulate_pool();
+  void _maintain_pool();
+
+  // ---- the three threads
+  void _handle_workers();
+  void _handle_tasks();
+  void _handle_results();
+  void _terminate_pool();
+};
+
+void ResultBase::_remove_from_cache() { cache_owner->cache_remove(job); }
+
+std::unique_ptr<Worker> PoolState::make_worker(std::int64_t slot_index) {
+  slot(slot_index)->busy.store(0);
+  if (threads) {
+    auto w = std::make_unique<ThreadWorker>();
+    WorkerSlot* s = slot(slot_index);
+    PoolState* self = this;
+    w->t = std::make_unique<dummy::Process>(ProcessOptions{
+        .target = [self, s] {
+          worker_loop([self] { return self->thread_inqueue.get(); },
+                      [self](const Object& o) { self->thread_outqueue.put(o); }, self->initializer,
+                      self->initargs, self->maxtasksperchild, self->wrap_exception, s);
+        }});
+    w->t->set_daemon(true);
+    w->t->start();
+    w->slot = slot_index;
+    return w;
+  }
+  // Python: Process(ctx, target=worker, args=(inqueue, outqueue, initializer,
+  // initargs, maxtasksperchild, wrap_exception)).
+  auto w = std::make_unique<ProcessWorker>();
+  w->p = ctx->Process(ProcessOptions{
+      .target = &worker,
+      .args = {*inqueue, *outqueue, initializer, Object(Object::Tuple{initargs}),
+               maxtasksperchild ? Object(*maxtasksperchild) : Object(), wrap_exception,
+               heap::_reduce_arena(slots_arena), slot_index}});
+  // Python: w.name = w.name.replace('Process', 'PoolWorker').
+  std::string name = w->p->name();
+  if (auto at = name.find("Process"); at != std::string::npos) name.replace(at, 7, "PoolWorker");
+  w->p->set_name(name);
+  w->p->set_daemon(true);
+  w->p->start();
+  w->slot = slot_index;
+  return w;
+}
+
+// Python: _join_exited_workers(pool): forget workers that have exited.
+// Beyond Python: a worker that died in the middle of a task fails that task.
+bool PoolState::_join_exited_workers() {
+  bool cleaned = false;
+  std::vector<std::unique_ptr<Worker>> exited;
+  {
+    std::lock_guard lock(mutex);
+    for (std::size_t i = pool.size(); i-- > 0;) {
+      if (pool[i]->exitcode()) {
+        util::debug("cleaning up worker " + std::to_string(i));
+        exited.push_back(std::move(pool[i]));
+        pool.erase(pool.begin() + static_cast<std::ptrdiff_t>(i));
+      }
+    }
+  }
+  for (auto& w : exited) {
+    w->join();
+    cleaned = true;
+    WorkerSlot* s = slot(w->slot);
+    if (s->busy.load(std::memory_order_acquire) != 0) {
+      std::int64_t job = s->job.load(std::memory_order_relaxed);
+      std::int64_t index = s->index.load(std::memory_order_relaxed);
+      int code = *w->exitcode();
+      std::string how = "exitcode " + std::to_string(code);
+      if (auto named = _exitcode_to_name().find(code); named != _exitcode_to_name().end()) {
+        how += " (" + named->second.substr(1) + ")";
+      }
+      WorkerLostError error("Worker " + w->name() + " (pid " + std::to_string(w->pid().value_or(0)) +
+                            ") exited while running a task: " + how);
+      cache_set(job, index, Object::Tuple{{false, reduction::_reduce_exception(error)}});
+    }
+    std::lock_guard lock(mutex);
+    slot_used[static_cast<std::size_t>(w->slot)] = false;
+  }
+  return cleaned;
+}
+
+// Python: _repopulate_pool_static: bring the workers back to `processes`.
+void PoolState::_repopulate_pool() {
+  while (true) {
+    std::int64_t free_slot = -1;
+    {
+      std::lock_guard lock(mutex);
+      if (static_cast<int>(pool.size()) >= processes) return;
+      for (std::size_t i = 0; i < slot_used.size(); ++i) {
+        if (!slot_used[i]) {
+          free_slot = static_cast<std::int64_t>(i);
+          slot_used[i] = true;
+          break;
+        }
+      }
+    }
+    auto w = make_worker(free_slot);
+    std::lock_guard lock(mutex);
+    pool.push_back(std::move(w));
+    util::debug("added worker");
+  }
+}
+
+// Python: _maintain_pool: clean up exited workers and start replacements.
+void PoolState::_maintain_pool() {
+  if (_join_exited_workers()) _repopulate_pool();
+}
+
+// Python: Pool._handle_workers, the worker handler thread.
+void PoolState::_handle_workers() {
+  // Keep maintaining workers until the cache gets drained, unless the pool
+  // is terminated (Python's comment).
+  while (worker_handler_state == HandlerState::RUN ||
+         (!cache_empty() && worker_handler_state != HandlerState::TERMINATE)) {
+    _maintain_pool();
+    // Python: _wait_for_updates(worker sentinels + [outqueue._reader,
+    // change_notifier._reader]).  The port leaves out _outqueue's reader: it is
+    // readable whenever a result waits for the result handler, which would
+    // make this loop spin; the cache emptying is announced on the notifier.
+    std::vector<int> sentinels;
+    {
+      std::lock_guard lock(mutex);
+      for (auto& w : pool) {
+        if (auto s = w->sentinel()) sentinels.push_back(*s);
+      }
+    }
+    sentinels.push_back(change_notifier->_reader().fileno());
+    connection::wait(sentinels);
+    while (!change_notifier->empty()) change_notifier->get();
+  }
+  // Send the sentinel that stops the task handler (Python's comment: "send
+  // sentinel to stop workers": the task handler then stops them).
+  taskqueue.put(std::nullopt);
+  util::debug("worker handler exiting");
+}
+
+// Python: Pool._handle_tasks, the task handler thread.
+void PoolState::_handle_tasks() {
+  while (true) {
+    std::optional<TaskSequence> item = taskqueue.get();
+    if (!item) {
+      util::debug("task handler got sentinel");
+      break;
+    }
+    std::optional<std::int64_t> last_index;
+    bool stopped = false;
+    while (std::optional<Object> task = item->next()) {
+      if (task_handler_state != HandlerState::RUN) {
+        util::debug("task handler found thread._state != RUN");
+        stopped = true;
+        break;
+      }
+      const Object::Tuple& t = std::get<Object::Tuple>(task->variant());
+      last_index = t.items[1].as<std::int64_t>();
+      try {
+        quick_put(*task);
+      } catch (const std::exception& e) {
+        // A task that cannot be sent (its function not found by name, an
+        // argument that cannot be pickled) fails its own result.
+        cache_set(t.items[0].as<std::int64_t>(), *last_index,
+                  Object::Tuple{{false, reduction::_reduce_exception(e)}});
+      }
+    }
+    if (stopped) break;
+    if (item->set_length) {
+      util::debug("doing set_length()");
+      item->set_length(last_index ? *last_index + 1 : 0);
+    }
+  }
+  // Python sends None to the result handler and one None per worker.  After
+  // terminate() the port does not: the workers are being terminated and the
+  // result handler is stopped another way, and a blocked write here would
+  // hang terminate() (CPython issue 78178).
+  if (task_handler_state != HandlerState::TERMINATE) {
+    try {
+      util::debug("task handler sending sentinel to result handler");
+      if (threads) thread_outqueue.put(Object());
+      else outqueue->_writer().send(Object());
+      util::debug("task handler sending sentinel to workers");
+      std::size_t n;
+      {
+        std::lock_guard lock(mutex);
+        n = pool.size();
+      }
+      for (std::size_t i = 0; i < n; ++i) quick_put(Object());
+    } catch (const OSError&) {
+      util::debug("task handler got OSError when sending sentinels");
+    }
+  }
+  util::debug("task handler exiting");
+}
+
+// Python: Pool._handle_results, the result handler thread.
+void PoolState::_handle_results() {
+  auto deliver = [this](Object task) {
+    auto& t = std::get<Object::Tuple>(task.variant());
+    if (t.items.size() != 3) return;
+    cache_set(t.items[0].as<std::int64_t>(), t.items[1].as<std::int64_t>(), std::move(t.items[2]));
+  };
+  while (true) {
+    Object task;
+    try {
+      task = quick_get();
+    } catch (const EOFError&) {
+      util::debug("result handler got EOFError/OSError -- exiting");
+      return;
+    } catch (const OSError&) {
+      util::debug("result handler got EOFError/OSError -- exiting");
+      return;
+    } catch (const std::exception& e) {
+      // A message that cannot be read (a worker killed in the middle of
+      // writing one): Python's thread would die of it; say so and stop.
+      util::sub_warning(std::string("result handler could not read a result: ") + e.what());
+      return;
+    }
+    if (result_handler_state != HandlerState::RUN) {
+      util::debug("result handler found thread._state=TERMINATE");
+      break;
+    }
+    if (task.is_none()) {
+      util::debug("result handler got sentinel");
+      break;
+    }
+    deliver(std::move(task));
+  }
+  while (!cache_empty() && result_handler_state != HandlerState::TERMINATE) {
+    Object task;
+    try {
+      task = quick_get();
+    } catch (const EOFError&) {
+      util::debug("result handler got EOFError/OSError -- exiting");
+      return;
+    } catch (const OSError&) {
+      util::debug("result handler got EOFError/OSError -- exiting");
+      return;
+    }
+    if (task.is_none()) {
+      util::debug("result handler ignoring extra sentinel");
+      continue;
+    }
+    deliver(std::move(task));
+  }
+  util::debug("result handler exiting");
+}
+
+// Python: Pool._terminate_pool, run once, by terminate(), the destructor or at exit.
+void PoolState::_terminate_pool() {
+  util::debug("finalizing pool");
+  // Stop the worker handler first, so that no worker is started behind our
+  // back, then the other two.
+  worker_handler_state = HandlerState::TERMINATE;
+  task_handler_state = HandlerState::TERMINATE;
+  result_handler_state = HandlerState::TERMINATE;
+  change_notifier->put(Object());
+  util::debug("joining worker handler");
+  if (worker_handler.joinable()) worker_handler.join();
+
+  // Terminate workers which haven't already finished, and wait for them.
+  // Python does this after helping the task handler, which takes the
+  // inqueue's read lock: a worker killed while holding it would make that
+  // wait forever.  With every worker gone first, no lock is needed.
+  std::vector<std::unique_ptr<Worker>> workers;
+  {
+    std::lock_guard lock(mutex);
+    workers.swap(pool);
+  }
+  if (!threads) {
+    util::debug("terminating workers");
+    for (auto& w : workers) {
+      if (!w->exitcode()) w->terminate();
+    }
+    util::debug("joining pool workers");
+    for (auto& w : workers) w->join();
+  }
+
+  // Python: _help_stuff_finish: the task handler may be blocked writing to a
+  // full inqueue; read what is there until it has finished.
+  util::debug("helping task handler/workers to finish");
+  if (threads) {
+    while (thread_inqueue.get_nowait()) {
+    }
+    for (std::size_t i = 0; i < workers.size(); ++i) thread_inqueue.put(Object());
+  } else {
+    while (task_handler_alive) {
+      if (inqueue->_reader().poll(0.01)) inqueue->_reader().recv_bytes();
+    }
+  }
+  util::debug("joining task handler");
+  if (task_handler.joinable()) task_handler.join();
+
+  // The result handler reads _outqueue: with every worker gone, closing the
+  // parent's writing end gives it EOF after what is still there (Python puts
+  // a None, which blocks if the pipe is full; CPython issue 78178).
+  util::debug("joining result handler");
+  if (threads) {
+    thread_outqueue.put(Object());
+  } else {
+    try {
+      outqueue->_writer().send(Object());  // no lock: no worker is left to share it
+    } catch (const std::exception&) {
+    }
+    outqueue->_writer().close();
+  }
+  if (result_handler.joinable()) result_handler.join();
+
+  if (threads) {
+    util::debug("joining pool workers");
+    for (auto& w : workers) w->join();
+  }
+  inqueue.reset();
+  outqueue.reset();
+}
+
+}  // namespace detail
+
+// ------------------------------------------------------------------ results' API
+
+bool ApplyResult::ready() const { return impl_->ready(); }
+
+bool ApplyResult::successful() const {
+  auto& self = static_cast<detail::ApplyImpl&>(*impl_);
+  std::lock_guard lock(self.mutex);
+  if (!self.is_ready) throw ValueError(repr() + " not ready");
+  return self.success;
+}
+
+void ApplyResult::wait(std::optional<double> timeout) const {
+  auto& self = static_cast<detail::ApplyImpl&>(*impl_);
+  std::unique_lock lock(self.mutex);
+  if (!timeout) {
+    self.changed.wait(lock, [&] { return self.is_ready; });
+  } else {
+    self.changed.wait_for(lock, std::chrono::duration<double>(std::max(0.0, *timeout)),
+                          [&] { return self.is_ready; });
+  }
+}
+
+Object ApplyResult::get(std::optional<double> timeout) const {
+  wait(timeout);
+  auto& self = static_cast<detail::ApplyImpl&>(*impl_);
+  std::lock_guard lock(self.mutex);
+  if (!self.is_ready) throw TimeoutError("");
+  if (self.success) return self.value;
+  raise_value(self.value);
+}
+
+std::string ApplyResult::repr() const {
+  std::ostringstream out;
+  out << "<multiprocessing.pool."
+      << (dynamic_cast<detail::MapImpl*>(impl_.get()) ? "MapResult" : "ApplyResult")
+      << " object at " << static_cast<const void*>(impl_.get()) << ">";
+  return out.str();
+}
+
+std::int64_t ApplyResult::_job() const { return impl_->job; }
+
+Object::List MapResult::get_list(std::optional<double> timeout) const {
+  Object all = get(timeout);
+  return std::move(std::get<Object::List>(all.variant()));
+}
+
+std::optional<Object> IMapIterator::next(std::optional<double> timeout) {
+  if (chunked_ && pending_pos_ < pending_.size()) return std::move(pending_[pending_pos_++]);
+  auto& self = static_cast<detail::IMapImpl&>(*impl_);
+  Object item;
+  {
+    std::unique_lock lock(self.mutex);
+    auto have_item = [&] { return !self.items.empty() || (self.length && self.index == *self.length); };
+    if (!timeout) {
+      self.changed.wait(lock, have_item);
+    } else {
+      self.changed.wait_for(lock, std::chrono::duration<double>(std::max(0.0, *timeout)), have_item);
+    }
+    if (self.items.empty()) {
+      if (self.length && self.index == *self.length) return std::nullopt;  // StopIteration
+      throw TimeoutError("");
+    }
+    item = std::move(self.items.front());
+    self.items.pop_front();
+  }
+  auto& t = std::get<Object::Tuple>(item.variant());
+  if (!t.items[0].as<bool>()) raise_value(t.items[1]);
+  if (!chunked_) return std::move(t.items[1]);
+  // imap with chunksize > 1: a result is a chunk of results (Python:
+  // `item for chunk in result for item in chunk`).
+  pending_ = std::move(std::get<Object::List>(t.items[1].variant()));
+  pending_pos_ = 0;
+  return next(timeout);
+}
+
+std::int64_t IMapIterator::_job() const { return impl_->job; }
+
+IMapIterator::iterator& IMapIterator::iterator::operator++() {
+  current_ = it_->next();
+  if (!current_) it_ = nullptr;
+  return *this;
+}
+
+// ------------------------------------------------------------------ Pool
+
+namespace {
+std::shared_ptr<detail::PoolState> make_pool_state(std::optional<int> processes, Target initializer,
+                                                   Args initargs, std::optional<int> maxtasksperchild,
+                                                   BaseContext* context, bool threads) {
+  auto state = std::make_shared<detail::PoolState>();
+  state->ctx = context != nullptr ? context : &get_context();
+  state->threads = threads;
+  state->wrap_exception = !threads;
+  if (!processes) processes = state->ctx->cpu_count();
+  if (*processes < 1) throw ValueError("Number of processes must be at least 1");
+  if (maxtasksperchild && *maxtasksperchild <= 0) {
+    throw ValueError("maxtasksperchild must be a positive int or None");
+  }
+  state->processes = *processes;
+  state->initializer = std::move(initializer);
+  state->initargs = std::move(initargs);
+  if (maxtasksperchild) state->maxtasksperchild = *maxtasksperchild;
+  // Python: _setup_queues(); the change notifier wakes the worker handler.
+  state->change_notifier.emplace(state->ctx->SimpleQueue());
+  state->slot_used.assign(static_cast<std::size_t>(*processes), false);
+  if (threads) {
+    state->thread_slots = std::vector<WorkerSlot>(static_cast<std::size_t>(*processes));
+  } else {
+    state->inqueue.emplace(state->ctx->SimpleQueue());
+    state->outqueue.emplace(state->ctx->SimpleQueue());
+    state->slots_arena = std::make_shared<heap::Arena>(
+        std::max<std::size_t>(4096, static_cast<std::size_t>(*processes) * sizeof(WorkerSlot)));
+    for (int i = 0; i < *processes; ++i) {
+      new (state->slots_arena->buffer() + static_cast<std::size_t>(i) * sizeof(WorkerSlot))
+          WorkerSlot{};
+    }
+  }
+  return state;
+}
+}  // namespace
+
+Pool::Pool(std::optional<int> processes, Target initializer, Args initargs,
+           std::optional<int> maxtasksperchild, BaseContext* context)
+    : state_(make_pool_state(processes, std::move(initializer), std::move(initargs), maxtasksperchild,
+                             context, false)) {
+  detail::PoolState& s = *state_;
+  try {
+    s._repopulate_pool();
+  } catch (...) {
+    for (auto& w : s.pool) {
+      if (!w->exitcode()) w->terminate();
+    }
+    for (auto& w : s.pool) w->join();
+    throw;
+  }
+  detail::PoolState* raw = state_.get();
+  s.worker_handler = std::thread([raw] { raw->_handle_workers(); });
+  s.task_handler_alive = true;
+  s.task_handler = std::thread([raw] {
+    raw->_handle_tasks();
+    raw->task_handler_alive = false;
+  });
+  s.result_handler = std::thread([raw] { raw->_handle_results(); });
+  // Python: util.Finalize(self, self._terminate_pool, exitpriority=15).
+  s.terminate = util::Finalize([raw] { raw->_terminate_pool(); }, 15, "Pool._terminate_pool");
+  std::lock_guard lock(s.mutex);
+  s.state = RUN;
+}
+
+Pool::Pool(ThreadWorkers, std::optional<int> processes, Target initializer, Args initargs)
+    : state_(make_pool_state(processes, std::move(initializer), std::move(initargs), std::nullopt,
+                             nullptr, true)) {
+  detail::PoolState& s = *state_;
+  s._repopulate_pool();
+  detail::PoolState* raw = state_.get();
+  s.worker_handler = std::thread([raw] { raw->_handle_workers(); });
+  s.task_handler_alive = true;
+  s.task_handler = std::thread([raw] {
+    raw->_handle_tasks();
+    raw->task_handler_alive = false;
+  });
+  s.result_handler = std::thread([raw] { raw->_handle_results(); });
+  s.terminate = util::Finalize([raw] { raw->_terminate_pool(); }, 15, "Pool._terminate_pool");
+  std::lock_guard lock(s.mutex);
+  s.state = RUN;
+}
+
+Pool::~Pool() {
+  if (state_) terminate();  // Python: __exit__ -> terminate()
+}
+
+Pool::Pool(Pool&& other) noexcept = default;
+
+void Pool::_check_running() const {
+  std::lock_guard lock(state_->mutex);
+  if (state_->state != RUN) throw ValueError("Pool not running");
+}
+
+Object Pool::apply(const Target& func, const Args& args) { return apply_async(func, args).get(); }
+
+ApplyResult Pool::apply_async(const Target& func, const Args& args, Callback callback,
+                              ErrorCallback error_callback) {
+  _check_running();
+  auto result = std::make_shared<detail::ApplyImpl>();
+  result->callback = std::move(callback);
+  result->error_callback = std::move(error_callback);
+  state_->cache_add(result);
+  // Python: self._taskqueue.put(([(result._job, 0, func, args, kwds)], None)).
+  Object task = Object::Tuple{{result->job, std::int64_t{0}, Object(func), Object::Tuple{args}, Object::Dict{}}};
+  auto sent = std::make_shared<bool>(false);
+  state_->taskqueue.put(detail::TaskSequence{
+      [task = std::move(task), sent]() -> std::optional<Object> {
+        if (*sent) return std::nullopt;
+        *sent = true;
+        return task;
+      },
+      {}});
+  return ApplyResult(result);
+}
+
+Object::List Pool::map(const Target& func, const Object::List& iterable, std::optional<int> chunksize) {
+  return _map_async(func, iterable, false, chunksize, {}, {}).get_list();
+}
+
+MapResult Pool::map_async(const Target& func, const Object::List& iterable, std::optional<int> chunksize,
+                          Callback callback, ErrorCallback error_callback) {
+  return _map_async(func, iterable, false, chunksize, std::move(callback), std::move(error_callback));
+}
+
+Object::List Pool::starmap(const Target& func, const Object::List& iterable, std::optional<int> chunksize) {
+  return _map_async(func, iterable, true, chunksize, {}, {}).get_list();
+}
+
+MapResult Pool::starmap_async(const Target& func, const Object::List& iterable,
+                              std::optional<int> chunksize, Callback callback,
+                              ErrorCallback error_callback) {
+  return _map_async(func, iterable, true, chunksize, std::move(callback), std::move(error_callback));
+}
+
+namespace {
+// Python: Pool._get_tasks(func, it, size) wrapped by _guarded_task_generation
+// with mapstar: task k is (job, k, mapstar, ((func, chunk_k),), {}).
+std::function<std::optional<Object>()> chunked_tasks(std::int64_t job, Object func, Object mapper,
+                                                     std::shared_ptr<const Object::List> items,
+                                                     std::size_t size) {
+  auto next_start = std::make_shared<std::size_t>(0);
+  auto k = std::make_shared<std::int64_t>(0);
+  return [=]() -> std::optional<Object> {
+    if (*next_start >= items->size()) return std::nullopt;
+    std::size_t stop = std::min(items->size(), *next_start + size);
+    Object::Tuple chunk;
+    chunk.items.assign(items->begin() + static_cast<std::ptrdiff_t>(*next_start),
+                       items->begin() + static_cast<std::ptrdiff_t>(stop));
+    *next_start = stop;
+    Object args = Object::Tuple{{Object(Object::Tuple{{func, Object(std::move(chunk))}})}};
+    return Object(Object::Tuple{{job, (*k)++, mapper, std::move(args), Object::Dict{}}});
+  };
+}
+}  // namespace
+
+MapResult Pool::_map_async(const Target& func, const Object::List& iterable, bool star,
+                           std::optional<int> chunksize, Callback callback, ErrorCallback error_callback) {
+  _check_running();
+  std::size_t n = iterable.size();
+  std::size_t size;
+  if (!chunksize) {
+    // Python: chunksize, extra = divmod(len(iterable), len(self._pool) * 4).
+    std::size_t workers;
+    {
+      std::lock_guard lock(state_->mutex);
+      workers = std::max<std::size_t>(1, state_->pool.size());
+    }
+    size = n / (workers * 4);
+    if (n % (workers * 4) != 0) ++size;
+  } else {
+    if (*chunksize < 1 && n != 0) throw ValueError("Chunksize must be 1+, not " + std::to_string(*chunksize));
+    size = static_cast<std::size_t>(std::max(0, *chunksize));
+  }
+  if (n == 0) size = 0;
+
+  auto result = std::make_shared<detail::MapImpl>();
+  result->callback = std::move(callback);
+  result->error_callback = std::move(error_callback);
+  result->success = true;
+  result->values.resize(n);
+  result->chunksize = static_cast<std::int64_t>(size);
+  result->cache_owner = state_.get();
+  if (size == 0) {
+    result->value = Object::List{};
+    result->is_ready = true;  // Python: chunksize <= 0: ready at once, not cached
+  } else {
+    result->number_left = static_cast<std::int64_t>(n / size + (n % size != 0 ? 1 : 0));
+    result->chunk_done.assign(static_cast<std::size_t>(result->number_left), false);
+    state_->cache_add(result);
+    Object mapper = Object::Global{"multiprocessing.pool", star ? "starmapstar" : "mapstar"};
+    state_->taskqueue.put(detail::TaskSequence{
+        chunked_tasks(result->job, Object(func), mapper, std::make_shared<const Object::List>(iterable), size),
+        {}});
+  }
+  return MapResult(result);
+}
+
+IMapIterator Pool::imap(const Target& func, const Object::List& iterable, int chunksize) {
+  return _imap(func, iterable, chunksize, true);
+}
+
+IMapUnorderedIterator Pool::imap_unordered(const Target& func, const Object::List& iterable, int chunksize) {
+  return _imap(func, iterable, chunksize, false);
+}
+
+IMapIterator Pool::_imap(const Target& func, const Object::List& iterable, int chunksize, bool ordered) {
+  _check_running();
+  if (chunksize < 1) throw ValueError("Chunksize must be 1+, not " + std::to_string(chunksize));
+  auto result = std::make_shared<detail::IMapImpl>();
+  result->unordered = !ordered;
+  state_->cache_add(result);
+  auto items = std::make_shared<const Object::List>(iterable);
+  std::function<std::optional<Object>()> next;
+  if (chunksize == 1) {
+    // Python: _guarded_task_generation(result._job, func, iterable):
+    // task i is (job, i, func, (x,), {}).
+    auto i = std::make_shared<std::size_t>(0);
+    next = [job = result->job, f = Object(func), items, i]() -> std::optional<Object> {
+      if (*i >= items->size()) return std::nullopt;
+      std::size_t k = (*i)++;
+      return Object(Object::Tuple{{job, static_cast<std::int64_t>(k), f,
+                                   Object::Tuple{{(*items)[k]}}, Object::Dict{}}});
+    };
+  } else {
+    next = chunked_tasks(result->job, Object(func), Object::Global{"multiprocessing.pool", "mapstar"},
+                         items, static_cast<std::size_t>(chunksize));
+  }
+  detail::IMapImpl* raw = result.get();
+  state_->taskqueue.put(detail::TaskSequence{std::move(next), [raw, keep = result](std::int64_t n) {
+                                               raw->_set_length(n);
+                                             }});
+  return IMapIterator(result, chunksize > 1);
+}
+
+void Pool::close() {
+  util::debug("closing pool");
+  detail::PoolState& s = *state_;
+  {
+    std::lock_guard lock(s.mutex);
+    if (s.state != RUN) return;
+    s.state = CLOSE;
+    s.worker_handler_state = detail::HandlerState::CLOSE;
+  }
+  s.change_notifier->put(Object());
+}
+
+void Pool::terminate() {
+  util::debug("terminating pool");
+  {
+    std::lock_guard lock(state_->mutex);
+    state_->state = TERMINATE;
+  }
+  if (state_->terminate.still_active()) state_->terminate();
+}
+
+void Pool::join() {
+  util::debug("joining pool");
+  detail::PoolState& s = *state_;
+  {
+    std::lock_guard lock(s.mutex);
+    if (s.state == RUN) throw ValueError("Pool is still running");
+    if (s.state != CLOSE && s.state != TERMINATE) throw ValueError("In unknown state");
+  }
+  if (s.worker_handler.joinable()) s.worker_handler.join();
+  if (s.task_handler.joinable()) s.task_handler.join();
+  if (s.result_handler.joinable()) s.result_handler.join();
+  std::vector<detail::Worker*> workers;
+  {
+    std::lock_guard lock(s.mutex);
+    for (auto& w : s.pool) workers.push_back(w.get());
+  }
+  for (auto* w : workers) w->join();
+}
+
+std::string Pool::repr() const {
+  std::lock_guard lock(state_->mutex);
+  return std::string("<multiprocessing.pool.") + (state_->threads ? "ThreadPool" : "Pool") +
+         " state=" + state_->state + " pool_size=" + std::to_string(state_->pool.size()) + ">";
+}
+
+std::string Pool::_state() const {
+  std::lock_guard lock(state_->mutex);
+  return state_->state;
+}
+
+std::vector<pid_t> Pool::_worker_pids() const {
+  std::lock_guard lock(state_->mutex);
+  std::vector<pid_t> pids;
+  for (auto& w : state_->pool) {
+    if (auto pid = w->pid()) pids.push_back(*pid);
+  }
+  return pids;
+}
+
+std::size_t Pool::_pool_size() const {
+  std::lock_guard lock(state_->mutex);
+  return state_->pool.size();
+}
+
+}  // namespace multiprocessing::pool

@@ -1,0 +1,340 @@
+// tests/test_pool.cpp — ports CPython's _TestPool, _TestPoolWorkerErrors and
+// _TestPoolWorkerLifetime under every start method, plus the killed-worker
+// behaviour the port adds; ThreadPool runs the same functions with threads.
+#include <signal.h>
+
+#include <algorithm>
+#include <atomic>
+#include <set>
+
+#include "support.hpp"
+
+namespace mp_test {
+
+using mp::Object;
+using mp::pool::Pool;
+using mp::pool::ThreadPool;
+
+namespace pool_tests {
+
+/// Python: sqr(x, wait=0.0).
+std::int64_t sqr(std::int64_t x) { return x * x; }
+std::int64_t sqr_wait(std::int64_t x, double wait) {
+  mp::os::sleep(wait);
+  return x * x;
+}
+/// Python: mul(x, y).
+std::int64_t mul(std::int64_t x, std::int64_t y) { return x * y; }
+/// Python: raise_large_valuerror / raising(): a task that raises.
+std::int64_t raising(std::int64_t x) { throw mp::ValueError("bad value " + std::to_string(x)); }
+/// Python: int('a') in test_map_async_callbacks.
+std::int64_t to_int(std::string s) {
+  try {
+    return std::stoll(s);
+  } catch (const std::exception&) {
+    throw mp::ValueError("invalid literal for int() with base 10: '" + s + "'");
+  }
+}
+/// Python: os.getpid, for the worker lifetime tests.
+std::int64_t getpid_task(std::int64_t) { return mp::os::getpid(); }
+/// A task that kills its own worker (SIGKILL), to test what the pool does.
+std::int64_t kill_self(std::int64_t) {
+  ::kill(mp::os::getpid(), SIGKILL);
+  mp::os::sleep(10);
+  return 0;
+}
+/// Returns a value that cannot be pickled (a Lock outside spawning).
+mp::synchronize::Lock unpicklable_result(std::int64_t) { return mp::synchronize::Lock(); }
+
+}  // namespace pool_tests
+
+MP_REGISTER_TARGET(pool_tests::sqr);
+MP_REGISTER_TARGET(pool_tests::sqr_wait);
+MP_REGISTER_TARGET(pool_tests::mul);
+MP_REGISTER_TARGET(pool_tests::raising);
+MP_REGISTER_TARGET(pool_tests::to_int);
+MP_REGISTER_TARGET(pool_tests::getpid_task);
+MP_REGISTER_TARGET(pool_tests::kill_self);
+MP_REGISTER_TARGET(pool_tests::unpicklable_result);
+
+class TestPool : public WithStartMethod {};
+
+Object::List squares(std::int64_t n) {
+  Object::List out;
+  for (std::int64_t i = 0; i < n; ++i) out.emplace_back(i * i);
+  return out;
+}
+Object::List range(std::int64_t n) {
+  Object::List out;
+  for (std::int64_t i = 0; i < n; ++i) out.emplace_back(i);
+  return out;
+}
+
+/// _TestPool.test_apply
+TEST_P(TestPool, Apply) {
+  Pool pool(4);
+  EXPECT_EQ(pool.apply(pool_tests::sqr, {5}), Object(25));
+  EXPECT_EQ(pool.apply(pool_tests::mul, {3, 4}), Object(12));
+}
+
+/// _TestPool.test_map
+TEST_P(TestPool, Map) {
+  Pool pool(4);
+  EXPECT_EQ(pool.map(pool_tests::sqr, range(10)), squares(10));
+  EXPECT_EQ(pool.map(pool_tests::sqr, range(100), 20), squares(100));
+  EXPECT_EQ(pool.map(pool_tests::sqr, std::vector<int>{1, 2, 3}), (Object::List{1, 4, 9}));
+}
+
+/// _TestPool.test_starmap and test_starmap_async
+TEST_P(TestPool, Starmap) {
+  Pool pool(4);
+  Object::List tuples, expected;
+  for (std::int64_t i = 0; i < 100; ++i) {
+    tuples.emplace_back(Object::Tuple{{i, 99 - i}});
+    expected.emplace_back(i * (99 - i));
+  }
+  EXPECT_EQ(pool.starmap(pool_tests::mul, tuples), expected);
+  EXPECT_EQ(pool.starmap(pool_tests::mul, tuples, 20), expected);
+  EXPECT_EQ(pool.starmap_async(pool_tests::mul, tuples).get(), Object(expected));
+}
+
+/// _TestPool.test_map_async and test_map_async_callbacks
+TEST_P(TestPool, MapAsyncCallbacks) {
+  Pool pool(4);
+  EXPECT_EQ(pool.map_async(pool_tests::sqr, range(10)).get(), Object(squares(10)));
+  std::vector<std::string> calls;
+  pool.map_async(pool_tests::to_int, Object::List{"1"},
+                 std::nullopt, [&](const Object& r) { calls.push_back("result " + r.repr()); },
+                 [&](const std::exception& e) { calls.push_back(std::string("error ") + e.what()); })
+      .wait();
+  ASSERT_EQ(calls.size(), 1u);
+  EXPECT_EQ(calls[0], "result [1]");
+  pool.map_async(pool_tests::to_int, Object::List{"a"}, std::nullopt,
+                 [&](const Object& r) { calls.push_back("result " + r.repr()); },
+                 [&](const std::exception& e) {
+                   EXPECT_NE(dynamic_cast<const mp::ValueError*>(&e), nullptr);
+                   calls.push_back(std::string("error ") + e.what());
+                 })
+      .wait();
+  ASSERT_EQ(calls.size(), 2u);
+  EXPECT_EQ(calls[1], "error invalid literal for int() with base 10: 'a'");
+}
+
+/// _TestPool.test_map_unplicklable: a task that cannot be pickled fails its
+/// result, it does not hang.  (A lambda cannot cross by name.)
+TEST_P(TestPool, MapUnpicklable) {
+  Pool pool(2);
+  auto lambda = [](const mp::Args& a) { return a[0]; };
+  EXPECT_THROW(pool.map(lambda, range(10)), mp::PicklingError);
+  EXPECT_THROW(pool.apply(lambda, {1}), mp::PicklingError);
+  EXPECT_EQ(pool.apply(pool_tests::sqr, {3}), Object(9));  // the pool still works
+}
+
+/// _TestPool.test_map_chunksize: an empty list with a chunksize is ready at once.
+TEST_P(TestPool, MapChunksize) {
+  Pool pool(2);
+  EXPECT_EQ(pool.map_async(pool_tests::sqr, Object::List{}, 1).get(60.0), Object(Object::List{}));
+}
+
+/// _TestPool.test_async and test_async_timeout
+TEST_P(TestPool, AsyncTimeout) {
+  Pool pool(3);
+  auto res = pool.apply_async(pool_tests::sqr_wait, {6, 1.0});
+  EXPECT_THROW(res.get(0.01), mp::TimeoutError);
+  EXPECT_FALSE(res.ready());
+  EXPECT_THROW(res.successful(), mp::ValueError);
+  EXPECT_EQ(res.get(60.0), Object(36));
+  EXPECT_TRUE(res.successful());
+}
+
+/// _TestPool.test_imap
+TEST_P(TestPool, Imap) {
+  Pool pool(4);
+  Object::List got;
+  for (const Object& r : pool.imap(pool_tests::sqr, range(10))) got.push_back(r);
+  EXPECT_EQ(got, squares(10));
+  auto it = pool.imap(pool_tests::sqr, range(1000), 100);
+  for (std::int64_t i = 0; i < 1000; ++i) ASSERT_EQ(it.next(), Object(i * i));
+  EXPECT_EQ(it.next(), std::nullopt);
+}
+
+/// _TestPool.test_imap_unordered
+TEST_P(TestPool, ImapUnordered) {
+  Pool pool(4);
+  std::multiset<std::int64_t> got, expected;
+  for (const Object& r : pool.imap_unordered(pool_tests::sqr, range(100))) got.insert(r.as<std::int64_t>());
+  for (std::int64_t i = 0; i < 100; ++i) expected.insert(i * i);
+  EXPECT_EQ(got, expected);
+  got.clear();
+  for (const Object& r : pool.imap_unordered(pool_tests::sqr, range(100), 7)) got.insert(r.as<std::int64_t>());
+  EXPECT_EQ(got, expected);
+}
+
+/// _TestPool.test_make_pool
+TEST_P(TestPool, MakePool) {
+  EXPECT_THROW(Pool(-1), mp::ValueError);
+  EXPECT_THROW(Pool(0), mp::ValueError);
+  EXPECT_THROW(Pool(1, {}, {}, 0), mp::ValueError);
+  Pool p(2);
+  EXPECT_EQ(p._pool_size(), 2u);
+  p.close();
+  p.join();
+}
+
+/// _TestPool.test_terminate: terminate() with a long queue of long tasks.
+TEST_P(TestPool, Terminate) {
+  Pool p(4);
+  auto result = p.map_async(pool_tests::sqr_wait, [] {
+    Object::List args;
+    for (int i = 0; i < 10000; ++i) args.emplace_back(Object::Tuple{{1, 0.01}});
+    return args;
+  }());
+  (void)result;
+  p.terminate();
+  p.join();  // no hang
+  EXPECT_EQ(p._state(), "TERMINATE");
+}
+
+/// _TestPool.test_empty_iterable
+TEST_P(TestPool, EmptyIterable) {
+  Pool p(1);
+  EXPECT_EQ(p.map(pool_tests::sqr, Object::List{}), Object::List{});
+  EXPECT_EQ(p.starmap(pool_tests::mul, Object::List{}), Object::List{});
+  EXPECT_EQ(p.map_async(pool_tests::sqr, Object::List{}).get(), Object(Object::List{}));
+  Object::List none;
+  for (const Object& r : p.imap(pool_tests::sqr, Object::List{})) none.push_back(r);
+  EXPECT_TRUE(none.empty());
+  p.close();
+  p.join();
+}
+
+/// _TestPool.test_context: a closed pool refuses work.
+TEST_P(TestPool, Context) {
+  Pool p(2);
+  EXPECT_EQ(p.map(pool_tests::sqr, range(5)), squares(5));
+  p.close();
+  try {
+    p.apply(pool_tests::sqr, {1});
+    ADD_FAILURE() << "no ValueError";
+  } catch (const mp::ValueError& e) {
+    EXPECT_STREQ(e.what(), "Pool not running");
+  }
+  p.join();
+}
+
+/// _TestPool.test_traceback: the task's exception reaches get() with its type,
+/// its message and the remote traceback as the cause.
+TEST_P(TestPool, Traceback) {
+  Pool p(1);
+  try {
+    p.apply(pool_tests::raising, {7});
+    ADD_FAILURE() << "no ValueError";
+  } catch (const mp::ValueError& e) {
+    EXPECT_STREQ(e.what(), "bad value 7");
+    EXPECT_NE(e.remote_traceback().find("Traceback (most recent call last)"), std::string::npos);
+    EXPECT_NE(e.remote_traceback().find("ValueError: bad value 7"), std::string::npos);
+  }
+  // _TestPool.test_map_no_failfast's core: one failing chunk fails the map.
+  EXPECT_THROW(p.map(pool_tests::raising, range(3)), mp::ValueError);
+}
+
+/// _TestPoolWorkerErrors.test_async_error_callback
+TEST_P(TestPool, AsyncErrorCallback) {
+  Pool p(2);
+  std::string seen;
+  auto res = p.apply_async(pool_tests::raising, {1}, {}, [&](const std::exception& e) { seen = e.what(); });
+  res.wait();
+  EXPECT_EQ(seen, "bad value 1");
+  EXPECT_FALSE(res.successful());
+}
+
+/// _TestPoolWorkerErrors.test_unpickleable_result: MaybeEncodingError.
+TEST_P(TestPool, UnpickleableResult) {
+  Pool p(2);
+  try {
+    p.apply(pool_tests::unpicklable_result, {1});
+    ADD_FAILURE() << "no MaybeEncodingError";
+  } catch (const mp::pool::MaybeEncodingError& e) {
+    EXPECT_NE(std::string(e.what()).find("Error sending result: '"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("Reason: 'RuntimeError("), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(p.apply(pool_tests::sqr, {2}), Object(4));
+}
+
+/// _TestPoolWorkerLifetime.test_pool_worker_lifetime: workers retire after
+/// maxtasksperchild tasks and are replaced.
+TEST_P(TestPool, WorkerLifetime) {
+  Pool p(3, {}, {}, 10);
+  EXPECT_EQ(p._pool_size(), 3u);
+  auto before = p._worker_pids();
+  std::vector<mp::pool::ApplyResult> results;
+  for (std::int64_t i = 0; i < 100; ++i) results.push_back(p.apply_async(pool_tests::sqr, {i}));
+  for (std::int64_t i = 0; i < 100; ++i) EXPECT_EQ(results[static_cast<std::size_t>(i)].get(60.0), Object(i * i));
+  // Refill the pool: the pids change as workers retire.
+  EXPECT_TRUE(wait_until([&] {
+    auto now = p._worker_pids();
+    return now.size() == 3 && now != before;
+  }));
+  p.close();
+  p.join();
+}
+
+/// Beyond CPython: a worker killed while it runs a task fails that task with
+/// WorkerLostError naming the worker and its exit code; the pool replaces it
+/// and serves the other tasks.
+TEST_P(TestPool, KilledWorkerFailsItsTask) {
+  Pool p(2);
+  auto doomed = p.apply_async(pool_tests::kill_self, {0});
+  try {
+    doomed.get(60.0);
+    ADD_FAILURE() << "no WorkerLostError";
+  } catch (const mp::pool::WorkerLostError& e) {
+    EXPECT_NE(std::string(e.what()).find("exitcode -9 (SIGKILL)"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("PoolWorker"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(p.map(pool_tests::sqr, range(20)), squares(20));
+  EXPECT_TRUE(wait_until([&] { return p._worker_pids().size() == 2; }));
+  // A map with a chunk whose worker dies fails that map only.
+  EXPECT_THROW(p.map(pool_tests::kill_self, range(1)), mp::pool::WorkerLostError);
+  EXPECT_EQ(p.apply(pool_tests::sqr, {9}), Object(81));
+  p.close();
+  p.join();
+}
+
+/// The destructor terminates, as leaving `with Pool() as p:` does.
+TEST_P(TestPool, DestructorTerminates) {
+  std::vector<pid_t> pids;
+  {
+    Pool p(2);
+    pids = p._worker_pids();
+    p.apply_async(pool_tests::sqr_wait, {1, 30.0});
+  }
+  for (pid_t pid : pids) EXPECT_NE(::kill(pid, 0), 0);  // reaped, gone
+}
+
+/// The repr, as Python's.
+TEST_P(TestPool, Repr) {
+  Pool p(2);
+  EXPECT_EQ(p.repr(), "<multiprocessing.pool.Pool state=RUN pool_size=2>");
+  p.close();
+  EXPECT_EQ(p.repr(), "<multiprocessing.pool.Pool state=CLOSE pool_size=2>");
+  p.join();
+}
+
+INSTANTIATE_TEST_SUITE_P(WithProcesses, TestPool, ::testing::ValuesIn(start_methods()), method_name);
+
+/// The same functions on ThreadPool (CPython's WithThreadsTestPool), and a
+/// lambda, which a ThreadPool accepts.
+TEST(TestThreadPool, Basics) {
+  ThreadPool p(4);
+  EXPECT_EQ(p.apply(pool_tests::sqr, {5}), Object(25));
+  EXPECT_EQ(p.map(pool_tests::sqr, range(100), 7), squares(100));
+  int offset = 10;
+  EXPECT_EQ(p.apply([offset](const mp::Args& a) { return a[0].as<std::int64_t>() + offset; }, {1}), Object(11));
+  EXPECT_THROW(p.apply(pool_tests::raising, {1}), mp::ValueError);
+  EXPECT_EQ(p.repr(), "<multiprocessing.pool.ThreadPool state=RUN pool_size=4>");
+  p.close();
+  p.join();
+}
+
+}  // namespace mp_test
