@@ -1017,8 +1017,9 @@ TEST_P(TestPoll, DontMerge) {
 
 // ---------------------------------------------------------------- wait
 
-/// TestWait.test_wait (shape): connections, a listener, a process and a raw fd
-/// in one list; the ready objects themselves come back.
+/// connection.wait() on every kind of object at once: connections, a
+/// listener, a process and a raw fd in one list; the ready objects themselves
+/// come back.
 TEST_P(TestPoll, WaitMixed) {
   auto [a, b] = conn::Pipe();
   auto [c, d] = conn::Pipe();
