@@ -299,50 +299,63 @@ TEST_P(TestCondition, Notify) {
   t.join();
 }
 
-/// _TestCondition.test_notify_all: timed-out sleepers
-/// are accounted for; notify(n) wakes n; notify_all wakes the rest.
-TEST_P(TestCondition, NotifyAllAndN) {
+/// Python's shared step of test_notify_all and test_notify_n: start three
+/// processes and three threads that wait on `cond` with no timeout, and wait
+/// until all six sleep.
+struct Sleepers {
+  std::vector<std::unique_ptr<mp::Process>> procs;
+  std::vector<std::unique_ptr<mp::dummy::Process>> threads;
+
+  void start(sync::Condition& cond, sync::Semaphore& sleeping, sync::Semaphore& woken) {
+    for (int i = 0; i < 3; ++i) {
+      procs.push_back(std::make_unique<mp::Process>(mp::ProcessOptions{
+          .target = sleeper, .args = {cond, sleeping, woken, std::optional<double>()}, .daemon = true}));
+      procs.back()->start();
+      threads.push_back(std::make_unique<mp::dummy::Process>(
+          mp::ProcessOptions{.target = [=] { sleeper(cond, sleeping, woken, std::nullopt); }}));
+      threads.back()->start();
+    }
+    // wait for them to all sleep
+    for (int i = 0; i < 6; ++i) ASSERT_TRUE(sleeping.acquire(true, 60.0));
+  }
+  void join() {
+    for (auto& p : procs) join_process(*p);
+    for (auto& t : threads) t->join();
+  }
+};
+
+/// _TestCondition.test_notify_all: three sleepers with a zero timeout wake by
+/// themselves and are accounted for; then notify_all() wakes three processes
+/// and three threads.
+TEST_P(TestCondition, NotifyAll) {
   auto cond = mp::Condition();
   auto sleeping = mp::Semaphore(0);
   auto woken = mp::Semaphore(0);
-  std::vector<std::unique_ptr<mp::Process>> procs;
-  std::vector<std::unique_ptr<mp::dummy::Process>> threads;
+  std::vector<std::unique_ptr<mp::Process>> timed_out;
   // Three that time out at once.
   for (int i = 0; i < 3; ++i) {
-    procs.push_back(std::make_unique<mp::Process>(mp::ProcessOptions{
+    timed_out.push_back(std::make_unique<mp::Process>(mp::ProcessOptions{
         .target = sleeper, .args = {cond, sleeping, woken, std::optional<double>(0.0)}, .daemon = true}));
-    procs.back()->start();
+    timed_out.back()->start();
   }
   for (int i = 0; i < 3; ++i) ASSERT_TRUE(sleeping.acquire(true, 60.0));
   reaches_eventually([&] { return woken.get_value(); }, 3);
   check_invariant(cond);
   for (int i = 0; i < 3; ++i) woken.acquire();
+  for (auto& p : timed_out) join_process(*p);
 
-  // Three processes and three threads that wait for a notification.
-  for (int i = 0; i < 3; ++i) {
-    procs.push_back(std::make_unique<mp::Process>(mp::ProcessOptions{
-        .target = sleeper, .args = {cond, sleeping, woken, std::optional<double>()}, .daemon = true}));
-    procs.back()->start();
-    threads.push_back(std::make_unique<mp::dummy::Process>(
-        mp::ProcessOptions{.target = [=] { sleeper(cond, sleeping, woken, std::nullopt); }}));
-    threads.back()->start();
-  }
-  for (int i = 0; i < 6; ++i) ASSERT_TRUE(sleeping.acquire(true, 60.0));
+  Sleepers sleepers;
+  sleepers.start(cond, sleeping, woken);
+  // check no process/thread has woken up
   mp::os::sleep(0.1);
   EXPECT_EQ(woken.get_value(), 0);
 
   cond.acquire();
-  cond.notify(2);  // wake two
-  cond.release();
-  reaches_eventually([&] { return woken.get_value(); }, 2);
-
-  cond.acquire();
-  cond.notify_all();  // and the other four
+  cond.notify_all();  // wake them all up
   cond.release();
   reaches_eventually([&] { return woken.get_value(); }, 6);
   check_invariant(cond);
-  for (auto& p : procs) join_process(*p);
-  for (auto& t : threads) t->join();
+  sleepers.join();
 }
 
 /// _TestCondition.test_timeout
@@ -401,18 +414,8 @@ TEST_P(TestCondition, NotifyN) {
   auto cond = mp::Condition();
   auto sleeping = mp::Semaphore(0);
   auto woken = mp::Semaphore(0);
-  std::vector<std::unique_ptr<mp::Process>> procs;
-  std::vector<std::unique_ptr<mp::dummy::Process>> threads;
-  for (int i = 0; i < 3; ++i) {
-    procs.push_back(std::make_unique<mp::Process>(mp::ProcessOptions{
-        .target = sleeper, .args = {cond, sleeping, woken, std::optional<double>()}, .daemon = true}));
-    procs.back()->start();
-    threads.push_back(std::make_unique<mp::dummy::Process>(
-        mp::ProcessOptions{.target = [=] { sleeper(cond, sleeping, woken, std::nullopt); }}));
-    threads.back()->start();
-  }
-  // wait for them to all sleep
-  for (int i = 0; i < 6; ++i) ASSERT_TRUE(sleeping.acquire(true, 60.0));
+  Sleepers sleepers;
+  sleepers.start(cond, sleeping, woken);
   // check no process/thread has woken up
   mp::os::sleep(0.1);
   EXPECT_EQ(woken.get_value(), 0);
@@ -433,8 +436,7 @@ TEST_P(TestCondition, NotifyN) {
   EXPECT_EQ(woken.get_value(), 6);
 
   check_invariant(cond);
-  for (auto& p : procs) join_process(*p);
-  for (auto& t : threads) t->join();
+  sleepers.join();
 }
 
 /// _TestCondition.test_wait_result: wait(0) and wait(0.1) time out (false); a
