@@ -1,6 +1,8 @@
 // tests/test_connection.cpp — ports CPython's _TestConnection, _TestListener,
-// _TestListenerClient and _TestPoll (Lib/test/_test_multiprocessing.py), the
-// OtherTest handshake cases, and this port's own: the frame header, the
+// _TestListenerClient, _TestPoll, _TestPicklingConnections, TestWait,
+// TestIgnoreEINTR, TestCloseFds and TestInvalidHandle
+// (Lib/test/_test_multiprocessing.py), the OtherTest handshake cases, and this
+// port's own: the frame header, the
 // handshake in both CPython versions, and a Listener that survives bad clients.
 // Across processes with multiprocessing::Process, once per start method.
 #include <fcntl.h>
@@ -822,6 +824,30 @@ TEST(TestHandshake, AllDigests) {
   EXPECT_THROW(std::rethrow_exception(answer_error), mp::AuthenticationError);
 }
 
+/// OtherTest.test_deliver_challenge_auth_failure: the peer answers the
+/// challenge with bytes that are no digest: AuthenticationError.
+TEST(TestHandshake, DeliverChallengeAuthFailure) {
+  auto [a, b] = conn::Pipe();
+  std::thread peer([&b = b] {
+    b.recv_bytes();  // the challenge
+    b.send_bytes("something bogus");
+    b.recv_bytes();  // #FAILURE#
+  });
+  EXPECT_THROW(conn::deliver_challenge(a, mp::Bytes("abc")), mp::AuthenticationError);
+  peer.join();
+}
+
+/// OtherTest.test_answer_challenge_auth_failure: the peer sends a bare
+/// #CHALLENGE#, then bytes that are not #WELCOME#: AuthenticationError.
+/// (Like CPython 3.12, the port already refuses the empty challenge as too
+/// short; 3.11 answers it and refuses the reply.)
+TEST(TestHandshake, AnswerChallengeAuthFailure) {
+  auto [a, b] = conn::Pipe();
+  a.send_bytes("#CHALLENGE#");
+  a.send_bytes("something bogus");
+  EXPECT_THROW(conn::answer_challenge(b, mp::Bytes("abc")), mp::AuthenticationError);
+}
+
 /// Reference §3.2/3.3 and OtherTest: the challenge bytes, the responses a 3.11
 /// and a 3.12 peer send, checked against known HMACs.
 TEST(TestHandshake, WireForms) {
@@ -1197,47 +1223,39 @@ TEST_P(TestWait, NegTimeout) {
 
 // ---------------------------------------------------------------- fd transfer
 
-/// _TestConnection.test_fd_transfer: the test sends the fd of a file it
-/// opened; the child writes through the fd it received.
-TEST_P(TestConnection, FdTransfer) {
+/// Python: test_fd_transfer and test_large_fd_transfer: a child receives the
+/// fd of a file the test opened (numbered above 256 when `large`: the test
+/// dup2s it there and the child fills every fd below 256 first) and writes
+/// `data` through it; the test finds `data` in the file.
+void check_fd_transfer(const std::string& data, bool large) {
   auto [c, child_conn] = mp::Pipe(true);
-  mp::Process p({.target = connection_tests::writefd, .args = {child_conn, mp::Bytes("foo"), false},
+  mp::Process p({.target = connection_tests::writefd, .args = {child_conn, mp::Bytes(data), large},
                  .daemon = true});
   p.start();
   std::string path = mp::util::get_temp_dir() + "/fd_transfer";
   {
     mp::os::Fd f(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
     ASSERT_TRUE(f);
+    if (large) {
+      int newfd = 256;
+      while (::fcntl(newfd, F_GETFD) != -1) ++newfd;
+      f = mp::os::Fd(::fcntl(f.get(), F_DUPFD_CLOEXEC, newfd));
+      ASSERT_GE(f.get(), 256);
+    }
     mp::reduction::send_handle(c.fileno(), f.get());
   }
   join_process(p);
   std::ifstream in(path);
-  EXPECT_EQ(std::string(std::istreambuf_iterator<char>(in), {}), "foo");
+  EXPECT_EQ(std::string(std::istreambuf_iterator<char>(in), {}), data);
   ::unlink(path.c_str());
 }
 
-/// _TestConnection.test_large_fd_transfer (issue #11657): the fd sent is above
-/// 256 in the test, and the child receives it above 256 too.
-TEST_P(TestConnection, LargeFdTransfer) {
-  auto [c, child_conn] = mp::Pipe(true);
-  mp::Process p({.target = connection_tests::writefd, .args = {child_conn, mp::Bytes("bar"), true},
-                 .daemon = true});
-  p.start();
-  std::string path = mp::util::get_temp_dir() + "/large_fd_transfer";
-  {
-    mp::os::Fd f(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
-    ASSERT_TRUE(f);
-    int newfd = 256;
-    while (::fcntl(newfd, F_GETFD) != -1) ++newfd;
-    mp::os::Fd large(::fcntl(f.get(), F_DUPFD_CLOEXEC, newfd));
-    ASSERT_GE(large.get(), 256);
-    mp::reduction::send_handle(c.fileno(), large.get());
-  }
-  join_process(p);
-  std::ifstream in(path);
-  EXPECT_EQ(std::string(std::istreambuf_iterator<char>(in), {}), "bar");
-  ::unlink(path.c_str());
-}
+/// _TestConnection.test_fd_transfer: the test sends the fd of a file it
+/// opened; the child writes through the fd it received.
+TEST_P(TestConnection, FdTransfer) { check_fd_transfer("foo", false); }
+
+/// _TestConnection.test_large_fd_transfer (issue #11657): an fd above 256.
+TEST_P(TestConnection, LargeFdTransfer) { check_fd_transfer("bar", true); }
 
 /// _TestConnection.test_missing_fd_transfer: data without an fd in the
 /// ancillary data is a RuntimeError.
