@@ -2,8 +2,7 @@
 // (Lib/test/_test_multiprocessing.py): SharedMemory and ShareableList within one
 // process, across processes of each start method (fork, spawn, forkserver, as
 // CPython's mixins run them), across a process killed while it held a block,
-// and with a Python process attached to a list made here.  SharedMemory and
-// ShareableList objects do not cross to a spawned child yet: the children
+// and with a Python process attached to a list made here.  Most children
 // attach by name, as most of CPython's tests do.
 #include <sys/statvfs.h>
 #include <sys/wait.h>

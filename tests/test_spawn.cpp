@@ -2,7 +2,8 @@
 // a child that is this program run again, the Process object crossing as
 // pickles, targets crossing by registered name, and the errors a parent gets
 // when something cannot cross.  The memory lesson: a global changed before
-// start() is seen under fork and not under spawn.
+// start() is seen under fork and not under spawn.  Ports CPython's
+// TestNoForkBomb and TestNamedResource, which run programs of their own.
 #include <fcntl.h>
 #include <unistd.h>
 

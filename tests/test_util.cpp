@@ -1,5 +1,6 @@
-// tests/test_util.cpp — ports CPython's _TestFinalize, _TestLogging and the util
-// behaviours the process tests rely on (after-fork hooks, narration by log_to_stderr).
+// tests/test_util.cpp — ports CPython's _TestFinalize, _TestLogging and
+// TestForkAwareThreadLock, and the util behaviours the process tests rely on
+// (after-fork hooks, narration by log_to_stderr).
 // Run under every start method; the children's targets are registered by name
 // and report back through Pipes.
 #include <unistd.h>
