@@ -83,7 +83,11 @@ def compiled_tests(binary):
 
 
 def find_cpython_file(argv):
-    candidates = argv[3:4]
+    if len(argv) > 3 and argv[3]:
+        if not os.path.isfile(argv[3]):
+            sys.exit(f"{argv[3]}: no such file (CPYTHON_TEST_FILE)")
+        return argv[3]
+    candidates = []
     if sys.version_info[:2] == (3, 11):
         candidates.append(os.path.join(sysconfig.get_paths()["stdlib"], "test",
                                        "_test_multiprocessing.py"))
