@@ -1122,7 +1122,10 @@ TEST_P(TestWait, WaitSlow) { check_wait(true); }
 /// Python: TestWait.test_wait_socket(slow): four children write "0\n".."9\n"
 /// on plain sockets; wait() on the accepted sockets' fds until each is at EOF.
 void check_wait_socket(bool slow) {
-  conn::Listener l(conn::InetAddress{"127.0.0.1", 0});
+  // Python's socket.create_server listens with a backlog of many; with
+  // Listener's default of 1, the kernel would make the fourth client wait to
+  // retry its SYN (about a second).
+  conn::Listener l(conn::InetAddress{"127.0.0.1", 0}, std::nullopt, /*backlog=*/4);
   std::vector<std::unique_ptr<mp::Process>> procs;
   for (int i = 0; i < 4; ++i) {
     procs.push_back(std::make_unique<mp::Process>(mp::ProcessOptions{
