@@ -28,6 +28,7 @@
 
 #include "multiprocessing/exceptions.hpp"
 #include "multiprocessing/os.hpp"
+#include "multiprocessing/spawn.hpp"
 
 namespace multiprocessing::resource_tracker {
 
@@ -432,6 +433,16 @@ bool ResourceTracker::_check_alive() {
 }
 
 void ResourceTracker::_ensure_running_locked() {
+  if (!fd_) {
+    // A spawned child still running its static initialisers: its parent's
+    // tracker is already there for it (see spawn::_inherited_tracker_fd).
+    if (std::optional<int> inherited = spawn::_inherited_tracker_fd()) {
+      ::fcntl(*inherited, F_SETFD, FD_CLOEXEC);
+      fd_ = os::Fd(*inherited);
+      pid_ = -1;  // not our child: only probe writes tell whether it lives
+      launcher_ = -1;
+    }
+  }
   if (fd_) {
     // Python: "resource tracker was launched before, is it still running?"
     bool reaped = false;
@@ -473,7 +484,8 @@ void ResourceTracker::ensure_running() {
 
 void ResourceTracker::_set_fd(int fd) {
   std::lock_guard<std::mutex> guard(lock_);
-  fd_ = os::Fd(fd);
+  // The same fd when a static initialiser already adopted it (above).
+  if (fd_.get() != fd) fd_ = os::Fd(fd);
   pid_ = -1;       // not our child: only probe writes tell whether it lives
   launcher_ = -1;
 }

@@ -26,7 +26,7 @@ constexpr const char* SHM_NAME_PREFIX = "/psm_";
 constexpr std::size_t SHM_SAFE_NAME_LENGTH = 14;
 
 /// Python: `_make_filename()`: the prefix and secrets.token_hex(4), "/psm_0123abcd".
-std::string make_filename() {
+std::string make_random_filename() {
   std::size_t nbytes = (SHM_SAFE_NAME_LENGTH - std::strlen(SHM_NAME_PREFIX)) / 2;
   static const char hex[] = "0123456789abcdef";
   std::string name = SHM_NAME_PREFIX;
@@ -38,6 +38,8 @@ std::string make_filename() {
 }
 
 }  // namespace
+
+std::function<std::string()> _make_filename = make_random_filename;
 
 // ================================================================ SharedMemory
 
@@ -57,7 +59,7 @@ SharedMemory::SharedMemory(std::optional<std::string> name, bool create, std::in
     // O_EXCL makes a name collision an error rather than a shared block; try
     // another random name until one is free.
     for (;;) {
-      std::string candidate = make_filename();
+      std::string candidate = _make_filename();
       fd_ = ::shm_open(candidate.c_str(), flags, mode);
       if (fd_ >= 0) {
         name_ = candidate;

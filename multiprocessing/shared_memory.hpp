@@ -13,6 +13,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <span>
 #include <string>
@@ -22,6 +23,13 @@
 #include "multiprocessing/reduction/pickle.hpp"
 
 namespace multiprocessing::shared_memory {
+
+/// Python: shared_memory._make_filename(): a fresh block name, "/psm_" and 8
+/// random hex digits (with the leading '/').  SharedMemory(create=true) without
+/// a name calls it until shm_open finds the name free.  A replaceable function
+/// object, as Python's module attribute is: CPython's
+/// test_shared_memory_recreate patches it to return names it chose.
+extern std::function<std::string()> _make_filename;
 
 /// Python: shared_memory.SharedMemory(name=None, create=False, size=0).
 /// Creates a new shared memory block or attaches to an existing one.

@@ -139,6 +139,22 @@ std::vector<std::string> get_command_line(
   return cmd;
 }
 
+std::optional<int> _inherited_tracker_fd() {
+  std::vector<std::string> argv = _argv();
+  {
+    std::lock_guard guard(state().lock);
+    if (state().bootstrapped) return std::nullopt;
+  }
+  if (!is_forking(argv)) return std::nullopt;
+  try {
+    std::optional<long> tracker_fd = parse_kwds(argv)["tracker_fd"];
+    if (tracker_fd) return static_cast<int>(*tracker_fd);
+  } catch (const ValueError&) {
+    // A malformed command line: freeze_support() will say so.
+  }
+  return std::nullopt;
+}
+
 // ------------------------------------------------------------------ the child's side
 
 // [spawn-freeze-support]

@@ -42,6 +42,16 @@ bool is_forking(const std::vector<std::string>& argv);
 /// This program's command line, from /proc/self/cmdline (Python: sys.argv).
 std::vector<std::string> _argv();
 
+/// The tracker fd this process was given on its command line
+/// ("tracker_fd=N") if it is a spawned child that has not reached
+/// spawn_main() yet; else nullopt.  No Python twin: Python's spawn_main sets
+/// the tracker's fd before the main module runs, but in C++ the static
+/// initialisers run before main() reaches freeze_support().  One that makes a
+/// named semaphore (a global of the spawn context, gh-90549) must report to the
+/// parent's tracker all the same, not to a tracker of its own that would find
+/// the semaphore "leaked" when the child exits: the resource tracker asks here.
+std::optional<int> _inherited_tracker_fd();
+
 /// Python: spawn.freeze_support(): in a spawned child, run the Process object
 /// the parent sends and exit with its exit code; elsewhere, return.  Call it
 /// first thing in main().  (Also multiprocessing::freeze_support().)

@@ -387,6 +387,29 @@ void _run_after_forkers() {
   }
 }
 
+std::size_t _afterfork_count() {
+  std::lock_guard guard(state().lock);
+  return state().afterfork_registry.size();
+}
+
+ForkAwareThreadLock::ForkAwareThreadLock()
+    : after_fork_(register_after_fork([this] { _at_fork_reinit(); })) {}
+
+bool ForkAwareThreadLock::acquire(bool blocking) {
+  if (!blocking) return lock_.try_lock();
+  lock_.lock();
+  return true;
+}
+
+void ForkAwareThreadLock::release() { lock_.unlock(); }
+
+void ForkAwareThreadLock::_at_fork_reinit() {
+  // The child is single-threaded now; the old mutex may be "held" by a thread
+  // that only existed in the parent.  A new one in its place, as Python's
+  // Lock._at_fork_reinit() does; the old one is abandoned, never unlocked.
+  new (&lock_) std::mutex;
+}
+
 // ------------------------------------------------------------------ temp dir
 
 namespace {

@@ -8,11 +8,13 @@
 #include <sys/types.h>
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 namespace multiprocessing::util {
@@ -184,6 +186,78 @@ class AfterForkRegistration {
 
 /// Python: util._run_after_forkers(); exceptions are logged with info().
 void _run_after_forkers();
+
+/// How many after-fork callbacks are registered (Python: len(_afterfork_registry)).
+std::size_t _afterfork_count();
+
+/// Python: util.ForkAwareThreadLock: a lock between the threads of one process
+/// that a child started by fork gets back unlocked, even when another thread of
+/// the parent held it at the instant of fork() (that thread does not exist in
+/// the child, so it could never release it).  Python re-creates the lock in
+/// the child from the after-fork registry; so does this class.  Each object
+/// adds exactly one entry to that registry and removes it when destroyed, so
+/// the registry does not grow from one generation of processes to the next
+/// (issue #17555, TestForkAwareThreadLock).  Neither copyable nor movable: the
+/// registry entry refers to this object.  BasicLockable and Lockable, so
+/// `std::lock_guard guard(lock);` is Python's `with lock:`.
+class ForkAwareThreadLock {
+ public:
+  ForkAwareThreadLock();
+  ForkAwareThreadLock(const ForkAwareThreadLock&) = delete;
+  ForkAwareThreadLock& operator=(const ForkAwareThreadLock&) = delete;
+
+  /// Python: acquire(blocking=True): true once held; false only when
+  /// `blocking` is false and another thread holds it.
+  bool acquire(bool blocking = true);
+  /// Python: release().
+  void release();
+  void lock() { acquire(); }                       ///< std::lock_guard's spelling of acquire()
+  bool try_lock() { return acquire(false); }       ///< std::unique_lock's spelling
+  void unlock() { release(); }                     ///< std::lock_guard's spelling of release()
+  /// Python: _at_fork_reinit(): a new, unlocked lock (run in a forked child).
+  void _at_fork_reinit();
+
+ private:
+  std::mutex lock_;
+  AfterForkRegistration after_fork_;  // Python: register_after_fork(self, ...)
+};
+
+/// Python: util.ForkAwareLocal, a threading.local whose contents a child
+/// started by fork finds empty: each thread sees its own `T`, made (value
+/// initialised) on first use; after fork, the child's registry callback drops
+/// every thread's value, as Python clears the object's __dict__.  What Python
+/// keeps as attributes (a manager proxy's `connection`), `T` holds as members.
+/// A thread's value lives until clear(), the next fork, or this object's end.
+template <class T>
+class ForkAwareLocal {
+ public:
+  ForkAwareLocal() : after_fork_(register_after_fork([this] { clear(); })) {}
+  ForkAwareLocal(const ForkAwareLocal&) = delete;
+  ForkAwareLocal& operator=(const ForkAwareLocal&) = delete;
+
+  /// This thread's value (Python: attribute access on the local object).
+  T& get() {
+    std::lock_guard guard(lock_);
+    std::unique_ptr<T>& value = values_[std::this_thread::get_id()];
+    if (!value) value = std::make_unique<T>();
+    return *value;
+  }
+  /// Whether this thread has a value (Python: `self.__dict__` is not empty).
+  bool has_value() const {
+    std::lock_guard guard(lock_);
+    return values_.count(std::this_thread::get_id()) != 0;
+  }
+  /// Drop every thread's value (Python: `obj.__dict__.clear()`).
+  void clear() {
+    std::lock_guard guard(lock_);
+    values_.clear();
+  }
+
+ private:
+  mutable std::mutex lock_;
+  std::map<std::thread::id, std::unique_ptr<T>> values_;
+  AfterForkRegistration after_fork_;
+};
 
 // ------------------------------------------------------------------ temp dir
 

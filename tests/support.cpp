@@ -55,6 +55,54 @@ void join_process(mp::BaseProcess& p, double timeout) {
   }
 }
 
+ScriptResult run_program(const std::vector<std::string>& argv, double timeout) {
+  auto [out_r, out_w] = mp::os::pipe();
+  auto [err_r, err_w] = mp::os::pipe();
+  std::vector<char*> args;
+  for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  pid_t pid = mp::os::fork();
+  if (pid == 0) {
+    // dup2 onto 1 and 2: the copies are inheritable, the originals are
+    // close-on-exec and vanish with the exec.
+    ::dup2(out_w.get(), STDOUT_FILENO);
+    ::dup2(err_w.get(), STDERR_FILENO);
+    ::execv(args[0], args.data());
+    ::_exit(127);
+  }
+  out_w.close();
+  err_w.close();
+  ScriptResult result;
+  const double deadline = mp::os::monotonic() + timeout;
+  bool killed = false;
+  std::vector<pollfd> fds = {{out_r.get(), POLLIN, 0}, {err_r.get(), POLLIN, 0}};
+  std::string* sinks[] = {&result.out, &result.err};
+  while (fds[0].fd >= 0 || fds[1].fd >= 0) {
+    double left = deadline - mp::os::monotonic();
+    if (left <= 0 && !killed) {
+      ::kill(pid, SIGKILL);
+      killed = true;
+    }
+    if (::poll(fds.data(), fds.size(), left > 0 ? static_cast<int>(left * 1000) + 1 : 1000) < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    for (std::size_t i = 0; i < fds.size(); ++i) {
+      if (fds[i].fd < 0 || fds[i].revents == 0) continue;
+      std::string chunk = mp::os::read(fds[i].fd, 65536);
+      if (chunk.empty()) {
+        fds[i].fd = -1;  // EOF; the Fd closes it at the end
+      } else {
+        *sinks[i] += chunk;
+      }
+    }
+    if (killed && mp::os::monotonic() > deadline + 30) break;  // a grandchild keeps the pipes
+  }
+  auto [_, status] = mp::os::waitpid(pid, 0);
+  result.rc = mp::os::waitstatus_to_exitcode(status);
+  return result;
+}
+
 HelperProcess::HelperProcess(const std::string& test) {
   auto [out_r, out_w] = mp::os::pipe();
   auto [err_r, err_w] = mp::os::pipe();

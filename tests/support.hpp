@@ -77,6 +77,20 @@ class HelperProcess {
   std::string out_pending_;
 };
 
+/// What a program run to its end did (Python: script_helper's result).
+struct ScriptResult {
+  int rc = -1;       ///< its exit code (negative: the signal that killed it)
+  std::string out;   ///< all it wrote on stdout
+  std::string err;   ///< all it and its children wrote on stderr, to EOF
+};
+
+/// Python: test.support.script_helper.run_python_until_end, for a C++ program:
+/// run `argv` (argv[0] is the path) with stdout and stderr as pipes, read both
+/// until every process holding them has closed them (the program and, say, a
+/// resource tracker it started), then reap it.  After `timeout` seconds the
+/// program is killed (rc -SIGKILL).
+ScriptResult run_program(const std::vector<std::string>& argv, double timeout = 120.0);
+
 /// Poll `done` every 10 ms until it returns true or `timeout` seconds pass.
 /// \return its last result.
 bool wait_until(const std::function<bool()>& done, double timeout = 30.0);

@@ -13,8 +13,10 @@
 #include <atomic>
 #include <cerrno>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <memory>
+#include <set>
 #include <sstream>
 
 #include "support.hpp"
@@ -873,6 +875,115 @@ TEST_P(TestSubclassingProcess, SysExit) {
     join_process(p);
     EXPECT_EQ(p.exitcode(), c.expected);
   }
+}
+
+namespace test_process {
+/// Python: _TestProcess._test_child_fd_inflation: report this process's
+/// number of open fds, then wait.
+void child_fd_inflation(mp::synchronize::Event& evt, Connection& conn) {
+  std::int64_t count = 0;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd")) {
+    (void)entry;
+    ++count;
+  }
+  conn.send(count);
+  evt.wait();
+}
+
+/// Python: _TestProcess._sleep_and_set_event.
+void sleep_and_set_event(mp::synchronize::Event& evt, double delay) {
+  mp::os::sleep(delay);
+  evt.set();
+}
+}  // namespace test_process
+MP_REGISTER_TARGET(test_process::child_fd_inflation);
+MP_REGISTER_TARGET(test_process::sleep_and_set_event);
+
+/// _TestProcess.test_set_executable: a child starts with the executable set
+/// as an absolute path and as a path relative to the working directory.
+/// (Python's three spellings, str, bytes and PathLike, are all one
+/// std::string here.)  Under fork the setting is not used.
+TEST_P(TestProcess, SetExecutable) {
+  const std::filesystem::path exe = std::filesystem::read_symlink("/proc/self/exe");
+  for (const std::filesystem::path& path : {exe, std::filesystem::relative(exe)}) {
+    mp::spawn::set_executable(path.string());
+    // A fork server already running keeps the program it was started with;
+    // a new one starts from the path set.
+    mp::forkserver::_forkserver()._stop();
+    mp::Process p;
+    p.start();
+    join_process(p);
+    EXPECT_EQ(p.exitcode(), 0) << path;
+  }
+  mp::spawn::set_executable(std::nullopt);
+  mp::forkserver::_forkserver()._stop();
+}
+
+/// _TestProcess.test_child_fd_inflation: the number of fds of a spawn or
+/// forkserver child does not grow with the number of running children.
+/// (Python reports through a Queue; here all write on one pipe, each message
+/// a single atomic write.)
+TEST_P(TestProcess, ChildFdInflation) {
+  if (forking()) GTEST_SKIP() << "the fork method by design inherits all fds from the parent";
+  const int N = 5;
+  mp::synchronize::Event evt;
+  auto [reader, writer] = mp::Pipe(false);
+  std::vector<std::unique_ptr<mp::Process>> procs;
+  for (int i = 0; i < N; ++i) {
+    procs.push_back(std::make_unique<mp::Process>(
+        mp::ProcessOptions{.target = test_process::child_fd_inflation, .args = {evt, writer}}));
+  }
+  for (auto& p : procs) p->start();
+  std::set<std::int64_t> fd_counts;
+  std::string all;
+  for (int i = 0; i < N; ++i) {
+    std::int64_t count = reader.recv().as<std::int64_t>();
+    fd_counts.insert(count);
+    all += std::to_string(count) + " ";
+  }
+  evt.set();
+  for (auto& p : procs) join_process(*p);
+  EXPECT_EQ(fd_counts.size(), 1u) << all;
+}
+
+/// Python: _TestProcess.check_forkserver_death (bpo-31308): the fork server
+/// gets `signum` while a child it started sleeps 0.5 s; a new child still
+/// starts and runs (the server is restarted if it died), and the first one
+/// ends with 0, or 255 when its exit status died with the server.
+void check_forkserver_death(int signum) {
+  mp::forkserver::ensure_running();
+  const double delay = 0.5;
+  mp::synchronize::Event evt;
+  mp::Process proc({.target = test_process::sleep_and_set_event, .args = {evt, delay}});
+  proc.start();
+  std::optional<pid_t> pid = mp::forkserver::_forkserver()._pid();
+  ASSERT_TRUE(pid);
+  mp::os::kill(*pid, signum);
+  // give time to the fork server to die and time to proc to complete
+  mp::os::sleep(delay * 2.0);
+
+  mp::synchronize::Event evt2;
+  mp::Process proc2({.target = test_process::sleep_and_set_event, .args = {evt2, 0.0}});
+  proc2.start();
+  join_process(proc2);
+  EXPECT_TRUE(evt2.is_set());
+  EXPECT_EQ(proc2.exitcode(), 0);
+
+  join_process(proc);
+  EXPECT_TRUE(evt.is_set());
+  EXPECT_TRUE(proc.exitcode() == 0 || proc.exitcode() == 255) << proc.exitcode().value_or(-1000);
+}
+
+/// _TestProcess.test_forkserver_sigint: a catchable signal.
+TEST_P(TestProcess, ForkserverSigint) {
+  if (GetParam() != "forkserver") GTEST_SKIP() << "forkserver only";
+  check_forkserver_death(SIGINT);
+}
+
+/// _TestProcess.test_forkserver_sigkill: an uncatchable signal.
+TEST_P(TestProcess, ForkserverSigkill) {
+  if (GetParam() != "forkserver") GTEST_SKIP() << "forkserver only";
+  check_forkserver_death(SIGKILL);
 }
 
 INSTANTIATE_TEST_SUITE_P(WithProcesses, TestProcess, ::testing::ValuesIn(start_methods()), method_name);

@@ -2,8 +2,7 @@
 // (Lib/test/_test_multiprocessing.py): SharedMemory and ShareableList within one
 // process, across processes of each start method (fork, spawn, forkserver, as
 // CPython's mixins run them), across a process killed while it held a block,
-// and with a Python process attached to a list made here.  SharedMemory and
-// ShareableList objects do not cross to a spawned child yet: the children
+// and with a Python process attached to a list made here.  Most children
 // attach by name, as most of CPython's tests do.
 #include <sys/statvfs.h>
 #include <sys/wait.h>
@@ -138,6 +137,71 @@ TEST_P(TestSharedMemory, SharedMemoryGeneratedNames) {
   a.unlink();
   b.unlink();
   EXPECT_FALSE(shm_file_exists(a.name()));
+}
+
+/// _TestSharedMemory.test_shared_memory_recreate: when _make_filename returns
+/// the name of a block that exists, creation tries the next name.  CPython
+/// patches _make_filename with unittest.mock; it is a replaceable function
+/// object here, so the test does the same.
+TEST_P(TestSharedMemory, SharedMemoryRecreate) {
+  const std::vector<std::string> names = {"/" + new_shm_name("test03_fn"), "/" + new_shm_name("test04_fn")};
+  auto saved = shm::_make_filename;
+  std::size_t next = 0;
+  // Python: mock_make_filename.side_effect = names
+  shm::_make_filename = [&] { return names.at(next++); };
+  shm::SharedMemory shm1(std::nullopt, true, 1);
+  EXPECT_EQ("/" + shm1.name(), names[0]);
+  next = 0;
+  shm::SharedMemory shm2(std::nullopt, true, 1);
+  EXPECT_EQ("/" + shm2.name(), names[1]);
+  EXPECT_EQ(next, 2u);
+  shm::_make_filename = saved;
+  shm1.unlink();
+  shm2.unlink();
+}
+
+/// _TestSharedMemory.test_shared_memory_pickle_unpickle: dumps and loads in
+/// this process, for every protocol the port writes (2 to 5; it does not
+/// write 0 and 1): the copy is another mapping of the same block.
+TEST_P(TestSharedMemory, SharedMemoryPickleUnpickle) {
+  auto bytes = [](const shm::SharedMemory& m) { return bytes_of(m, 6); };
+  auto put = [](shm::SharedMemory& m, const std::string& s) { std::copy(s.begin(), s.end(), m.buf().begin()); };
+  for (int proto = 2; proto <= mp::reduction::HIGHEST_PROTOCOL; ++proto) {
+    SCOPED_TRACE("proto=" + std::to_string(proto));
+    shm::SharedMemory sms(std::nullopt, true, 512);
+    put(sms, "pickle");
+    // Test pickling
+    std::string pickled_sms = mp::reduction::dumps(Object(sms), proto);
+    // Test unpickling
+    shm::SharedMemory sms2 = mp::reduction::loads(pickled_sms).as<shm::SharedMemory>();
+    EXPECT_EQ(sms.name(), sms2.name());
+    EXPECT_EQ(bytes(sms), "pickle");
+    EXPECT_EQ(bytes(sms2), "pickle");
+    // Test that unpickled version is still the same SharedMemory
+    put(sms, "newval");
+    EXPECT_EQ(bytes(sms), "newval");
+    EXPECT_EQ(bytes(sms2), "newval");
+    put(sms2, "oldval");
+    EXPECT_EQ(bytes(sms), "oldval");
+    EXPECT_EQ(bytes(sms2), "oldval");
+    sms.unlink();
+  }
+}
+
+/// _TestSharedMemory.test_shared_memory_pickle_unpickle_dead_object: once the
+/// block is closed and unlinked, unpickling it is FileNotFoundError.
+TEST_P(TestSharedMemory, SharedMemoryPickleUnpickleDeadObject) {
+  for (int proto = 2; proto <= mp::reduction::HIGHEST_PROTOCOL; ++proto) {
+    SCOPED_TRACE("proto=" + std::to_string(proto));
+    shm::SharedMemory sms(std::nullopt, true, 512);
+    std::copy_n("pickle", 6, sms.buf().begin());
+    std::string pickled_sms = mp::reduction::dumps(Object(sms), proto);
+    // Now, we are going to kill the original object.
+    // So, unpickled one won't be able to attach to it.
+    sms.close();
+    sms.unlink();
+    EXPECT_THROW(mp::reduction::loads(pickled_sms).as<shm::SharedMemory>(), mp::FileNotFoundError);
+  }
 }
 
 /// _TestSharedMemory.test_invalid_shared_memory_cration

@@ -2,7 +2,8 @@
 // a child that is this program run again, the Process object crossing as
 // pickles, targets crossing by registered name, and the errors a parent gets
 // when something cannot cross.  The memory lesson: a global changed before
-// start() is seen under fork and not under spawn.
+// start() is seen under fork and not under spawn.  Ports CPython's
+// TestNoForkBomb and TestNamedResource, which run programs of their own.
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -510,6 +511,45 @@ TEST_P(TestObjectsCross, SharedMemory) {
   sl.shm().unlink();
 }
 
+// ---------------------------------------------------------------- programs run again
+
+/// CPython's unittest.TestCase classes that each start-method module runs again.
+class TestNoForkBomb : public WithStartMethod {};
+
+/// TestNoForkBomb.test_noforkbomb: a program whose main() does not call
+/// freeze_support() (mp_fork_bomb.cpp, Python's mp_fork_bomb.py) starts a
+/// child.  Under spawn and forkserver the child, this program run again,
+/// fails with RuntimeError instead of starting children of its own; under
+/// fork, the child prints 123.
+TEST_P(TestNoForkBomb, Noforkbomb) {
+  const std::string sm = GetParam();
+  ScriptResult r = run_program({MP_FORK_BOMB_PATH, sm});
+  if (sm != "fork") {
+    EXPECT_NE(r.rc, 0);
+    EXPECT_EQ(r.out, "");
+    EXPECT_NE(r.err.find("RuntimeError"), std::string::npos) << r.err;
+  } else {
+    EXPECT_EQ(r.rc, 0) << r.err;
+    EXPECT_EQ(r.out, "123\n");
+    EXPECT_EQ(r.err, "");
+  }
+}
+
+/// TestNamedResource.test_global_named_resource_spawn (gh-90549): a program
+/// with a spawn-context Semaphore in a global starts a spawned child
+/// (mp_global_named_resource.cpp).  The child makes that global again, while
+/// its static initialisers run; nothing is leaked, so the resource tracker
+/// has no warning to print: stderr is empty.  (CPython runs it only in its
+/// spawn suite; it sets its start method itself.)
+TEST(TestNamedResource, GlobalNamedResourceSpawn) {
+  ScriptResult r = run_program({MP_GLOBAL_NAMED_RESOURCE_PATH});
+  EXPECT_EQ(r.rc, 0);
+  // on error, err = 'UserWarning: resource_tracker: There appear to be 1
+  // leaked semaphore objects to clean up at shutdown'
+  EXPECT_EQ(r.err, "");
+}
+
+INSTANTIATE_TEST_SUITE_P(WithProcesses, TestNoForkBomb, ::testing::ValuesIn(start_methods()), method_name);
 INSTANTIATE_TEST_SUITE_P(Methods, TestObjectsCross, ::testing::Values("fork", "spawn", "forkserver"),
                          method_name);
 

@@ -1,8 +1,11 @@
 // tests/test_synchronize.cpp — ports CPython's _TestLock, _TestSemaphore,
 // _TestCondition, _TestEvent and _TestBarrier, across processes (and threads, as CPython mixes
 // them), and the lesson they exist for: a shared counter under a Lock.
+#include <signal.h>
+
 #include <algorithm>
 #include <atomic>
+#include <csignal>
 
 #include "support.hpp"
 
@@ -60,6 +63,17 @@ void wait_for_four(sync::Condition cond, mp::sharedctypes::CValue<int> state, Co
   c.send(std::string(result ? "True" : "False") + " " + std::to_string(state.value()));
 }
 
+/// Python: _TestCondition._test_wait_result: notify, then after a second send
+/// SIGINT to the test's process.
+void wait_result(sync::Condition c, std::int64_t pid) {
+  {
+    std::lock_guard guard(c);
+    c.notify();
+  }
+  mp::os::sleep(1);
+  mp::os::kill(static_cast<pid_t>(pid), SIGINT);
+}
+
 /// Set an event after a while.
 void set_later(sync::Event event) {
   mp::os::sleep(0.1);
@@ -75,6 +89,7 @@ MP_REGISTER_TARGET(sync_tests::release_later);
 MP_REGISTER_TARGET(sync_tests::sleeper);
 MP_REGISTER_TARGET(sync_tests::wait_for_four);
 MP_REGISTER_TARGET(sync_tests::set_later);
+MP_REGISTER_TARGET(sync_tests::wait_result);
 
 namespace {
 
@@ -284,50 +299,63 @@ TEST_P(TestCondition, Notify) {
   t.join();
 }
 
-/// _TestCondition.test_notify_all (and test_notify_n): timed-out sleepers
-/// are accounted for; notify(n) wakes n; notify_all wakes the rest.
-TEST_P(TestCondition, NotifyAllAndN) {
+/// Python's shared step of test_notify_all and test_notify_n: start three
+/// processes and three threads that wait on `cond` with no timeout, and wait
+/// until all six sleep.
+struct Sleepers {
+  std::vector<std::unique_ptr<mp::Process>> procs;
+  std::vector<std::unique_ptr<mp::dummy::Process>> threads;
+
+  void start(sync::Condition& cond, sync::Semaphore& sleeping, sync::Semaphore& woken) {
+    for (int i = 0; i < 3; ++i) {
+      procs.push_back(std::make_unique<mp::Process>(mp::ProcessOptions{
+          .target = sleeper, .args = {cond, sleeping, woken, std::optional<double>()}, .daemon = true}));
+      procs.back()->start();
+      threads.push_back(std::make_unique<mp::dummy::Process>(
+          mp::ProcessOptions{.target = [=] { sleeper(cond, sleeping, woken, std::nullopt); }}));
+      threads.back()->start();
+    }
+    // wait for them to all sleep
+    for (int i = 0; i < 6; ++i) ASSERT_TRUE(sleeping.acquire(true, 60.0));
+  }
+  void join() {
+    for (auto& p : procs) join_process(*p);
+    for (auto& t : threads) t->join();
+  }
+};
+
+/// _TestCondition.test_notify_all: three sleepers with a zero timeout wake by
+/// themselves and are accounted for; then notify_all() wakes three processes
+/// and three threads.
+TEST_P(TestCondition, NotifyAll) {
   auto cond = mp::Condition();
   auto sleeping = mp::Semaphore(0);
   auto woken = mp::Semaphore(0);
-  std::vector<std::unique_ptr<mp::Process>> procs;
-  std::vector<std::unique_ptr<mp::dummy::Process>> threads;
+  std::vector<std::unique_ptr<mp::Process>> timed_out;
   // Three that time out at once.
   for (int i = 0; i < 3; ++i) {
-    procs.push_back(std::make_unique<mp::Process>(mp::ProcessOptions{
+    timed_out.push_back(std::make_unique<mp::Process>(mp::ProcessOptions{
         .target = sleeper, .args = {cond, sleeping, woken, std::optional<double>(0.0)}, .daemon = true}));
-    procs.back()->start();
+    timed_out.back()->start();
   }
   for (int i = 0; i < 3; ++i) ASSERT_TRUE(sleeping.acquire(true, 60.0));
   reaches_eventually([&] { return woken.get_value(); }, 3);
   check_invariant(cond);
   for (int i = 0; i < 3; ++i) woken.acquire();
+  for (auto& p : timed_out) join_process(*p);
 
-  // Three processes and three threads that wait for a notification.
-  for (int i = 0; i < 3; ++i) {
-    procs.push_back(std::make_unique<mp::Process>(mp::ProcessOptions{
-        .target = sleeper, .args = {cond, sleeping, woken, std::optional<double>()}, .daemon = true}));
-    procs.back()->start();
-    threads.push_back(std::make_unique<mp::dummy::Process>(
-        mp::ProcessOptions{.target = [=] { sleeper(cond, sleeping, woken, std::nullopt); }}));
-    threads.back()->start();
-  }
-  for (int i = 0; i < 6; ++i) ASSERT_TRUE(sleeping.acquire(true, 60.0));
+  Sleepers sleepers;
+  sleepers.start(cond, sleeping, woken);
+  // check no process/thread has woken up
   mp::os::sleep(0.1);
   EXPECT_EQ(woken.get_value(), 0);
 
   cond.acquire();
-  cond.notify(2);  // wake two
-  cond.release();
-  reaches_eventually([&] { return woken.get_value(); }, 2);
-
-  cond.acquire();
-  cond.notify_all();  // and the other four
+  cond.notify_all();  // wake them all up
   cond.release();
   reaches_eventually([&] { return woken.get_value(); }, 6);
   check_invariant(cond);
-  for (auto& p : procs) join_process(*p);
-  for (auto& t : threads) t->join();
+  sleepers.join();
 }
 
 /// _TestCondition.test_timeout
@@ -377,6 +405,71 @@ TEST_P(TestCondition, WaitForTimeout) {
   EXPECT_FALSE(cond.wait_for([] { return false; }, 0.1));
   EXPECT_GE(mp::os::monotonic() - t0, 0.1);
   EXPECT_TRUE(cond.wait_for([] { return true; }, 0.1));
+}
+
+/// _TestCondition.test_notify_n: three processes and three threads wait;
+/// notify(2) wakes two, notify(4) the other four, and notify(3) with nobody
+/// left waiting does nothing.
+TEST_P(TestCondition, NotifyN) {
+  auto cond = mp::Condition();
+  auto sleeping = mp::Semaphore(0);
+  auto woken = mp::Semaphore(0);
+  Sleepers sleepers;
+  sleepers.start(cond, sleeping, woken);
+  // check no process/thread has woken up
+  mp::os::sleep(0.1);
+  EXPECT_EQ(woken.get_value(), 0);
+
+  cond.acquire();
+  cond.notify(2);  // wake some of them up
+  cond.release();
+  reaches_eventually([&] { return woken.get_value(); }, 2);
+
+  cond.acquire();
+  cond.notify(4);  // wake the rest of them
+  cond.release();
+  reaches_eventually([&] { return woken.get_value(); }, 6);
+
+  cond.acquire();
+  cond.notify(3);  // doesn't do anything more
+  cond.release();
+  EXPECT_EQ(woken.get_value(), 6);
+
+  check_invariant(cond);
+  sleepers.join();
+}
+
+/// _TestCondition.test_wait_result: wait(0) and wait(0.1) time out (false); a
+/// notify from a child makes wait() true.  Then the child sends SIGINT to this
+/// process while it waits.  Python's default SIGINT handler raises
+/// KeyboardInterrupt out of wait(); a C++ signal handler cannot throw, so with
+/// a handler installed the wait resumes after it (PEP 475) and keeps its
+/// deadline: the signal arrived, the handler ran, and wait() timed out.
+TEST_P(TestCondition, WaitResult) {
+  static volatile std::sig_atomic_t interrupts = 0;
+  interrupts = 0;
+  struct sigaction action{}, old{};
+  action.sa_handler = [](int) { interrupts = interrupts + 1; };
+  sigemptyset(&action.sa_mask);
+  ASSERT_EQ(::sigaction(SIGINT, &action, &old), 0);
+
+  auto c = mp::Condition();
+  {
+    std::lock_guard guard(c);
+    EXPECT_FALSE(c.wait(0));
+    EXPECT_FALSE(c.wait(0.1));
+
+    mp::Process p({.target = sync_tests::wait_result, .args = {c, std::int64_t{::getpid()}}});
+    p.start();
+    EXPECT_TRUE(c.wait(60));
+
+    double t0 = mp::os::monotonic();
+    EXPECT_FALSE(c.wait(3));  // SIGINT comes about a second in
+    EXPECT_GE(mp::os::monotonic() - t0, 3.0 - 0.05);
+    join_process(p);
+  }
+  EXPECT_EQ(interrupts, 1);
+  ::sigaction(SIGINT, &old, nullptr);
 }
 
 // ---------------------------------------------------------------- Event

@@ -1,5 +1,6 @@
-// tests/test_util.cpp — ports CPython's _TestFinalize, _TestLogging and the util
-// behaviours the process tests rely on (after-fork hooks, narration by log_to_stderr).
+// tests/test_util.cpp — ports CPython's _TestFinalize, _TestLogging and
+// TestForkAwareThreadLock, and the util behaviours the process tests rely on
+// (after-fork hooks, narration by log_to_stderr).
 // Run under every start method; the children's targets are registered by name
 // and report back through Pipes.
 #include <unistd.h>
@@ -19,6 +20,7 @@ using mp::connection::Connection;
 class TestFinalize : public WithStartMethod {};
 class TestLogging : public WithStartMethod {};
 class TestUtil : public WithStartMethod {};
+class TestForkAwareThreadLock : public WithStartMethod {};
 
 // The children's targets, registered by name for spawn and forkserver.
 namespace test_util {
@@ -248,9 +250,82 @@ TEST_P(TestUtil, CloseFds) {
   EXPECT_THROW(util::close_fds({r.get() < 0 ? 1000000 : r.get()}), mp::OSError);
 }
 
+namespace test_util {
+/// Python: TestForkAwareThreadLock.child: start processes n deep; the last
+/// reports how many after-fork callbacks its process has registered.
+void fork_aware_child(std::int64_t n, Connection& conn) {
+  if (n > 1) {
+    mp::Process p({.target = fork_aware_child, .args = {n - 1, conn}});
+    p.start();
+    conn.close();
+    join_process(p);
+  } else {
+    conn.send(static_cast<std::int64_t>(util::_afterfork_count()));
+  }
+  conn.close();
+}
+
+/// A ForkAwareThreadLock held by another thread at fork(): the child takes it
+/// at once; a ForkAwareLocal's value is gone there.
+struct ForkAwareState {
+  util::ForkAwareThreadLock lock;
+  util::ForkAwareLocal<std::string> local;
+};
+ForkAwareState* fork_aware_state = nullptr;
+
+void use_fork_aware_state(Connection& conn) {
+  conn.send(fork_aware_state->lock.acquire(false) ? "acquired" : "held");
+  conn.send(fork_aware_state->local.has_value() ? "local kept" : "local empty");
+}
+}  // namespace test_util
+MP_REGISTER_TARGET(test_util::fork_aware_child);
+MP_REGISTER_TARGET(test_util::use_fork_aware_state);
+
+/// TestForkAwareThreadLock.test_lock (issue #17555): processes started five
+/// generations deep do not pile up after-fork entries for one lock (the
+/// registry would have grown about 2**n).
+TEST_P(TestForkAwareThreadLock, Lock) {
+  auto [r, w] = mp::Pipe(false);
+  util::ForkAwareThreadLock l;
+  const auto old_size = static_cast<std::int64_t>(util::_afterfork_count());
+  mp::Process p({.target = test_util::fork_aware_child, .args = {5, w}});
+  p.start();
+  w.close();
+  auto new_size = r.recv().as<std::int64_t>();
+  join_process(p);
+  EXPECT_LE(new_size, old_size);
+}
+
+/// ForkAwareThreadLock and ForkAwareLocal after fork: the lock the parent
+/// holds while it forks is free in the child (the mutex the child copied is
+/// still marked held, by a thread that the child will never run), and this
+/// thread's local value is gone there.  (A spawned child builds neither.)
+TEST_P(TestUtil, ForkAwareThreadLockAndLocal) {
+  if (GetParam() != "fork") GTEST_SKIP() << "only a forked child inherits the parent's memory";
+  test_util::ForkAwareState state;
+  test_util::fork_aware_state = &state;
+  state.local.get() = "parent's";
+  EXPECT_TRUE(state.local.has_value());
+  auto [r, w] = mp::Pipe(false);
+  mp::Process p({.target = test_util::use_fork_aware_state, .args = {w}});
+  {
+    std::lock_guard guard(state.lock);
+    p.start();
+  }
+  w.close();
+  EXPECT_EQ(recv_strings(r), (std::vector<std::string>{"acquired", "local empty"}));
+  join_process(p);
+  EXPECT_TRUE(state.lock.try_lock());
+  state.lock.release();
+  EXPECT_EQ(state.local.get(), "parent's");
+  test_util::fork_aware_state = nullptr;
+}
+
 INSTANTIATE_TEST_SUITE_P(WithProcesses, TestFinalize, ::testing::ValuesIn(start_methods()), method_name);
 INSTANTIATE_TEST_SUITE_P(WithProcesses, TestLogging, ::testing::ValuesIn(start_methods()), method_name);
 INSTANTIATE_TEST_SUITE_P(WithProcesses, TestUtil, ::testing::ValuesIn(start_methods()), method_name);
+INSTANTIATE_TEST_SUITE_P(WithProcesses, TestForkAwareThreadLock, ::testing::ValuesIn(start_methods()),
+                         method_name);
 
 }  // namespace
 }  // namespace mp_test
