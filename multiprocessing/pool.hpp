@@ -260,6 +260,11 @@ class Pool {
   std::shared_ptr<detail::PoolState> state_;
 };
 
+/// Python: mapstar(args) = list(map(*args)), args being (func, chunk): what a
+/// worker runs for each chunk of a map.  starmapstar: func(*x) for each x.
+Object mapstar(const Object& args);
+Object starmapstar(const Object& args);
+
 /// Python: pool.ThreadPool(processes=None, initializer=None, initargs=()):
 /// the Pool interface with threads (dummy.Process) as workers and in-memory
 /// queues: nothing is pickled, so any callable works, lambdas included.

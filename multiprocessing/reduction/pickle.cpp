@@ -15,6 +15,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <unordered_map>
 #include <utility>
@@ -195,7 +196,7 @@ class Pickler {
     }
     framing_ = proto_ >= 4;  // PROTO itself stays outside the first frame
     save(obj, 0);
-    write(std::string(1, op::STOP));
+    write(op::STOP);
     commit_frame();
     return std::move(out_);
   }
@@ -203,11 +204,16 @@ class Pickler {
  private:
   // -------- output and framing (_pickle.c: _Pickler_Write, _Pickler_CommitFrame)
   void write(std::string_view data) {
-    if (framing_ && frame_start_ == kNoFrame) {
-      frame_start_ = out_.size();
-      out_.append(kFrameHeaderSize, '\0');  // filled in by commit_frame
-    }
+    if (framing_ && frame_start_ == kNoFrame) start_frame();
     out_.append(data);
+  }
+  void write(char opcode) {
+    if (framing_ && frame_start_ == kNoFrame) start_frame();
+    out_.push_back(opcode);
+  }
+  void start_frame() {
+    frame_start_ = out_.size();
+    out_.append(kFrameHeaderSize, '\0');  // filled in by commit_frame
   }
 
   void commit_frame() {
@@ -248,10 +254,12 @@ class Pickler {
   // -------- memo (Pickler.memoize, Pickler.get)
   std::uint64_t memoize() {
     std::uint64_t index = memo_size_++;
-    std::string code;
     if (proto_ >= 4) {
-      code += op::MEMOIZE;
-    } else if (index < 256) {
+      write(op::MEMOIZE);
+      return index;
+    }
+    std::string code;
+    if (index < 256) {
       code += op::BINPUT;
       put_le(code, index, 1);
     } else {
@@ -283,23 +291,33 @@ class Pickler {
     opcode_boundary();
   }
 
-  void save_value(None, int) { write(std::string(1, op::NONE)); }
+  void save_value(None, int) { write(op::NONE); }
 
-  void save_value(bool b, int) { write(std::string(1, b ? op::NEWTRUE : op::NEWFALSE)); }
+  void save_value(bool b, int) { write(b ? op::NEWTRUE : op::NEWFALSE); }
 
   // Python: save_long.
   void save_value(std::int64_t x, int) {
-    std::string code;
+    // The common cases in a stack buffer: a pool maps lists of ints.
+    char buf[5];
+    auto u = static_cast<std::uint64_t>(x);
     if (x >= 0 && x <= 0xff) {
-      code += op::BININT1;
-      put_le(code, static_cast<std::uint64_t>(x), 1);
-    } else if (x >= 0 && x <= 0xffff) {
-      code += op::BININT2;
-      put_le(code, static_cast<std::uint64_t>(x), 2);
-    } else if (x >= INT32_MIN && x <= INT32_MAX) {
-      code += op::BININT;
-      put_le(code, static_cast<std::uint64_t>(x), 4);
-    } else {
+      buf[0] = op::BININT1;
+      buf[1] = static_cast<char>(u);
+      return write(std::string_view(buf, 2));
+    }
+    if (x >= 0 && x <= 0xffff) {
+      buf[0] = op::BININT2;
+      buf[1] = static_cast<char>(u);
+      buf[2] = static_cast<char>(u >> 8);
+      return write(std::string_view(buf, 3));
+    }
+    if (x >= INT32_MIN && x <= INT32_MAX) {
+      buf[0] = op::BININT;
+      for (int i = 0; i < 4; ++i) buf[1 + i] = static_cast<char>(u >> (8 * i));
+      return write(std::string_view(buf, 5));
+    }
+    std::string code;
+    {
       std::string encoded = encode_long(x);
       code += op::LONG1;
       code += static_cast<char>(encoded.size());
@@ -368,9 +386,9 @@ class Pickler {
           latin1_char_memo_[octets[0]] = save_str(text);
         }
         save_value(std::string("latin1"), depth);
-        write(std::string(1, op::TUPLE2));
+        write(op::TUPLE2);
         memoize();
-        write(std::string(1, op::REDUCE));
+        write(op::REDUCE);
         memoize();
       }
       return memo_size_ - 1;  // the result was memoized last
@@ -398,13 +416,13 @@ class Pickler {
       // CPython, so never found in the memo; bytearray() when empty.
       save_value(Object::Global{"builtins", "bytearray"}, depth);
       if (b.data.empty()) {
-        write(std::string(1, op::EMPTY_TUPLE));
+        write(op::EMPTY_TUPLE);
       } else {
         save_bytes(b.data, depth + 1);
-        write(std::string(1, op::TUPLE1));
+        write(op::TUPLE1);
         memoize();
       }
-      write(std::string(1, op::REDUCE));
+      write(op::REDUCE);
       memoize();
       return;
     }
@@ -417,20 +435,20 @@ class Pickler {
   // [pickle-save-list]
   // Python: save_list + _batch_appends.
   void save_value(const Object::List& list, int depth) {
-    write(std::string(1, op::EMPTY_LIST));
+    write(op::EMPTY_LIST);
     memoize();
     // _pickle.c (batch_list_exact): a list of one item is an APPEND; any other is
     // written in MARK ... APPENDS batches, even when the last batch holds one item.
     if (list.size() == 1) {
       save(list[0], depth + 1);
-      write(std::string(1, op::APPEND));
+      write(op::APPEND);
       return;
     }
     for (std::size_t start = 0; start < list.size(); start += kBatchSize) {
       std::size_t n = std::min(kBatchSize, list.size() - start);
-      write(std::string(1, op::MARK));
+      write(op::MARK);
       for (std::size_t i = start; i < start + n; ++i) save(list[i], depth + 1);
-      write(std::string(1, op::APPENDS));
+      write(op::APPENDS);
     }
   }
 
@@ -440,38 +458,38 @@ class Pickler {
   void save_value(const Object::Tuple& tuple, int depth) { save_tuple(tuple.items, depth); }
 
   void save_tuple(const std::vector<Object>& items, int depth) {
-    if (items.empty()) return write(std::string(1, op::EMPTY_TUPLE));
+    if (items.empty()) return write(op::EMPTY_TUPLE);
     if (items.size() <= 3) {
       for (const auto& item : items) save(item, depth + 1);
       static constexpr char kTupleN[] = {op::TUPLE1, op::TUPLE2, op::TUPLE3};
-      write(std::string(1, kTupleN[items.size() - 1]));
+      write(kTupleN[items.size() - 1]);
     } else {
-      write(std::string(1, op::MARK));
+      write(op::MARK);
       for (const auto& item : items) save(item, depth + 1);
-      write(std::string(1, op::TUPLE));
+      write(op::TUPLE);
     }
     memoize();
   }
 
   // Python: save_dict + _batch_setitems.
   void save_value(const Object::Dict& dict, int depth) {
-    write(std::string(1, op::EMPTY_DICT));
+    write(op::EMPTY_DICT);
     memoize();
     // _pickle.c (batch_dict_exact): as for lists, SETITEM only for a dict of one.
     if (dict.size() == 1) {
       save(dict[0].first, depth + 1);
       save(dict[0].second, depth + 1);
-      write(std::string(1, op::SETITEM));
+      write(op::SETITEM);
       return;
     }
     for (std::size_t start = 0; start < dict.size(); start += kBatchSize) {
       std::size_t n = std::min(kBatchSize, dict.size() - start);
-      write(std::string(1, op::MARK));
+      write(op::MARK);
       for (std::size_t i = start; i < start + n; ++i) {
         save(dict[i].first, depth + 1);
         save(dict[i].second, depth + 1);
       }
-      write(std::string(1, op::SETITEMS));
+      write(op::SETITEMS);
     }
   }
 
@@ -481,14 +499,14 @@ class Pickler {
       save_reduce(Object::Reduced{{"builtins", "set"}, {Object(set.items())}, false, {}}, depth);
       return;
     }
-    write(std::string(1, op::EMPTY_SET));
+    write(op::EMPTY_SET);
     memoize();
     const auto& items = set.items();
     for (std::size_t start = 0; start < items.size(); start += kBatchSize) {
       std::size_t n = std::min(kBatchSize, items.size() - start);
-      write(std::string(1, op::MARK));
+      write(op::MARK);
       for (std::size_t i = start; i < start + n; ++i) save(items[i], depth + 1);
-      write(std::string(1, op::ADDITEMS));
+      write(op::ADDITEMS);
     }
   }
 
@@ -499,9 +517,9 @@ class Pickler {
                   depth);
       return;
     }
-    write(std::string(1, op::MARK));
+    write(op::MARK);
     for (const auto& item : set.items()) save(item, depth + 1);
-    write(std::string(1, op::FROZENSET));
+    write(op::FROZENSET);
     memoize();
   }
 
@@ -516,7 +534,7 @@ class Pickler {
     if (proto_ >= 4) {
       save(Object(g.module), depth + 1);
       save(Object(g.qualname), depth + 1);
-      write(std::string(1, op::STACK_GLOBAL));
+      write(op::STACK_GLOBAL);
     } else {
       // fix_imports: Python 3's builtins is Python 2's __builtin__ (_compat_pickle).
       std::string module = (proto_ < 3 && g.module == "builtins") ? "__builtin__" : g.module;
@@ -534,11 +552,11 @@ class Pickler {
     }
     save_value(r.callable, depth);
     save_tuple(r.args, depth);
-    write(std::string(1, r.newobj ? op::NEWOBJ : op::REDUCE));
+    write(r.newobj ? op::NEWOBJ : op::REDUCE);
     memoize();
     if (!r.state.empty()) {
       save(r.state.front(), depth + 1);
-      write(std::string(1, op::BUILD));
+      write(op::BUILD);
     }
   }
 
@@ -1169,6 +1187,234 @@ class Unpickler {
 };
 
 
+// ================================================================ the direct path
+// A faster reader for the pickles the package sends most (a Pool's tasks and
+// results, a Queue's items): None, bool, int, float, str, bytes, tuples,
+// lists, empty dicts and globals.  It builds the value as it reads, without
+// the Unpickler's graph.  At anything else (a GET of a container, REDUCE, a
+// dict with items, the text opcodes of protocols 0 and 1, an error) it gives
+// up, and loads() reads the pickle again with the Unpickler, which handles
+// everything and says what is wrong.  Its bounds are the Unpickler's: no
+// container nested deeper than kMaxDepth, at most 8 Objects per input byte.
+class DirectUnpickler {
+ public:
+  struct Gone {};  // thrown to give up
+
+  explicit DirectUnpickler(std::string_view data) : data_(data), budget_(8 * data.size() + 4096) {
+    // Most opcodes push one value: room for them at once saves moving every
+    // value again each time the stack would grow (bounded, for huge inputs).
+    stack_.reserve(std::min<std::size_t>(data.size() / 2 + 8, std::size_t{1} << 20));
+  }
+
+  /// The value, or nullopt when the Unpickler must do it.
+  std::optional<Object> load() {
+    try {
+      while (pos_ < data_.size()) {
+        char code = data_[pos_++];
+        if (code == op::STOP) {
+          if (stack_.size() != 1 || !marks_.empty()) return std::nullopt;
+          return std::move(stack_.back().value);
+        }
+        if (!dispatch(code)) return std::nullopt;
+      }
+    } catch (const Gone&) {
+      // given up: the Unpickler reads it again
+    } catch (const std::exception&) {
+      // an error: the Unpickler reads it again and reports it its own way
+    }
+    return std::nullopt;
+  }
+  std::size_t consumed() const { return pos_; }
+
+ private:
+  struct Slot {
+    Object value;
+    int depth = 0;             // containers nested in it, itself included
+    std::uint64_t serial = 0;  // which push this is, for the memo
+  };
+
+  std::string_view read(std::size_t n) {
+    if (n > data_.size() - pos_) throw Gone{};
+    std::string_view out = data_.substr(pos_, n);
+    pos_ += n;
+    return out;
+  }
+  std::uint64_t read_uint(int nbytes) { return get_le(read(static_cast<std::size_t>(nbytes)), nbytes); }
+  std::size_t read_length(int nbytes) {
+    std::uint64_t n = read_uint(nbytes);
+    if (n > data_.size() - pos_) throw Gone{};
+    return static_cast<std::size_t>(n);
+  }
+  void charge(std::size_t units) {
+    if (units > budget_) throw Gone{};
+    budget_ -= units;
+  }
+  void push(Object&& value, int depth = 0) {
+    charge(1);
+    Slot& slot = stack_.emplace_back();
+    slot.value = std::move(value);
+    slot.depth = depth;
+    slot.serial = ++serial_;
+  }
+  std::size_t fence() const { return marks_.empty() ? 0 : marks_.back(); }
+  Slot pop() {
+    if (stack_.size() <= fence()) throw Gone{};
+    Slot s = std::move(stack_.back());
+    stack_.pop_back();
+    return s;
+  }
+  // The items since the last MARK, as a container's items; `depth` gets the
+  // deepest of them.
+  std::vector<Object> pop_mark(int& depth) {
+    if (marks_.empty()) throw Gone{};
+    std::size_t mark = marks_.back();
+    marks_.pop_back();
+    std::vector<Object> items;
+    items.reserve(stack_.size() - mark);
+    for (std::size_t i = mark; i < stack_.size(); ++i) {
+      depth = std::max(depth, stack_[i].depth);
+      items.push_back(std::move(stack_[i].value));
+    }
+    stack_.resize(mark);
+    return items;
+  }
+  void push_container(Object value, int child_depth) {
+    if (child_depth + 1 > kMaxDepth) throw Gone{};
+    push(std::move(value), child_depth + 1);
+  }
+  void memo_put(std::uint64_t index) {
+    if (stack_.size() <= fence()) throw Gone{};
+    memo_[index] = {stack_.size() - 1, stack_.back().serial};
+  }
+  void memo_get(std::uint64_t index) {
+    auto it = memo_.find(index);
+    if (it == memo_.end()) throw Gone{};
+    auto [at, serial] = it->second;
+    // Only an atom still on the stack, unchanged: a container may have been
+    // filled since (the Unpickler's graph answers that).
+    if (at >= stack_.size() || stack_[at].serial != serial || stack_[at].depth != 0) throw Gone{};
+    const Object& atom = stack_[at].value;
+    if (const auto* text = std::get_if<std::string>(&atom.variant())) charge(text->size() / 64);
+    if (const auto* octets = std::get_if<Bytes>(&atom.variant())) charge(octets->size() / 64);
+    Object copy = atom;
+    push(std::move(copy));
+  }
+
+  bool dispatch(char code) {
+    switch (code) {
+      case op::PROTO:
+        if (read_uint(1) > static_cast<std::uint64_t>(HIGHEST_PROTOCOL)) return false;
+        return true;
+      case op::FRAME: read_length(8); return true;
+      case op::NONE: push(Object()); return true;
+      case op::NEWTRUE: push(Object(true)); return true;
+      case op::NEWFALSE: push(Object(false)); return true;
+      case op::BININT:
+        push(Object(static_cast<std::int64_t>(static_cast<std::int32_t>(static_cast<std::uint32_t>(read_uint(4))))));
+        return true;
+      case op::BININT1: push(Object(static_cast<std::int64_t>(read_uint(1)))); return true;
+      case op::BININT2: push(Object(static_cast<std::int64_t>(read_uint(2)))); return true;
+      case op::LONG1: push(Object(decode_long(read(read_length(1))))); return true;
+      case op::BINFLOAT: {
+        std::string_view b = read(8);
+        std::uint64_t bits = 0;
+        for (char c : b) bits = (bits << 8) | static_cast<unsigned char>(c);
+        double d;
+        std::memcpy(&d, &bits, sizeof d);
+        push(Object(d));
+        return true;
+      }
+      case op::SHORT_BINUNICODE: case op::BINUNICODE: case op::BINUNICODE8: {
+        int width = code == op::SHORT_BINUNICODE ? 1 : code == op::BINUNICODE ? 4 : 8;
+        std::string_view text = read(read_length(width));
+        charge(text.size() / 64);
+        push(Object(std::string(text)));
+        return true;
+      }
+      case op::SHORT_BINBYTES: case op::BINBYTES: case op::BINBYTES8: {
+        int width = code == op::SHORT_BINBYTES ? 1 : code == op::BINBYTES ? 4 : 8;
+        std::string_view octets = read(read_length(width));
+        charge(octets.size() / 64);
+        push(Object(Bytes(std::string(octets))));
+        return true;
+      }
+      case op::EMPTY_TUPLE: push_container(Object(Object::Tuple{}), 0); return true;
+      case op::TUPLE1: case op::TUPLE2: case op::TUPLE3: {
+        std::size_t n = static_cast<std::size_t>(code - op::TUPLE1) + 1;
+        if (stack_.size() < fence() + n) return false;
+        int depth = 0;
+        Object::Tuple t;
+        t.items.reserve(n);
+        for (std::size_t i = stack_.size() - n; i < stack_.size(); ++i) {
+          depth = std::max(depth, stack_[i].depth);
+          t.items.push_back(std::move(stack_[i].value));
+        }
+        stack_.resize(stack_.size() - n);
+        push_container(Object(std::move(t)), depth);
+        return true;
+      }
+      case op::MARK: marks_.push_back(stack_.size()); return true;
+      case op::TUPLE: {
+        int depth = 0;
+        std::vector<Object> items = pop_mark(depth);
+        push_container(Object(Object::Tuple{std::move(items)}), depth);
+        return true;
+      }
+      case op::EMPTY_LIST: push_container(Object(Object::List{}), 0); return true;
+      case op::APPEND: {
+        Slot item = pop();
+        if (stack_.size() <= fence()) return false;
+        Slot& list = stack_.back();
+        auto* items = std::get_if<Object::List>(&list.value.variant());
+        if (items == nullptr || item.depth + 1 > kMaxDepth) return false;
+        list.depth = std::max(list.depth, item.depth + 1);
+        items->push_back(std::move(item.value));
+        return true;
+      }
+      case op::APPENDS: {
+        int depth = 0;
+        std::vector<Object> more = pop_mark(depth);
+        if (stack_.size() <= fence()) return false;
+        Slot& list = stack_.back();
+        auto* items = std::get_if<Object::List>(&list.value.variant());
+        if (items == nullptr || depth + 1 > kMaxDepth) return false;
+        list.depth = std::max(list.depth, depth + 1);
+        if (items->empty()) {
+          *items = std::move(more);
+        } else {
+          for (auto& item : more) items->push_back(std::move(item));
+        }
+        return true;
+      }
+      case op::EMPTY_DICT: push_container(Object(Object::Dict{}), 0); return true;
+      case op::MEMOIZE: memo_put(memo_.size()); return true;
+      case op::BINPUT: memo_put(read_uint(1)); return true;
+      case op::LONG_BINPUT: memo_put(read_uint(4)); return true;
+      case op::BINGET: memo_get(read_uint(1)); return true;
+      case op::LONG_BINGET: memo_get(read_uint(4)); return true;
+      case op::STACK_GLOBAL: {
+        Slot qualname = pop();
+        Slot module = pop();
+        const auto* q = std::get_if<std::string>(&qualname.value.variant());
+        const auto* m = std::get_if<std::string>(&module.value.variant());
+        if (q == nullptr || m == nullptr || !ForkingPickler::is_allowed(*m, *q)) return false;
+        push(Object(Object::Global{*m, *q}));
+        return true;
+      }
+      default:
+        return false;
+    }
+  }
+
+  std::string_view data_;
+  std::size_t pos_ = 0;
+  std::size_t budget_;
+  std::uint64_t serial_ = 0;
+  std::vector<Slot> stack_;
+  std::vector<std::size_t> marks_;
+  std::unordered_map<std::uint64_t, std::pair<std::size_t, std::uint64_t>> memo_;
+};
+
 // ================================================================ dis
 // Python: pickletools.dis.  The opcode table is pickletools.opcodes: the byte, the
 // name, how the argument is encoded, the protocol that introduced it, and whether it
@@ -1482,11 +1728,19 @@ std::string dumps(const Object& obj, int protocol) {
   return Pickler(protocol).dump(obj);
 }
 
-Object loads(std::string_view data) { return Unpickler(data).load(); }
+Object loads(std::string_view data) {
+  if (std::optional<Object> value = DirectUnpickler(data).load()) return std::move(*value);
+  return Unpickler(data).load();
+}
 
 void dump(const Object& obj, std::string& file, int protocol) { file += dumps(obj, protocol); }
 
 Object load(std::string_view& file) {
+  DirectUnpickler direct(file);
+  if (std::optional<Object> value = direct.load()) {
+    file.remove_prefix(direct.consumed());
+    return std::move(*value);
+  }
   Unpickler unpickler(file);
   Object value = unpickler.load();
   file.remove_prefix(unpickler.consumed());
