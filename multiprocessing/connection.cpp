@@ -31,31 +31,6 @@ namespace multiprocessing::connection {
 
 namespace {
 
-/// Python's repr() of bytes, for error texts: b'abc', with \\x escapes.
-std::string bytes_repr(std::string_view bytes) {
-  static const char* digits = "0123456789abcdef";
-  std::string out = "b'";
-  for (unsigned char c : bytes) {
-    if (c == '\\' || c == '\'') {
-      out += '\\';
-      out += static_cast<char>(c);
-    } else if (c == '\n') {
-      out += "\\n";
-    } else if (c == '\r') {
-      out += "\\r";
-    } else if (c == '\t') {
-      out += "\\t";
-    } else if (c >= 0x20 && c < 0x7f) {
-      out += static_cast<char>(c);
-    } else {
-      out += "\\x";
-      out += digits[c >> 4];
-      out += digits[c & 15];
-    }
-  }
-  return out + "'";
-}
-
 /// Wait until `fd` is readable or `deadline` passes.  \throws TimeoutError.
 void wait_readable_before(int fd, double deadline) {
   if (wait(std::vector<int>{fd}, deadline - os::monotonic()).empty()) {

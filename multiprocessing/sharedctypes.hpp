@@ -103,8 +103,6 @@ std::string _repr_of(unsigned long long v);
 std::string _repr_of(float v);
 std::string _repr_of(double v);
 std::string _repr_of(bool v);
-// Python's bytes repr: b'hello\x00'.
-std::string _bytes_repr(std::string_view bytes);
 // "0x7f..." for an address.
 std::string _address_repr(const void* address);
 // Python slice semantics (PySlice_AdjustIndices): clamp start and stop to the

@@ -6,6 +6,8 @@
 // child finds them; the Values and Arrays cross as their arguments.
 #include <unistd.h>
 
+#include <bit>
+#include <cstdint>
 #include <cstdio>
 #include <mutex>
 #include <numeric>
@@ -243,6 +245,34 @@ TEST_P(TestValue, Repr) {
   EXPECT_EQ(mp::RawValue<'H'>(1).repr(), "c_ushort(1)");
   EXPECT_EQ(mp::RawValue<'I'>(5).repr(), "c_uint(5)");
   EXPECT_EQ(mp::RawValue<'b'>(-3).repr(), "c_byte(-3)");
+}
+
+#include "test_repr_tables.inc"
+
+/// repr of c_double, c_float, c_char and c_wchar values is ctypes' own, over a table
+/// CPython printed (tests/gen_repr_tables.py): c_double(0.0001), c_double(1e+16),
+/// c_double(1.2345678901234568e+17), subnormals, inf, nan.
+TEST_P(TestValue, ReprMatchesCtypes) {
+  auto d = mp::RawValue<'d'>(0.0);
+  for (const auto& c : kFloatReprCases) {
+    d.set_value(std::bit_cast<double>(c.bits));
+    EXPECT_EQ(d.repr(), c.c_repr);
+  }
+  auto f = mp::RawValue<'f'>(0.0f);
+  for (const auto& c : kCFloatReprCases) {
+    f.set_value(static_cast<float>(std::bit_cast<double>(c.bits)));  // exact: the bits came from a float
+    EXPECT_EQ(f.repr(), c.c_repr);
+  }
+  auto ch = mp::RawValue<'c'>('x');
+  for (const auto& c : kCCharReprCases) {
+    ch.set_value(static_cast<char>(c.code));
+    EXPECT_EQ(ch.repr(), c.c_repr);
+  }
+  auto wch = mp::RawValue<'u'>(L'x');
+  for (const auto& c : kCWcharReprCases) {
+    wch.set_value(static_cast<wchar_t>(c.code));
+    EXPECT_EQ(wch.repr(), c.c_repr);
+  }
 }
 
 /// The typed spelling and the typecode spelling are the same types.

@@ -134,25 +134,6 @@ std::string latin1_to_utf8(const std::string& octets) {
   return out;
 }
 
-// A code point as UTF-8 (for the raw-unicode-escape of protocol 0's UNICODE).
-void append_utf8(std::string& out, std::uint32_t cp) {
-  if (cp < 0x80) {
-    out += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    out += static_cast<char>(0xc0 | (cp >> 6));
-    out += static_cast<char>(0x80 | (cp & 0x3f));
-  } else if (cp < 0x10000) {
-    out += static_cast<char>(0xe0 | (cp >> 12));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3f));
-    out += static_cast<char>(0x80 | (cp & 0x3f));
-  } else {
-    out += static_cast<char>(0xf0 | (cp >> 18));
-    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3f));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3f));
-    out += static_cast<char>(0x80 | (cp & 0x3f));
-  }
-}
-
 // ---------------------------------------------------------------- the allow-list
 // Python: what Unpickler.find_class may import.  The built-ins are evaluated
 // natively by the unpickler; the rest are registered by the package's modules.
