@@ -97,10 +97,23 @@ struct ProcessOptions {
   std::optional<bool> daemon = std::nullopt;       ///< Python: daemon (default: the creator's)
 };
 
-/// Python: process.AuthenticationString, bytes that refuse to be pickled
-/// except while a child is being spawned (issue 5 enforces that part).
+/// Python: process.AuthenticationString, bytes that refuse to be pickled except
+/// while a spawn or forkserver Popen pickles its child's process object and
+/// preparation data: `conn.send(current_process().authkey())` throws TypeError
+/// "Pickling an AuthenticationString object is disallowed for security reasons".
+/// Spelling it `Bytes(key)` is the port's `bytes(key)`: that sends, as in Python.
 struct AuthenticationString : Bytes {
   using Bytes::Bytes;
+};
+
+/// Python: AuthenticationString.__reduce__: while spawning (get_spawning_popen()
+/// set), `multiprocessing.process.AuthenticationString(b'...')`, as CPython
+/// writes it; the unpickler rebuilds that as the Bytes.
+template <>
+struct Convert<AuthenticationString> {
+  /// \throws TypeError outside spawning, with Python's text.
+  static Object to_object(const AuthenticationString& key);
+  static AuthenticationString from_object(const Object& o);
 };
 
 /// Python: BaseProcess._config, inherited by every descendant.

@@ -71,6 +71,25 @@ TEST_P(TestProcess, Current) {
   EXPECT_EQ(mp::parent_process(), nullptr);
 }
 
+/// Python: AuthenticationString.__reduce__ (process.py): outside spawning the
+/// authkey refuses to be pickled, so it cannot be sent over a connection by
+/// accident; as bytes it sends.  (That it does cross to a spawned child is
+/// TestProcess.Process: the child reports the parent's key.)
+TEST(TestAuthenticationString, RefusesToBePickledOutsideSpawning) {
+  auto [a, b] = mp::Pipe();
+  const mp::AuthenticationString& key = mp::current_process().authkey();
+  try {
+    a.send(key);
+    ADD_FAILURE() << "the authkey was sent";
+  } catch (const mp::TypeError& e) {
+    EXPECT_STREQ(e.what(), "Pickling an AuthenticationString object is disallowed for security reasons");
+  }
+  EXPECT_FALSE(b.poll(0));  // nothing reached the peer
+  EXPECT_THROW(mp::reduction::dumps(Object(Object::List{key})), mp::TypeError);
+  a.send(mp::Bytes(key));
+  EXPECT_EQ(b.recv().as<mp::Bytes>(), mp::Bytes(key));
+}
+
 /// _TestProcess.test_daemon_argument
 TEST_P(TestProcess, DaemonArgument) {
   mp::Process proc0({.target = noop});
