@@ -244,13 +244,15 @@ std::unique_ptr<popen_fork::Popen> BaseProcess::_make_popen() {
 
 void BaseProcess::terminate() {
   _check_closed();
-  if (!popen_) throw ValueError("process not started");
+  // Python calls self._popen.terminate() with _popen None: AttributeError.
+  if (!popen_) throw AttributeError("'NoneType' object has no attribute 'terminate'");
   popen_->terminate();
 }
 
 void BaseProcess::kill() {
   _check_closed();
-  if (!popen_) throw ValueError("process not started");
+  // Python calls self._popen.kill() with _popen None: AttributeError.
+  if (!popen_) throw AttributeError("'NoneType' object has no attribute 'kill'");
   popen_->kill();
 }
 

@@ -150,8 +150,13 @@ class BaseProcess {
   void start();
 
   /// Python: terminate(): SIGTERM.  exitcode becomes -SIGTERM.
+  /// \throws AttributeError "'NoneType' object has no attribute 'terminate'" before
+  ///   start(), the class and text Python's `self._popen.terminate()` raises then;
+  ///   ValueError if the process is closed.
   void terminate();
   /// Python: kill(): SIGKILL.  exitcode becomes -SIGKILL.
+  /// \throws AttributeError "'NoneType' object has no attribute 'kill'" before
+  ///   start(), as Python; ValueError if the process is closed.
   void kill();
 
   /// Python: join(timeout=None): wait for the child to end, at most `timeout`

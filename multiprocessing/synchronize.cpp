@@ -153,7 +153,8 @@ SemLock::SemLock(int kind, unsigned value, unsigned maxvalue, BaseContext* ctx)
     }
     if (errno != EEXIST) raise_os_error("sem_open", errno);
   }
-  if (impl_->handle == SEM_FAILED) throw OSError("sem_open: cannot find name for semaphore", EEXIST);
+  // Python: FileExistsError("cannot find name for semaphore"), no errno attached.
+  if (impl_->handle == SEM_FAILED) throw FileExistsError("cannot find name for semaphore");
   // [counter-sem-open]
   util::debug("created semlock with handle " + impl_->name);
 

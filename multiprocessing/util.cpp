@@ -462,7 +462,7 @@ pid_t spawnv_passfds(const std::string& path, const std::vector<std::string>& ar
   pid_t pid = 0;
   int err = ::posix_spawn(&pid, path.c_str(), &actions, nullptr, argv.data(), environ);
   ::posix_spawn_file_actions_destroy(&actions);
-  if (err != 0) throw OSError("posix_spawn", err);
+  if (err != 0) raise_os_error("posix_spawn", err);
   return pid;
 }
 // [spawn-passfds]

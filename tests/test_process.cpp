@@ -90,6 +90,24 @@ TEST(TestAuthenticationString, RefusesToBePickledOutsideSpawning) {
   EXPECT_EQ(b.recv().as<mp::Bytes>(), mp::Bytes(key));
 }
 
+/// terminate() and kill() before start(): Python's `self._popen.terminate()`
+/// meets None and raises AttributeError; the port raises the same.
+TEST(TestProcessUnstarted, TerminateAndKillRaiseAttributeError) {
+  mp::Process p({.target = noop});
+  try {
+    p.terminate();
+    ADD_FAILURE() << "no AttributeError";
+  } catch (const mp::AttributeError& e) {
+    EXPECT_STREQ(e.what(), "'NoneType' object has no attribute 'terminate'");
+  }
+  try {
+    p.kill();
+    ADD_FAILURE() << "no AttributeError";
+  } catch (const mp::AttributeError& e) {
+    EXPECT_STREQ(e.what(), "'NoneType' object has no attribute 'kill'");
+  }
+}
+
 /// _TestProcess.test_daemon_argument
 TEST_P(TestProcess, DaemonArgument) {
   mp::Process proc0({.target = noop});
