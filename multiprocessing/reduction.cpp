@@ -67,6 +67,13 @@ bool append_ascii_escape(std::string& out, unsigned char c, char quote) {
 
 }  // namespace
 
+std::string id_repr(const void* address) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%#llx",
+                static_cast<unsigned long long>(reinterpret_cast<std::uintptr_t>(address)));
+  return text;
+}
+
 void append_utf8(std::string& out, std::uint32_t cp) {
   if (cp < 0x80) {
     out += static_cast<char>(cp);

@@ -439,6 +439,10 @@ std::string bytes_repr(std::string_view octets);
 /// Unicode's non-printable characters too; the port does not carry Unicode's tables).
 std::string str_repr(std::string_view text);
 
+/// Python: `'%#x' % id(obj)`, the "0x7f..." that default reprs show ("<Event at
+/// 0x7f... set>"): here the object's address.
+std::string id_repr(const void* address);
+
 /// Append code point `cp` to `out` as UTF-8 (Python: chr(cp).encode()), for the
 /// pickle's raw-unicode-escape and the repr of a ctypes c_wchar.
 void append_utf8(std::string& out, std::uint32_t cp);

@@ -57,13 +57,6 @@ std::string integer_repr(Integer v) {
 
 }  // namespace
 
-std::string _address_repr(const void* address) {
-  char text[32];
-  std::snprintf(text, sizeof text, "0x%llx",
-                static_cast<unsigned long long>(reinterpret_cast<std::uintptr_t>(address)));
-  return text;
-}
-
 std::string _repr_of(char v) { return bytes_repr(std::string_view(&v, 1)); }
 std::string _repr_of(wchar_t v) {
   // Python: repr of a 1-character str, the character held as UTF-8.

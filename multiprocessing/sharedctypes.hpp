@@ -103,8 +103,6 @@ std::string _repr_of(unsigned long long v);
 std::string _repr_of(float v);
 std::string _repr_of(double v);
 std::string _repr_of(bool v);
-// "0x7f..." for an address.
-std::string _address_repr(const void* address);
 // Python slice semantics (PySlice_AdjustIndices): clamp start and stop to the
 // length, count negative ones from the end.  \throws ValueError "slice step
 // cannot be zero".
@@ -196,7 +194,7 @@ class CValue {
     if constexpr (std::is_arithmetic_v<T>) {
       return _ctype_name(typeid(T)) + "(" + _repr_of(*address_) + ")";
     } else {
-      return "<" + _ctype_name(typeid(T)) + " object at " + _address_repr(address_) + ">";
+      return "<" + _ctype_name(typeid(T)) + " object at " + id_repr(address_) + ">";
     }
   }
 
@@ -291,7 +289,7 @@ class CArray {
   /// Python: repr(arr): "<multiprocessing.sharedctypes.c_int_Array_10 object at 0x...>".
   std::string repr() const {
     return "<multiprocessing.sharedctypes." + _ctype_name(typeid(T)) + "_Array_" +
-           std::to_string(length_) + " object at " + _address_repr(data_) + ">";
+           std::to_string(length_) + " object at " + id_repr(data_) + ">";
   }
 
   /// Python: ctypes.addressof(arr).

@@ -476,6 +476,10 @@ std::string Condition::repr() const {
 
 Event::Event(BaseContext* ctx) : cond_(Lock(ctx), ctx), flag_(0, ctx) {}
 
+std::string Event::repr() {
+  return "<Event at " + id_repr(this) + (is_set() ? " set>" : " unset>");
+}
+
 bool Event::is_set() {
   std::lock_guard guard(cond_);
   if (flag_.acquire(false)) {
@@ -675,5 +679,11 @@ int Barrier::n_waiting() const {
 }
 
 bool Barrier::broken() const { return _state() == kBroken; }
+
+std::string Barrier::repr() const {
+  std::string head = "<multiprocessing.synchronize.Barrier at " + id_repr(this) + ": ";
+  if (broken()) return head + "broken>";
+  return head + "waiters=" + std::to_string(n_waiting()) + "/" + std::to_string(parties()) + ">";
+}
 
 }  // namespace multiprocessing::synchronize
