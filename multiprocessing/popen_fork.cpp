@@ -112,11 +112,15 @@ Object Popen::DupFd(int) const {
 /// a pipe's worth of data, block forever.  Here: a non-blocking fd, and poll()
 /// on the child's sentinel too; SIGPIPE is held back while writing.
 void Popen::_write_to_child(int fd, int sentinel, std::string_view data) {
+  // Non-blocking first, checked: a blocking write could hang on a child that
+  // never reads.  (Before SIGPIPE is blocked, so that a failure leaves the
+  // signal mask as it was.)
+  int flags = ::fcntl(fd, F_GETFL);
+  if (flags < 0 || ::fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) raise_os_error("fcntl", errno);
   sigset_t sigpipe, old_mask;
   ::sigemptyset(&sigpipe);
   ::sigaddset(&sigpipe, SIGPIPE);
   ::pthread_sigmask(SIG_BLOCK, &sigpipe, &old_mask);
-  ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
   bool broken = false;
   while (!data.empty()) {
     ssize_t n = ::write(fd, data.data(), data.size());

@@ -471,8 +471,8 @@ int _detach_dup_fd(const Object& dup_fd) {
     throw UnpicklingError("expected a DupFd, got " + dup_fd.repr());
   }
   // Inherited across exec, so without FD_CLOEXEC: give it the flag every fd
-  // of this library has.
-  ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+  // of this library has.  Checked: failing means the fd was not inherited.
+  if (::fcntl(fd, F_SETFD, FD_CLOEXEC) < 0) raise_os_error("fcntl", errno);
   return fd;
 }
 

@@ -174,7 +174,8 @@ void spawn_main(int pipe_handle, std::optional<pid_t>, std::optional<int> tracke
   if (tracker_fd) {
     // Inherited without FD_CLOEXEC; this process's own children get it
     // explicitly (spawn) or by fork, so a program it execs need not.
-    ::fcntl(*tracker_fd, F_SETFD, FD_CLOEXEC);
+    // Checked: failing means the fd was not inherited at all.
+    if (::fcntl(*tracker_fd, F_SETFD, FD_CLOEXEC) < 0) raise_os_error("fcntl", errno);
     resource_tracker::_resource_tracker()._set_fd(*tracker_fd);
   }
   {
