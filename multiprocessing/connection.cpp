@@ -465,7 +465,9 @@ Connection Listener::accept() {
   Connection c{os::Fd(fd)};
   last_accepted_ = from_sockaddr(peer, length);
   if (authkey_) {
-    // A client that goes silent must not stop the listener forever.
+    // A client that goes silent must not stop the listener forever.  One
+    // deadline for the whole handshake, not one per message: a client that
+    // trickles its messages cannot hold accept() longer than the limit either.
     std::optional<double> deadline;
     if (handshake_timeout_) deadline = os::monotonic() + *handshake_timeout_;
     // On failure `c` is destroyed (closed) as the exception leaves.

@@ -824,6 +824,32 @@ TEST_P(TestBadClients, ListenerSurvives) {
   join_process(p);
 }
 
+/// The handshake timeout bounds the whole handshake, not each message: a
+/// client that answers every message within the limit but takes longer than
+/// it in all (0.7 s before each of its two messages, limit 1 s) is dropped
+/// with TimeoutError: accept() does not wait for the second message.
+TEST(TestHandshakeTimeout, BoundsTheWholeHandshake) {
+  mp::Bytes key("secret");
+  conn::Listener l(std::nullopt, std::nullopt, 1, key);
+  l.set_handshake_timeout(1.0);
+  std::thread slow_client([address = l.address(), key] {
+    try {
+      Connection c = conn::Client(address);  // no key: the handshake is done by hand
+      mp::os::sleep(0.7);
+      conn::answer_challenge(c, key);   // the listener's first read: 0.7 s in
+      mp::os::sleep(0.7);
+      conn::deliver_challenge(c, key);  // its second: 1.4 s in, past the limit
+    } catch (const mp::Exception&) {
+      // The listener gave up and closed: EOFError or BrokenPipeError here.
+    }
+  });
+  double t0 = mp::os::monotonic();
+  EXPECT_THROW(l.accept(), mp::TimeoutError);
+  double elapsed = mp::os::monotonic() - t0;
+  slow_client.join();
+  EXPECT_GE(elapsed, 1.0);  // the limit, counted from the connection
+}
+
 // ---------------------------------------------------------------- _TestPoll
 
 /// _TestPoll.test_empty_string
