@@ -156,7 +156,7 @@ void Connection::send_bytes(std::string_view buf, std::size_t offset,
     _send(header);
     _send(payload);
   } else {
-    // Issue #20540: concatenate before sending, to avoid delays due to Nagle's
+    // CPython issue #20540: concatenate before sending, to avoid delays due to Nagle's
     // algorithm on a TCP socket; and never send a 0-length buffer alone.
     header.append(payload);
     _send(header);

@@ -43,8 +43,9 @@ void append_hex_escape(std::string& out, unsigned char c) {
   out += digits[c & 15];
 }
 
-/// The escapes str and bytes reprs share: backslash, the quote, \t \n \r, and
-/// \xNN for the ASCII controls.  \return false if `c` needs none of them.
+/// The escapes str and bytes reprs share: backslash, the quote, tab, newline and
+/// carriage return after a backslash, and `\xNN` for the other ASCII controls.
+/// \return false if `c` needs none of them.
 bool append_ascii_escape(std::string& out, unsigned char c, char quote) {
   switch (c) {
     case '\\': out += "\\\\"; return true;

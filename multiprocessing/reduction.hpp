@@ -439,7 +439,7 @@ std::string bytes_repr(std::string_view octets);
 /// Unicode's non-printable characters too; the port does not carry Unicode's tables).
 std::string str_repr(std::string_view text);
 
-/// Python: `'%#x' % id(obj)`, the "0x7f..." that default reprs show ("<Event at
+/// Python: hex(id(obj)), the "0x7f..." that default reprs show ("<Event at
 /// 0x7f... set>"): here the object's address.
 std::string id_repr(const void* address);
 

@@ -302,7 +302,7 @@ class CArray {
       : wrapper_(std::make_shared<heap::BufferWrapper>(_array_bytes(size, sizeof(T)))),
         length_(wrapper_->size() / sizeof(T)) {  // == size, now known to be >= 0
     void* memory = wrapper_->create_memoryview();
-    std::memset(memory, 0, wrapper_->size());  // Python: issue #11675, arrays start zeroed
+    std::memset(memory, 0, wrapper_->size());  // CPython issue #11675: arrays start zeroed
     data_ = static_cast<T*>(memory);
     for (std::size_t i = 0; i < length_; ++i) {
       ::new (static_cast<void*>(data_ + i)) T(initializer != nullptr ? initializer[i] : T{});

@@ -768,7 +768,7 @@ TEST(TestHandshake, WireForms) {
 
 // ---------------------------------------------------------------- bad clients
 
-/// Issue 3 item 3: garbage, a truncated header, a length beyond the maximum,
+/// Bad clients: garbage, a truncated header, a length beyond the maximum,
 /// a wrong key and a silent client each fail their own accept(); the listener
 /// goes on and accepts a good client afterwards.
 TEST_P(TestBadClients, ListenerSurvives) {

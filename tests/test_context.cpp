@@ -2,19 +2,24 @@
 #include "support.hpp"
 
 namespace mp_test {
+
+/// TestStartMethod._check_context: the child reports its start method.
+void send_start_method(mp::connection::Connection& conn) {
+  conn.send(mp::get_start_method().value_or("None"));
+}
+MP_REGISTER_TARGET(send_start_method);
+
 namespace {
 
-void send_start_method(int fd) {
-  Channel::write_all(fd, mp::get_start_method().value_or("None") + "\n");
-}
-
+/// TestStartMethod.check_context: a child of `ctx` runs under ctx's method.
 void check_context(mp::BaseContext& ctx) {
-  Channel ch;
-  auto p = ctx.Process({.target = send_start_method, .args = {ch.write_fd()}});
+  auto [r, w] = ctx.Pipe(false);
+  auto p = ctx.Process({.target = send_start_method, .args = {w}});
   p->start();
-  ch.close_writer();
-  std::string child_method = ch.recv_line();
-  p->join();
+  w.close();
+  std::string child_method = r.recv().as<std::string>();
+  r.close();
+  join_process(*p);
   EXPECT_EQ(child_method, ctx.get_start_method());
 }
 
@@ -31,7 +36,7 @@ TEST_F(TestStartMethod, Context) {
     EXPECT_EQ(&ctx.get_context(), &ctx);
     EXPECT_THROW(ctx.set_start_method("spawn"), mp::ValueError);
     EXPECT_THROW(ctx.set_start_method(std::nullopt), mp::ValueError);
-    if (method == "fork") check_context(ctx);  // spawn, forkserver: issue 5
+    check_context(ctx);
   }
 }
 

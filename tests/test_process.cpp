@@ -843,7 +843,7 @@ void redirect_stderr_to(const std::string& path) {
 }
 
 /// _TestSubclassingProcess.test_stderr_flush: the error report of an uncaught
-/// exception reaches stderr before the child exits (issue #13812).
+/// exception reaches stderr before the child exits (CPython issue #13812).
 namespace test_process {
 void raise_with_stderr_to(std::string path) {
   redirect_stderr_to(path);
@@ -882,7 +882,7 @@ TEST_P(TestSubclassingProcess, StderrFlush) {
   EXPECT_NE(err.find("std::runtime_error: division by zero # MARKER"), std::string::npos) << err;
 }
 
-/// _TestSubclassingProcess.test_sys_exit (Issue 13854): SystemExit's code.
+/// _TestSubclassingProcess.test_sys_exit (CPython issue 13854): SystemExit's code.
 TEST_P(TestSubclassingProcess, SysExit) {
   std::string testfn = make_temp_path();
   for (std::string reason : {"[1, 2, 3]", "ignore this"}) {

@@ -343,7 +343,7 @@ TEST_P(TestArray, test_rawarray) {
 }
 
 /// _TestArray.test_array_from_size: new arrays start zeroed, even where the
-/// heap hands out memory a previous array left non-zero (issue #11675).
+/// heap hands out memory a previous array left non-zero (CPython issue #11675).
 TEST_P(TestArray, test_array_from_size) {
   const int size = 10;
   std::vector<int> range10(10);
