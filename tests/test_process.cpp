@@ -682,13 +682,32 @@ TEST_P(TestProcess, WrongArgumentCount) {
   }
 }
 
-/// A wrongly typed argument fails in the child like a Python TypeError:
-/// exit code 1 and the error on stderr.
-TEST_P(TestProcess, WrongArgumentType) {
-  mp::Process p({.target = sleep_for, .args = {"not a number"}});
+namespace test_process {
+/// Start a child whose argument has the wrong type, with `err` as the stderr
+/// it inherits; exit with that child's exit code.
+void start_badly_typed_child(Connection& err) {
+  ::dup2(err.fileno(), STDERR_FILENO);  // a copy without FD_CLOEXEC: the child inherits it
+  mp::Process p({.target = sleep_for, .args = {"not a number"}, .name = "Badly-typed"});
   p.start();
   p.join();
-  EXPECT_EQ(p.exitcode(), 1);
+  throw mp::SystemExit(p.exitcode().value_or(-1));
+}
+}  // namespace test_process
+MP_REGISTER_TARGET(test_process::start_badly_typed_child);
+
+/// A wrongly typed argument fails in the child like a Python TypeError:
+/// exit code 1 and the error on stderr, under the header _bootstrap prints.
+TEST_P(TestProcess, WrongArgumentType) {
+  auto [reader, writer] = mp::Pipe(false);
+  mp::Process outer({.target = test_process::start_badly_typed_child, .args = {writer}});
+  outer.start();
+  writer.close();
+  join_process(outer);
+  EXPECT_EQ(outer.exitcode(), 1);  // the badly typed child's
+  // Under forkserver too: the outer process starts a fork server of its own
+  // (as Python's child does), which has the outer's stderr.
+  EXPECT_EQ(read_text_lines(reader),
+            (std::vector<std::string>{"Process Badly-typed:", "TypeError: expected float, got str"}));
 }
 
 /// A Process destroyed while its child runs: the child is reaped later, not

@@ -2,9 +2,11 @@
 // behaviours the process tests rely on (after-fork hooks, narration by log_to_stderr).
 // Run under every start method; the children's targets are registered by name
 // and report back through Pipes.
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <random>
 #include <thread>
 
@@ -241,11 +243,22 @@ TEST_P(TestUtil, ChildStdinIsDevNull) {
   EXPECT_EQ(recv_strings(reader), std::vector<std::string>{"0"});
 }
 
-/// close_fds closes what it is given.
+/// close_fds closes what it is given; an fd that is not open is Python's
+/// OSError from os.close (EBADF).
 TEST_P(TestUtil, CloseFds) {
   auto [r, w] = mp::os::pipe();
-  util::close_fds({r.release(), w.release()});
-  EXPECT_THROW(util::close_fds({r.get() < 0 ? 1000000 : r.get()}), mp::OSError);
+  int read_fd = r.release(), write_fd = w.release();
+  util::close_fds({read_fd, write_fd});
+  EXPECT_EQ(::fcntl(read_fd, F_GETFD), -1);
+  EXPECT_EQ(errno, EBADF);
+  EXPECT_EQ(::fcntl(write_fd, F_GETFD), -1);
+  EXPECT_EQ(errno, EBADF);
+  try {
+    util::close_fds({read_fd});
+    ADD_FAILURE() << "closing a closed fd did not raise";
+  } catch (const mp::OSError& e) {
+    EXPECT_EQ(e.errno_value(), EBADF);
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(WithProcesses, TestFinalize, ::testing::ValuesIn(start_methods()), method_name);
