@@ -365,9 +365,10 @@ SockAddr to_sockaddr(const Address& address, const std::string& family) {
   addrinfo* found = nullptr;
   int rc = ::getaddrinfo(inet->first.empty() ? nullptr : inet->first.c_str(), nullptr, &hints,
                          &found);
-  if (rc != 0 || found == nullptr) {
-    throw OSError("getaddrinfo failed for " + inet->first + ": " + ::gai_strerror(rc));
-  }
+  // Python: socket.gaierror, "[Errno -2] Name or service not known".
+  if (rc == EAI_SYSTEM) raise_os_error("getaddrinfo", errno);
+  if (rc != 0) throw gaierror(rc);
+  if (found == nullptr) throw gaierror(EAI_NONAME);
   auto* in = reinterpret_cast<sockaddr_in*>(&result.storage);
   *in = *reinterpret_cast<sockaddr_in*>(found->ai_addr);
   ::freeaddrinfo(found);

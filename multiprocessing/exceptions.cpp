@@ -4,6 +4,7 @@
 #include "multiprocessing/exceptions.hpp"
 
 #include <cxxabi.h>
+#include <netdb.h>
 
 #include <cerrno>
 #include <cstdlib>
@@ -24,6 +25,10 @@ OSError::OSError(const std::string& call, int err)
     : Exception(os_error_message(call, err)), errno_(err), call_(call) {}
 
 OSError::OSError(const std::string& message) : Exception(message), errno_(0) {}
+
+gaierror::gaierror(int eai_code)
+    : OSError("[Errno " + std::to_string(eai_code) + "] " + ::gai_strerror(eai_code), eai_code,
+              "getaddrinfo") {}
 
 void raise_os_error(const std::string& call, int err) {
   // Python: the errnomap that _PyExc_InitState builds (Objects/exceptions.c).

@@ -146,6 +146,11 @@ class OSError : public Exception {
   int errno_value() const noexcept { return errno_; }
   const std::string& call() const noexcept { return call_; }
 
+ protected:
+  /// A subclass's own text for an error number that is not an errno (gaierror).
+  OSError(const std::string& message, int err, const std::string& call)
+      : Exception(message), errno_(err), call_(call) {}
+
  private:
   int errno_;
   std::string call_;
@@ -262,6 +267,15 @@ class BuiltinTimeoutError : public OSError {
  public:
   using OSError::OSError;
   const char* python_name() const noexcept override { return "TimeoutError"; }
+};
+
+/// Python: socket.gaierror, the OSError that name resolution raises:
+/// "[Errno -2] Name or service not known".  errno_value() is getaddrinfo's
+/// EAI_* code (negative), call() "getaddrinfo".
+class gaierror : public OSError {
+ public:
+  explicit gaierror(int eai_code);
+  const char* python_name() const noexcept override { return "socket.gaierror"; }
 };
 
 /// Throw the OSError subclass Python raises for this errno, as CPython's

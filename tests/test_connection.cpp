@@ -824,6 +824,20 @@ TEST_P(TestBadClients, ListenerSurvives) {
   join_process(p);
 }
 
+/// A host name that does not resolve: Python's socket.gaierror (an OSError),
+/// "[Errno -2] Name or service not known" or, without a resolver,
+/// "[Errno -3] Temporary failure in name resolution".
+TEST(TestConnectionErrors, UnknownHostIsGaierror) {
+  try {
+    conn::Client(conn::Address(std::pair<std::string, int>("no-such-host.invalid", 6000)));
+    ADD_FAILURE() << "connected";
+  } catch (const mp::gaierror& e) {
+    EXPECT_LT(e.errno_value(), 0);
+    EXPECT_EQ(std::string(e.what()).rfind("[Errno " + std::to_string(e.errno_value()) + "] ", 0), 0u) << e.what();
+    EXPECT_STREQ(e.python_name(), "socket.gaierror");
+  }
+}
+
 /// The handshake timeout bounds the whole handshake, not each message: a
 /// client that answers every message within the limit but takes longer than
 /// it in all (0.7 s before each of its two messages, limit 1 s) is dropped
