@@ -1375,7 +1375,6 @@ class Disassembler {
     pos_ = end + 1;
     return out;
   }
-  static std::string str_repr(std::string text) { return Object(std::move(text)).repr(); }
 
   std::string read_arg(const OpcodeInfo& info) {
     switch (info.arg) {
@@ -1401,11 +1400,11 @@ class Disassembler {
         for (char ch : b) bits = (bits << 8) | static_cast<unsigned char>(ch);
         double d;
         std::memcpy(&d, &bits, sizeof d);
-        return Object(d).repr();
+        return float_repr(d);
       }
       case DisArg::floatnl: {
         std::string text(line("floatnl"));
-        return Object(std::strtod(text.c_str(), nullptr)).repr();
+        return float_repr(std::strtod(text.c_str(), nullptr));
       }
       case DisArg::decimalnl_short: {
         std::string text(line("decimalnl_short"));
@@ -1418,9 +1417,9 @@ class Disassembler {
         if (!text.empty() && text.back() == 'L') text.pop_back();
         return std::to_string(std::strtoll(text.c_str(), nullptr, 10));
       }
-      case DisArg::bytes1: return Object(Bytes(std::string(take(get_le(take(1, "bytes1"), 1), "bytes1")))).repr();
-      case DisArg::bytes4: return Object(Bytes(std::string(take(get_le(take(4, "bytes4"), 4), "bytes4")))).repr();
-      case DisArg::bytes8: return Object(Bytes(std::string(take(get_le(take(8, "bytes8"), 8), "bytes8")))).repr();
+      case DisArg::bytes1: return bytes_repr(take(get_le(take(1, "bytes1"), 1), "bytes1"));
+      case DisArg::bytes4: return bytes_repr(take(get_le(take(4, "bytes4"), 4), "bytes4"));
+      case DisArg::bytes8: return bytes_repr(take(get_le(take(8, "bytes8"), 8), "bytes8"));
       case DisArg::bytearray8:
         return Object(Bytearray(std::string(take(get_le(take(8, "bytearray8"), 8), "bytearray8")))).repr();
       case DisArg::unicodestring1: return str_repr(std::string(take(get_le(take(1, "unicodestring1"), 1), "unicodestring1")));
