@@ -291,12 +291,11 @@ Address parse_address(std::string_view text) {
 
 std::string address_repr(const Address& address) {
   if (const auto* inet = std::get_if<InetAddress>(&address)) {
-    return "('" + inet->first + "', " + std::to_string(inet->second) + ")";
+    return "(" + str_repr(inet->first) + ", " + std::to_string(inet->second) + ")";
   }
   const std::string& path = std::get<std::string>(address);
   // Python shows a str address as 'path', an abstract one with its NUL as \x00.
-  std::string shown = bytes_repr(path);
-  return shown.substr(1);
+  return str_repr(path);
 }
 
 Address arbitrary_address(const std::string& family) {

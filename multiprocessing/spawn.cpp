@@ -63,7 +63,7 @@ std::optional<long> parse_kwd(const std::string& value) {
   char* end = nullptr;
   long n = std::strtol(value.c_str(), &end, 10);
   if (end == value.c_str() || *end != '\0') {
-    throw ValueError("invalid literal for int() with base 10: '" + value + "'");
+    throw ValueError("invalid literal for int() with base 10: " + str_repr(value));
   }
   return n;
 }

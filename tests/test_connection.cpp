@@ -590,7 +590,10 @@ TEST(TestListenerAddresses, FamiliesAndTypes) {
   EXPECT_EQ(conn::parse_address("127.0.0.1:6000"), conn::Address(conn::InetAddress{"127.0.0.1", 6000}));
   EXPECT_EQ(conn::parse_address("/tmp/sock"), conn::Address(std::string("/tmp/sock")));
   EXPECT_EQ(conn::address_repr(conn::InetAddress{"127.0.0.1", 6000}), "('127.0.0.1', 6000)");
-  EXPECT_THROW(conn::Client(std::string("/nonexistent/socket")), mp::OSError);
+  // Python's repr of the str: a NUL (abstract namespace) and non-ASCII text.
+  EXPECT_EQ(conn::address_repr(std::string("\0abstract", 9)), "'\\x00abstract'");
+  EXPECT_EQ(conn::address_repr(std::string("/tmp/caf\xc3\xa9")), "'/tmp/caf\xc3\xa9'");
+  EXPECT_THROW(conn::Client(std::string("/nonexistent/socket")), mp::FileNotFoundError);
 }
 
 // ---------------------------------------------------------------- _TestListenerClient

@@ -961,7 +961,7 @@ class Unpickler {
     char* end = nullptr;
     long long v = std::strtoll(text.c_str(), &end, 10);
     if (end == text.c_str() || *end != '\0') {
-      throw UnpicklingError("invalid literal for int(): '" + text + "'");
+      throw UnpicklingError("invalid literal for int(): " + str_repr(text));
     }
     if (errno == ERANGE) throw UnpicklingError("int " + text + " does not fit in 64 bits");
     return Object(static_cast<std::int64_t>(v));
@@ -976,7 +976,7 @@ class Unpickler {
     std::string text(line);
     char* end = nullptr;
     double d = std::strtod(text.c_str(), &end);
-    if (text.empty() || *end != '\0') throw UnpicklingError("could not convert string to float: '" + text + "'");
+    if (text.empty() || *end != '\0') throw UnpicklingError("could not convert string to float: " + str_repr(text));
     return d;
   }
   static std::string ascii(std::string_view octets) {
