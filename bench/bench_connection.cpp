@@ -1,4 +1,4 @@
-// bench/bench_connection.cpp — issue 3, item 6: multiprocessing.connection
+// bench/bench_connection.cpp — multiprocessing.connection
 // between two processes, this library against the raw calls it stands on.
 //
 //   BM_Lib_RoundTrip64      Pipe(); a forked child echoes; one op = send_bytes of

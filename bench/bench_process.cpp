@@ -9,7 +9,7 @@
 //   BM_RawForkWaitpid_RSS8M   the same after dirtying 8 MiB of heap (the
 //                               reference's "rss8M" variant, ~ a Python parent)
 //
-// The other two start methods (issue 5; bench/run_spawn.sh):
+// The other two start methods (bench/run_spawn.sh):
 //   BM_SpawnStartJoin         auto p = get_context("spawn").Process({.target = noop});
 //                               p->start(); p->join();   exit code checked.  The
 //                               child is this program run again (posix_spawn),

@@ -1,5 +1,5 @@
-// bench/bench_synchronize.cpp — issue 4, item 6 (bench-operations.md ops 6
-// and 7): locks across processes, this library against the raw calls.
+// bench/bench_synchronize.cpp — bench-operations.md ops 6
+// and 7: locks across processes, this library against the raw calls.
 //
 //   BM_Lib_Lock             acquire() + release() of a synchronize::Lock that
 //                           nobody else touches; one op = one pair

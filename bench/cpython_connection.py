@@ -1,4 +1,4 @@
-"""bench/cpython_connection.py -- issue 3 item 6 on CPython 3.11 (fork start method).
+"""bench/cpython_connection.py -- the connection benchmarks on CPython 3.11 (fork start method).
 
 The CPython side of bench/bench_connection.cpp, op for op:
   roundtrip64      Pipe(); a forked child echoes; send_bytes(64 B) + recv_bytes()

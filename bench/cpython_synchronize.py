@@ -1,4 +1,4 @@
-"""bench/cpython_synchronize.py -- issue 4 item 6 on CPython 3.11 (fork start method).
+"""bench/cpython_synchronize.py -- the lock benchmarks on CPython 3.11 (fork start method).
 
 The CPython side of bench/bench_synchronize.cpp (bench-operations.md ops 6, 7):
   Lock, RLock      acquire() + release() with the bound methods hoisted, nobody

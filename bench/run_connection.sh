@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bench/run_connection.sh — issue 3 item 6: connection latency, throughput and a
+# bench/run_connection.sh — connection latency, throughput and a
 # dict round trip for this library, raw socketpair framing and CPython 3.11, in
 # one run.  Builds the release preset's bench_connection if needed, alternates
 # it with bench/cpython_connection.py for N rounds (default 3, the order flips

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# bench/run_spawn.sh — issue 5, item 6 (operation 1 under the other start
-# methods): start + join of a do-nothing child under spawn and forkserver, for
+# bench/run_spawn.sh — operation 1 under the other start
+# methods: start + join of a do-nothing child under spawn and forkserver, for
 # this library and CPython 3.11, beside posix_spawn("/bin/true") and a raw
 # fork(), side by side in one run.
 #

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bench/run_synchronize.sh — issue 4 item 6: an uncontended Lock and a counter two
+# bench/run_synchronize.sh — an uncontended Lock and a counter two
 # processes raise under a lock, for this library, raw semaphores and CPython 3.11, in
 # one run.  Builds the release preset's bench_synchronize if needed, alternates
 # it with bench/cpython_synchronize.py for N rounds (default 3, the order flips

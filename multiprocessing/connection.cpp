@@ -31,31 +31,6 @@ namespace multiprocessing::connection {
 
 namespace {
 
-/// Python's repr() of bytes, for error texts: b'abc', with \\x escapes.
-std::string bytes_repr(std::string_view bytes) {
-  static const char* digits = "0123456789abcdef";
-  std::string out = "b'";
-  for (unsigned char c : bytes) {
-    if (c == '\\' || c == '\'') {
-      out += '\\';
-      out += static_cast<char>(c);
-    } else if (c == '\n') {
-      out += "\\n";
-    } else if (c == '\r') {
-      out += "\\r";
-    } else if (c == '\t') {
-      out += "\\t";
-    } else if (c >= 0x20 && c < 0x7f) {
-      out += static_cast<char>(c);
-    } else {
-      out += "\\x";
-      out += digits[c >> 4];
-      out += digits[c & 15];
-    }
-  }
-  return out + "'";
-}
-
 /// Wait until `fd` is readable or `deadline` passes.  \throws TimeoutError.
 void wait_readable_before(int fd, double deadline) {
   if (wait(std::vector<int>{fd}, deadline - os::monotonic()).empty()) {
@@ -187,7 +162,7 @@ void Connection::send_bytes(std::string_view buf, std::size_t offset,
     _send(header);
     _send(payload);
   } else {
-    // Issue #20540: concatenate before sending, to avoid delays due to Nagle's
+    // CPython issue #20540: concatenate before sending, to avoid delays due to Nagle's
     // algorithm on a TCP socket; and never send a 0-length buffer alone.
     header.append(payload);
     _send(header);
@@ -322,12 +297,11 @@ Address parse_address(std::string_view text) {
 
 std::string address_repr(const Address& address) {
   if (const auto* inet = std::get_if<InetAddress>(&address)) {
-    return "('" + inet->first + "', " + std::to_string(inet->second) + ")";
+    return "(" + str_repr(inet->first) + ", " + std::to_string(inet->second) + ")";
   }
   const std::string& path = std::get<std::string>(address);
   // Python shows a str address as 'path', an abstract one with its NUL as \x00.
-  std::string shown = bytes_repr(path);
-  return shown.substr(1);
+  return str_repr(path);
 }
 
 Address arbitrary_address(const std::string& family) {
@@ -396,9 +370,10 @@ SockAddr to_sockaddr(const Address& address, const std::string& family) {
   addrinfo* found = nullptr;
   int rc = ::getaddrinfo(inet->first.empty() ? nullptr : inet->first.c_str(), nullptr, &hints,
                          &found);
-  if (rc != 0 || found == nullptr) {
-    throw OSError("getaddrinfo failed for " + inet->first + ": " + ::gai_strerror(rc));
-  }
+  // Python: socket.gaierror, "[Errno -2] Name or service not known".
+  if (rc == EAI_SYSTEM) raise_os_error("getaddrinfo", errno);
+  if (rc != 0) throw gaierror(rc);
+  if (found == nullptr) throw gaierror(EAI_NONAME);
   auto* in = reinterpret_cast<sockaddr_in*>(&result.storage);
   *in = *reinterpret_cast<sockaddr_in*>(found->ai_addr);
   ::freeaddrinfo(found);
@@ -496,7 +471,9 @@ Connection Listener::accept() {
   Connection c{os::Fd(fd)};
   last_accepted_ = from_sockaddr(peer, length);
   if (authkey_) {
-    // A client that goes silent must not stop the listener forever.
+    // A client that goes silent must not stop the listener forever.  One
+    // deadline for the whole handshake, not one per message: a client that
+    // trickles its messages cannot hold accept() longer than the limit either.
     std::optional<double> deadline;
     if (handshake_timeout_) deadline = os::monotonic() + *handshake_timeout_;
     // On failure `c` is destroyed (closed) as the exception leaves.

@@ -36,8 +36,10 @@ namespace multiprocessing::connection {
 /// Python: connection.BUFSIZE.
 inline constexpr std::size_t BUFSIZE = 8192;
 /// Python: connection.CONNECTION_TIMEOUT (seconds).  Here: how long
-/// Listener::accept() waits for each handshake message of a client before it
-/// gives that client up (CPython waits forever).
+/// Listener::accept() gives a client to finish the whole handshake (one
+/// deadline for all its messages, as Python's _init_timeout/_check_timeout
+/// make one deadline for a connection attempt) before it gives that client up
+/// (CPython 3.11 waits forever).
 inline constexpr double CONNECTION_TIMEOUT = 20.0;
 /// Python 3.11: connection.MESSAGE_LENGTH, the random part of a 3.11 challenge.
 inline constexpr std::size_t MESSAGE_LENGTH = 20;
@@ -139,8 +141,9 @@ class Connection {
   ///   "connection is write-only".
   bool poll(std::optional<double> timeout = 0.0);
 
-  /// Internal: recv_bytes with a deadline (a monotonic time) on every read;
-  /// \throws TimeoutError past it.  Used by the handshake of Listener::accept.
+  /// Internal: recv_bytes that gives up at `deadline` (a monotonic time, the
+  /// same for every read of the message); \throws TimeoutError past it.  Used
+  /// by the handshake of Listener::accept, with one deadline for the handshake.
   std::string _recv_bytes_before(std::optional<std::size_t> maxlength,
                                  std::optional<double> deadline);
 
@@ -214,8 +217,10 @@ std::string address_type(const Address& address);
 /// Differences from CPython 3.11, each where 3.11 is known to hang or misbehave:
 ///  - an authkey that is set, even empty, authenticates (3.12, gh-88118; 3.11
 ///    skipped it for b'', so a client with b'' hung);
-///  - a client that sends nothing for CONNECTION_TIMEOUT seconds during the
-///    handshake is dropped with TimeoutError (3.11 waits forever).
+///  - a client that has not finished the handshake CONNECTION_TIMEOUT seconds
+///    after it connected is dropped with TimeoutError (3.11 waits forever).
+///    The limit is for the whole handshake, not per message, so that neither a
+///    silent client nor one that trickles its messages holds accept() longer.
 /// A failed handshake closes that one connection and throws; the listener
 /// stays open and the next accept() works.
 class Listener {
@@ -253,8 +258,8 @@ class Listener {
   /// The listening socket's fd, for wait() (Python: _listener._socket.fileno()).
   /// \throws OSError "listener is closed".
   int fileno() const;
-  /// The handshake time limit per message (default CONNECTION_TIMEOUT;
-  /// nullopt waits forever, as CPython does).
+  /// The time limit for a client's whole handshake, counted from its
+  /// connection (default CONNECTION_TIMEOUT; nullopt waits forever, as CPython does).
   void set_handshake_timeout(std::optional<double> seconds) { handshake_timeout_ = seconds; }
 
  private:

@@ -26,7 +26,8 @@ std::unique_ptr<BaseProcess> BaseContext::Process(ProcessOptions options) {
 BaseContext& BaseContext::get_context(std::optional<std::string> method) {
   if (!method) return *this;
   BaseContext* ctx = _concrete_context(*method);
-  if (ctx == nullptr) throw ValueError("cannot find context for '" + *method + "'");
+  // Python: 'cannot find context for %r' % method.
+  if (ctx == nullptr) throw ValueError("cannot find context for " + str_repr(*method));
   ctx->_check_available();
   return *ctx;
 }

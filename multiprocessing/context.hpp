@@ -188,7 +188,7 @@ class ForkProcess : public BaseProcess {
   std::optional<std::string> _start_method() const override { return "fork"; }
 };
 
-/// Python: context.SpawnProcess: the 'spawn' start method (issue 5).
+/// Python: context.SpawnProcess: the 'spawn' start method (popen_spawn_posix).
 class SpawnProcess : public BaseProcess {
  public:
   explicit SpawnProcess(ProcessOptions options = {}) : BaseProcess(std::move(options)) {}
@@ -199,7 +199,7 @@ class SpawnProcess : public BaseProcess {
   void _after_fork() override {}  // Python: a no-op, nothing was inherited
 };
 
-/// Python: context.ForkServerProcess: the 'forkserver' start method (issue 5).
+/// Python: context.ForkServerProcess: the 'forkserver' start method (popen_forkserver).
 class ForkServerProcess : public BaseProcess {
  public:
   explicit ForkServerProcess(ProcessOptions options = {}) : BaseProcess(std::move(options)) {}
@@ -217,8 +217,9 @@ class ForkContext : public BaseContext {
   std::unique_ptr<popen_fork::Popen> _make_popen(BaseProcess& process_obj) override;
 };
 
-/// Python: context.SpawnContext.  Until issue 5 lands, starting a process with
-/// it throws NotImplementedError naming the method.
+/// Python: context.SpawnContext: its processes run this program again
+/// (popen_spawn_posix::Popen); the target crosses by registered name, the
+/// arguments as pickles.
 class SpawnContext : public BaseContext {
  public:
   std::unique_ptr<BaseProcess> Process(ProcessOptions options = {}) override;
@@ -226,7 +227,8 @@ class SpawnContext : public BaseContext {
   std::unique_ptr<popen_fork::Popen> _make_popen(BaseProcess& process_obj) override;
 };
 
-/// Python: context.ForkServerContext.  Same status as SpawnContext.
+/// Python: context.ForkServerContext: its processes are forked by the fork
+/// server (popen_forkserver::Popen); what crosses, crosses as under spawn.
 class ForkServerContext : public BaseContext {
  public:
   std::unique_ptr<BaseProcess> Process(ProcessOptions options = {}) override;

@@ -4,6 +4,7 @@
 #include "multiprocessing/exceptions.hpp"
 
 #include <cxxabi.h>
+#include <netdb.h>
 
 #include <cerrno>
 #include <cstdlib>
@@ -25,12 +26,33 @@ OSError::OSError(const std::string& call, int err)
 
 OSError::OSError(const std::string& message) : Exception(message), errno_(0) {}
 
+gaierror::gaierror(int eai_code)
+    : OSError("[Errno " + std::to_string(eai_code) + "] " + ::gai_strerror(eai_code), eai_code,
+              "getaddrinfo") {}
+
 void raise_os_error(const std::string& call, int err) {
-  if (err == ECHILD) throw ChildProcessError(call, err);
-  if (err == ESRCH) throw ProcessLookupError(call, err);
-  if (err == EEXIST) throw FileExistsError(call, err);
-  if (err == ENOENT) throw FileNotFoundError(call, err);
-  throw OSError(call, err);
+  // Python: the errnomap that _PyExc_InitState builds (Objects/exceptions.c).
+  switch (err) {
+    case EAGAIN:  // == EWOULDBLOCK on Linux
+    case EALREADY:
+    case EINPROGRESS: throw BlockingIOError(call, err);
+    case ECHILD: throw ChildProcessError(call, err);
+    case EPIPE:
+    case ESHUTDOWN: throw BrokenPipeError(call, err);
+    case ECONNABORTED: throw ConnectionAbortedError(call, err);
+    case ECONNREFUSED: throw ConnectionRefusedError(call, err);
+    case ECONNRESET: throw ConnectionResetError(call, err);
+    case EEXIST: throw FileExistsError(call, err);
+    case ENOENT: throw FileNotFoundError(call, err);
+    case EISDIR: throw IsADirectoryError(call, err);
+    case ENOTDIR: throw NotADirectoryError(call, err);
+    case EINTR: throw InterruptedError(call, err);
+    case EACCES:
+    case EPERM: throw PermissionError(call, err);
+    case ESRCH: throw ProcessLookupError(call, err);
+    case ETIMEDOUT: throw BuiltinTimeoutError(call, err);
+    default: throw OSError(call, err);
+  }
 }
 
 std::string exception_type_name(const std::exception& e) {

@@ -108,6 +108,14 @@ class ZeroDivisionError : public Exception {
   const char* python_name() const noexcept override { return "ZeroDivisionError"; }
 };
 
+/// Python builtin AttributeError: what Python raises where the port's object
+/// lacks the state a method needs (terminate() before start(): `_popen` is None).
+class AttributeError : public Exception {
+ public:
+  using Exception::Exception;
+  const char* python_name() const noexcept override { return "AttributeError"; }
+};
+
 /// Python builtin OverflowError: a number too large for the C type behind it.
 class OverflowError : public Exception {
  public:
@@ -167,44 +175,142 @@ class OSError : public Exception {
   int errno_value() const noexcept { return errno_; }
   const std::string& call() const noexcept { return call_; }
 
+ protected:
+  /// A subclass's own text for an error number that is not an errno (gaierror).
+  OSError(const std::string& message, int err, const std::string& call)
+      : Exception(message), errno_(err), call_(call) {}
+
  private:
   int errno_;
   std::string call_;
 };
 
-/// Python builtin ChildProcessError (OSError with ECHILD): waitpid found no child.
+// Python's OSError subclasses (PEP 3151), one per errno family.  The port throws
+// them through raise_os_error, as CPython's PyErr_SetFromErrno picks the class.
+
+/// Python builtin BlockingIOError (EAGAIN, EWOULDBLOCK, EALREADY, EINPROGRESS).
+class BlockingIOError : public OSError {
+ public:
+  using OSError::OSError;
+  const char* python_name() const noexcept override { return "BlockingIOError"; }
+};
+
+/// Python builtin ChildProcessError (ECHILD): waitpid found no child.
 class ChildProcessError : public OSError {
  public:
   using OSError::OSError;
   const char* python_name() const noexcept override { return "ChildProcessError"; }
 };
 
-/// Python builtin ProcessLookupError (OSError with ESRCH): kill found no process.
-class ProcessLookupError : public OSError {
+/// Python builtin ConnectionError: the base of the four below.
+class ConnectionError : public OSError {
  public:
   using OSError::OSError;
-  const char* python_name() const noexcept override { return "ProcessLookupError"; }
+  const char* python_name() const noexcept override { return "ConnectionError"; }
 };
 
-/// Python builtin FileExistsError (OSError with EEXIST): e.g. creating a shared
-/// memory segment under a name that is taken.
+/// Python builtin BrokenPipeError (EPIPE, ESHUTDOWN): writing to a closed peer.
+class BrokenPipeError : public ConnectionError {
+ public:
+  using ConnectionError::ConnectionError;
+  const char* python_name() const noexcept override { return "BrokenPipeError"; }
+};
+
+/// Python builtin ConnectionAbortedError (ECONNABORTED).
+class ConnectionAbortedError : public ConnectionError {
+ public:
+  using ConnectionError::ConnectionError;
+  const char* python_name() const noexcept override { return "ConnectionAbortedError"; }
+};
+
+/// Python builtin ConnectionRefusedError (ECONNREFUSED): nobody listens there.
+class ConnectionRefusedError : public ConnectionError {
+ public:
+  using ConnectionError::ConnectionError;
+  const char* python_name() const noexcept override { return "ConnectionRefusedError"; }
+};
+
+/// Python builtin ConnectionResetError (ECONNRESET).
+class ConnectionResetError : public ConnectionError {
+ public:
+  using ConnectionError::ConnectionError;
+  const char* python_name() const noexcept override { return "ConnectionResetError"; }
+};
+
+/// Python builtin FileExistsError (EEXIST): e.g. creating a shared memory
+/// segment or a named semaphore under a name that is taken.
 class FileExistsError : public OSError {
  public:
   using OSError::OSError;
   const char* python_name() const noexcept override { return "FileExistsError"; }
 };
 
-/// Python builtin FileNotFoundError (OSError with ENOENT): e.g. attaching to a
-/// shared memory segment that does not exist.
+/// Python builtin FileNotFoundError (ENOENT): e.g. attaching to a shared memory
+/// segment that does not exist.
 class FileNotFoundError : public OSError {
  public:
   using OSError::OSError;
   const char* python_name() const noexcept override { return "FileNotFoundError"; }
 };
 
-/// Throw the OSError subclass Python would raise for this errno
-/// (ChildProcessError for ECHILD, ProcessLookupError for ESRCH,
-/// FileExistsError for EEXIST, FileNotFoundError for ENOENT, else OSError).
+/// Python builtin InterruptedError (EINTR): a call that a signal interrupted and
+/// that is not retried.
+class InterruptedError : public OSError {
+ public:
+  using OSError::OSError;
+  const char* python_name() const noexcept override { return "InterruptedError"; }
+};
+
+/// Python builtin IsADirectoryError (EISDIR).
+class IsADirectoryError : public OSError {
+ public:
+  using OSError::OSError;
+  const char* python_name() const noexcept override { return "IsADirectoryError"; }
+};
+
+/// Python builtin NotADirectoryError (ENOTDIR).
+class NotADirectoryError : public OSError {
+ public:
+  using OSError::OSError;
+  const char* python_name() const noexcept override { return "NotADirectoryError"; }
+};
+
+/// Python builtin PermissionError (EACCES, EPERM).
+class PermissionError : public OSError {
+ public:
+  using OSError::OSError;
+  const char* python_name() const noexcept override { return "PermissionError"; }
+};
+
+/// Python builtin ProcessLookupError (ESRCH): kill found no process.
+class ProcessLookupError : public OSError {
+ public:
+  using OSError::OSError;
+  const char* python_name() const noexcept override { return "ProcessLookupError"; }
+};
+
+/// Python's builtin TimeoutError (ETIMEDOUT), an OSError.  The C++ name differs
+/// because `TimeoutError` here is multiprocessing.TimeoutError, a ProcessError,
+/// as in Python where the two are different classes.
+class BuiltinTimeoutError : public OSError {
+ public:
+  using OSError::OSError;
+  const char* python_name() const noexcept override { return "TimeoutError"; }
+};
+
+/// Python: socket.gaierror, the OSError that name resolution raises:
+/// "[Errno -2] Name or service not known".  errno_value() is getaddrinfo's
+/// EAI_* code (negative), call() "getaddrinfo".
+class gaierror : public OSError {
+ public:
+  explicit gaierror(int eai_code);
+  const char* python_name() const noexcept override { return "socket.gaierror"; }
+};
+
+/// Throw the OSError subclass Python raises for this errno, as CPython's
+/// PyErr_SetFromErrno picks it (Objects/exceptions.c, errnomap): the classes
+/// above for their errnos, a plain OSError for the rest.  Every system call of
+/// the port that fails with an errno reports it through here.
 [[noreturn]] void raise_os_error(const std::string& call, int err);
 
 /// Python's SystemExit: what `sys.exit(code)` raises.  Thrown from a process

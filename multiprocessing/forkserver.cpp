@@ -89,6 +89,11 @@ std::optional<pid_t> ForkServer::_pid() const {
   return pid_;
 }
 
+std::optional<std::string> ForkServer::_address() const {
+  std::lock_guard guard(lock_);
+  return address_;
+}
+
 int ForkServer::_alive_fd() const {
   std::lock_guard guard(lock_);
   return alive_fd_;
@@ -104,10 +109,17 @@ void ForkServer::_stop_unlocked() {
   // Closing the alive fd is the server's signal to exit (it sees EOF).
   ::close(alive_fd_);
   alive_fd_ = -1;
-  os::waitpid(*pid_, 0);
+  pid_t pid = *pid_;
+  std::optional<std::string> address = std::move(address_);
+  // Forgotten before the wait, not after as in Python: if waitpid throws (the
+  // server was reaped by someone else's waitpid(-1): ChildProcessError), this
+  // handle must not keep pointing at a dead server and a stale socket file.
   pid_.reset();
-  if (address_ && !address_->empty() && (*address_)[0] != '\0') ::unlink(address_->c_str());
   address_.reset();
+  // The socket file is removed first for the same reason; the server no
+  // longer accepts on it once the alive fd is closed.
+  if (address && !address->empty() && (*address)[0] != '\0') ::unlink(address->c_str());
+  os::waitpid(pid, 0);
 }
 
 void ForkServer::ensure_running() {
@@ -122,8 +134,10 @@ void ForkServer::ensure_running() {
       // Reaped by someone else: it is gone all the same.
     }
     if (pid == 0) return;
-    // It died: forget it and start another.
+    // It died: forget it and start another.  Its socket file goes too (Python
+    // leaves it in the temp dir until exit).
     ::close(alive_fd_);
+    if (address_ && !address_->empty() && (*address_)[0] != '\0') ::unlink(address_->c_str());
     address_.reset();
     alive_fd_ = -1;
     pid_.reset();
@@ -138,8 +152,18 @@ void ForkServer::ensure_running() {
   if (::bind(listener.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0) {
     raise_os_error("bind", errno);
   }
-  ::chmod(address.c_str(), 0600);
-  if (::listen(listener.get(), SOMAXCONN) < 0) raise_os_error("listen", errno);
+  // Checked: a socket that other users could connect to would hand them a
+  // child of ours on request (the parent's authkey is not asked for here).
+  if (::chmod(address.c_str(), 0600) < 0) {
+    int err = errno;
+    ::unlink(address.c_str());
+    raise_os_error("chmod", err);
+  }
+  if (::listen(listener.get(), SOMAXCONN) < 0) {
+    int err = errno;
+    ::unlink(address.c_str());
+    raise_os_error("listen", err);
+  }
   // The alive pipe: the server exits when it reads EOF on alive_r, i.e. when
   // every holder of alive_w (this process and the children it passes it to)
   // has gone.
@@ -193,11 +217,16 @@ bool is_forkserver(const std::vector<std::string>& argv) {
   return argv.size() >= 2 && argv[1] == kMarker;
 }
 
-void main(int listener_fd, int alive_r) {
+namespace {
+
+/// main()'s body; what it throws ends the server (see main).
+[[noreturn]] void serve(int listener_fd, int alive_r) {
   util::_close_stdin();
-  // The fds arrive without FD_CLOEXEC (they were passed through exec).
-  ::fcntl(listener_fd, F_SETFD, FD_CLOEXEC);
-  ::fcntl(alive_r, F_SETFD, FD_CLOEXEC);
+  // The fds arrive without FD_CLOEXEC (they were passed through exec); set it
+  // so that no child the server forks and execs would hold them.  A failure
+  // means the fd was not passed at all.
+  if (::fcntl(listener_fd, F_SETFD, FD_CLOEXEC) < 0) raise_os_error("fcntl", errno);
+  if (::fcntl(alive_r, F_SETFD, FD_CLOEXEC) < 0) raise_os_error("fcntl", errno);
   int sig[2];
   if (::pipe2(sig, O_NONBLOCK | O_CLOEXEC) < 0) raise_os_error("pipe2", errno);
   int sig_r = sig[0];
@@ -256,7 +285,14 @@ void main(int listener_fd, int alive_r) {
     // [forkserver-fork]
     if (fds[0].revents != 0) {
       int s = ::accept4(listener_fd, nullptr, nullptr, SOCK_CLOEXEC);
-      if (s < 0) continue;  // ECONNABORTED and the like: the next one, please
+      if (s < 0) {
+        // Python re-raises every OSError here but ECONNABORTED (a client that
+        // gave up between poll and accept; EINTR is retried by Python's
+        // socket.accept).  Retrying the rest would spin the CPU for ever:
+        // with EMFILE the listener stays readable and accept keeps failing.
+        if (errno == ECONNABORTED || errno == EINTR) continue;
+        raise_os_error("accept4", errno);
+      }
       std::vector<int> received;
       try {
         received = reduction::recvfds(s, MAXFDS_TO_SEND + 1);
@@ -309,6 +345,21 @@ void main(int listener_fd, int alive_r) {
       for (int fd : rest) ::close(fd);
     }
     // [forkserver-fork]
+  }
+}
+
+}  // namespace
+
+void main(int listener_fd, int alive_r) {
+  try {
+    serve(listener_fd, alive_r);
+  } catch (const std::exception& e) {
+    // Python: the exception ends `python -c "...forkserver.main(...)"` with its
+    // traceback on stderr and exit status 1.  The parents see EOF on their
+    // status pipes; the next ensure_running() starts another server.
+    std::fprintf(stderr, "forkserver: %s: %s\n", exception_type_name(e).c_str(), e.what());
+    std::fflush(stderr);
+    std::exit(1);
   }
 }
 

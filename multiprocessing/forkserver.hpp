@@ -57,11 +57,15 @@ class ForkServer {
   void set_forkserver_preload(std::vector<std::string> module_names);
 
   /// Python: _stop(): close the alive fd (the server exits when it sees EOF),
-  /// wait for it, remove the socket file.
+  /// wait for it, remove the socket file.  The handle is reset (no pid, no
+  /// address, socket file removed) even when the wait fails.
+  /// \throws ChildProcessError if the server was already reaped elsewhere.
   void _stop();
 
   /// The server's pid if this process started it (Python: _forkserver_pid).
   std::optional<pid_t> _pid() const;
+  /// The server's socket path while it runs (Python: _forkserver_address).
+  std::optional<std::string> _address() const;
   /// The write end of the server's alive pipe held here, or -1.
   int _alive_fd() const;
 
@@ -90,7 +94,11 @@ void set_forkserver_preload(std::vector<std::string> module_names);
 
 /// Python: forkserver.main(listener_fd, alive_r, preload, ...): the server's
 /// loop.  Run by freeze_support() in the program started with
-/// "--multiprocessing-forkserver"; does not return.
+/// "--multiprocessing-forkserver"; does not return.  It exits 0 when every
+/// holder of the alive pipe is gone; on an error it cannot serve past (accept
+/// failing with anything but ECONNABORTED, e.g. EMFILE), it writes
+/// "forkserver: OSError: [Errno 24] ..." to stderr and exits 1, as Python's
+/// server ends with the exception.
 [[noreturn]] void main(int listener_fd, int alive_r);
 
 /// Whether argv asks for the fork server ("--multiprocessing-forkserver").

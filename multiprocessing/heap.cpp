@@ -250,7 +250,7 @@ void Heap::_free_pending_blocks() {
 void Heap::free(const Block& block) {
   // Python frees from a weakref callback, which the garbage collector may run
   // while this very thread holds _lock inside malloc(): a blocking acquire
-  // would deadlock (issue #12352).  So: try the lock; if it is busy, leave the
+  // would deadlock (CPython issue #12352).  So: try the lock; if it is busy, leave the
   // block on the pending list for the next malloc() or free().
   if (os::getpid() != _lastpid) {
     throw ValueError("My pid (" + std::to_string(os::getpid()) + ") is not last pid " +

@@ -112,12 +112,18 @@ Object Popen::DupFd(int) const {
 /// a pipe's worth of data, block forever.  Here: a non-blocking fd, and poll()
 /// on the child's sentinel too; SIGPIPE is held back while writing.
 void Popen::_write_to_child(int fd, int sentinel, std::string_view data) {
+  // Non-blocking first, checked: a blocking write could hang on a child that
+  // never reads.  (Before SIGPIPE is blocked, so that a failure leaves the
+  // signal mask as it was.)
+  int flags = ::fcntl(fd, F_GETFL);
+  if (flags < 0 || ::fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) raise_os_error("fcntl", errno);
   sigset_t sigpipe, old_mask;
   ::sigemptyset(&sigpipe);
   ::sigaddset(&sigpipe, SIGPIPE);
   ::pthread_sigmask(SIG_BLOCK, &sigpipe, &old_mask);
-  ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
   bool broken = false;
+  const char* failed_call = nullptr;  // a call that failed otherwise: raised once the mask is back
+  int failed_errno = 0;
   while (!data.empty()) {
     ssize_t n = ::write(fd, data.data(), data.size());
     if (n >= 0) {
@@ -129,10 +135,18 @@ void Popen::_write_to_child(int fd, int sentinel, std::string_view data) {
       broken = true;  // the child is gone; its exit code will tell why
       break;
     }
-    if (errno != EAGAIN) break;
+    if (errno != EAGAIN) {
+      failed_call = "write";
+      failed_errno = errno;
+      break;
+    }
     // The pipe is full: wait until the child reads, or ends.
     pollfd fds[2] = {{fd, POLLOUT, 0}, {sentinel, POLLIN, 0}};
-    ::poll(fds, sentinel >= 0 ? 2 : 1, -1);
+    if (::poll(fds, sentinel >= 0 ? 2 : 1, -1) < 0 && errno != EINTR) {
+      failed_call = "poll";
+      failed_errno = errno;
+      break;
+    }
     if (sentinel >= 0 && fds[1].revents != 0) break;  // EOF on the sentinel: the child has exited
   }
   if (broken) {
@@ -141,6 +155,8 @@ void Popen::_write_to_child(int fd, int sentinel, std::string_view data) {
     ::sigtimedwait(&sigpipe, nullptr, &zero);
   }
   ::pthread_sigmask(SIG_SETMASK, &old_mask, nullptr);
+  // Python's write raises; a child left with half its pickles must not look started.
+  if (failed_call != nullptr) raise_os_error(failed_call, failed_errno);
 }
 
 

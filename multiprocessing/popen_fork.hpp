@@ -81,6 +81,7 @@ class Popen {
   /// more than a pipe's worth of data, block it forever.  Here SIGPIPE is held
   /// back while writing (a C++ program does not ignore it, as Python does),
   /// and, when `sentinel` is not -1, the writing stops if the child exits.
+  /// \throws OSError if fcntl, write (other than EPIPE) or poll fails.
   static void _write_to_child(int fd, int sentinel, std::string_view data);
 
   util::Finalize finalizer;  ///< Python: self.finalizer (closes parent_r, parent_w)

@@ -48,14 +48,19 @@ void Popen::_launch(BaseProcess& process_obj) {
     reduction::dump(process_obj._getstate(), buf);
   }
   auto [status_r, data_w] = forkserver::connect_to_new_process(_fds);
+  // Both owned at once, so that a failure below closes them (the server's
+  // child then reads EOF and exits; the server's write to status_r fails).
   os::Fd w(data_w);
-  sentinel_ = status_r;
+  os::Fd status(status_r);
   // Python keeps a duplicate of the data pipe's write end until the Popen is
   // finalized: the child's parent sentinel (its end of this pipe) reads EOF
-  // only when this process is gone.
+  // only when this process is gone.  F_DUPFD_CLOEXEC: the copy must not leak
+  // into children this process execs.
   int parent_w = ::fcntl(w.get(), F_DUPFD_CLOEXEC, 0);
+  if (parent_w < 0) raise_os_error("fcntl", errno);
+  sentinel_ = status.release();
   finalizer = util::Finalize(
-      [fds = std::vector<int>{parent_w, status_r}] { util::close_fds(fds); }, std::nullopt,
+      [fds = std::vector<int>{parent_w, sentinel_}] { util::close_fds(fds); }, std::nullopt,
       "close_fds");
   // One framed message, as under spawn (spawn::_main reads it).  If the
   // child died at once, the write stops; its exit code will say why.

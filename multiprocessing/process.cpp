@@ -37,8 +37,6 @@ std::string class_name_of(const BaseProcess& p) {
   return name;
 }
 
-std::string python_repr_str(const std::string& s) { return Object(s).repr(); }
-
 void discard_child(BaseProcess* p) {
   auto& children = _process_state().children;
   children.erase(std::remove(children.begin(), children.end(), p), children.end());
@@ -246,13 +244,15 @@ std::unique_ptr<popen_fork::Popen> BaseProcess::_make_popen() {
 
 void BaseProcess::terminate() {
   _check_closed();
-  if (!popen_) throw ValueError("process not started");
+  // Python calls self._popen.terminate() with _popen None: AttributeError.
+  if (!popen_) throw AttributeError("'NoneType' object has no attribute 'terminate'");
   popen_->terminate();
 }
 
 void BaseProcess::kill() {
   _check_closed();
-  if (!popen_) throw ValueError("process not started");
+  // Python calls self._popen.kill() with _popen None: AttributeError.
+  if (!popen_) throw AttributeError("'NoneType' object has no attribute 'kill'");
   popen_->kill();
 }
 
@@ -316,6 +316,30 @@ void BaseProcess::set_daemon(bool daemonic) {
   _config.daemon = daemonic;
 }
 
+namespace {
+// The unpickler may name it (ForkingPickler's allow-list); a spawned child reads
+// its authkey back as the plain bytes (Python: AuthenticationString(bytes)).
+const bool process_globals_registered = [] {
+  reduction::ForkingPickler::register_global(
+      "multiprocessing.process", "AuthenticationString",
+      [](Object reduced) -> Object { return reduced.reduced()->args.at(0).as<Bytes>(); });
+  return true;
+}();
+}  // namespace
+
+Object Convert<AuthenticationString>::to_object(const AuthenticationString& key) {
+  // Python: the key crosses only to a child this process is spawning, never over
+  // an arbitrary connection where any peer could read it.
+  if (get_spawning_popen() == nullptr) {
+    throw TypeError("Pickling an AuthenticationString object is disallowed for security reasons");
+  }
+  return Object::Reduced{{"multiprocessing.process", "AuthenticationString"}, {Bytes(key)}};
+}
+
+AuthenticationString Convert<AuthenticationString>::from_object(const Object& o) {
+  return AuthenticationString(o.as<Bytes>().data);
+}
+
 const AuthenticationString& BaseProcess::authkey() const { return _config.authkey; }
 
 void BaseProcess::set_authkey(Bytes authkey) {
@@ -356,7 +380,7 @@ std::string BaseProcess::repr() {
     exitcode = popen_->poll();
     status = exitcode ? "stopped" : "started";
   }
-  std::string info = "<" + _type_name() + " name=" + python_repr_str(name());
+  std::string info = "<" + _type_name() + " name=" + str_repr(name());
   if (popen_) info += " pid=" + std::to_string(popen_->pid);
   info += " parent=" + (parent_pid_ ? std::to_string(*parent_pid_) : std::string("None"));
   info += " " + status;
@@ -476,7 +500,7 @@ Object BaseProcess::_getstate() const {
       {"args", Object::Tuple{args_}},
       {"name", name()},
       {"daemon", _config.daemon ? Object(*_config.daemon) : Object()},
-      {"authkey", Bytes(_config.authkey)},
+      {"authkey", _config.authkey},
       {"semprefix", _config.semprefix},
       {"identity", identity},
       {"parent_pid", parent_pid_ ? Object(std::int64_t{*parent_pid_}) : Object()},
@@ -492,7 +516,7 @@ void BaseProcess::_setstate(const Object& state) {
   name_ = state_item(dict, "name").as<std::string>();
   const Object& daemon = state_item(dict, "daemon");
   _config.daemon = daemon.is_none() ? std::nullopt : std::optional<bool>(daemon.as<bool>());
-  _config.authkey = AuthenticationString(state_item(dict, "authkey").as<Bytes>().data);
+  _config.authkey = state_item(dict, "authkey").as<AuthenticationString>();
   _config.semprefix = state_item(dict, "semprefix").as<std::string>();
   identity_.clear();
   for (const Object& i : state_as<Object::List>(state_item(dict, "identity"), "identity")) {

@@ -149,10 +149,23 @@ struct ProcessOptions {
   std::optional<bool> daemon = std::nullopt;       ///< Python: daemon (default: the creator's)
 };
 
-/// Python: process.AuthenticationString, bytes that refuse to be pickled
-/// except while a child is being spawned (issue 5 enforces that part).
+/// Python: process.AuthenticationString, bytes that refuse to be pickled except
+/// while a spawn or forkserver Popen pickles its child's process object and
+/// preparation data: `conn.send(current_process().authkey())` throws TypeError
+/// "Pickling an AuthenticationString object is disallowed for security reasons".
+/// Spelling it `Bytes(key)` is the port's `bytes(key)`: that sends, as in Python.
 struct AuthenticationString : Bytes {
   using Bytes::Bytes;
+};
+
+/// Python: AuthenticationString.__reduce__: while spawning (get_spawning_popen()
+/// set), `multiprocessing.process.AuthenticationString(b'...')`, as CPython
+/// writes it; the unpickler rebuilds that as the Bytes.
+template <>
+struct Convert<AuthenticationString> {
+  /// \throws TypeError outside spawning, with Python's text.
+  static Object to_object(const AuthenticationString& key);
+  static AuthenticationString from_object(const Object& o);
 };
 
 /// Python: BaseProcess._config, inherited by every descendant.
@@ -189,8 +202,13 @@ class BaseProcess {
   void start();
 
   /// Python: terminate(): SIGTERM.  exitcode becomes -SIGTERM.
+  /// \throws AttributeError "'NoneType' object has no attribute 'terminate'" before
+  ///   start(), the class and text Python's `self._popen.terminate()` raises then;
+  ///   ValueError if the process is closed.
   void terminate();
   /// Python: kill(): SIGKILL.  exitcode becomes -SIGKILL.
+  /// \throws AttributeError "'NoneType' object has no attribute 'kill'" before
+  ///   start(), as Python; ValueError if the process is closed.
   void kill();
 
   /// Python: join(timeout=None): wait for the child to end, at most `timeout`

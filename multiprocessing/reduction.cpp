@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <cstring>
 #include <cstdio>
@@ -27,51 +28,113 @@ namespace multiprocessing {
 
 namespace {
 
-std::string repr_str(const std::string& s) {
-  // Python picks single quotes unless the text holds one and no double quote.
-  bool has_single = s.find('\'') != std::string::npos;
-  bool has_double = s.find('"') != std::string::npos;
-  char quote = (has_single && !has_double) ? '"' : '\'';
-  std::string out(1, quote);
-  for (unsigned char c : s) {
-    switch (c) {
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (c == static_cast<unsigned char>(quote)) {
-          out += '\\';
-          out += static_cast<char>(c);
-        } else if (c < 0x20 || c == 0x7f) {
-          char hex[8];
-          std::snprintf(hex, sizeof hex, "\\x%02x", c);
-          out += hex;
-        } else {
-          out += static_cast<char>(c);  // UTF-8 text passes through as Python prints it
-        }
-    }
-  }
-  out += quote;
-  return out;
+/// Python's choice of quotes for a str or bytes repr: ' unless the text holds a '
+/// and no ".
+char repr_quote(std::string_view text) {
+  bool has_single = text.find('\'') != std::string_view::npos;
+  bool has_double = text.find('"') != std::string_view::npos;
+  return (has_single && !has_double) ? '"' : '\'';
 }
 
-std::string repr_bytes(const std::string& b) {
-  bool has_single = b.find('\'') != std::string::npos;
-  bool has_double = b.find('"') != std::string::npos;
-  char quote = (has_single && !has_double) ? '"' : '\'';
+/// `\xNN`, as Python writes an octet or a code point below 256 that is not printable.
+void append_hex_escape(std::string& out, unsigned char c) {
+  static constexpr char digits[] = "0123456789abcdef";
+  out += "\\x";
+  out += digits[c >> 4];
+  out += digits[c & 15];
+}
+
+/// The escapes str and bytes reprs share: backslash, the quote, tab, newline and
+/// carriage return after a backslash, and `\xNN` for the other ASCII controls.
+/// \return false if `c` needs none of them.
+bool append_ascii_escape(std::string& out, unsigned char c, char quote) {
+  switch (c) {
+    case '\\': out += "\\\\"; return true;
+    case '\t': out += "\\t"; return true;
+    case '\n': out += "\\n"; return true;
+    case '\r': out += "\\r"; return true;
+    default: break;
+  }
+  if (c == static_cast<unsigned char>(quote)) {
+    out += '\\';
+    out += quote;
+    return true;
+  }
+  if (c < 0x20 || c == 0x7f) {
+    append_hex_escape(out, c);
+    return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+std::string id_repr(const void* address) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%#llx",
+                static_cast<unsigned long long>(reinterpret_cast<std::uintptr_t>(address)));
+  return text;
+}
+
+void append_utf8(std::string& out, std::uint32_t cp) {
+  if (cp < 0x80) {
+    out += static_cast<char>(cp);
+  } else if (cp < 0x800) {
+    out += static_cast<char>(0xc0 | (cp >> 6));
+    out += static_cast<char>(0x80 | (cp & 0x3f));
+  } else if (cp < 0x10000) {
+    out += static_cast<char>(0xe0 | (cp >> 12));
+    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3f));
+    out += static_cast<char>(0x80 | (cp & 0x3f));
+  } else {
+    out += static_cast<char>(0xf0 | (cp >> 18));
+    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3f));
+    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3f));
+    out += static_cast<char>(0x80 | (cp & 0x3f));
+  }
+}
+
+std::string float_repr(double d) {
+  // Python: float_repr -> PyOS_double_to_string(d, 'r', 0, Py_DTSF_ADD_DOT_0):
+  // the shortest round-tripping digits (David Gay's dtoa mode 0), which is what
+  // std::to_chars without a precision gives; then Python's own layout rules.
+  if (std::isnan(d)) return "nan";  // the sign of a NaN is not shown
+  if (std::isinf(d)) return d > 0 ? "inf" : "-inf";
+  char buffer[40];
+  auto [end, ec] = std::to_chars(buffer, buffer + sizeof buffer, d, std::chars_format::scientific);
+  std::string_view scientific(buffer, static_cast<std::size_t>(end - buffer));  // "-1.25e+17"
+  bool negative = scientific.front() == '-';
+  std::size_t e = scientific.find('e');
+  std::string digits;  // "125": the significant digits, the point removed
+  for (char c : scientific.substr(negative ? 1 : 0, e - (negative ? 1 : 0))) {
+    if (c != '.') digits += c;
+  }
+  int exponent = std::atoi(std::string(scientific.substr(e + 1)).c_str());  // accepts the '+'
+  int decpt = exponent + 1;  // dtoa's "decimal point position": d = 0.digits * 10**decpt
+  std::string out = negative ? "-" : "";
+  auto n = static_cast<int>(digits.size());
+  if (decpt <= -4 || decpt > 16) {
+    // Python (format_float_short): exponent form outside that window, "1e+16".
+    out += digits[0];
+    if (n > 1) out += "." + digits.substr(1);
+    char exp_text[16];
+    std::snprintf(exp_text, sizeof exp_text, "e%c%02d", exponent < 0 ? '-' : '+', std::abs(exponent));
+    return out + exp_text;
+  }
+  if (decpt <= 0) return out + "0." + std::string(static_cast<std::size_t>(-decpt), '0') + digits;
+  if (decpt >= n) return out + digits + std::string(static_cast<std::size_t>(decpt - n), '0') + ".0";
+  return out + digits.substr(0, static_cast<std::size_t>(decpt)) + "." + digits.substr(static_cast<std::size_t>(decpt));
+}
+
+std::string bytes_repr(std::string_view octets) {
+  // Python: bytes_repr (Objects/bytesobject.c).
+  char quote = repr_quote(octets);
   std::string out = "b";
   out += quote;
-  for (unsigned char c : b) {
-    if (c == '\\') out += "\\\\";
-    else if (c == static_cast<unsigned char>(quote)) { out += '\\'; out += static_cast<char>(c); }
-    else if (c == '\n') out += "\\n";
-    else if (c == '\r') out += "\\r";
-    else if (c == '\t') out += "\\t";
-    else if (c < 0x20 || c >= 0x7f) {
-      char hex[8];
-      std::snprintf(hex, sizeof hex, "\\x%02x", c);
-      out += hex;
+  for (unsigned char c : octets) {
+    if (append_ascii_escape(out, c, quote)) continue;
+    if (c >= 0x80) {
+      append_hex_escape(out, c);
     } else {
       out += static_cast<char>(c);
     }
@@ -80,21 +143,28 @@ std::string repr_bytes(const std::string& b) {
   return out;
 }
 
-std::string repr_float(double d) {
-  if (std::isnan(d)) return "nan";
-  if (std::isinf(d)) return d > 0 ? "inf" : "-inf";
-  // Python's repr is the shortest text that reads back to the same double.
-  char buffer[32];
-  for (int precision = 1; precision <= 17; ++precision) {
-    std::snprintf(buffer, sizeof buffer, "%.*g", precision, d);
-    if (std::strtod(buffer, nullptr) == d) break;
+std::string str_repr(std::string_view text) {
+  // Python: unicode_repr (Objects/unicodeobject.c), for UTF-8 text.
+  char quote = repr_quote(text);
+  std::string out(1, quote);
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    auto c = static_cast<unsigned char>(text[i]);
+    if (append_ascii_escape(out, c, quote)) continue;
+    // U+0080..U+00BF are the two octets C2 xx in UTF-8, U+00C0..U+00FF are C3 xx.
+    // Python shows U+0080..U+00A0 and U+00AD (soft hyphen) escaped: not printable.
+    if (c == 0xc2 && i + 1 < text.size()) {
+      auto next = static_cast<unsigned char>(text[i + 1]);
+      if (next <= 0xa0 || next == 0xad) {
+        append_hex_escape(out, next);
+        ++i;
+        continue;
+      }
+    }
+    out += static_cast<char>(c);  // other UTF-8 text passes through as Python prints it
   }
-  std::string text = buffer;
-  if (text.find_first_of(".eni") == std::string::npos) text += ".0";
-  return text;
+  out += quote;
+  return out;
 }
-
-}  // namespace
 
 std::string Object::type_name() const {
   static constexpr const char* names[] = {"NoneType", "bool",      "int",  "float",     "str",
@@ -121,11 +191,11 @@ std::string Object::repr() const {
     std::string operator()(None) const { return "None"; }
     std::string operator()(bool b) const { return b ? "True" : "False"; }
     std::string operator()(std::int64_t i) const { return std::to_string(i); }
-    std::string operator()(double d) const { return repr_float(d); }
-    std::string operator()(const std::string& s) const { return repr_str(s); }
-    std::string operator()(const Bytes& b) const { return repr_bytes(b.data); }
+    std::string operator()(double d) const { return float_repr(d); }
+    std::string operator()(const std::string& s) const { return str_repr(s); }
+    std::string operator()(const Bytes& b) const { return bytes_repr(b.data); }
     std::string operator()(const Bytearray& b) const {
-      return "bytearray(" + repr_bytes(b.data) + ")";
+      return "bytearray(" + bytes_repr(b.data) + ")";
     }
     std::string operator()(const List& l) const { return "[" + repr_items(l) + "]"; }
     std::string operator()(const Tuple& t) const {
@@ -403,8 +473,8 @@ int _detach_dup_fd(const Object& dup_fd) {
     throw UnpicklingError("expected a DupFd, got " + dup_fd.repr());
   }
   // Inherited across exec, so without FD_CLOEXEC: give it the flag every fd
-  // of this library has.
-  ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+  // of this library has.  Checked: failing means the fd was not inherited.
+  if (::fcntl(fd, F_SETFD, FD_CLOEXEC) < 0) raise_os_error("fcntl", errno);
   return fd;
 }
 
@@ -453,6 +523,17 @@ const std::map<std::string, ExceptionClass>& exception_classes() {
       {"ProcessLookupError", {"builtins", &raise_as<ProcessLookupError>}},
       {"FileExistsError", {"builtins", &raise_as<FileExistsError>}},
       {"FileNotFoundError", {"builtins", &raise_as<FileNotFoundError>}},
+      {"AttributeError", {"builtins", &raise_as<AttributeError>}},
+      {"BlockingIOError", {"builtins", &raise_as<BlockingIOError>}},
+      {"ConnectionError", {"builtins", &raise_as<ConnectionError>}},
+      {"BrokenPipeError", {"builtins", &raise_as<BrokenPipeError>}},
+      {"ConnectionAbortedError", {"builtins", &raise_as<ConnectionAbortedError>}},
+      {"ConnectionRefusedError", {"builtins", &raise_as<ConnectionRefusedError>}},
+      {"ConnectionResetError", {"builtins", &raise_as<ConnectionResetError>}},
+      {"InterruptedError", {"builtins", &raise_as<InterruptedError>}},
+      {"IsADirectoryError", {"builtins", &raise_as<IsADirectoryError>}},
+      {"NotADirectoryError", {"builtins", &raise_as<NotADirectoryError>}},
+      {"PermissionError", {"builtins", &raise_as<PermissionError>}},
       {"ProcessError", {"multiprocessing", &raise_as<ProcessError>}},
       {"TimeoutError", {"multiprocessing", &raise_as<TimeoutError>}},
       {"AuthenticationError", {"multiprocessing", &raise_as<AuthenticationError>}},

@@ -18,6 +18,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <tuple>
 #include <type_traits>
 #include <utility>
@@ -415,6 +416,36 @@ struct Convert<std::optional<T>> {
 /// Read an Object as T (free-function spelling of Object::as<T>()).
 template <class T>
 T from_object(const Object& o) { return Convert<T>::from_object(o); }
+
+// ------------------------------------------------------------------ repr of atoms
+// The one place where Python's repr() of a float, a bytes and a str is written;
+// Object::repr, sharedctypes' c_double(...)/c_char(...) and the connection's error
+// texts all print through these.
+
+/// Python: float.__repr__ (`repr(0.0001)` is `'0.0001'`, `repr(1e16)` is `'1e+16'`):
+/// the shortest digits that read back as the same double, in fixed notation when the
+/// decimal exponent is in [-4, 16) (with ".0" if nothing follows the point), else as
+/// `d.ddde+XX` with at least two exponent digits; "inf", "-inf", "nan".
+std::string float_repr(double d);
+
+/// Python: bytes.__repr__: `b'...'`, in double quotes when the octets hold a single
+/// quote and no double quote; backslash, tab, newline, carriage return and the quote
+/// are escaped with a backslash, other octets outside printable ASCII as `\xNN`.
+std::string bytes_repr(std::string_view octets);
+
+/// Python: str.__repr__ of UTF-8 text, with the same quotes and escapes as
+/// bytes_repr; ASCII controls, the Latin-1 controls (U+0080..U+00A0) and the soft
+/// hyphen are written `\xNN`, other characters as they are (Python escapes the rest of
+/// Unicode's non-printable characters too; the port does not carry Unicode's tables).
+std::string str_repr(std::string_view text);
+
+/// Python: hex(id(obj)), the "0x7f..." that default reprs show ("<Event at
+/// 0x7f... set>"): here the object's address.
+std::string id_repr(const void* address);
+
+/// Append code point `cp` to `out` as UTF-8 (Python: chr(cp).encode()), for the
+/// pickle's raw-unicode-escape and the repr of a ctypes c_wchar.
+void append_utf8(std::string& out, std::uint32_t cp);
 
 /// Python's `args` tuple of a call: the positional arguments, as dynamic values.
 using Args = std::vector<Object>;

@@ -327,11 +327,14 @@ void close_fds_from(int first) {
   // (a test runner reading it would wait for the tracker too), and every
   // other fd the parent had open (pipes of other children, sockets) is
   // closed, so that nobody waits for an EOF the tracker would delay.
-  if (read_end < 3) read_end = ::fcntl(read_end, F_DUPFD, 3);
-  if (read_end != 3) {
-    ::dup2(read_end, 3);  // dup2: the new fd is not close-on-exec; no matter, no exec
-    read_end = 3;
+  int moved = read_end < 3 ? ::fcntl(read_end, F_DUPFD, 3) : read_end;
+  // dup2: the new fd is not close-on-exec; no matter, no exec.  Checked: a
+  // tracker reading some other fd 3 would never see its EOF.
+  if (moved < 0 || (moved != 3 && ::dup2(moved, 3) < 0)) {
+    report_error("OSError", "cannot move the tracker's pipe to fd 3");
+    ::_exit(1);
   }
+  read_end = 3;
   int null_fd = ::open("/dev/null", O_RDWR | O_CLOEXEC);
   if (null_fd >= 0) {
     if (null_fd != STDIN_FILENO) ::dup2(null_fd, STDIN_FILENO);

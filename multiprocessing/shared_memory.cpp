@@ -144,7 +144,7 @@ std::string SharedMemory::name() const {
 }
 
 std::string SharedMemory::repr() const {
-  return "SharedMemory('" + name() + "', size=" + std::to_string(size_) + ")";
+  return "SharedMemory(" + str_repr(name()) + ", size=" + std::to_string(size_) + ")";
 }
 
 void SharedMemory::close() {
@@ -468,7 +468,7 @@ std::string ShareableList::format() const {
 }
 
 std::string ShareableList::repr() const {
-  return "ShareableList(" + Object(items()).repr() + ", name='" + shm_.name() + "')";
+  return "ShareableList(" + Object(items()).repr() + ", name=" + str_repr(shm_.name()) + ")";
 }
 
 namespace {

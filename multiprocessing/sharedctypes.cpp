@@ -55,81 +55,14 @@ std::string integer_repr(Integer v) {
   return std::to_string(v);
 }
 
-std::string float_repr(double v) {
-  // Python's float repr: the shortest text that reads back as the same
-  // double, with ".0" when it would look like an integer.
-  if (v != v) return "nan";
-  if (v == 1.0 / 0.0) return "inf";
-  if (v == -1.0 / 0.0) return "-inf";
-  char buffer[64];
-  auto [end, ec] = std::to_chars(buffer, buffer + sizeof buffer, v);
-  std::string text(buffer, end);
-  if (text.find_first_of(".en") == std::string::npos) text += ".0";
-  return text;
-}
-
 }  // namespace
 
-std::string _bytes_repr(std::string_view bytes) {
-  // Python's bytes.__repr__, with single quotes (there is no double-quote
-  // switch here: ctypes values rarely hold quotes).
-  std::string out = "b'";
-  for (unsigned char c : bytes) {
-    switch (c) {
-      case '\\': out += "\\\\"; break;
-      case '\'': out += "\\'"; break;
-      case '\t': out += "\\t"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      default:
-        if (c < 0x20 || c >= 0x7f) {
-          char hex[5];
-          std::snprintf(hex, sizeof hex, "\\x%02x", c);
-          out += hex;
-        } else {
-          out += static_cast<char>(c);
-        }
-    }
-  }
-  return out + "'";
-}
-
-std::string _address_repr(const void* address) {
-  char text[32];
-  std::snprintf(text, sizeof text, "0x%llx",
-                static_cast<unsigned long long>(reinterpret_cast<std::uintptr_t>(address)));
-  return text;
-}
-
-std::string _repr_of(char v) { return _bytes_repr(std::string_view(&v, 1)); }
+std::string _repr_of(char v) { return bytes_repr(std::string_view(&v, 1)); }
 std::string _repr_of(wchar_t v) {
-  // Python: repr of a 1-character str.  Non-ASCII characters are written in
-  // UTF-8 (Python prints printable ones as they are).
-  auto c = static_cast<std::uint32_t>(v);
-  if (c == '\'') return "'\\''";
-  if (c == '\\') return "'\\\\'";
-  if (c < 0x20 || c == 0x7f) {
-    char hex[8];
-    std::snprintf(hex, sizeof hex, "\\x%02x", static_cast<unsigned>(c));
-    return std::string("'") + hex + "'";
-  }
-  std::string utf8;
-  if (c < 0x80) {
-    utf8 += static_cast<char>(c);
-  } else if (c < 0x800) {
-    utf8 += static_cast<char>(0xc0 | (c >> 6));
-    utf8 += static_cast<char>(0x80 | (c & 0x3f));
-  } else if (c < 0x10000) {
-    utf8 += static_cast<char>(0xe0 | (c >> 12));
-    utf8 += static_cast<char>(0x80 | ((c >> 6) & 0x3f));
-    utf8 += static_cast<char>(0x80 | (c & 0x3f));
-  } else {
-    utf8 += static_cast<char>(0xf0 | (c >> 18));
-    utf8 += static_cast<char>(0x80 | ((c >> 12) & 0x3f));
-    utf8 += static_cast<char>(0x80 | ((c >> 6) & 0x3f));
-    utf8 += static_cast<char>(0x80 | (c & 0x3f));
-  }
-  return "'" + utf8 + "'";
+  // Python: repr of a 1-character str, the character held as UTF-8.
+  std::string text;
+  append_utf8(text, static_cast<std::uint32_t>(v));
+  return str_repr(text);
 }
 std::string _repr_of(signed char v) { return integer_repr(static_cast<int>(v)); }
 std::string _repr_of(unsigned char v) { return integer_repr(static_cast<unsigned>(v)); }

@@ -103,10 +103,6 @@ std::string _repr_of(unsigned long long v);
 std::string _repr_of(float v);
 std::string _repr_of(double v);
 std::string _repr_of(bool v);
-// Python's bytes repr: b'hello\x00'.
-std::string _bytes_repr(std::string_view bytes);
-// "0x7f..." for an address.
-std::string _address_repr(const void* address);
 // Python slice semantics (PySlice_AdjustIndices): clamp start and stop to the
 // length, count negative ones from the end.  \throws ValueError "slice step
 // cannot be zero".
@@ -198,7 +194,7 @@ class CValue {
     if constexpr (std::is_arithmetic_v<T>) {
       return _ctype_name(typeid(T)) + "(" + _repr_of(*address_) + ")";
     } else {
-      return "<" + _ctype_name(typeid(T)) + " object at " + _address_repr(address_) + ">";
+      return "<" + _ctype_name(typeid(T)) + " object at " + id_repr(address_) + ">";
     }
   }
 
@@ -293,7 +289,7 @@ class CArray {
   /// Python: repr(arr): "<multiprocessing.sharedctypes.c_int_Array_10 object at 0x...>".
   std::string repr() const {
     return "<multiprocessing.sharedctypes." + _ctype_name(typeid(T)) + "_Array_" +
-           std::to_string(length_) + " object at " + _address_repr(data_) + ">";
+           std::to_string(length_) + " object at " + id_repr(data_) + ">";
   }
 
   /// Python: ctypes.addressof(arr).
@@ -306,7 +302,7 @@ class CArray {
       : wrapper_(std::make_shared<heap::BufferWrapper>(_array_bytes(size, sizeof(T)))),
         length_(wrapper_->size() / sizeof(T)) {  // == size, now known to be >= 0
     void* memory = wrapper_->create_memoryview();
-    std::memset(memory, 0, wrapper_->size());  // Python: issue #11675, arrays start zeroed
+    std::memset(memory, 0, wrapper_->size());  // CPython issue #11675: arrays start zeroed
     data_ = static_cast<T*>(memory);
     for (std::size_t i = 0; i < length_; ++i) {
       ::new (static_cast<void*>(data_ + i)) T(initializer != nullptr ? initializer[i] : T{});

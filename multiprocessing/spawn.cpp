@@ -63,7 +63,7 @@ std::optional<long> parse_kwd(const std::string& value) {
   char* end = nullptr;
   long n = std::strtol(value.c_str(), &end, 10);
   if (end == value.c_str() || *end != '\0') {
-    throw ValueError("invalid literal for int() with base 10: '" + value + "'");
+    throw ValueError("invalid literal for int() with base 10: " + str_repr(value));
   }
   return n;
 }
@@ -125,7 +125,7 @@ std::string get_executable() {
     // The program that is running: the child runs the same one again.
     char path[PATH_MAX];
     ssize_t n = ::readlink("/proc/self/exe", path, sizeof path - 1);
-    if (n < 0) throw OSError("readlink", errno);
+    if (n < 0) raise_os_error("readlink", errno);
     state().executable = std::string(path, static_cast<std::size_t>(n));
   }
   return *state().executable;
@@ -190,7 +190,8 @@ void spawn_main(int pipe_handle, std::optional<pid_t>, std::optional<int> tracke
   if (tracker_fd) {
     // Inherited without FD_CLOEXEC; this process's own children get it
     // explicitly (spawn) or by fork, so a program it execs need not.
-    ::fcntl(*tracker_fd, F_SETFD, FD_CLOEXEC);
+    // Checked: failing means the fd was not inherited at all.
+    if (::fcntl(*tracker_fd, F_SETFD, FD_CLOEXEC) < 0) raise_os_error("fcntl", errno);
     resource_tracker::_resource_tracker()._set_fd(*tracker_fd);
   }
   {
@@ -251,7 +252,7 @@ Object get_preparation_data(const std::string& name) {
   Object::Dict d;
   util::Logger* logger = util::get_logger_if_any();
   d.emplace_back("log_to_stderr", logger != nullptr && logger->has_stderr_handler());
-  d.emplace_back("authkey", Bytes(current_process().authkey()));
+  d.emplace_back("authkey", current_process().authkey());  // crosses: we are spawning
   if (logger != nullptr) d.emplace_back("log_level", std::int64_t{logger->getEffectiveLevel()});
   Object::List argv;
   for (const std::string& arg : _argv()) argv.emplace_back(arg);
@@ -278,7 +279,7 @@ void prepare(const Object& data) {
       util::get_logger().setLevel(static_cast<int>(value.as<std::int64_t>()));
     } else if (k == "dir") {
       // Python: os.chdir(data['dir']): the child starts where the parent is.
-      if (::chdir(value.as<std::string>().c_str()) != 0) throw OSError("chdir", errno);
+      if (::chdir(value.as<std::string>().c_str()) != 0) raise_os_error("chdir", errno);
     } else if (k == "start_method") {
       multiprocessing::set_start_method(value.as<std::string>(), /*force=*/true);
     }

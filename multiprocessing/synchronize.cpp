@@ -153,7 +153,8 @@ SemLock::SemLock(int kind, unsigned value, unsigned maxvalue, BaseContext* ctx)
     }
     if (errno != EEXIST) raise_os_error("sem_open", errno);
   }
-  if (impl_->handle == SEM_FAILED) throw OSError("sem_open: cannot find name for semaphore", EEXIST);
+  // Python: FileExistsError("cannot find name for semaphore"), no errno attached.
+  if (impl_->handle == SEM_FAILED) throw FileExistsError("cannot find name for semaphore");
   // [counter-sem-open]
   util::debug("created semlock with handle " + impl_->name);
 
@@ -475,6 +476,10 @@ std::string Condition::repr() const {
 
 Event::Event(BaseContext* ctx) : cond_(Lock(ctx), ctx), flag_(0, ctx) {}
 
+std::string Event::repr() {
+  return "<Event at " + id_repr(this) + (is_set() ? " set>" : " unset>");
+}
+
 bool Event::is_set() {
   std::lock_guard guard(cond_);
   if (flag_.acquire(false)) {
@@ -674,5 +679,11 @@ int Barrier::n_waiting() const {
 }
 
 bool Barrier::broken() const { return _state() == kBroken; }
+
+std::string Barrier::repr() const {
+  std::string head = "<multiprocessing.synchronize.Barrier at " + id_repr(this) + ": ";
+  if (broken()) return head + "broken>";
+  return head + "waiters=" + std::to_string(n_waiting()) + "/" + std::to_string(parties()) + ">";
+}
 
 }  // namespace multiprocessing::synchronize

@@ -205,6 +205,8 @@ class Event {
   void clear();
   /// Python: wait(timeout=None): true if the flag is set.
   bool wait(std::optional<double> timeout = std::nullopt);
+  /// Python: Event.__repr__ (3.11): "<Event at 0x7f... set>" / "<Event at 0x7f... unset>".
+  std::string repr();
 
   /// Python: Event.__getstate__ (the condition and the flag) / __setstate__.
   Object _reduce() const;
@@ -259,6 +261,10 @@ class Barrier {
   int parties() const { return parties_; }
   int n_waiting() const;
   bool broken() const;
+  /// Python: threading.Barrier.__repr__, which 3.11's synchronize.Barrier inherits:
+  /// "<multiprocessing.synchronize.Barrier at 0x7f...: waiters=0/3>", or
+  /// "<multiprocessing.synchronize.Barrier at 0x7f...: broken>".
+  std::string repr() const;
 
   /// Python: Barrier.__getstate__, (parties, action, timeout, cond, wrapper),
   /// and __setstate__.  Under fork the child's args hold this very barrier.

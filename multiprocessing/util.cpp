@@ -475,17 +475,24 @@ pid_t spawnv_passfds(const std::string& path, const std::vector<std::string>& ar
   int park = 3 + n;
   for (int fd : passfds) park = std::max(park, fd + 1);
   posix_spawn_file_actions_t actions;
-  ::posix_spawn_file_actions_init(&actions);
-  for (int i = 0; i < n; ++i) ::posix_spawn_file_actions_adddup2(&actions, passfds[i], park + i);
-  for (int i = 0; i < n; ++i) ::posix_spawn_file_actions_adddup2(&actions, park + i, 3 + i);
-  ::posix_spawn_file_actions_addclosefrom_np(&actions, 3 + n);
+  int err = ::posix_spawn_file_actions_init(&actions);
+  if (err != 0) raise_os_error("posix_spawn_file_actions_init", err);
+  // Each step checked: glibc refuses a number at or above RLIMIT_NOFILE
+  // (EBADF), and a step left out would start the child with the wrong fds.
+  for (int i = 0; i < n && err == 0; ++i) err = ::posix_spawn_file_actions_adddup2(&actions, passfds[i], park + i);
+  for (int i = 0; i < n && err == 0; ++i) err = ::posix_spawn_file_actions_adddup2(&actions, park + i, 3 + i);
+  if (err == 0) err = ::posix_spawn_file_actions_addclosefrom_np(&actions, 3 + n);
+  if (err != 0) {
+    ::posix_spawn_file_actions_destroy(&actions);
+    raise_os_error("posix_spawn_file_actions", err);
+  }
   std::vector<char*> argv;
   for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);
   pid_t pid = 0;
-  int err = ::posix_spawn(&pid, path.c_str(), &actions, nullptr, argv.data(), environ);
+  err = ::posix_spawn(&pid, path.c_str(), &actions, nullptr, argv.data(), environ);
   ::posix_spawn_file_actions_destroy(&actions);
-  if (err != 0) throw OSError("posix_spawn", err);
+  if (err != 0) raise_os_error("posix_spawn", err);
   return pid;
 }
 // [spawn-passfds]

@@ -281,7 +281,9 @@ void close_fds(const std::vector<int>& fds);
 /// their numbers); every other fd is closed in the child.  posix_spawn, which
 /// does not copy the parent's page tables as fork() does.
 /// \throws OSError("posix_spawn", errno) if the program cannot be started
-///   (glibc reports a failed exec here, not in the child).
+///   (glibc reports a failed exec here, not in the child: FileNotFoundError for
+///   a missing program); OSError("posix_spawn_file_actions", EBADF) if an fd
+///   would have to be renumbered at or above RLIMIT_NOFILE.
 pid_t spawnv_passfds(const std::string& path, const std::vector<std::string>& args,
                      const std::vector<int>& passfds);
 

@@ -1,7 +1,11 @@
 // tests/support.cpp — see support.hpp.
 #include "support.hpp"
 
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <poll.h>
+#include <sys/prctl.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -166,6 +170,31 @@ int HelperProcess::kill_and_wait(int sig) {
   int status = mp::os::waitpid(pid_, 0).second;
   pid_ = -1;
   return status;
+}
+
+bool fail_syscall(long nr, std::optional<unsigned> arg1, int err) {
+  constexpr unsigned kAllow = SECCOMP_RET_ALLOW;
+  const unsigned fail = SECCOMP_RET_ERRNO | (static_cast<unsigned>(err) & SECCOMP_RET_DATA);
+  std::vector<sock_filter> program{
+      // Another architecture's system call numbers mean other calls: allow them.
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, arch)),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0),
+      BPF_STMT(BPF_RET | BPF_K, kAllow),
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)),
+  };
+  if (arg1) {
+    program.push_back(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, static_cast<unsigned>(nr), 0, 3));
+    program.push_back(BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, args[1])));  // low half
+    program.push_back(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, *arg1, 0, 1));
+  } else {
+    program.push_back(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, static_cast<unsigned>(nr), 0, 1));
+  }
+  program.push_back(BPF_STMT(BPF_RET | BPF_K, fail));
+  program.push_back(BPF_STMT(BPF_RET | BPF_K, kAllow));
+  sock_fprog prog{static_cast<unsigned short>(program.size()), program.data()};
+  // no_new_privs: what lets a process without CAP_SYS_ADMIN install a filter.
+  if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return false;
+  return ::prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) == 0;
 }
 
 bool wait_until(const std::function<bool()>& done, double timeout) {

@@ -8,6 +8,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -90,6 +91,13 @@ struct ScriptResult {
 /// resource tracker it started), then reap it.  After `timeout` seconds the
 /// program is killed (rc -SIGKILL).
 ScriptResult run_program(const std::vector<std::string>& argv, double timeout = 120.0);
+/// From now on, this process's calls of system call `nr` fail with errno `err`
+/// (a seccomp filter: kept until exit and inherited by its children).  For
+/// DISABLED_ helpers run in a HelperProcess only: it reaches error paths that a
+/// test cannot provoke otherwise (a dup that fails after a connect succeeded).
+/// `arg1`, when given, limits it to the calls whose second argument is that
+/// value (fcntl's command).  \return false if the kernel refuses the filter.
+bool fail_syscall(long nr, std::optional<unsigned> arg1, int err);
 
 /// Poll `done` every 10 ms until it returns true or `timeout` seconds pass.
 /// \return its last result.

@@ -725,7 +725,10 @@ TEST(TestListenerAddresses, FamiliesAndTypes) {
   EXPECT_EQ(conn::parse_address("127.0.0.1:6000"), conn::Address(conn::InetAddress{"127.0.0.1", 6000}));
   EXPECT_EQ(conn::parse_address("/tmp/sock"), conn::Address(std::string("/tmp/sock")));
   EXPECT_EQ(conn::address_repr(conn::InetAddress{"127.0.0.1", 6000}), "('127.0.0.1', 6000)");
-  EXPECT_THROW(conn::Client(std::string("/nonexistent/socket")), mp::OSError);
+  // Python's repr of the str: a NUL (abstract namespace) and non-ASCII text.
+  EXPECT_EQ(conn::address_repr(std::string("\0abstract", 9)), "'\\x00abstract'");
+  EXPECT_EQ(conn::address_repr(std::string("/tmp/caf\xc3\xa9")), "'/tmp/caf\xc3\xa9'");
+  EXPECT_THROW(conn::Client(std::string("/nonexistent/socket")), mp::FileNotFoundError);
 }
 
 // ---------------------------------------------------------------- _TestListenerClient
@@ -927,7 +930,7 @@ TEST(TestHandshake, WireForms) {
 
 // ---------------------------------------------------------------- bad clients
 
-/// Issue 3 item 3: garbage, a truncated header, a length beyond the maximum,
+/// Bad clients: garbage, a truncated header, a length beyond the maximum,
 /// a wrong key and a silent client each fail their own accept(); the listener
 /// goes on and accepts a good client afterwards.
 TEST_P(TestBadClients, ListenerSurvives) {
@@ -981,6 +984,46 @@ TEST_P(TestBadClients, ListenerSurvives) {
   Connection good = l.accept();
   EXPECT_EQ(good.recv_bytes(), "good");
   join_process(p);
+}
+
+/// A host name that does not resolve: Python's socket.gaierror (an OSError),
+/// "[Errno -2] Name or service not known" or, without a resolver,
+/// "[Errno -3] Temporary failure in name resolution".
+TEST(TestConnectionErrors, UnknownHostIsGaierror) {
+  try {
+    conn::Client(conn::Address(std::pair<std::string, int>("no-such-host.invalid", 6000)));
+    ADD_FAILURE() << "connected";
+  } catch (const mp::gaierror& e) {
+    EXPECT_LT(e.errno_value(), 0);
+    EXPECT_EQ(std::string(e.what()).rfind("[Errno " + std::to_string(e.errno_value()) + "] ", 0), 0u) << e.what();
+    EXPECT_STREQ(e.python_name(), "socket.gaierror");
+  }
+}
+
+/// The handshake timeout bounds the whole handshake, not each message: a
+/// client that answers every message within the limit but takes longer than
+/// it in all (0.7 s before each of its two messages, limit 1 s) is dropped
+/// with TimeoutError: accept() does not wait for the second message.
+TEST(TestHandshakeTimeout, BoundsTheWholeHandshake) {
+  mp::Bytes key("secret");
+  conn::Listener l(std::nullopt, std::nullopt, 1, key);
+  l.set_handshake_timeout(1.0);
+  std::thread slow_client([address = l.address(), key] {
+    try {
+      Connection c = conn::Client(address);  // no key: the handshake is done by hand
+      mp::os::sleep(0.7);
+      conn::answer_challenge(c, key);   // the listener's first read: 0.7 s in
+      mp::os::sleep(0.7);
+      conn::deliver_challenge(c, key);  // its second: 1.4 s in, past the limit
+    } catch (const mp::Exception&) {
+      // The listener gave up and closed: EOFError or BrokenPipeError here.
+    }
+  });
+  double t0 = mp::os::monotonic();
+  EXPECT_THROW(l.accept(), mp::TimeoutError);
+  double elapsed = mp::os::monotonic() - t0;
+  slow_client.join();
+  EXPECT_GE(elapsed, 1.0);  // the limit, counted from the connection
 }
 
 // ---------------------------------------------------------------- _TestPoll

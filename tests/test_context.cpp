@@ -161,6 +161,13 @@ TEST_F(TestStartMethod, UnknownMethod) {
   } catch (const mp::ValueError& e) {
     EXPECT_STREQ(e.what(), "cannot find context for 'bad'");
   }
+  // Python formats it with %r: a name holding a quote is shown as repr shows it.
+  try {
+    mp::get_context("it's");
+    ADD_FAILURE() << "no ValueError";
+  } catch (const mp::ValueError& e) {
+    EXPECT_STREQ(e.what(), "cannot find context for \"it's\"");
+  }
 }
 
 /// DefaultContext fixes its method on first use; changing it then needs force.

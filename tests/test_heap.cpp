@@ -138,7 +138,7 @@ TEST_P(TestHeap, test_heap) {
 }
 
 /// _TestHeap.test_free_from_gc, in C++ terms: Python's garbage collector may
-/// free a block while the same thread is inside malloc() (issue #12352).  No GC
+/// free a block while the same thread is inside malloc() (CPython issue #12352).  No GC
 /// here, but another thread freeing while this one allocates is the same race
 /// on the heap's lock: neither may deadlock, and the pending frees are all
 /// done by the end.

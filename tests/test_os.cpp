@@ -12,14 +12,74 @@ namespace {
 namespace os = mp::os;
 
 /// The seed's lesson: waitpid(-1, WNOHANG) with no child -> ChildProcessError.
+/// Asked in a fresh forked child, which has no children whatever this test
+/// process has started before (a resource tracker, a fork server).
 TEST(TestOs, WaitpidWithoutChildren) {
-  try {
-    os::waitpid(-1, WNOHANG);
-    ADD_FAILURE() << "no ChildProcessError";
-  } catch (const mp::ChildProcessError& e) {
-    EXPECT_EQ(e.errno_value(), ECHILD);
-    EXPECT_EQ(std::string(e.what()).rfind("[Errno 10] No child processes", 0), 0u);
+  pid_t pid = os::fork();
+  if (pid == 0) {
+    int code = 1;
+    try {
+      os::waitpid(-1, WNOHANG);
+      code = 2;  // no exception
+    } catch (const mp::ChildProcessError& e) {
+      bool text_ok = std::string(e.what()).rfind("[Errno 10] No child processes", 0) == 0;
+      code = e.errno_value() == ECHILD && text_ok ? 0 : 3;
+    } catch (...) {
+      code = 4;  // another exception
+    }
+    os::_exit(code);
   }
+  EXPECT_EQ(os::waitstatus_to_exitcode(os::waitpid(pid, 0).second), 0)
+      << "2: no exception, 3: wrong errno or text, 4: not a ChildProcessError";
+}
+
+/// Python: PyErr_SetFromErrno picks the OSError subclass of PEP 3151 from the
+/// errno (Objects/exceptions.c, errnomap); raise_os_error is the port's.
+TEST(TestOs, RaiseOsErrorPicksPythonsSubclass) {
+  const std::pair<int, const char*> table[] = {
+      {EAGAIN, "BlockingIOError"},          {EWOULDBLOCK, "BlockingIOError"},
+      {EALREADY, "BlockingIOError"},        {EINPROGRESS, "BlockingIOError"},
+      {ECHILD, "ChildProcessError"},        {EPIPE, "BrokenPipeError"},
+      {ESHUTDOWN, "BrokenPipeError"},       {ECONNABORTED, "ConnectionAbortedError"},
+      {ECONNREFUSED, "ConnectionRefusedError"}, {ECONNRESET, "ConnectionResetError"},
+      {EEXIST, "FileExistsError"},          {ENOENT, "FileNotFoundError"},
+      {EISDIR, "IsADirectoryError"},        {ENOTDIR, "NotADirectoryError"},
+      {EINTR, "InterruptedError"},          {EACCES, "PermissionError"},
+      {EPERM, "PermissionError"},           {ESRCH, "ProcessLookupError"},
+      {ETIMEDOUT, "TimeoutError"},          {EBADF, "OSError"},
+      {ENOMEM, "OSError"},                  {EMFILE, "OSError"},
+  };
+  for (auto [err, name] : table) {
+    try {
+      mp::raise_os_error("call", err);
+    } catch (const mp::OSError& e) {
+      EXPECT_STREQ(e.python_name(), name) << "errno " << err;
+      EXPECT_EQ(e.errno_value(), err);
+      EXPECT_EQ(e.call(), "call");
+    }
+  }
+  // The ConnectionError family shares its base, as in Python.
+  EXPECT_THROW(mp::raise_os_error("send", EPIPE), mp::ConnectionError);
+  EXPECT_THROW(mp::raise_os_error("recv", ECONNRESET), mp::ConnectionError);
+  // multiprocessing.TimeoutError is not the builtin one.
+  try {
+    mp::raise_os_error("connect", ETIMEDOUT);
+  } catch (const mp::TimeoutError&) {
+    ADD_FAILURE() << "ETIMEDOUT raised multiprocessing.TimeoutError";
+  } catch (const mp::BuiltinTimeoutError&) {
+  }
+}
+
+/// Places that used to throw a plain OSError raise the subclass Python raises:
+/// spawn.prepare's os.chdir (FileNotFoundError), util.spawnv_passfds of a
+/// missing program (FileNotFoundError, as _posixsubprocess raises it).
+TEST(TestOs, CallersRaiseTheSubclass) {
+  std::string cwd = os::getcwd();
+  EXPECT_THROW(mp::spawn::prepare(mp::Object::Dict{{"dir", "/nonexistent/mp-test-dir"}}),
+               mp::FileNotFoundError);
+  EXPECT_EQ(os::getcwd(), cwd);
+  EXPECT_THROW(mp::util::spawnv_passfds("/nonexistent/mp-test-program", {"x"}, {}),
+               mp::FileNotFoundError);
 }
 
 TEST(TestOs, KillMissingProcess) {

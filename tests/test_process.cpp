@@ -73,6 +73,43 @@ TEST_P(TestProcess, Current) {
   EXPECT_EQ(mp::parent_process(), nullptr);
 }
 
+/// Python: AuthenticationString.__reduce__ (process.py): outside spawning the
+/// authkey refuses to be pickled, so it cannot be sent over a connection by
+/// accident; as bytes it sends.  (That it does cross to a spawned child is
+/// TestProcess.Process: the child reports the parent's key.)
+TEST(TestAuthenticationString, RefusesToBePickledOutsideSpawning) {
+  auto [a, b] = mp::Pipe();
+  const mp::AuthenticationString& key = mp::current_process().authkey();
+  try {
+    a.send(key);
+    ADD_FAILURE() << "the authkey was sent";
+  } catch (const mp::TypeError& e) {
+    EXPECT_STREQ(e.what(), "Pickling an AuthenticationString object is disallowed for security reasons");
+  }
+  EXPECT_FALSE(b.poll(0));  // nothing reached the peer
+  EXPECT_THROW(mp::reduction::dumps(Object(Object::List{key})), mp::TypeError);
+  a.send(mp::Bytes(key));
+  EXPECT_EQ(b.recv().as<mp::Bytes>(), mp::Bytes(key));
+}
+
+/// terminate() and kill() before start(): Python's `self._popen.terminate()`
+/// meets None and raises AttributeError; the port raises the same.
+TEST(TestProcessUnstarted, TerminateAndKillRaiseAttributeError) {
+  mp::Process p({.target = noop});
+  try {
+    p.terminate();
+    ADD_FAILURE() << "no AttributeError";
+  } catch (const mp::AttributeError& e) {
+    EXPECT_STREQ(e.what(), "'NoneType' object has no attribute 'terminate'");
+  }
+  try {
+    p.kill();
+    ADD_FAILURE() << "no AttributeError";
+  } catch (const mp::AttributeError& e) {
+    EXPECT_STREQ(e.what(), "'NoneType' object has no attribute 'kill'");
+  }
+}
+
 /// _TestProcess.test_daemon_argument
 TEST_P(TestProcess, DaemonArgument) {
   mp::Process proc0({.target = noop});
@@ -647,13 +684,32 @@ TEST_P(TestProcess, WrongArgumentCount) {
   }
 }
 
-/// A wrongly typed argument fails in the child like a Python TypeError:
-/// exit code 1 and the error on stderr.
-TEST_P(TestProcess, WrongArgumentType) {
-  mp::Process p({.target = sleep_for, .args = {"not a number"}});
+namespace test_process {
+/// Start a child whose argument has the wrong type, with `err` as the stderr
+/// it inherits; exit with that child's exit code.
+void start_badly_typed_child(Connection& err) {
+  ::dup2(err.fileno(), STDERR_FILENO);  // a copy without FD_CLOEXEC: the child inherits it
+  mp::Process p({.target = sleep_for, .args = {"not a number"}, .name = "Badly-typed"});
   p.start();
   p.join();
-  EXPECT_EQ(p.exitcode(), 1);
+  throw mp::SystemExit(p.exitcode().value_or(-1));
+}
+}  // namespace test_process
+MP_REGISTER_TARGET(test_process::start_badly_typed_child);
+
+/// A wrongly typed argument fails in the child like a Python TypeError:
+/// exit code 1 and the error on stderr, under the header _bootstrap prints.
+TEST_P(TestProcess, WrongArgumentType) {
+  auto [reader, writer] = mp::Pipe(false);
+  mp::Process outer({.target = test_process::start_badly_typed_child, .args = {writer}});
+  outer.start();
+  writer.close();
+  join_process(outer);
+  EXPECT_EQ(outer.exitcode(), 1);  // the badly typed child's
+  // Under forkserver too: the outer process starts a fork server of its own
+  // (as Python's child does), which has the outer's stderr.
+  EXPECT_EQ(read_text_lines(reader),
+            (std::vector<std::string>{"Process Badly-typed:", "TypeError: expected float, got str"}));
 }
 
 /// A Process destroyed while its child runs: the child is reaped later, not
@@ -808,7 +864,7 @@ void redirect_stderr_to(const std::string& path) {
 }
 
 /// _TestSubclassingProcess.test_stderr_flush: the error report of an uncaught
-/// exception reaches stderr before the child exits (issue #13812).
+/// exception reaches stderr before the child exits (CPython issue #13812).
 namespace test_process {
 void raise_with_stderr_to(std::string path) {
   redirect_stderr_to(path);
@@ -847,7 +903,7 @@ TEST_P(TestSubclassingProcess, StderrFlush) {
   EXPECT_NE(err.find("std::runtime_error: division by zero # MARKER"), std::string::npos) << err;
 }
 
-/// _TestSubclassingProcess.test_sys_exit (Issue 13854): SystemExit's code.
+/// _TestSubclassingProcess.test_sys_exit (CPython issue 13854): SystemExit's code.
 TEST_P(TestSubclassingProcess, SysExit) {
   std::string testfn = make_temp_path();
   for (std::string reason : {"[1, 2, 3]", "ignore this"}) {

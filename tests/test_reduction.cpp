@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <sys/socket.h>
 
+#include <bit>
 #include <chrono>
 #include <cmath>
 #include <random>
@@ -139,6 +140,33 @@ std::string tohex(std::string_view bytes) {
   }
   return out;
 }
+
+#include "test_repr_tables.inc"
+
+/// float_repr is CPython's repr(float) over a table CPython printed
+/// (tests/gen_repr_tables.py): the layout edges (1e16, 1e-5, 9999999999999998.0),
+/// -0.0, inf, nan, subnormals, and random bit patterns and decimals.
+TEST(TestObject, FloatReprMatchesCPython) {
+  for (const auto& c : kFloatReprCases) {
+    double d = std::bit_cast<double>(c.bits);
+    EXPECT_EQ(mp::float_repr(d), c.repr);
+    EXPECT_EQ(Object(d).repr(), c.repr);
+  }
+}
+
+/// bytes_repr and str_repr are CPython's repr(bytes) and repr(str) over a table
+/// CPython printed: every octet, both quotes, the escapes, Latin-1 controls.
+TEST(TestObject, BytesAndStrReprMatchCPython) {
+  for (const auto& c : kBytesReprCases) {
+    EXPECT_EQ(mp::bytes_repr(unhex(c.hex)), c.repr);
+    EXPECT_EQ(Object(mp::Bytes(unhex(c.hex))).repr(), c.repr);
+  }
+  for (const auto& c : kStrReprCases) {
+    EXPECT_EQ(mp::str_repr(unhex(c.hex)), c.repr);
+    EXPECT_EQ(Object(unhex(c.hex)).repr(), c.repr);
+  }
+}
+
 
 // The message of the UnpicklingError that loads() throws.
 std::string unpickling_error_of(std::string_view data) {

@@ -155,7 +155,7 @@ namespace {
 
 /// Library objects as Process args, under every start method: in memory
 /// under fork; under spawn and forkserver pickled, semaphores by name and
-/// connections by fd (issue 5, item 2).
+/// connections by fd.
 class TestObjectsCross : public ::testing::TestWithParam<std::string> {
  protected:
   mp::BaseContext& ctx = mp::get_context(GetParam());
@@ -212,7 +212,7 @@ TEST_P(TestSpawn, ChildGetsTheProcessObject) {
   EXPECT_EQ(parent_alive, "1");  // the parent sentinel is not at EOF while we run
 }
 
-/// The memory lesson (issue 5, item 4): fork copies the parent's memory, so
+/// The memory lesson: fork copies the parent's memory, so
 /// the child sees the global as it was at start(); spawn runs the program
 /// afresh, so the child sees the global's initial value; so does a child of
 /// the fork server, a copy of a process that ran only freeze_support().

@@ -2,10 +2,13 @@
 // _TestCondition, _TestEvent and _TestBarrier, across processes (and threads, as CPython mixes
 // them), and the lesson they exist for: a shared counter under a Lock.
 #include <signal.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <csignal>
+#include <regex>
+#include <thread>
 
 #include "support.hpp"
 
@@ -474,6 +477,16 @@ TEST_P(TestCondition, WaitResult) {
 
 // ---------------------------------------------------------------- Event
 
+/// _TestEvent.test_repr (3.11): "<Event at 0x... unset>", then set, then unset.
+TEST_P(TestEvent, Repr) {
+  auto event = mp::Event();
+  EXPECT_TRUE(std::regex_match(event.repr(), std::regex("<Event at 0x[0-9a-f]+ unset>"))) << event.repr();
+  event.set();
+  EXPECT_TRUE(std::regex_match(event.repr(), std::regex("<Event at 0x[0-9a-f]+ set>"))) << event.repr();
+  event.clear();
+  EXPECT_TRUE(std::regex_match(event.repr(), std::regex("<Event at 0x[0-9a-f]+ unset>"))) << event.repr();
+}
+
 /// _TestEvent.test_event
 TEST_P(TestEvent, Event) {
   auto event = mp::Event();
@@ -866,6 +879,26 @@ TEST_P(TestBarrier, SingleThread) {
   b.reset();
   EXPECT_EQ(b.wait(), 0);
   EXPECT_THROW(mp::Barrier(0), mp::ValueError);
+}
+
+/// threading.Barrier.__repr__, which 3.11's synchronize.Barrier inherits:
+/// the parties waiting now, or "broken".
+TEST_P(TestBarrier, Repr) {
+  sync::Barrier b = mp::Barrier(3);
+  const std::string head = "<multiprocessing\\.synchronize\\.Barrier at 0x[0-9a-f]+: ";
+  EXPECT_TRUE(std::regex_match(b.repr(), std::regex(head + "waiters=0/3>"))) << b.repr();
+  std::thread party([&b] {
+    try {
+      b.wait();
+    } catch (const mp::BrokenBarrierError&) {  // abort() below releases it
+    }
+  });
+  double deadline = mp::os::monotonic() + 30;
+  while (b.n_waiting() != 1 && mp::os::monotonic() < deadline) ::usleep(1000);
+  EXPECT_TRUE(std::regex_match(b.repr(), std::regex(head + "waiters=1/3>"))) << b.repr();
+  b.abort();
+  party.join();
+  EXPECT_TRUE(std::regex_match(b.repr(), std::regex(head + "broken>"))) << b.repr();
 }
 
 /// _TestBarrier.test_thousand: N processes pass 1000 times in lockstep.

@@ -3,9 +3,13 @@
 // (after-fork hooks, narration by log_to_stderr).
 // Run under every start method; the children's targets are registered by name
 // and report back through Pipes.
+#include <fcntl.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <random>
 #include <thread>
 
@@ -243,11 +247,47 @@ TEST_P(TestUtil, ChildStdinIsDevNull) {
   EXPECT_EQ(recv_strings(reader), std::vector<std::string>{"0"});
 }
 
-/// close_fds closes what it is given.
+/// close_fds closes what it is given; an fd that is not open is Python's
+/// OSError from os.close (EBADF).
 TEST_P(TestUtil, CloseFds) {
   auto [r, w] = mp::os::pipe();
-  util::close_fds({r.release(), w.release()});
-  EXPECT_THROW(util::close_fds({r.get() < 0 ? 1000000 : r.get()}), mp::OSError);
+  int read_fd = r.release(), write_fd = w.release();
+  util::close_fds({read_fd, write_fd});
+  EXPECT_EQ(::fcntl(read_fd, F_GETFD), -1);
+  EXPECT_EQ(errno, EBADF);
+  EXPECT_EQ(::fcntl(write_fd, F_GETFD), -1);
+  EXPECT_EQ(errno, EBADF);
+  try {
+    util::close_fds({read_fd});
+    ADD_FAILURE() << "closing a closed fd did not raise";
+  } catch (const mp::OSError& e) {
+    EXPECT_EQ(e.errno_value(), EBADF);
+  }
+}
+
+/// spawnv_passfds checks each file action: an fd that would have to be parked
+/// at or above RLIMIT_NOFILE is refused (EBADF) instead of being silently left
+/// out of the child.  Asked in a forked child, whose limit may be lowered.
+TEST(TestSpawnvPassfds, RefusesWhatItCannotPass) {
+  pid_t pid = mp::os::fork();
+  if (pid == 0) {
+    int code = 1;
+    rlimit limit{};
+    ::getrlimit(RLIMIT_NOFILE, &limit);
+    limit.rlim_cur = 64;
+    if (::setrlimit(RLIMIT_NOFILE, &limit) == 0 && ::dup2(STDERR_FILENO, 63) == 63) {
+      try {
+        pid_t child = util::spawnv_passfds("/bin/true", {"true"}, {63});  // parked at 64: over the limit
+        ::waitpid(child, nullptr, 0);
+        code = 2;  // started without its fd
+      } catch (const mp::OSError& e) {
+        code = e.errno_value() == EBADF ? 0 : 3;
+      }
+    }
+    mp::os::_exit(code);
+  }
+  EXPECT_EQ(mp::os::waitstatus_to_exitcode(mp::os::waitpid(pid, 0).second), 0)
+      << "1: setup failed, 2: the child was started, 3: another errno";
 }
 
 namespace test_util {

@@ -135,25 +135,6 @@ std::string latin1_to_utf8(const std::string& octets) {
   return out;
 }
 
-// A code point as UTF-8 (for the raw-unicode-escape of protocol 0's UNICODE).
-void append_utf8(std::string& out, std::uint32_t cp) {
-  if (cp < 0x80) {
-    out += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    out += static_cast<char>(0xc0 | (cp >> 6));
-    out += static_cast<char>(0x80 | (cp & 0x3f));
-  } else if (cp < 0x10000) {
-    out += static_cast<char>(0xe0 | (cp >> 12));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3f));
-    out += static_cast<char>(0x80 | (cp & 0x3f));
-  } else {
-    out += static_cast<char>(0xf0 | (cp >> 18));
-    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3f));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3f));
-    out += static_cast<char>(0x80 | (cp & 0x3f));
-  }
-}
-
 // ---------------------------------------------------------------- the allow-list
 // Python: what Unpickler.find_class may import.  The built-ins are evaluated
 // natively by the unpickler; the rest are registered by the package's modules.
@@ -998,7 +979,7 @@ class Unpickler {
     char* end = nullptr;
     long long v = std::strtoll(text.c_str(), &end, 10);
     if (end == text.c_str() || *end != '\0') {
-      throw UnpicklingError("invalid literal for int(): '" + text + "'");
+      throw UnpicklingError("invalid literal for int(): " + str_repr(text));
     }
     if (errno == ERANGE) throw UnpicklingError("int " + text + " does not fit in 64 bits");
     return Object(static_cast<std::int64_t>(v));
@@ -1013,7 +994,7 @@ class Unpickler {
     std::string text(line);
     char* end = nullptr;
     double d = std::strtod(text.c_str(), &end);
-    if (text.empty() || *end != '\0') throw UnpicklingError("could not convert string to float: '" + text + "'");
+    if (text.empty() || *end != '\0') throw UnpicklingError("could not convert string to float: " + str_repr(text));
     return d;
   }
   static std::string ascii(std::string_view octets) {
@@ -1640,7 +1621,6 @@ class Disassembler {
     pos_ = end + 1;
     return out;
   }
-  static std::string str_repr(std::string text) { return Object(std::move(text)).repr(); }
 
   std::string read_arg(const OpcodeInfo& info) {
     switch (info.arg) {
@@ -1666,11 +1646,11 @@ class Disassembler {
         for (char ch : b) bits = (bits << 8) | static_cast<unsigned char>(ch);
         double d;
         std::memcpy(&d, &bits, sizeof d);
-        return Object(d).repr();
+        return float_repr(d);
       }
       case DisArg::floatnl: {
         std::string text(line("floatnl"));
-        return Object(std::strtod(text.c_str(), nullptr)).repr();
+        return float_repr(std::strtod(text.c_str(), nullptr));
       }
       case DisArg::decimalnl_short: {
         std::string text(line("decimalnl_short"));
@@ -1683,9 +1663,9 @@ class Disassembler {
         if (!text.empty() && text.back() == 'L') text.pop_back();
         return std::to_string(std::strtoll(text.c_str(), nullptr, 10));
       }
-      case DisArg::bytes1: return Object(Bytes(std::string(take(get_le(take(1, "bytes1"), 1), "bytes1")))).repr();
-      case DisArg::bytes4: return Object(Bytes(std::string(take(get_le(take(4, "bytes4"), 4), "bytes4")))).repr();
-      case DisArg::bytes8: return Object(Bytes(std::string(take(get_le(take(8, "bytes8"), 8), "bytes8")))).repr();
+      case DisArg::bytes1: return bytes_repr(take(get_le(take(1, "bytes1"), 1), "bytes1"));
+      case DisArg::bytes4: return bytes_repr(take(get_le(take(4, "bytes4"), 4), "bytes4"));
+      case DisArg::bytes8: return bytes_repr(take(get_le(take(8, "bytes8"), 8), "bytes8"));
       case DisArg::bytearray8:
         return Object(Bytearray(std::string(take(get_le(take(8, "bytearray8"), 8), "bytearray8")))).repr();
       case DisArg::unicodestring1: return str_repr(std::string(take(get_le(take(1, "unicodestring1"), 1), "unicodestring1")));

@@ -1,5 +1,5 @@
 // tests/interop/interop_connection.cpp — this library and CPython as each other's
-// peer over multiprocessing.connection (issue 3, item 4):
+// peer over multiprocessing.connection:
 //   C++ Listener <-> Python Client  and  Python Listener <-> C++ Client,
 // over AF_UNIX and AF_INET (127.0.0.1), with an authkey, for the 3.11 handshake
 // (the machine's python3) and the 3.12 one (tests/interop/handshake312.py), with

@@ -1,0 +1,197 @@
+// tests/test_forkserver.cpp — the fork server when something fails
+// (forkserver.py, popen_forkserver.py): an error the server cannot serve past
+// ends it as it ends Python's, instead of spinning; a step that fails in the
+// parent leaves no fd, no socket file and no stale handle behind.  The failures
+// are real: a lowered RLIMIT_NOFILE, and system calls made to fail by a seccomp
+// filter in a copy of the test binary (HelperProcess).
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+
+#include "support.hpp"
+
+namespace mp_test {
+
+void forkserver_noop() {}
+MP_REGISTER_TARGET(forkserver_noop);
+
+namespace {
+
+namespace fs = mp::forkserver;
+
+/// Prints "RESULT=<python name> <errno> <call>" for an OSError.
+void print_os_error(const mp::OSError& e) {
+  std::printf("RESULT=%s %d %s\n", e.python_name(), e.errno_value(), e.call().c_str());
+}
+
+/// Read what a helper printed, then its whole stderr (EOF comes when the helper
+/// and its fork server are gone), then its exit status.  \return the stderr.
+std::string finish_helper(HelperProcess& helper, bool* passed) {
+  // gtest's summary: "[  PASSED  ] 1 test." only if the helper's own checks,
+  // its leak check among them (no fd, child or file left), passed.
+  try {
+    helper.read_value("[  PASSED  ] 1 test.");
+    *passed = true;
+  } catch (const mp::EOFError&) {
+    *passed = false;
+  }
+  bool eof = false;
+  std::string err = helper.read_stderr_until_eof(60.0, &eof);
+  EXPECT_TRUE(eof) << "the helper or its fork server still holds stderr after 60 s";
+  helper.kill_and_wait(SIGKILL);
+  return err;
+}
+
+// ---------------------------------------------------------------- accept and EMFILE
+
+/// Run by TestForkServer.AcceptErrorEndsTheServer: a server at its fd limit.
+TEST(TestForkServerHelper, DISABLED_ServerAtFdLimit) {
+  // One child served: the server is in its loop, done opening its own fds.
+  auto p = mp::get_context("forkserver").Process({.target = forkserver_noop});
+  p->start();
+  join_process(*p);
+  pid_t server = *fs::_forkserver()._pid();
+  std::string address = *fs::_forkserver()._address();
+  // Its lowest free fd number is what its next accept4 would get; a soft limit
+  // of that number makes accept4 fail with EMFILE.
+  int lowest = 0;
+  while (std::filesystem::exists("/proc/" + std::to_string(server) + "/fd/" + std::to_string(lowest))) ++lowest;
+  rlimit limit{};
+  ASSERT_EQ(::prlimit(server, RLIMIT_NOFILE, nullptr, &limit), 0);
+  limit.rlim_cur = static_cast<rlim_t>(lowest);
+  ASSERT_EQ(::prlimit(server, RLIMIT_NOFILE, &limit, nullptr), 0);
+
+  mp::os::Fd client(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::memcpy(addr.sun_path, address.data(), address.size());
+  ASSERT_EQ(::connect(client.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  int status = 0;
+  bool exited = wait_until([&] { return ::waitpid(server, &status, WNOHANG) == server; }, 10.0);
+  if (exited) {
+    std::printf("SERVER=exit %d\n", WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+  } else {
+    std::printf("SERVER=still running\n");  // spinning on accept4
+    ::kill(server, SIGKILL);
+    ::waitpid(server, nullptr, 0);
+  }
+  std::fflush(stdout);
+  // The handle forgets the server that someone else (here: this test) reaped.
+  EXPECT_THROW(fs::_forkserver()._stop(), mp::ChildProcessError);
+}
+
+/// Python's server re-raises every accept error but ECONNABORTED; the port's
+/// retried them all, so EMFILE (the listener readable, accept failing) spun
+/// the CPU for ever.  Now the server ends with the error on stderr, status 1.
+TEST(TestForkServer, AcceptErrorEndsTheServer) {
+  HelperProcess helper("TestForkServerHelper.DISABLED_ServerAtFdLimit");
+  EXPECT_EQ(helper.read_value("SERVER="), "exit 1");
+  bool passed = false;
+  std::string err = finish_helper(helper, &passed);
+  EXPECT_TRUE(passed) << err;
+  EXPECT_NE(err.find("forkserver: OSError: [Errno 24] Too many open files (accept4)"), std::string::npos) << err;
+}
+
+// ---------------------------------------------------------------- popen_forkserver's dup
+
+/// Run by TestForkServer.FailedDupLeavesNothingOpen: the server runs; then
+/// fcntl(F_DUPFD_CLOEXEC) fails in this process, as it would at the fd limit.
+TEST(TestForkServerHelper, DISABLED_DupFails) {
+  fs::ensure_running();  // before the filter: the server itself is not affected
+  if (!fail_syscall(SYS_fcntl, F_DUPFD_CLOEXEC, EMFILE)) {
+    std::printf("RESULT=no seccomp\n");
+    return;
+  }
+  auto p = mp::get_context("forkserver").Process({.target = forkserver_noop});
+  try {
+    p->start();
+    std::printf("RESULT=started\n");
+    join_process(*p);
+  } catch (const mp::OSError& e) {
+    print_os_error(e);
+  }
+  std::fflush(stdout);
+  // The helper's leak check runs now: status_r and the data pipe must be closed.
+}
+
+/// popen_forkserver checked no fcntl result: a failed dup of the data pipe was
+/// stored as -1 and the child started.  Now start() raises, and status_r and
+/// the data pipe are closed (the helper's leak check passes).
+TEST(TestForkServer, FailedDupLeavesNothingOpen) {
+  HelperProcess helper("TestForkServerHelper.DISABLED_DupFails");
+  std::string result = helper.read_value("RESULT=");
+  if (result == "no seccomp") GTEST_SKIP() << "the kernel refused a seccomp filter";
+  EXPECT_EQ(result, "OSError 24 fcntl");
+  bool passed = false;
+  std::string err = finish_helper(helper, &passed);
+  EXPECT_TRUE(passed) << err;
+}
+
+// ---------------------------------------------------------------- chmod
+
+/// Run by TestForkServer.FailedChmodStartsNoServer: chmod fails in this process.
+TEST(TestForkServerHelper, DISABLED_ChmodFails) {
+  if (!fail_syscall(SYS_chmod, std::nullopt, EPERM) || !fail_syscall(SYS_fchmodat, std::nullopt, EPERM)) {
+    std::printf("RESULT=no seccomp\n");
+    return;
+  }
+  try {
+    fs::ensure_running();
+    std::printf("RESULT=running\n");
+  } catch (const mp::OSError& e) {
+    print_os_error(e);
+  }
+  std::printf("PID=%s\n", fs::_forkserver()._pid() ? "set" : "none");
+  int files = 0;
+  for ([[maybe_unused]] const auto& entry : std::filesystem::directory_iterator(mp::util::get_temp_dir())) ++files;
+  std::printf("FILES=%d\n", files);
+  std::fflush(stdout);
+}
+
+/// ensure_running ignored chmod's result, so a socket that other users might
+/// reach served them.  Now: PermissionError, no server, no socket file.
+TEST(TestForkServer, FailedChmodStartsNoServer) {
+  HelperProcess helper("TestForkServerHelper.DISABLED_ChmodFails");
+  std::string result = helper.read_value("RESULT=");
+  if (result == "no seccomp") GTEST_SKIP() << "the kernel refused a seccomp filter";
+  EXPECT_EQ(result, "PermissionError 1 chmod");
+  EXPECT_EQ(helper.read_value("PID="), "none");
+  EXPECT_EQ(helper.read_value("FILES="), "0");
+  bool passed = false;
+  std::string err = finish_helper(helper, &passed);
+  EXPECT_TRUE(passed) << err;
+}
+
+// ---------------------------------------------------------------- _stop
+
+/// _stop() when the server was reaped by someone else (a waitpid(-1) in the
+/// program): waitpid raises ChildProcessError, as in Python, but the handle no
+/// longer keeps the dead server's pid and address, and the socket file is gone.
+TEST(TestForkServer, StopForgetsAServerReapedElsewhere) {
+  auto& server = fs::_forkserver();
+  server.ensure_running();
+  pid_t pid = *server._pid();
+  std::string address = *server._address();
+  ::kill(pid, SIGKILL);
+  mp::os::waitpid(pid, 0);
+  EXPECT_THROW(server._stop(), mp::ChildProcessError);
+  EXPECT_EQ(server._pid(), std::nullopt);
+  EXPECT_EQ(server._address(), std::nullopt);
+  EXPECT_EQ(server._alive_fd(), -1);
+  EXPECT_FALSE(std::filesystem::exists(address)) << address;
+  // The next user gets a new server.
+  server.ensure_running();
+  EXPECT_NE(server._pid(), std::optional<pid_t>(pid));
+}
+
+}  // namespace
+}  // namespace mp_test
