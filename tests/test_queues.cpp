@@ -448,6 +448,27 @@ TEST(TestQueueOnce, JoinThreadNotClosed) {
   }
 }
 
+/// A timeout of zero or less does not wait, as in Python (SemLock.acquire and
+/// poll treat it as 0), but still takes what is already there.
+TEST(TestQueueOnce, ZeroAndNegativeTimeouts) {
+  auto q = mp::Queue(1);
+  q.put(std::int64_t{1});
+  EXPECT_TRUE(wait_until([&] { return !q.empty(); }));
+  double t = elapsed([&] {
+    EXPECT_THROW(q.put(std::int64_t{2}, true, 0.0), Full);
+    EXPECT_THROW(q.put(std::int64_t{2}, true, -1.0), Full);
+  });
+  EXPECT_LT(t, IGNORED_TIMEOUT / 3);
+  EXPECT_EQ(q.get(true, -1.0).as<std::int64_t>(), 1);
+  t = elapsed([&] {
+    EXPECT_THROW(q.get(true, 0.0), Empty);
+    EXPECT_THROW(q.get(true, -1.0), Empty);
+  });
+  EXPECT_LT(t, IGNORED_TIMEOUT / 3);
+  q.close();
+  q.join_thread();
+}
+
 /// A Queue cannot be pickled outside spawning (Python's message).
 TEST(TestQueueOnce, RefusedOutsideSpawning) {
   auto q = mp::Queue();
@@ -627,6 +648,14 @@ TEST(TestSimpleQueueOnce, Closed) {
   queue.close();
   EXPECT_TRUE(queue._reader().closed());
   EXPECT_TRUE(queue._writer().closed());
+  // Then put and get fail as Python's do: the Connection's OSError.
+  try {
+    queue.put(std::int64_t{1});
+    ADD_FAILURE() << "no OSError";
+  } catch (const mp::OSError& e) {
+    EXPECT_STREQ(e.what(), "handle is closed");
+  }
+  EXPECT_THROW(queue.get(), mp::OSError);
 }
 
 /// An item SimpleQueue cannot pickle fails in put(), in the caller (there is
