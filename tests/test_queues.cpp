@@ -149,6 +149,30 @@ MP_REGISTER_TARGET(queue_tests::report_empty);
 
 using namespace queue_tests;
 
+/// CPython's pattern in test_put, test_get and test_empty: a daemon child
+/// given (queue, child_can_start, parent_can_continue), which waits for the
+/// first event and sets the second when it is done.
+struct Handshake {
+  mp::synchronize::Event child_can_start = mp::Event();
+  mp::synchronize::Event parent_can_continue = mp::Event();
+  std::unique_ptr<mp::BaseProcess> proc;
+  /// child_can_start.set(); parent_can_continue.wait() (60 s at most).
+  void go() {
+    child_can_start.set();
+    EXPECT_TRUE(parent_can_continue.wait(60.0));
+  }
+};
+
+template <class Target, class Q>
+Handshake start_handshake(Target target, const Q& queue) {
+  Handshake h;
+  h.proc = mp::get_context().Process(
+      {.target = target, .args = {queue, h.child_can_start, h.parent_can_continue}, .daemon = true});
+  h.proc->start();
+  return h;
+}
+
+
 class TestQueue : public WithStartMethod {};
 class TestSimpleQueue : public WithStartMethod {};
 class TestStdinBadfiledescriptor : public WithStartMethod {};
@@ -159,11 +183,7 @@ class TestStdinBadfiledescriptor : public WithStartMethod {};
 TEST_P(TestQueue, Put) {
   const int MAXSIZE = 6;
   auto queue = mp::Queue(MAXSIZE);
-  auto child_can_start = mp::Event();
-  auto parent_can_continue = mp::Event();
-  auto proc = mp::get_context().Process(
-      {.target = take_six, .args = {queue, child_can_start, parent_can_continue}, .daemon = true});
-  proc->start();
+  auto child = start_handshake(take_six, queue);
 
   EXPECT_TRUE(queue.empty());
   EXPECT_FALSE(queue.full());
@@ -193,15 +213,14 @@ TEST_P(TestQueue, Put) {
   EXPECT_GE(t, TIMEOUT3 - 0.01);
   EXPECT_LT(t, 10.0);
 
-  child_can_start.set();
-  EXPECT_TRUE(parent_can_continue.wait(60.0));
+  child.go();
 
   EXPECT_TRUE(queue.empty());
   EXPECT_FALSE(queue.full());
   EXPECT_EQ(queue.qsize(), 0);
 
-  join_process(*proc);
-  EXPECT_EQ(proc->exitcode(), 0);
+  join_process(*child.proc);
+  EXPECT_EQ(child.proc->exitcode(), 0);
   queue.close();
   queue.join_thread();
 }
@@ -209,20 +228,15 @@ TEST_P(TestQueue, Put) {
 /// _TestQueue.test_get
 TEST_P(TestQueue, Get) {
   auto queue = mp::Queue();
-  auto child_can_start = mp::Event();
-  auto parent_can_continue = mp::Event();
-  auto proc = mp::get_context().Process(
-      {.target = put_two_to_five, .args = {queue, child_can_start, parent_can_continue}, .daemon = true});
-  proc->start();
+  auto child = start_handshake(put_two_to_five, queue);
 
   EXPECT_TRUE(queue.empty());
 
-  child_can_start.set();
-  EXPECT_TRUE(parent_can_continue.wait(60.0));
+  child.go();
   // Instead of CPython's sleep(DELTA): the child's exit flushes its feeder,
   // so all four items are in the pipe afterwards.
-  join_process(*proc);
-  EXPECT_EQ(proc->exitcode(), 0);
+  join_process(*child.proc);
+  EXPECT_EQ(child.proc->exitcode(), 0);
   EXPECT_FALSE(queue.empty());
 
   EXPECT_EQ(queue.get(true, std::nullopt).as<std::int64_t>(), 2);
@@ -614,24 +628,19 @@ TEST(TestQueueOnce, DefaultFeederErrorPrints) {
 /// TestSimpleQueue.test_empty
 TEST_P(TestSimpleQueue, Empty) {
   auto queue = mp::SimpleQueue();
-  auto child_can_start = mp::Event();
-  auto parent_can_continue = mp::Event();
-  auto proc = mp::get_context().Process(
-      {.target = report_empty, .args = {queue, child_can_start, parent_can_continue}, .daemon = true});
-  proc->start();
+  auto child = start_handshake(report_empty, queue);
 
   EXPECT_TRUE(queue.empty());
 
-  child_can_start.set();
-  EXPECT_TRUE(parent_can_continue.wait(60.0));
+  child.go();
 
   EXPECT_FALSE(queue.empty());
   EXPECT_EQ(queue.get(), mp::Object(true));
   EXPECT_EQ(queue.get(), mp::Object(false));
   EXPECT_TRUE(queue.empty());
 
-  join_process(*proc);
-  EXPECT_EQ(proc->exitcode(), 0);
+  join_process(*child.proc);
+  EXPECT_EQ(child.proc->exitcode(), 0);
   queue.close();
 }
 
