@@ -37,6 +37,8 @@
 
 #include <multiprocessing.hpp>
 
+#include "bench_common.hpp"
+
 namespace mp = multiprocessing;
 
 namespace {
@@ -45,11 +47,9 @@ constexpr std::int64_t kLibItems = 50'000;   // per round, as CPython's op 5
 constexpr std::int64_t kRawItems = 200'000;  // per round, for the C references
 constexpr std::size_t kPayload = 16;         // len(pickle.dumps(i)) + 1 for 256 <= i < 65536
 
-double now() {
-  timespec ts{};
-  ::clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
-}
+using bench::now;
+using bench::read_all;
+using bench::write_all;
 
 // ------------------------------------------------------------------ the library
 
@@ -97,33 +97,6 @@ void BM_Lib_SimpleQueue(benchmark::State& state) {
 }
 
 // ------------------------------------------------------------------ raw C
-
-void write_all(int fd, const char* p, std::size_t n) {
-  while (n > 0) {
-    ssize_t w = ::write(fd, p, n);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      std::perror("write");
-      ::_exit(3);
-    }
-    p += w;
-    n -= static_cast<std::size_t>(w);
-  }
-}
-
-/// Read exactly n bytes; false at EOF.
-bool read_all(int fd, char* p, std::size_t n) {
-  while (n > 0) {
-    ssize_t r = ::read(fd, p, n);
-    if (r <= 0) {
-      if (r < 0 && errno == EINTR) continue;
-      return false;
-    }
-    p += r;
-    n -= static_cast<std::size_t>(r);
-  }
-  return true;
-}
 
 void sem_acquire(sem_t* s) {
   while (::sem_wait(s) != 0 && errno == EINTR) {
@@ -213,12 +186,6 @@ void BM_Raw_PipeFramedLocked(benchmark::State& state) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::vector<char*> args(argv, argv + argc);
-  static char interleave[] = "--benchmark_enable_random_interleaving=true";
-  args.push_back(interleave);
-  int n = static_cast<int>(args.size());
-  args.push_back(nullptr);
-
   struct Entry {
     const char* name;
     void (*fn)(benchmark::State&);
@@ -229,9 +196,5 @@ int main(int argc, char** argv) {
     benchmark::RegisterBenchmark(e.name, e.fn)->Iterations(1)->Repetitions(5)->UseManualTime()->Unit(
         benchmark::kMillisecond);
   }
-  benchmark::Initialize(&n, args.data());
-  if (benchmark::ReportUnrecognizedArguments(n, args.data())) return 1;
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
+  return bench::run_interleaved(argc, argv);
 }

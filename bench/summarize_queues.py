@@ -4,10 +4,9 @@ DIR holds cpp-<k>.json (bench_queues --benchmark_format=json) and py-<k>.json
 (cpython_queues.py) per round k; each cell is the median over the rounds of
 that round's value (itself a median over repetitions), in items per second.
 """
-import json
-import pathlib
-import statistics
 import sys
+
+from rounds import cpp_medians, load_rounds, median
 
 GOAL = 0.8  # issue 9: Queue >= 0.8 x the raw framed pipe with its locks
 
@@ -15,11 +14,9 @@ GOAL = 0.8  # issue 9: Queue >= 0.8 x the raw framed pipe with its locks
 def cpp_values(doc):
     """items/s per benchmark: the `items` counter over the median seconds per round."""
     out = {}
-    for b in doc['benchmarks']:
-        if b.get('run_type') == 'aggregate' and b.get('aggregate_name') == 'median':
-            name = b['run_name'].split('/iterations')[0]
-            assert b['time_unit'] == 'ms', b['time_unit']
-            out[name] = b['items'] / (b['real_time'] / 1e3)
+    for name, b in cpp_medians(doc).items():
+        assert b['time_unit'] == 'ms', b['time_unit']
+        out[name] = b['items'] / (b['real_time'] / 1e3)
     return out
 
 
@@ -28,14 +25,10 @@ def py_values(doc):
 
 
 def main(directory):
-    d = pathlib.Path(directory)
-    rounds = []
-    for cpp in sorted(d.glob('cpp-*.json')):
-        py = d / cpp.name.replace('cpp-', 'py-')
-        rounds.append((cpp_values(json.loads(cpp.read_text())), py_values(json.loads(py.read_text()))))
+    rounds = load_rounds(directory, cpp_values, py_values)
 
     def med(src, name):
-        return statistics.median(r[src][name] for r in rounds)
+        return median(rounds, src, name)
 
     framed = med(0, 'BM_Raw_PipeFramed')
     locked = med(0, 'BM_Raw_PipeFramedLocked')
