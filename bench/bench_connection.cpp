@@ -32,47 +32,22 @@
 
 #include <multiprocessing.hpp>
 
+#include "bench_common.hpp"
+
 namespace mp = multiprocessing;
 namespace conn = multiprocessing::connection;
 
 namespace {
 
-double now() {
-  timespec ts{};
-  ::clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
-}
+using bench::now;
+using bench::read_all;
+using bench::write_all;
 
 std::size_t batch_for(std::size_t size) {
   return size <= 64 ? 2000 : size <= 4096 ? 500 : 20;
 }
 
 // ------------------------------------------------------------------ raw framing
-
-void write_all(int fd, const char* p, std::size_t n) {
-  while (n > 0) {
-    ssize_t w = ::write(fd, p, n);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      std::perror("write");
-      ::_exit(3);
-    }
-    p += w;
-    n -= static_cast<std::size_t>(w);
-  }
-}
-
-void read_all(int fd, char* p, std::size_t n) {
-  while (n > 0) {
-    ssize_t r = ::read(fd, p, n);
-    if (r <= 0) {
-      if (r < 0 && errno == EINTR) continue;
-      ::_exit(4);
-    }
-    p += r;
-    n -= static_cast<std::size_t>(r);
-  }
-}
 
 /// The lower bound: the 4-byte header and the payload in one write (the same
 /// policy as Connection up to 16384 bytes), two writes above.
@@ -93,11 +68,11 @@ void raw_send(int fd, std::string_view payload, std::string& scratch) {
 /// Read one frame into `buf` (reused: no allocation once it is large enough).
 void raw_recv(int fd, std::string& buf) {
   unsigned char h[4];
-  read_all(fd, reinterpret_cast<char*>(h), 4);
+  if (!read_all(fd, reinterpret_cast<char*>(h), 4)) ::_exit(4);
   std::size_t n = (std::size_t{h[0]} << 24) | (std::size_t{h[1]} << 16) |
                   (std::size_t{h[2]} << 8) | h[3];
   buf.resize(n);
-  read_all(fd, buf.data(), n);
+  if (!read_all(fd, buf.data(), n)) ::_exit(4);
 }
 
 /// A raw child on one end of a socketpair; reaped by the destructor.
@@ -272,12 +247,6 @@ void BM_Lib_DictRoundTrip(benchmark::State& state) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::vector<char*> args(argv, argv + argc);
-  static char interleave[] = "--benchmark_enable_random_interleaving=true";
-  args.push_back(interleave);
-  int n = static_cast<int>(args.size());
-  args.push_back(nullptr);
-
   auto setup = [](benchmark::internal::Benchmark* b, int iterations) {
     b->Iterations(iterations)->Repetitions(5)->UseManualTime()->Unit(benchmark::kMicrosecond);
   };
@@ -288,9 +257,5 @@ int main(int argc, char** argv) {
     setup(benchmark::RegisterBenchmark("BM_Lib_OneWay", BM_Lib_OneWay)->Arg(size), 10);
     setup(benchmark::RegisterBenchmark("BM_Raw_OneWay", BM_Raw_OneWay)->Arg(size), 10);
   }
-  benchmark::Initialize(&n, args.data());
-  if (benchmark::ReportUnrecognizedArguments(n, args.data())) return 1;
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
+  return bench::run_interleaved(argc, argv);
 }

@@ -54,6 +54,8 @@
 
 #include <multiprocessing.hpp>
 
+#include "bench_common.hpp"
+
 namespace mp = multiprocessing;
 
 namespace {
@@ -61,11 +63,7 @@ namespace {
 constexpr int kPairs = 100000;          // uncontended pairs per timed op
 constexpr int kIncrements = 1000000;    // per process, contended counter
 
-double now() {
-  timespec ts{};
-  ::clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
-}
+using bench::now;
 
 /// One page shared by the parent and its forked children: the counter, the
 /// workers' start/end times, and room for a raw semaphore or mutex.
@@ -314,12 +312,6 @@ void BM_Raw_Mutex_Counter(benchmark::State& state) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::vector<char*> args(argv, argv + argc);
-  static char interleave[] = "--benchmark_enable_random_interleaving=true";
-  args.push_back(interleave);
-  int n = static_cast<int>(args.size());
-  args.push_back(nullptr);
-
   auto pairs = [](const char* name, void (*fn)(benchmark::State&)) {
     // One op = kPairs pairs; bench/summarize_synchronize.py divides.
     benchmark::RegisterBenchmark(name, fn)->Iterations(20)->Repetitions(7)->UseManualTime()
@@ -339,9 +331,5 @@ int main(int argc, char** argv) {
   counters("BM_Lib_Value_Counter", BM_Lib_Value_Counter);
   counters("BM_Raw_Sem_Counter", BM_Raw_Sem_Counter);
   counters("BM_Raw_Mutex_Counter", BM_Raw_Mutex_Counter);
-  benchmark::Initialize(&n, args.data());
-  if (benchmark::ReportUnrecognizedArguments(n, args.data())) return 1;
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
+  return bench::run_interleaved(argc, argv);
 }

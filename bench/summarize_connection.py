@@ -4,32 +4,22 @@ DIR holds cpp-<k>.json (bench_connection --benchmark_format=json) and
 py-<k>.json (cpython_connection.py) per round k; each cell is the median over
 the rounds of that round's value (itself a median over repetitions).
 """
-import json
-import pathlib
-import statistics
 import sys
+
+from rounds import cpp_medians, load_rounds, median
 
 BATCH = {64: 2000, 4096: 500, 1 << 20: 20}
 
 
 def cpp_values(doc):
-    out = {}
-    for b in doc['benchmarks']:
-        if b.get('run_type') == 'aggregate' and b.get('aggregate_name') == 'median':
-            name = b['run_name'].split('/iterations')[0]
-            out[name] = b['real_time']
-    return out
+    return {name: b['real_time'] for name, b in cpp_medians(doc).items()}
 
 
 def main(directory):
-    d = pathlib.Path(directory)
-    rounds = []
-    for cpp in sorted(d.glob('cpp-*.json')):
-        py = d / cpp.name.replace('cpp-', 'py-')
-        rounds.append((cpp_values(json.loads(cpp.read_text())), json.loads(py.read_text())))
+    rounds = load_rounds(directory, cpp_values)
 
     def med(src, name):
-        return statistics.median(r[src][name] for r in rounds)
+        return median(rounds, src, name)
 
     print(f'connection between two processes (median of {len(rounds)} rounds)')
     print()

@@ -4,10 +4,10 @@ DIR holds cpp-<k>.json (bench_synchronize --benchmark_format=json) and
 py-<k>.json (cpython_synchronize.py) per round k; each cell is the median over
 the rounds of that round's value (itself a median over repetitions).
 """
-import json
-import pathlib
 import statistics
 import sys
+
+from rounds import cpp_medians, load_rounds, median
 
 PAIRS = 100_000          # bench_synchronize.cpp: kPairs, pairs per timed op
 INCREMENTS = 1_000_000   # bench_synchronize.cpp: kIncrements, per process
@@ -16,24 +16,18 @@ INCREMENTS = 1_000_000   # bench_synchronize.cpp: kIncrements, per process
 def cpp_values(doc):
     """ns per pair for the uncontended ops, increments/s for the counters."""
     out = {}
-    for b in doc['benchmarks']:
-        if b.get('run_type') == 'aggregate' and b.get('aggregate_name') == 'median':
-            name = b['run_name'].split('/iterations')[0]
-            assert b['time_unit'] == 'ms', b['time_unit']
-            seconds = b['real_time'] / 1e3
-            out[name] = 2 * INCREMENTS / seconds if name.endswith('_Counter') else seconds / PAIRS * 1e9
+    for name, b in cpp_medians(doc).items():
+        assert b['time_unit'] == 'ms', b['time_unit']
+        seconds = b['real_time'] / 1e3
+        out[name] = 2 * INCREMENTS / seconds if name.endswith('_Counter') else seconds / PAIRS * 1e9
     return out
 
 
 def main(directory):
-    d = pathlib.Path(directory)
-    rounds = []
-    for cpp in sorted(d.glob('cpp-*.json')):
-        py = d / cpp.name.replace('cpp-', 'py-')
-        rounds.append((cpp_values(json.loads(cpp.read_text())), json.loads(py.read_text())))
+    rounds = load_rounds(directory, cpp_values)
 
     def med(src, name):
-        return statistics.median(r[src][name] for r in rounds)
+        return median(rounds, src, name)
 
     print(f'locks across processes (median of {len(rounds)} rounds); every ratio is one of '
           f'time per op, for the counters of time per increment')

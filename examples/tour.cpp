@@ -81,6 +81,10 @@ int main(int argc, char** argv) {
        "A scheduler thread raises each worker process's Value; the workers print it",
        "Each worker holds a Value('i', 1).  The scheduler in the parent raises them every five\n"
        "ticks, and the workers, in other processes, print the new values: the memory is shared."},
+      {"queue_producer_consumer", {}, "A producer and a consumer over a Queue; workers over a JoinableQueue",
+       "put() hands the item to a feeder thread that pickles it and writes it to a pipe; get() in\n"
+       "another process reads it under a lock.  A None sentinel says the producer is done.  A\n"
+       "JoinableQueue also counts the tasks put: join() waits until task_done() was called for each."},
   };
   const std::string dir = here();
   int failures = 0;

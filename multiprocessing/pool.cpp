@@ -2,6 +2,9 @@
 // Mirrors CPython 3.11 Lib/multiprocessing/pool.py; see pool.hpp.
 #include "multiprocessing/pool.hpp"
 
+#include <poll.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -841,8 +844,15 @@ void PoolState::_terminate_pool() {
     }
     for (std::size_t i = 0; i < workers.size(); ++i) thread_inqueue.put(Object());
   } else {
+    // Bytes, not messages: a worker terminated in the middle of reading a
+    // task has left the rest of that message in the pipe, and reading it as
+    // a message would take its middle for a length.  Everything goes anyway.
+    int fd = inqueue->_reader().fileno();
+    char discard[65536];
     while (task_handler_alive) {
-      if (inqueue->_reader().poll(0.01)) inqueue->_reader().recv_bytes();
+      pollfd readable{fd, POLLIN, 0};
+      // poll first, so that this loop notices the task handler's end within 10 ms
+      if (::poll(&readable, 1, 10) > 0 && ::read(fd, discard, sizeof discard) == 0) break;  // EOF
     }
   }
   util::debug("joining task handler");

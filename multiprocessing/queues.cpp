@@ -120,6 +120,7 @@ void feed(std::shared_ptr<Feeder> feeder, std::shared_ptr<Ends> ends, synchroniz
   ::sigaddset(&sigpipe, SIGPIPE);
   ::pthread_sigmask(SIG_BLOCK, &sigpipe, nullptr);
 
+  // [queue-feed-take]
   std::deque<std::optional<Object>> batch;
   std::string message;  // framed pickles of the whole batch, written at once
   while (true) {
@@ -137,6 +138,8 @@ void feed(std::shared_ptr<Feeder> feeder, std::shared_ptr<Ends> ends, synchroniz
         ends->writer.close();
         return;
       }
+      // [queue-feed-take]
+      // [queue-feed-write]
       // Serialize before taking the lock (Python's comment), then write
       // under the writer lock.  Items that follow in the batch are framed
       // into the same write: one system call for many messages, each still a
@@ -161,6 +164,8 @@ void feed(std::shared_ptr<Feeder> feeder, std::shared_ptr<Ends> ends, synchroniz
         }
         std::lock_guard guard(wlock);
         ends->writer._send_framed(message);
+        // [queue-feed-write]
+      // [queue-feed-error]
       } catch (const std::exception& e) {
         const auto* os_error = dynamic_cast<const OSError*>(&e);
         if (ignore_epipe && os_error != nullptr && os_error->errno_value() == EPIPE) return;
@@ -178,12 +183,14 @@ void feed(std::shared_ptr<Feeder> feeder, std::shared_ptr<Ends> ends, synchroniz
           onerror(e, item);
         }
       }
+      // [queue-feed-error]
     }
   }
 }
 
 }  // namespace
 
+// [queue-start-thread]
 void Queue::State::start_thread() {
   // Python: Queue._start_thread.
   util::debug("Queue._start_thread()");
@@ -216,7 +223,9 @@ void Queue::State::start_thread() {
       },
       10, "Queue._finalize_close");
 }
+// [queue-start-thread]
 
+// [queue-after-fork]
 void Queue::State::reset_after_fork() {
   // Python: Queue._after_fork -> _reset(after_fork=True).  Only the thread
   // that forked exists in the child: the parent's feeder thread does not.
@@ -230,6 +239,7 @@ void Queue::State::reset_after_fork() {
   close = util::Finalize();       // the parent's finalizers are inert here
   jointhread = util::Finalize();
 }
+// [queue-after-fork]
 
 namespace {
 std::shared_ptr<Queue::State> make_state(int maxsize, BaseContext* ctx, bool joinable) {
@@ -263,6 +273,7 @@ std::string Queue::repr() const {
   return out.str();
 }
 
+// [queue-put]
 void Queue::put(const Object& obj, bool block, std::optional<double> timeout) {
   State& self = *state_;
   if (self.closed) throw ValueError("Queue " + repr() + " is closed");
@@ -278,7 +289,9 @@ void Queue::put(const Object& obj, bool block, std::optional<double> timeout) {
   if (self.unfinished_tasks) self.unfinished_tasks->release();
   self.feeder->notempty.notify_one();
 }
+// [queue-put]
 
+// [queue-get]
 Object Queue::get(bool block, std::optional<double> timeout) {
   State& self = *state_;
   if (self.closed) throw ValueError("Queue " + repr() + " is closed");
@@ -306,6 +319,7 @@ Object Queue::get(bool block, std::optional<double> timeout) {
   // Unpickle after having released the lock (Python's comment).
   return reduction::ForkingPickler::loads(res);
 }
+// [queue-get]
 
 int Queue::qsize() const {
   return state_->maxsize - state_->sem._get_value();
@@ -428,6 +442,7 @@ Queue Queue::_rebuild(const Object& obj) {
 JoinableQueue::JoinableQueue(int maxsize, BaseContext* ctx)
     : Queue(make_state(maxsize, ctx, true)) {}
 
+// [joinable-task-done]
 void JoinableQueue::task_done() {
   State& self = *state_;
   std::lock_guard guard(*self.cond);
@@ -443,6 +458,7 @@ void JoinableQueue::join() {
   // Python checks once (`if`, not `while`): notify_all comes only at zero.
   if (!self.unfinished_tasks->_is_zero()) self.cond->wait();
 }
+// [joinable-task-done]
 
 JoinableQueue JoinableQueue::_rebuild(const Object& obj) {
   Queue q = Queue::_rebuild(obj);
@@ -467,6 +483,7 @@ SimpleQueue::SimpleQueue(BaseContext* ctx) {
   state_ = std::make_shared<State>(State{std::move(reader), std::move(writer), ctx->Lock(), ctx->Lock()});
 }
 
+// [simple-queue-put-get]
 void SimpleQueue::put(const Object& obj) {
   // Serialize the data before acquiring the lock (Python's comment).
   std::string pickled = reduction::ForkingPickler::dumps(obj);
@@ -483,6 +500,7 @@ Object SimpleQueue::get() {
   // Unserialize the data after having released the lock (Python's comment).
   return reduction::ForkingPickler::loads(res);
 }
+// [simple-queue-put-get]
 
 bool SimpleQueue::empty() const { return !state_->reader.poll(); }
 
