@@ -26,7 +26,6 @@
 
 #include <benchmark/benchmark.h>
 
-#include <cerrno>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -36,6 +35,8 @@
 
 #include <multiprocessing.hpp>
 
+#include "bench_common.hpp"
+
 namespace mp = multiprocessing;
 
 namespace {
@@ -43,11 +44,7 @@ namespace {
 constexpr std::int64_t kMapItems = 100000;
 constexpr std::int64_t kImapItems = 10000;
 
-double now() {
-  timespec ts{};
-  ::clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
-}
+using bench::now;
 
 std::int64_t ident(std::int64_t x) { return x; }
 
@@ -120,34 +117,6 @@ void BM_Lib_ImapUnordered(benchmark::State& state) {
 
 // ------------------------------------------------------------------ the raw pool
 
-void write_all(int fd, const void* data, std::size_t n) {
-  const char* p = static_cast<const char*>(data);
-  while (n > 0) {
-    ssize_t w = ::write(fd, p, n);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      std::perror("write");
-      ::_exit(3);
-    }
-    p += w;
-    n -= static_cast<std::size_t>(w);
-  }
-}
-
-bool read_all(int fd, void* data, std::size_t n) {
-  char* p = static_cast<char*>(data);
-  while (n > 0) {
-    ssize_t r = ::read(fd, p, n);
-    if (r <= 0) {
-      if (r < 0 && errno == EINTR) continue;
-      return false;
-    }
-    p += r;
-    n -= static_cast<std::size_t>(r);
-  }
-  return true;
-}
-
 // A message: a 4-byte length, then {start, count, count x int64}.
 void send_message(int fd, std::int64_t start, const std::int64_t* items, std::int64_t count,
                   std::vector<char>& scratch) {
@@ -157,14 +126,14 @@ void send_message(int fd, std::int64_t start, const std::int64_t* items, std::in
   std::memcpy(scratch.data() + 4, &start, 8);
   std::memcpy(scratch.data() + 12, &count, 8);
   if (count > 0) std::memcpy(scratch.data() + 20, items, static_cast<std::size_t>(count) * 8);
-  write_all(fd, scratch.data(), scratch.size());
+  bench::write_all(fd, scratch.data(), scratch.size());
 }
 
 bool recv_message(int fd, std::int64_t& start, std::vector<std::int64_t>& items) {
   std::uint32_t len;
-  if (!read_all(fd, &len, 4)) return false;
+  if (!bench::read_all(fd, reinterpret_cast<char*>(&len), 4)) return false;
   std::vector<char> body(len);
-  if (!read_all(fd, body.data(), len)) return false;
+  if (!bench::read_all(fd, body.data(), len)) return false;
   std::int64_t count;
   std::memcpy(&start, body.data(), 8);
   std::memcpy(&count, body.data() + 8, 8);
@@ -277,8 +246,6 @@ void BM_Raw_ApplyRtt(benchmark::State& state) {
 
 MP_REGISTER_TARGET(ident);
 
-// Interleaved: each benchmark runs its repetitions in random order with the
-// others', so that the library and the raw pool see the same noise.
 BENCHMARK(BM_Lib_Map)->Arg(0)->Arg(1000)->UseManualTime()->Unit(benchmark::kMicrosecond)->Iterations(5)->Repetitions(7)->ReportAggregatesOnly(true);
 BENCHMARK(BM_Raw_Map)->Arg(0)->Arg(1000)->UseManualTime()->Unit(benchmark::kMicrosecond)->Iterations(20)->Repetitions(7)->ReportAggregatesOnly(true);
 BENCHMARK(BM_Lib_ApplyAsyncRtt)->UseManualTime()->Unit(benchmark::kMicrosecond)->Iterations(1000)->Repetitions(7)->ReportAggregatesOnly(true);
@@ -287,8 +254,5 @@ BENCHMARK(BM_Lib_ImapUnordered)->UseManualTime()->Unit(benchmark::kMicrosecond)-
 
 int main(int argc, char** argv) {
   mp::freeze_support();
-  benchmark::Initialize(&argc, argv);
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
+  return bench::run_interleaved(argc, argv);
 }

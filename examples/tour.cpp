@@ -85,6 +85,16 @@ int main(int argc, char** argv) {
        "put() hands the item to a feeder thread that pickles it and writes it to a pipe; get() in\n"
        "another process reads it under a lock.  A None sentinel says the producer is done.  A\n"
        "JoinableQueue also counts the tasks put: join() waits until task_done() was called for each."},
+      {"pool_apply_async", {}, "Pool(4).apply_async(test, (i, d)) for 100 indices (seed 003)",
+       "Each task fills its own copy of the dict in a worker process: the parent's stays {}.\n"
+       "What a task returns comes back pickled; a callback in the parent collects one per index."},
+      {"thread_pool_completion", fast ? std::vector<std::string>{"--unit", "0.2"} : std::vector<std::string>{},
+       "Five tasks sleeping 7, 3, 4, 5, 1 units in a ThreadPool (seed 002)",
+       "imap_unordered yields each result as it is ready: 1, 3, 4, 5, 7, and the whole takes\n"
+       "about 7 units, the longest task, because the five run at once."},
+      {"pool_word_count", {}, "A word count with Pool.map: map in the workers, reduce in the parent",
+       "map() cuts the 1000 lines into chunks (len / (4 * workers), rounded up), sends each\n"
+       "chunk pickled to a worker, and returns the dicts in order; the parent adds them up."},
   };
   const std::string dir = here();
   int failures = 0;

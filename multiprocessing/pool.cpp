@@ -130,6 +130,7 @@ WorkerSlot* slot_at(std::byte* base, std::int64_t slot) {
 // Python: worker(inqueue, outqueue, initializer, initargs, maxtasks,
 // wrap_exception): the loop every worker runs, here with its queue
 // operations given as functions so that ThreadPool's threads share it.
+// [pool-worker-loop]
 void worker_loop(const std::function<Object()>& get, const std::function<void(const Object&)>& put,
                  const Target& initializer, const Args& initargs, std::optional<std::int64_t> maxtasks,
                  bool wrap_exception, WorkerSlot* slot) {
@@ -193,6 +194,7 @@ void worker_loop(const std::function<Object()>& get, const std::function<void(co
   }
   util::debug("worker exiting after " + std::to_string(completed) + " tasks");
 }
+// [pool-worker-loop]
 
 }  // namespace
 
@@ -607,6 +609,7 @@ std::unique_ptr<Worker> PoolState::make_worker(std::int64_t slot_index) {
 
 // Python: _join_exited_workers(pool): forget workers that have exited.
 // Beyond Python: a worker that died in the middle of a task fails that task.
+// [pool-join-exited]
 bool PoolState::_join_exited_workers() {
   bool cleaned = false;
   std::vector<std::unique_ptr<Worker>> exited;
@@ -641,6 +644,7 @@ bool PoolState::_join_exited_workers() {
   }
   return cleaned;
 }
+// [pool-join-exited]
 
 // Python: _repopulate_pool_static: bring the workers back to `processes`.
 void PoolState::_repopulate_pool() {
@@ -670,6 +674,7 @@ void PoolState::_maintain_pool() {
 }
 
 // Python: Pool._handle_workers, the worker handler thread.
+// [pool-handle-workers]
 void PoolState::_handle_workers() {
   // Keep maintaining workers until the cache gets drained, unless the pool
   // is terminated (Python's comment).
@@ -696,8 +701,10 @@ void PoolState::_handle_workers() {
   taskqueue.put(std::nullopt);
   util::debug("worker handler exiting");
 }
+// [pool-handle-workers]
 
 // Python: Pool._handle_tasks, the task handler thread.
+// [pool-handle-tasks]
 void PoolState::_handle_tasks() {
   while (true) {
     std::optional<TaskSequence> item = taskqueue.get();
@@ -752,8 +759,10 @@ void PoolState::_handle_tasks() {
   }
   util::debug("task handler exiting");
 }
+// [pool-handle-tasks]
 
 // Python: Pool._handle_results, the result handler thread.
+// [pool-handle-results]
 void PoolState::_handle_results() {
   auto deliver = [this](Object task) {
     auto& t = std::get<Object::Tuple>(task.variant());
@@ -805,8 +814,10 @@ void PoolState::_handle_results() {
   }
   util::debug("result handler exiting");
 }
+// [pool-handle-results]
 
 // Python: Pool._terminate_pool, run once, by terminate(), the destructor or at exit.
+// [pool-terminate]
 void PoolState::_terminate_pool() {
   util::debug("finalizing pool");
   // Stop the worker handler first, so that no worker is started behind our
@@ -880,6 +891,7 @@ void PoolState::_terminate_pool() {
   inqueue.reset();
   outqueue.reset();
 }
+// [pool-terminate]
 
 }  // namespace detail
 
@@ -1105,6 +1117,7 @@ MapResult Pool::starmap_async(const Target& func, const Object::List& iterable,
 namespace {
 // Python: Pool._get_tasks(func, it, size) wrapped by _guarded_task_generation
 // with mapstar: task k is (job, k, mapstar, ((func, chunk_k),), {}).
+// [pool-chunks]
 std::function<std::optional<Object>()> chunked_tasks(std::int64_t job, Object func, Object mapper,
                                                      std::shared_ptr<const Object::List> items,
                                                      std::size_t size) {
@@ -1121,8 +1134,10 @@ std::function<std::optional<Object>()> chunked_tasks(std::int64_t job, Object fu
     return Object(Object::Tuple{{job, (*k)++, mapper, std::move(args), Object::Dict{}}});
   };
 }
+// [pool-chunks]
 }  // namespace
 
+// [pool-map-async]
 MapResult Pool::_map_async(const Target& func, const Object::List& iterable, bool star,
                            std::optional<int> chunksize, Callback callback, ErrorCallback error_callback) {
   _check_running();
@@ -1164,6 +1179,7 @@ MapResult Pool::_map_async(const Target& func, const Object::List& iterable, boo
   }
   return MapResult(result);
 }
+// [pool-map-async]
 
 IMapIterator Pool::imap(const Target& func, const Object::List& iterable, int chunksize) {
   return _imap(func, iterable, chunksize, true);

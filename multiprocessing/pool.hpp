@@ -41,6 +41,7 @@
 
 #include "multiprocessing/exceptions.hpp"
 #include "multiprocessing/process.hpp"
+#include "multiprocessing/queues.hpp"
 #include "multiprocessing/reduction.hpp"
 
 namespace multiprocessing {
@@ -262,9 +263,18 @@ class Pool {
 };
 
 /// Python: mapstar(args) = list(map(*args)), args being (func, chunk): what a
-/// worker runs for each chunk of a map.  starmapstar: func(*x) for each x.
+/// worker runs for each chunk of a map.
 Object mapstar(const Object& args);
+/// Python: starmapstar(args): func(*x) for each x of the chunk (starmap's).
 Object starmapstar(const Object& args);
+
+/// Python: pool.worker(inqueue, outqueue, initializer, initargs, maxtasks,
+/// wrap_exception), what each worker process runs: get a task, call it, put
+/// the result, until a None, EOF or `maxtasks` tasks.  `slots` and `slot` are
+/// the port's: where it says which task it runs (see WorkerLostError).
+void worker(queues::SimpleQueue inqueue, queues::SimpleQueue outqueue, Target initializer,
+            Args initargs, std::optional<std::int64_t> maxtasks, bool wrap_exception,
+            const Object& slots, std::int64_t slot);
 
 /// Python: pool.ThreadPool(processes=None, initializer=None, initargs=()):
 /// the Pool interface with threads (dummy.Process) as workers and in-memory

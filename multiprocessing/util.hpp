@@ -197,7 +197,7 @@ std::size_t _afterfork_count();
 /// the child from the after-fork registry; so does this class.  Each object
 /// adds exactly one entry to that registry and removes it when destroyed, so
 /// the registry does not grow from one generation of processes to the next
-/// (issue #17555, TestForkAwareThreadLock).  Neither copyable nor movable: the
+/// (CPython issue 17555, TestForkAwareThreadLock).  Neither copyable nor movable: the
 /// registry entry refers to this object.  BasicLockable and Lockable, so
 /// `std::lock_guard guard(lock);` is Python's `with lock:`.
 class ForkAwareThreadLock {
