@@ -1,9 +1,14 @@
 // tests/test_pool.cpp — ports CPython's _TestPool, _TestPoolWorkerErrors and
 // _TestPoolWorkerLifetime under every start method, plus the killed-worker
 // behaviour the port adds; ThreadPool runs the same functions with threads.
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
+#include <stdexcept>
 #include <atomic>
 #include <set>
 
@@ -45,6 +50,43 @@ std::int64_t kill_self(std::int64_t) {
 }
 /// Returns a value that cannot be pickled (a Lock outside spawning).
 mp::synchronize::Lock unpicklable_result(std::int64_t) { return mp::synchronize::Lock(); }
+/// Throws a C++ exception that has no Python twin.
+std::int64_t out_of_range(std::int64_t x) { throw std::out_of_range("index " + std::to_string(x)); }
+/// Python: TestInitializers: the initializer sets a shared value.
+void set_value(mp::sharedctypes::Synchronized<int> value) { value.set_value(1); }
+/// Python: _TestPoolWorkerLifetime.test_worker_finalization_via_atexit_handler:
+/// a finalizer registered in the worker runs when the worker exits.
+void register_exit_message(mp::connection::Connection& c) {
+  auto fd = std::make_shared<mp::os::Fd>(::dup(c.fileno()));
+  mp::util::Finalize::without_object([fd] { mp::connection::Connection(std::move(*fd)).send("worker finalized"); },
+                                     10, "say goodbye");
+}
+/// TestStdinBadfiledescriptor._test_pool_in_process: a Pool made in a child.
+void pool_in_child(mp::connection::Connection& c) {
+  mp::pool::Pool pool(2);
+  c.send(pool.map(sqr, std::vector<int>{1, 2, 3}));
+  pool.close();
+  pool.join();
+}
+/// TestPoolNotLeakOnFailure: with few fds left, a Pool(20) fails part way;
+/// report the error and whether any worker was left behind.
+void pool_out_of_fds(mp::connection::Connection& c) {
+  rlimit limit{};
+  ::getrlimit(RLIMIT_NOFILE, &limit);
+  int highest = 0;
+  for (int fd = 0; fd < 1024; ++fd) {
+    if (::fcntl(fd, F_GETFD) != -1) highest = fd;
+  }
+  limit.rlim_cur = static_cast<rlim_t>(highest + 16);  // room for a few workers, not 20
+  ::setrlimit(RLIMIT_NOFILE, &limit);
+  std::string what = "no error";
+  try {
+    mp::pool::Pool pool(20);
+  } catch (const mp::OSError& e) {
+    what = e.python_name();
+  }
+  c.send(what + ", children left: " + std::to_string(mp::active_children().size()));
+}
 
 }  // namespace pool_tests
 
@@ -56,6 +98,11 @@ MP_REGISTER_TARGET(pool_tests::to_int);
 MP_REGISTER_TARGET(pool_tests::getpid_task);
 MP_REGISTER_TARGET(pool_tests::kill_self);
 MP_REGISTER_TARGET(pool_tests::unpicklable_result);
+MP_REGISTER_TARGET(pool_tests::out_of_range);
+MP_REGISTER_TARGET(pool_tests::set_value);
+MP_REGISTER_TARGET(pool_tests::register_exit_message);
+MP_REGISTER_TARGET(pool_tests::pool_in_child);
+MP_REGISTER_TARGET(pool_tests::pool_out_of_fds);
 
 class TestPool : public WithStartMethod {};
 
@@ -319,6 +366,114 @@ TEST_P(TestPool, Repr) {
   p.close();
   EXPECT_EQ(p.repr(), "<multiprocessing.pool.Pool state=CLOSE pool_size=2>");
   p.join();
+}
+
+/// _TestPool.test_async: the result comes after the task's time.
+TEST_P(TestPool, Async) {
+  Pool pool(2);
+  auto t0 = std::chrono::steady_clock::now();
+  auto res = pool.apply_async(pool_tests::sqr_wait, {7, 0.1});
+  EXPECT_EQ(res.get(), Object(49));
+  EXPECT_GE(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 0.09);
+}
+
+/// _TestPool.test_wrapped_exception: an exception with no Python twin keeps
+/// its C++ class name (RemoteException) and its message.
+TEST_P(TestPool, WrappedException) {
+  Pool p(1);
+  try {
+    p.apply(pool_tests::out_of_range, {3});
+    ADD_FAILURE() << "no exception";
+  } catch (const mp::RemoteException& e) {
+    EXPECT_STREQ(e.python_name(), "std::out_of_range");
+    EXPECT_STREQ(e.what(), "index 3");
+  }
+}
+
+/// _TestPool.test_map_no_failfast: a failing task does not stop the map's
+/// other tasks, and close() + join() then return (Issue #23992).
+TEST_P(TestPool, MapNoFailfast) {
+  Pool p(2);
+  Object::List items;
+  for (int i = 0; i < 20; ++i) items.emplace_back(Object::Tuple{{i, 0.01}});
+  auto ok = p.starmap_async(pool_tests::sqr_wait, items, 1);
+  EXPECT_THROW(p.map(pool_tests::raising, range(4), 1), mp::ValueError);
+  EXPECT_EQ(ok.get(60.0).as<Object::List>().size(), 20u);
+  p.close();
+  p.join();
+}
+
+/// _TestPoolWorkerLifetime.test_pool_worker_lifetime_early_close: workers of
+/// maxtasksperchild=1 still finish what was queued before close().
+TEST_P(TestPool, WorkerLifetimeEarlyClose) {
+  Pool p(1, {}, {}, 1);
+  std::vector<mp::pool::ApplyResult> results;
+  for (std::int64_t i = 0; i < 6; ++i) results.push_back(p.apply_async(pool_tests::sqr_wait, {i, 0.01}));
+  p.close();
+  p.join();
+  for (std::int64_t i = 0; i < 6; ++i) EXPECT_EQ(results[static_cast<std::size_t>(i)].get(), Object(i * i));
+}
+
+/// _TestPoolWorkerLifetime.test_pool_maxtasksperchild_invalid
+TEST_P(TestPool, PoolMaxtasksperchildInvalid) {
+  for (int bad : {0, -1}) {
+    try {
+      Pool p(3, {}, {}, bad);
+      ADD_FAILURE() << "no ValueError for " << bad;
+    } catch (const mp::ValueError& e) {
+      EXPECT_STREQ(e.what(), "maxtasksperchild must be a positive int or None");
+    }
+  }
+}
+
+/// _TestPoolWorkerLifetime.test_worker_finalization_via_atexit_handler_of_multiprocessing:
+/// a worker runs its finalizers when it exits.
+TEST_P(TestPool, WorkerFinalizationViaAtexitHandlerOfMultiprocessing) {
+  auto [r, w] = mp::Pipe(false);
+  {
+    Pool p(1, pool_tests::register_exit_message, {w});
+    w.close();
+    EXPECT_EQ(p.apply(pool_tests::sqr, {2}), Object(4));
+    p.close();
+    p.join();
+  }
+  ASSERT_TRUE(r.poll(60.0));
+  EXPECT_EQ(r.recv(), Object("worker finalized"));
+}
+
+/// TestInitializers.test_pool_initializer: initializer(*initargs) runs in each worker.
+TEST_P(TestPool, PoolInitializer) {
+  PristineHeap heap;
+  auto value = mp::Value<int>(0);
+  Pool p(1, pool_tests::set_value, {value});
+  p.close();
+  p.join();
+  EXPECT_EQ(value.value(), 1);
+}
+
+/// TestStdinBadfiledescriptor.test_pool_in_process: a child process makes a Pool.
+TEST_P(TestPool, PoolInProcess) {
+  auto [r, w] = mp::Pipe(false);
+  auto child = mp::get_context().Process({.target = pool_tests::pool_in_child, .args = {w}});
+  child->start();
+  w.close();
+  EXPECT_EQ(r.recv(), Object(Object::List{1, 4, 9}));
+  join_process(*child);
+  EXPECT_EQ(child->exitcode(), 0);
+}
+
+/// TestPoolNotLeakOnFailure.test_release_unused_processes: when starting a
+/// worker fails, the workers already started are terminated and reaped.
+TEST_P(TestPool, ReleaseUnusedProcesses) {
+  if (GetParam() == "fork") GTEST_SKIP() << "fork needs no fd per worker: run under spawn and forkserver";
+  auto [r, w] = mp::Pipe(false);
+  auto child = mp::get_context().Process({.target = pool_tests::pool_out_of_fds, .args = {w}});
+  child->start();
+  w.close();
+  std::string report = r.recv().as<std::string>();
+  EXPECT_NE(report.find("children left: 0"), std::string::npos) << report;
+  EXPECT_EQ(report.find("no error"), std::string::npos) << report;
+  join_process(*child);
 }
 
 INSTANTIATE_TEST_SUITE_P(WithProcesses, TestPool, ::testing::ValuesIn(start_methods()), method_name);
