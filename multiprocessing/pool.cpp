@@ -130,6 +130,23 @@ WorkerSlot* slot_at(std::byte* base, std::int64_t slot) {
 // Python: worker(inqueue, outqueue, initializer, initargs, maxtasks,
 // wrap_exception): the loop every worker runs, here with its queue
 // operations given as functions so that ThreadPool's threads share it.
+// Python's `try: task = get() except (EOFError, OSError): ... exit`: the
+// next message, or nullopt when the pipe is gone (the other side closed it).
+// A message that cannot be read at all (a worker killed in the middle of
+// writing one) ends the reader too: Python's thread would die of it.
+std::optional<Object> get_or_gone(const std::function<Object()>& get, const char* who) {
+  try {
+    return get();
+  } catch (const EOFError&) {
+  } catch (const OSError&) {
+  } catch (const std::exception& e) {
+    util::sub_warning(std::string(who) + " could not read a message: " + e.what());
+    return std::nullopt;
+  }
+  util::debug(std::string(who) + " got EOFError or OSError -- exiting");
+  return std::nullopt;
+}
+
 // [pool-worker-loop]
 void worker_loop(const std::function<Object()>& get, const std::function<void(const Object&)>& put,
                  const Target& initializer, const Args& initargs, std::optional<std::int64_t> maxtasks,
@@ -141,16 +158,9 @@ void worker_loop(const std::function<Object()>& get, const std::function<void(co
 
   std::int64_t completed = 0;
   while (!maxtasks || completed < *maxtasks) {
-    Object task;
-    try {
-      task = get();
-    } catch (const EOFError&) {
-      util::debug("worker got EOFError or OSError -- exiting");
-      break;
-    } catch (const OSError&) {
-      util::debug("worker got EOFError or OSError -- exiting");
-      break;
-    }
+    std::optional<Object> next = get_or_gone(get, "worker");
+    if (!next) break;
+    Object task = std::move(*next);
     if (task.is_none()) {
       util::debug("worker got sentinel -- exiting");
       break;
@@ -769,22 +779,11 @@ void PoolState::_handle_results() {
     if (t.items.size() != 3) return;
     cache_set(t.items[0].as<std::int64_t>(), t.items[1].as<std::int64_t>(), std::move(t.items[2]));
   };
+  auto get = [this] { return quick_get(); };
   while (true) {
-    Object task;
-    try {
-      task = quick_get();
-    } catch (const EOFError&) {
-      util::debug("result handler got EOFError/OSError -- exiting");
-      return;
-    } catch (const OSError&) {
-      util::debug("result handler got EOFError/OSError -- exiting");
-      return;
-    } catch (const std::exception& e) {
-      // A message that cannot be read (a worker killed in the middle of
-      // writing one): Python's thread would die of it; say so and stop.
-      util::sub_warning(std::string("result handler could not read a result: ") + e.what());
-      return;
-    }
+    std::optional<Object> next = get_or_gone(get, "result handler");
+    if (!next) return;
+    Object task = std::move(*next);
     if (result_handler_state != HandlerState::RUN) {
       util::debug("result handler found thread._state=TERMINATE");
       break;
@@ -796,16 +795,9 @@ void PoolState::_handle_results() {
     deliver(std::move(task));
   }
   while (!cache_empty() && result_handler_state != HandlerState::TERMINATE) {
-    Object task;
-    try {
-      task = quick_get();
-    } catch (const EOFError&) {
-      util::debug("result handler got EOFError/OSError -- exiting");
-      return;
-    } catch (const OSError&) {
-      util::debug("result handler got EOFError/OSError -- exiting");
-      return;
-    }
+    std::optional<Object> next = get_or_gone(get, "result handler");
+    if (!next) return;
+    Object task = std::move(*next);
     if (task.is_none()) {
       util::debug("result handler ignoring extra sentinel");
       continue;
