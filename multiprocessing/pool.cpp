@@ -2,6 +2,7 @@
 // Mirrors CPython 3.11 Lib/multiprocessing/pool.py; see pool.hpp.
 #include "multiprocessing/pool.hpp"
 
+#include <limits.h>
 #include <poll.h>
 #include <unistd.h>
 
@@ -451,6 +452,10 @@ class ThreadQueue {
     items_.pop_front();
     return item;
   }
+  bool empty() {
+    std::lock_guard lock(mutex_);
+    return items_.empty();
+  }
   std::optional<T> get_nowait() {
     std::lock_guard lock(mutex_);
     if (items_.empty()) return std::nullopt;
@@ -506,6 +511,10 @@ struct PoolState {
   std::atomic<HandlerState> result_handler_state{HandlerState::RUN};
   std::thread worker_handler, task_handler, result_handler;
   std::atomic<bool> task_handler_alive{false};
+  // The port's shortcut for apply_async (see try_put_now): held by whoever
+  // writes to _inqueue in this process, the task handler or a caller.
+  std::mutex inqueue_write;
+  std::atomic<bool> task_handler_busy{false};  // in the middle of a task sequence
   util::Finalize terminate;  // Python: self._terminate
 
   ~PoolState() {
@@ -530,6 +539,31 @@ struct PoolState {
   Object quick_get() {
     if (threads) return thread_outqueue.get();
     return outqueue->_reader().recv();
+  }
+
+  // Not in Python: apply_async writes its one task to _inqueue itself when
+  // nothing is queued before it and the pipe has room, instead of waking the
+  // task handler to do it: one thread switch less per call (a pool's round
+  // trip is a few of them).  Returns false when the task handler must do it.
+  // A task that cannot be pickled fails its result here, as there.
+  bool try_put_now(std::int64_t job, const Object& task) {
+    if (threads || task_handler_busy || !taskqueue.empty()) return false;
+    std::lock_guard guard(inqueue_write);
+    std::string pickled;
+    try {
+      pickled = reduction::ForkingPickler::dumps(task);
+    } catch (const std::exception& e) {
+      cache_set(job, 0, Object::Tuple{{false, reduction::_reduce_exception(e)}});
+      return true;
+    }
+    // A write of at most PIPE_BUF bytes to a pipe is all or nothing, and
+    // poll() says there is room for one: so this write cannot block the
+    // caller, which apply_async must never do.
+    if (pickled.size() + 4 > PIPE_BUF) return false;
+    pollfd room{inqueue->_writer().fileno(), POLLOUT, 0};
+    if (::poll(&room, 1, 0) != 1 || (room.revents & POLLOUT) == 0) return false;
+    inqueue->_writer().send_bytes(pickled);
+    return true;
   }
 
   // ---- the cache
@@ -724,6 +758,7 @@ void PoolState::_handle_tasks() {
     }
     std::optional<std::int64_t> last_index;
     bool stopped = false;
+    task_handler_busy = true;
     while (std::optional<Object> task = item->next()) {
       if (task_handler_state != HandlerState::RUN) {
         util::debug("task handler found thread._state != RUN");
@@ -733,6 +768,7 @@ void PoolState::_handle_tasks() {
       const Object::Tuple& t = std::get<Object::Tuple>(task->variant());
       last_index = t.items[1].as<std::int64_t>();
       try {
+        std::lock_guard guard(inqueue_write);
         quick_put(*task);
       } catch (const std::exception& e) {
         // A task that cannot be sent (its function not found by name, an
@@ -741,6 +777,7 @@ void PoolState::_handle_tasks() {
                   Object::Tuple{{false, reduction::_reduce_exception(e)}});
       }
     }
+    task_handler_busy = false;
     if (stopped) break;
     if (item->set_length) {
       util::debug("doing set_length()");
@@ -1076,6 +1113,7 @@ ApplyResult Pool::apply_async(const Target& func, const Args& args, Callback cal
   state_->cache_add(result);
   // Python: self._taskqueue.put(([(result._job, 0, func, args, kwds)], None)).
   Object task = Object::Tuple{{result->job, std::int64_t{0}, Object(func), Object::Tuple{args}, Object::Dict{}}};
+  if (state_->try_put_now(result->job, task)) return ApplyResult(result);
   auto sent = std::make_shared<bool>(false);
   state_->taskqueue.put(detail::TaskSequence{
       [task = std::move(task), sent]() -> std::optional<Object> {
