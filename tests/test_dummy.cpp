@@ -868,8 +868,8 @@ TEST(TestDummyConnection, DuplexFalse) {
 
 // ---------------------------------------------------------------- Pool
 
-/// dummy.Pool(processes, initializer, initargs) is a ThreadPool; the full
-/// set of pool cases runs in test_dummy_pool.cpp.
+/// dummy.Pool(processes, initializer, initargs) is a ThreadPool (_TestPool's
+/// cases run on it in test_pool.cpp, as WithThreads/TestPool.*/threads).
 TEST(TestDummyPool, PoolIsThreadPool) {
   std::atomic<int> initialized{0};
   auto pool = dummy::Pool(3, [&](const mp::Args& args) { initialized += static_cast<int>(args[0].as<std::int64_t>()); },
@@ -879,6 +879,35 @@ TEST(TestDummyPool, PoolIsThreadPool) {
   pool.close();
   pool.join();
   EXPECT_EQ(initialized, 6);
+}
+
+/// dummy.Pool's tasks are not pickled: a capturing lambda is a task like any
+/// other (where a process Pool refuses it: _TestPool.test_map_unplicklable).
+TEST(TestDummyPool, LambdaTasks) {
+  auto pool = dummy::Pool(2);
+  std::int64_t offset = 100;
+  auto add = [offset](const mp::Args& a) { return a[0].as<std::int64_t>() + offset; };
+  mp::Object::List items, expected;
+  for (std::int64_t i = 0; i < 10; ++i) {
+    items.emplace_back(i);
+    expected.emplace_back(i + offset);
+  }
+  EXPECT_EQ(pool.map(add, items), expected);
+}
+
+/// dummy.Pool's workers are threads of this process: they see its memory,
+/// and the initializer runs once in each.
+TEST(TestDummyPool, WorkersShareMemory) {
+  std::atomic<int> initialized{0};
+  std::atomic<std::int64_t> total{0};
+  auto p = dummy::Pool(3, [&](const mp::Args&) { initialized += 1; });
+  mp::Object::List items;
+  for (std::int64_t i = 0; i <= 100; ++i) items.emplace_back(i);
+  p.map([&](const mp::Args& a) { total += a[0].as<std::int64_t>(); return mp::Object(); }, items);
+  EXPECT_EQ(total, 5050);
+  p.close();
+  p.join();
+  EXPECT_EQ(initialized, 3);
 }
 
 // ---------------------------------------------------------------- Namespace, Value, Array, Manager
