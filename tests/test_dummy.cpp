@@ -124,12 +124,7 @@ TEST(TestDummyLock, Lock) {
   EXPECT_TRUE(lock.acquire());
   EXPECT_FALSE(lock.acquire(false));
   lock.release();
-  try {
-    lock.release();
-    ADD_FAILURE() << "no RuntimeError";
-  } catch (const mp::RuntimeError& e) {
-    EXPECT_STREQ(e.what(), "release unlocked lock");
-  }
+  expect_raises<mp::RuntimeError>([&] { lock.release(); }, "release unlocked lock");
   { std::lock_guard guard(lock); }  // `with self.Lock(): pass`
   EXPECT_FALSE(lock.locked());
 }
@@ -139,35 +134,15 @@ TEST(TestDummyLock, RLock) {
   dummy::RLock lock;
   for (int i = 0; i < 3; ++i) EXPECT_TRUE(lock.acquire());
   for (int i = 0; i < 3; ++i) lock.release();
-  try {
-    lock.release();
-    ADD_FAILURE() << "no RuntimeError";
-  } catch (const mp::RuntimeError& e) {
-    EXPECT_STREQ(e.what(), "cannot release un-acquired lock");
-  }
+  expect_raises<mp::RuntimeError>([&] { lock.release(); }, "cannot release un-acquired lock");
 }
 
 // ---------------------------------------------------------------- Semaphore
 
-/// _TestSemaphore._test_semaphore: acquire to zero and release back.
-void check_semaphore(dummy::Semaphore& sem) {
-  EXPECT_EQ(sem._value(), 2);
-  EXPECT_TRUE(sem.acquire());
-  EXPECT_EQ(sem._value(), 1);
-  EXPECT_TRUE(sem.acquire());
-  EXPECT_EQ(sem._value(), 0);
-  EXPECT_FALSE(sem.acquire(false));
-  EXPECT_EQ(sem._value(), 0);
-  sem.release();
-  EXPECT_EQ(sem._value(), 1);
-  sem.release();
-  EXPECT_EQ(sem._value(), 2);
-}
-
 /// _TestSemaphore.test_semaphore ('threads').
 TEST(TestDummySemaphore, Semaphore) {
   dummy::Semaphore sem(2);
-  check_semaphore(sem);
+  check_semaphore(sem, [&] { return sem._value(); });
   sem.release();
   EXPECT_EQ(sem._value(), 3);
   sem.release(2);  // threading's release(n)
@@ -183,13 +158,8 @@ TEST(TestDummySemaphore, Semaphore) {
 /// refuses a release above the initial value.
 TEST(TestDummySemaphore, BoundedSemaphore) {
   dummy::BoundedSemaphore sem(2);
-  check_semaphore(sem);
-  try {
-    sem.release();
-    ADD_FAILURE() << "no ValueError";
-  } catch (const mp::ValueError& e) {
-    EXPECT_STREQ(e.what(), "Semaphore released too many times");
-  }
+  check_semaphore(sem, [&] { return sem._value(); });
+  expect_raises<mp::ValueError>([&] { sem.release(); }, "Semaphore released too many times");
   EXPECT_EQ(sem._value(), 2);
   EXPECT_NE(sem.repr().find(": value=2/2>"), std::string::npos) << sem.repr();
 }
@@ -199,12 +169,7 @@ TEST(TestDummySemaphore, BoundedSemaphore) {
 TEST(TestDummySemaphore, Timeout) {
   dummy::Semaphore sem(0);
   EXPECT_TIMING(elapsed([&] { EXPECT_FALSE(sem.acquire(false)); }), 0.0);
-  try {
-    sem.acquire(false, TIMEOUT1);
-    ADD_FAILURE() << "no ValueError";
-  } catch (const mp::ValueError& e) {
-    EXPECT_STREQ(e.what(), "can't specify timeout for non-blocking acquire");
-  }
+  expect_raises<mp::ValueError>([&] { sem.acquire(false, TIMEOUT1); }, "can't specify timeout for non-blocking acquire");
   EXPECT_TIMING(elapsed([&] { EXPECT_FALSE(sem.acquire(true, TIMEOUT2)); }), TIMEOUT2);
   EXPECT_TIMING(elapsed([&] { EXPECT_FALSE(sem.acquire(true, TIMEOUT3)); }), TIMEOUT3);
 }
@@ -224,112 +189,100 @@ TEST(TestDummySemaphore, WakesWaiter) {
 
 // ---------------------------------------------------------------- Condition
 
-/// _TestCondition.f: sleep on the condition, then say so.
-void condition_f(dummy::Condition& cond, dummy::Semaphore& sleeping, dummy::Semaphore& woken,
-                 std::optional<double> timeout = std::nullopt) {
-  cond.acquire();
-  sleeping.release();
-  cond.wait(timeout);
-  woken.release();
-  cond.release();
-}
+/// _TestCondition's cases with threads: a condition, the `sleeping` and
+/// `woken` semaphores, and the threads that run _TestCondition.f.
+class TestDummyCondition : public ::testing::Test {
+ protected:
+  void TearDown() override {
+    for (auto& t : threads) t->join();
+  }
 
-/// Python: assertReachesEventually(lambda: get_value(woken), value).
-void expect_reaches(dummy::Semaphore& sem, int value) {
-  EXPECT_TRUE(wait_until([&] { return sem._value() == value; }, 60.0)) << sem._value();
-  mp::os::sleep(0.05);
-  EXPECT_EQ(sem._value(), value);
-}
+  /// Start `n` threads running _TestCondition.f (sleep on the condition,
+  /// then say so) and wait until all of them sleep.
+  void start_sleepers(int n, std::optional<double> timeout = std::nullopt) {
+    for (int i = 0; i < n; ++i) {
+      threads.push_back(std::make_unique<dummy::Process>(mp::ProcessOptions{.target = [this, timeout] {
+        cond.acquire();
+        sleeping.release();
+        cond.wait(timeout);
+        woken.release();
+        cond.release();
+      }}));
+      threads.back()->start();
+    }
+    for (int i = 0; i < n; ++i) sleeping.acquire();
+  }
+  /// Python: `cond.acquire(); cond.notify(n); cond.release()`.
+  void notify(std::size_t n) {
+    std::lock_guard guard(cond);
+    cond.notify(n);
+  }
+  /// Python (test_waitfor): `for i in range(n): time.sleep(0.01); with cond:
+  /// state.value += 1; cond.notify()`.
+  void increment_state(int n) {
+    for (int i = 0; i < n; ++i) {
+      mp::os::sleep(0.01);
+      std::lock_guard guard(cond);
+      state.set_value(state.value().as<std::int64_t>() + 1);
+      cond.notify();
+    }
+  }
+  /// Python: assertReachesEventually(lambda: get_value(woken), value).
+  void expect_woken(int value) {
+    EXPECT_TRUE(wait_until([&] { return woken._value() == value; }, 60.0)) << woken._value();
+    mp::os::sleep(0.05);
+    EXPECT_EQ(woken._value(), value);
+  }
+
+  dummy::Condition cond;
+  dummy::Semaphore sleeping{0}, woken{0};
+  dummy::Value state{"i", 0};  // Python: test_waitfor's state = self.Value('i', ...)
+  std::vector<std::unique_ptr<dummy::Process>> threads;
+};
 
 /// _TestCondition.test_notify ('threads').
-TEST(TestDummyCondition, Notify) {
-  dummy::Condition cond;
-  dummy::Semaphore sleeping(0), woken(0);
-  std::vector<std::unique_ptr<dummy::Process>> threads;
-  for (int i = 0; i < 2; ++i) {
-    threads.push_back(std::make_unique<dummy::Process>(
-        mp::ProcessOptions{.target = [&] { condition_f(cond, sleeping, woken); }}));
-    threads.back()->start();
-  }
-  sleeping.acquire();
-  sleeping.acquire();
+TEST_F(TestDummyCondition, Notify) {
+  start_sleepers(2);
   mp::os::sleep(0.1);
-  EXPECT_EQ(woken._value(), 0);
-  {
-    std::lock_guard guard(cond);
-    cond.notify();
-  }
-  expect_reaches(woken, 1);
-  {
-    std::lock_guard guard(cond);
-    cond.notify();
-  }
-  expect_reaches(woken, 2);
-  for (auto& t : threads) t->join();
+  EXPECT_EQ(woken._value(), 0);  // nobody has woken up
+  notify(1);
+  expect_woken(1);
+  notify(1);
+  expect_woken(2);
 }
 
 /// _TestCondition.test_notify_all ('threads'): waiters that time out, then
 /// waiters that notify_all() wakes.
-TEST(TestDummyCondition, NotifyAll) {
-  dummy::Condition cond;
-  dummy::Semaphore sleeping(0), woken(0);
-  std::vector<std::unique_ptr<dummy::Process>> threads;
-  auto start = [&](std::optional<double> timeout) {
-    threads.push_back(std::make_unique<dummy::Process>(
-        mp::ProcessOptions{.target = [&, timeout] { condition_f(cond, sleeping, woken, timeout); }}));
-    threads.back()->start();
-  };
-  for (int i = 0; i < 6; ++i) start(TIMEOUT1);
-  for (int i = 0; i < 6; ++i) sleeping.acquire();
+TEST_F(TestDummyCondition, NotifyAll) {
+  start_sleepers(6, TIMEOUT1);
   for (int i = 0; i < 6; ++i) EXPECT_TRUE(woken.acquire(true, 60.0));  // all timed out
   EXPECT_EQ(woken._value(), 0);
 
-  for (int i = 0; i < 6; ++i) start(std::nullopt);
-  for (int i = 0; i < 6; ++i) sleeping.acquire();
+  start_sleepers(6);
   mp::os::sleep(0.1);
   EXPECT_EQ(woken._value(), 0);
   {
     std::lock_guard guard(cond);
     cond.notify_all();
   }
-  expect_reaches(woken, 6);
-  for (auto& t : threads) t->join();
+  expect_woken(6);
 }
 
 /// _TestCondition.test_notify_n ('threads').
-TEST(TestDummyCondition, NotifyN) {
-  dummy::Condition cond;
-  dummy::Semaphore sleeping(0), woken(0);
-  std::vector<std::unique_ptr<dummy::Process>> threads;
-  for (int i = 0; i < 6; ++i) {
-    threads.push_back(std::make_unique<dummy::Process>(
-        mp::ProcessOptions{.target = [&] { condition_f(cond, sleeping, woken); }}));
-    threads.back()->start();
-  }
-  for (int i = 0; i < 6; ++i) sleeping.acquire();
+TEST_F(TestDummyCondition, NotifyN) {
+  start_sleepers(6);
   mp::os::sleep(0.1);
   EXPECT_EQ(woken._value(), 0);
-  {
-    std::lock_guard guard(cond);
-    cond.notify(2);
-  }
-  expect_reaches(woken, 2);
-  {
-    std::lock_guard guard(cond);
-    cond.notify(4);
-  }
-  expect_reaches(woken, 6);
-  {
-    std::lock_guard guard(cond);
-    cond.notify(3);  // nobody left: does nothing
-  }
+  notify(2);
+  expect_woken(2);
+  notify(4);
+  expect_woken(6);
+  notify(3);  // nobody left: does nothing
   EXPECT_EQ(woken._value(), 6);
-  for (auto& t : threads) t->join();
 }
 
 /// _TestCondition.test_timeout ('threads').
-TEST(TestDummyCondition, Timeout) {
-  dummy::Condition cond;
+TEST_F(TestDummyCondition, Timeout) {
   cond.acquire();
   bool res = true;
   EXPECT_TIMING(elapsed([&] { res = cond.wait(TIMEOUT1); }), TIMEOUT1);
@@ -338,9 +291,8 @@ TEST(TestDummyCondition, Timeout) {
 }
 
 /// _TestCondition.test_waitfor ('threads'): a Value shared by the threads.
-TEST(TestDummyCondition, WaitFor) {
-  dummy::Condition cond;
-  dummy::Value state("i", -1);
+TEST_F(TestDummyCondition, WaitFor) {
+  state.set_value(-1);
   std::atomic<bool> ok{false};
   dummy::Process p({.target = [&] {
     std::lock_guard guard(cond);
@@ -354,21 +306,14 @@ TEST(TestDummyCondition, WaitFor) {
     EXPECT_TRUE(cond.wait_for([&] { return state.value() == mp::Object(0); }));
     EXPECT_EQ(state.value(), mp::Object(0));
   }
-  for (int i = 0; i < 4; ++i) {
-    mp::os::sleep(0.01);
-    std::lock_guard guard(cond);
-    state.set_value(state.value().as<std::int64_t>() + 1);
-    cond.notify();
-  }
+  increment_state(4);
   p.join();
   EXPECT_TRUE(ok);
 }
 
 /// _TestCondition.test_waitfor_timeout ('threads').
-TEST(TestDummyCondition, WaitForTimeout) {
-  dummy::Condition cond;
-  dummy::Value state("i", 0);
-  dummy::Semaphore sem(0);
+TEST_F(TestDummyCondition, WaitForTimeout) {
+  dummy::Semaphore& sem = sleeping;
   std::atomic<bool> success{false};
   dummy::Process p({.target = [&] {
     sem.release();
@@ -381,47 +326,30 @@ TEST(TestDummyCondition, WaitForTimeout) {
   }});
   p.start();
   EXPECT_TRUE(sem.acquire(true, 60.0));
-  for (int i = 0; i < 3; ++i) {  // only 3 increments: state == 4 is never reached
-    mp::os::sleep(0.01);
-    std::lock_guard guard(cond);
-    state.set_value(state.value().as<std::int64_t>() + 1);
-    cond.notify();
-  }
+  increment_state(3);  // only 3 increments: state == 4 is never reached
   p.join();
   EXPECT_TRUE(success);
 }
 
 /// _TestCondition.test_wait_result ('threads'): wait() says whether it was notified.
-TEST(TestDummyCondition, WaitResult) {
-  dummy::Condition c;
-  std::lock_guard guard(c);
-  EXPECT_FALSE(c.wait(0));
-  EXPECT_FALSE(c.wait(0.1));
+TEST_F(TestDummyCondition, WaitResult) {
+  std::lock_guard guard(cond);
+  EXPECT_FALSE(cond.wait(0));
+  EXPECT_FALSE(cond.wait(0.1));
   dummy::Process p({.target = [&] {
-    std::lock_guard inner(c);
-    c.notify();
+    std::lock_guard inner(cond);
+    cond.notify();
   }});
   p.start();
-  EXPECT_TRUE(c.wait(60));
+  EXPECT_TRUE(cond.wait(60));
   p.join();
 }
 
 /// threading.Condition's errors, and a Condition over a plain Lock or an
 /// RLock held twice (wait() releases it completely and restores the depth).
-TEST(TestDummyCondition, LocksAndErrors) {
-  dummy::Condition cond;
-  try {
-    cond.wait(0.01);
-    ADD_FAILURE() << "no RuntimeError";
-  } catch (const mp::RuntimeError& e) {
-    EXPECT_STREQ(e.what(), "cannot wait on un-acquired lock");
-  }
-  try {
-    cond.notify();
-    ADD_FAILURE() << "no RuntimeError";
-  } catch (const mp::RuntimeError& e) {
-    EXPECT_STREQ(e.what(), "cannot notify on un-acquired lock");
-  }
+TEST_F(TestDummyCondition, LocksAndErrors) {
+  expect_raises<mp::RuntimeError>([&] { cond.wait(0.01); }, "cannot wait on un-acquired lock");
+  expect_raises<mp::RuntimeError>([&] { cond.notify(); }, "cannot notify on un-acquired lock");
 
   dummy::RLock rlock;
   dummy::Condition on_rlock(rlock);
@@ -492,6 +420,21 @@ constexpr double kDefaultTimeout = 30.0;
 class TestDummyBarrier : public ::testing::Test {
  protected:
   void TearDown() override { barrier.abort(); }
+  /// _TestBarrier._test_abort_f's first part: the middle party aborts the
+  /// barrier instead of passing it a second time; the others count a
+  /// BrokenBarrierError (results2) or, wrongly, a pass (results1).
+  void abort_party(std::atomic<int>& results1, std::atomic<int>& results2) {
+    try {
+      int i = barrier.wait();
+      if (i == N / 2) throw mp::RuntimeError("");
+      barrier.wait();
+      results1 += 1;
+    } catch (const mp::BrokenBarrierError&) {
+      results2 += 1;
+    } catch (const mp::RuntimeError&) {
+      barrier.abort();
+    }
+  }
   dummy::Barrier barrier{N, {}, kDefaultTimeout};
 };
 
@@ -549,16 +492,7 @@ TEST_F(TestDummyBarrier, Action) {
 TEST_F(TestDummyBarrier, Abort) {
   std::atomic<int> results1{0}, results2{0};
   run_threads(N, [&] {
-    try {
-      int i = barrier.wait();
-      if (i == N / 2) throw mp::RuntimeError("");
-      barrier.wait();
-      results1 += 1;
-    } catch (const mp::BrokenBarrierError&) {
-      results2 += 1;
-    } catch (const mp::RuntimeError&) {
-      barrier.abort();
-    }
+    abort_party(results1, results2);
   });
   EXPECT_EQ(results1, 0);
   EXPECT_EQ(results2, N - 1);
@@ -595,16 +529,7 @@ TEST_F(TestDummyBarrier, AbortAndReset) {
   std::atomic<int> results1{0}, results2{0}, results3{0};
   dummy::Barrier barrier2(N);
   run_threads(N, [&] {
-    try {
-      int i = barrier.wait();
-      if (i == N / 2) throw mp::RuntimeError("");
-      barrier.wait();
-      results1 += 1;
-    } catch (const mp::BrokenBarrierError&) {
-      results2 += 1;
-    } catch (const mp::RuntimeError&) {
-      barrier.abort();
-    }
+    abort_party(results1, results2);
     if (barrier2.wait() == N / 2) barrier.reset();
     barrier2.wait();
     barrier.wait();
@@ -786,12 +711,7 @@ TEST(TestDummyQueue, TaskDone) {
   for (auto& p : workers) p->join();
   // The None sentinels were never marked done: 4 tasks are still open.
   for (int i = 0; i < 4; ++i) queue.task_done();
-  try {
-    queue.task_done();
-    ADD_FAILURE() << "no ValueError";
-  } catch (const mp::ValueError& e) {
-    EXPECT_STREQ(e.what(), "task_done() called too many times");
-  }
+  expect_raises<mp::ValueError>([&] { queue.task_done(); }, "task_done() called too many times");
 }
 
 /// _TestQueue.test_timeout ('threads'): get(True, 0.2) waits about 0.2 s.
@@ -800,12 +720,7 @@ TEST(TestDummyQueue, Timeout) {
   double delta = elapsed([&] { EXPECT_THROW(q.get(true, 0.200), mp::queues::Empty); });
   EXPECT_GE(delta, 0.100);
   EXPECT_LT(delta, 0.200 + SLACK);
-  try {
-    q.get(true, -1.0);
-    ADD_FAILURE() << "no ValueError";
-  } catch (const mp::ValueError& e) {
-    EXPECT_STREQ(e.what(), "'timeout' must be a non-negative number");
-  }
+  expect_raises<mp::ValueError>([&] { q.get(true, -1.0); }, "'timeout' must be a non-negative number");
 }
 
 /// A producer and a consumer over a bounded queue: put() waits for room.
@@ -924,12 +839,7 @@ TEST(TestDummyNamespace, Namespace) {
   EXPECT_TRUE(n.has("c"));
   n.del("c");
   EXPECT_FALSE(n.has("c"));
-  try {
-    n.get("z");
-    ADD_FAILURE() << "no AttributeError";
-  } catch (const mp::AttributeError& e) {
-    EXPECT_STREQ(e.what(), "'Namespace' object has no attribute 'z'");
-  }
+  expect_raises<mp::AttributeError>([&] { n.get("z"); }, "'Namespace' object has no attribute 'z'");
   EXPECT_THROW(n.del("z"), mp::AttributeError);
   EXPECT_EQ(dummy::Namespace().repr(), "Namespace()");
   EXPECT_EQ(n.__dict__().size(), 3u);

@@ -186,7 +186,9 @@ TEST_P(TestPool, ImapUnordered) {
 TEST_P(TestPool, MakePool) {
   EXPECT_THROW(make_pool(-1), mp::ValueError);
   EXPECT_THROW(make_pool(0), mp::ValueError);
-  if (!threads()) EXPECT_THROW(Pool(1, {}, {}, 0), mp::ValueError);  // ThreadPool has no maxtasksperchild
+  if (!threads()) {  // ThreadPool has no maxtasksperchild
+    EXPECT_THROW(Pool(1, {}, {}, 0), mp::ValueError);
+  }
   Pool p = make_pool(2);
   EXPECT_EQ(p._pool_size(), 2u);
   p.close();
