@@ -741,7 +741,9 @@ TEST(TestDummyQueue, BoundedProducerConsumer) {
 /// dummy.connection: send/recv, send_bytes/recv_bytes, poll with and
 /// without a timeout, close.
 TEST(TestDummyConnection, Connection) {
-  auto [conn, child_conn] = dummy::Pipe();
+  auto pipe = dummy::Pipe();  // (not a structured binding: lambdas below capture conn)
+  dummy::connection::Connection& conn = pipe.first;
+  dummy::connection::Connection& child_conn = pipe.second;
   dummy::Process p({.target = [c = child_conn]() mutable {  // Python: _echo
     for (;;) {
       mp::Object msg = c.recv();
