@@ -841,8 +841,12 @@ void PoolState::_terminate_pool() {
     }
     for (std::size_t i = 0; i < workers.size(); ++i) thread_inqueue.put(Object());
   } else {
+    // Raw bytes, not messages: a worker killed in the middle of reading a
+    // task leaves the pipe in the middle of a message, where recv_bytes()
+    // would read a torn length ("bad message length", or a wait for bytes
+    // that never come).  Nobody else reads it now: discard whatever is there.
     while (task_handler_alive) {
-      if (inqueue->_reader().poll(0.01)) inqueue->_reader().recv_bytes();
+      if (inqueue->_reader().poll(0.01) && os::read(inqueue->_reader().fileno(), 65536).empty()) break;
     }
   }
   util::debug("joining task handler");
