@@ -94,6 +94,14 @@ class IndexError : public Exception {
   const char* python_name() const noexcept override { return "IndexError"; }
 };
 
+/// Python builtin AttributeError: what Python raises where the port's object
+/// lacks the state a method needs (terminate() before start(): `_popen` is None).
+class AttributeError : public Exception {
+ public:
+  using Exception::Exception;
+  const char* python_name() const noexcept override { return "AttributeError"; }
+};
+
 /// Python builtin KeyError: a key that a dict does not hold.
 class KeyError : public Exception {
  public:
@@ -106,14 +114,6 @@ class ZeroDivisionError : public Exception {
  public:
   using Exception::Exception;
   const char* python_name() const noexcept override { return "ZeroDivisionError"; }
-};
-
-/// Python builtin AttributeError: what Python raises where the port's object
-/// lacks the state a method needs (terminate() before start(): `_popen` is None).
-class AttributeError : public Exception {
- public:
-  using Exception::Exception;
-  const char* python_name() const noexcept override { return "AttributeError"; }
 };
 
 /// Python builtin OverflowError: a number too large for the C type behind it.

@@ -884,15 +884,12 @@ void PoolState::_terminate_pool() {
     }
     for (std::size_t i = 0; i < workers.size(); ++i) thread_inqueue.put(Object());
   } else {
-    // Bytes, not messages: a worker terminated in the middle of reading a
-    // task has left the rest of that message in the pipe, and reading it as
-    // a message would take its middle for a length.  Everything goes anyway.
-    int fd = inqueue->_reader().fileno();
-    char discard[65536];
+    // Raw bytes, not messages: a worker killed in the middle of reading a
+    // task leaves the pipe in the middle of a message, where recv_bytes()
+    // would read a torn length ("bad message length", or a wait for bytes
+    // that never come).  Nobody else reads it now: discard whatever is there.
     while (task_handler_alive) {
-      pollfd readable{fd, POLLIN, 0};
-      // poll first, so that this loop notices the task handler's end within 10 ms
-      if (::poll(&readable, 1, 10) > 0 && ::read(fd, discard, sizeof discard) == 0) break;  // EOF
+      if (inqueue->_reader().poll(0.01) && os::read(inqueue->_reader().fileno(), 65536).empty()) break;
     }
   }
   util::debug("joining task handler");

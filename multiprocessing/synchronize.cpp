@@ -531,13 +531,15 @@ namespace {
 constexpr int kFilling = 0, kDraining = 1, kResetting = -1, kBroken = -2;
 }  // namespace
 
+BarrierBase::BarrierBase(int parties, std::function<void()> action, std::optional<double> timeout)
+    : parties_(parties), action_(std::move(action)), timeout_(timeout) {
+  if (parties < 1) throw ValueError("parties must be >= 1");
+}
+
 Barrier::Barrier(int parties, std::function<void()> action, std::optional<double> timeout,
                  BaseContext* ctx)
-    : parties_(parties),
-      action_(std::move(action)),
-      timeout_(timeout),
+    : BarrierBase(parties, std::move(action), timeout),
       cond_(std::nullopt, ctx) {  // Python: ctx.Condition(), an RLock inside
-  if (parties < 1) throw ValueError("parties must be >= 1");
   // Python: wrapper = heap.BufferWrapper(struct.calcsize('i') * 2): two ints
   // in the shared heap, which a forked child shares and a spawned one maps
   // again from the arena's fd.
@@ -549,9 +551,7 @@ Barrier::Barrier(int parties, std::function<void()> action, std::optional<double
 
 Barrier::Barrier(int parties, std::function<void()> action, std::optional<double> timeout,
                  Condition cond, std::shared_ptr<heap::BufferWrapper> wrapper)
-    : parties_(parties),
-      action_(std::move(action)),
-      timeout_(timeout),
+    : BarrierBase(parties, std::move(action), timeout),
       cond_(std::move(cond)),
       wrapper_(std::move(wrapper)),
       array_(reinterpret_cast<int*>(wrapper_->create_memoryview())) {}
@@ -596,17 +596,22 @@ Barrier Barrier::_rebuild(const Object& obj) {
                  Condition::_rebuild(state.items[3]), heap::BufferWrapper::_rebuild(state.items[4]));
 }
 
-int& Barrier::_state() const { return array_[0]; }
-int& Barrier::_count() const { return array_[1]; }
+// threading.Barrier's algorithm (BarrierBase), over the hooks each Barrier
+// supplies.  Held is Python's `with self._cond:`.
+struct BarrierBase::Held {
+  explicit Held(const BarrierBase& barrier) : self(barrier) { self._cond_acquire(); }
+  ~Held() { self._cond_release(); }
+  const BarrierBase& self;
+};
 
-int Barrier::wait(std::optional<double> timeout) {
+int BarrierBase::wait(std::optional<double> timeout) {
   if (!timeout) timeout = timeout_;
-  std::lock_guard guard(cond_);
+  Held held(*this);
   _enter();  // block while the barrier drains or resets
   int index = _count();
   _count() += 1;
   struct Leave {  // Python: the `finally:` of wait()
-    Barrier& self;
+    BarrierBase& self;
     ~Leave() {
       self._count() -= 1;
       self._exit();  // wake whoever waits for the barrier to drain
@@ -620,39 +625,39 @@ int Barrier::wait(std::optional<double> timeout) {
   return index;
 }
 
-void Barrier::_enter() {
-  while (_state() == kDraining || _state() == kResetting) cond_.wait();
+void BarrierBase::_enter() {
+  _cond_wait_for([this] { return _state() != kDraining && _state() != kResetting; }, std::nullopt);
   if (_state() < 0) throw BrokenBarrierError();
 }
 
-void Barrier::_release() {
+void BarrierBase::_release() {
   try {
     if (action_) action_();
     _state() = kDraining;
-    cond_.notify_all();
+    _cond_notify_all();
   } catch (...) {
     _break();  // the action failed: nobody may pass
     throw;
   }
 }
 
-void Barrier::_wait(std::optional<double> timeout) {
-  if (!cond_.wait_for([this] { return _state() != kFilling; }, timeout)) {
+void BarrierBase::_wait(std::optional<double> timeout) {
+  if (!_cond_wait_for([this] { return _state() != kFilling; }, timeout)) {
     _break();  // timed out: break the barrier for everyone
     throw BrokenBarrierError();
   }
   if (_state() < 0) throw BrokenBarrierError();
 }
 
-void Barrier::_exit() {
+void BarrierBase::_exit() {
   if (_count() == 0 && (_state() == kResetting || _state() == kDraining)) {
     _state() = kFilling;
-    cond_.notify_all();
+    _cond_notify_all();
   }
 }
 
-void Barrier::reset() {
-  std::lock_guard guard(cond_);
+void BarrierBase::reset() {
+  Held held(*this);
   if (_count() > 0) {
     // Parties are waiting: make them leave (with BrokenBarrierError); the
     // last to leave sets the state back to filling.
@@ -660,25 +665,25 @@ void Barrier::reset() {
   } else {
     _state() = kFilling;
   }
-  cond_.notify_all();
+  _cond_notify_all();
 }
 
-void Barrier::abort() {
-  std::lock_guard guard(cond_);
+void BarrierBase::abort() {
+  Held held(*this);
   _break();
 }
 
-void Barrier::_break() {
+void BarrierBase::_break() {
   _state() = kBroken;
-  cond_.notify_all();
+  _cond_notify_all();
 }
 
-int Barrier::n_waiting() const {
+int BarrierBase::n_waiting() const {
   // Python reads these without the lock, too: a snapshot.
   return _state() == kFilling ? _count() : 0;
 }
 
-bool Barrier::broken() const { return _state() == kBroken; }
+bool BarrierBase::broken() const { return _state() == kBroken; }
 
 std::string Barrier::repr() const {
   std::string head = "<multiprocessing.synchronize.Barrier at " + id_repr(this) + ": ";

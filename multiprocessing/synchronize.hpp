@@ -227,27 +227,25 @@ class BufferWrapper;
 
 namespace multiprocessing::synchronize {
 
-/// Python: synchronize.Barrier(parties, action=None, timeout=None), which is
-/// threading.Barrier with its two counters moved into shared memory and its
-/// Condition made of semaphores, so that processes can meet at it.
+/// Python: threading.Barrier, the algorithm both of the port's Barriers run:
+/// synchronize::Barrier (which in Python subclasses threading.Barrier,
+/// moving the two counters into shared memory and using a Condition made of
+/// semaphores) and dummy::Barrier (threading.Barrier itself, for threads).
+/// What differs between them, the condition and where the two counters live,
+/// is what the class that uses it supplies through the hooks below.
 ///
-/// The barrier cycles through four states, as threading.Barrier's do:
-/// filling (0: parties arrive and wait), draining (1: the last one arrived,
-/// everyone is leaving), resetting (-1: reset() was called while parties
-/// waited; they leave with BrokenBarrierError) and broken (-2: abort(), a
-/// timeout or a failed action; every wait raises until reset()).
-class Barrier {
+/// The barrier cycles through four states: filling (0: parties arrive and
+/// wait), draining (1: the last one arrived, everyone is leaving),
+/// resetting (-1: reset() was called while parties waited; they leave with
+/// BrokenBarrierError) and broken (-2: abort(), a timeout or a failed
+/// action; every wait raises until reset()).
+class BarrierBase {
  public:
-  /// Python: Barrier(parties, action=None, timeout=None).  `action` runs in
-  /// the party that arrives last, before anyone is released; `timeout` is
-  /// the default for wait().
-  /// \throws ValueError "parties must be >= 1" (CPython 3.11 would accept 0
-  ///   and then hang in wait(); later versions refuse it as this port does).
-  explicit Barrier(int parties, std::function<void()> action = {},
-                   std::optional<double> timeout = std::nullopt, BaseContext* ctx = nullptr);
+  virtual ~BarrierBase() = default;
 
   /// Python: wait(timeout=None): block until `parties` processes (or threads)
   /// have called wait(); returns a different index in [0, parties) to each.
+  /// The party that arrives last runs `action` before anyone is released.
   /// \throws BrokenBarrierError if the barrier is or becomes broken or reset
   ///   while waiting, or the timeout expires (which breaks it for all).
   int wait(std::optional<double> timeout = std::nullopt);
@@ -261,10 +259,54 @@ class Barrier {
   int parties() const { return parties_; }
   int n_waiting() const;
   bool broken() const;
+ protected:
+  /// Python: Barrier.__init__(parties, action=None, timeout=None); `timeout`
+  /// is the default for wait().
+  /// \throws ValueError "parties must be >= 1" (CPython 3.11 would accept 0
+  ///   and then hang in wait(); later versions refuse it as this port does).
+  BarrierBase(int parties, std::function<void()> action, std::optional<double> timeout);
+  BarrierBase(const BarrierBase&) = default;
+  BarrierBase& operator=(const BarrierBase&) = default;
+
+  // The user's condition (Python: self._cond) and counters (the _state and
+  // _count attributes, or properties over shared memory).
+  virtual void _cond_acquire() const = 0;
+  virtual void _cond_release() const = 0;
+  virtual bool _cond_wait_for(const std::function<bool()>& predicate, std::optional<double> timeout) const = 0;
+  virtual void _cond_notify_all() const = 0;
+  virtual int& _state() const = 0;
+  virtual int& _count() const = 0;
+
+  int parties_;
+  std::function<void()> action_;
+  std::optional<double> timeout_;
+
+ private:
+  struct Held;  // holds the condition for a scope (Python: `with self._cond:`)
+  // threading.Barrier's private steps, run with the condition held.
+  void _enter();
+  void _release();
+  void _wait(std::optional<double> timeout);
+  void _exit();
+  void _break();
+};
+
+/// Python: synchronize.Barrier(parties, action=None, timeout=None), which is
+/// threading.Barrier (BarrierBase) with its two counters moved into shared
+/// memory and its Condition made of semaphores, so that processes can meet
+/// at it.
+class Barrier : public BarrierBase {
+ public:
   /// Python: threading.Barrier.__repr__, which 3.11's synchronize.Barrier inherits:
   /// "<multiprocessing.synchronize.Barrier at 0x7f...: waiters=0/3>", or
   /// "<multiprocessing.synchronize.Barrier at 0x7f...: broken>".
   std::string repr() const;
+  /// Python: Barrier(parties, action=None, timeout=None).  `action` runs in
+  /// the party that arrives last, before anyone is released; `timeout` is
+  /// the default for wait().
+  /// \throws ValueError "parties must be >= 1".
+  explicit Barrier(int parties, std::function<void()> action = {},
+                   std::optional<double> timeout = std::nullopt, BaseContext* ctx = nullptr);
 
   /// Python: Barrier.__getstate__, (parties, action, timeout, cond, wrapper),
   /// and __setstate__.  Under fork the child's args hold this very barrier.
@@ -272,7 +314,7 @@ class Barrier {
   /// names, the two ints by their heap arena's fd (heap::BufferWrapper), and
   /// the action by the name it was registered under with MP_REGISTER_TARGET,
   /// as Python pickles a function by its qualified name.
-  /// 	hrows PicklingError (when pickled for a spawned child) if the action
+  /// \throws PicklingError (when pickled for a spawned child) if the action
   ///   is a lambda or an unregistered function; RuntimeError as a SemLock's.
   Object _reduce() const;
   static Barrier _rebuild(const Object& obj);
@@ -281,19 +323,16 @@ class Barrier {
   Barrier(int parties, std::function<void()> action, std::optional<double> timeout, Condition cond,
           std::shared_ptr<heap::BufferWrapper> wrapper);
 
-  // threading.Barrier's private steps, under cond_.
-  void _enter();
-  void _release();
-  void _wait(std::optional<double> timeout);
-  void _exit();
-  void _break();
-  int& _state() const;  ///< Python: the _state property: array[0] in shared memory
-  int& _count() const;  ///< Python: the _count property: array[1]
+  void _cond_acquire() const override { cond_.acquire(); }
+  void _cond_release() const override { cond_.release(); }
+  bool _cond_wait_for(const std::function<bool()>& predicate, std::optional<double> timeout) const override {
+    return cond_.wait_for(predicate, timeout);
+  }
+  void _cond_notify_all() const override { cond_.notify_all(); }
+  int& _state() const override { return array_[0]; }  ///< Python: the _state property: array[0] in shared memory
+  int& _count() const override { return array_[1]; }  ///< Python: the _count property: array[1]
 
-  int parties_;
-  std::function<void()> action_;
-  std::optional<double> timeout_;
-  Condition cond_;
+  mutable Condition cond_;
   std::shared_ptr<heap::BufferWrapper> wrapper_;  ///< Python: self._wrapper: two ints in the shared heap
   int* array_ = nullptr;                          ///< Python: self._array, a view of them
 };

@@ -103,6 +103,37 @@ bool fail_syscall(long nr, std::optional<unsigned> arg1, int err);
 /// \return its last result.
 bool wait_until(const std::function<bool()>& done, double timeout = 30.0);
 
+/// Python: `with self.assertRaisesRegex(E, '^message$'): call()`: `call`
+/// throws an E whose what() is exactly `message`.
+template <class E>
+void expect_raises(const std::function<void()>& call, const std::string& message) {
+  try {
+    call();
+    ADD_FAILURE() << "no " << message;
+  } catch (const E& e) {
+    EXPECT_EQ(e.what(), message);
+  }
+}
+
+/// Python: _TestSemaphore._test_semaphore: a semaphore of value 2 acquired
+/// down to zero and released back, its value read by `get_value` (Python's
+/// get_value(sem) helper) after each step.  For the process semaphores
+/// (test_synchronize) and the thread ones (test_dummy).
+template <class Semaphore>
+void check_semaphore(Semaphore& sem, const std::function<int()>& get_value) {
+  EXPECT_EQ(get_value(), 2);
+  EXPECT_TRUE(sem.acquire());
+  EXPECT_EQ(get_value(), 1);
+  EXPECT_TRUE(sem.acquire());
+  EXPECT_EQ(get_value(), 0);
+  EXPECT_FALSE(sem.acquire(false));
+  EXPECT_EQ(get_value(), 0);
+  sem.release();
+  EXPECT_EQ(get_value(), 1);
+  sem.release();
+  EXPECT_EQ(get_value(), 2);
+}
+
 /// Whether /dev/shm/<name> exists.
 bool shm_file_exists(const std::string& name);
 

@@ -1,6 +1,7 @@
 // tests/test_pool.cpp — ports CPython's _TestPool, _TestPoolWorkerErrors and
 // _TestPoolWorkerLifetime under every start method, plus the killed-worker
-// behaviour the port adds; ThreadPool runs the same functions with threads.
+// behaviour the port adds; _TestPool runs with threads too (dummy.Pool, a
+// ThreadPool), as CPython's WithThreadsTestPool does.
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/resource.h>
@@ -104,7 +105,17 @@ MP_REGISTER_TARGET(pool_tests::register_exit_message);
 MP_REGISTER_TARGET(pool_tests::pool_in_child);
 MP_REGISTER_TARGET(pool_tests::pool_out_of_fds);
 
-class TestPool : public WithStartMethod {};
+/// CPython runs _TestPool with each processes mixin and with ThreadsMixin
+/// (WithThreadsTestPool): the parameter is a start method, or "threads".
+class TestPool : public WithStartMethod {
+ protected:
+  void SetUp() override {
+    if (!threads()) WithStartMethod::SetUp();
+  }
+  bool threads() const { return GetParam() == "threads"; }
+  /// Python: self.Pool(processes): a Pool, or for threads dummy.Pool's ThreadPool.
+  Pool make_pool(int processes) const { return threads() ? Pool(mp::dummy::Pool(processes)) : Pool(processes); }
+};
 
 Object::List squares(std::int64_t n) {
   Object::List out;
@@ -119,14 +130,14 @@ Object::List range(std::int64_t n) {
 
 /// _TestPool.test_apply
 TEST_P(TestPool, Apply) {
-  Pool pool(4);
+  Pool pool = make_pool(4);
   EXPECT_EQ(pool.apply(pool_tests::sqr, {5}), Object(25));
   EXPECT_EQ(pool.apply(pool_tests::mul, {3, 4}), Object(12));
 }
 
 /// _TestPool.test_map
 TEST_P(TestPool, Map) {
-  Pool pool(4);
+  Pool pool = make_pool(4);
   EXPECT_EQ(pool.map(pool_tests::sqr, range(10)), squares(10));
   EXPECT_EQ(pool.map(pool_tests::sqr, range(100), 20), squares(100));
   EXPECT_EQ(pool.map(pool_tests::sqr, std::vector<int>{1, 2, 3}), (Object::List{1, 4, 9}));
@@ -134,7 +145,7 @@ TEST_P(TestPool, Map) {
 
 /// _TestPool.test_starmap and test_starmap_async
 TEST_P(TestPool, Starmap) {
-  Pool pool(4);
+  Pool pool = make_pool(4);
   Object::List tuples, expected;
   for (std::int64_t i = 0; i < 100; ++i) {
     tuples.emplace_back(Object::Tuple{{i, 99 - i}});
@@ -147,7 +158,7 @@ TEST_P(TestPool, Starmap) {
 
 /// _TestPool.test_map_async and test_map_async_callbacks
 TEST_P(TestPool, MapAsyncCallbacks) {
-  Pool pool(4);
+  Pool pool = make_pool(4);
   EXPECT_EQ(pool.map_async(pool_tests::sqr, range(10)).get(), Object(squares(10)));
   std::vector<std::string> calls;
   pool.map_async(pool_tests::to_int, Object::List{"1"},
@@ -170,7 +181,8 @@ TEST_P(TestPool, MapAsyncCallbacks) {
 /// _TestPool.test_map_unplicklable: a task that cannot be pickled fails its
 /// result, it does not hang.  (A lambda cannot cross by name.)
 TEST_P(TestPool, MapUnpicklable) {
-  Pool pool(2);
+  if (threads()) GTEST_SKIP() << "test not appropriate for threads";  // Python: skipTest
+  Pool pool = make_pool(2);
   auto lambda = [](const mp::Args& a) { return a[0]; };
   EXPECT_THROW(pool.map(lambda, range(10)), mp::PicklingError);
   EXPECT_THROW(pool.apply(lambda, {1}), mp::PicklingError);
@@ -179,13 +191,13 @@ TEST_P(TestPool, MapUnpicklable) {
 
 /// _TestPool.test_map_chunksize: an empty list with a chunksize is ready at once.
 TEST_P(TestPool, MapChunksize) {
-  Pool pool(2);
+  Pool pool = make_pool(2);
   EXPECT_EQ(pool.map_async(pool_tests::sqr, Object::List{}, 1).get(60.0), Object(Object::List{}));
 }
 
 /// _TestPool.test_async and test_async_timeout
 TEST_P(TestPool, AsyncTimeout) {
-  Pool pool(3);
+  Pool pool = make_pool(3);
   auto res = pool.apply_async(pool_tests::sqr_wait, {6, 1.0});
   EXPECT_THROW(res.get(0.01), mp::TimeoutError);
   EXPECT_FALSE(res.ready());
@@ -196,7 +208,7 @@ TEST_P(TestPool, AsyncTimeout) {
 
 /// _TestPool.test_imap
 TEST_P(TestPool, Imap) {
-  Pool pool(4);
+  Pool pool = make_pool(4);
   Object::List got;
   for (const Object& r : pool.imap(pool_tests::sqr, range(10))) got.push_back(r);
   EXPECT_EQ(got, squares(10));
@@ -207,7 +219,7 @@ TEST_P(TestPool, Imap) {
 
 /// _TestPool.test_imap_unordered
 TEST_P(TestPool, ImapUnordered) {
-  Pool pool(4);
+  Pool pool = make_pool(4);
   std::multiset<std::int64_t> got, expected;
   for (const Object& r : pool.imap_unordered(pool_tests::sqr, range(100))) got.insert(r.as<std::int64_t>());
   for (std::int64_t i = 0; i < 100; ++i) expected.insert(i * i);
@@ -219,10 +231,12 @@ TEST_P(TestPool, ImapUnordered) {
 
 /// _TestPool.test_make_pool
 TEST_P(TestPool, MakePool) {
-  EXPECT_THROW(Pool(-1), mp::ValueError);
-  EXPECT_THROW(Pool(0), mp::ValueError);
-  EXPECT_THROW(Pool(1, {}, {}, 0), mp::ValueError);
-  Pool p(2);
+  EXPECT_THROW(make_pool(-1), mp::ValueError);
+  EXPECT_THROW(make_pool(0), mp::ValueError);
+  if (!threads()) {  // ThreadPool has no maxtasksperchild
+    EXPECT_THROW(Pool(1, {}, {}, 0), mp::ValueError);
+  }
+  Pool p = make_pool(2);
   EXPECT_EQ(p._pool_size(), 2u);
   p.close();
   p.join();
@@ -230,7 +244,7 @@ TEST_P(TestPool, MakePool) {
 
 /// _TestPool.test_terminate: terminate() with a long queue of long tasks.
 TEST_P(TestPool, Terminate) {
-  Pool p(4);
+  Pool p = make_pool(4);
   auto result = p.map_async(pool_tests::sqr_wait, [] {
     Object::List args;
     for (int i = 0; i < 10000; ++i) args.emplace_back(Object::Tuple{{1, 0.01}});
@@ -244,7 +258,7 @@ TEST_P(TestPool, Terminate) {
 
 /// _TestPool.test_empty_iterable
 TEST_P(TestPool, EmptyIterable) {
-  Pool p(1);
+  Pool p = make_pool(1);
   EXPECT_EQ(p.map(pool_tests::sqr, Object::List{}), Object::List{});
   EXPECT_EQ(p.starmap(pool_tests::mul, Object::List{}), Object::List{});
   EXPECT_EQ(p.map_async(pool_tests::sqr, Object::List{}).get(), Object(Object::List{}));
@@ -257,7 +271,7 @@ TEST_P(TestPool, EmptyIterable) {
 
 /// _TestPool.test_context: a closed pool refuses work.
 TEST_P(TestPool, Context) {
-  Pool p(2);
+  Pool p = make_pool(2);
   EXPECT_EQ(p.map(pool_tests::sqr, range(5)), squares(5));
   p.close();
   try {
@@ -270,16 +284,21 @@ TEST_P(TestPool, Context) {
 }
 
 /// _TestPool.test_traceback: the task's exception reaches get() with its type,
-/// its message and the remote traceback as the cause.
+/// its message and the remote traceback as the cause (with threads: the
+/// exception as thrown, no remote traceback).
 TEST_P(TestPool, Traceback) {
-  Pool p(1);
+  Pool p = make_pool(1);
   try {
     p.apply(pool_tests::raising, {7});
     ADD_FAILURE() << "no ValueError";
   } catch (const mp::ValueError& e) {
     EXPECT_STREQ(e.what(), "bad value 7");
-    EXPECT_NE(e.remote_traceback().find("Traceback (most recent call last)"), std::string::npos);
-    EXPECT_NE(e.remote_traceback().find("ValueError: bad value 7"), std::string::npos);
+    if (threads()) {
+      EXPECT_EQ(e.remote_traceback(), "");  // a ThreadPool does not wrap exceptions
+    } else {
+      EXPECT_NE(e.remote_traceback().find("Traceback (most recent call last)"), std::string::npos);
+      EXPECT_NE(e.remote_traceback().find("ValueError: bad value 7"), std::string::npos);
+    }
   }
   // _TestPool.test_map_no_failfast's core: one failing chunk fails the map.
   EXPECT_THROW(p.map(pool_tests::raising, range(3)), mp::ValueError);
@@ -287,7 +306,7 @@ TEST_P(TestPool, Traceback) {
 
 /// _TestPoolWorkerErrors.test_async_error_callback
 TEST_P(TestPool, AsyncErrorCallback) {
-  Pool p(2);
+  Pool p = make_pool(2);
   std::string seen;
   auto res = p.apply_async(pool_tests::raising, {1}, {}, [&](const std::exception& e) { seen = e.what(); });
   res.wait();
@@ -297,7 +316,8 @@ TEST_P(TestPool, AsyncErrorCallback) {
 
 /// _TestPoolWorkerErrors.test_unpickleable_result: MaybeEncodingError.
 TEST_P(TestPool, UnpickleableResult) {
-  Pool p(2);
+  if (threads()) GTEST_SKIP() << "test not appropriate for threads";  // Python: skipTest
+  Pool p = make_pool(2);
   try {
     p.apply(pool_tests::unpicklable_result, {1});
     ADD_FAILURE() << "no MaybeEncodingError";
@@ -311,6 +331,7 @@ TEST_P(TestPool, UnpickleableResult) {
 /// _TestPoolWorkerLifetime.test_pool_worker_lifetime: workers retire after
 /// maxtasksperchild tasks and are replaced.
 TEST_P(TestPool, WorkerLifetime) {
+  if (threads()) GTEST_SKIP() << "test not appropriate for threads";  // Python: skipTest
   Pool p(3, {}, {}, 10);
   EXPECT_EQ(p._pool_size(), 3u);
   auto before = p._worker_pids();
@@ -330,7 +351,8 @@ TEST_P(TestPool, WorkerLifetime) {
 /// WorkerLostError naming the worker and its exit code; the pool replaces it
 /// and serves the other tasks.
 TEST_P(TestPool, KilledWorkerFailsItsTask) {
-  Pool p(2);
+  if (threads()) GTEST_SKIP() << "test not appropriate for threads";  // Python: skipTest
+  Pool p = make_pool(2);
   auto doomed = p.apply_async(pool_tests::kill_self, {0});
   try {
     doomed.get(60.0);
@@ -350,6 +372,7 @@ TEST_P(TestPool, KilledWorkerFailsItsTask) {
 
 /// The destructor terminates, as leaving `with Pool() as p:` does.
 TEST_P(TestPool, DestructorTerminates) {
+  if (threads()) GTEST_SKIP() << "test not appropriate for threads";  // Python: skipTest
   std::vector<pid_t> pids;
   {
     Pool p(2);
@@ -361,16 +384,17 @@ TEST_P(TestPool, DestructorTerminates) {
 
 /// The repr, as Python's.
 TEST_P(TestPool, Repr) {
-  Pool p(2);
-  EXPECT_EQ(p.repr(), "<multiprocessing.pool.Pool state=RUN pool_size=2>");
+  Pool p = make_pool(2);
+  std::string cls = threads() ? "ThreadPool" : "Pool";
+  EXPECT_EQ(p.repr(), "<multiprocessing.pool." + cls + " state=RUN pool_size=2>");
   p.close();
-  EXPECT_EQ(p.repr(), "<multiprocessing.pool.Pool state=CLOSE pool_size=2>");
+  EXPECT_EQ(p.repr(), "<multiprocessing.pool." + cls + " state=CLOSE pool_size=2>");
   p.join();
 }
 
 /// _TestPool.test_async: the result comes after the task's time.
 TEST_P(TestPool, Async) {
-  Pool pool(2);
+  Pool pool = make_pool(2);
   auto t0 = std::chrono::steady_clock::now();
   auto res = pool.apply_async(pool_tests::sqr_wait, {7, 0.1});
   EXPECT_EQ(res.get(), Object(49));
@@ -380,7 +404,7 @@ TEST_P(TestPool, Async) {
 /// _TestPool.test_wrapped_exception: an exception with no Python twin keeps
 /// its C++ class name (RemoteException) and its message.
 TEST_P(TestPool, WrappedException) {
-  Pool p(1);
+  Pool p = make_pool(1);
   try {
     p.apply(pool_tests::out_of_range, {3});
     ADD_FAILURE() << "no exception";
@@ -393,7 +417,7 @@ TEST_P(TestPool, WrappedException) {
 /// _TestPool.test_map_no_failfast: a failing task does not stop the map's
 /// other tasks, and close() + join() then return (Issue #23992).
 TEST_P(TestPool, MapNoFailfast) {
-  Pool p(2);
+  Pool p = make_pool(2);
   Object::List items;
   for (int i = 0; i < 20; ++i) items.emplace_back(Object::Tuple{{i, 0.01}});
   auto ok = p.starmap_async(pool_tests::sqr_wait, items, 1);
@@ -406,6 +430,7 @@ TEST_P(TestPool, MapNoFailfast) {
 /// _TestPoolWorkerLifetime.test_pool_worker_lifetime_early_close: workers of
 /// maxtasksperchild=1 still finish what was queued before close().
 TEST_P(TestPool, WorkerLifetimeEarlyClose) {
+  if (threads()) GTEST_SKIP() << "test not appropriate for threads";  // Python: skipTest
   Pool p(1, {}, {}, 1);
   std::vector<mp::pool::ApplyResult> results;
   for (std::int64_t i = 0; i < 6; ++i) results.push_back(p.apply_async(pool_tests::sqr_wait, {i, 0.01}));
@@ -416,6 +441,7 @@ TEST_P(TestPool, WorkerLifetimeEarlyClose) {
 
 /// _TestPoolWorkerLifetime.test_pool_maxtasksperchild_invalid
 TEST_P(TestPool, PoolMaxtasksperchildInvalid) {
+  if (threads()) GTEST_SKIP() << "test not appropriate for threads";  // Python: skipTest
   for (int bad : {0, -1}) {
     try {
       Pool p(3, {}, {}, bad);
@@ -429,6 +455,7 @@ TEST_P(TestPool, PoolMaxtasksperchildInvalid) {
 /// _TestPoolWorkerLifetime.test_worker_finalization_via_atexit_handler_of_multiprocessing:
 /// a worker runs its finalizers when it exits.
 TEST_P(TestPool, WorkerFinalizationViaAtexitHandlerOfMultiprocessing) {
+  if (threads()) GTEST_SKIP() << "test not appropriate for threads";  // Python: skipTest
   auto [r, w] = mp::Pipe(false);
   {
     Pool p(1, pool_tests::register_exit_message, {w});
@@ -443,6 +470,7 @@ TEST_P(TestPool, WorkerFinalizationViaAtexitHandlerOfMultiprocessing) {
 
 /// TestInitializers.test_pool_initializer: initializer(*initargs) runs in each worker.
 TEST_P(TestPool, PoolInitializer) {
+  if (threads()) GTEST_SKIP() << "test not appropriate for threads";  // Python: skipTest
   PristineHeap heap;
   auto value = mp::Value<int>(0);
   Pool p(1, pool_tests::set_value, {value});
@@ -453,6 +481,7 @@ TEST_P(TestPool, PoolInitializer) {
 
 /// TestStdinBadfiledescriptor.test_pool_in_process: a child process makes a Pool.
 TEST_P(TestPool, PoolInProcess) {
+  if (threads()) GTEST_SKIP() << "test not appropriate for threads";  // Python: skipTest
   auto [r, w] = mp::Pipe(false);
   auto child = mp::get_context().Process({.target = pool_tests::pool_in_child, .args = {w}});
   child->start();
@@ -465,6 +494,7 @@ TEST_P(TestPool, PoolInProcess) {
 /// TestPoolNotLeakOnFailure.test_release_unused_processes: when starting a
 /// worker fails, the workers already started are terminated and reaped.
 TEST_P(TestPool, ReleaseUnusedProcesses) {
+  if (threads()) GTEST_SKIP() << "test not appropriate for threads";  // Python: skipTest
   if (GetParam() == "fork") GTEST_SKIP() << "fork needs no fd per worker: run under spawn and forkserver";
   auto [r, w] = mp::Pipe(false);
   auto child = mp::get_context().Process({.target = pool_tests::pool_out_of_fds, .args = {w}});
@@ -477,6 +507,7 @@ TEST_P(TestPool, ReleaseUnusedProcesses) {
 }
 
 INSTANTIATE_TEST_SUITE_P(WithProcesses, TestPool, ::testing::ValuesIn(start_methods()), method_name);
+INSTANTIATE_TEST_SUITE_P(WithThreads, TestPool, ::testing::Values("threads"), method_name);
 
 /// The same functions on ThreadPool (CPython's WithThreadsTestPool), and a
 /// lambda, which a ThreadPool accepts.

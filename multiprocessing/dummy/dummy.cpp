@@ -288,4 +288,368 @@ void RLock::release() {
   }
 }
 
+bool RLock::_is_owned() {
+  std::lock_guard lock(mutex_);
+  return count_ > 0 && owner_ == std::this_thread::get_id();
+}
+
+int RLock::_release_save() {
+  std::lock_guard lock(mutex_);
+  if (count_ == 0 || owner_ != std::this_thread::get_id()) {
+    throw RuntimeError("cannot release un-acquired lock");
+  }
+  int count = count_;
+  count_ = 0;
+  owner_ = std::thread::id();
+  cv_.notify_one();
+  return count;
+}
+
+void RLock::_acquire_restore(int count) {
+  acquire();
+  std::lock_guard lock(mutex_);
+  count_ = count;
+}
+
+namespace {
+// Python's default repr, "<module.Class at 0x7f...: ...>".
+std::string at_address(const char* qualname, const void* self, const std::string& what) {
+  char address[32];
+  std::snprintf(address, sizeof address, "%p", self);
+  return std::string("<threading.") + qualname + " at " + address + ": " + what + ">";
+}
+}  // namespace
+
+// ------------------------------------------------------------------ Condition
+
+Condition::Condition() : own_rlock_(std::make_unique<RLock>()), rlock_(own_rlock_.get()) {}
+Condition::Condition(Lock& lock) : lock_(&lock) {}
+Condition::Condition(RLock& lock) : rlock_(&lock) {}
+
+bool Condition::acquire(bool block, double timeout) {
+  return lock_ != nullptr ? lock_->acquire(block, timeout) : rlock_->acquire(block, timeout);
+}
+
+void Condition::release() {
+  if (lock_ != nullptr) return lock_->release();
+  rlock_->release();
+}
+
+bool Condition::_is_owned() {
+  if (rlock_ != nullptr) return rlock_->_is_owned();
+  // Python's generic _is_owned: a Lock that can be taken was not held.  (It
+  // cannot tell which thread holds it, as Python's cannot.)
+  if (lock_->acquire(false)) {
+    lock_->release();
+    return false;
+  }
+  return true;
+}
+
+int Condition::_release_save() {
+  if (rlock_ != nullptr) return rlock_->_release_save();
+  lock_->release();  // no state to save
+  return 0;
+}
+
+void Condition::_acquire_restore(int saved) {
+  if (rlock_ != nullptr) return rlock_->_acquire_restore(saved);
+  lock_->acquire();  // ignore the saved state
+}
+
+bool Condition::wait(std::optional<double> timeout) {
+  if (!_is_owned()) throw RuntimeError("cannot wait on un-acquired lock");
+  // A lock of this thread's own, held once, that notify() releases: the
+  // second acquire below sleeps until then.
+  auto waiter = std::make_shared<Lock>();
+  waiter->acquire();
+  waiters_.push_back(waiter);
+  int saved_state = _release_save();
+  bool gotit = false;
+  struct Restore {  // Python: the `finally:` of wait()
+    Condition& self;
+    const std::shared_ptr<Lock>& waiter;
+    const bool& gotit;
+    int saved_state;
+    ~Restore() {
+      self._acquire_restore(saved_state);
+      if (!gotit) std::erase(self.waiters_, waiter);  // timed out: nobody will release it
+    }
+  } restore{*this, waiter, gotit, saved_state};
+  if (!timeout) {
+    waiter->acquire();
+    gotit = true;
+  } else if (*timeout > 0) {
+    gotit = waiter->acquire(true, *timeout);
+  } else {
+    gotit = waiter->acquire(false);
+  }
+  return gotit;
+}
+
+bool Condition::wait_for(const std::function<bool()>& predicate, std::optional<double> timeout) {
+  std::optional<double> endtime;
+  std::optional<double> waittime = timeout;
+  bool result = predicate();
+  while (!result) {
+    if (waittime) {
+      if (!endtime) {
+        endtime = os::monotonic() + *waittime;
+      } else {
+        waittime = *endtime - os::monotonic();
+        if (*waittime <= 0) break;
+      }
+    }
+    wait(waittime);
+    result = predicate();
+  }
+  return result;
+}
+
+void Condition::notify(std::size_t n) {
+  if (!_is_owned()) throw RuntimeError("cannot notify on un-acquired lock");
+  while (!waiters_.empty() && n > 0) {
+    std::shared_ptr<Lock> waiter = waiters_.front();
+    waiters_.pop_front();
+    waiter->release();  // that waiter's wait() returns true
+    --n;
+  }
+}
+
+void Condition::notify_all() { notify(waiters_.size()); }
+
+// ------------------------------------------------------------------ Semaphore, BoundedSemaphore
+
+Semaphore::Semaphore(int value) : value_(value) {
+  if (value < 0) throw ValueError("semaphore initial value must be >= 0");
+}
+
+bool Semaphore::acquire(bool blocking, std::optional<double> timeout) {
+  if (!blocking && timeout) throw ValueError("can't specify timeout for non-blocking acquire");
+  std::lock_guard guard(cond_);
+  if (!blocking) {
+    if (value_ == 0) return false;
+  } else if (!cond_.wait_for([this] { return value_ > 0; }, timeout)) {
+    return false;  // Python's loop, which counts the time left as wait_for does
+  }
+  --value_;
+  return true;
+}
+
+void Semaphore::release(int n) {
+  if (n < 1) throw ValueError("n must be one or more");
+  std::lock_guard guard(cond_);
+  _release_locked(n);
+}
+
+void Semaphore::_release_locked(int n) {
+  value_ += n;
+  for (int i = 0; i < n; ++i) cond_.notify();
+}
+
+int Semaphore::_value() {
+  std::lock_guard guard(cond_);
+  return value_;
+}
+
+std::string Semaphore::repr() { return at_address("Semaphore", this, "value=" + std::to_string(_value())); }
+
+BoundedSemaphore::BoundedSemaphore(int value) : Semaphore(value), initial_value_(value) {}
+
+void BoundedSemaphore::release(int n) {
+  if (n < 1) throw ValueError("n must be one or more");
+  std::lock_guard guard(cond_);
+  if (value_ + n > initial_value_) throw ValueError("Semaphore released too many times");
+  _release_locked(n);
+}
+
+std::string BoundedSemaphore::repr() {
+  return at_address("BoundedSemaphore", this,
+                    "value=" + std::to_string(_value()) + "/" + std::to_string(initial_value_));
+}
+
+// ------------------------------------------------------------------ Event
+
+bool Event::is_set() {
+  std::lock_guard guard(cond_);
+  return flag_;
+}
+
+void Event::set() {
+  std::lock_guard guard(cond_);
+  flag_ = true;
+  cond_.notify_all();
+}
+
+void Event::clear() {
+  std::lock_guard guard(cond_);
+  flag_ = false;
+}
+
+bool Event::wait(std::optional<double> timeout) {
+  std::lock_guard guard(cond_);
+  bool signaled = flag_;
+  if (!signaled) signaled = cond_.wait(timeout);
+  return signaled;
+}
+
+std::string Event::repr() { return at_address("Event", this, is_set() ? "set" : "unset"); }
+
+// ------------------------------------------------------------------ Barrier
+
+Barrier::Barrier(int parties, std::function<void()> action, std::optional<double> timeout)
+    : BarrierBase(parties, std::move(action), timeout) {}
+
+std::string Barrier::repr() const {
+  if (broken()) return at_address("Barrier", this, "broken");
+  return at_address("Barrier", this,
+                    "waiters=" + std::to_string(n_waiting()) + "/" + std::to_string(parties()));
+}
+
+// ------------------------------------------------------------------ Queue
+
+// Python: queue.Queue's attributes.
+struct Queue::State {
+  int maxsize = 0;
+  mutable Lock mutex;                    // Python: self.mutex
+  mutable Condition not_empty{mutex};    // Python: self.not_empty
+  mutable Condition not_full{mutex};     // Python: self.not_full
+  mutable Condition all_tasks_done{mutex};  // Python: self.all_tasks_done
+  std::size_t unfinished_tasks = 0;      // Python: self.unfinished_tasks
+  std::deque<Object> queue;              // Python: self.queue (_init, _put, _get, _qsize)
+};
+
+Queue::Queue(int maxsize) : state_(std::make_shared<State>()) { state_->maxsize = maxsize; }
+
+namespace {
+// Python: put's and get's `timeout < 0` check, for a blocking call.
+void check_timeout(std::optional<double> timeout) {
+  if (timeout && *timeout < 0) throw ValueError("'timeout' must be a non-negative number");
+}
+}  // namespace
+
+void Queue::put(const Object& item, bool block, std::optional<double> timeout) {
+  State& s = *state_;
+  std::lock_guard guard(s.not_full);
+  if (s.maxsize > 0) {
+    auto has_room = [&s] { return static_cast<int>(s.queue.size()) < s.maxsize; };
+    if (!block) {
+      if (!has_room()) throw queues::Full();
+    } else {
+      check_timeout(timeout);
+      if (!s.not_full.wait_for(has_room, timeout)) throw queues::Full();
+    }
+  }
+  s.queue.push_back(item);
+  s.unfinished_tasks += 1;
+  s.not_empty.notify();
+}
+
+Object Queue::get(bool block, std::optional<double> timeout) {
+  State& s = *state_;
+  std::lock_guard guard(s.not_empty);
+  auto has_item = [&s] { return !s.queue.empty(); };
+  if (!block) {
+    if (!has_item()) throw queues::Empty();
+  } else {
+    check_timeout(timeout);
+    if (!s.not_empty.wait_for(has_item, timeout)) throw queues::Empty();
+  }
+  Object item = std::move(s.queue.front());
+  s.queue.pop_front();
+  s.not_full.notify();
+  return item;
+}
+
+void Queue::task_done() {
+  State& s = *state_;
+  std::lock_guard guard(s.all_tasks_done);
+  if (s.unfinished_tasks == 0) throw ValueError("task_done() called too many times");
+  if (--s.unfinished_tasks == 0) s.all_tasks_done.notify_all();
+}
+
+void Queue::join() {
+  State& s = *state_;
+  std::lock_guard guard(s.all_tasks_done);
+  s.all_tasks_done.wait_for([&s] { return s.unfinished_tasks == 0; });
+}
+
+int Queue::qsize() const {
+  std::lock_guard guard(state_->mutex);
+  return static_cast<int>(state_->queue.size());
+}
+
+bool Queue::empty() const { return qsize() == 0; }
+
+bool Queue::full() const {
+  int size = qsize();
+  return 0 < state_->maxsize && state_->maxsize <= size;
+}
+
+int Queue::maxsize() const { return state_->maxsize; }
+Condition& Queue::not_empty() const { return state_->not_empty; }
+Lock& Queue::mutex() const { return state_->mutex; }
+
+// ------------------------------------------------------------------ Pool
+
+pool::ThreadPool Pool(std::optional<int> processes, Target initializer, Args initargs) {
+  return pool::ThreadPool(processes, std::move(initializer), std::move(initargs));
+}
+
+// ------------------------------------------------------------------ Namespace, Value
+
+Namespace::Namespace(std::map<std::string, Object> kwds) : dict_(std::move(kwds)) {}
+
+Object Namespace::get(const std::string& name) const {
+  std::lock_guard guard(mutex_);
+  auto it = dict_.find(name);
+  if (it == dict_.end()) throw AttributeError("'Namespace' object has no attribute '" + name + "'");
+  return it->second;
+}
+
+void Namespace::set(const std::string& name, const Object& value) {
+  std::lock_guard guard(mutex_);
+  dict_[name] = value;
+}
+
+void Namespace::del(const std::string& name) {
+  std::lock_guard guard(mutex_);
+  if (dict_.erase(name) == 0) throw AttributeError("'Namespace' object has no attribute '" + name + "'");
+}
+
+bool Namespace::has(const std::string& name) const {
+  std::lock_guard guard(mutex_);
+  return dict_.count(name) != 0;
+}
+
+std::map<std::string, Object> Namespace::__dict__() const {
+  std::lock_guard guard(mutex_);
+  return dict_;
+}
+
+std::string Namespace::repr() const {
+  std::string items;
+  for (const auto& [name, value] : __dict__()) {  // a std::map: sorted already
+    if (name.starts_with('_')) continue;
+    if (!items.empty()) items += ", ";
+    items += name + "=" + value.repr();
+  }
+  return "Namespace(" + items + ")";
+}
+
+Value::Value(std::string typecode, Object value, bool /*lock*/)
+    : typecode_(std::move(typecode)), value_(std::move(value)) {}
+
+Object Value::value() const {
+  std::lock_guard guard(mutex_);
+  return value_;
+}
+
+void Value::set_value(const Object& value) {
+  std::lock_guard guard(mutex_);
+  value_ = value;
+}
+
+std::string Value::repr() const { return "<Value(" + Object(typecode_).repr() + ", " + value().repr() + ")>"; }
+
 }  // namespace multiprocessing::dummy
