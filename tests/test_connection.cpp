@@ -1107,7 +1107,14 @@ TEST_P(TestPoll, WaitMixed) {
   Connection client = conn::Client(l.address());
   go_w.send_bytes("x");
   p.join();
-  std::vector<conn::Waitable> ready = conn::wait(all, 1.0);
+  // Under forkserver the sentinel is the status pipe, which reaches EOF when
+  // the server closes its end, a moment after join() read the exit code:
+  // wait() returns as soon as one object is ready, so ask until all four are.
+  std::vector<conn::Waitable> ready;
+  wait_until([&] {
+    ready = conn::wait(all, 1.0);
+    return ready.size() == 4;
+  });
   EXPECT_EQ(ready, (std::vector<conn::Waitable>{a, l, p, raw_r.get()}));
   EXPECT_EQ(ready[1].listener(), &l);
   EXPECT_EQ(ready[2].process(), &p);
