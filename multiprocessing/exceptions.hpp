@@ -101,6 +101,21 @@ class KeyError : public Exception {
   const char* python_name() const noexcept override { return "KeyError"; }
 };
 
+/// Python: builtins.AttributeError: a name an object does not have (a manager's
+/// referent asked for a method it does not expose, a Namespace's missing attribute).
+class AttributeError : public Exception {
+ public:
+  using Exception::Exception;
+  const char* python_name() const noexcept override { return "AttributeError"; }
+};
+
+/// Python: builtins.StopIteration: an iterator is exhausted (a manager's Iterator).
+class StopIteration : public Exception {
+ public:
+  using Exception::Exception;
+  const char* python_name() const noexcept override { return "StopIteration"; }
+};
+
 /// Python builtin ZeroDivisionError.
 class ZeroDivisionError : public Exception {
  public:

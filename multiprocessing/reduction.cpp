@@ -442,6 +442,8 @@ const std::map<std::string, ExceptionClass>& exception_classes() {
       {"TypeError", {"builtins", &raise_as<TypeError>}},
       {"IndexError", {"builtins", &raise_as<IndexError>}},
       {"KeyError", {"builtins", &raise_as<KeyError>}},
+      {"AttributeError", {"builtins", &raise_as<AttributeError>}},
+      {"StopIteration", {"builtins", &raise_as<StopIteration>}},
       {"ZeroDivisionError", {"builtins", &raise_as<ZeroDivisionError>}},
       {"OverflowError", {"builtins", &raise_as<OverflowError>}},
       {"RuntimeError", {"builtins", &raise_as<RuntimeError>}},
