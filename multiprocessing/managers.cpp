@@ -1465,6 +1465,10 @@ std::shared_ptr<BaseProxy::State> make_proxy_state(Token token, std::string prox
   return s;
 }
 
+/// The proxy whose _callmethod this thread is reading a reply for: a proxy
+/// that arrives inside that reply, for the same manager, takes its authkey.
+thread_local const BaseProxy::State* calling_proxy = nullptr;
+
 /// This thread's connection to the proxy's manager (Python: _tls.connection,
 /// made by _connect()).
 std::shared_ptr<connection::Connection> thread_connection(const BaseProxy::State& s) {
@@ -1506,6 +1510,11 @@ Object BaseProxy::_callmethod(const std::string& methodname, const Args& args, c
   Object reply;
   try {
     conn->send(Object::Tuple{{state_->token.id, methodname, Object::Tuple{args}, kwds}});
+    struct Calling {
+      explicit Calling(const State* s) : previous(std::exchange(calling_proxy, s)) {}
+      ~Calling() { calling_proxy = previous; }
+      const State* previous;
+    } calling(state_.get());
     reply = conn->recv();
   } catch (const std::exception&) {
     // The connection is broken (the server died...): forget it, so that a
@@ -1607,6 +1616,12 @@ BaseProxy BaseProxy::_rebuild(const Object& obj) {
     } else if (k == Object("exposed")) {
       exposed = names_of(v);
     }
+  }
+  // Python takes current_process().authkey here, which fails for a manager
+  // with a key of its own (CPython issue 78740): a proxy that arrives in a
+  // reply of the same manager takes the key of the proxy that called.
+  if (!authkey && calling_proxy != nullptr && calling_proxy->token.address == token.address) {
+    authkey = calling_proxy->authkey;
   }
   // Python: RebuildProxy: `incref = kwds.pop('incref', True) and not
   // current_process()._inheriting`.  The port increfs in a spawned child too:
