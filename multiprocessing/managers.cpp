@@ -96,7 +96,7 @@ bool py_lt(const Object& a, const Object& b) {
   throw TypeError("'<' not supported between instances of '" + a.type_name() + "' and '" + b.type_name() + "'");
 }
 
-/// A KeyError that carries its key, so that '#ERROR' holds KeyError(key) as
+/// A KeyError that carries its key, so that '\#ERROR' holds KeyError(key) as
 /// Python's does (KeyError(5), not KeyError('5')).
 class KeyErrorWithKey : public KeyError {
  public:

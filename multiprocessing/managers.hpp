@@ -66,7 +66,7 @@ using connection::Address;
 // ------------------------------------------------------------------ exceptions
 
 /// Python: managers.RemoteError: a failure inside the manager process that is
-/// not an exception of the method called ('#TRACEBACK', '#UNSERIALIZABLE').
+/// not an exception of the method called ('\#TRACEBACK', '\#UNSERIALIZABLE').
 /// what() is Python's str(): '\n' + '-'*75 + '\n' + traceback + '-'*75.
 class RemoteError : public Exception {
  public:
@@ -101,19 +101,19 @@ Address address_from_object(const Object& obj);
 // ------------------------------------------------------------------ the protocol
 
 /// Python: dispatch(c, id, methodname, args=(), kwds={}): send one request,
-/// return the '#RETURN' value, else throw what convert_to_error() makes.
+/// return the '\#RETURN' value, else throw what convert_to_error() makes.
 /// `id` None: a request to the Server itself ('create', 'incref'...).
 Object dispatch(connection::Connection& c, const Object& id, const std::string& methodname,
                 const Args& args = {}, const Kwds& kwds = {});
 
-/// Python: convert_to_error(kind, result), thrown: '#ERROR' -> the exception
-/// itself (its C++ twin, see reduction::_raise_exception); '#TRACEBACK' ->
-/// RemoteError(result); '#UNSERIALIZABLE' -> RemoteError("Unserializable
+/// Python: convert_to_error(kind, result), thrown: '\#ERROR' -> the exception
+/// itself (its C++ twin, see reduction::_raise_exception); '\#TRACEBACK' ->
+/// RemoteError(result); '\#UNSERIALIZABLE' -> RemoteError("Unserializable
 /// message: " + result + "\n"); another kind -> ValueError("Unrecognized
-/// message type 'kind'").  \throws TypeError when a '#TRACEBACK' result is not a str.
+/// message type 'kind'").  \throws TypeError when a '\#TRACEBACK' result is not a str.
 [[noreturn]] void raise_converted_error(const std::string& kind, const Object& result);
 
-/// Python: the format_exc() text a server sends in '#TRACEBACK': a C++ server
+/// Python: the format_exc() text a server sends in '\#TRACEBACK': a C++ server
 /// keeps no stack, so "Traceback (most recent call last):\n  File \"<manager
 /// server>\", in <where>\n<Type>: <message>\n".
 std::string format_exc(const std::exception& e, const std::string& where);
@@ -127,7 +127,7 @@ class Referent {
   virtual ~Referent() = default;
   /// Call the method `methodname` (Python: getattr(obj, methodname)(*args, **kwds)).
   /// \throws AttributeError when the object has no such method; whatever the
-  ///   method throws (it reaches the caller as '#ERROR', type and message).
+  ///   method throws (it reaches the caller as '\#ERROR', type and message).
   virtual Object call(const std::string& methodname, const Args& args, const Kwds& kwds) = 0;
   /// Python: public_methods(obj): the names of the methods without a leading
   /// '_', the default `exposed` of a typeid registered without one.
@@ -136,7 +136,7 @@ class Referent {
   virtual std::string repr() const = 0;
   /// Python: str(obj) (the fallback of '__str__').
   virtual std::string str() const { return repr(); }
-  /// Python: the fallback of '#GETVALUE': the object itself, pickled (a copy).
+  /// Python: the fallback of '\#GETVALUE': the object itself, pickled (a copy).
   /// \throws PicklingError when the object has no value form (a lock).
   virtual Object getvalue() const;
   /// Python: type(obj).__name__ in error texts ("dict").
@@ -166,13 +166,13 @@ class MethodsReferent : public Referent {
 /// An Object that carries a Referent: what a method returns when its result
 /// is itself a shared object (a method listed in method_to_typeid, such as a
 /// dict's __iter__ giving an Iterator).  Never pickled: the server turns it
-/// into a '#PROXY' reply.
+/// into a '\#PROXY' reply.
 Object wrap_referent(std::shared_ptr<Referent> referent);
 /// The Referent an Object carries, or nullptr.
 std::shared_ptr<Referent> unwrap_referent(const Object& obj);
 
 /// Python: the `callable` of a typeid: makes the shared object from the
-/// arguments of `manager.<typeid>(*args, **kwds)`.
+/// arguments of `manager.TYPEID(*args, **kwds)`.
 using Callable = std::function<std::shared_ptr<Referent>(const Args&, const Kwds&)>;
 
 // ------------------------------------------------------------------ Registry
@@ -307,9 +307,9 @@ class BaseProxy {
             const Registry* registry = nullptr);
 
   /// Python: _callmethod(methodname, args=(), kwds={}): call a method of the
-  /// referent.  A '#PROXY' reply becomes a proxy, returned as its Object form
+  /// referent.  A '\#PROXY' reply becomes a proxy, returned as its Object form
   /// (read it with .as<DictProxy>()...).
-  /// \throws the referent's exception ('#ERROR'); RemoteError; EOFError or
+  /// \throws the referent's exception ('\#ERROR'); RemoteError; EOFError or
   ///   OSError (ECONNRESET...) when the server is gone.
   Object _callmethod(const std::string& methodname, const Args& args = {}, const Kwds& kwds = {}) const;
   /// Python: _getvalue(): a copy of the referent.
@@ -514,7 +514,7 @@ class BaseManager {
   const Bytes& _authkey() const;
 
   /// Python: the method register() adds under the typeid's name,
-  /// `manager.<typeid>(*args, **kwds)`: create the object on the server and
+  /// `manager.TYPEID(*args, **kwds)`: create the object on the server and
   /// return a proxy of the typeid's proxy type.
   /// \throws KeyError for an unknown typeid; AssertionError "server not yet
   ///   started"; what the callable throws, as RemoteError.

@@ -159,6 +159,7 @@ class Pool {
  public:
   /// \param processes        workers to keep (default: cpu_count()).
   /// \param initializer      called as initializer(*initargs) first in each worker.
+  /// \param initargs         the arguments of the initializer.
   /// \param maxtasksperchild a worker exits after this many tasks and is
   ///                         replaced (default: never).
   /// \param context          the start method's context (default: the default one).
