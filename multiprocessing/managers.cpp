@@ -176,6 +176,14 @@ Object::List items_of(const Object& o) {
   throw TypeError("'" + o.type_name() + "' object is not iterable");
 }
 
+/// Python: listener_client[serializer]: only 'pickle' here (the xmlrpclib
+/// serializer is not ported).  \throws ValueError for another.
+void check_serializer(const std::string& serializer) {
+  if (serializer != "pickle") {
+    throw ValueError("serializer " + py_repr(serializer) + " is not supported by this port (only 'pickle')");
+  }
+}
+
 }  // namespace
 
 // ------------------------------------------------------------------ exceptions, protocol
@@ -339,10 +347,36 @@ class IteratorReferent : public MethodsReferent {
   std::size_t next_ = 0;
 };
 
-/// Python: builtins.dict in the server (the dict typeid).
-class DictReferent : public MethodsReferent {
+/// What the dict and list referents share: their items under one mutex
+/// (Python's GIL: one method at a time), printed and copied as a value.
+template <class Items>
+class ContainerReferent : public MethodsReferent {
  public:
-  DictReferent() : MethodsReferent("dict") {
+  ContainerReferent(std::string type_name, Items items)
+      : MethodsReferent(std::move(type_name)), items_(std::move(items)) {
+    def("__len__", [this](const Args&, const Kwds&) {
+      std::lock_guard guard(mutex_);
+      return Object(static_cast<std::int64_t>(items_.size()));
+    });
+  }
+  std::string repr() const override {
+    std::lock_guard guard(mutex_);
+    return Object(items_).repr();
+  }
+  Object getvalue() const override {
+    std::lock_guard guard(mutex_);
+    return items_;
+  }
+
+ protected:
+  mutable std::mutex mutex_;
+  Items items_;
+};
+
+/// Python: builtins.dict in the server (the dict typeid).
+class DictReferent : public ContainerReferent<Object::Dict> {
+ public:
+  DictReferent() : ContainerReferent("dict", {}) {
     def("__getitem__", [this](const Args& a, const Kwds&) {
       check_count("__getitem__", a, 1, 1);
       std::lock_guard guard(mutex_);
@@ -359,10 +393,6 @@ class DictReferent : public MethodsReferent {
       std::lock_guard guard(mutex_);
       items_.erase(items_.begin() + static_cast<std::ptrdiff_t>(position(a[0])));
       return Object();
-    });
-    def("__len__", [this](const Args&, const Kwds&) {
-      std::lock_guard guard(mutex_);
-      return Object(static_cast<std::int64_t>(items_.size()));
     });
     def("__contains__", [this](const Args& a, const Kwds&) {
       check_count("__contains__", a, 1, 1);
@@ -449,15 +479,6 @@ class DictReferent : public MethodsReferent {
     if (!args.empty()) update(args[0]);
     for (const auto& [key, value] : kwds) set(key, value);
   }
-  std::string repr() const override {
-    std::lock_guard guard(mutex_);
-    return Object(items_).repr();
-  }
-  Object getvalue() const override {
-    std::lock_guard guard(mutex_);
-    return items_;
-  }
-
  private:
   const Object* find(const Object& key) const {
     for (const auto& [k, v] : items_) {
@@ -499,14 +520,12 @@ class DictReferent : public MethodsReferent {
     }
   }
 
-  mutable std::mutex mutex_;  // Python's GIL: one method at a time
-  Object::Dict items_;
 };
 
 /// Python: builtins.list in the server (the list typeid).
-class ListReferent : public MethodsReferent {
+class ListReferent : public ContainerReferent<Object::List> {
  public:
-  explicit ListReferent(Object::List items) : MethodsReferent("list"), items_(std::move(items)) {
+  explicit ListReferent(Object::List items) : ContainerReferent("list", std::move(items)) {
     def("__getitem__", [this](const Args& a, const Kwds&) {
       check_count("__getitem__", a, 1, 1);
       std::lock_guard guard(mutex_);
@@ -527,10 +546,6 @@ class ListReferent : public MethodsReferent {
       std::size_t i = normalize_index(a[0].as<std::int64_t>(), items_.size(), "list assignment index out of range");
       items_.erase(items_.begin() + static_cast<std::ptrdiff_t>(i));
       return Object();
-    });
-    def("__len__", [this](const Args&, const Kwds&) {
-      std::lock_guard guard(mutex_);
-      return Object(static_cast<std::int64_t>(items_.size()));
     });
     def("__contains__", [this](const Args& a, const Kwds&) {
       check_count("__contains__", a, 1, 1);
@@ -644,15 +659,6 @@ class ListReferent : public MethodsReferent {
       return Object();
     });
   }
-  std::string repr() const override {
-    std::lock_guard guard(mutex_);
-    return Object(items_).repr();
-  }
-  Object getvalue() const override {
-    std::lock_guard guard(mutex_);
-    return items_;
-  }
-
  private:
   std::optional<std::size_t> index_of(const Object& value) const {
     for (std::size_t i = 0; i < items_.size(); ++i) {
@@ -686,8 +692,6 @@ class ListReferent : public MethodsReferent {
     return out;
   }
 
-  mutable std::mutex mutex_;
-  Object::List items_;
 };
 
 /// Python: managers.Value(typecode, value, lock=True) in the server.
@@ -1029,9 +1033,7 @@ const std::vector<std::string> Server::public_ = {"shutdown", "create", "accept_
                                                   "debug_info", "number_of_objects", "dummy", "incref", "decref"};
 
 Server::Server(const Registry& registry, std::optional<Address> address, Bytes authkey, const std::string& serializer) {
-  if (serializer != "pickle") {
-    throw ValueError("serializer " + py_repr(serializer) + " is not supported by this port (only 'pickle')");
-  }
+  check_serializer(serializer);
   // Python: Listener(address=address, backlog=16), without authkey: each
   // connection's own thread runs the challenge, so a slow client cannot hold
   // up the accept loop.
@@ -1847,9 +1849,7 @@ BaseManager::BaseManager(std::optional<Address> address, std::optional<Bytes> au
 BaseManager::BaseManager(Registry& registry, std::optional<Address> address, std::optional<Bytes> authkey,
                          const std::string& serializer, BaseContext* ctx, double shutdown_timeout)
     : shared_(std::make_shared<Shared>()) {
-  if (serializer != "pickle") {
-    throw ValueError("serializer " + py_repr(serializer) + " is not supported by this port (only 'pickle')");
-  }
+  check_serializer(serializer);
   shared_->registry = &registry;
   shared_->address = std::move(address);
   shared_->authkey = authkey ? *authkey : Bytes(current_process().authkey().data);
