@@ -301,7 +301,10 @@ class BaseProxy {
   BaseProxy() = default;
   /// Python: BaseProxy(token, serializer, manager=None, authkey=None,
   /// exposed=None, incref=True, manager_owned=False).  `proxytype` is the
-  /// Python class name it pickles under ("DictProxy", "AutoProxy"...).
+  /// Python class name it pickles under ("DictProxy", "AutoProxy"...);
+  /// `registry` tells the proxy type of a typeid that a call returns as a
+  /// proxy (Python: manager._registry); without one it is an AutoProxy.
+  /// \throws OSError, AuthenticationError from the incref's connection.
   BaseProxy(Token token, std::string proxytype, std::optional<Bytes> authkey = std::nullopt,
             std::optional<std::vector<std::string>> exposed = std::nullopt, bool incref = true,
             const Registry* registry = nullptr);
@@ -327,8 +330,12 @@ class BaseProxy {
   /// Python: __reduce__: RebuildProxy(ProxyType, token, 'pickle', kwds).
   Object _reduce() const;
   /// Python: RebuildProxy(func, token, serializer, kwds): the proxy an Object
-  /// stands for (the same proxy when the Object came from this process).
-  /// \throws TypeError when `obj` is not a pickled proxy.
+  /// stands for: the same proxy when the Object came from this process; else
+  /// a new one holding a reference of its own (incref), also in a spawned child.
+  /// Its authkey: kwds['authkey'] (sent while spawning), else the key of the
+  /// proxy whose call brought it back when both name the same manager, else
+  /// current_process().authkey (CPython has only the first and the last).
+  /// \throws TypeError when `obj` is not a pickled proxy; what incref throws.
   static BaseProxy _rebuild(const Object& obj);
   explicit operator bool() const noexcept { return static_cast<bool>(state_); }
 

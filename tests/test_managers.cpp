@@ -3,6 +3,7 @@
 // _test_multiprocessing.py), plus the manager's wire forms and its faults,
 // under every start method.
 #include <csignal>
+#include <thread>
 
 #include "support.hpp"
 
@@ -90,8 +91,15 @@ void set_value_and_event(ValueProxy v, EventProxy e) {
   e.set();
 }
 
+/// A client that dies without its decrefs (os._exit skips the finalizers).
+void die_holding(DictProxy d) {
+  d.setitem("child", "was here");
+  mp::os::_exit(0);
+}
+
 }  // namespace manager_tests
 
+MP_REGISTER_TARGET(manager_tests::die_holding);
 MP_REGISTER_TARGET(manager_tests::fill);
 MP_REGISTER_TARGET(manager_tests::pitfall);
 MP_REGISTER_TARGET(manager_tests::pitfall_fixed);
@@ -256,6 +264,24 @@ TEST_P(TestContainers, ChildrenAndPitfall) {
   EXPECT_EQ(nested.getitem("test").as<Object::Dict>().size(), 3u);
 }
 
+/// Proxies in threads: each thread calls over a connection of its own (Python:
+/// the `_tls` connection), so calls from several threads do not mix replies.
+TEST_P(TestContainers, Threads) {
+  auto manager = mp::Manager();
+  DictProxy d = manager.dict();
+  std::vector<std::thread> threads;
+  for (std::int64_t t = 0; t < 4; ++t) {
+    threads.emplace_back([d, t] {
+      for (std::int64_t i = 0; i < 50; ++i) {
+        d.setitem(t * 100 + i, i);
+        EXPECT_EQ(d.getitem(t * 100 + i), Object(i));
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(d.len(), 200);
+}
+
 /// _TestNamespace.test_namespace.
 TEST_P(TestNamespace, Namespace) {
   auto manager = mp::Manager();
@@ -326,6 +352,23 @@ TEST_P(TestMyManager, Refcounts) {
   }
   EXPECT_EQ(manager._number_of_objects(), 0);
   EXPECT_TRUE(manager._debug_info().empty());
+}
+
+/// Faults: a client that dies without decref.  As in CPython, its reference
+/// stays until the manager shuts down (increfs come on one-shot connections,
+/// so the server cannot tell whose they were); shutting down frees it all.
+TEST_P(TestMyManager, ClientDiesWithoutDecref) {
+  auto manager = mp::Manager();
+  {
+    DictProxy d = manager.dict();
+    auto p = mp::Process({.target = &manager_tests::die_holding, .args = {d}});
+    p.start();
+    join_process(p);
+    EXPECT_EQ(d.getitem("child"), Object("was here"));
+  }
+  EXPECT_EQ(manager._number_of_objects(), 1);  // the child's reference
+  manager.shutdown();
+  EXPECT_EQ(manager._process()->exitcode(), 0);
 }
 
 /// _TestManagerRestart.test_rapid_restart (in part): a manager at a TCP
