@@ -501,6 +501,17 @@ TEST(TestManagerWire, TokenAndProxyPickles) {
   EXPECT_EQ(mp::reduction::dumps(proxy, 4).size(), 148u);
 }
 
+/// Reference §3.4: a method call and its replies, as CPython pickles them
+/// (protocol 4): the request 4-tuple is 54 bytes, ('#RETURN', None) 25, and
+/// ('#ERROR', KeyError('missing')) 61.
+TEST(TestManagerWire, RequestAndReplySizes) {
+  Object request = Object::Tuple{{"7f0011223344", "__setitem__", Object::Tuple{{"a", std::int64_t{1}}}, Object::Dict{}}};
+  EXPECT_EQ(mp::reduction::dumps(request).size(), 54u);
+  EXPECT_EQ(mp::reduction::dumps(Object::Tuple{{"#RETURN", Object()}}).size(), 25u);
+  Object error = Object::Tuple{{"#ERROR", mp::reduction::_reduce_exception(mp::KeyError("missing"))}};
+  EXPECT_EQ(mp::reduction::dumps(error).size(), 61u);
+}
+
 /// The error conversions of convert_to_error, with Python's texts.
 TEST(TestManagerWire, ConvertToError) {
   try {
