@@ -1602,9 +1602,10 @@ BaseProxy BaseProxy::_rebuild(const Object& obj) {
   if (r->local) {
     auto s = std::static_pointer_cast<State>(std::const_pointer_cast<void>(r->local));
     // The same process: the same proxy.  A forked child holds the parent's
-    // memory: it makes a proxy of its own, with its own reference (Python:
-    // BaseProxy._after_fork increfs).
+    // memory: it makes a proxy of its own, with the parent proxy's key and its
+    // own reference (Python: BaseProxy._after_fork increfs).
     if (s->pid == os::getpid()) return BaseProxy(s);
+    return BaseProxy(make_proxy_state(s->token, s->proxytype, s->authkey, s->exposed, true, s->registry, nullptr));
   }
   const Object::Global* func = r->args[0].global();
   if (func == nullptr) throw TypeError("expected a proxy type, got " + r->args[0].repr());

@@ -478,6 +478,20 @@ TEST_P(TestSyncManagerTypes, ValueEventLocks) {
   }
 }
 
+/// A manager with an authkey of its own: its proxies cross to children under
+/// every start method with that key (Python sends it while spawning).
+TEST_P(TestSyncManagerTypes, OwnAuthkeyChild) {
+  managers::SyncManager manager(std::nullopt, mp::Bytes("a key of its own"));
+  manager.start();
+  DictProxy d = manager.dict();
+  ListProxy l = manager.list();
+  auto p = mp::Process({.target = &manager_tests::fill, .args = {d, l, std::int64_t{3}}});
+  p.start();
+  join_process(p);
+  EXPECT_EQ(p.exitcode(), 0);
+  EXPECT_EQ(l.len(), 3);
+}
+
 /// Reference §3.5: a Token and a DictProxy pickle as CPython's, byte for byte.
 TEST(TestManagerWire, TokenAndProxyPickles) {
   managers::Token token{"dict", std::string("/tmp/pymp-abc/listener-xyz"), "7f0011223344"};
