@@ -8,6 +8,7 @@
 #include <condition_variable>
 #include <csignal>
 #include <cstdio>
+#include <deque>
 #include <thread>
 
 #include "multiprocessing/context.hpp"
@@ -832,6 +833,152 @@ class LockReferent : public MethodsReferent {
   std::condition_variable cond_;
   int count_ = 0;
   std::thread::id owner_;
+};
+
+/// Python: threading.Semaphore / threading.BoundedSemaphore in the server.
+class SemaphoreReferent : public MethodsReferent {
+ public:
+  SemaphoreReferent(std::int64_t value, bool bounded)
+      : MethodsReferent(bounded ? "BoundedSemaphore" : "Semaphore"), value_(value), initial_(value), bounded_(bounded) {
+    if (value < 0) throw ValueError("semaphore initial value must be >= 0");
+    def("acquire", [this](const Args& a, const Kwds&) {
+      check_count("acquire", a, 0, 2);
+      bool blocking = a.empty() ? true : a[0].as<bool>();
+      std::unique_lock guard(mutex_);
+      auto ready = [this] { return value_ > 0; };
+      if (!blocking) {
+        if (!ready()) return Object(false);
+      } else if (a.size() > 1 && !a[1].is_none()) {
+        if (!cond_.wait_for(guard, std::chrono::duration<double>(std::max(0.0, a[1].as<double>())), ready)) {
+          return Object(false);
+        }
+      } else {
+        cond_.wait(guard, ready);
+      }
+      --value_;
+      return Object(true);
+    });
+    def("release", [this](const Args& a, const Kwds&) {
+      check_count("release", a, 0, 1);
+      std::int64_t n = a.empty() ? 1 : a[0].as<std::int64_t>();
+      if (n < 1) throw ValueError("n must be one or more");
+      std::lock_guard guard(mutex_);
+      if (bounded_ && value_ + n > initial_) throw ValueError("Semaphore released too many times");
+      value_ += n;
+      cond_.notify_all();
+      return Object();
+    });
+  }
+  std::string repr() const override {
+    std::lock_guard guard(mutex_);
+    return "<threading." + type_name() + " at 0x" + hex_id(this) + ": value=" + std::to_string(value_) + ">";
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  std::condition_variable cond_;
+  std::int64_t value_;
+  std::int64_t initial_;
+  bool bounded_;
+};
+
+/// Python: queue.Queue(maxsize=0) in the server (the Queue and JoinableQueue
+/// typeids): put/get with block and timeout, task_done/join.
+class QueueReferent : public MethodsReferent {
+ public:
+  explicit QueueReferent(std::int64_t maxsize) : MethodsReferent("Queue"), maxsize_(maxsize) {
+    def("put", [this](const Args& a, const Kwds& k) {
+      check_count("put", a, 1, 3);
+      auto [block, timeout] = block_and_timeout(a, k);
+      put(a[0], block, timeout);
+      return Object();
+    });
+    def("put_nowait", [this](const Args& a, const Kwds&) {
+      check_count("put_nowait", a, 1, 1);
+      put(a[0], false, std::nullopt);
+      return Object();
+    });
+    def("get", [this](const Args& a, const Kwds& k) {
+      check_count("get", a, 0, 2);
+      Args shifted{Object()};  // block_and_timeout reads a[1], a[2] as put's
+      shifted.insert(shifted.end(), a.begin(), a.end());
+      auto [block, timeout] = block_and_timeout(shifted, k);
+      return get(block, timeout);
+    });
+    def("get_nowait", [this](const Args&, const Kwds&) { return get(false, std::nullopt); });
+    def("qsize", [this](const Args&, const Kwds&) {
+      std::lock_guard guard(mutex_);
+      return Object(static_cast<std::int64_t>(items_.size()));
+    });
+    def("empty", [this](const Args&, const Kwds&) {
+      std::lock_guard guard(mutex_);
+      return Object(items_.empty());
+    });
+    def("full", [this](const Args&, const Kwds&) {
+      std::lock_guard guard(mutex_);
+      return Object(maxsize_ > 0 && static_cast<std::int64_t>(items_.size()) >= maxsize_);
+    });
+    def("task_done", [this](const Args&, const Kwds&) {
+      std::lock_guard guard(mutex_);
+      if (unfinished_ <= 0) throw ValueError("task_done() called too many times");
+      if (--unfinished_ == 0) changed_.notify_all();
+      return Object();
+    });
+    def("join", [this](const Args&, const Kwds&) {
+      std::unique_lock guard(mutex_);
+      changed_.wait(guard, [this] { return unfinished_ == 0; });
+      return Object();
+    });
+  }
+  std::string repr() const override { return "<queue.Queue object at 0x" + hex_id(this) + ">"; }
+
+ private:
+  static std::pair<bool, std::optional<double>> block_and_timeout(const Args& a, const Kwds& k) {
+    bool block = a.size() > 1 ? a[1].as<bool>() : true;
+    std::optional<double> timeout;
+    if (a.size() > 2 && !a[2].is_none()) timeout = a[2].as<double>();
+    for (const auto& [key, value] : k) {
+      if (key == Object("block")) block = value.as<bool>();
+      if (key == Object("timeout") && !value.is_none()) timeout = value.as<double>();
+    }
+    if (timeout && *timeout < 0) throw ValueError("'timeout' must be a non-negative number");
+    return {block, timeout};
+  }
+  void put(const Object& item, bool block, std::optional<double> timeout) {
+    std::unique_lock guard(mutex_);
+    auto room = [this] { return maxsize_ <= 0 || static_cast<std::int64_t>(items_.size()) < maxsize_; };
+    if (!block || (timeout && *timeout == 0)) {
+      if (!room()) throw queues::Full("");
+    } else if (timeout) {
+      if (!changed_.wait_for(guard, std::chrono::duration<double>(*timeout), room)) throw queues::Full("");
+    } else {
+      changed_.wait(guard, room);
+    }
+    items_.push_back(item);
+    ++unfinished_;
+    changed_.notify_all();
+  }
+  Object get(bool block, std::optional<double> timeout) {
+    std::unique_lock guard(mutex_);
+    auto some = [this] { return !items_.empty(); };
+    if (!block || (timeout && *timeout == 0)) {
+      if (!some()) throw queues::Empty("");
+    } else if (timeout) {
+      if (!changed_.wait_for(guard, std::chrono::duration<double>(*timeout), some)) throw queues::Empty("");
+    } else {
+      changed_.wait(guard, some);
+    }
+    Object item = std::move(items_.front());
+    items_.pop_front();
+    changed_.notify_all();
+    return item;
+  }
+
+  std::mutex mutex_;
+  std::condition_variable changed_;  // Python's not_empty, not_full and all_tasks_done in one
+  std::deque<Object> items_;
+  std::int64_t maxsize_;
+  std::int64_t unfinished_ = 0;
 };
 
 /// Python: threading.Event in the server.
@@ -1670,6 +1817,7 @@ const bool managers_globals_registered = [] {
     ForkingPickler::register_global(kModule, proxy);
   }
   ForkingPickler::register_global("builtins", "slice");
+  ForkingPickler::register_global("_queue", "Empty");  // queue.Empty's real home in CPython
   ForkingPickler::register_global("multiprocessing.process", "AuthenticationString");
   spawn::register_target("multiprocessing.managers.BaseManager._run_server", Target(&BaseManager::_run_server));
   return true;
@@ -2013,6 +2161,15 @@ std::shared_ptr<Referent> make_value(const Args& args, const Kwds&) {
   check_count("Value", args, 2, 3);
   return std::make_shared<referents::ValueReferent>(args[0].as<std::string>(), args[1]);
 }
+template <bool Bounded>
+std::shared_ptr<Referent> make_semaphore(const Args& args, const Kwds&) {
+  check_count(Bounded ? "BoundedSemaphore" : "Semaphore", args, 0, 1);
+  return std::make_shared<referents::SemaphoreReferent>(args.empty() ? 1 : args[0].as<std::int64_t>(), Bounded);
+}
+std::shared_ptr<Referent> make_queue(const Args& args, const Kwds&) {
+  check_count("Queue", args, 0, 1);
+  return std::make_shared<referents::QueueReferent>(args.empty() ? 0 : args[0].as<std::int64_t>());
+}
 std::shared_ptr<Referent> make_namespace(const Args& args, const Kwds& kwds) {
   check_count("Namespace", args, 0, 0);
   return std::make_shared<referents::NamespaceReferent>(kwds);
@@ -2028,6 +2185,10 @@ Registry& SyncManager::_registry() {
                       "AcquirerProxy");
     r.register_typeid("RLock", [](const Args&, const Kwds&) { return std::make_shared<referents::LockReferent>(true); },
                       "AcquirerProxy");
+    r.register_typeid("Semaphore", &make_semaphore<false>, "AcquirerProxy");
+    r.register_typeid("BoundedSemaphore", &make_semaphore<true>, "AcquirerProxy");
+    r.register_typeid("Queue", &make_queue);
+    r.register_typeid("JoinableQueue", &make_queue);
     r.register_typeid("list", &make_list, "ListProxy");
     r.register_typeid("dict", &make_dict, "DictProxy");
     r.register_typeid("Value", &make_value, "ValueProxy");
@@ -2070,6 +2231,12 @@ ValueProxy SyncManager::Value(const std::string& typecode, const Object& value, 
 NamespaceProxy SyncManager::Namespace(const Kwds& kwds) { return NamespaceProxy(proxy("Namespace", {}, kwds)); }
 AcquirerProxy SyncManager::Lock() { return AcquirerProxy(proxy("Lock")); }
 AcquirerProxy SyncManager::RLock() { return AcquirerProxy(proxy("RLock")); }
+AcquirerProxy SyncManager::Semaphore(std::int64_t value) { return AcquirerProxy(proxy("Semaphore", {value})); }
+AcquirerProxy SyncManager::BoundedSemaphore(std::int64_t value) {
+  return AcquirerProxy(proxy("BoundedSemaphore", {value}));
+}
+AutoProxy SyncManager::Queue(std::int64_t maxsize) { return AutoProxy(proxy("Queue", {maxsize})); }
+AutoProxy SyncManager::JoinableQueue(std::int64_t maxsize) { return AutoProxy(proxy("JoinableQueue", {maxsize})); }
 EventProxy SyncManager::Event() { return EventProxy(proxy("Event")); }
 
 

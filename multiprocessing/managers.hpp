@@ -552,7 +552,8 @@ class BaseManager {
 };
 
 /// Python: managers.SyncManager: BaseManager with the typeids dict, list,
-/// Value, Namespace, Lock, RLock, Event (and Iterator, without a create method).
+/// Value, Namespace, Lock, RLock, Semaphore, BoundedSemaphore, Event, Queue,
+/// JoinableQueue (and Iterator, without a create method).
 class SyncManager : public BaseManager {
  public:
   explicit SyncManager(std::optional<Address> address = std::nullopt,
@@ -575,6 +576,14 @@ class SyncManager : public BaseManager {
   AcquirerProxy RLock();
   /// Python: Event() (threading's, in the server).
   EventProxy Event();
+  /// Python: Semaphore(value=1) / BoundedSemaphore(value=1) (threading's).
+  AcquirerProxy Semaphore(std::int64_t value = 1);
+  AcquirerProxy BoundedSemaphore(std::int64_t value = 1);
+  /// Python: Queue(maxsize=0) / JoinableQueue(maxsize=0): a queue.Queue in the
+  /// server, through an AutoProxy (put, get, put_nowait, get_nowait, qsize,
+  /// empty, full, task_done, join); get on an empty queue raises queues::Empty.
+  AutoProxy Queue(std::int64_t maxsize = 0);
+  AutoProxy JoinableQueue(std::int64_t maxsize = 0);
 
  protected:
   SyncManager(Registry& registry, std::optional<Address> address, std::optional<Bytes> authkey,

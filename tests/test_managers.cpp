@@ -97,8 +97,15 @@ void die_holding(DictProxy d) {
   mp::os::_exit(0);
 }
 
+/// TestSyncManagerTypes._test_queue: a child puts what the parent gets.
+void put_items(managers::AutoProxy q) {
+  q.call("put", {std::int64_t{1}});
+  q.call("put", {"two"});
+}
+
 }  // namespace manager_tests
 
+MP_REGISTER_TARGET(manager_tests::put_items);
 MP_REGISTER_TARGET(manager_tests::die_holding);
 MP_REGISTER_TARGET(manager_tests::fill);
 MP_REGISTER_TARGET(manager_tests::pitfall);
@@ -475,6 +482,51 @@ TEST_P(TestSyncManagerTypes, ValueEventLocks) {
     FAIL() << "no RuntimeError";
   } catch (const mp::RuntimeError& err) {
     EXPECT_STREQ(err.what(), "cannot release un-acquired lock");
+  }
+}
+
+/// TestSyncManagerTypes: Queue (a child puts), JoinableQueue, Semaphore,
+/// BoundedSemaphore; queue.Empty and queue.Full come back as themselves.
+TEST_P(TestSyncManagerTypes, QueueAndSemaphores) {
+  auto manager = mp::Manager();
+  managers::AutoProxy q = manager.Queue(2);
+  EXPECT_EQ(q._exposed(), (std::vector<std::string>{"empty", "full", "get", "get_nowait", "join", "put",
+                                                    "put_nowait", "qsize", "task_done"}));
+  auto p = mp::Process({.target = &manager_tests::put_items, .args = {q}});
+  p.start();
+  EXPECT_EQ(q.call("get", {true, 60.0}), Object(std::int64_t{1}));
+  EXPECT_EQ(q.call("get"), Object("two"));
+  join_process(p);
+  EXPECT_TRUE(q.call("empty").as<bool>());
+  EXPECT_THROW(q.call("get_nowait"), mp::queues::Empty);
+  EXPECT_THROW(q.call("get", {true, 0.05}), mp::queues::Empty);
+  q.call("put", {"a"});
+  q.call("put", {"b"});
+  EXPECT_TRUE(q.call("full").as<bool>());
+  EXPECT_THROW(q.call("put_nowait", {"c"}), mp::queues::Full);
+  EXPECT_EQ(q.call("qsize"), Object(std::int64_t{2}));
+  managers::AutoProxy jq = manager.JoinableQueue();
+  jq.call("put", {"job"});
+  jq.call("get");
+  jq.call("task_done");
+  jq.call("join");
+  EXPECT_THROW(jq.call("task_done"), mp::ValueError);
+
+  AcquirerProxy sem = manager.Semaphore(2);
+  EXPECT_TRUE(sem.acquire());
+  EXPECT_TRUE(sem.acquire());
+  EXPECT_FALSE(sem.acquire(false));
+  sem.release();
+  sem.release();
+  sem.release();  // a plain Semaphore may go above its start value
+  AcquirerProxy bounded = manager.BoundedSemaphore(1);
+  EXPECT_TRUE(bounded.acquire(true, 1.0));
+  bounded.release();
+  try {
+    bounded.release();
+    FAIL() << "no ValueError";
+  } catch (const mp::ValueError& e) {
+    EXPECT_STREQ(e.what(), "Semaphore released too many times");
   }
 }
 

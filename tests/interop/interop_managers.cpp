@@ -3,7 +3,7 @@
 // machine's python3) and the 3.12 one (tests/interop/handshake312.py):
 //   C++ SyncManager server  <- Python SyncManager client (managers_peer.py client)
 //   Python SyncManager server (get_server().serve_forever()) <- C++ client
-// Both use dict, list, Value, Namespace, Lock, RLock, Event proxies, a nested
+// Both use dict, list, Value, Namespace, Lock, RLock, Event, Queue proxies, a nested
 // proxy, an Iterator, and remote exceptions; a wrong authkey is an
 // AuthenticationError for the client while the server goes on serving.
 //
@@ -132,7 +132,15 @@ void python_server(const std::string& python3, const std::string& peer, const st
     managers::EventProxy ev = client.Event();
     ev.set();
     check(ev.wait(1.0), version + ": Event");
-    check(client._number_of_objects() >= 7, version + ": number_of_objects");
+    managers::AutoProxy q = client.Queue();
+    q.call("put", {"job"});
+    check(q.call("get") == Object("job"), version + ": Queue");
+    try {
+      q.call("get_nowait");
+      check(false, version + ": queue.Empty");
+    } catch (const mp::queues::Empty&) {
+    }
+    check(client._number_of_objects() >= 8, version + ": number_of_objects");
   }
   // Python: manager.shutdown() of a connect()ed manager is a no-op; stop the
   // server with the control request itself.

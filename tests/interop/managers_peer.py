@@ -2,7 +2,7 @@
 #
 #   python3 managers_peer.py client ADDRESS KEY 3.11|3.12   a SyncManager client of
 #       the C++ manager at ADDRESS: uses dict, list, Value, Namespace, Lock,
-#       RLock, Event proxies, a nested proxy and an Iterator, checks what the
+#       RLock, Event, Queue, BoundedSemaphore proxies, a nested proxy and an Iterator, checks what the
 #       C++ server answers, and leaves a dict {'from': 'python'} whose id it
 #       prints as "DICT <id>" for the C++ side to check.
 #   python3 managers_peer.py server KEY 3.11|3.12   a SyncManager server
@@ -12,6 +12,7 @@
 # 3.12 swaps in the 3.12 handshake (handshake312.py).  ADDRESS is a path or
 # HOST:PORT.  Exit status: 0 all well, 1 a check failed, 3 AuthenticationError.
 import os
+import queue
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -111,6 +112,18 @@ def client(address, key):
     check('event', ev.is_set(), False)
     ev.set()
     check('event wait', ev.wait(1), True)
+
+    q = m.Queue()
+    q.put('job')
+    check('queue', (q.qsize(), q.get()), (1, 'job'))
+    try:
+        q.get_nowait()
+        check('queue.Empty', None, 'Empty')
+    except queue.Empty:
+        pass
+    sem = m.BoundedSemaphore(1)
+    with sem:
+        check('semaphore', sem.acquire(False), False)
 
     keep = m.dict({'from': 'python'})
     print(f'DICT {keep._token.id}', flush=True)
