@@ -103,8 +103,16 @@ void put_items(managers::AutoProxy q) {
   q.call("put", {"two"});
 }
 
+/// Python: _TestManagerRestart's server side: get_server().serve_forever() in
+/// a process of its own, until a client sends 'shutdown'.
+void serve_at(std::string host, std::int64_t port, mp::Bytes authkey) {
+  managers::SyncManager manager(mp::connection::InetAddress{host, static_cast<int>(port)}, authkey);
+  manager.get_server().serve_forever();
+}
+
 }  // namespace manager_tests
 
+MP_REGISTER_TARGET(manager_tests::serve_at);
 MP_REGISTER_TARGET(manager_tests::put_items);
 MP_REGISTER_TARGET(manager_tests::die_holding);
 MP_REGISTER_TARGET(manager_tests::fill);
@@ -401,6 +409,39 @@ TEST_P(TestManagerRestart, Restart) {
     EXPECT_THROW(wrong.connect(), mp::AuthenticationError);
     EXPECT_EQ(d.len(), 1);  // the server goes on serving others
   }
+}
+
+/// _TestManagerRestart: a server run with get_server().serve_forever() in a
+/// child, used by a connect()ed client, stopped by a 'shutdown' request: the
+/// serving process exits 0.
+TEST_P(TestManagerRestart, ServeForever) {
+  int port;
+  {
+    mp::connection::Listener probe(mp::connection::InetAddress{"127.0.0.1", 0});
+    port = std::get<mp::connection::InetAddress>(probe.address()).second;
+  }
+  mp::Bytes authkey("served");
+  auto p = mp::Process({.target = &manager_tests::serve_at, .args = {"127.0.0.1", std::int64_t{port}, authkey}});
+  p.start();
+  managers::SyncManager client(mp::connection::InetAddress{"127.0.0.1", port}, authkey);
+  EXPECT_TRUE(wait_until([&] {
+    try {
+      client.connect();
+      return true;
+    } catch (const mp::OSError&) {
+      return false;  // not listening yet
+    }
+  }));
+  {
+    DictProxy d = client.dict(Object::Dict{{"k", "v"}});
+    EXPECT_EQ(d.getitem("k"), Object("v"));
+    EXPECT_EQ(client._number_of_objects(), 1);
+  }
+  EXPECT_EQ(client._number_of_objects(), 0);
+  auto conn = mp::connection::Client(mp::connection::InetAddress{"127.0.0.1", port}, std::nullopt, authkey);
+  managers::dispatch(conn, Object(), "shutdown");
+  join_process(p);
+  EXPECT_EQ(p.exitcode(), 0);
 }
 
 /// Faults: a server that dies makes proxy calls fail promptly (EOFError or
