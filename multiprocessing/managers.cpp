@@ -1518,7 +1518,7 @@ ProxyModuleState& proxy_state() {
 std::string connection_name() { return current_process().name(); }
 
 /// Python: Client(address, authkey=authkey), as a manager's client opens it.
-/// Over TCP, with TCP_NODELAY: the client's last handshake message (#WELCOME#)
+/// Over TCP, with TCP_NODELAY: the client's last handshake message (\#WELCOME\#)
 /// and its first request leave back to back, and Nagle's algorithm would hold
 /// the request until the server's delayed ACK of the first, 40 ms on Linux,
 /// on every control request (CPython pays that delay).
