@@ -18,20 +18,10 @@
 #include <string>
 
 #include "multiprocessing.hpp"
+#include "queue_manager.hpp"
 
 namespace mp = multiprocessing;
 namespace managers = multiprocessing::managers;
-
-/// Python: class QueueManager(BaseManager): pass
-class QueueManager : public managers::BaseManager {
- public:
-  QueueManager(mp::connection::Address address, mp::Bytes authkey)
-      : BaseManager(_registry(), std::move(address), std::move(authkey), "pickle", nullptr, 1.0) {}
-  static managers::Registry& _registry() {
-    static managers::Registry registry("QueueManager", &BaseManager::_registry());
-    return registry;
-  }
-};
 
 namespace {
 // Python: QueueManager.register('get_queue'): no callable on the client side.
