@@ -10,6 +10,7 @@
 #include "multiprocessing/exceptions.hpp"
 #include "multiprocessing/forkserver.hpp"
 #include "multiprocessing/heap.hpp"
+#include "multiprocessing/managers.hpp"
 #include "multiprocessing/os.hpp"
 #include "multiprocessing/popen_fork.hpp"
 #include "multiprocessing/popen_forkserver.hpp"

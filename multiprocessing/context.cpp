@@ -212,6 +212,7 @@ synchronize::Event Event() { return _default_context().Event(); }
 queues::Queue Queue(int maxsize) { return _default_context().Queue(maxsize); }
 queues::JoinableQueue JoinableQueue(int maxsize) { return _default_context().JoinableQueue(maxsize); }
 queues::SimpleQueue SimpleQueue() { return _default_context().SimpleQueue(); }
+managers::SyncManager Manager() { return _default_context().Manager(); }
 pool::Pool Pool(std::optional<int> processes, Target initializer, Args initargs,
                 std::optional<int> maxtasksperchild) {
   return _default_context().Pool(processes, std::move(initializer), std::move(initargs), maxtasksperchild);

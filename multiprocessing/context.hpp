@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "multiprocessing/connection.hpp"
+#include "multiprocessing/managers.hpp"
 #include "multiprocessing/pool.hpp"
 #include "multiprocessing/process.hpp"
 #include "multiprocessing/queues.hpp"
@@ -79,6 +80,14 @@ class BaseContext {
     return queues::JoinableQueue(maxsize, &get_context());
   }
   queues::SimpleQueue SimpleQueue() { return queues::SimpleQueue(&get_context()); }
+
+  /// Python: Manager(): a SyncManager of this context, started (its server
+  /// runs in a child process of this context's start method).
+  managers::SyncManager Manager() {
+    managers::SyncManager m(std::nullopt, std::nullopt, "pickle", &get_context());
+    m.start();
+    return m;
+  }
 
   /// Python: Pool(processes=None, initializer=None, initargs=(),
   /// maxtasksperchild=None): a pool whose workers this context starts.
@@ -303,6 +312,7 @@ synchronize::Barrier Barrier(int parties, std::function<void()> action = {},
 queues::Queue Queue(int maxsize = 0);
 queues::JoinableQueue JoinableQueue(int maxsize = 0);
 queues::SimpleQueue SimpleQueue();
+managers::SyncManager Manager();
 pool::Pool Pool(std::optional<int> processes = std::nullopt, Target initializer = {}, Args initargs = {},
                 std::optional<int> maxtasksperchild = std::nullopt);
 // Python: multiprocessing.Value, Array, RawValue, RawArray (the default

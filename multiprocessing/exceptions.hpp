@@ -94,8 +94,10 @@ class IndexError : public Exception {
   const char* python_name() const noexcept override { return "IndexError"; }
 };
 
-/// Python builtin AttributeError: what Python raises where the port's object
-/// lacks the state a method needs (terminate() before start(): `_popen` is None).
+/// Python builtin AttributeError: a name an object does not have (a manager's
+/// referent asked for a method it does not expose, a Namespace's missing
+/// attribute), or the state a method needs (terminate() before start():
+/// `_popen` is None).
 class AttributeError : public Exception {
  public:
   using Exception::Exception;
@@ -107,6 +109,13 @@ class KeyError : public Exception {
  public:
   using Exception::Exception;
   const char* python_name() const noexcept override { return "KeyError"; }
+};
+
+/// Python: builtins.StopIteration: an iterator is exhausted (a manager's Iterator).
+class StopIteration : public Exception {
+ public:
+  using Exception::Exception;
+  const char* python_name() const noexcept override { return "StopIteration"; }
 };
 
 /// Python builtin ZeroDivisionError.

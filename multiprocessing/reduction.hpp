@@ -413,6 +413,17 @@ struct Convert<std::optional<T>> {
   }
 };
 
+/// Object::Dict itself (a vector of pairs, which the vector form above would
+/// read as a list of 2-tuples): `obj.as<Object::Dict>()` reads a dict.
+template <>
+struct Convert<Object::Dict> {
+  static Object to_object(const Object::Dict& d) { return Object(d); }
+  static Object::Dict from_object(const Object& o) {
+    if (const auto* d = std::get_if<Object::Dict>(&o.variant())) return *d;
+    o.type_mismatch("dict");
+  }
+};
+
 /// Read an Object as T (free-function spelling of Object::as<T>()).
 template <class T>
 T from_object(const Object& o) { return Convert<T>::from_object(o); }

@@ -10,7 +10,7 @@ warning; once the test exists, the mark must go (the script fails until it does)
 
 It fails (exit 1) when
   - a row is malformed: not three tab-separated fields, or a status that is none of
-    "Suite.Name ...", "does not apply: <why>", "module not in this library: <module>";
+    "Suite.Name ...", "does not apply: <why>", "not ported: <what the C++ lacks>";
   - a C++ name in the table is not a test of TEST_BINARY (--gtest_list_tests);
   - a test method of CPython's file has no row, or a row names a method that CPython's
     file does not have (in that class).
@@ -26,7 +26,6 @@ import subprocess
 import sys
 import sysconfig
 
-MODULES = {"queues", "pool", "managers"}
 BRANCH_MARK = "from another branch"
 CPP_NAME = re.compile(r"^[A-Za-z_]\w*\.[A-Za-z_]\w*$")
 
@@ -53,14 +52,12 @@ def read_table(path):
             if status.startswith("does not apply: "):
                 if not status[len("does not apply: "):].strip():
                     errors.append(f"{path}:{number}: 'does not apply' without a reason")
-            elif status.startswith("module not in this library: "):
-                module = status[len("module not in this library: "):]
-                if module not in MODULES:
-                    errors.append(f"{path}:{number}: unknown module {module!r} "
-                                  f"(one of {', '.join(sorted(MODULES))})")
+            elif status.startswith("not ported: "):
+                if not status[len("not ported: "):].strip():
+                    errors.append(f"{path}:{number}: 'not ported' without saying what is missing")
             elif not all(CPP_NAME.match(name) for name in status.split(" ")):
                 errors.append(f"{path}:{number}: status is neither C++ test names (Suite.Name) "
-                              f"nor 'does not apply: ...' nor 'module not in this library: ...': "
+                              f"nor 'does not apply: ...' nor 'not ported: ...': "
                               f"{status!r}")
             rows.append((number, cls, method, status, elsewhere))
     return rows, errors
@@ -123,7 +120,7 @@ def main(argv):
     compiled = compiled_tests(binary)
     warnings = []
     for number, cls, method, status, elsewhere in rows:
-        if status.startswith(("does not apply: ", "module not in this library: ")):
+        if status.startswith(("does not apply: ", "not ported: ")):
             if elsewhere:
                 errors.append(f"{table}:{number}: '{BRANCH_MARK}' on a row without C++ names")
             continue
@@ -161,7 +158,7 @@ def main(argv):
         print(error)
     if errors:
         return 1
-    counts = {"ported": 0, "does not apply": 0, "module not in this library": 0}
+    counts = {"ported": 0, "does not apply": 0, "not ported": 0}
     for _, _, _, status, _ in rows:
         key = next((k for k in counts if status.startswith(k + ":")), "ported")
         counts[key] += 1

@@ -116,7 +116,7 @@ void queue_in_child() {
 void report_empty(mp::queues::SimpleQueue queue, mp::synchronize::Event child_can_start,
                   mp::synchronize::Event parent_can_continue) {
   child_can_start.wait();
-  // issue 30301, could fail under spawn and forkserver (Python's comment).
+  // CPython issue 30301, could fail under spawn and forkserver (Python's comment).
   queue.put(queue.empty());
   queue.put(queue.empty());
   parent_can_continue.set();

@@ -27,15 +27,17 @@
 #include "multiprocessing/exceptions.hpp"
 #include "multiprocessing/os.hpp"
 #include "multiprocessing/reduction.hpp"
-
-extern char** environ;
+#include "python_peer.hpp"
 
 namespace mp = multiprocessing;
 namespace conn = multiprocessing::connection;
 
 namespace {
 
-constexpr double LIMIT = 20.0;  // seconds any single step may take
+using interop::LIMIT;
+using interop::Python;
+using interop::read_address;
+using interop::spawn;
 
 /// The same list as peer.py's payloads().
 std::vector<std::string> payloads() {
@@ -44,71 +46,6 @@ std::vector<std::string> payloads() {
   std::string all(256, '\0');
   for (int i = 0; i < 256; ++i) all[i] = static_cast<char>(i);
   return {"", "x", all, std::string(16384, 'a'), std::string(16385, 'b'), big};
-}
-
-/// A python3 child; its stdout is a pipe when `capture` (for the listener's address).
-struct Python {
-  pid_t pid = -1;
-  mp::os::Fd out;
-
-  Python() = default;
-  Python(Python&& other) noexcept : pid(std::exchange(other.pid, -1)), out(std::move(other.out)) {}
-
-  /// Wait for its exit status, at most LIMIT seconds, then kill it.
-  int finish() {
-    double deadline = mp::os::monotonic() + LIMIT;
-    for (;;) {
-      auto [got, status] = mp::os::waitpid(pid, WNOHANG);
-      if (got == pid) {
-        pid = -1;
-        return mp::os::waitstatus_to_exitcode(status);
-      }
-      if (mp::os::monotonic() > deadline) ::kill(pid, SIGKILL);
-      mp::os::sleep(0.01);
-    }
-  }
-  ~Python() {
-    if (pid > 0) {
-      ::kill(pid, SIGKILL);
-      ::waitpid(pid, nullptr, 0);
-    }
-  }
-};
-
-Python spawn(const std::vector<std::string>& args, bool capture) {
-  Python child;
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  mp::os::Fd r, w;
-  if (capture) {
-    std::tie(r, w) = mp::os::pipe();
-    // The pipe is close-on-exec; dup2 onto 1 makes a copy without the flag.
-    posix_spawn_file_actions_adddup2(&actions, w.get(), 1);
-  }
-  std::vector<char*> argv;
-  for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  int rc = ::posix_spawnp(&child.pid, argv[0], &actions, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  if (rc != 0) throw mp::OSError("posix_spawnp", rc);
-  child.out = std::move(r);
-  return child;
-}
-
-/// Read the "ADDRESS <addr>" line the Python listener prints.
-std::string read_address(Python& python) {
-  std::string line;
-  while (line.find('\n') == std::string::npos) {
-    if (mp::connection::wait({python.out.get()}, LIMIT).empty()) {
-      throw mp::TimeoutError("python listener printed no address");
-    }
-    std::string chunk = mp::os::read(python.out.get(), 256);
-    if (chunk.empty()) throw mp::EOFError("python listener exited before its address");
-    line += chunk;
-  }
-  line.erase(line.find('\n'));
-  if (line.rfind("ADDRESS ", 0) != 0) throw mp::ValueError("unexpected line: " + line);
-  return line.substr(8);
 }
 
 /// recv_bytes, bounded in time.

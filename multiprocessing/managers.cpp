@@ -1,0 +1,2263 @@
+// multiprocessing/managers.cpp
+// Mirrors CPython 3.11 Lib/multiprocessing/managers.py.  See managers.hpp for
+// the shape of the module and the object model of the server.
+#include "multiprocessing/managers.hpp"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <csignal>
+#include <cstdio>
+#include <deque>
+#include <thread>
+
+#include "multiprocessing/context.hpp"
+#include "multiprocessing/os.hpp"
+#include "multiprocessing/reduction/pickle.hpp"
+#include "multiprocessing/spawn.hpp"
+
+namespace multiprocessing::managers {
+
+namespace {
+
+const std::string kModule = "multiprocessing.managers";
+
+std::string hex_id(const void* p) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%lx", static_cast<unsigned long>(reinterpret_cast<std::uintptr_t>(p)));
+  return buf;
+}
+
+std::string py_repr(const std::string& s) { return Object(s).repr(); }
+
+const Object::Tuple& as_tuple(const Object& o, std::size_t n, const char* what) {
+  const auto* t = std::get_if<Object::Tuple>(&o.variant());
+  if (t == nullptr || t->items.size() != n) {
+    throw ValueError(std::string("not enough values to unpack (expected ") + std::to_string(n) + ") in " +
+                     what + ": " + o.repr());
+  }
+  return *t;
+}
+
+/// Python's `args` of a call: a tuple or list on the wire.
+Args args_of(const Object& o) {
+  if (const auto* t = std::get_if<Object::Tuple>(&o.variant())) return t->items;
+  if (const auto* l = std::get_if<Object::List>(&o.variant())) return *l;
+  o.type_mismatch("tuple");
+}
+
+Kwds kwds_of(const Object& o) {
+  if (o.is_none()) return {};
+  if (const auto* d = std::get_if<Object::Dict>(&o.variant())) return *d;
+  o.type_mismatch("dict");
+}
+
+bool is_number(const Object& o) {
+  const auto& v = o.variant();
+  return std::holds_alternative<bool>(v) || std::holds_alternative<std::int64_t>(v) ||
+         std::holds_alternative<double>(v);
+}
+
+double number_of(const Object& o) {
+  const auto& v = o.variant();
+  if (const bool* b = std::get_if<bool>(&v)) return *b ? 1 : 0;
+  if (const auto* i = std::get_if<std::int64_t>(&v)) return static_cast<double>(*i);
+  return std::get<double>(v);
+}
+
+/// Python's ==: 1 == 1.0 == True, unlike Object's ==.
+bool py_eq(const Object& a, const Object& b) {
+  if (is_number(a) && is_number(b)) return number_of(a) == number_of(b);
+  return a == b;
+}
+
+/// Python's <, for list.sort(): numbers with numbers, str with str, bytes
+/// with bytes, sequences item by item.  \throws TypeError for other pairs.
+bool py_lt(const Object& a, const Object& b) {
+  if (is_number(a) && is_number(b)) return number_of(a) < number_of(b);
+  if (a.variant().index() == b.variant().index()) {
+    if (const auto* s = std::get_if<std::string>(&a.variant())) return *s < std::get<std::string>(b.variant());
+    if (const auto* s = std::get_if<Bytes>(&a.variant())) return s->data < std::get<Bytes>(b.variant()).data;
+    const std::vector<Object>* x = nullptr;
+    const std::vector<Object>* y = nullptr;
+    if (const auto* l = std::get_if<Object::List>(&a.variant())) {
+      x = l;
+      y = &std::get<Object::List>(b.variant());
+    } else if (const auto* t = std::get_if<Object::Tuple>(&a.variant())) {
+      x = &t->items;
+      y = &std::get<Object::Tuple>(b.variant()).items;
+    }
+    if (x != nullptr) {
+      for (std::size_t i = 0; i < x->size() && i < y->size(); ++i) {
+        if (!py_eq((*x)[i], (*y)[i])) return py_lt((*x)[i], (*y)[i]);
+      }
+      return x->size() < y->size();
+    }
+  }
+  throw TypeError("'<' not supported between instances of '" + a.type_name() + "' and '" + b.type_name() + "'");
+}
+
+/// A KeyError that carries its key, so that '\#ERROR' holds KeyError(key) as
+/// Python's does (KeyError(5), not KeyError('5')).
+class KeyErrorWithKey : public KeyError {
+ public:
+  explicit KeyErrorWithKey(Object key)
+      : KeyError(std::holds_alternative<std::string>(key.variant()) ? std::get<std::string>(key.variant())
+                                                                     : key.repr()),
+        key_(std::move(key)) {}
+  const Object& key() const { return key_; }
+
+ private:
+  Object key_;
+};
+
+/// Python: pickling an exception raised by a referent's method.
+Object reduce_error(const std::exception& e) {
+  if (const auto* k = dynamic_cast<const KeyErrorWithKey*>(&e)) {
+    return Object::Reduced{{"builtins", "KeyError"}, {k->key()}};
+  }
+  return reduction::_reduce_exception(e);
+}
+
+void check_count(const std::string& name, const Args& args, std::size_t lo, std::size_t hi) {
+  if (args.size() < lo || args.size() > hi) {
+    throw TypeError(name + " expected " + (lo == hi ? std::to_string(lo) : "at most " + std::to_string(hi)) +
+                    " argument" + (hi == 1 ? "" : "s") + ", got " + std::to_string(args.size()));
+  }
+}
+
+std::string join_repr(const std::vector<std::string>& names) {
+  std::string out = "(";
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    if (i) out += ", ";
+    out += py_repr(names[i]);
+  }
+  if (names.size() == 1) out += ",";
+  return out + ")";
+}
+
+Object names_tuple(const std::vector<std::string>& names) {
+  Object::Tuple t;
+  for (const auto& n : names) t.items.emplace_back(n);
+  return t;
+}
+
+std::vector<std::string> names_of(const Object& o) {
+  std::vector<std::string> out;
+  for (const auto& item : args_of(o)) out.push_back(item.as<std::string>());
+  return out;
+}
+
+/// Normalize a Python index against `size`.  \throws IndexError(message).
+std::size_t normalize_index(std::int64_t index, std::size_t size, const char* message) {
+  std::int64_t n = static_cast<std::int64_t>(size);
+  if (index < 0) index += n;
+  if (index < 0 || index >= n) throw IndexError(message);
+  return static_cast<std::size_t>(index);
+}
+
+/// Python's list(iterable) for what a container method accepts: a list, a
+/// tuple, a set, a str (its characters), a dict (its keys).
+Object::List items_of(const Object& o) {
+  const auto& v = o.variant();
+  if (const auto* l = std::get_if<Object::List>(&v)) return *l;
+  if (const auto* t = std::get_if<Object::Tuple>(&v)) return t->items;
+  if (const auto* s = std::get_if<Object::Set>(&v)) return s->items();
+  if (const auto* s = std::get_if<Object::FrozenSet>(&v)) return s->items();
+  if (const auto* d = std::get_if<Object::Dict>(&v)) {
+    Object::List keys;
+    for (const auto& [k, val] : *d) keys.push_back(k);
+    return keys;
+  }
+  if (const auto* s = std::get_if<std::string>(&v)) {
+    Object::List chars;
+    for (char c : *s) chars.emplace_back(std::string(1, c));
+    return chars;
+  }
+  throw TypeError("'" + o.type_name() + "' object is not iterable");
+}
+
+/// Python: listener_client[serializer]: only 'pickle' here (the xmlrpclib
+/// serializer is not ported).  \throws ValueError for another.
+void check_serializer(const std::string& serializer) {
+  if (serializer != "pickle") {
+    throw ValueError("serializer " + py_repr(serializer) + " is not supported by this port (only 'pickle')");
+  }
+}
+
+}  // namespace
+
+// ------------------------------------------------------------------ exceptions, protocol
+
+RemoteError::RemoteError(const std::string& traceback)
+    : Exception("\n" + std::string(75, '-') + "\n" + traceback + std::string(75, '-')), traceback_(traceback) {}
+
+std::string format_exc(const std::exception& e, const std::string& where) {
+  return "Traceback (most recent call last):\n  File \"<manager server>\", in " + where + "\n" +
+         exception_type_name(e) + ": " + e.what() + "\n";
+}
+
+void raise_converted_error(const std::string& kind, const Object& result) {
+  if (kind == "#ERROR") reduction::_raise_exception(result);
+  if (kind == "#TRACEBACK" || kind == "#UNSERIALIZABLE") {
+    const auto* text = std::get_if<std::string>(&result.variant());
+    if (text == nullptr) {
+      throw TypeError("Result " + result.repr() + " (kind '" + kind + "') type is " + result.type_name() +
+                      ", not str");
+    }
+    if (kind == "#UNSERIALIZABLE") throw RemoteError("Unserializable message: " + *text + "\n");
+    throw RemoteError(*text);
+  }
+  throw ValueError("Unrecognized message type " + py_repr(kind));
+}
+
+Object dispatch(connection::Connection& c, const Object& id, const std::string& methodname, const Args& args,
+                const Kwds& kwds) {
+  c.send(Object::Tuple{{id, methodname, Object::Tuple{args}, kwds}});
+  Object received = c.recv();
+  const Object::Tuple& reply = as_tuple(received, 2, "a manager's reply");
+  std::string kind = reply.items[0].as<std::string>();
+  if (kind == "#RETURN") return reply.items[1];
+  raise_converted_error(kind, reply.items[1]);
+}
+
+// ------------------------------------------------------------------ Token, addresses
+
+std::string Token::repr() const {
+  return "Token(typeid=" + py_repr(typeid_) + ", address=" + connection::address_repr(address) +
+         ", id=" + py_repr(id) + ")";
+}
+
+Object address_to_object(const Address& address) {
+  if (const auto* path = std::get_if<std::string>(&address)) return *path;
+  const auto& [host, port] = std::get<connection::InetAddress>(address);
+  return Object::Tuple{{host, std::int64_t{port}}};
+}
+
+Address address_from_object(const Object& obj) {
+  if (const auto* path = std::get_if<std::string>(&obj.variant())) return *path;
+  const Object::List* items = nullptr;
+  Object::List list;
+  if (const auto* t = std::get_if<Object::Tuple>(&obj.variant())) {
+    items = &t->items;
+  } else if (const auto* l = std::get_if<Object::List>(&obj.variant())) {
+    items = l;  // the xmlrpclib serializer turns tuples into lists
+  }
+  if (items == nullptr || items->size() != 2) throw TypeError("not an address: " + obj.repr());
+  return connection::InetAddress{(*items)[0].as<std::string>(), (*items)[1].as<int>()};
+}
+
+}  // namespace multiprocessing::managers
+
+namespace multiprocessing {
+
+Object Convert<managers::Token>::to_object(const managers::Token& t) {
+  return Object::Reduced{{"multiprocessing.managers", "Token"},
+                         {},
+                         /*newobj=*/true,
+                         {Object::Tuple{{t.typeid_, managers::address_to_object(t.address), t.id}}}};
+}
+
+managers::Token Convert<managers::Token>::from_object(const Object& o) {
+  const Object::Reduced* r = o.reduced();
+  if (r == nullptr || r->callable != Object::Global{"multiprocessing.managers", "Token"} || r->state.size() != 1) {
+    throw TypeError("expected a pickled Token, got " + o.repr());
+  }
+  // Python: Token.__setstate__((typeid, address, id)).
+  const auto* t = std::get_if<Object::Tuple>(&r->state[0].variant());
+  if (t == nullptr || t->items.size() != 3) throw TypeError("bad Token state: " + r->state[0].repr());
+  return managers::Token{t->items[0].as<std::string>(), managers::address_from_object(t->items[1]),
+                         t->items[2].as<std::string>()};
+}
+
+}  // namespace multiprocessing
+
+namespace multiprocessing::managers {
+
+// ------------------------------------------------------------------ referents
+
+Object Referent::getvalue() const {
+  throw PicklingError("cannot pickle '" + type_name() + "' object");
+}
+
+MethodsReferent& MethodsReferent::def(const std::string& name, Method method) {
+  methods_[name] = std::move(method);
+  return *this;
+}
+
+Object MethodsReferent::call(const std::string& methodname, const Args& args, const Kwds& kwds) {
+  auto it = methods_.find(methodname);
+  if (it == methods_.end()) {
+    throw AttributeError("'" + type_name_ + "' object has no attribute " + py_repr(methodname));
+  }
+  return it->second(args, kwds);
+}
+
+std::vector<std::string> MethodsReferent::public_methods() const {
+  std::vector<std::string> out;
+  for (const auto& [name, m] : methods_) {
+    if (!name.empty() && name[0] != '_' && name[0] != '#') out.push_back(name);
+  }
+  return out;
+}
+
+std::string MethodsReferent::repr() const { return "<" + type_name_ + " object at 0x" + hex_id(this) + ">"; }
+
+namespace {
+struct ReferentBox {
+  std::shared_ptr<Referent> referent;
+};
+}  // namespace
+
+Object wrap_referent(std::shared_ptr<Referent> referent) {
+  Object::Reduced r{{kModule, "_Referent"}, {}};
+  std::string type = referent->type_name();
+  r.local = std::make_shared<ReferentBox>(ReferentBox{std::move(referent)});
+  r.reduce = [type]() -> Object { throw PicklingError("cannot pickle " + py_repr(type) + " object"); };
+  return r;
+}
+
+std::shared_ptr<Referent> unwrap_referent(const Object& obj) {
+  const Object::Reduced* r = obj.reduced();
+  if (r == nullptr || r->callable != Object::Global{kModule, "_Referent"} || !r->local) return nullptr;
+  return static_cast<const ReferentBox*>(r->local.get())->referent;
+}
+
+namespace referents {
+
+/// Python: an iterator object in the server (the Iterator typeid): a dict's
+/// __iter__ gives one over a snapshot of its keys.
+class IteratorReferent : public MethodsReferent {
+ public:
+  explicit IteratorReferent(Object::List items) : MethodsReferent("dict_keyiterator"), items_(std::move(items)) {
+    def("__next__", [this](const Args&, const Kwds&) {
+      std::lock_guard guard(mutex_);
+      if (next_ >= items_.size()) throw StopIteration("");
+      return items_[next_++];
+    });
+    def("close", [this](const Args&, const Kwds&) {
+      std::lock_guard guard(mutex_);
+      next_ = items_.size();
+      return Object();
+    });
+  }
+
+ private:
+  std::mutex mutex_;
+  Object::List items_;
+  std::size_t next_ = 0;
+};
+
+/// What the dict and list referents share: their items under one mutex
+/// (Python's GIL: one method at a time), printed and copied as a value.
+template <class Items>
+class ContainerReferent : public MethodsReferent {
+ public:
+  ContainerReferent(std::string type_name, Items items)
+      : MethodsReferent(std::move(type_name)), items_(std::move(items)) {
+    def("__len__", [this](const Args&, const Kwds&) {
+      std::lock_guard guard(mutex_);
+      return Object(static_cast<std::int64_t>(items_.size()));
+    });
+  }
+  std::string repr() const override {
+    std::lock_guard guard(mutex_);
+    return Object(items_).repr();
+  }
+  Object getvalue() const override {
+    std::lock_guard guard(mutex_);
+    return items_;
+  }
+
+ protected:
+  mutable std::mutex mutex_;
+  Items items_;
+};
+
+/// Python: builtins.dict in the server (the dict typeid).
+class DictReferent : public ContainerReferent<Object::Dict> {
+ public:
+  DictReferent() : ContainerReferent("dict", {}) {
+    def("__getitem__", [this](const Args& a, const Kwds&) {
+      check_count("__getitem__", a, 1, 1);
+      std::lock_guard guard(mutex_);
+      return at(a[0]);
+    });
+    def("__setitem__", [this](const Args& a, const Kwds&) {
+      check_count("__setitem__", a, 2, 2);
+      std::lock_guard guard(mutex_);
+      set(a[0], a[1]);
+      return Object();
+    });
+    def("__delitem__", [this](const Args& a, const Kwds&) {
+      check_count("__delitem__", a, 1, 1);
+      std::lock_guard guard(mutex_);
+      items_.erase(items_.begin() + static_cast<std::ptrdiff_t>(position(a[0])));
+      return Object();
+    });
+    def("__contains__", [this](const Args& a, const Kwds&) {
+      check_count("__contains__", a, 1, 1);
+      std::lock_guard guard(mutex_);
+      return Object(find(a[0]) != nullptr);
+    });
+    def("__iter__", [this](const Args&, const Kwds&) {
+      std::lock_guard guard(mutex_);
+      Object::List keys;
+      for (const auto& [k, v] : items_) keys.push_back(k);
+      return wrap_referent(std::make_shared<IteratorReferent>(std::move(keys)));
+    });
+    def("get", [this](const Args& a, const Kwds&) {
+      check_count("get", a, 1, 2);
+      std::lock_guard guard(mutex_);
+      const Object* v = find(a[0]);
+      return v ? *v : (a.size() > 1 ? a[1] : Object());
+    });
+    def("keys", [this](const Args&, const Kwds&) {
+      std::lock_guard guard(mutex_);
+      Object::List out;
+      for (const auto& [k, v] : items_) out.push_back(k);
+      return Object(std::move(out));
+    });
+    def("values", [this](const Args&, const Kwds&) {
+      std::lock_guard guard(mutex_);
+      Object::List out;
+      for (const auto& [k, v] : items_) out.push_back(v);
+      return Object(std::move(out));
+    });
+    def("items", [this](const Args&, const Kwds&) {
+      std::lock_guard guard(mutex_);
+      Object::List out;
+      for (const auto& [k, v] : items_) out.emplace_back(Object::Tuple{{k, v}});
+      return Object(std::move(out));
+    });
+    def("update", [this](const Args& a, const Kwds& k) {
+      check_count("update", a, 0, 1);
+      std::lock_guard guard(mutex_);
+      if (!a.empty()) update(a[0]);
+      for (const auto& [key, value] : k) set(key, value);
+      return Object();
+    });
+    def("pop", [this](const Args& a, const Kwds&) {
+      check_count("pop", a, 1, 2);
+      std::lock_guard guard(mutex_);
+      if (find(a[0]) == nullptr) {
+        if (a.size() > 1) return a[1];
+        throw KeyErrorWithKey(a[0]);
+      }
+      std::size_t i = position(a[0]);
+      Object v = items_[i].second;
+      items_.erase(items_.begin() + static_cast<std::ptrdiff_t>(i));
+      return v;
+    });
+    def("popitem", [this](const Args&, const Kwds&) {
+      std::lock_guard guard(mutex_);
+      if (items_.empty()) throw KeyError("popitem(): dictionary is empty");
+      auto [k, v] = items_.back();
+      items_.pop_back();
+      return Object(Object::Tuple{{k, v}});
+    });
+    def("setdefault", [this](const Args& a, const Kwds&) {
+      check_count("setdefault", a, 1, 2);
+      std::lock_guard guard(mutex_);
+      if (const Object* v = find(a[0])) return *v;
+      Object d = a.size() > 1 ? a[1] : Object();
+      items_.emplace_back(a[0], d);
+      return d;
+    });
+    def("clear", [this](const Args&, const Kwds&) {
+      std::lock_guard guard(mutex_);
+      items_.clear();
+      return Object();
+    });
+    def("copy", [this](const Args&, const Kwds&) {
+      std::lock_guard guard(mutex_);
+      return Object(items_);
+    });
+  }
+  /// Python: dict(mapping_or_pairs, **kwds).
+  void init(const Args& args, const Kwds& kwds) {
+    check_count("dict", args, 0, 1);
+    if (!args.empty()) update(args[0]);
+    for (const auto& [key, value] : kwds) set(key, value);
+  }
+ private:
+  const Object* find(const Object& key) const {
+    for (const auto& [k, v] : items_) {
+      if (py_eq(k, key)) return &v;
+    }
+    return nullptr;
+  }
+  std::size_t position(const Object& key) const {
+    for (std::size_t i = 0; i < items_.size(); ++i) {
+      if (py_eq(items_[i].first, key)) return i;
+    }
+    throw KeyErrorWithKey(key);
+  }
+  Object at(const Object& key) const {
+    if (const Object* v = find(key)) return *v;
+    throw KeyErrorWithKey(key);
+  }
+  void set(const Object& key, const Object& value) {
+    for (auto& [k, v] : items_) {
+      if (py_eq(k, key)) {
+        v = value;
+        return;
+      }
+    }
+    items_.emplace_back(key, value);
+  }
+  void update(const Object& other) {
+    if (const auto* d = std::get_if<Object::Dict>(&other.variant())) {
+      for (const auto& [k, v] : *d) set(k, v);
+      return;
+    }
+    for (const auto& pair : items_of(other)) {
+      Object::List kv = items_of(pair);
+      if (kv.size() != 2) {
+        throw ValueError("dictionary update sequence element has length " + std::to_string(kv.size()) +
+                         "; 2 is required");
+      }
+      set(kv[0], kv[1]);
+    }
+  }
+
+};
+
+/// Python: builtins.list in the server (the list typeid).
+class ListReferent : public ContainerReferent<Object::List> {
+ public:
+  explicit ListReferent(Object::List items) : ContainerReferent("list", std::move(items)) {
+    def("__getitem__", [this](const Args& a, const Kwds&) {
+      check_count("__getitem__", a, 1, 1);
+      std::lock_guard guard(mutex_);
+      if (const Object::Reduced* r = a[0].reduced(); r && r->callable == Object::Global{"builtins", "slice"}) {
+        return Object(slice(*r));
+      }
+      return items_[normalize_index(a[0].as<std::int64_t>(), items_.size(), "list index out of range")];
+    });
+    def("__setitem__", [this](const Args& a, const Kwds&) {
+      check_count("__setitem__", a, 2, 2);
+      std::lock_guard guard(mutex_);
+      items_[normalize_index(a[0].as<std::int64_t>(), items_.size(), "list assignment index out of range")] = a[1];
+      return Object();
+    });
+    def("__delitem__", [this](const Args& a, const Kwds&) {
+      check_count("__delitem__", a, 1, 1);
+      std::lock_guard guard(mutex_);
+      std::size_t i = normalize_index(a[0].as<std::int64_t>(), items_.size(), "list assignment index out of range");
+      items_.erase(items_.begin() + static_cast<std::ptrdiff_t>(i));
+      return Object();
+    });
+    def("__contains__", [this](const Args& a, const Kwds&) {
+      check_count("__contains__", a, 1, 1);
+      std::lock_guard guard(mutex_);
+      return Object(index_of(a[0]).has_value());
+    });
+    def("__add__", [this](const Args& a, const Kwds&) {
+      check_count("__add__", a, 1, 1);
+      std::lock_guard guard(mutex_);
+      Object::List out = items_;
+      const auto* other = std::get_if<Object::List>(&a[0].variant());
+      if (other == nullptr) {
+        throw TypeError("can only concatenate list (not \"" + a[0].type_name() + "\") to list");
+      }
+      out.insert(out.end(), other->begin(), other->end());
+      return Object(std::move(out));
+    });
+    auto mul = [this](const Args& a, const Kwds&) {
+      check_count("__mul__", a, 1, 1);
+      std::lock_guard guard(mutex_);
+      return Object(repeated(a[0].as<std::int64_t>()));
+    };
+    def("__mul__", mul);
+    def("__rmul__", mul);
+    def("__imul__", [this](const Args& a, const Kwds&) {
+      check_count("__imul__", a, 1, 1);
+      std::lock_guard guard(mutex_);
+      items_ = repeated(a[0].as<std::int64_t>());
+      return Object(items_);  // Python's list.__imul__ returns the list itself
+    });
+    def("__reversed__", [this](const Args&, const Kwds&) {
+      std::lock_guard guard(mutex_);
+      return wrap_referent(std::make_shared<IteratorReferent>(Object::List(items_.rbegin(), items_.rend())));
+    });
+    def("append", [this](const Args& a, const Kwds&) {
+      check_count("append", a, 1, 1);
+      std::lock_guard guard(mutex_);
+      items_.push_back(a[0]);
+      return Object();
+    });
+    def("extend", [this](const Args& a, const Kwds&) {
+      check_count("extend", a, 1, 1);
+      Object::List more = items_of(a[0]);
+      std::lock_guard guard(mutex_);
+      items_.insert(items_.end(), more.begin(), more.end());
+      return Object();
+    });
+    def("index", [this](const Args& a, const Kwds&) {
+      check_count("index", a, 1, 1);
+      std::lock_guard guard(mutex_);
+      auto i = index_of(a[0]);
+      if (!i) throw ValueError(a[0].repr() + " is not in list");
+      return Object(static_cast<std::int64_t>(*i));
+    });
+    def("count", [this](const Args& a, const Kwds&) {
+      check_count("count", a, 1, 1);
+      std::lock_guard guard(mutex_);
+      std::int64_t n = 0;
+      for (const auto& item : items_) n += py_eq(item, a[0]) ? 1 : 0;
+      return Object(n);
+    });
+    def("insert", [this](const Args& a, const Kwds&) {
+      check_count("insert", a, 2, 2);
+      std::lock_guard guard(mutex_);
+      auto size = static_cast<std::int64_t>(items_.size());
+      std::int64_t i = a[0].as<std::int64_t>();
+      if (i < 0) i = std::max<std::int64_t>(0, i + size);
+      i = std::min(i, size);
+      items_.insert(items_.begin() + i, a[1]);
+      return Object();
+    });
+    def("remove", [this](const Args& a, const Kwds&) {
+      check_count("remove", a, 1, 1);
+      std::lock_guard guard(mutex_);
+      auto i = index_of(a[0]);
+      if (!i) throw ValueError("list.remove(x): x not in list");
+      items_.erase(items_.begin() + static_cast<std::ptrdiff_t>(*i));
+      return Object();
+    });
+    def("pop", [this](const Args& a, const Kwds&) {
+      check_count("pop", a, 0, 1);
+      std::lock_guard guard(mutex_);
+      if (items_.empty()) throw IndexError("pop from empty list");
+      std::size_t i = normalize_index(a.empty() ? -1 : a[0].as<std::int64_t>(), items_.size(), "pop index out of range");
+      Object v = items_[i];
+      items_.erase(items_.begin() + static_cast<std::ptrdiff_t>(i));
+      return v;
+    });
+    def("reverse", [this](const Args&, const Kwds&) {
+      std::lock_guard guard(mutex_);
+      std::reverse(items_.begin(), items_.end());
+      return Object();
+    });
+    def("sort", [this](const Args& a, const Kwds& k) {
+      check_count("sort", a, 0, 0);
+      bool reverse = false;
+      for (const auto& [key, value] : k) {
+        if (key == Object("reverse")) {
+          reverse = value.as<bool>();
+        } else if (key == Object("key") && value.is_none()) {
+        } else {
+          throw TypeError(key.repr() + " is an invalid keyword argument for sort() (a key function cannot "
+                          "reach a C++ manager)");
+        }
+      }
+      std::lock_guard guard(mutex_);
+      Object::List sorted = items_;  // sorted aside: a TypeError leaves the list as it was
+      std::stable_sort(sorted.begin(), sorted.end(),
+                       [reverse](const Object& x, const Object& y) { return reverse ? py_lt(y, x) : py_lt(x, y); });
+      items_ = std::move(sorted);
+      return Object();
+    });
+  }
+ private:
+  std::optional<std::size_t> index_of(const Object& value) const {
+    for (std::size_t i = 0; i < items_.size(); ++i) {
+      if (py_eq(items_[i], value)) return i;
+    }
+    return std::nullopt;
+  }
+  Object::List repeated(std::int64_t n) const {
+    Object::List out;
+    for (std::int64_t i = 0; i < n; ++i) out.insert(out.end(), items_.begin(), items_.end());
+    return out;
+  }
+  /// Python: list[slice(start, stop, step)].
+  Object::List slice(const Object::Reduced& s) const {
+    auto size = static_cast<std::int64_t>(items_.size());
+    auto arg = [&s](std::size_t i) -> std::optional<std::int64_t> {
+      if (i >= s.args.size() || s.args[i].is_none()) return std::nullopt;
+      return s.args[i].as<std::int64_t>();
+    };
+    std::int64_t step = arg(2).value_or(1);
+    if (step == 0) throw ValueError("slice step cannot be zero");
+    auto clamp = [&](std::optional<std::int64_t> v, std::int64_t dflt) {
+      if (!v) return dflt;
+      std::int64_t x = *v < 0 ? *v + size : *v;
+      return step > 0 ? std::clamp<std::int64_t>(x, 0, size) : std::clamp<std::int64_t>(x, -1, size - 1);
+    };
+    std::int64_t start = clamp(arg(0), step > 0 ? 0 : size - 1);
+    std::int64_t stop = clamp(arg(1), step > 0 ? size : -1);
+    Object::List out;
+    for (std::int64_t i = start; step > 0 ? i < stop : i > stop; i += step) out.push_back(items_[static_cast<std::size_t>(i)]);
+    return out;
+  }
+
+};
+
+/// Python: managers.Value(typecode, value, lock=True) in the server.
+class ValueReferent : public MethodsReferent {
+ public:
+  ValueReferent(std::string typecode, Object value)
+      : MethodsReferent("Value"), typecode_(std::move(typecode)), value_(std::move(value)) {
+    def("get", [this](const Args&, const Kwds&) {
+      std::lock_guard guard(mutex_);
+      return value_;
+    });
+    def("set", [this](const Args& a, const Kwds&) {
+      check_count("set", a, 1, 1);
+      std::lock_guard guard(mutex_);
+      value_ = a[0];
+      return Object();
+    });
+  }
+  std::string repr() const override {
+    std::lock_guard guard(mutex_);
+    return "Value(" + py_repr(typecode_) + ", " + value_.repr() + ")";
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  std::string typecode_;
+  Object value_;
+};
+
+/// Python: managers.Namespace(**kwds) in the server.
+class NamespaceReferent : public MethodsReferent {
+ public:
+  explicit NamespaceReferent(Kwds attrs) : MethodsReferent("Namespace"), attrs_(std::move(attrs)) {
+    def("__getattribute__", [this](const Args& a, const Kwds&) {
+      check_count("__getattribute__", a, 1, 1);
+      std::lock_guard guard(mutex_);
+      for (const auto& [k, v] : attrs_) {
+        if (k == a[0]) return v;
+      }
+      throw AttributeError("'Namespace' object has no attribute " + a[0].repr());
+    });
+    def("__setattr__", [this](const Args& a, const Kwds&) {
+      check_count("__setattr__", a, 2, 2);
+      std::lock_guard guard(mutex_);
+      for (auto& [k, v] : attrs_) {
+        if (k == a[0]) {
+          v = a[1];
+          return Object();
+        }
+      }
+      attrs_.emplace_back(a[0], a[1]);
+      return Object();
+    });
+    def("__delattr__", [this](const Args& a, const Kwds&) {
+      check_count("__delattr__", a, 1, 1);
+      std::lock_guard guard(mutex_);
+      for (auto it = attrs_.begin(); it != attrs_.end(); ++it) {
+        if (it->first == a[0]) {
+          attrs_.erase(it);
+          return Object();
+        }
+      }
+      throw AttributeError("'Namespace' object has no attribute " + a[0].repr());
+    });
+  }
+  std::string repr() const override {
+    std::lock_guard guard(mutex_);
+    return namespace_repr(attrs_);
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  Kwds attrs_;
+};
+
+/// Python: threading.Lock / threading.RLock in the server.  The owner of an
+/// RLock is the server thread that serves the caller's connection, as in
+/// Python (one per client thread).
+class LockReferent : public MethodsReferent {
+ public:
+  explicit LockReferent(bool recursive) : MethodsReferent(recursive ? "RLock" : "lock"), recursive_(recursive) {
+    def("acquire", [this](const Args& a, const Kwds& k) {
+      check_count("acquire", a, 0, 2);
+      bool blocking = a.empty() ? true : a[0].as<bool>();
+      std::optional<double> timeout;
+      if (a.size() > 1 && !a[1].is_none() && a[1].as<double>() >= 0) timeout = a[1].as<double>();
+      for (const auto& [key, value] : k) {
+        if (key == Object("blocking")) blocking = value.as<bool>();
+        if (key == Object("timeout") && !value.is_none() && value.as<double>() >= 0) timeout = value.as<double>();
+      }
+      return Object(acquire(blocking, timeout));
+    });
+    def("release", [this](const Args&, const Kwds&) {
+      release();
+      return Object();
+    });
+  }
+  bool acquire(bool blocking, std::optional<double> timeout) {
+    std::unique_lock guard(mutex_);
+    auto me = std::this_thread::get_id();
+    if (recursive_ && count_ > 0 && owner_ == me) {
+      ++count_;
+      return true;
+    }
+    auto free = [this] { return count_ == 0; };
+    if (!blocking) {
+      if (!free()) return false;
+    } else if (timeout) {
+      if (!cond_.wait_for(guard, std::chrono::duration<double>(*timeout), free)) return false;
+    } else {
+      cond_.wait(guard, free);
+    }
+    count_ = 1;
+    owner_ = me;
+    return true;
+  }
+  void release() {
+    std::lock_guard guard(mutex_);
+    if (recursive_) {
+      if (count_ == 0 || owner_ != std::this_thread::get_id()) throw RuntimeError("cannot release un-acquired lock");
+    } else if (count_ == 0) {
+      throw RuntimeError("release unlocked lock");
+    }
+    if (--count_ == 0) cond_.notify_one();
+  }
+  std::string repr() const override {
+    std::lock_guard guard(mutex_);
+    if (recursive_) {
+      return std::string("<") + (count_ ? "locked" : "unlocked") + " _thread.RLock object owner=0 count=" +
+             std::to_string(count_) + " at 0x" + hex_id(this) + ">";
+    }
+    return std::string("<") + (count_ ? "locked" : "unlocked") + " _thread.lock object at 0x" + hex_id(this) + ">";
+  }
+
+ private:
+  bool recursive_;
+  mutable std::mutex mutex_;
+  std::condition_variable cond_;
+  int count_ = 0;
+  std::thread::id owner_;
+};
+
+/// Python: threading.Semaphore / threading.BoundedSemaphore in the server.
+class SemaphoreReferent : public MethodsReferent {
+ public:
+  SemaphoreReferent(std::int64_t value, bool bounded)
+      : MethodsReferent(bounded ? "BoundedSemaphore" : "Semaphore"), value_(value), initial_(value), bounded_(bounded) {
+    if (value < 0) throw ValueError("semaphore initial value must be >= 0");
+    def("acquire", [this](const Args& a, const Kwds&) {
+      check_count("acquire", a, 0, 2);
+      bool blocking = a.empty() ? true : a[0].as<bool>();
+      std::unique_lock guard(mutex_);
+      auto ready = [this] { return value_ > 0; };
+      if (!blocking) {
+        if (!ready()) return Object(false);
+      } else if (a.size() > 1 && !a[1].is_none()) {
+        if (!cond_.wait_for(guard, std::chrono::duration<double>(std::max(0.0, a[1].as<double>())), ready)) {
+          return Object(false);
+        }
+      } else {
+        cond_.wait(guard, ready);
+      }
+      --value_;
+      return Object(true);
+    });
+    def("release", [this](const Args& a, const Kwds&) {
+      check_count("release", a, 0, 1);
+      std::int64_t n = a.empty() ? 1 : a[0].as<std::int64_t>();
+      if (n < 1) throw ValueError("n must be one or more");
+      std::lock_guard guard(mutex_);
+      if (bounded_ && value_ + n > initial_) throw ValueError("Semaphore released too many times");
+      value_ += n;
+      cond_.notify_all();
+      return Object();
+    });
+  }
+  std::string repr() const override {
+    std::lock_guard guard(mutex_);
+    return "<threading." + type_name() + " at 0x" + hex_id(this) + ": value=" + std::to_string(value_) + ">";
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  std::condition_variable cond_;
+  std::int64_t value_;
+  std::int64_t initial_;
+  bool bounded_;
+};
+
+/// Python: queue.Queue(maxsize=0) in the server (the Queue and JoinableQueue
+/// typeids): put/get with block and timeout, task_done/join.
+class QueueReferent : public MethodsReferent {
+ public:
+  explicit QueueReferent(std::int64_t maxsize) : MethodsReferent("Queue"), maxsize_(maxsize) {
+    def("put", [this](const Args& a, const Kwds& k) {
+      check_count("put", a, 1, 3);
+      auto [block, timeout] = block_and_timeout(a, k);
+      put(a[0], block, timeout);
+      return Object();
+    });
+    def("put_nowait", [this](const Args& a, const Kwds&) {
+      check_count("put_nowait", a, 1, 1);
+      put(a[0], false, std::nullopt);
+      return Object();
+    });
+    def("get", [this](const Args& a, const Kwds& k) {
+      check_count("get", a, 0, 2);
+      Args shifted{Object()};  // block_and_timeout reads a[1], a[2] as put's
+      shifted.insert(shifted.end(), a.begin(), a.end());
+      auto [block, timeout] = block_and_timeout(shifted, k);
+      return get(block, timeout);
+    });
+    def("get_nowait", [this](const Args&, const Kwds&) { return get(false, std::nullopt); });
+    def("qsize", [this](const Args&, const Kwds&) {
+      std::lock_guard guard(mutex_);
+      return Object(static_cast<std::int64_t>(items_.size()));
+    });
+    def("empty", [this](const Args&, const Kwds&) {
+      std::lock_guard guard(mutex_);
+      return Object(items_.empty());
+    });
+    def("full", [this](const Args&, const Kwds&) {
+      std::lock_guard guard(mutex_);
+      return Object(maxsize_ > 0 && static_cast<std::int64_t>(items_.size()) >= maxsize_);
+    });
+    def("task_done", [this](const Args&, const Kwds&) {
+      std::lock_guard guard(mutex_);
+      if (unfinished_ <= 0) throw ValueError("task_done() called too many times");
+      if (--unfinished_ == 0) changed_.notify_all();
+      return Object();
+    });
+    def("join", [this](const Args&, const Kwds&) {
+      std::unique_lock guard(mutex_);
+      changed_.wait(guard, [this] { return unfinished_ == 0; });
+      return Object();
+    });
+  }
+  std::string repr() const override { return "<queue.Queue object at 0x" + hex_id(this) + ">"; }
+
+ private:
+  static std::pair<bool, std::optional<double>> block_and_timeout(const Args& a, const Kwds& k) {
+    bool block = a.size() > 1 ? a[1].as<bool>() : true;
+    std::optional<double> timeout;
+    if (a.size() > 2 && !a[2].is_none()) timeout = a[2].as<double>();
+    for (const auto& [key, value] : k) {
+      if (key == Object("block")) block = value.as<bool>();
+      if (key == Object("timeout") && !value.is_none()) timeout = value.as<double>();
+    }
+    if (timeout && *timeout < 0) throw ValueError("'timeout' must be a non-negative number");
+    return {block, timeout};
+  }
+  void put(const Object& item, bool block, std::optional<double> timeout) {
+    std::unique_lock guard(mutex_);
+    auto room = [this] { return maxsize_ <= 0 || static_cast<std::int64_t>(items_.size()) < maxsize_; };
+    if (!block || (timeout && *timeout == 0)) {
+      if (!room()) throw queues::Full("");
+    } else if (timeout) {
+      if (!changed_.wait_for(guard, std::chrono::duration<double>(*timeout), room)) throw queues::Full("");
+    } else {
+      changed_.wait(guard, room);
+    }
+    items_.push_back(item);
+    ++unfinished_;
+    changed_.notify_all();
+  }
+  Object get(bool block, std::optional<double> timeout) {
+    std::unique_lock guard(mutex_);
+    auto some = [this] { return !items_.empty(); };
+    if (!block || (timeout && *timeout == 0)) {
+      if (!some()) throw queues::Empty("");
+    } else if (timeout) {
+      if (!changed_.wait_for(guard, std::chrono::duration<double>(*timeout), some)) throw queues::Empty("");
+    } else {
+      changed_.wait(guard, some);
+    }
+    Object item = std::move(items_.front());
+    items_.pop_front();
+    changed_.notify_all();
+    return item;
+  }
+
+  std::mutex mutex_;
+  std::condition_variable changed_;  // Python's not_empty, not_full and all_tasks_done in one
+  std::deque<Object> items_;
+  std::int64_t maxsize_;
+  std::int64_t unfinished_ = 0;
+};
+
+/// Python: threading.Event in the server.
+class EventReferent : public MethodsReferent {
+ public:
+  EventReferent() : MethodsReferent("Event") {
+    def("is_set", [this](const Args&, const Kwds&) {
+      std::lock_guard guard(mutex_);
+      return Object(flag_);
+    });
+    def("set", [this](const Args&, const Kwds&) {
+      std::lock_guard guard(mutex_);
+      flag_ = true;
+      cond_.notify_all();
+      return Object();
+    });
+    def("clear", [this](const Args&, const Kwds&) {
+      std::lock_guard guard(mutex_);
+      flag_ = false;
+      return Object();
+    });
+    def("wait", [this](const Args& a, const Kwds&) {
+      check_count("wait", a, 0, 1);
+      std::unique_lock guard(mutex_);
+      if (a.empty() || a[0].is_none()) {
+        cond_.wait(guard, [this] { return flag_; });
+        return Object(true);
+      }
+      return Object(cond_.wait_for(guard, std::chrono::duration<double>(std::max(0.0, a[0].as<double>())),
+                                   [this] { return flag_; }));
+    });
+  }
+  std::string repr() const override {
+    std::lock_guard guard(mutex_);
+    return std::string("<threading.Event at 0x") + hex_id(this) + ": " + (flag_ ? "set" : "unset") + ">";
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  std::condition_variable cond_;
+  bool flag_ = false;
+};
+
+}  // namespace referents
+
+std::string namespace_repr(const Kwds& attrs) {
+  // Python: Namespace.__repr__: the public attributes, sorted by name.
+  std::vector<std::pair<std::string, std::string>> shown;
+  for (const auto& [k, v] : attrs) {
+    const auto* name = std::get_if<std::string>(&k.variant());
+    if (name != nullptr && !name->empty() && (*name)[0] != '_') shown.emplace_back(*name, v.repr());
+  }
+  std::sort(shown.begin(), shown.end());
+  std::string out = "Namespace(";
+  for (std::size_t i = 0; i < shown.size(); ++i) {
+    if (i) out += ", ";
+    out += shown[i].first + "=" + shown[i].second;
+  }
+  return out + ")";
+}
+
+// ------------------------------------------------------------------ Registry
+
+namespace {
+struct RegistryTable {
+  std::mutex mutex;
+  std::map<std::string, Registry*> by_name;
+};
+RegistryTable& registry_table() {
+  static auto* table = new RegistryTable;  // never destroyed: registries may outlive statics
+  return *table;
+}
+}  // namespace
+
+Registry::Registry(std::string class_name, const Registry* base) : class_name_(std::move(class_name)) {
+  if (base != nullptr) {
+    std::lock_guard guard(base->mutex_);
+    entries_ = base->entries_;  // Python: cls._registry = cls._registry.copy()
+  }
+  auto& table = registry_table();
+  std::lock_guard guard(table.mutex);
+  if (!table.by_name.emplace(class_name_, this).second) {
+    throw ValueError("a manager registry named " + py_repr(class_name_) + " exists already");
+  }
+}
+
+Registry::~Registry() {
+  auto& table = registry_table();
+  std::lock_guard guard(table.mutex);
+  auto it = table.by_name.find(class_name_);
+  if (it != table.by_name.end() && it->second == this) table.by_name.erase(it);
+}
+
+bool Registry::register_typeid(const std::string& typeid_, Callable callable, std::optional<std::string> proxytype,
+                               std::optional<std::vector<std::string>> exposed,
+                               std::optional<std::map<std::string, std::string>> method_to_typeid,
+                               bool create_method) {
+  TypeidEntry entry;
+  entry.callable = std::move(callable);
+  entry.proxytype = proxytype.value_or("AutoProxy");
+  entry.exposed = exposed ? exposed : proxy_exposed(entry.proxytype);
+  entry.method_to_typeid = method_to_typeid ? *method_to_typeid : proxy_method_to_typeid(entry.proxytype);
+  entry.create_method = create_method;
+  std::lock_guard guard(mutex_);
+  entries_[typeid_] = std::move(entry);
+  return true;
+}
+
+TypeidEntry Registry::get(const std::string& typeid_) const {
+  std::lock_guard guard(mutex_);
+  auto it = entries_.find(typeid_);
+  if (it == entries_.end()) throw KeyError(py_repr(typeid_));
+  return it->second;
+}
+
+bool Registry::contains(const std::string& typeid_) const {
+  std::lock_guard guard(mutex_);
+  return entries_.count(typeid_) != 0;
+}
+
+std::vector<std::string> Registry::typeids() const {
+  std::lock_guard guard(mutex_);
+  std::vector<std::string> out;
+  for (const auto& [name, e] : entries_) out.push_back(name);
+  return out;
+}
+
+Registry* Registry::find(const std::string& class_name) {
+  auto& table = registry_table();
+  std::lock_guard guard(table.mutex);
+  auto it = table.by_name.find(class_name);
+  return it == table.by_name.end() ? nullptr : it->second;
+}
+
+std::optional<std::vector<std::string>> proxy_exposed(const std::string& proxytype) {
+  static const std::map<std::string, std::vector<std::string>> exposed = {
+      {"DictProxy",
+       {"__contains__", "__delitem__", "__getitem__", "__iter__", "__len__", "__setitem__", "clear", "copy", "get",
+        "items", "keys", "pop", "popitem", "setdefault", "update", "values"}},
+      {"ListProxy",
+       {"__add__", "__contains__", "__delitem__", "__getitem__", "__len__", "__mul__", "__reversed__", "__rmul__",
+        "__setitem__", "append", "count", "extend", "index", "insert", "pop", "remove", "reverse", "sort",
+        "__imul__"}},
+      {"ValueProxy", {"get", "set"}},
+      {"NamespaceProxy", {"__getattribute__", "__setattr__", "__delattr__"}},
+      {"AcquirerProxy", {"acquire", "release"}},
+      {"EventProxy", {"is_set", "set", "clear", "wait"}},
+      {"IteratorProxy", {"__next__", "send", "throw", "close"}},
+  };
+  auto it = exposed.find(proxytype);
+  if (it == exposed.end()) return std::nullopt;
+  return it->second;
+}
+
+std::map<std::string, std::string> proxy_method_to_typeid(const std::string& proxytype) {
+  if (proxytype == "DictProxy") return {{"__iter__", "Iterator"}};
+  return {};
+}
+
+// ------------------------------------------------------------------ Server
+
+namespace {
+/// Python: id_to_obj[ident]: (obj, exposed, method_to_typeid).
+struct Held {
+  std::shared_ptr<Referent> obj;
+  std::vector<std::string> exposed;
+  std::map<std::string, std::string> method_to_typeid;
+};
+}  // namespace
+
+struct Server::State {
+  const Registry* registry = nullptr;
+  Bytes authkey;
+  std::optional<connection::Listener> listener;
+  Address address;
+  std::mutex mutex;  // Python: self.mutex: guards the three maps
+  std::map<std::string, Held> id_to_obj;
+  std::map<std::string, std::int64_t> id_to_refcount;
+  std::map<std::string, Held> id_to_local_proxy_obj;
+  std::mutex stop_mutex;
+  std::condition_variable stop_cond;
+  bool stop = false;  // Python: stop_event
+};
+
+namespace {
+/// Python: current_process()._manager_server: the server this process runs
+/// (RebuildProxy asks it whether a proxy it unpickles is one of its own).
+std::weak_ptr<Server::State>& current_server() {
+  static std::weak_ptr<Server::State> server;
+  return server;
+}
+std::mutex& current_server_mutex() {
+  static std::mutex m;
+  return m;
+}
+}  // namespace
+
+const std::vector<std::string> Server::public_ = {"shutdown", "create", "accept_connection", "get_methods",
+                                                  "debug_info", "number_of_objects", "dummy", "incref", "decref"};
+
+Server::Server(const Registry& registry, std::optional<Address> address, Bytes authkey, const std::string& serializer) {
+  check_serializer(serializer);
+  // Python: Listener(address=address, backlog=16), without authkey: each
+  // connection's own thread runs the challenge, so a slow client cannot hold
+  // up the accept loop.
+  state_ = std::make_shared<State>();
+  state_->registry = &registry;
+  state_->authkey = std::move(authkey);
+  state_->listener.emplace(address, std::nullopt, 16, std::nullopt);
+  state_->address = state_->listener->address();
+}
+
+const Address& Server::address() const { return state_->address; }
+
+void Server::serve_forever() {
+  {
+    std::lock_guard guard(current_server_mutex());
+    current_server() = state_;
+  }
+  // Python: the daemon `accepter` thread.  Detached: the process ends (with
+  // _exit, in _bootstrap) while it still waits in accept().
+  std::thread([self = *this]() mutable {
+    while (true) {
+      try {
+        connection::Connection c = self.state_->listener->accept();
+        // Python: one daemon thread per connection, running handle_request.
+        std::thread([self, conn = std::move(c)]() mutable { self.handle_request(std::move(conn)); }).detach();
+      } catch (const OSError&) {
+        if (self.state_->listener->closed()) return;
+      }
+    }
+  }).detach();
+  std::unique_lock guard(state_->stop_mutex);
+  state_->stop_cond.wait(guard, [this] { return state_->stop; });
+  util::debug("manager received shutdown message");
+  throw SystemExit(0);  // Python: sys.exit(0)
+}
+
+void Server::handle_request(connection::Connection c) {
+  Object msg;
+  try {
+    // Per-message time limit on the handshake: a client that connects and
+    // says nothing does not keep this thread forever (Python waits forever).
+    double deadline = os::monotonic() + connection::CONNECTION_TIMEOUT;
+    connection::deliver_challenge(c, state_->authkey, "", deadline);
+    connection::answer_challenge(c, state_->authkey, deadline);
+    Object received = c.recv();
+    const Object::Tuple& request = as_tuple(received, 4, "a manager request");
+    std::string funcname = request.items[1].as<std::string>();
+    if (std::find(public_.begin(), public_.end(), funcname) == public_.end()) {
+      throw AssertionError(py_repr(funcname) + " unrecognized");
+    }
+    Args args = args_of(request.items[2]);
+    Kwds kwds = kwds_of(request.items[3]);
+    Object result;
+    if (funcname == "create") {
+      if (args.empty()) throw TypeError("create() missing 1 required positional argument: 'typeid'");
+      result = create(c, args[0].as<std::string>(), Args(args.begin() + 1, args.end()), kwds);
+    } else if (funcname == "incref" || funcname == "decref") {
+      check_count(funcname, args, 1, 1);
+      if (funcname == "incref") {
+        incref(c, args[0].as<std::string>());
+      } else {
+        decref(c, args[0].as<std::string>());
+      }
+    } else if (funcname == "debug_info") {
+      result = debug_info(c);
+    } else if (funcname == "number_of_objects") {
+      result = number_of_objects(c);
+    } else if (funcname == "get_methods") {
+      check_count(funcname, args, 1, 1);
+      result = get_methods(c, args[0]);
+    } else if (funcname == "accept_connection") {
+      check_count(funcname, args, 1, 1);
+      accept_connection(c, args[0].as<std::string>());
+      return;  // Python: serve_client ends with sys.exit(0), swallowed here
+    } else if (funcname == "shutdown") {
+      shutdown(c);
+    }
+    msg = Object::Tuple{{"#RETURN", result}};
+  } catch (const std::exception& e) {
+    msg = Object::Tuple{{"#TRACEBACK", format_exc(e, "_handle_request")}};
+  }
+  try {
+    c.send(msg);
+  } catch (const std::exception& e) {
+    try {
+      c.send(Object::Tuple{{"#TRACEBACK", format_exc(e, "_handle_request")}});
+    } catch (const std::exception&) {
+    }
+    util::info(std::string("Failure to send message: ") + msg.repr());
+  }
+}
+
+Object Server::create(connection::Connection& c, const std::string& typeid_, const Args& args, const Kwds& kwds) {
+  TypeidEntry entry = state_->registry->get(typeid_);
+  std::shared_ptr<Referent> obj;
+  if (!entry.callable) {
+    if (!kwds.empty() || args.size() != 1) throw ValueError("Without callable, must have one non-keyword argument");
+    obj = unwrap_referent(args[0]);
+    if (!obj) throw TypeError("typeid " + py_repr(typeid_) + " has no callable and got a plain value");
+  } else {
+    obj = entry.callable(args, kwds);
+  }
+  std::vector<std::string> exposed = entry.exposed ? *entry.exposed : obj->public_methods();
+  for (const auto& [method, t] : entry.method_to_typeid) exposed.push_back(method);  // Python: list + list
+  std::string ident = hex_id(obj.get());
+  util::debug(py_repr(typeid_) + " callable returned object with id " + ident);
+  {
+    std::lock_guard guard(state_->mutex);
+    state_->id_to_obj[ident] = Held{obj, exposed, entry.method_to_typeid};
+    if (state_->id_to_refcount.count(ident) == 0) state_->id_to_refcount[ident] = 0;
+  }
+  incref(c, ident);
+  return Object::Tuple{{ident, names_tuple(exposed)}};
+}
+
+void Server::incref(connection::Connection&, const std::string& ident) {
+  std::lock_guard guard(state_->mutex);
+  auto it = state_->id_to_refcount.find(ident);
+  if (it != state_->id_to_refcount.end()) {
+    ++it->second;
+    return;
+  }
+  // Python: a manager-owned proxy's referent comes back into tracking.
+  auto local = state_->id_to_local_proxy_obj.find(ident);
+  if (local == state_->id_to_local_proxy_obj.end()) throw KeyError(py_repr(ident));
+  state_->id_to_refcount[ident] = 1;
+  state_->id_to_obj[ident] = local->second;
+}
+
+void Server::decref(connection::Connection&, const std::string& ident) {
+  std::shared_ptr<Referent> dying;  // destroyed outside the mutex, as Python does
+  {
+    std::lock_guard guard(state_->mutex);
+    auto it = state_->id_to_refcount.find(ident);
+    if (it == state_->id_to_refcount.end()) {
+      if (state_->id_to_local_proxy_obj.count(ident)) return;
+      throw KeyError(py_repr(ident));
+    }
+    if (it->second <= 0) {
+      throw AssertionError("Id " + ident + " (" + state_->id_to_obj[ident].obj->repr() + ") has refcount " +
+                           std::to_string(it->second) + ", not 1+");
+    }
+    if (--it->second == 0) {
+      state_->id_to_refcount.erase(it);
+      auto held = state_->id_to_obj.find(ident);
+      if (held != state_->id_to_obj.end()) {
+        dying = std::move(held->second.obj);
+        state_->id_to_obj.erase(held);
+      }
+      util::debug("disposing of obj with id " + ident);
+    }
+  }
+}
+
+std::string Server::debug_info(connection::Connection&) {
+  std::lock_guard guard(state_->mutex);
+  std::string out;
+  for (const auto& [ident, count] : state_->id_to_refcount) {
+    if (!out.empty()) out += "\n";
+    std::string shown = state_->id_to_obj.count(ident) ? state_->id_to_obj[ident].obj->str() : "None";
+    out += "  " + ident + ":       refcount=" + std::to_string(count) + "\n    " + shown.substr(0, 75);
+  }
+  return out;
+}
+
+std::int64_t Server::number_of_objects(connection::Connection&) {
+  std::lock_guard guard(state_->mutex);
+  return static_cast<std::int64_t>(state_->id_to_refcount.size());
+}
+
+void Server::shutdown(connection::Connection& c) {
+  util::debug("manager received shutdown message");
+  // Python sends this reply here and handle_request sends another: a
+  // shutdown request gets two identical replies (the client reads one).
+  c.send(Object::Tuple{{"#RETURN", Object()}});
+  std::lock_guard guard(state_->stop_mutex);
+  state_->stop = true;
+  state_->stop_cond.notify_all();
+}
+
+Object Server::get_methods(connection::Connection&, const Object& token) {
+  Token t = token.as<Token>();
+  std::lock_guard guard(state_->mutex);
+  auto it = state_->id_to_obj.find(t.id);
+  if (it == state_->id_to_obj.end()) throw KeyError(py_repr(t.id));
+  return names_tuple(it->second.exposed);
+}
+
+void Server::accept_connection(connection::Connection& c, const std::string& name) {
+  (void)name;  // Python: threading.current_thread().name = name (for its logs)
+  c.send(Object::Tuple{{"#RETURN", Object()}});
+  serve_client(c);
+}
+
+void Server::serve_client(connection::Connection& conn) {
+  util::debug("starting server thread to service a client");
+  while (true) {
+    Object msg;
+    std::optional<std::string> methodname;
+    std::string ident;
+    Held held;
+    try {
+      Object request;
+      try {
+        request = conn.recv();
+      } catch (const EOFError&) {
+        util::debug("got EOF -- exiting thread serving a client");
+        return;  // Python: sys.exit(0) of this thread
+      }
+      const Object::Tuple& t = as_tuple(request, 4, "a method call");
+      ident = t.items[0].as<std::string>();
+      methodname = t.items[1].as<std::string>();
+      Args args = args_of(t.items[2]);
+      Kwds kwds = kwds_of(t.items[3]);
+      bool found = false;
+      {
+        std::lock_guard guard(state_->mutex);
+        if (auto it = state_->id_to_obj.find(ident); it != state_->id_to_obj.end()) {
+          held = it->second;
+          found = true;
+        } else if (auto local = state_->id_to_local_proxy_obj.find(ident);
+                   local != state_->id_to_local_proxy_obj.end()) {
+          held = local->second;
+          found = true;
+        }
+      }
+      // Python: a KeyError for an unknown ident becomes a '#TRACEBACK'.
+      if (!found) throw KeyError(py_repr(ident));
+      bool exposed = std::find(held.exposed.begin(), held.exposed.end(), *methodname) != held.exposed.end();
+      if (!exposed) {
+        throw AttributeError("method " + py_repr(*methodname) + " of " + py_repr(held.obj->type_name()) +
+                             " object is not in exposed=" + join_repr(held.exposed));
+      }
+      try {
+        Object res = held.obj->call(*methodname, args, kwds);
+        auto typeid_it = held.method_to_typeid.find(*methodname);
+        if (typeid_it != held.method_to_typeid.end()) {
+          // Python: the result becomes a shared object of that typeid.
+          Object made = create(conn, typeid_it->second, {res}, {});
+          const Object::Tuple& created = as_tuple(made, 2, "create's result");
+          Token token{typeid_it->second, state_->address, created.items[0].as<std::string>()};
+          msg = Object::Tuple{{"#PROXY", Object::Tuple{{created.items[1], Object(token)}}}};
+        } else {
+          msg = Object::Tuple{{"#RETURN", res}};
+        }
+      } catch (const std::exception& e) {
+        msg = Object::Tuple{{"#ERROR", reduce_error(e)}};
+      }
+    } catch (const AttributeError& e) {
+      // Python: fallback_mapping: __str__, __repr__, #GETVALUE work even when
+      // not exposed.
+      if (!methodname) {
+        msg = Object::Tuple{{"#TRACEBACK", format_exc(e, "serve_client")}};
+      } else if (*methodname == "__str__") {
+        msg = Object::Tuple{{"#RETURN", held.obj->str()}};
+      } else if (*methodname == "__repr__") {
+        msg = Object::Tuple{{"#RETURN", held.obj->repr()}};
+      } else if (*methodname == "#GETVALUE") {
+        try {
+          msg = Object::Tuple{{"#RETURN", held.obj->getvalue()}};
+        } catch (const PicklingError& e2) {
+          // Python fails to pickle the referent when it sends it.
+          msg = Object::Tuple{{"#UNSERIALIZABLE", format_exc(e2, "serve_client")}};
+        } catch (const std::exception& e2) {
+          msg = Object::Tuple{{"#TRACEBACK", format_exc(e2, "serve_client")}};
+        }
+      } else {
+        msg = Object::Tuple{{"#TRACEBACK", format_exc(e, "serve_client") +
+                                               "\nDuring handling of the above exception, another exception "
+                                               "occurred:\n\nTraceback (most recent call last):\n  File "
+                                               "\"<manager server>\", in serve_client\nKeyError: " +
+                                               py_repr(*methodname) + "\n"}};
+      }
+    } catch (const std::exception& e) {
+      msg = Object::Tuple{{"#TRACEBACK", format_exc(e, "serve_client")}};
+    }
+    try {
+      try {
+        conn.send(msg);
+      } catch (const PicklingError& e) {
+        conn.send(Object::Tuple{{"#UNSERIALIZABLE", format_exc(e, "serve_client")}});
+      }
+    } catch (const std::exception& e) {
+      util::info(std::string("exception in thread serving ") + e.what());
+      conn.close();
+      return;  // Python: sys.exit(1) of this thread
+    }
+  }
+}
+
+// ------------------------------------------------------------------ BaseProxy
+
+namespace {
+
+/// Python: BaseProxy._address_to_local[address]: this process's connections
+/// to one manager, one per thread (Python: the ForkAwareLocal `_tls`), and how
+/// many proxies of this process use that manager (Python: the idset).
+struct AddressLocal {
+  std::map<std::thread::id, std::shared_ptr<connection::Connection>> connections;
+  std::size_t proxies = 0;
+};
+
+struct ProxyModuleState {
+  std::mutex mutex;  // Python: BaseProxy._mutex
+  pid_t pid = 0;     // the process these connections belong to
+  std::map<std::string, AddressLocal> address_to_local;  // keyed by address_repr
+  /// Keep the table of this process: after a fork the parent's connections
+  /// are forgotten in the child (Python: ForkAwareLocal is cleared).
+  std::map<std::string, AddressLocal>& table() {
+    pid_t me = os::getpid();
+    if (pid != me) {
+      // The parent's sockets: not ours to use.  Leak the objects rather than
+      // close fds another thread of the parent may have been using when it forked.
+      for (auto& [addr, local] : address_to_local) {
+        for (auto& [tid, conn] : local.connections) new std::shared_ptr<connection::Connection>(std::move(conn));
+      }
+      address_to_local.clear();
+      pid = me;
+    }
+    return address_to_local;
+  }
+};
+
+ProxyModuleState& proxy_state() {
+  static auto* state = new ProxyModuleState;  // never destroyed: finalizers use it at exit
+  return *state;
+}
+
+/// Python: the name accept_connection gets ('MainProcess', or the process
+/// and thread names); the server only logs it.
+std::string connection_name() { return current_process().name(); }
+
+/// Python: Client(address, authkey=authkey), as a manager's client opens it.
+/// Over TCP, with TCP_NODELAY: the client's last handshake message (\#WELCOME\#)
+/// and its first request leave back to back, and Nagle's algorithm would hold
+/// the request until the server's delayed ACK of the first, 40 ms on Linux,
+/// on every control request (CPython pays that delay).
+connection::Connection client_connection(const Address& address, const Bytes& authkey) {
+  connection::Connection conn = connection::Client(address, std::nullopt, authkey);
+  if (std::holds_alternative<connection::InetAddress>(address)) {
+    int one = 1;
+    // setsockopt on our own connected socket: only EBADF/ENOPROTOOPT could fail,
+    // and a slower connection is still a working one, so the result is not checked.
+    (void)::setsockopt(conn.fileno(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  }
+  return conn;
+}
+
+/// Python: BaseManager._Client(address, authkey=...) + dispatch of one
+/// control request on a connection of its own.
+Object control(const Address& address, const Bytes& authkey, const std::string& methodname, const Args& args = {},
+               const Kwds& kwds = {}) {
+  connection::Connection conn = client_connection(address, authkey);
+  return dispatch(conn, Object(), methodname, args, kwds);
+}
+
+}  // namespace
+
+struct BaseProxy::State {
+  Token token;
+  std::string proxytype;
+  Bytes authkey;
+  std::vector<std::string> exposed;
+  const Registry* registry = nullptr;
+  std::shared_ptr<std::atomic<int>> manager_state;  // nullptr: no manager in this process
+  pid_t pid = 0;
+  std::string address_key;
+  util::Finalize close;  // Python: _close, the decref (exit priority 10)
+};
+
+namespace {
+
+/// Python: BaseProxy._decref(token, authkey, state, tls, idset, _Client).
+void proxy_decref(const Token& token, const Bytes& authkey, const std::shared_ptr<std::atomic<int>>& manager_state,
+                  const std::string& address_key) {
+  if (!manager_state || manager_state->load() == static_cast<int>(BaseManager::State::STARTED)) {
+    try {
+      util::debug("DECREF " + token.id);
+      control(token.address, authkey, "decref", {token.id});
+    } catch (const std::exception& e) {
+      util::debug(std::string("... decref failed ") + e.what());
+    }
+  } else {
+    util::debug("DECREF " + token.id + " -- manager already shutdown");
+  }
+  // Python: when this process holds no more proxies of that manager, close
+  // this thread's connection (here: every thread's, none can be in a call).
+  auto& ps = proxy_state();
+  std::lock_guard guard(ps.mutex);
+  auto& table = ps.table();
+  auto it = table.find(address_key);
+  if (it != table.end() && --it->second.proxies == 0) table.erase(it);
+}
+
+/// Python: BaseProxy._incref().
+void proxy_incref(BaseProxy::State& s) {
+  control(s.token.address, s.authkey, "incref", {s.token.id});
+  util::debug("INCREF " + s.token.id);
+  s.close = util::Finalize([token = s.token, authkey = s.authkey, ms = s.manager_state, key = s.address_key] {
+    proxy_decref(token, authkey, ms, key);
+  }, 10, "BaseProxy._decref");
+}
+
+std::shared_ptr<BaseProxy::State> make_proxy_state(Token token, std::string proxytype, std::optional<Bytes> authkey,
+                                                   std::optional<std::vector<std::string>> exposed, bool incref,
+                                                   const Registry* registry,
+                                                   std::shared_ptr<std::atomic<int>> manager_state) {
+  auto s = std::make_shared<BaseProxy::State>();
+  s->token = std::move(token);
+  s->proxytype = std::move(proxytype);
+  // Python: authkey argument, else the manager's, else current_process().authkey.
+  s->authkey = authkey ? *authkey : Bytes(current_process().authkey().data);
+  if (exposed) {
+    s->exposed = *exposed;
+  } else if (auto e = proxy_exposed(s->proxytype)) {
+    s->exposed = *e;
+  }
+  s->registry = registry;
+  s->manager_state = std::move(manager_state);
+  s->pid = os::getpid();
+  s->address_key = connection::address_repr(s->token.address);
+  {
+    auto& ps = proxy_state();
+    std::lock_guard guard(ps.mutex);
+    ++ps.table()[s->address_key].proxies;
+  }
+  if (incref) {
+    try {
+      proxy_incref(*s);
+    } catch (...) {
+      auto& ps = proxy_state();
+      std::lock_guard guard(ps.mutex);
+      auto& table = ps.table();
+      if (--table[s->address_key].proxies == 0) table.erase(s->address_key);
+      throw;
+    }
+  } else {
+    // Still give the count back when it dies.
+    s->close = util::Finalize([key = s->address_key] {
+      auto& ps = proxy_state();
+      std::lock_guard guard(ps.mutex);
+      auto& table = ps.table();
+      auto it = table.find(key);
+      if (it != table.end() && --it->second.proxies == 0) table.erase(it);
+    });
+  }
+  return s;
+}
+
+/// The proxy whose _callmethod this thread is reading a reply for: a proxy
+/// that arrives inside that reply, for the same manager, takes its authkey.
+thread_local const BaseProxy::State* calling_proxy = nullptr;
+
+/// This thread's connection to the proxy's manager (Python: _tls.connection,
+/// made by _connect()).
+std::shared_ptr<connection::Connection> thread_connection(const BaseProxy::State& s) {
+  auto& ps = proxy_state();
+  auto me = std::this_thread::get_id();
+  {
+    std::lock_guard guard(ps.mutex);
+    auto& local = ps.table()[s.address_key];
+    auto it = local.connections.find(me);
+    if (it != local.connections.end()) return it->second;
+  }
+  // Python: _connect(): Client(token.address, authkey), then accept_connection.
+  util::debug("making connection to manager");
+  auto conn = std::make_shared<connection::Connection>(client_connection(s.token.address, s.authkey));
+  dispatch(*conn, Object(), "accept_connection", {connection_name()});
+  std::lock_guard guard(ps.mutex);
+  ps.table()[s.address_key].connections[me] = conn;
+  return conn;
+}
+
+void drop_thread_connection(const BaseProxy::State& s) {
+  auto& ps = proxy_state();
+  std::lock_guard guard(ps.mutex);
+  auto& table = ps.table();
+  auto it = table.find(s.address_key);
+  if (it != table.end()) it->second.connections.erase(std::this_thread::get_id());
+}
+
+}  // namespace
+
+BaseProxy::BaseProxy(Token token, std::string proxytype, std::optional<Bytes> authkey,
+                     std::optional<std::vector<std::string>> exposed, bool incref, const Registry* registry)
+    : state_(make_proxy_state(std::move(token), std::move(proxytype), std::move(authkey), std::move(exposed), incref,
+                              registry, nullptr)) {}
+
+Object BaseProxy::_callmethod(const std::string& methodname, const Args& args, const Kwds& kwds) const {
+  if (!state_) throw ValueError("the proxy is not bound to a shared object");
+  std::shared_ptr<connection::Connection> conn = thread_connection(*state_);
+  Object reply;
+  try {
+    conn->send(Object::Tuple{{state_->token.id, methodname, Object::Tuple{args}, kwds}});
+    struct Calling {
+      explicit Calling(const State* s) : previous(std::exchange(calling_proxy, s)) {}
+      ~Calling() { calling_proxy = previous; }
+      const State* previous;
+    } calling(state_.get());
+    reply = conn->recv();
+  } catch (const std::exception&) {
+    // The connection is broken (the server died...): forget it, so that a
+    // later call reconnects instead of reading a stale stream.
+    drop_thread_connection(*state_);
+    throw;
+  }
+  const Object::Tuple& t = as_tuple(reply, 2, "a manager's reply");
+  std::string kind = t.items[0].as<std::string>();
+  if (kind == "#RETURN") return t.items[1];
+  if (kind == "#PROXY") {
+    const Object::Tuple& p = as_tuple(t.items[1], 2, "a #PROXY reply");
+    Token token = p.items[1].as<Token>();
+    token.address = state_->token.address;  // Python: the client keeps its own view of the address
+    std::string proxytype = "AutoProxy";
+    if (state_->registry != nullptr && state_->registry->contains(token.typeid_)) {
+      proxytype = state_->registry->get(token.typeid_).proxytype;
+    } else if (token.typeid_ == "Iterator") {
+      proxytype = "IteratorProxy";
+    }
+    BaseProxy proxy(make_proxy_state(token, proxytype, state_->authkey, names_of(p.items[0]), true,
+                                     state_->registry, state_->manager_state));
+    control(token.address, state_->authkey, "decref", {token.id});
+    return proxy._reduce();
+  }
+  raise_converted_error(kind, t.items[1]);
+}
+
+std::string BaseProxy::str() const {
+  try {
+    return _callmethod("__repr__").as<std::string>();
+  } catch (const std::exception&) {
+    std::string r = repr();
+    return r.substr(0, r.size() - 1) + "; '__str__()' failed>";
+  }
+}
+
+std::string BaseProxy::repr() const {
+  if (!state_) return "<BaseProxy object, unbound>";
+  std::string type = state_->proxytype == "AutoProxy" ? "AutoProxy[" + state_->token.typeid_ + "]" : state_->proxytype;
+  return "<" + type + " object, typeid " + py_repr(state_->token.typeid_) + " at 0x" + hex_id(state_.get()) + ">";
+}
+
+const Token& BaseProxy::_token() const {
+  if (!state_) throw ValueError("the proxy is not bound to a shared object");
+  return state_->token;
+}
+
+const std::vector<std::string>& BaseProxy::_exposed() const {
+  if (!state_) throw ValueError("the proxy is not bound to a shared object");
+  return state_->exposed;
+}
+
+const std::string& BaseProxy::proxytype() const {
+  if (!state_) throw ValueError("the proxy is not bound to a shared object");
+  return state_->proxytype;
+}
+
+Object BaseProxy::_reduce() const {
+  if (!state_) throw ValueError("the proxy is not bound to a shared object");
+  auto make = [s = state_](bool spawning) {
+    Kwds kwds;
+    if (spawning) {
+      // Python: kwds['authkey'] = self._authkey only while spawning a child.
+      kwds.emplace_back("authkey", Object::Reduced{{"multiprocessing.process", "AuthenticationString"},
+                                                   {s->authkey}});
+    }
+    if (s->proxytype == "AutoProxy") kwds.emplace_back("exposed", names_tuple(s->exposed));
+    return Object::Reduced{{kModule, "RebuildProxy"},
+                           {Object::Global{kModule, s->proxytype}, Object(s->token), "pickle", kwds}};
+  };
+  Object::Reduced r = make(false);
+  r.local = state_;
+  r.reduce = [make] { return Object(make(get_spawning_popen() != nullptr)); };
+  return r;
+}
+
+BaseProxy BaseProxy::_rebuild(const Object& obj) {
+  const Object::Reduced* r = obj.reduced();
+  if (r == nullptr || r->callable != Object::Global{kModule, "RebuildProxy"} || r->args.size() != 4) {
+    throw TypeError("expected a pickled proxy, got " + obj.repr());
+  }
+  if (r->local) {
+    auto s = std::static_pointer_cast<State>(std::const_pointer_cast<void>(r->local));
+    // The same process: the same proxy.  A forked child holds the parent's
+    // memory: it makes a proxy of its own, with the parent proxy's key and its
+    // own reference (Python: BaseProxy._after_fork increfs).
+    if (s->pid == os::getpid()) return BaseProxy(s);
+    return BaseProxy(make_proxy_state(s->token, s->proxytype, s->authkey, s->exposed, true, s->registry, nullptr));
+  }
+  const Object::Global* func = r->args[0].global();
+  if (func == nullptr) throw TypeError("expected a proxy type, got " + r->args[0].repr());
+  Token token = r->args[1].as<Token>();
+  std::optional<Bytes> authkey;
+  std::optional<std::vector<std::string>> exposed;
+  for (const auto& [k, v] : kwds_of(r->args[3])) {
+    if (k == Object("authkey")) {
+      if (const auto* b = std::get_if<Bytes>(&v.variant())) authkey = *b;
+      if (const auto* a = v.reduced(); a && !a->args.empty()) authkey = a->args[0].as<Bytes>();
+    } else if (k == Object("exposed")) {
+      exposed = names_of(v);
+    }
+  }
+  // Python takes current_process().authkey here, which fails for a manager
+  // with a key of its own (CPython issue 78740): a proxy that arrives in a
+  // reply of the same manager takes the key of the proxy that called.
+  if (!authkey && calling_proxy != nullptr && calling_proxy->token.address == token.address) {
+    authkey = calling_proxy->authkey;
+  }
+  // Python: RebuildProxy: `incref = kwds.pop('incref', True) and not
+  // current_process()._inheriting`.  The port increfs in a spawned child too:
+  // the child's proxy then holds its own reference, released when it dies.
+  return BaseProxy(make_proxy_state(token, func->qualname, authkey, exposed, true, nullptr, nullptr));
+}
+
+namespace {
+
+/// Python: RebuildProxy as the unpickler calls it.  Inside a manager server
+/// for its own address: remember the referent (id_to_local_proxy_obj) and keep
+/// the value as data (Python: a manager-owned proxy, no incref).  Anywhere
+/// else: a live proxy, with its reference, carried by the Object.
+Object rebuild_proxy(Object reduced) {
+  const Object::Reduced* r = reduced.reduced();
+  if (r == nullptr || r->args.size() != 4) return reduced;
+  Token token = r->args[1].as<Token>();
+  std::shared_ptr<Server::State> server;
+  {
+    std::lock_guard guard(current_server_mutex());
+    server = current_server().lock();
+  }
+  if (server) {
+    if (server->address == token.address) {
+      std::lock_guard guard(server->mutex);
+      if (server->id_to_local_proxy_obj.count(token.id) == 0) {
+        auto it = server->id_to_obj.find(token.id);
+        if (it != server->id_to_obj.end()) server->id_to_local_proxy_obj[token.id] = it->second;
+      }
+      return reduced;
+    }
+  }
+  return BaseProxy::_rebuild(reduced)._reduce();
+}
+
+const bool managers_globals_registered = [] {
+  using reduction::ForkingPickler;
+  ForkingPickler::register_global(kModule, "Token");
+  ForkingPickler::register_global(kModule, "RebuildProxy", &rebuild_proxy);
+  for (const char* proxy : {"AutoProxy", "BaseProxy", "DictProxy", "ListProxy", "ValueProxy", "NamespaceProxy",
+                            "AcquirerProxy", "EventProxy", "IteratorProxy", "ConditionProxy", "BarrierProxy",
+                            "ArrayProxy", "PoolProxy"}) {
+    ForkingPickler::register_global(kModule, proxy);
+  }
+  ForkingPickler::register_global("builtins", "slice");
+  ForkingPickler::register_global("_queue", "Empty");  // queue.Empty's real home in CPython
+  ForkingPickler::register_global("multiprocessing.process", "AuthenticationString");
+  spawn::register_target("multiprocessing.managers.BaseManager._run_server", Target(&BaseManager::_run_server));
+  return true;
+}();
+
+}  // namespace
+
+Object AutoProxy::call(const std::string& name, const Args& args, const Kwds& kwds) const {
+  const auto& exposed = _exposed();
+  if (std::find(exposed.begin(), exposed.end(), name) == exposed.end()) {
+    throw AttributeError("'AutoProxy[" + _token().typeid_ + "]' object has no attribute " + py_repr(name));
+  }
+  return _callmethod(name, args, kwds);
+}
+
+// ---- DictProxy
+Object DictProxy::getitem(const Object& key) const { return _callmethod("__getitem__", {key}); }
+void DictProxy::setitem(const Object& key, const Object& value) const { _callmethod("__setitem__", {key, value}); }
+void DictProxy::delitem(const Object& key) const { _callmethod("__delitem__", {key}); }
+std::int64_t DictProxy::len() const { return _callmethod("__len__").as<std::int64_t>(); }
+bool DictProxy::contains(const Object& key) const { return _callmethod("__contains__", {key}).as<bool>(); }
+Object DictProxy::get(const Object& key, const Object& default_) const { return _callmethod("get", {key, default_}); }
+Object::List DictProxy::keys() const { return _callmethod("keys").as<Object::List>(); }
+Object::List DictProxy::values() const { return _callmethod("values").as<Object::List>(); }
+Object::List DictProxy::items() const { return _callmethod("items").as<Object::List>(); }
+void DictProxy::update(const Object& other, const Kwds& kwds) const { _callmethod("update", {other}, kwds); }
+Object DictProxy::pop(const Object& key) const { return _callmethod("pop", {key}); }
+Object DictProxy::pop(const Object& key, const Object& default_) const { return _callmethod("pop", {key, default_}); }
+Object DictProxy::popitem() const { return _callmethod("popitem"); }
+Object DictProxy::setdefault(const Object& key, const Object& default_) const {
+  return _callmethod("setdefault", {key, default_});
+}
+void DictProxy::clear() const { _callmethod("clear"); }
+Object::Dict DictProxy::copy() const { return _callmethod("copy").as<Object::Dict>(); }
+
+// ---- ListProxy
+Object ListProxy::getitem(std::int64_t index) const { return _callmethod("__getitem__", {index}); }
+void ListProxy::setitem(std::int64_t index, const Object& value) const { _callmethod("__setitem__", {index, value}); }
+void ListProxy::delitem(std::int64_t index) const { _callmethod("__delitem__", {index}); }
+std::int64_t ListProxy::len() const { return _callmethod("__len__").as<std::int64_t>(); }
+bool ListProxy::contains(const Object& value) const { return _callmethod("__contains__", {value}).as<bool>(); }
+void ListProxy::append(const Object& value) const { _callmethod("append", {value}); }
+void ListProxy::extend(const Object& values) const { _callmethod("extend", {values}); }
+std::int64_t ListProxy::index(const Object& value) const { return _callmethod("index", {value}).as<std::int64_t>(); }
+std::int64_t ListProxy::count(const Object& value) const { return _callmethod("count", {value}).as<std::int64_t>(); }
+void ListProxy::insert(std::int64_t index, const Object& value) const { _callmethod("insert", {index, value}); }
+void ListProxy::remove(const Object& value) const { _callmethod("remove", {value}); }
+Object ListProxy::pop(std::int64_t index) const { return _callmethod("pop", {index}); }
+void ListProxy::reverse() const { _callmethod("reverse"); }
+void ListProxy::sort(bool reverse) const { _callmethod("sort", {}, Kwds{{"reverse", reverse}}); }
+ListProxy& ListProxy::iadd(const Object& values) {
+  _callmethod("extend", {values});
+  return *this;
+}
+ListProxy& ListProxy::imul(std::int64_t n) {
+  _callmethod("__imul__", {n});
+  return *this;
+}
+Object::List ListProxy::add(const Object& values) const { return _callmethod("__add__", {values}).as<Object::List>(); }
+Object::List ListProxy::mul(std::int64_t n) const { return _callmethod("__mul__", {n}).as<Object::List>(); }
+
+// ---- ValueProxy
+Object ValueProxy::get() const { return _callmethod("get"); }
+void ValueProxy::set(const Object& value) const { _callmethod("set", {value}); }
+
+// ---- NamespaceProxy
+Object NamespaceProxy::getattr(const std::string& name) const {
+  if (!name.empty() && name[0] == '_') {
+    if (local_) {
+      for (const auto& [k, v] : *local_) {
+        if (k == Object(name)) return v;
+      }
+    }
+    throw AttributeError("'NamespaceProxy' object has no attribute " + py_repr(name));
+  }
+  return _callmethod("__getattribute__", {name});
+}
+
+void NamespaceProxy::setattr(const std::string& name, const Object& value) {
+  if (!name.empty() && name[0] == '_') {
+    if (!local_) local_ = std::make_shared<Kwds>();
+    for (auto& [k, v] : *local_) {
+      if (k == Object(name)) {
+        v = value;
+        return;
+      }
+    }
+    local_->emplace_back(name, value);
+    return;
+  }
+  _callmethod("__setattr__", {name, value});
+}
+
+void NamespaceProxy::delattr(const std::string& name) {
+  if (!name.empty() && name[0] == '_') {
+    if (local_) {
+      for (auto it = local_->begin(); it != local_->end(); ++it) {
+        if (it->first == Object(name)) {
+          local_->erase(it);
+          return;
+        }
+      }
+    }
+    throw AttributeError(name);
+  }
+  _callmethod("__delattr__", {name});
+}
+
+// ---- AcquirerProxy, EventProxy
+bool AcquirerProxy::acquire(bool blocking, std::optional<double> timeout) const {
+  Args args = timeout ? Args{blocking, *timeout} : Args{blocking};
+  return _callmethod("acquire", args).as<bool>();
+}
+void AcquirerProxy::release() const { _callmethod("release"); }
+
+bool EventProxy::is_set() const { return _callmethod("is_set").as<bool>(); }
+void EventProxy::set() const { _callmethod("set"); }
+void EventProxy::clear() const { _callmethod("clear"); }
+bool EventProxy::wait(std::optional<double> timeout) const {
+  return _callmethod("wait", timeout ? Args{*timeout} : Args{}).as<bool>();
+}
+
+// ------------------------------------------------------------------ BaseManager
+
+struct BaseManager::Shared {
+  Registry* registry = nullptr;
+  std::optional<Address> address;
+  Bytes authkey;
+  std::string serializer;
+  BaseContext* ctx = nullptr;
+  double shutdown_timeout = 1.0;
+  std::shared_ptr<std::atomic<int>> state = std::make_shared<std::atomic<int>>(0);  // Python: _state
+  std::unique_ptr<BaseProcess> process;
+  util::Finalize shutdown;  // declared last: runs (destroyed) before `process` goes
+};
+
+namespace {
+
+/// Python: BaseManager._finalize_manager(process, address, authkey, state,
+/// _Client, shutdown_timeout).
+void finalize_manager(BaseProcess* process, const Address& address, const Bytes& authkey,
+                      const std::shared_ptr<std::atomic<int>>& state, double shutdown_timeout) {
+  if (process->is_alive()) {
+    util::info("sending shutdown message to manager");
+    try {
+      control(address, authkey, "shutdown");
+    } catch (const std::exception&) {
+    }
+    process->join(shutdown_timeout);
+    if (process->is_alive()) {
+      util::info("manager still alive");
+      process->terminate();  // SIGTERM: the server does not answer
+      process->join(shutdown_timeout);
+      if (process->is_alive()) {
+        util::info("manager still alive after terminate");
+        process->kill();  // SIGKILL: nothing can ignore it
+        process->join();
+      }
+    }
+  } else {
+    process->join();  // reap it
+  }
+  state->store(static_cast<int>(BaseManager::State::SHUTDOWN));
+  // Python: del BaseProxy._address_to_local[address].
+  auto& ps = proxy_state();
+  std::lock_guard guard(ps.mutex);
+  auto& table = ps.table();
+  auto it = table.find(connection::address_repr(address));
+  if (it != table.end()) it->second.connections.clear();
+}
+
+}  // namespace
+
+BaseManager::BaseManager(std::optional<Address> address, std::optional<Bytes> authkey, const std::string& serializer,
+                         BaseContext* ctx, double shutdown_timeout)
+    : BaseManager(_registry(), std::move(address), std::move(authkey), serializer, ctx, shutdown_timeout) {}
+
+BaseManager::BaseManager(Registry& registry, std::optional<Address> address, std::optional<Bytes> authkey,
+                         const std::string& serializer, BaseContext* ctx, double shutdown_timeout)
+    : shared_(std::make_shared<Shared>()) {
+  check_serializer(serializer);
+  shared_->registry = &registry;
+  shared_->address = std::move(address);
+  shared_->authkey = authkey ? *authkey : Bytes(current_process().authkey().data);
+  shared_->serializer = serializer;
+  shared_->ctx = ctx;
+  shared_->shutdown_timeout = shutdown_timeout;
+}
+
+BaseManager::~BaseManager() = default;
+
+Registry& BaseManager::_registry() {
+  static Registry registry("BaseManager");
+  return registry;
+}
+
+const Registry& BaseManager::registry() const { return *shared_->registry; }
+
+void BaseManager::start(Target initializer, Args initargs) {
+  Shared& self = *shared_;
+  auto state = static_cast<State>(self.state->load());
+  if (state != State::INITIAL) {
+    if (state == State::STARTED) throw ProcessError("Already started server");
+    throw ProcessError("Manager has shut down");
+  }
+  // Python: reader, writer = connection.Pipe(duplex=False): the server sends
+  // its address back on it.
+  auto [reader, writer] = connection::Pipe(/*duplex=*/false);
+  BaseContext& ctx = self.ctx ? *self.ctx : get_context();
+  // The registry crosses by name (see managers.hpp): the class and the
+  // typeids the server must find there.
+  Object::List typeids;
+  for (const auto& t : self.registry->typeids()) typeids.emplace_back(t);
+  Object registry = Object::Tuple{{self.registry->class_name(), typeids}};
+  Object address = self.address ? address_to_object(*self.address) : Object();
+  Object::List initargs_list(initargs.begin(), initargs.end());
+  self.process = ctx.Process({.target = &BaseManager::_run_server,
+                              .args = {registry, address, self.authkey, self.serializer, Object(writer),
+                                       initializer ? Object(initializer) : Object(), initargs_list}});
+  std::string ident;
+  for (int i : self.process->_identity()) ident += (ident.empty() ? "" : ":") + std::to_string(i);
+  self.process->set_name(self.registry->class_name() + "-" + ident);
+  self.process->start();
+  writer.close();
+  try {
+    self.address = address_from_object(reader.recv());
+  } catch (...) {
+    self.process->join(self.shutdown_timeout);
+    if (self.process->is_alive()) {
+      self.process->kill();
+      self.process->join();
+    }
+    throw;
+  }
+  reader.close();
+  self.state->store(static_cast<int>(State::STARTED));
+  self.shutdown = util::Finalize(
+      [process = self.process.get(), address = *self.address, authkey = self.authkey, st = self.state,
+       timeout = self.shutdown_timeout] { finalize_manager(process, address, authkey, st, timeout); },
+      0, "_finalize_manager");
+}
+
+void BaseManager::_run_server(const Object& registry, const Object& address, const Bytes& authkey,
+                              const std::string& serializer, connection::Connection& writer,
+                              const Object& initializer, const Object& initargs) {
+  // bpo-36368: ignore SIGINT in the server, so that a Ctrl-C at the terminal
+  // (sent to the whole process group) leaves it to the parent to shut it down.
+  std::signal(SIGINT, SIG_IGN);
+  const Object::Tuple& r = as_tuple(registry, 2, "a manager registry");
+  std::string class_name = r.items[0].as<std::string>();
+  Registry* found = Registry::find(class_name);
+  if (found == nullptr) {
+    throw ValueError("no manager class " + py_repr(class_name) + " in the server process: make its registry "
+                     "while the program's statics are initialized, so that spawn and forkserver servers have it");
+  }
+  for (const auto& t : args_of(r.items[1])) {
+    if (!found->contains(t.as<std::string>())) {
+      throw ValueError("typeid " + t.repr() + " of " + py_repr(class_name) +
+                       " is not registered in the server process: register typeids while the program's "
+                       "statics are initialized, so that spawn and forkserver servers have them");
+    }
+  }
+  if (!initializer.is_none()) initializer.as<Target>()(args_of(initargs));
+  std::optional<Address> addr;
+  if (!address.is_none()) addr = address_from_object(address);
+  Server server(*found, addr, authkey, serializer);
+  // Python: writer.send(server.address); writer.close().
+  writer.send(address_to_object(server.address()));
+  writer.close();
+  util::info("manager serving at " + connection::address_repr(server.address()));
+  server.serve_forever();
+}
+
+void BaseManager::connect() {
+  connection::Connection conn = client_connection(*shared_->address, shared_->authkey);
+  dispatch(conn, Object(), "dummy");
+  shared_->state->store(static_cast<int>(State::STARTED));
+}
+
+Server BaseManager::get_server() {
+  auto state = static_cast<State>(shared_->state->load());
+  if (state != State::INITIAL) {
+    if (state == State::STARTED) throw ProcessError("Already started server");
+    throw ProcessError("Manager has shut down");
+  }
+  return Server(*shared_->registry, shared_->address, shared_->authkey, shared_->serializer);
+}
+
+void BaseManager::shutdown() { shared_->shutdown(); }
+
+void BaseManager::join(std::optional<double> timeout) {
+  if (shared_->process) shared_->process->join(timeout);
+}
+
+const std::optional<Address>& BaseManager::address() const { return shared_->address; }
+BaseManager::State BaseManager::_state() const { return static_cast<State>(shared_->state->load()); }
+BaseProcess* BaseManager::_process() const { return shared_->process.get(); }
+const Bytes& BaseManager::_authkey() const { return shared_->authkey; }
+
+std::pair<Token, std::vector<std::string>> BaseManager::_create(const std::string& typeid_, const Args& args,
+                                                                const Kwds& kwds) {
+  if (_state() != State::STARTED) throw AssertionError("server not yet started");
+  Args full{typeid_};
+  full.insert(full.end(), args.begin(), args.end());
+  Object reply = control(*shared_->address, shared_->authkey, "create", full, kwds);
+  const Object::Tuple& r = as_tuple(reply, 2, "create's reply");
+  return {Token{typeid_, *shared_->address, r.items[0].as<std::string>()}, names_of(r.items[1])};
+}
+
+BaseProxy BaseManager::proxy(const std::string& typeid_, const Args& args, const Kwds& kwds) {
+  TypeidEntry entry = shared_->registry->get(typeid_);
+  auto [token, exposed] = _create(typeid_, args, kwds);
+  BaseProxy proxy(make_proxy_state(token, entry.proxytype, shared_->authkey, exposed, true, shared_->registry,
+                                   shared_->state));
+  // Python: the proxy holds its own reference now; drop create's.
+  control(*shared_->address, shared_->authkey, "decref", {token.id});
+  return proxy;
+}
+
+std::string BaseManager::_debug_info() {
+  return control(*shared_->address, shared_->authkey, "debug_info").as<std::string>();
+}
+
+std::int64_t BaseManager::_number_of_objects() {
+  return control(*shared_->address, shared_->authkey, "number_of_objects").as<std::int64_t>();
+}
+
+// ------------------------------------------------------------------ SyncManager
+
+namespace {
+std::shared_ptr<Referent> make_dict(const Args& args, const Kwds& kwds) {
+  auto d = std::make_shared<referents::DictReferent>();
+  d->init(args, kwds);
+  return d;
+}
+std::shared_ptr<Referent> make_list(const Args& args, const Kwds&) {
+  check_count("list", args, 0, 1);
+  return std::make_shared<referents::ListReferent>(args.empty() ? Object::List{} : items_of(args[0]));
+}
+std::shared_ptr<Referent> make_value(const Args& args, const Kwds&) {
+  check_count("Value", args, 2, 3);
+  return std::make_shared<referents::ValueReferent>(args[0].as<std::string>(), args[1]);
+}
+template <bool Bounded>
+std::shared_ptr<Referent> make_semaphore(const Args& args, const Kwds&) {
+  check_count(Bounded ? "BoundedSemaphore" : "Semaphore", args, 0, 1);
+  return std::make_shared<referents::SemaphoreReferent>(args.empty() ? 1 : args[0].as<std::int64_t>(), Bounded);
+}
+std::shared_ptr<Referent> make_queue(const Args& args, const Kwds&) {
+  check_count("Queue", args, 0, 1);
+  return std::make_shared<referents::QueueReferent>(args.empty() ? 0 : args[0].as<std::int64_t>());
+}
+std::shared_ptr<Referent> make_namespace(const Args& args, const Kwds& kwds) {
+  check_count("Namespace", args, 0, 0);
+  return std::make_shared<referents::NamespaceReferent>(kwds);
+}
+}  // namespace
+
+Registry& SyncManager::_registry() {
+  static Registry& registry = [] () -> Registry& {
+    static Registry r("SyncManager", &BaseManager::_registry());
+    r.register_typeid("Event", [](const Args&, const Kwds&) { return std::make_shared<referents::EventReferent>(); },
+                      "EventProxy");
+    r.register_typeid("Lock", [](const Args&, const Kwds&) { return std::make_shared<referents::LockReferent>(false); },
+                      "AcquirerProxy");
+    r.register_typeid("RLock", [](const Args&, const Kwds&) { return std::make_shared<referents::LockReferent>(true); },
+                      "AcquirerProxy");
+    r.register_typeid("Semaphore", &make_semaphore<false>, "AcquirerProxy");
+    r.register_typeid("BoundedSemaphore", &make_semaphore<true>, "AcquirerProxy");
+    r.register_typeid("Queue", &make_queue);
+    r.register_typeid("JoinableQueue", &make_queue);
+    r.register_typeid("list", &make_list, "ListProxy");
+    r.register_typeid("dict", &make_dict, "DictProxy");
+    r.register_typeid("Value", &make_value, "ValueProxy");
+    r.register_typeid("Namespace", &make_namespace, "NamespaceProxy");
+    r.register_typeid("Iterator", {}, "IteratorProxy", std::nullopt, std::nullopt, /*create_method=*/false);
+    return r;
+  }();
+  return registry;
+}
+
+namespace {
+// The built-in registries exist in every process of the program from its
+// start, so that a spawned server finds them by name.
+const bool builtin_registries_made = [] {
+  BaseManager::_registry();
+  SyncManager::_registry();
+  return true;
+}();
+}  // namespace
+
+SyncManager::SyncManager(std::optional<Address> address, std::optional<Bytes> authkey, const std::string& serializer,
+                         BaseContext* ctx, double shutdown_timeout)
+    : BaseManager(_registry(), std::move(address), std::move(authkey), serializer, ctx, shutdown_timeout) {}
+
+SyncManager::SyncManager(Registry& registry, std::optional<Address> address, std::optional<Bytes> authkey,
+                         const std::string& serializer, BaseContext* ctx, double shutdown_timeout)
+    : BaseManager(registry, std::move(address), std::move(authkey), serializer, ctx, shutdown_timeout) {}
+
+DictProxy SyncManager::dict(const Object& init, const Kwds& kwds) {
+  const auto* d = std::get_if<Object::Dict>(&init.variant());
+  return DictProxy(proxy("dict", (d != nullptr && d->empty()) ? Args{} : Args{init}, kwds));
+}
+ListProxy SyncManager::list(const Object& init) {
+  const auto* l = std::get_if<Object::List>(&init.variant());
+  return ListProxy(proxy("list", (l != nullptr && l->empty()) ? Args{} : Args{init}));
+}
+ValueProxy SyncManager::Value(const std::string& typecode, const Object& value, bool lock) {
+  return ValueProxy(proxy("Value", lock ? Args{typecode, value} : Args{typecode, value, lock}));
+}
+NamespaceProxy SyncManager::Namespace(const Kwds& kwds) { return NamespaceProxy(proxy("Namespace", {}, kwds)); }
+AcquirerProxy SyncManager::Lock() { return AcquirerProxy(proxy("Lock")); }
+AcquirerProxy SyncManager::RLock() { return AcquirerProxy(proxy("RLock")); }
+AcquirerProxy SyncManager::Semaphore(std::int64_t value) { return AcquirerProxy(proxy("Semaphore", {value})); }
+AcquirerProxy SyncManager::BoundedSemaphore(std::int64_t value) {
+  return AcquirerProxy(proxy("BoundedSemaphore", {value}));
+}
+AutoProxy SyncManager::Queue(std::int64_t maxsize) { return AutoProxy(proxy("Queue", {maxsize})); }
+AutoProxy SyncManager::JoinableQueue(std::int64_t maxsize) { return AutoProxy(proxy("JoinableQueue", {maxsize})); }
+EventProxy SyncManager::Event() { return EventProxy(proxy("Event")); }
+
+
+}  // namespace multiprocessing::managers

@@ -1,0 +1,631 @@
+// multiprocessing/managers.hpp
+// Mirrors CPython 3.11 Lib/multiprocessing/managers.py: a manager is a server
+// process that owns objects and serves their methods to clients over
+// connection's Listener/Client; a proxy is the client's handle on one of them.
+//
+//   BaseManager::start()  ->  a child runs _run_server(): Server(registry, ...),
+//                             sends its address back over a pipe, serve_forever()
+//   manager.proxy("dict") ->  Server::create (a one-shot control connection),
+//                             then a DictProxy that increfs the new object
+//   proxy.get("a")        ->  BaseProxy::_callmethod: (id, 'get', ('a',), {}) on
+//                             this thread's connection; Server::serve_client
+//                             answers ('#RETURN', value)
+//
+// The wire is CPython's (reference §3.4, §3.5): the request 4-tuple, the reply
+// 2-tuples '#RETURN' / '#ERROR' / '#TRACEBACK' / '#PROXY' / '#UNSERIALIZABLE',
+// and the pickles of a Token and of a proxy (RebuildProxy), so a Python client
+// can use a C++ manager and a C++ client a Python one.
+//
+// The objects a server holds.  Python's server holds any Python object and
+// calls its methods by name.  Here the server holds a Referent: a C++ object
+// that answers call(methodname, args, kwds) for the names it has, and tells its
+// public methods (Python: public_methods(obj)).  The built-in ones are the
+// SyncManager's: a dict, a list, a Value, a Namespace, a Lock, an RLock, an
+// Event (see the referents:: namespace); MethodsReferent gives any C++ object
+// named methods.  A typeid's callable makes a Referent from the call's args.
+//
+// How typeids reach a server started with spawn or forkserver.  Python pickles
+// the registry (its callables by module and name) into the server process.
+// Here each manager class has a Registry, made on first use and named after
+// the class ("SyncManager", "MyManager").  A registration made while the
+// program's statics are initialized (before main, the same in every process
+// started from this program) is there in a spawned server too; the server
+// process is sent only the class's name and the typeids the parent knows, and
+// refuses to start (ValueError) if one of them is missing there.  Under fork the
+// server is a copy of the parent, so registrations made at any time work.
+#pragma once
+
+#include <sys/types.h>
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "multiprocessing/connection.hpp"
+#include "multiprocessing/exceptions.hpp"
+#include "multiprocessing/process.hpp"
+#include "multiprocessing/reduction.hpp"
+#include "multiprocessing/util.hpp"
+
+namespace multiprocessing {
+class BaseContext;
+}
+
+namespace multiprocessing::managers {
+
+/// Python's keyword arguments of a call, `**kwds`: str keys, in order.
+using Kwds = Object::Dict;
+using connection::Address;
+
+// ------------------------------------------------------------------ exceptions
+
+/// Python: managers.RemoteError: a failure inside the manager process that is
+/// not an exception of the method called ('\#TRACEBACK', '\#UNSERIALIZABLE').
+/// what() is Python's str(): '\n' + '-'*75 + '\n' + traceback + '-'*75.
+class RemoteError : public Exception {
+ public:
+  explicit RemoteError(const std::string& traceback);
+  const char* python_name() const noexcept override { return "RemoteError"; }
+  /// The traceback text the server sent (Python: args[0]).
+  const std::string& traceback() const noexcept { return traceback_; }
+
+ private:
+  std::string traceback_;
+};
+
+// ------------------------------------------------------------------ Token
+
+/// Python: managers.Token: what names a shared object: its typeid, the
+/// manager's address and the object's id ('%x' of its address in the server).
+/// Pickles as CPython's: `Token.__new__(Token)` then BUILD (typeid, address, id).
+struct Token {
+  std::string typeid_;  ///< Python: typeid ('typeid' is a C++ keyword)
+  Address address;      ///< Python: address
+  std::string id;       ///< Python: id
+  /// Python: __repr__: "Token(typeid='dict', address='/tmp/...', id='7f...')".
+  std::string repr() const;
+  friend bool operator==(const Token&, const Token&) = default;
+};
+
+/// An address as Python pickles it: a str, or a (host, port) tuple.
+Object address_to_object(const Address& address);
+/// \throws TypeError for anything else.
+Address address_from_object(const Object& obj);
+
+// ------------------------------------------------------------------ the protocol
+
+/// Python: dispatch(c, id, methodname, args=(), kwds={}): send one request,
+/// return the '\#RETURN' value, else throw what convert_to_error() makes.
+/// `id` None: a request to the Server itself ('create', 'incref'...).
+Object dispatch(connection::Connection& c, const Object& id, const std::string& methodname,
+                const Args& args = {}, const Kwds& kwds = {});
+
+/// Python: convert_to_error(kind, result), thrown: '\#ERROR' -> the exception
+/// itself (its C++ twin, see reduction::_raise_exception); '\#TRACEBACK' ->
+/// RemoteError(result); '\#UNSERIALIZABLE' -> RemoteError("Unserializable
+/// message: " + result + "\n"); another kind -> ValueError("Unrecognized
+/// message type 'kind'").  \throws TypeError when a '\#TRACEBACK' result is not a str.
+[[noreturn]] void raise_converted_error(const std::string& kind, const Object& result);
+
+/// Python: the format_exc() text a server sends in '\#TRACEBACK': a C++ server
+/// keeps no stack, so "Traceback (most recent call last):\n  File \"<manager
+/// server>\", in <where>\n<Type>: <message>\n".
+std::string format_exc(const std::exception& e, const std::string& where);
+
+// ------------------------------------------------------------------ server-side objects
+
+/// An object held by a manager server: what Python's `id_to_obj[ident][0]` is.
+/// Subclass it for a shared type of your own (or use MethodsReferent).
+class Referent {
+ public:
+  virtual ~Referent() = default;
+  /// Call the method `methodname` (Python: getattr(obj, methodname)(*args, **kwds)).
+  /// \throws AttributeError when the object has no such method; whatever the
+  ///   method throws (it reaches the caller as '\#ERROR', type and message).
+  virtual Object call(const std::string& methodname, const Args& args, const Kwds& kwds) = 0;
+  /// Python: public_methods(obj): the names of the methods without a leading
+  /// '_', the default `exposed` of a typeid registered without one.
+  virtual std::vector<std::string> public_methods() const = 0;
+  /// Python: repr(obj) (the fallback of '__repr__').
+  virtual std::string repr() const = 0;
+  /// Python: str(obj) (the fallback of '__str__').
+  virtual std::string str() const { return repr(); }
+  /// Python: the fallback of '\#GETVALUE': the object itself, pickled (a copy).
+  /// \throws PicklingError when the object has no value form (a lock).
+  virtual Object getvalue() const;
+  /// Python: type(obj).__name__ in error texts ("dict").
+  virtual std::string type_name() const = 0;
+};
+
+/// A method of a MethodsReferent.
+using Method = std::function<Object(const Args&, const Kwds&)>;
+
+/// A Referent made of named methods: a C++ object exposed by name, as Python
+/// exposes an instance's methods.  `def("f", ...)` adds one.
+class MethodsReferent : public Referent {
+ public:
+  explicit MethodsReferent(std::string type_name) : type_name_(std::move(type_name)) {}
+  /// Add (or replace) the method `name`.  Returns *this for chaining.
+  MethodsReferent& def(const std::string& name, Method method);
+  Object call(const std::string& methodname, const Args& args, const Kwds& kwds) override;
+  std::vector<std::string> public_methods() const override;
+  std::string repr() const override;
+  std::string type_name() const override { return type_name_; }
+
+ private:
+  std::string type_name_;
+  std::map<std::string, Method> methods_;
+};
+
+/// An Object that carries a Referent: what a method returns when its result
+/// is itself a shared object (a method listed in method_to_typeid, such as a
+/// dict's __iter__ giving an Iterator).  Never pickled: the server turns it
+/// into a '\#PROXY' reply.
+Object wrap_referent(std::shared_ptr<Referent> referent);
+/// The Referent an Object carries, or nullptr.
+std::shared_ptr<Referent> unwrap_referent(const Object& obj);
+
+/// Python: the `callable` of a typeid: makes the shared object from the
+/// arguments of `manager.TYPEID(*args, **kwds)`.
+using Callable = std::function<std::shared_ptr<Referent>(const Args&, const Kwds&)>;
+
+// ------------------------------------------------------------------ Registry
+
+/// Python: one entry of BaseManager._registry:
+/// (callable, exposed, method_to_typeid, proxytype).
+struct TypeidEntry {
+  Callable callable;                                ///< empty: the Iterator kind (Python: None)
+  std::optional<std::vector<std::string>> exposed;  ///< nullopt: public_methods(obj)
+  std::map<std::string, std::string> method_to_typeid;
+  std::string proxytype = "AutoProxy";              ///< the Python class name of the proxy
+  bool create_method = true;
+};
+
+/// Python: a manager class's `_registry` (BaseManager.register writes it).
+/// Named after the class; a subclass's starts as a copy of its base's.
+class Registry {
+ public:
+  /// Register a registry for the class `class_name` (findable with find()).
+  /// \throws ValueError if another registry has that name.
+  explicit Registry(std::string class_name, const Registry* base = nullptr);
+  Registry(const Registry&) = delete;
+  Registry& operator=(const Registry&) = delete;
+  ~Registry();
+
+  /// Python: BaseManager.register(typeid, callable=None, proxytype=None,
+  /// exposed=None, method_to_typeid=None, create_method=True) (`register` is
+  /// a C++ keyword).  proxytype default "AutoProxy"; exposed and
+  /// method_to_typeid default to the proxy type's own (proxy_exposed(),
+  /// proxy_method_to_typeid()).  Returns true, so that it can initialize a
+  /// static: a registration made that way reaches spawned servers.
+  bool register_typeid(const std::string& typeid_, Callable callable = {},
+                       std::optional<std::string> proxytype = std::nullopt,
+                       std::optional<std::vector<std::string>> exposed = std::nullopt,
+                       std::optional<std::map<std::string, std::string>> method_to_typeid = std::nullopt,
+                       bool create_method = true);
+  /// The entry for `typeid_`.  \throws KeyError naming it.
+  TypeidEntry get(const std::string& typeid_) const;
+  bool contains(const std::string& typeid_) const;
+  /// The typeids, sorted.
+  std::vector<std::string> typeids() const;
+  const std::string& class_name() const noexcept { return class_name_; }
+  /// The registry of the class `class_name`, or nullptr.
+  static Registry* find(const std::string& class_name);
+
+ private:
+  std::string class_name_;
+  mutable std::mutex mutex_;
+  std::map<std::string, TypeidEntry> entries_;
+};
+
+/// Python: `ProxyType._exposed_` / `_method_to_typeid_` of the port's proxy
+/// classes ("DictProxy", "ListProxy", "ValueProxy", "NamespaceProxy",
+/// "AcquirerProxy", "EventProxy", "IteratorProxy"); nullopt / empty for
+/// "AutoProxy" and unknown names.
+std::optional<std::vector<std::string>> proxy_exposed(const std::string& proxytype);
+std::map<std::string, std::string> proxy_method_to_typeid(const std::string& proxytype);
+
+// ------------------------------------------------------------------ Server
+
+/// Python: managers.Server: the object server of a manager process.  Accepts
+/// connections on its Listener (a thread), serves each in a thread of its own.
+/// Copies share one server.
+class Server {
+ public:
+  /// Python: public: the requests a control connection may make.
+  static const std::vector<std::string> public_;
+
+  /// Python: Server(registry, address, authkey, serializer): binds the listener
+  /// (backlog 16; no authkey on it: each connection's thread authenticates).
+  /// \throws ValueError for a serializer other than 'pickle'; OSError from bind.
+  Server(const Registry& registry, std::optional<Address> address, Bytes authkey,
+         const std::string& serializer = "pickle");
+  /// Python: address: where the server listens.
+  const Address& address() const;
+  /// Python: serve_forever(): accept in a thread until a 'shutdown' request,
+  /// then end the process as Python's sys.exit(0) does: throws SystemExit(0).
+  [[noreturn]] void serve_forever();
+
+  // ---- the requests of public_ (Python: the methods of the same names); `c` is
+  // the connection the request came on.
+  /// Python: create(c, typeid, /, *args, **kwds) -> (ident, exposed).
+  Object create(connection::Connection& c, const std::string& typeid_, const Args& args,
+                const Kwds& kwds);
+  /// Python: incref(c, ident).  \throws KeyError for an unknown ident.
+  void incref(connection::Connection& c, const std::string& ident);
+  /// Python: decref(c, ident).  \throws AssertionError at refcount 0.
+  void decref(connection::Connection& c, const std::string& ident);
+  /// Python: debug_info(c): one line per object held.
+  std::string debug_info(connection::Connection& c);
+  /// Python: number_of_objects(c): len(id_to_refcount).
+  std::int64_t number_of_objects(connection::Connection& c);
+  /// Python: shutdown(c): answer, then stop serve_forever().
+  void shutdown(connection::Connection& c);
+  /// Python: get_methods(c, token): the exposed names of token.id.
+  Object get_methods(connection::Connection& c, const Object& token);
+  /// Python: accept_connection(c, name): answer, then serve_client(c).
+  void accept_connection(connection::Connection& c, const std::string& name);
+  /// Python: dummy(c).
+  void dummy(connection::Connection&) {}
+  /// Python: serve_client(conn): the method-call loop of one connection, until EOF.
+  void serve_client(connection::Connection& conn);
+  /// Python: handle_request(c): authenticate, one control request, reply, close.
+  void handle_request(connection::Connection c);
+
+  struct State;  ///< id_to_obj, id_to_refcount, ... (managers.cpp)
+
+ private:
+  std::shared_ptr<State> state_;
+};
+
+// ------------------------------------------------------------------ BaseProxy
+
+class BaseManager;
+
+/// Python: managers.BaseProxy: a handle on an object of a manager.  Copies
+/// share one reference: the server's refcount goes up once when a proxy is
+/// made (incref) and down once when its last copy dies (a Finalize, exit
+/// priority 10, like Python's `_close`).  Calls go over a connection opened
+/// per thread and per manager address on first use (Python: `_tls`).
+/// A proxy crosses to a child as CPython pickles it, RebuildProxy(ProxyType,
+/// token, 'pickle', kwds); the child's proxy holds a reference of its own.
+class BaseProxy {
+ public:
+  /// An unbound proxy (no object): every call throws ValueError.
+  BaseProxy() = default;
+  /// Python: BaseProxy(token, serializer, manager=None, authkey=None,
+  /// exposed=None, incref=True, manager_owned=False).  `proxytype` is the
+  /// Python class name it pickles under ("DictProxy", "AutoProxy"...);
+  /// `registry` tells the proxy type of a typeid that a call returns as a
+  /// proxy (Python: manager._registry); without one it is an AutoProxy.
+  /// \throws OSError, AuthenticationError from the incref's connection.
+  BaseProxy(Token token, std::string proxytype, std::optional<Bytes> authkey = std::nullopt,
+            std::optional<std::vector<std::string>> exposed = std::nullopt, bool incref = true,
+            const Registry* registry = nullptr);
+
+  /// Python: _callmethod(methodname, args=(), kwds={}): call a method of the
+  /// referent.  A '\#PROXY' reply becomes a proxy, returned as its Object form
+  /// (read it with .as<DictProxy>()...).
+  /// \throws the referent's exception ('\#ERROR'); RemoteError; EOFError or
+  ///   OSError (ECONNRESET...) when the server is gone.
+  Object _callmethod(const std::string& methodname, const Args& args = {}, const Kwds& kwds = {}) const;
+  /// Python: _getvalue(): a copy of the referent.
+  Object _getvalue() const { return _callmethod("#GETVALUE"); }
+  /// Python: __str__ -> the referent's str() (_callmethod('__str__')).
+  std::string str() const;
+  /// Python: __repr__: "<DictProxy object, typeid 'dict' at 0x...>".
+  std::string repr() const;
+  /// Python: _token.
+  const Token& _token() const;
+  /// Python: _exposed_ (AutoProxy) or the exposed names the server gave.
+  const std::vector<std::string>& _exposed() const;
+  /// The proxy class name ("DictProxy").
+  const std::string& proxytype() const;
+  /// Python: __reduce__: RebuildProxy(ProxyType, token, 'pickle', kwds).
+  Object _reduce() const;
+  /// Python: RebuildProxy(func, token, serializer, kwds): the proxy an Object
+  /// stands for: the same proxy when the Object came from this process; else
+  /// a new one holding a reference of its own (incref), also in a spawned child.
+  /// Its authkey: kwds['authkey'] (sent while spawning), else the key of the
+  /// proxy whose call brought it back when both name the same manager, else
+  /// current_process().authkey (CPython has only the first and the last).
+  /// \throws TypeError when `obj` is not a pickled proxy; what incref throws.
+  static BaseProxy _rebuild(const Object& obj);
+  explicit operator bool() const noexcept { return static_cast<bool>(state_); }
+
+  struct State;  ///< token, authkey, idset entry, the decref Finalize (managers.cpp)
+
+ protected:
+  friend class BaseManager;
+  explicit BaseProxy(std::shared_ptr<State> state) : state_(std::move(state)) {}
+  std::shared_ptr<State> state_;
+};
+
+/// Python: AutoProxy(token, serializer, ...): a proxy whose methods are the
+/// referent's exposed ones, called by name.  Python builds a class per
+/// typeid (MakeProxyType); C++ cannot make classes at run time, so an
+/// AutoProxy is a BaseProxy with call(), which checks the name.
+class AutoProxy : public BaseProxy {
+ public:
+  using BaseProxy::BaseProxy;
+  AutoProxy(BaseProxy p) : BaseProxy(std::move(p)) {}  // NOLINT: a proxy is an AutoProxy
+  /// Python: `proxy.name(*args, **kwds)` of a MakeProxyType method.
+  /// \throws AttributeError "'AutoProxy[Foo]' object has no attribute 'x'"
+  ///   when `name` is not exposed; what _callmethod throws.
+  Object call(const std::string& name, const Args& args = {}, const Kwds& kwds = {}) const;
+};
+
+/// Python: managers.DictProxy (the dict typeid).  Python's operators are methods
+/// here: `d[k]` is getitem(k), `d[k] = v` setitem(k, v), `k in d` contains(k).
+class DictProxy : public BaseProxy {
+ public:
+  using BaseProxy::BaseProxy;
+  explicit DictProxy(BaseProxy p) : BaseProxy(std::move(p)) {}
+  Object getitem(const Object& key) const;                  ///< Python: __getitem__
+  void setitem(const Object& key, const Object& value) const;  ///< Python: __setitem__
+  void delitem(const Object& key) const;                    ///< Python: __delitem__
+  std::int64_t len() const;                                 ///< Python: __len__
+  bool contains(const Object& key) const;                   ///< Python: __contains__
+  Object get(const Object& key, const Object& default_ = Object()) const;
+  Object::List keys() const;    ///< Python: keys() (a list, as dict views pickle)
+  Object::List values() const;  ///< Python: values()
+  Object::List items() const;   ///< Python: items() (a list of 2-tuples)
+  void update(const Object& other, const Kwds& kwds = {}) const;
+  Object pop(const Object& key) const;
+  Object pop(const Object& key, const Object& default_) const;
+  Object popitem() const;
+  Object setdefault(const Object& key, const Object& default_ = Object()) const;
+  void clear() const;
+  Object::Dict copy() const;  ///< Python: copy(): a plain dict
+};
+
+/// Python: managers.ListProxy (the list typeid).  `l[i]` is getitem(i), `l += x`
+/// iadd(x) (extend), `l *= n` imul(n), `l + x` add(x) (a plain list).
+class ListProxy : public BaseProxy {
+ public:
+  using BaseProxy::BaseProxy;
+  explicit ListProxy(BaseProxy p) : BaseProxy(std::move(p)) {}
+  Object getitem(std::int64_t index) const;                  ///< Python: __getitem__
+  void setitem(std::int64_t index, const Object& value) const;  ///< Python: __setitem__
+  void delitem(std::int64_t index) const;                    ///< Python: __delitem__
+  std::int64_t len() const;                                  ///< Python: __len__
+  bool contains(const Object& value) const;                  ///< Python: __contains__
+  void append(const Object& value) const;
+  void extend(const Object& values) const;
+  std::int64_t index(const Object& value) const;
+  std::int64_t count(const Object& value) const;
+  void insert(std::int64_t index, const Object& value) const;
+  void remove(const Object& value) const;
+  Object pop(std::int64_t index = -1) const;
+  void reverse() const;
+  void sort(bool reverse = false) const;  ///< Python: sort(reverse=...) (no key: it cannot cross)
+  ListProxy& iadd(const Object& values);  ///< Python: __iadd__ -> extend, returns self
+  ListProxy& imul(std::int64_t n);        ///< Python: __imul__, returns self
+  Object::List add(const Object& values) const;  ///< Python: __add__ (a plain list)
+  Object::List mul(std::int64_t n) const;        ///< Python: __mul__ (a plain list)
+};
+
+/// Python: managers.ValueProxy (the Value typeid): get, set, the value property.
+class ValueProxy : public BaseProxy {
+ public:
+  using BaseProxy::BaseProxy;
+  explicit ValueProxy(BaseProxy p) : BaseProxy(std::move(p)) {}
+  Object get() const;
+  void set(const Object& value) const;
+  Object value() const { return get(); }                   ///< Python: value (property)
+  void set_value(const Object& value) const { set(value); }  ///< Python: value = v
+};
+
+/// Python: managers.NamespaceProxy (the Namespace typeid).  `ns.x` is
+/// getattr("x"), `ns.x = v` setattr("x", v).  As in Python, a name starting
+/// with '_' lives on the proxy itself, in this process only.
+class NamespaceProxy : public BaseProxy {
+ public:
+  using BaseProxy::BaseProxy;
+  explicit NamespaceProxy(BaseProxy p) : BaseProxy(std::move(p)) {}
+  /// Python: __getattr__.  \throws AttributeError "'Namespace' object has no attribute 'x'".
+  Object getattr(const std::string& name) const;
+  void setattr(const std::string& name, const Object& value);  ///< Python: __setattr__
+  void delattr(const std::string& name);                       ///< Python: __delattr__
+
+ private:
+  std::shared_ptr<Kwds> local_;  // the '_' names (Python: object.__setattr__ on the proxy)
+};
+
+/// Python: managers.AcquirerProxy (Lock, RLock typeids): acquire(blocking,
+/// timeout), release; usable with std::lock_guard (lock/unlock/try_lock).
+class AcquirerProxy : public BaseProxy {
+ public:
+  using BaseProxy::BaseProxy;
+  explicit AcquirerProxy(BaseProxy p) : BaseProxy(std::move(p)) {}
+  /// Python: acquire(blocking=True, timeout=None): sends (blocking,) or (blocking, timeout).
+  bool acquire(bool blocking = true, std::optional<double> timeout = std::nullopt) const;
+  /// \throws RuntimeError "release unlocked lock" / "cannot release un-acquired lock".
+  void release() const;
+  void lock() const { acquire(); }                         ///< Python: __enter__
+  void unlock() const { release(); }                       ///< Python: __exit__
+  bool try_lock() const { return acquire(false); }
+};
+
+/// Python: managers.EventProxy (the Event typeid).
+class EventProxy : public BaseProxy {
+ public:
+  using BaseProxy::BaseProxy;
+  explicit EventProxy(BaseProxy p) : BaseProxy(std::move(p)) {}
+  bool is_set() const;
+  void set() const;
+  void clear() const;
+  bool wait(std::optional<double> timeout = std::nullopt) const;
+};
+
+// ------------------------------------------------------------------ BaseManager
+
+/// Python: managers.BaseManager.  A manager that start() runs in a child
+/// process, or that connect() reaches where another process runs it.
+/// Copies share one manager.  Destroying the last copy shuts a started
+/// server down, as leaving `with BaseManager() as m:` does.
+class BaseManager {
+ public:
+  /// Python: State.INITIAL / STARTED / SHUTDOWN.
+  enum class State { INITIAL = 0, STARTED = 1, SHUTDOWN = 2 };
+
+  /// Python: BaseManager(address=None, authkey=None, serializer='pickle',
+  /// ctx=None, *, shutdown_timeout=1.0), the class's registry being BaseManager's.
+  /// authkey default: current_process().authkey.
+  /// \throws ValueError for a serializer other than 'pickle'.
+  explicit BaseManager(std::optional<Address> address = std::nullopt,
+                       std::optional<Bytes> authkey = std::nullopt,
+                       const std::string& serializer = "pickle", BaseContext* ctx = nullptr,
+                       double shutdown_timeout = 1.0);
+  virtual ~BaseManager();
+  BaseManager(const BaseManager&) = default;
+  BaseManager& operator=(const BaseManager&) = default;
+  BaseManager(BaseManager&&) noexcept = default;
+  BaseManager& operator=(BaseManager&&) noexcept = default;
+
+  /// Python: BaseManager._registry: the class's registry (see Registry).
+  static Registry& _registry();
+  /// The registry of this manager's class.
+  const Registry& registry() const;
+
+  /// Python: start(initializer=None, initargs=()): run the server in a child
+  /// process (named "<Class>-N") under the context's start method, and read
+  /// its address back over a pipe.
+  /// \throws ProcessError "Already started server" / "Manager has shut down";
+  ///   EOFError when the server process died before sending its address.
+  void start(Target initializer = {}, Args initargs = {});
+  /// Python: connect(): use a server that runs elsewhere (Client, 'dummy').
+  /// \throws OSError (ECONNREFUSED...), AuthenticationError.
+  void connect();
+  /// Python: get_server(): a Server for this process to serve_forever().
+  /// \throws ProcessError "Already started server" / "Manager has shut down".
+  Server get_server();
+  /// Python: shutdown(): ask a started server to stop, join it (then terminate,
+  /// then kill, each after shutdown_timeout).  Idempotent.
+  void shutdown();
+  /// Python: join(timeout=None): join the server process.
+  void join(std::optional<double> timeout = std::nullopt);
+  /// Python: address (property).
+  const std::optional<Address>& address() const;
+  /// Python: _state.value.
+  State _state() const;
+  /// Python: _process (nullptr unless start() ran).
+  BaseProcess* _process() const;
+  /// Python: _authkey.
+  const Bytes& _authkey() const;
+
+  /// Python: the method register() adds under the typeid's name,
+  /// `manager.TYPEID(*args, **kwds)`: create the object on the server and
+  /// return a proxy of the typeid's proxy type.
+  /// \throws KeyError for an unknown typeid; AssertionError "server not yet
+  ///   started"; what the callable throws, as RemoteError.
+  BaseProxy proxy(const std::string& typeid_, const Args& args = {}, const Kwds& kwds = {});
+  /// Python: _create(typeid, *args, **kwds) -> (Token, exposed).
+  std::pair<Token, std::vector<std::string>> _create(const std::string& typeid_, const Args& args = {},
+                                                     const Kwds& kwds = {});
+  /// Python: _debug_info() / _number_of_objects().
+  std::string _debug_info();
+  std::int64_t _number_of_objects();
+
+  /// Python: _run_server(registry, address, authkey, serializer, writer,
+  /// initializer=None, initargs=()): the server process's target.  Public to
+  /// be registered by name for spawn.
+  static void _run_server(const Object& registry, const Object& address, const Bytes& authkey,
+                          const std::string& serializer, connection::Connection& writer,
+                          const Object& initializer, const Object& initargs);
+
+  struct Shared;  ///< the state copies share (managers.cpp)
+
+ protected:
+  /// A subclass passes its class's registry (its own static _registry()).
+  BaseManager(Registry& registry, std::optional<Address> address, std::optional<Bytes> authkey,
+              const std::string& serializer, BaseContext* ctx, double shutdown_timeout);
+
+ private:
+  std::shared_ptr<Shared> shared_;
+};
+
+/// Python: managers.SyncManager: BaseManager with the typeids dict, list,
+/// Value, Namespace, Lock, RLock, Semaphore, BoundedSemaphore, Event, Queue,
+/// JoinableQueue (and Iterator, without a create method).
+class SyncManager : public BaseManager {
+ public:
+  explicit SyncManager(std::optional<Address> address = std::nullopt,
+                       std::optional<Bytes> authkey = std::nullopt,
+                       const std::string& serializer = "pickle", BaseContext* ctx = nullptr,
+                       double shutdown_timeout = 1.0);
+  /// Python: SyncManager._registry.
+  static Registry& _registry();
+
+  /// Python: dict(*args, **kwds): a shared dict (from a dict or pairs, and kwds).
+  DictProxy dict(const Object& init = Object::Dict{}, const Kwds& kwds = {});
+  /// Python: list(sequence=()).
+  ListProxy list(const Object& init = Object::List{});
+  /// Python: Value(typecode, value, lock=True).
+  ValueProxy Value(const std::string& typecode, const Object& value, bool lock = true);
+  /// Python: Namespace(**kwds).
+  NamespaceProxy Namespace(const Kwds& kwds = {});
+  /// Python: Lock() / RLock() (threading's, in the server).
+  AcquirerProxy Lock();
+  AcquirerProxy RLock();
+  /// Python: Event() (threading's, in the server).
+  EventProxy Event();
+  /// Python: Semaphore(value=1) / BoundedSemaphore(value=1) (threading's).
+  AcquirerProxy Semaphore(std::int64_t value = 1);
+  AcquirerProxy BoundedSemaphore(std::int64_t value = 1);
+  /// Python: Queue(maxsize=0) / JoinableQueue(maxsize=0): a queue.Queue in the
+  /// server, through an AutoProxy (put, get, put_nowait, get_nowait, qsize,
+  /// empty, full, task_done, join); get on an empty queue raises queues::Empty.
+  AutoProxy Queue(std::int64_t maxsize = 0);
+  AutoProxy JoinableQueue(std::int64_t maxsize = 0);
+
+ protected:
+  SyncManager(Registry& registry, std::optional<Address> address, std::optional<Bytes> authkey,
+              const std::string& serializer, BaseContext* ctx, double shutdown_timeout);
+};
+
+/// Python: Namespace.__repr__ of a Kwds: "Namespace(a=1, b='x')", sorted.
+std::string namespace_repr(const Kwds& attrs);
+
+}  // namespace multiprocessing::managers
+
+namespace multiprocessing {
+
+/// Proxies as Process args and as values inside managed containers: they
+/// cross as CPython pickles them (RebuildProxy).
+template <>
+struct Convert<managers::BaseProxy> {
+  static Object to_object(const managers::BaseProxy& p) { return p._reduce(); }
+  static managers::BaseProxy from_object(const Object& o) { return managers::BaseProxy::_rebuild(o); }
+};
+#define MP_MANAGERS_PROXY_CONVERT(P)                                                       \
+  template <>                                                                              \
+  struct Convert<managers::P> {                                                            \
+    static Object to_object(const managers::P& p) { return p._reduce(); }                 \
+    static managers::P from_object(const Object& o) {                                      \
+      return managers::P(managers::BaseProxy::_rebuild(o));                                \
+    }                                                                                      \
+  };
+MP_MANAGERS_PROXY_CONVERT(AutoProxy)
+MP_MANAGERS_PROXY_CONVERT(DictProxy)
+MP_MANAGERS_PROXY_CONVERT(ListProxy)
+MP_MANAGERS_PROXY_CONVERT(ValueProxy)
+MP_MANAGERS_PROXY_CONVERT(NamespaceProxy)
+MP_MANAGERS_PROXY_CONVERT(AcquirerProxy)
+MP_MANAGERS_PROXY_CONVERT(EventProxy)
+#undef MP_MANAGERS_PROXY_CONVERT
+
+/// A Token as CPython pickles it (NEWOBJ + BUILD (typeid, address, id)).
+template <>
+struct Convert<managers::Token> {
+  static Object to_object(const managers::Token& t);
+  static managers::Token from_object(const Object& o);
+};
+
+}  // namespace multiprocessing

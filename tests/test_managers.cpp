@@ -1,0 +1,643 @@
+// tests/test_managers.cpp — ports CPython's _TestContainers, _TestNamespace,
+// _TestMyManager and _TestManagerRestart (the manager parts of
+// _test_multiprocessing.py), plus the manager's wire forms and its faults,
+// under every start method.
+#include <csignal>
+#include <thread>
+
+#include "support.hpp"
+
+namespace mp_test {
+
+namespace managers = mp::managers;
+using managers::AcquirerProxy;
+using managers::DictProxy;
+using managers::EventProxy;
+using managers::ListProxy;
+using managers::NamespaceProxy;
+using managers::ValueProxy;
+using mp::Object;
+
+namespace manager_tests {
+
+/// Python: _TestMyManager's FooBar: f() returns 'f()', g() raises ValueError,
+/// _h() is private (not exposed by default).
+std::shared_ptr<managers::Referent> make_foobar(const mp::Args&, const managers::Kwds&) {
+  auto foo = std::make_shared<managers::MethodsReferent>("FooBar");
+  foo->def("f", [](const mp::Args&, const managers::Kwds&) { return Object("f()"); });
+  foo->def("g", [](const mp::Args&, const managers::Kwds&) -> Object { throw mp::ValueError("g()"); });
+  foo->def("_h", [](const mp::Args&, const managers::Kwds&) { return Object("_h()"); });
+  return foo;
+}
+
+}  // namespace manager_tests
+
+/// Python: class MyManager(BaseManager): pass; MyManager.register('Foo',
+/// callable=FooBar); register('Bar', callable=FooBar, exposed=('f', '_h')).
+class MyManager : public managers::BaseManager {
+ public:
+  explicit MyManager(mp::BaseContext* ctx = nullptr)
+      : BaseManager(_registry(), std::nullopt, std::nullopt, "pickle", ctx, 1.0) {}
+  static managers::Registry& _registry() {
+    static managers::Registry registry("MyManager", &BaseManager::_registry());
+    return registry;
+  }
+};
+
+namespace {
+// Registered while statics are initialized: a spawned server has them too.
+const bool my_manager_registered = [] {
+  MyManager::_registry().register_typeid("Foo", &manager_tests::make_foobar);
+  MyManager::_registry().register_typeid("Bar", &manager_tests::make_foobar, std::nullopt,
+                                         std::vector<std::string>{"f", "_h"});
+  return true;
+}();
+}  // namespace
+
+namespace manager_tests {
+
+/// A child that fills a shared dict and appends to a shared list.
+void fill(DictProxy d, ListProxy l, std::int64_t n) {
+  for (std::int64_t i = 0; i < n; ++i) {
+    d.setitem(i, i * i);
+    l.append(i);
+  }
+}
+
+/// The nested-dict pitfall (seed lesson): d['test'][idx] = idx changes a copy.
+void pitfall(DictProxy d, std::int64_t idx) {
+  Object::Dict inner = d.getitem("test").as<Object::Dict>();
+  inner.emplace_back(idx, idx);  // a local copy: the manager's dict never sees it
+}
+
+/// The fix: read, modify, write back under a manager Lock.
+void pitfall_fixed(DictProxy d, AcquirerProxy lock, std::int64_t idx) {
+  std::lock_guard guard(lock);
+  Object::Dict inner = d.getitem("test").as<Object::Dict>();
+  inner.emplace_back(idx, idx);
+  d.setitem("test", inner);
+}
+
+/// Python: _TestNamespace / TestSyncManagerTypes._test_namespace: the child
+/// sets attributes the parent reads.
+void set_namespace(NamespaceProxy ns) {
+  ns.setattr("x", std::int64_t{1});
+  ns.setattr("y", "two");
+}
+
+/// TestSyncManagerTypes._test_value / _test_event: a child sets both.
+void set_value_and_event(ValueProxy v, EventProxy e) {
+  v.set(std::int64_t{42});
+  e.set();
+}
+
+/// A client that dies without its decrefs (os._exit skips the finalizers).
+void die_holding(DictProxy d) {
+  d.setitem("child", "was here");
+  mp::os::_exit(0);
+}
+
+/// TestSyncManagerTypes._test_queue: a child puts what the parent gets.
+void put_items(managers::AutoProxy q) {
+  q.call("put", {std::int64_t{1}});
+  q.call("put", {"two"});
+}
+
+/// Python: _TestManagerRestart's server side: get_server().serve_forever() in
+/// a process of its own, until a client sends 'shutdown'.
+void serve_at(std::string host, std::int64_t port, mp::Bytes authkey) {
+  managers::SyncManager manager(mp::connection::InetAddress{host, static_cast<int>(port)}, authkey);
+  manager.get_server().serve_forever();
+}
+
+}  // namespace manager_tests
+
+MP_REGISTER_TARGET(manager_tests::serve_at);
+MP_REGISTER_TARGET(manager_tests::put_items);
+MP_REGISTER_TARGET(manager_tests::die_holding);
+MP_REGISTER_TARGET(manager_tests::fill);
+MP_REGISTER_TARGET(manager_tests::pitfall);
+MP_REGISTER_TARGET(manager_tests::pitfall_fixed);
+MP_REGISTER_TARGET(manager_tests::set_namespace);
+MP_REGISTER_TARGET(manager_tests::set_value_and_event);
+
+class TestContainers : public WithStartMethod {};
+class TestNamespace : public WithStartMethod {};
+class TestMyManager : public WithStartMethod {};
+class TestManagerRestart : public WithStartMethod {};
+class TestManagerFaults : public WithStartMethod {};
+class TestSyncManagerTypes : public WithStartMethod {};
+
+Object::List ints(std::initializer_list<std::int64_t> values) {
+  Object::List out;
+  for (auto v : values) out.emplace_back(v);
+  return out;
+}
+
+/// _TestContainers.test_list.
+TEST_P(TestContainers, List) {
+  auto manager = mp::Manager();
+  ListProxy a = manager.list(ints({0, 1, 2, 3, 4, 5, 6, 7, 8, 9}));
+  EXPECT_EQ(a._getvalue(), Object(ints({0, 1, 2, 3, 4, 5, 6, 7, 8, 9})));
+  EXPECT_EQ(a.len(), 10);
+  ListProxy b = manager.list();
+  EXPECT_EQ(b._getvalue(), Object(Object::List{}));
+  b.extend(ints({0, 1, 2, 3, 4}));
+  EXPECT_EQ(b._getvalue(), Object(ints({0, 1, 2, 3, 4})));
+  EXPECT_EQ(b.getitem(2), Object(std::int64_t{2}));
+  b.setitem(2, std::int64_t{100});
+  EXPECT_EQ(b.getitem(2), Object(std::int64_t{100}));
+  b.delitem(2);
+  EXPECT_EQ(b._getvalue(), Object(ints({0, 1, 3, 4})));
+  b.imul(2);
+  EXPECT_EQ(b._getvalue(), Object(ints({0, 1, 3, 4, 0, 1, 3, 4})));
+  EXPECT_EQ(b.add(ints({5, 6})), ints({0, 1, 3, 4, 0, 1, 3, 4, 5, 6}));
+  EXPECT_EQ(b._getvalue(), Object(ints({0, 1, 3, 4, 0, 1, 3, 4})));  // + made a new list
+  b.iadd(ints({7}));
+  EXPECT_EQ(b.count(std::int64_t{4}), 2);
+  EXPECT_EQ(b.index(std::int64_t{7}), 8);
+  EXPECT_TRUE(b.contains(std::int64_t{3}));
+  b.insert(0, std::int64_t{-1});
+  b.remove(std::int64_t{7});
+  EXPECT_EQ(b.pop(), Object(std::int64_t{4}));
+  b.sort();
+  EXPECT_EQ(b._getvalue(), Object(ints({-1, 0, 0, 1, 1, 3, 3, 4})));
+  b.sort(/*reverse=*/true);
+  b.reverse();
+  EXPECT_EQ(b._getvalue(), Object(ints({-1, 0, 0, 1, 1, 3, 3, 4})));
+  EXPECT_EQ(b.str(), "[-1, 0, 0, 1, 1, 3, 3, 4]");
+  EXPECT_EQ(a.mul(0), Object::List{});
+}
+
+/// _TestContainers.test_list_proxy_in_list / test_dict_proxy_nested: a proxy
+/// stored in a managed container stays a proxy, sharing its referent.
+TEST_P(TestContainers, NestedProxies) {
+  auto manager = mp::Manager();
+  ListProxy inner = manager.list(ints({1}));
+  ListProxy outer = manager.list();
+  outer.append(inner);
+  inner.append(std::int64_t{2});
+  ListProxy again = outer.getitem(0).as<ListProxy>();
+  EXPECT_EQ(again._getvalue(), Object(ints({1, 2})));
+  again.append(std::int64_t{3});
+  EXPECT_EQ(inner._getvalue(), Object(ints({1, 2, 3})));
+
+  DictProxy pets = manager.dict(Object::Dict{{"ferrets", std::int64_t{2}}, {"hamsters", std::int64_t{4}}});
+  DictProxy supplies = manager.dict(Object::Dict{{"water", std::int64_t{10}}, {"feed", std::int64_t{3}}});
+  DictProxy d = manager.dict(Object::Dict{{"pets", pets}, {"supplies", supplies}});
+  d.getitem("supplies").as<DictProxy>().setitem("water", std::int64_t{7});
+  EXPECT_EQ(supplies.getitem("water"), Object(std::int64_t{7}));
+  EXPECT_EQ(d.getitem("pets").as<DictProxy>().getitem("hamsters"), Object(std::int64_t{4}));
+}
+
+/// _TestContainers.test_dict.
+TEST_P(TestContainers, Dict) {
+  auto manager = mp::Manager();
+  DictProxy d = manager.dict();
+  Object::Dict expected;
+  for (std::int64_t i = 5; i < 16; ++i) {
+    d.setitem(i, std::string(1, static_cast<char>('A' + i)));
+    expected.emplace_back(i, std::string(1, static_cast<char>('A' + i)));
+  }
+  EXPECT_EQ(d.copy(), expected);
+  EXPECT_EQ(d._getvalue(), Object(expected));
+  Object::List keys, values, items;
+  for (const auto& [k, v] : expected) {
+    keys.push_back(k);
+    values.push_back(v);
+    items.emplace_back(Object::Tuple{{k, v}});
+  }
+  EXPECT_EQ(d.keys(), keys);
+  EXPECT_EQ(d.values(), values);
+  EXPECT_EQ(d.items(), items);
+  EXPECT_EQ(d.len(), 11);
+  EXPECT_TRUE(d.contains(std::int64_t{5}));
+  EXPECT_EQ(d.get(std::int64_t{99}, "no"), Object("no"));
+  EXPECT_EQ(d.pop(std::int64_t{5}), Object("F"));
+  EXPECT_EQ(d.setdefault(std::int64_t{5}, "x"), Object("x"));
+  d.update(Object::Dict{{"a", std::int64_t{1}}}, {{"b", std::int64_t{2}}});
+  EXPECT_EQ(d.getitem("b"), Object(std::int64_t{2}));
+  d.delitem("a");
+  EXPECT_FALSE(d.contains("a"));
+  d.clear();
+  EXPECT_EQ(d.len(), 0);
+  // An exception raised by the referent's method reaches the caller: type and message.
+  try {
+    d.getitem("missing");
+    FAIL() << "no KeyError";
+  } catch (const mp::KeyError& e) {
+    EXPECT_STREQ(e.what(), "missing");
+  }
+  EXPECT_THROW(d.popitem(), mp::KeyError);
+}
+
+/// _TestContainers: a dict's __iter__ comes back as an Iterator proxy ('#PROXY').
+TEST_P(TestContainers, DictIterator) {
+  auto manager = mp::Manager();
+  DictProxy d = manager.dict(Object::Dict{{"a", std::int64_t{1}}, {"b", std::int64_t{2}}});
+  managers::AutoProxy it = d._callmethod("__iter__").as<managers::AutoProxy>();
+  EXPECT_EQ(it._token().typeid_, "Iterator");
+  EXPECT_EQ(it.proxytype(), "IteratorProxy");
+  EXPECT_EQ(it._callmethod("__next__"), Object("a"));
+  EXPECT_EQ(it._callmethod("__next__"), Object("b"));
+  EXPECT_THROW(it._callmethod("__next__"), mp::StopIteration);
+}
+
+/// The seed lessons: children fill a shared dict and list; the nested-dict
+/// pitfall leaves {'test': {}}, and its fix with a manager Lock does not.
+TEST_P(TestContainers, ChildrenAndPitfall) {
+  auto manager = mp::Manager();
+  DictProxy d = manager.dict();
+  ListProxy l = manager.list();
+  {
+    auto p = mp::Process({.target = &manager_tests::fill, .args = {d, l, std::int64_t{5}}});
+    p.start();
+    join_process(p);
+    EXPECT_EQ(p.exitcode(), 0);
+  }
+  EXPECT_EQ(d.len(), 5);
+  EXPECT_EQ(d.getitem(std::int64_t{4}), Object(std::int64_t{16}));
+  EXPECT_EQ(l._getvalue(), Object(ints({0, 1, 2, 3, 4})));
+
+  DictProxy nested = manager.dict(Object::Dict{{"test", Object::Dict{}}});
+  std::vector<std::unique_ptr<mp::Process>> ps;
+  for (std::int64_t i = 0; i < 3; ++i) {
+    ps.push_back(std::make_unique<mp::Process>(mp::ProcessOptions{.target = &manager_tests::pitfall, .args = {nested, i}}));
+    ps.back()->start();
+  }
+  for (auto& p : ps) join_process(*p);
+  EXPECT_EQ(nested.str(), "{'test': {}}");
+
+  AcquirerProxy lock = manager.Lock();
+  ps.clear();
+  for (std::int64_t i = 0; i < 3; ++i) {
+    ps.push_back(std::make_unique<mp::Process>(
+        mp::ProcessOptions{.target = &manager_tests::pitfall_fixed, .args = {nested, lock, i}}));
+    ps.back()->start();
+  }
+  for (auto& p : ps) join_process(*p);
+  EXPECT_EQ(nested.getitem("test").as<Object::Dict>().size(), 3u);
+}
+
+/// Proxies in threads: each thread calls over a connection of its own (Python:
+/// the `_tls` connection), so calls from several threads do not mix replies.
+TEST_P(TestContainers, Threads) {
+  auto manager = mp::Manager();
+  DictProxy d = manager.dict();
+  std::vector<std::thread> threads;
+  for (std::int64_t t = 0; t < 4; ++t) {
+    threads.emplace_back([d, t] {
+      for (std::int64_t i = 0; i < 50; ++i) {
+        d.setitem(t * 100 + i, i);
+        EXPECT_EQ(d.getitem(t * 100 + i), Object(i));
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(d.len(), 200);
+}
+
+/// _TestNamespace.test_namespace.
+TEST_P(TestNamespace, Namespace) {
+  auto manager = mp::Manager();
+  NamespaceProxy n = manager.Namespace();
+  n.setattr("name", "Bob");
+  n.setattr("job", "Builder");
+  n.setattr("_hidden", "hidden");
+  EXPECT_EQ(n.getattr("name"), Object("Bob"));
+  EXPECT_EQ(n.getattr("job"), Object("Builder"));
+  EXPECT_EQ(n.getattr("_hidden"), Object("hidden"));
+  EXPECT_EQ(n.str(), "Namespace(job='Builder', name='Bob')");
+  n.delattr("job");
+  EXPECT_EQ(n.str(), "Namespace(name='Bob')");
+  EXPECT_THROW(n.getattr("job"), mp::AttributeError);
+  NamespaceProxy m = manager.Namespace({{"a", std::int64_t{1}}});
+  auto p = mp::Process({.target = &manager_tests::set_namespace, .args = {m}});
+  p.start();
+  join_process(p);
+  EXPECT_EQ(m.getattr("x"), Object(std::int64_t{1}));
+  EXPECT_EQ(m.getattr("y"), Object("two"));
+  EXPECT_EQ(m.str(), "Namespace(a=1, x=1, y='two')");
+}
+
+/// _TestMyManager.test_mymanager (+ common): default exposed = public methods,
+/// an explicit list may hold private ones; a remote ValueError is a ValueError;
+/// a method not exposed is a RemoteError; shutdown leaves exitcode 0.
+TEST_P(TestMyManager, MyManager) {
+  MyManager manager;
+  manager.start();
+  managers::AutoProxy foo = manager.proxy("Foo");
+  managers::AutoProxy bar = manager.proxy("Bar");
+  EXPECT_EQ(foo._exposed(), (std::vector<std::string>{"f", "g"}));
+  EXPECT_EQ(bar._exposed(), (std::vector<std::string>{"f", "_h"}));
+  EXPECT_EQ(foo.call("f"), Object("f()"));
+  try {
+    foo.call("g");
+    FAIL() << "no ValueError";
+  } catch (const mp::ValueError& e) {
+    EXPECT_STREQ(e.what(), "g()");
+  }
+  EXPECT_THROW(foo.call("_h"), mp::AttributeError);  // not exposed: refused locally
+  try {
+    foo._callmethod("_h");
+    FAIL() << "no RemoteError";
+  } catch (const managers::RemoteError& e) {
+    EXPECT_NE(e.traceback().find("AttributeError: method '_h' of 'FooBar' object is not in exposed=('f', 'g')"),
+              std::string::npos)
+        << e.traceback();
+    EXPECT_NE(e.traceback().find("KeyError: '_h'"), std::string::npos) << e.traceback();
+  }
+  EXPECT_EQ(bar.call("_h"), Object("_h()"));
+  EXPECT_EQ(manager._number_of_objects(), 2);
+  EXPECT_EQ(manager._process()->name(), "MyManager-" + std::to_string(manager._process()->_identity().back()));
+  manager.shutdown();
+  EXPECT_EQ(manager._process()->exitcode(), 0);
+  EXPECT_EQ(manager._state(), managers::BaseManager::State::SHUTDOWN);
+  EXPECT_THROW(manager.start(), mp::ProcessError);  // "Manager has shut down"
+}
+
+/// _TestMyManager: proxies release their objects when their last copy dies.
+TEST_P(TestMyManager, Refcounts) {
+  auto manager = mp::Manager();
+  {
+    DictProxy d = manager.dict();
+    DictProxy copy = d;
+    ListProxy l = manager.list();
+    EXPECT_EQ(manager._number_of_objects(), 2);
+  }
+  EXPECT_EQ(manager._number_of_objects(), 0);
+  EXPECT_TRUE(manager._debug_info().empty());
+}
+
+/// Faults: a client that dies without decref.  As in CPython, its reference
+/// stays until the manager shuts down (increfs come on one-shot connections,
+/// so the server cannot tell whose they were); shutting down frees it all.
+TEST_P(TestMyManager, ClientDiesWithoutDecref) {
+  auto manager = mp::Manager();
+  {
+    DictProxy d = manager.dict();
+    auto p = mp::Process({.target = &manager_tests::die_holding, .args = {d}});
+    p.start();
+    join_process(p);
+    EXPECT_EQ(d.getitem("child"), Object("was here"));
+  }
+  EXPECT_EQ(manager._number_of_objects(), 1);  // the child's reference
+  manager.shutdown();
+  EXPECT_EQ(manager._process()->exitcode(), 0);
+}
+
+/// _TestManagerRestart.test_rapid_restart (in part): a manager at a TCP
+/// address, a child that connect()s by address and authkey, a second manager on
+/// the same address once the first is shut down.
+TEST_P(TestManagerRestart, Restart) {
+  int port;
+  {
+    mp::connection::Listener probe(mp::connection::InetAddress{"127.0.0.1", 0});
+    port = std::get<mp::connection::InetAddress>(probe.address()).second;
+  }
+  mp::Bytes authkey("abc");
+  for (int round = 0; round < 2; ++round) {
+    managers::SyncManager manager(mp::connection::InetAddress{"127.0.0.1", port}, authkey);
+    manager.start();
+    DictProxy d = manager.dict();
+    managers::SyncManager client(mp::connection::InetAddress{"127.0.0.1", port}, authkey);
+    client.connect();
+    DictProxy theirs = DictProxy(managers::BaseProxy(d._token(), "DictProxy", authkey));
+    theirs.setitem("round", std::int64_t{round});
+    EXPECT_EQ(d.getitem("round"), Object(std::int64_t{round}));
+    managers::SyncManager wrong(mp::connection::InetAddress{"127.0.0.1", port}, mp::Bytes("wrong"));
+    EXPECT_THROW(wrong.connect(), mp::AuthenticationError);
+    EXPECT_EQ(d.len(), 1);  // the server goes on serving others
+  }
+}
+
+/// _TestManagerRestart: a server run with get_server().serve_forever() in a
+/// child, used by a connect()ed client, stopped by a 'shutdown' request: the
+/// serving process exits 0.
+TEST_P(TestManagerRestart, ServeForever) {
+  int port;
+  {
+    mp::connection::Listener probe(mp::connection::InetAddress{"127.0.0.1", 0});
+    port = std::get<mp::connection::InetAddress>(probe.address()).second;
+  }
+  mp::Bytes authkey("served");
+  auto p = mp::Process({.target = &manager_tests::serve_at, .args = {"127.0.0.1", std::int64_t{port}, authkey}});
+  p.start();
+  managers::SyncManager client(mp::connection::InetAddress{"127.0.0.1", port}, authkey);
+  EXPECT_TRUE(wait_until([&] {
+    try {
+      client.connect();
+      return true;
+    } catch (const mp::OSError&) {
+      return false;  // not listening yet
+    }
+  }));
+  {
+    DictProxy d = client.dict(Object::Dict{{"k", "v"}});
+    EXPECT_EQ(d.getitem("k"), Object("v"));
+    EXPECT_EQ(client._number_of_objects(), 1);
+  }
+  EXPECT_EQ(client._number_of_objects(), 0);
+  auto conn = mp::connection::Client(mp::connection::InetAddress{"127.0.0.1", port}, std::nullopt, authkey);
+  managers::dispatch(conn, Object(), "shutdown");
+  join_process(p);
+  EXPECT_EQ(p.exitcode(), 0);
+}
+
+/// Faults: a server that dies makes proxy calls fail promptly (EOFError or
+/// OSError), not hang; garbage on a method connection fails that connection only.
+TEST_P(TestManagerFaults, ServerDies) {
+  auto manager = mp::Manager();
+  DictProxy d = manager.dict();
+  d.setitem("a", std::int64_t{1});
+  ::kill(*manager._process()->pid(), SIGKILL);
+  manager._process()->join(10.0);
+  double start = mp::os::monotonic();
+  try {
+    d.getitem("a");
+    FAIL() << "no error";
+  } catch (const mp::EOFError&) {
+  } catch (const mp::OSError&) {
+  }
+  EXPECT_THROW(d.getitem("a"), mp::OSError);  // reconnecting: refused
+  EXPECT_LT(mp::os::monotonic() - start, 5.0);
+}
+
+TEST_P(TestManagerFaults, BadRequests) {
+  auto manager = mp::Manager();
+  DictProxy d = manager.dict();
+  auto conn = mp::connection::Client(*manager.address(), std::nullopt, manager._authkey());
+  managers::dispatch(conn, Object(), "accept_connection", {"test"});
+  conn.send_bytes("garbage, not a pickle");
+  auto reply = conn.recv().as<std::tuple<std::string, std::string>>();
+  EXPECT_EQ(std::get<0>(reply), "#TRACEBACK");
+  EXPECT_NE(std::get<1>(reply).find("UnpicklingError"), std::string::npos) << std::get<1>(reply);
+  conn.send(Object::Tuple{{"no such id", "get", Object::Tuple{}, Object::Dict{}}});
+  reply = conn.recv().as<std::tuple<std::string, std::string>>();
+  EXPECT_EQ(std::get<0>(reply), "#TRACEBACK");
+  auto bogus = mp::connection::Client(*manager.address(), std::nullopt, manager._authkey());
+  try {
+    managers::dispatch(bogus, Object(), "bogus");
+    FAIL() << "no RemoteError";
+  } catch (const managers::RemoteError& e) {
+    EXPECT_NE(e.traceback().find("AssertionError: 'bogus' unrecognized"), std::string::npos) << e.traceback();
+  }
+  d.setitem("still", "served");
+  EXPECT_EQ(d.getitem("still"), Object("served"));
+}
+
+/// TestSyncManagerTypes: Value, Event, Lock, RLock, driven from a child too.
+TEST_P(TestSyncManagerTypes, ValueEventLocks) {
+  auto manager = mp::Manager();
+  ValueProxy v = manager.Value("i", std::int64_t{1});
+  EventProxy e = manager.Event();
+  EXPECT_EQ(v.value(), Object(std::int64_t{1}));
+  EXPECT_FALSE(e.is_set());
+  auto p = mp::Process({.target = &manager_tests::set_value_and_event, .args = {v, e}});
+  p.start();
+  EXPECT_TRUE(e.wait(60.0));
+  join_process(p);
+  EXPECT_EQ(v.get(), Object(std::int64_t{42}));
+  EXPECT_EQ(v.str(), "Value('i', 42)");
+  e.clear();
+  EXPECT_FALSE(e.wait(0.05));
+
+  AcquirerProxy lock = manager.Lock();
+  EXPECT_TRUE(lock.acquire());
+  EXPECT_FALSE(lock.acquire(false));
+  EXPECT_FALSE(lock.acquire(true, 0.05));
+  lock.release();
+  try {
+    lock.release();
+    FAIL() << "no RuntimeError";
+  } catch (const mp::RuntimeError& err) {
+    EXPECT_STREQ(err.what(), "release unlocked lock");
+  }
+  AcquirerProxy rlock = manager.RLock();
+  EXPECT_TRUE(rlock.acquire());
+  EXPECT_TRUE(rlock.acquire());
+  rlock.release();
+  rlock.release();
+  try {
+    rlock.release();
+    FAIL() << "no RuntimeError";
+  } catch (const mp::RuntimeError& err) {
+    EXPECT_STREQ(err.what(), "cannot release un-acquired lock");
+  }
+}
+
+/// TestSyncManagerTypes: Queue (a child puts), JoinableQueue, Semaphore,
+/// BoundedSemaphore; queue.Empty and queue.Full come back as themselves.
+TEST_P(TestSyncManagerTypes, QueueAndSemaphores) {
+  auto manager = mp::Manager();
+  managers::AutoProxy q = manager.Queue(2);
+  EXPECT_EQ(q._exposed(), (std::vector<std::string>{"empty", "full", "get", "get_nowait", "join", "put",
+                                                    "put_nowait", "qsize", "task_done"}));
+  auto p = mp::Process({.target = &manager_tests::put_items, .args = {q}});
+  p.start();
+  EXPECT_EQ(q.call("get", {true, 60.0}), Object(std::int64_t{1}));
+  EXPECT_EQ(q.call("get"), Object("two"));
+  join_process(p);
+  EXPECT_TRUE(q.call("empty").as<bool>());
+  EXPECT_THROW(q.call("get_nowait"), mp::queues::Empty);
+  EXPECT_THROW(q.call("get", {true, 0.05}), mp::queues::Empty);
+  q.call("put", {"a"});
+  q.call("put", {"b"});
+  EXPECT_TRUE(q.call("full").as<bool>());
+  EXPECT_THROW(q.call("put_nowait", {"c"}), mp::queues::Full);
+  EXPECT_EQ(q.call("qsize"), Object(std::int64_t{2}));
+  managers::AutoProxy jq = manager.JoinableQueue();
+  jq.call("put", {"job"});
+  jq.call("get");
+  jq.call("task_done");
+  jq.call("join");
+  EXPECT_THROW(jq.call("task_done"), mp::ValueError);
+
+  AcquirerProxy sem = manager.Semaphore(2);
+  EXPECT_TRUE(sem.acquire());
+  EXPECT_TRUE(sem.acquire());
+  EXPECT_FALSE(sem.acquire(false));
+  sem.release();
+  sem.release();
+  sem.release();  // a plain Semaphore may go above its start value
+  AcquirerProxy bounded = manager.BoundedSemaphore(1);
+  EXPECT_TRUE(bounded.acquire(true, 1.0));
+  bounded.release();
+  try {
+    bounded.release();
+    FAIL() << "no ValueError";
+  } catch (const mp::ValueError& e) {
+    EXPECT_STREQ(e.what(), "Semaphore released too many times");
+  }
+}
+
+/// A manager with an authkey of its own: its proxies cross to children under
+/// every start method with that key (Python sends it while spawning).
+TEST_P(TestSyncManagerTypes, OwnAuthkeyChild) {
+  managers::SyncManager manager(std::nullopt, mp::Bytes("a key of its own"));
+  manager.start();
+  DictProxy d = manager.dict();
+  ListProxy l = manager.list();
+  auto p = mp::Process({.target = &manager_tests::fill, .args = {d, l, std::int64_t{3}}});
+  p.start();
+  join_process(p);
+  EXPECT_EQ(p.exitcode(), 0);
+  EXPECT_EQ(l.len(), 3);
+}
+
+/// Reference §3.5: a Token and a DictProxy pickle as CPython's, byte for byte.
+TEST(TestManagerWire, TokenAndProxyPickles) {
+  managers::Token token{"dict", std::string("/tmp/pymp-abc/listener-xyz"), "7f0011223344"};
+  std::string hex;
+  for (unsigned char c : mp::reduction::dumps(Object(token), 4)) {
+    static const char* digits = "0123456789abcdef";
+    hex += digits[c >> 4];
+    hex += digits[c & 15];
+  }
+  EXPECT_EQ(hex,
+            "8004955f000000000000008c186d756c746970726f63657373696e672e6d616e6167657273948c05546f6b656e"
+            "9493942981948c0464696374948c1a2f746d702f70796d702d6162632f6c697374656e65722d78797a948c0c"
+            "376630303131323233333434948794622e");
+  EXPECT_EQ(mp::reduction::loads(mp::reduction::dumps(Object(token))).as<managers::Token>(), token);
+  EXPECT_EQ(token.repr(), "Token(typeid='dict', address='/tmp/pymp-abc/listener-xyz', id='7f0011223344')");
+  // The proxy's pickle: RebuildProxy(DictProxy, Token, 'pickle', {}) (148 bytes).
+  Object proxy = Object::Reduced{{"multiprocessing.managers", "RebuildProxy"},
+                                 {Object::Global{"multiprocessing.managers", "DictProxy"},
+                                  Object(managers::Token{"dict", std::string("/tmp/mpx/mgr.sock"), "7f0011223344"}),
+                                  "pickle", Object::Dict{}}};
+  EXPECT_EQ(mp::reduction::dumps(proxy, 4).size(), 148u);
+}
+
+/// Reference §3.4: a method call and its replies, as CPython pickles them
+/// (protocol 4): the request 4-tuple is 54 bytes, ('#RETURN', None) 25, and
+/// ('#ERROR', KeyError('missing')) 61.
+TEST(TestManagerWire, RequestAndReplySizes) {
+  Object request = Object::Tuple{{"7f0011223344", "__setitem__", Object::Tuple{{"a", std::int64_t{1}}}, Object::Dict{}}};
+  EXPECT_EQ(mp::reduction::dumps(request).size(), 54u);
+  EXPECT_EQ(mp::reduction::dumps(Object::Tuple{{"#RETURN", Object()}}).size(), 25u);
+  Object error = Object::Tuple{{"#ERROR", mp::reduction::_reduce_exception(mp::KeyError("missing"))}};
+  EXPECT_EQ(mp::reduction::dumps(error).size(), 61u);
+}
+
+/// The error conversions of convert_to_error, with Python's texts.
+TEST(TestManagerWire, ConvertToError) {
+  try {
+    managers::raise_converted_error("#UNSERIALIZABLE", "tb");
+  } catch (const managers::RemoteError& e) {
+    EXPECT_EQ(e.traceback(), "Unserializable message: tb\n");
+    EXPECT_EQ(std::string(e.what()), "\n" + std::string(75, '-') + "\nUnserializable message: tb\n" + std::string(75, '-'));
+  }
+  EXPECT_THROW(managers::raise_converted_error("#TRACEBACK", std::int64_t{1}), mp::TypeError);
+  EXPECT_THROW(managers::raise_converted_error("#WHAT", Object()), mp::ValueError);
+  EXPECT_THROW(managers::raise_converted_error("#ERROR", Object::Reduced{{"builtins", "IndexError"}, {"x"}}),
+               mp::IndexError);
+}
+
+INSTANTIATE_TEST_SUITE_P(WithManager, TestContainers, ::testing::ValuesIn(start_methods()), method_name);
+INSTANTIATE_TEST_SUITE_P(WithManager, TestNamespace, ::testing::ValuesIn(start_methods()), method_name);
+INSTANTIATE_TEST_SUITE_P(WithManager, TestMyManager, ::testing::ValuesIn(start_methods()), method_name);
+INSTANTIATE_TEST_SUITE_P(WithManager, TestManagerRestart, ::testing::ValuesIn(start_methods()), method_name);
+INSTANTIATE_TEST_SUITE_P(WithManager, TestManagerFaults, ::testing::ValuesIn(start_methods()), method_name);
+INSTANTIATE_TEST_SUITE_P(WithManager, TestSyncManagerTypes, ::testing::ValuesIn(start_methods()), method_name);
+
+}  // namespace mp_test
