@@ -1838,7 +1838,8 @@ const bool managers_globals_registered = [] {
   }
   ForkingPickler::register_global("builtins", "slice");
   ForkingPickler::register_global("_queue", "Empty");  // queue.Empty's real home in CPython
-  ForkingPickler::register_global("multiprocessing.process", "AuthenticationString");
+  // multiprocessing.process.AuthenticationString is registered by process.cpp,
+  // which rebuilds it as the plain key (RebuildProxy takes either form).
   spawn::register_target("multiprocessing.managers.BaseManager._run_server", Target(&BaseManager::_run_server));
   return true;
 }();
