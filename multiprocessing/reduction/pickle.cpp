@@ -1733,10 +1733,7 @@ void ForkingPickler::register_global(const std::string& module, const std::strin
                                      Rebuild rebuild) {
   Registry& reg = registry();
   std::lock_guard<std::mutex> guard(reg.lock);
-  auto [it, inserted] = reg.globals.try_emplace({module, qualname}, nullptr);
-  // Allowing a name again without a rebuild function keeps the one it has:
-  // two modules may both need to read a global, and only its owner rebuilds it.
-  if (rebuild || inserted) it->second = std::move(rebuild);
+  reg.globals[{module, qualname}] = std::move(rebuild);
 }
 
 bool ForkingPickler::is_allowed(const std::string& module, const std::string& qualname) {

@@ -169,8 +169,8 @@ class ForkingPickler {
   static Object loads(std::string_view data) { return reduction::loads(data); }
 
   /// Allow loads() to name `module.qualname` (GLOBAL / STACK_GLOBAL) and call it
-  /// (REDUCE, NEWOBJ, BUILD).  Registering the same name again with a rebuild
-  /// function replaces the one it had; without one, it keeps it.  The built-in names (builtins.set...) are always evaluated natively,
+  /// (REDUCE, NEWOBJ, BUILD).  Registering the same name again replaces the rebuild
+  /// function.  The built-in names (builtins.set...) are always evaluated natively,
   /// whatever is registered for them.  Thread-safe; a registration lasts for the
   /// life of the process.
   /// Python: ForkingPickler.register + the globals find_class would import.
