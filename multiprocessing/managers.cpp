@@ -1976,7 +1976,10 @@ const bool managers_globals_registered = [] {
   }
   ForkingPickler::register_global("builtins", "slice");
   ForkingPickler::register_global("_queue", "Empty");  // queue.Empty's real home in CPython
-  ForkingPickler::register_global("multiprocessing.process", "AuthenticationString");
+  // multiprocessing.process.AuthenticationString is process.cpp's to register: it
+  // gives the rebuild that turns it back into bytes, which a second, plain
+  // registration here would replace (spawned children then failed with
+  // "expected bytes, got AuthenticationString").
   spawn::register_target("multiprocessing.managers.BaseManager._run_server", Target(&BaseManager::_run_server));
   return true;
 }();
