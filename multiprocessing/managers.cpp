@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "multiprocessing/context.hpp"
+#include "multiprocessing/dummy/dummy.hpp"
 #include "multiprocessing/os.hpp"
 #include "multiprocessing/reduction/pickle.hpp"
 #include "multiprocessing/spawn.hpp"
@@ -1026,6 +1027,140 @@ class EventReferent : public MethodsReferent {
   bool flag_ = false;
 };
 
+/// Python: threading.Condition() in the server (the Condition typeid): a
+/// dummy::Condition over an RLock of its own.  As for an RLock, the owner is
+/// the server thread that serves the caller's connection (one per client
+/// thread), so acquire, wait and release from one client thread agree.
+class ConditionReferent : public MethodsReferent {
+ public:
+  ConditionReferent() : MethodsReferent("Condition") {
+    def("acquire", [this](const Args& a, const Kwds&) {
+      check_count("acquire", a, 0, 2);
+      bool blocking = a.empty() ? true : a[0].as<bool>();
+      double timeout = (a.size() > 1 && !a[1].is_none()) ? a[1].as<double>() : -1;
+      return Object(cond_.acquire(blocking, timeout));
+    });
+    def("release", [this](const Args&, const Kwds&) {
+      cond_.release();
+      return Object();
+    });
+    def("wait", [this](const Args& a, const Kwds&) {
+      check_count("wait", a, 0, 1);
+      std::optional<double> timeout;
+      if (!a.empty() && !a[0].is_none()) timeout = std::max(0.0, a[0].as<double>());
+      return Object(cond_.wait(timeout));
+    });
+    def("notify", [this](const Args& a, const Kwds&) {
+      check_count("notify", a, 0, 1);
+      std::int64_t n = a.empty() ? 1 : a[0].as<std::int64_t>();
+      cond_.notify(static_cast<std::size_t>(std::max<std::int64_t>(0, n)));
+      return Object();
+    });
+    def("notify_all", [this](const Args&, const Kwds&) {
+      cond_.notify_all();
+      return Object();
+    });
+  }
+  std::string repr() const override { return "<Condition(<_thread.RLock object at 0x" + hex_id(this) + ">, 0)>"; }
+
+ private:
+  dummy::Condition cond_;
+};
+
+/// Python: threading.Barrier(parties, action=None, timeout=None) in the server
+/// (the Barrier typeid): a dummy::Barrier.  parties, n_waiting and broken are
+/// read through '__getattribute__', as BarrierProxy's properties do.
+class BarrierReferent : public MethodsReferent {
+ public:
+  BarrierReferent(int parties, std::optional<double> timeout) : MethodsReferent("Barrier"), barrier_(parties, {}, timeout) {
+    def("wait", [this](const Args& a, const Kwds&) {
+      check_count("wait", a, 0, 1);
+      std::optional<double> timeout;
+      if (!a.empty() && !a[0].is_none()) timeout = a[0].as<double>();
+      return Object(static_cast<std::int64_t>(barrier_.wait(timeout)));
+    });
+    def("abort", [this](const Args&, const Kwds&) {
+      barrier_.abort();
+      return Object();
+    });
+    def("reset", [this](const Args&, const Kwds&) {
+      barrier_.reset();
+      return Object();
+    });
+    def("__getattribute__", [this](const Args& a, const Kwds&) {
+      check_count("__getattribute__", a, 1, 1);
+      const std::string name = a[0].as<std::string>();
+      if (name == "parties") return Object(static_cast<std::int64_t>(barrier_.parties()));
+      if (name == "n_waiting") return Object(static_cast<std::int64_t>(barrier_.n_waiting()));
+      if (name == "broken") return Object(barrier_.broken());
+      throw AttributeError("'Barrier' object has no attribute " + py_repr(name));
+    });
+  }
+  std::string repr() const override { return barrier_.repr(); }
+
+ private:
+  dummy::Barrier barrier_;
+};
+
+/// Python: managers.Array(typecode, sequence, lock=True), which is
+/// array.array(typecode, sequence), in the server (the Array typeid).  The
+/// items are kept as Objects of the typecode's kind: an int for the integer
+/// codes (a float is refused, as array.array refuses it), a float for 'f'
+/// and 'd', a one-character str for 'u'.
+class ArrayReferent : public MethodsReferent {
+ public:
+  ArrayReferent(std::string typecode, const Object::List& sequence)
+      : MethodsReferent("array"), typecode_(std::move(typecode)) {
+    if (typecode_.size() != 1 || std::string("bBuhHiIlLqQfd").find(typecode_[0]) == std::string::npos) {
+      throw ValueError("bad typecode (must be b, B, u, h, H, i, I, l, L, q, Q, f or d)");
+    }
+    for (const Object& item : sequence) items_.push_back(coerce(item));
+    def("__len__", [this](const Args&, const Kwds&) {
+      std::lock_guard guard(mutex_);
+      return Object(static_cast<std::int64_t>(items_.size()));
+    });
+    def("__getitem__", [this](const Args& a, const Kwds&) {
+      check_count("__getitem__", a, 1, 1);
+      std::lock_guard guard(mutex_);
+      return items_[normalize_index(a[0].as<std::int64_t>(), items_.size(), "array index out of range")];
+    });
+    def("__setitem__", [this](const Args& a, const Kwds&) {
+      check_count("__setitem__", a, 2, 2);
+      Object value = coerce(a[1]);
+      std::lock_guard guard(mutex_);
+      items_[normalize_index(a[0].as<std::int64_t>(), items_.size(), "array assignment index out of range")] = value;
+      return Object();
+    });
+  }
+  std::string repr() const override {
+    std::lock_guard guard(mutex_);
+    std::string text = "array(" + py_repr(typecode_);
+    if (!items_.empty()) {
+      text += ", [";
+      for (std::size_t i = 0; i < items_.size(); ++i) text += (i ? ", " : "") + items_[i].repr();
+      text += "]";
+    }
+    return text + ")";
+  }
+
+ private:
+  Object coerce(const Object& item) const {
+    const char code = typecode_[0];
+    if (code == 'f' || code == 'd') return Object(item.as<double>());
+    if (code == 'u') {
+      auto text = item.as<std::string>();
+      if (text.empty()) throw TypeError("array item must be unicode character");
+      return Object(text);
+    }
+    if (std::get_if<double>(&item.variant()) != nullptr) throw TypeError("'float' object cannot be interpreted as an integer");
+    return Object(item.as<std::int64_t>());
+  }
+
+  mutable std::mutex mutex_;
+  std::string typecode_;
+  Object::List items_;
+};
+
 }  // namespace referents
 
 std::string namespace_repr(const Kwds& attrs) {
@@ -1130,6 +1265,9 @@ std::optional<std::vector<std::string>> proxy_exposed(const std::string& proxyty
       {"NamespaceProxy", {"__getattribute__", "__setattr__", "__delattr__"}},
       {"AcquirerProxy", {"acquire", "release"}},
       {"EventProxy", {"is_set", "set", "clear", "wait"}},
+      {"ConditionProxy", {"acquire", "release", "wait", "notify", "notify_all"}},
+      {"BarrierProxy", {"__getattribute__", "wait", "abort", "reset"}},
+      {"ArrayProxy", {"__len__", "__getitem__", "__setitem__"}},
       {"IteratorProxy", {"__next__", "send", "throw", "close"}},
   };
   auto it = exposed.find(proxytype);
@@ -1961,6 +2099,53 @@ bool EventProxy::wait(std::optional<double> timeout) const {
   return _callmethod("wait", timeout ? Args{*timeout} : Args{}).as<bool>();
 }
 
+// ---- ConditionProxy, BarrierProxy, ArrayProxy
+bool ConditionProxy::wait(std::optional<double> timeout) const {
+  return _callmethod("wait", {timeout ? Object(*timeout) : Object()}).as<bool>();
+}
+void ConditionProxy::notify(std::int64_t n) const { _callmethod("notify", {n}); }
+void ConditionProxy::notify_all() const { _callmethod("notify_all"); }
+bool ConditionProxy::wait_for(const std::function<bool()>& predicate, std::optional<double> timeout) const {
+  bool result = predicate();
+  if (result) return result;
+  std::optional<double> endtime;
+  if (timeout) endtime = os::monotonic() + *timeout;
+  std::optional<double> waittime;
+  while (!result) {
+    if (endtime) {
+      waittime = *endtime - os::monotonic();
+      if (*waittime <= 0) break;
+    }
+    wait(waittime);
+    result = predicate();
+  }
+  return result;
+}
+
+std::int64_t BarrierProxy::wait(std::optional<double> timeout) const {
+  return _callmethod("wait", {timeout ? Object(*timeout) : Object()}).as<std::int64_t>();
+}
+void BarrierProxy::abort() const { _callmethod("abort"); }
+void BarrierProxy::reset() const { _callmethod("reset"); }
+std::int64_t BarrierProxy::parties() const { return _callmethod("__getattribute__", {"parties"}).as<std::int64_t>(); }
+std::int64_t BarrierProxy::n_waiting() const {
+  return _callmethod("__getattribute__", {"n_waiting"}).as<std::int64_t>();
+}
+bool BarrierProxy::broken() const { return _callmethod("__getattribute__", {"broken"}).as<bool>(); }
+
+std::int64_t ArrayProxy::len() const { return _callmethod("__len__").as<std::int64_t>(); }
+Object ArrayProxy::getitem(std::int64_t index) const { return _callmethod("__getitem__", {index}); }
+void ArrayProxy::setitem(std::int64_t index, const Object& value) const { _callmethod("__setitem__", {index, value}); }
+Object::List ArrayProxy::tolist() const {
+  // Python: list(proxy) goes through __getitem__ until IndexError.
+  Object::List items;
+  try {
+    for (std::int64_t i = 0;; ++i) items.push_back(getitem(i));
+  } catch (const IndexError&) {
+  }
+  return items;
+}
+
 // ------------------------------------------------------------------ BaseManager
 
 struct BaseManager::Shared {
@@ -2191,6 +2376,17 @@ std::shared_ptr<Referent> make_queue(const Args& args, const Kwds&) {
   check_count("Queue", args, 0, 1);
   return std::make_shared<referents::QueueReferent>(args.empty() ? 0 : args[0].as<std::int64_t>());
 }
+std::shared_ptr<Referent> make_barrier(const Args& args, const Kwds&) {
+  check_count("Barrier", args, 1, 3);  // (parties, action=None, timeout=None): no action crosses
+  if (args.size() > 1 && !args[1].is_none()) throw TypeError("Barrier: an action cannot cross to the server");
+  std::optional<double> timeout;
+  if (args.size() > 2 && !args[2].is_none()) timeout = args[2].as<double>();
+  return std::make_shared<referents::BarrierReferent>(static_cast<int>(args[0].as<std::int64_t>()), timeout);
+}
+std::shared_ptr<Referent> make_array(const Args& args, const Kwds&) {
+  check_count("Array", args, 2, 3);
+  return std::make_shared<referents::ArrayReferent>(args[0].as<std::string>(), items_of(args[1]));
+}
 std::shared_ptr<Referent> make_namespace(const Args& args, const Kwds& kwds) {
   check_count("Namespace", args, 0, 0);
   return std::make_shared<referents::NamespaceReferent>(kwds);
@@ -2207,12 +2403,20 @@ Registry& SyncManager::_registry() {
     r.register_typeid("RLock", [](const Args&, const Kwds&) { return std::make_shared<referents::LockReferent>(true); },
                       "AcquirerProxy");
     r.register_typeid("Semaphore", &make_semaphore<false>, "AcquirerProxy");
+    r.register_typeid("Condition",
+                      [](const Args& a, const Kwds&) {
+                        check_count("Condition", a, 0, 0);  // no lock crosses: an RLock of its own
+                        return std::make_shared<referents::ConditionReferent>();
+                      },
+                      "ConditionProxy");
+    r.register_typeid("Barrier", &make_barrier, "BarrierProxy");
     r.register_typeid("BoundedSemaphore", &make_semaphore<true>, "AcquirerProxy");
     r.register_typeid("Queue", &make_queue);
     r.register_typeid("JoinableQueue", &make_queue);
     r.register_typeid("list", &make_list, "ListProxy");
     r.register_typeid("dict", &make_dict, "DictProxy");
     r.register_typeid("Value", &make_value, "ValueProxy");
+    r.register_typeid("Array", &make_array, "ArrayProxy");
     r.register_typeid("Namespace", &make_namespace, "NamespaceProxy");
     r.register_typeid("Iterator", {}, "IteratorProxy", std::nullopt, std::nullopt, /*create_method=*/false);
     return r;
@@ -2259,6 +2463,13 @@ AcquirerProxy SyncManager::BoundedSemaphore(std::int64_t value) {
 AutoProxy SyncManager::Queue(std::int64_t maxsize) { return AutoProxy(proxy("Queue", {maxsize})); }
 AutoProxy SyncManager::JoinableQueue(std::int64_t maxsize) { return AutoProxy(proxy("JoinableQueue", {maxsize})); }
 EventProxy SyncManager::Event() { return EventProxy(proxy("Event")); }
+ConditionProxy SyncManager::Condition() { return ConditionProxy(proxy("Condition")); }
+BarrierProxy SyncManager::Barrier(std::int64_t parties, std::optional<double> timeout) {
+  return BarrierProxy(proxy("Barrier", timeout ? Args{parties, Object(), *timeout} : Args{parties}));
+}
+ArrayProxy SyncManager::Array(const std::string& typecode, const Object& sequence) {
+  return ArrayProxy(proxy("Array", {typecode, sequence}));
+}
 
 
 }  // namespace multiprocessing::managers

@@ -21,7 +21,8 @@
 // that answers call(methodname, args, kwds) for the names it has, and tells its
 // public methods (Python: public_methods(obj)).  The built-in ones are the
 // SyncManager's: a dict, a list, a Value, a Namespace, a Lock, an RLock, an
-// Event (see the referents:: namespace); MethodsReferent gives any C++ object
+// Event, a Condition, a Barrier, an Array (see the referents:: namespace);
+// MethodsReferent gives any C++ object
 // named methods.  A typeid's callable makes a Referent from the call's args.
 //
 // How typeids reach a server started with spawn or forkserver.  Python pickles
@@ -226,7 +227,8 @@ class Registry {
 
 /// Python: `ProxyType._exposed_` / `_method_to_typeid_` of the port's proxy
 /// classes ("DictProxy", "ListProxy", "ValueProxy", "NamespaceProxy",
-/// "AcquirerProxy", "EventProxy", "IteratorProxy"); nullopt / empty for
+/// "AcquirerProxy", "EventProxy", "ConditionProxy", "BarrierProxy",
+/// "ArrayProxy", "IteratorProxy"); nullopt / empty for
 /// "AutoProxy" and unknown names.
 std::optional<std::vector<std::string>> proxy_exposed(const std::string& proxytype);
 std::map<std::string, std::string> proxy_method_to_typeid(const std::string& proxytype);
@@ -464,6 +466,56 @@ class EventProxy : public BaseProxy {
   bool wait(std::optional<double> timeout = std::nullopt) const;
 };
 
+/// Python: managers.ConditionProxy (the Condition typeid): AcquirerProxy's
+/// acquire and release, plus wait, notify, notify_all; wait_for runs here in
+/// the client, as in Python (a predicate cannot cross).
+class ConditionProxy : public AcquirerProxy {
+ public:
+  using AcquirerProxy::AcquirerProxy;
+  explicit ConditionProxy(BaseProxy p) : AcquirerProxy(std::move(p)) {}
+  /// Python: wait(timeout=None): sends (timeout,).  False when the time ran out.
+  /// \throws RuntimeError "cannot wait on un-acquired lock".
+  bool wait(std::optional<double> timeout = std::nullopt) const;
+  /// Python: notify(n=1).  \throws RuntimeError "cannot notify on un-acquired lock".
+  void notify(std::int64_t n = 1) const;
+  /// Python: notify_all().
+  void notify_all() const;
+  /// Python: wait_for(predicate, timeout=None): wait() until predicate() is
+  /// true or the time is up; the predicate's last result.  The lock must be held.
+  bool wait_for(const std::function<bool()>& predicate, std::optional<double> timeout = std::nullopt) const;
+};
+
+/// Python: managers.BarrierProxy (the Barrier typeid).  The properties
+/// parties, n_waiting and broken are read with '__getattribute__'.
+class BarrierProxy : public BaseProxy {
+ public:
+  using BaseProxy::BaseProxy;
+  explicit BarrierProxy(BaseProxy p) : BaseProxy(std::move(p)) {}
+  /// Python: wait(timeout=None): this party's index in [0, parties).
+  /// \throws BrokenBarrierError when the barrier is broken or reset meanwhile.
+  std::int64_t wait(std::optional<double> timeout = std::nullopt) const;
+  void abort() const;
+  void reset() const;
+  std::int64_t parties() const;    ///< Python: parties (property)
+  std::int64_t n_waiting() const;  ///< Python: n_waiting (property)
+  bool broken() const;             ///< Python: broken (property)
+};
+
+/// Python: managers.ArrayProxy = MakeProxyType('ArrayProxy', ('__len__',
+/// '__getitem__', '__setitem__')): `a[i]` is getitem(i), `a[i] = v` setitem(i, v).
+class ArrayProxy : public BaseProxy {
+ public:
+  using BaseProxy::BaseProxy;
+  explicit ArrayProxy(BaseProxy p) : BaseProxy(std::move(p)) {}
+  std::int64_t len() const;                                      ///< Python: __len__
+  /// Python: __getitem__.  \throws IndexError "array index out of range".
+  Object getitem(std::int64_t index) const;
+  /// Python: __setitem__.  \throws IndexError; TypeError for a value the typecode refuses.
+  void setitem(std::int64_t index, const Object& value) const;
+  /// Python: list(proxy): getitem(0), getitem(1)... until IndexError.
+  Object::List tolist() const;
+};
+
 // ------------------------------------------------------------------ BaseManager
 
 /// Python: managers.BaseManager.  A manager that start() runs in a child
@@ -552,8 +604,9 @@ class BaseManager {
 };
 
 /// Python: managers.SyncManager: BaseManager with the typeids dict, list,
-/// Value, Namespace, Lock, RLock, Semaphore, BoundedSemaphore, Event, Queue,
-/// JoinableQueue (and Iterator, without a create method).
+/// Value, Array, Namespace, Lock, RLock, Semaphore, BoundedSemaphore,
+/// Condition, Event, Barrier, Queue, JoinableQueue (and Iterator, without a
+/// create method).
 class SyncManager : public BaseManager {
  public:
   explicit SyncManager(std::optional<Address> address = std::nullopt,
@@ -576,6 +629,16 @@ class SyncManager : public BaseManager {
   AcquirerProxy RLock();
   /// Python: Event() (threading's, in the server).
   EventProxy Event();
+  /// Python: Condition() (threading's, over an RLock of its own, in the server).
+  ConditionProxy Condition();
+  /// Python: Barrier(parties, timeout=None) (threading's, in the server; no
+  /// action, which could not cross).  \throws RemoteError when the server
+  /// refuses it (ValueError "parties must be >= 1"), as for any typeid.
+  BarrierProxy Barrier(std::int64_t parties, std::optional<double> timeout = std::nullopt);
+  /// Python: Array(typecode, sequence): an array.array in the server.
+  /// \throws RemoteError when the server refuses it (ValueError "bad typecode
+  /// ...", TypeError for an item the typecode refuses), as for any typeid.
+  ArrayProxy Array(const std::string& typecode, const Object& sequence);
   /// Python: Semaphore(value=1) / BoundedSemaphore(value=1) (threading's).
   AcquirerProxy Semaphore(std::int64_t value = 1);
   AcquirerProxy BoundedSemaphore(std::int64_t value = 1);
@@ -619,6 +682,9 @@ MP_MANAGERS_PROXY_CONVERT(ValueProxy)
 MP_MANAGERS_PROXY_CONVERT(NamespaceProxy)
 MP_MANAGERS_PROXY_CONVERT(AcquirerProxy)
 MP_MANAGERS_PROXY_CONVERT(EventProxy)
+MP_MANAGERS_PROXY_CONVERT(ConditionProxy)
+MP_MANAGERS_PROXY_CONVERT(BarrierProxy)
+MP_MANAGERS_PROXY_CONVERT(ArrayProxy)
 #undef MP_MANAGERS_PROXY_CONVERT
 
 /// A Token as CPython pickles it (NEWOBJ + BUILD (typeid, address, id)).

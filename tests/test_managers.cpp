@@ -11,6 +11,9 @@ namespace mp_test {
 
 namespace managers = mp::managers;
 using managers::AcquirerProxy;
+using managers::ArrayProxy;
+using managers::BarrierProxy;
+using managers::ConditionProxy;
 using managers::DictProxy;
 using managers::EventProxy;
 using managers::ListProxy;
@@ -110,8 +113,41 @@ void serve_at(std::string host, std::int64_t port, mp::Bytes authkey) {
   manager.get_server().serve_forever();
 }
 
+/// Python: TestSyncManagerTypes._test_condition: acquire, release.  Then
+/// (beyond CPython) wake the parent, which waits on the condition.
+void use_condition(ConditionProxy c) {
+  c.acquire();
+  c.release();
+  c.acquire();
+  c.notify();
+  c.release();
+}
+
+/// Python: TestSyncManagerTypes._test_barrier: parties == 5, reset().
+void use_barrier(BarrierProxy b) {
+  if (b.parties() != 5) mp::os::_exit(3);
+  b.reset();
+}
+
+/// The other party of a Barrier(2).
+void wait_barrier(BarrierProxy b) { b.wait(60.0); }
+
+/// Python: TestSyncManagerTypes._test_array: obj[0] == 0, obj[1] == 1,
+/// len(obj) == 2, list(obj) == [0, 1].  Then (beyond CPython) obj[1] = 10.
+void use_array(ArrayProxy a) {
+  if (a.getitem(0) != Object(std::int64_t{0})) mp::os::_exit(3);
+  if (a.getitem(1) != Object(std::int64_t{1})) mp::os::_exit(4);
+  if (a.len() != 2) mp::os::_exit(5);
+  if (a.tolist() != Object::List{std::int64_t{0}, std::int64_t{1}}) mp::os::_exit(6);
+  a.setitem(1, std::int64_t{10});
+}
+
 }  // namespace manager_tests
 
+MP_REGISTER_TARGET(manager_tests::use_condition);
+MP_REGISTER_TARGET(manager_tests::use_barrier);
+MP_REGISTER_TARGET(manager_tests::wait_barrier);
+MP_REGISTER_TARGET(manager_tests::use_array);
 MP_REGISTER_TARGET(manager_tests::serve_at);
 MP_REGISTER_TARGET(manager_tests::put_items);
 MP_REGISTER_TARGET(manager_tests::die_holding);
@@ -569,6 +605,79 @@ TEST_P(TestSyncManagerTypes, QueueAndSemaphores) {
   } catch (const mp::ValueError& e) {
     EXPECT_STREQ(e.what(), "Semaphore released too many times");
   }
+}
+
+/// TestSyncManagerTypes.test_condition: a child acquires and releases the
+/// Condition, then notifies the parent waiting on it.
+TEST_P(TestSyncManagerTypes, Condition) {
+  auto manager = mp::Manager();
+  ConditionProxy c = manager.Condition();
+  EXPECT_EQ(c._exposed(), (std::vector<std::string>{"acquire", "release", "wait", "notify", "notify_all"}));
+  EXPECT_THROW(c.notify(), mp::RuntimeError);  // "cannot notify on un-acquired lock"
+  EXPECT_THROW(c.wait(0.01), mp::RuntimeError);
+  ASSERT_TRUE(c.acquire());
+  EXPECT_FALSE(c.wait(0.05));
+  auto p = mp::Process({.target = &manager_tests::use_condition, .args = {c}});
+  p.start();
+  EXPECT_TRUE(c.wait(60.0));  // the child can take the lock only while we wait
+  c.release();
+  join_process(p);
+  EXPECT_EQ(p.exitcode(), 0);
+  c.acquire();
+  int calls = 0;
+  EXPECT_FALSE(c.wait_for([&calls] { return ++calls > 100; }, 0.05));
+  c.notify_all();
+  c.notify(2);
+  c.release();
+}
+
+/// TestSyncManagerTypes.test_barrier: a child reads parties and resets; then
+/// two parties pass a Barrier(2), and abort/reset break and mend it.
+TEST_P(TestSyncManagerTypes, Barrier) {
+  auto manager = mp::Manager();
+  BarrierProxy b = manager.Barrier(5);
+  auto p = mp::Process({.target = &manager_tests::use_barrier, .args = {b}});
+  p.start();
+  join_process(p);
+  EXPECT_EQ(p.exitcode(), 0);
+  EXPECT_EQ(b.parties(), 5);
+  EXPECT_EQ(b.n_waiting(), 0);
+  EXPECT_FALSE(b.broken());
+
+  BarrierProxy two = manager.Barrier(2);
+  auto q = mp::Process({.target = &manager_tests::wait_barrier, .args = {two}});
+  q.start();
+  std::int64_t index = two.wait(60.0);
+  EXPECT_TRUE(index == 0 || index == 1);
+  join_process(q);
+  EXPECT_EQ(q.exitcode(), 0);
+  two.abort();
+  EXPECT_TRUE(two.broken());
+  EXPECT_THROW(two.wait(1.0), mp::BrokenBarrierError);
+  two.reset();
+  EXPECT_FALSE(two.broken());
+  EXPECT_THROW(b.wait(0.05), mp::BrokenBarrierError);  // the timeout breaks it
+  EXPECT_THROW(manager.Barrier(0), managers::RemoteError);  // as in Python: the server's ValueError, as text
+}
+
+/// TestSyncManagerTypes.test_array: a child reads Array('i', [0, 1]) item by
+/// item, as a list, and writes one item back.
+TEST_P(TestSyncManagerTypes, Array) {
+  auto manager = mp::Manager();
+  ArrayProxy a = manager.Array("i", Object::List{std::int64_t{0}, std::int64_t{1}});
+  EXPECT_EQ(a._exposed(), (std::vector<std::string>{"__len__", "__getitem__", "__setitem__"}));
+  auto p = mp::Process({.target = &manager_tests::use_array, .args = {a}});
+  p.start();
+  join_process(p);
+  EXPECT_EQ(p.exitcode(), 0);
+  EXPECT_EQ(a.tolist(), (Object::List{std::int64_t{0}, std::int64_t{10}}));
+  EXPECT_EQ(a.getitem(-1), Object(std::int64_t{10}));
+  EXPECT_THROW(a.getitem(2), mp::IndexError);
+  EXPECT_THROW(a.setitem(0, 1.5), mp::TypeError);
+  EXPECT_EQ(a.str(), "array('i', [0, 10])");
+  ArrayProxy d = manager.Array("d", Object::List{std::int64_t{1}, 2.5});
+  EXPECT_EQ(d.getitem(0), Object(1.0));
+  EXPECT_THROW(manager.Array("x", Object::List{}), managers::RemoteError);
 }
 
 /// A manager with an authkey of its own: its proxies cross to children under
