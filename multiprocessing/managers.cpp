@@ -2106,20 +2106,8 @@ bool ConditionProxy::wait(std::optional<double> timeout) const {
 void ConditionProxy::notify(std::int64_t n) const { _callmethod("notify", {n}); }
 void ConditionProxy::notify_all() const { _callmethod("notify_all"); }
 bool ConditionProxy::wait_for(const std::function<bool()>& predicate, std::optional<double> timeout) const {
-  bool result = predicate();
-  if (result) return result;
-  std::optional<double> endtime;
-  if (timeout) endtime = os::monotonic() + *timeout;
-  std::optional<double> waittime;
-  while (!result) {
-    if (endtime) {
-      waittime = *endtime - os::monotonic();
-      if (*waittime <= 0) break;
-    }
-    wait(waittime);
-    result = predicate();
-  }
-  return result;
+  // Python: ConditionProxy.wait_for runs the loop here, calling wait remotely.
+  return synchronize::_wait_for([this](std::optional<double> t) { wait(t); }, predicate, timeout);
 }
 
 std::int64_t BarrierProxy::wait(std::optional<double> timeout) const {

@@ -608,6 +608,21 @@ struct PoolState {
   void _maintain_pool();
 
   // ---- the three threads
+  /// The end of Pool.__init__: start the worker, task and result handlers,
+  /// register _terminate_pool, and enter RUN.
+  void _start_handlers() {
+    worker_handler = std::thread([this] { _handle_workers(); });
+    task_handler_alive = true;
+    task_handler = std::thread([this] {
+      _handle_tasks();
+      task_handler_alive = false;
+    });
+    result_handler = std::thread([this] { _handle_results(); });
+    // Python: util.Finalize(self, self._terminate_pool, exitpriority=15).
+    terminate = util::Finalize([this] { _terminate_pool(); }, 15, "Pool._terminate_pool");
+    std::lock_guard lock(mutex);
+    state = RUN;
+  }
   void _handle_workers();
   void _handle_tasks();
   void _handle_results();
@@ -1056,18 +1071,7 @@ Pool::Pool(std::optional<int> processes, Target initializer, Args initargs,
     for (auto& w : s.pool) w->join();
     throw;
   }
-  detail::PoolState* raw = state_.get();
-  s.worker_handler = std::thread([raw] { raw->_handle_workers(); });
-  s.task_handler_alive = true;
-  s.task_handler = std::thread([raw] {
-    raw->_handle_tasks();
-    raw->task_handler_alive = false;
-  });
-  s.result_handler = std::thread([raw] { raw->_handle_results(); });
-  // Python: util.Finalize(self, self._terminate_pool, exitpriority=15).
-  s.terminate = util::Finalize([raw] { raw->_terminate_pool(); }, 15, "Pool._terminate_pool");
-  std::lock_guard lock(s.mutex);
-  s.state = RUN;
+  s._start_handlers();
 }
 
 Pool::Pool(ThreadWorkers, std::optional<int> processes, Target initializer, Args initargs)
@@ -1075,17 +1079,7 @@ Pool::Pool(ThreadWorkers, std::optional<int> processes, Target initializer, Args
                              nullptr, true)) {
   detail::PoolState& s = *state_;
   s._repopulate_pool();
-  detail::PoolState* raw = state_.get();
-  s.worker_handler = std::thread([raw] { raw->_handle_workers(); });
-  s.task_handler_alive = true;
-  s.task_handler = std::thread([raw] {
-    raw->_handle_tasks();
-    raw->task_handler_alive = false;
-  });
-  s.result_handler = std::thread([raw] { raw->_handle_results(); });
-  s.terminate = util::Finalize([raw] { raw->_terminate_pool(); }, 15, "Pool._terminate_pool");
-  std::lock_guard lock(s.mutex);
-  s.state = RUN;
+  s._start_handlers();
 }
 
 Pool::~Pool() {

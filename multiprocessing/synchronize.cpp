@@ -433,7 +433,8 @@ void Condition::notify(long n) {
 
 void Condition::notify_all() { notify(LONG_MAX); }
 
-bool Condition::wait_for(const std::function<bool()>& predicate, std::optional<double> timeout) {
+bool _wait_for(const std::function<void(std::optional<double>)>& wait,
+               const std::function<bool()>& predicate, std::optional<double> timeout) {
   bool result = predicate();
   if (result) return result;
   std::optional<double> endtime;
@@ -448,6 +449,10 @@ bool Condition::wait_for(const std::function<bool()>& predicate, std::optional<d
     result = predicate();
   }
   return result;
+}
+
+bool Condition::wait_for(const std::function<bool()>& predicate, std::optional<double> timeout) {
+  return _wait_for([this](std::optional<double> t) { wait(t); }, predicate, timeout);
 }
 
 Object Condition::_reduce() const {

@@ -145,6 +145,14 @@ class RLock : public SemLock {
   std::string repr() const;
 };
 
+/// Python: the loop of Condition.wait_for, which threading.Condition,
+/// synchronize.Condition and managers' ConditionProxy each spell out: call
+/// `wait(time left)` (nullopt: no limit) until `predicate()` is true or
+/// `timeout` seconds have passed.  Returns the predicate's last result.  The
+/// one loop of the port's three conditions (this one, dummy's, the proxy).
+bool _wait_for(const std::function<void(std::optional<double>)>& wait,
+               const std::function<bool()>& predicate, std::optional<double> timeout);
+
 /// Python: synchronize.Condition(lock=None): wait/notify across processes,
 /// built from the lock and three counting semaphores (sleeping, woken, wait).
 class Condition {

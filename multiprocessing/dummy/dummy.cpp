@@ -14,6 +14,7 @@
 #include <new>
 
 #include "multiprocessing/exceptions.hpp"
+#include "multiprocessing/synchronize.hpp"
 #include "multiprocessing/os.hpp"
 
 namespace multiprocessing::dummy {
@@ -388,22 +389,7 @@ bool Condition::wait(std::optional<double> timeout) {
 }
 
 bool Condition::wait_for(const std::function<bool()>& predicate, std::optional<double> timeout) {
-  std::optional<double> endtime;
-  std::optional<double> waittime = timeout;
-  bool result = predicate();
-  while (!result) {
-    if (waittime) {
-      if (!endtime) {
-        endtime = os::monotonic() + *waittime;
-      } else {
-        waittime = *endtime - os::monotonic();
-        if (*waittime <= 0) break;
-      }
-    }
-    wait(waittime);
-    result = predicate();
-  }
-  return result;
+  return synchronize::_wait_for([this](std::optional<double> t) { wait(t); }, predicate, timeout);
 }
 
 void Condition::notify(std::size_t n) {
