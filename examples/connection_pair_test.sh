@@ -7,7 +7,7 @@ set -euo pipefail
 listener=$1 client=$2
 dir=$(mktemp -d)
 trap 'kill $lpid 2>/dev/null || true; rm -rf "$dir"' EXIT
-run() { if [[ $1 == py:* ]]; then timeout 20 python3 "${1#py:}" "${@:2}"; else timeout 20 "$@"; fi; }
+source "$(dirname "$0")/pair_test_lib.sh"
 run "$listener" --address "$dir/sock" --authkey "pair test" > "$dir/listener.out" &
 lpid=$!
 for _ in $(seq 200); do [ -S "$dir/sock" ] && break; sleep 0.05; done

@@ -14,9 +14,8 @@
 // Usage: remote_manager_client [--address HOST:PORT | --address PATH] [--authkey KEY] [--get]
 // A wrong authkey is an AuthenticationError here (exit 1); the server serves on.
 #include <cstdio>
-#include <cstring>
-#include <string>
 
+#include "manager_options.hpp"
 #include "multiprocessing.hpp"
 #include "queue_manager.hpp"
 
@@ -30,16 +29,10 @@ const bool registered = QueueManager::_registry().register_typeid("get_queue");
 
 int main(int argc, char** argv) {
   mp::freeze_support();
-  std::string address = "localhost:50000";
-  std::string authkey = "abracadabra";
-  bool get = false;
-  for (int a = 1; a < argc; ++a) {
-    if (std::strcmp(argv[a], "--get") == 0) get = true;
-    if (a + 1 < argc && std::strcmp(argv[a], "--address") == 0) address = argv[a + 1];
-    if (a + 1 < argc && std::strcmp(argv[a], "--authkey") == 0) authkey = argv[a + 1];
-  }
+  ManagerOptions options = parse_manager_options(argc, argv);
+  bool get = options.flags.count("--get") > 0;
   try {
-    QueueManager m(mp::connection::parse_address(address), mp::Bytes(authkey));
+    QueueManager m(options.address, options.authkey);
     m.connect();
     managers::AutoProxy queue = m.proxy("get_queue");
     if (get) {

@@ -14,9 +14,7 @@
 //
 // Usage: remote_manager_server [--address HOST:PORT | --address PATH] [--authkey KEY]
 // Either side can be swapped for the Python original; the wire is CPython's.
-#include <cstring>
-#include <string>
-
+#include "manager_options.hpp"
 #include "multiprocessing.hpp"
 #include "queue_manager.hpp"
 
@@ -36,13 +34,8 @@ const bool registered = QueueManager::_registry().register_typeid("get_queue", &
 
 int main(int argc, char** argv) {
   mp::freeze_support();
-  std::string address = "localhost:50000";
-  std::string authkey = "abracadabra";
-  for (int a = 1; a + 1 < argc; a += 2) {
-    if (std::strcmp(argv[a], "--address") == 0) address = argv[a + 1];
-    if (std::strcmp(argv[a], "--authkey") == 0) authkey = argv[a + 1];
-  }
-  QueueManager m(mp::connection::parse_address(address), mp::Bytes(authkey));
+  ManagerOptions options = parse_manager_options(argc, argv);
+  QueueManager m(options.address, options.authkey);
   mp::managers::Server s = m.get_server();
   s.serve_forever();
 }
