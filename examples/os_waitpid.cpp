@@ -16,6 +16,7 @@
 #include <sys/wait.h>
 
 #include <cstdio>
+#include <cstring>
 
 #include "multiprocessing/exceptions.hpp"
 #include "multiprocessing/os.hpp"
@@ -45,7 +46,8 @@ int main() {
   try {
     print_waitpid();
   } catch (const multiprocessing::ChildProcessError& err) {
-    std::printf("%s\n", err.what());  // [Errno 10] No child processes
+    // Python's str(err): "[Errno 10] No child processes" (what() also names the call)
+    std::printf("[Errno %d] %s\n", err.errno_value(), std::strerror(err.errno_value()));
   }
   return 0;
 }

@@ -68,7 +68,7 @@ int main(int argc, char** argv) {
   }
   // Stagger the workers' starts a little, as the lesson's output shows them in order.
   {
-    say("-- with threads (multiprocessing::dummy) --");
+    say("-- with threads --");  // multiprocessing::dummy
     mp::dummy::Lock lock;
     std::vector<int> nums;
     say("Main Thread : " + id(nums));
@@ -83,7 +83,7 @@ int main(int argc, char** argv) {
     say("Main Thread : " + repr(nums));
   }
   {
-    say("-- with processes (multiprocessing::Process, fork) --");
+    say("-- with processes --");  // multiprocessing::Process, fork
     // The lesson passes a multiprocessing.Lock; it arrives with `synchronize`.
     // Each say() is one write(2), so the lines do not mix without it.
     std::vector<int> nums;  // a plain vector

@@ -88,6 +88,10 @@ class Scheduler {
       workers_.push_back(std::make_unique<MyWorker>(a));
     }
     for (auto& worker : workers_) worker->start();
+    // Half a tick after the workers (the seed starts both at once): then no
+    // worker's print falls on the instant of an update, and the lines come in
+    // the same order every run.
+    mp::os::sleep(tick / 2);
     // Python: Thread(target=self.update_worker).start()
     thread_ = std::make_unique<mp::dummy::Process>(
         mp::ProcessOptions{.target = [this] { update_worker(); }});
@@ -115,6 +119,6 @@ int main(int argc, char** argv) {
   s.join();
   // Let the workers print the last values, then leave: the daemonic workers
   // are terminated at exit, as Python's are.
-  mp::os::sleep(2.5 * tick);
+  mp::os::sleep(2 * tick);
   return 0;
 }
