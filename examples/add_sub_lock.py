@@ -28,8 +28,10 @@ def process_with_lock(op, name):
             lock.release()
 
 
-p1 = multiprocessing.Process(target=process_with_lock, args=("add", "process-1"))
-p2 = multiprocessing.Process(target=process_with_lock, args=("sub", "process-2"))
+p1 = multiprocessing.Process(target=process_with_lock,
+                             args=("add", "process-1"))
+p2 = multiprocessing.Process(target=process_with_lock,
+                             args=("sub", "process-2"))
 start_time = time.time()
 p1.start()
 p2.start()

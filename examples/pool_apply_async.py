@@ -12,7 +12,8 @@ def test(idx, test_dict):
 
 def shown(d, n):
     items = [f'{k}: {v}' for k, v in sorted(d.items())]
-    return '{' + ', '.join(items[:n] + (['...'] if len(items) > n else [])) + '}'
+    more = ['...'] if len(items) > n else []
+    return '{' + ', '.join(items[:n] + more) + '}'
 
 
 if __name__ == '__main__':

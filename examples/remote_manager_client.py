@@ -10,7 +10,8 @@ host, sep, port = args.get('--address', 'localhost:50000').rpartition(':')
 address = (host, int(port)) if sep and port.isdigit() else args['--address']
 class QueueManager(BaseManager): pass
 QueueManager.register('get_queue')
-m = QueueManager(address=address, authkey=args.get('--authkey', 'abracadabra').encode())
+m = QueueManager(address=address,
+                 authkey=args.get('--authkey', 'abracadabra').encode())
 m.connect()
 queue = m.get_queue()
 if get:

@@ -10,6 +10,7 @@ address = (host, int(port)) if sep and port.isdigit() else args['--address']
 queue = Queue()
 class QueueManager(BaseManager): pass
 QueueManager.register('get_queue', callable=lambda: queue)
-m = QueueManager(address=address, authkey=args.get('--authkey', 'abracadabra').encode())
+m = QueueManager(address=address,
+                 authkey=args.get('--authkey', 'abracadabra').encode())
 s = m.get_server()
 s.serve_forever()

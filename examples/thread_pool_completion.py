@@ -33,4 +33,5 @@ if __name__ == '__main__':
             {"t": 1, "name": "thread_5"}]):
         print(result, flush=True)
     total = (time.time() - start_time) / unit
-    print(f"total time: {total:.1f} units (the longest task, not the sum of 20)")
+    print(f"total time: {total:.1f} units "
+          "(the longest task, not the sum of 20)")
