@@ -34,13 +34,12 @@ void worker1(std::string sign, mp::dummy::Lock* lock) {
   lock->release();
 }
 
-void worker2(std::string sign) {
-  // The lesson holds a multiprocessing.Lock here; it changes nothing about the
-  // count (each process has its own count_process), so it is left out until
-  // `synchronize` exists.
-  count_process += 1;
+void worker2(std::string sign, mp::synchronize::Lock lock) {
+  lock.acquire();
+  count_process += 1;  // this process's own copy of the global
   std::printf("%s %d\n", sign.c_str(), static_cast<int>(::getpid()));
   std::fflush(stdout);
+  lock.release();
 }
 
 }  // namespace
@@ -60,9 +59,10 @@ int main() {
 
   // Multi-process
   std::vector<std::unique_ptr<mp::Process>> processes;
+  auto process_lock = mp::Lock();  // Python: lock = multiprocessing.Lock()
   for (int i = 0; i < 5; ++i) {
     processes.push_back(std::make_unique<mp::Process>(
-        mp::ProcessOptions{.target = worker2, .args = {"process"}}));
+        mp::ProcessOptions{.target = [process_lock] { worker2("process", process_lock); }}));
     processes.back()->start();
   }
   for (auto& process : processes) process->join();

@@ -47,16 +47,16 @@ std::string repr(const std::vector<int>& nums) { return mp::Object(nums).repr();
 /// The worker, written once for both runs: `lock` guards the console and the
 /// list, like the lesson's threading.Lock.
 template <class Lock>
-void func(std::vector<int>& nums, int i, const char* kind, Lock* lock) {
-  if (lock) lock->acquire();
+void func(std::vector<int>& nums, int i, const char* kind, Lock& lock) {
+  lock.acquire();
   say(std::string(kind) + " -" + std::to_string(i) + " :  " + id(nums));
-  if (lock) lock->release();
+  lock.release();
   for (int x = 0; x < 3; ++x) {
     mp::os::sleep(g_delay);
-    if (lock) lock->acquire();
+    lock.acquire();
     nums.push_back(i);
     say(std::string(kind) + " -" + std::to_string(i) + " :  " + repr(nums));
-    if (lock) lock->release();
+    lock.release();
   }
 }
 
@@ -75,7 +75,7 @@ int main(int argc, char** argv) {
     std::vector<std::unique_ptr<mp::dummy::Process>> t_list;
     for (int i = 0; i < 3; ++i) {
       t_list.push_back(std::make_unique<mp::dummy::Process>(mp::ProcessOptions{
-          .target = [&nums, i, &lock] { func(nums, i, "Thread", &lock); }}));
+          .target = [&nums, i, &lock] { func(nums, i, "Thread", lock); }}));
       t_list.back()->start();
       mp::os::sleep(g_delay / 20);
     }
@@ -84,14 +84,15 @@ int main(int argc, char** argv) {
   }
   {
     say("-- with processes --");  // multiprocessing::Process, fork
-    // The lesson passes a multiprocessing.Lock; it arrives with `synchronize`.
-    // Each say() is one write(2), so the lines do not mix without it.
+    // Python: lock = multiprocessing.Lock(): one lock for the console, shared
+    // by the children (the list is each child's own).
+    auto lock = mp::Lock();
     std::vector<int> nums;  // a plain vector
     say("Main Process : " + id(nums));
     std::vector<std::unique_ptr<mp::Process>> p_list;
     for (int i = 0; i < 3; ++i) {
       p_list.push_back(std::make_unique<mp::Process>(mp::ProcessOptions{
-          .target = [&nums, i] { func<mp::dummy::Lock>(nums, i, "Process", nullptr); }}));
+          .target = [&nums, i, &lock] { func(nums, i, "Process", lock); }}));
       p_list.back()->start();
       mp::os::sleep(g_delay / 20);
     }

@@ -3,32 +3,32 @@
 # --delay SECONDS replaces the seed's 1 s sleep.
 import sys
 import time
-from multiprocessing import Process
-from threading import Lock, Thread
+import multiprocessing
+import threading
 
 delay = float(sys.argv[2]) if sys.argv[1:2] == ['--delay'] else 1.0
 
 
 def func(nums, i, lock, kind):
-    if lock: lock.acquire()
+    lock.acquire()
     print(f"{kind} -{i} :  {id(nums)}", flush=True)
-    if lock: lock.release()
+    lock.release()
     for x in range(3):
         time.sleep(delay)
-        if lock: lock.acquire()
+        lock.acquire()
         nums.append(i)
         print(f"{kind} -{i} :  {nums}", flush=True)
-        if lock: lock.release()
+        lock.release()
 
 
 if __name__ == '__main__':
     print('-- with threads --', flush=True)
-    lock = Lock()
+    lock = threading.Lock()
     nums = []
     print("Main Thread :", id(nums), flush=True)
     t_list = []
     for i in range(3):
-        t = Thread(target=func, args=(nums, i, lock, 'Thread'))
+        t = threading.Thread(target=func, args=(nums, i, lock, 'Thread'))
         t_list.append(t)
         t.start()
         time.sleep(delay / 20)
@@ -36,11 +36,13 @@ if __name__ == '__main__':
         t.join()
     print("Main Thread :", nums, flush=True)
     print('-- with processes --', flush=True)
+    lock = multiprocessing.Lock()
     nums = []
     print("Main Process :", id(nums), flush=True)
     p_list = []
     for i in range(3):
-        p = Process(target=func, args=(nums, i, None, 'Process'))
+        p = multiprocessing.Process(target=func,
+                                    args=(nums, i, lock, 'Process'))
         p_list.append(p)
         p.start()
         time.sleep(delay / 20)
