@@ -1,6 +1,7 @@
 # The Python docs' "Using a remote manager", the clients, with the options of
 # remote_manager_client.cpp: --address HOST:PORT|PATH --authkey KEY [--get].
 import sys
+from multiprocessing import AuthenticationError
 from multiprocessing.managers import BaseManager
 
 get = '--get' in sys.argv
@@ -12,7 +13,11 @@ class QueueManager(BaseManager): pass
 QueueManager.register('get_queue')
 m = QueueManager(address=address,
                  authkey=args.get('--authkey', 'abracadabra').encode())
-m.connect()
+try:
+    m.connect()
+except AuthenticationError as e:
+    print('AuthenticationError:', e, file=sys.stderr)
+    sys.exit(1)
 queue = m.get_queue()
 if get:
     print(queue.get(timeout=20))
