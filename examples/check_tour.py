@@ -8,6 +8,7 @@ Usage: check_tour.py TOUR
   * `tour NAME` for an unknown NAME exits with code 2 and names the lessons
     on stderr;
   * `tour A B` runs just those two lessons, in that order;
+  * docs/tour.md has a row for each lesson listed;
   * `tour` runs every lesson: exit code 0, "Tour complete: N lessons, 0
     failed.", each lesson shows a Python program that was found, and every
     line of the tour's own text (all but the examples' output, which runs
@@ -16,6 +17,7 @@ Usage: check_tour.py TOUR
 The time the whole tour took is printed, not asserted: the ctest's TIMEOUT
 is the bound.
 """
+import os
 import re
 import subprocess
 import sys
@@ -75,6 +77,11 @@ def main(tour):
             wide.append(line)
     check(not wide, 'tour: its own text fits in 80 columns' +
           ''.join('\n      ' + l for l in wide))
+    page = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'docs', 'tour.md')
+    with open(page, encoding='utf-8') as f:
+        rows = f.read()
+    missing = [n for n in names if f'| `{n}` |' not in rows]
+    check(not missing, f'docs/tour.md has a row for each lesson (missing: {missing})')
     print(f'the whole tour took {seconds:.1f} s')
     return 1 if failures else 0
 
