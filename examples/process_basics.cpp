@@ -11,7 +11,8 @@
 
 namespace mp = multiprocessing;
 
-void f(std::string name) {
+void f(std::string name, mp::synchronize::Event go) {
+  go.wait();  // until the parent has printed "after start:"
   std::printf("hello %s, from %s (pid %d, parent %d)\n", name.c_str(),
               mp::current_process().name().c_str(), static_cast<int>(::getpid()),
               static_cast<int>(*mp::parent_process()->pid()));
@@ -22,10 +23,14 @@ int main() {
   // in the order they were written even when both go to one pipe.
   std::setvbuf(stdout, nullptr, _IOLBF, 0);
   mp::log_to_stderr(mp::SUBDEBUG);
-  mp::Process p({.target = f, .args = {"bob"}});
+  // The child waits for `go` before it prints, so that the parent's "after
+  // start" line (the child still running) comes first in every run.
+  auto go = mp::Event();
+  mp::Process p({.target = [go] { f("bob", go); }});
   std::printf("before start: %s\n", p.repr().c_str());
   p.start();
   std::printf("after start:  %s\n", p.repr().c_str());
+  go.set();
   p.join();
   std::printf("after join:   %s\n", p.repr().c_str());
 
