@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -252,8 +253,16 @@ bool wait_for_socket(const std::string& sock) {
 
 /// Run one lesson; returns true if every program did what it should.
 bool run_stop(const Stop& stop, std::size_t number, std::size_t count, bool slow) {
-  std::printf("\n=== %zu/%zu  %s ===\n%s\n%s\n\nExplained in %s\n\n", number, count, stop.name,
+  std::printf("\n=== %zu/%zu  %s ===\n%s\n%s\n\nExplained in %s\n", number, count, stop.name,
               stop.title, stop.shows, stop.page);
+  std::vector<std::string> sources;
+  for (const Run& run : stop.runs) {
+    if (std::find(sources.begin(), sources.end(), run.program) == sources.end()) {
+      sources.push_back(run.program);
+      std::printf("The C++ is examples/%s.cpp\n", run.program);
+    }
+  }
+  std::printf("\n");
   for (const char* file : stop.mirrors) show_python(file);
   std::fflush(stdout);  // before the children write to the same stdout
 
