@@ -17,8 +17,9 @@ Masking rules, applied to both outputs in this order:
   2. 0x followed by hex digits becomes <addr>.
   3. Each --mask REGEX (Python re syntax, MULTILINE): where it matches, each
      group it captured, or the whole match when it has no group, becomes
-     <...>.  An example uses this for pids, fd numbers and durations, the
-     things that change from run to run; its CMakeLists entry says why.
+     <...>.  An example uses this for pids, durations and the numbers a
+     race decides, the things that change from run to run; its entry in
+     examples/CMakeLists.txt says why.
   4. With --uniq, a run of identical lines counts as one line: for a
      process that prints the same line once per tick, where how many ticks
      fit in the run depends on the machine's load.
