@@ -1,20 +1,13 @@
 # examples/sync_manager_client.py: a client of sync_manager_server, with
 # the options of sync_manager_client.cpp: --address HOST:PORT|PATH
 # --authkey KEY.  A dict, a list and a Lock in the server, filled and read.
-import sys
-from multiprocessing import AuthenticationError
 from multiprocessing.managers import SyncManager
 
-args = dict(zip(sys.argv[1::2], sys.argv[2::2]))
-host, sep, port = args.get('--address', 'localhost:50000').rpartition(':')
-address = (host, int(port)) if sep and port.isdigit() else args['--address']
-m = SyncManager(address=address,
-                authkey=args.get('--authkey', 'abracadabra').encode())
-try:
-    m.connect()
-except AuthenticationError as e:
-    print('AuthenticationError:', e, file=sys.stderr)
-    sys.exit(1)
+from manager_options import connect, parse_manager_options
+
+address, authkey, _ = parse_manager_options(default_host='localhost')
+m = SyncManager(address=address, authkey=authkey)
+connect(m)
 d, l, lock = m.dict(), m.list(), m.Lock()
 with lock:
     d['hello'] = 'world'
