@@ -2,6 +2,7 @@
 # Pool(4).apply_async workers; the nested-dict pitfall; its two fixes.
 # The argument is the start method (fork by default).
 import multiprocessing
+import sys
 
 
 def fill(idx, test_dict):
@@ -33,7 +34,6 @@ def run_pool(func, args):
 
 
 if __name__ == '__main__':
-    import sys
     if len(sys.argv) > 1:
         multiprocessing.set_start_method(sys.argv[1])
     manager = multiprocessing.Manager()
