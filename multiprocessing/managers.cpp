@@ -1359,6 +1359,7 @@ void Server::serve_forever() {
   throw SystemExit(0);  // Python: sys.exit(0)
 }
 
+// [manager-handle-request]
 void Server::handle_request(connection::Connection c) {
   Object msg;
   try {
@@ -1414,7 +1415,9 @@ void Server::handle_request(connection::Connection c) {
     util::info(std::string("Failure to send message: ") + msg.repr());
   }
 }
+// [manager-handle-request]
 
+// [manager-create]
 Object Server::create(connection::Connection& c, const std::string& typeid_, const Args& args, const Kwds& kwds) {
   TypeidEntry entry = state_->registry->get(typeid_);
   std::shared_ptr<Referent> obj;
@@ -1437,6 +1440,7 @@ Object Server::create(connection::Connection& c, const std::string& typeid_, con
   incref(c, ident);
   return Object::Tuple{{ident, names_tuple(exposed)}};
 }
+// [manager-create]
 
 void Server::incref(connection::Connection&, const std::string& ident) {
   std::lock_guard guard(state_->mutex);
@@ -1517,6 +1521,7 @@ void Server::accept_connection(connection::Connection& c, const std::string& nam
   serve_client(c);
 }
 
+// [manager-serve-client]
 void Server::serve_client(connection::Connection& conn) {
   util::debug("starting server thread to service a client");
   while (true) {
@@ -1612,6 +1617,7 @@ void Server::serve_client(connection::Connection& conn) {
     }
   }
 }
+// [manager-serve-client]
 
 // ------------------------------------------------------------------ BaseProxy
 
@@ -1778,6 +1784,7 @@ thread_local const BaseProxy::State* calling_proxy = nullptr;
 
 /// This thread's connection to the proxy's manager (Python: _tls.connection,
 /// made by _connect()).
+// [manager-thread-connection]
 std::shared_ptr<connection::Connection> thread_connection(const BaseProxy::State& s) {
   auto& ps = proxy_state();
   auto me = std::this_thread::get_id();
@@ -1795,6 +1802,7 @@ std::shared_ptr<connection::Connection> thread_connection(const BaseProxy::State
   ps.table()[s.address_key].connections[me] = conn;
   return conn;
 }
+// [manager-thread-connection]
 
 void drop_thread_connection(const BaseProxy::State& s) {
   auto& ps = proxy_state();
@@ -1811,6 +1819,7 @@ BaseProxy::BaseProxy(Token token, std::string proxytype, std::optional<Bytes> au
     : state_(make_proxy_state(std::move(token), std::move(proxytype), std::move(authkey), std::move(exposed), incref,
                               registry, nullptr)) {}
 
+// [manager-callmethod]
 Object BaseProxy::_callmethod(const std::string& methodname, const Args& args, const Kwds& kwds) const {
   if (!state_) throw ValueError("the proxy is not bound to a shared object");
   std::shared_ptr<connection::Connection> conn = thread_connection(*state_);
@@ -1849,6 +1858,7 @@ Object BaseProxy::_callmethod(const std::string& methodname, const Args& args, c
   }
   raise_converted_error(kind, t.items[1]);
 }
+// [manager-callmethod]
 
 std::string BaseProxy::str() const {
   try {
@@ -2210,6 +2220,7 @@ Registry& BaseManager::_registry() {
 
 const Registry& BaseManager::registry() const { return *shared_->registry; }
 
+// [manager-start]
 void BaseManager::start(Target initializer, Args initargs) {
   Shared& self = *shared_;
   auto state = static_cast<State>(self.state->load());
@@ -2253,7 +2264,9 @@ void BaseManager::start(Target initializer, Args initargs) {
        timeout = self.shutdown_timeout] { finalize_manager(process, address, authkey, st, timeout); },
       0, "_finalize_manager");
 }
+// [manager-start]
 
+// [manager-run-server]
 void BaseManager::_run_server(const Object& registry, const Object& address, const Bytes& authkey,
                               const std::string& serializer, connection::Connection& writer,
                               const Object& initializer, const Object& initargs) {
@@ -2284,6 +2297,7 @@ void BaseManager::_run_server(const Object& registry, const Object& address, con
   util::info("manager serving at " + connection::address_repr(server.address()));
   server.serve_forever();
 }
+// [manager-run-server]
 
 void BaseManager::connect() {
   connection::Connection conn = client_connection(*shared_->address, shared_->authkey);
@@ -2321,6 +2335,7 @@ std::pair<Token, std::vector<std::string>> BaseManager::_create(const std::strin
   return {Token{typeid_, *shared_->address, r.items[0].as<std::string>()}, names_of(r.items[1])};
 }
 
+// [manager-proxy]
 BaseProxy BaseManager::proxy(const std::string& typeid_, const Args& args, const Kwds& kwds) {
   TypeidEntry entry = shared_->registry->get(typeid_);
   auto [token, exposed] = _create(typeid_, args, kwds);
@@ -2330,6 +2345,7 @@ BaseProxy BaseManager::proxy(const std::string& typeid_, const Args& args, const
   control(*shared_->address, shared_->authkey, "decref", {token.id});
   return proxy;
 }
+// [manager-proxy]
 
 std::string BaseManager::_debug_info() {
   return control(*shared_->address, shared_->authkey, "debug_info").as<std::string>();

@@ -208,6 +208,16 @@ bool wait_until(const std::function<bool()>& done, double timeout) {
 
 bool shm_file_exists(const std::string& name) { return ::access(("/dev/shm/" + name).c_str(), F_OK) == 0; }
 
+std::string unhex(std::string_view hex) {
+  std::string out;
+  for (std::size_t i = 0; i < hex.size(); ++i) {
+    if (hex[i] == ' ') continue;
+    out += static_cast<char>(std::stoi(std::string(hex.substr(i, 2)), nullptr, 16));
+    ++i;
+  }
+  return out;
+}
+
 std::vector<std::string> start_methods() { return {"fork", "spawn", "forkserver"}; }
 
 std::vector<std::string> recv_strings(mp::connection::Connection& conn) {

@@ -10,6 +10,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -136,6 +137,10 @@ void check_semaphore(Semaphore& sem, const std::function<int()>& get_value) {
 
 /// Whether /dev/shm/<name> exists.
 bool shm_file_exists(const std::string& name);
+
+/// "ab 01 ..." (spaces ignored) to the bytes it spells: how the tests write
+/// the byte strings that the docs pages show.
+std::string unhex(std::string_view hex);
 
 /// Every string a child sends on `conn` until EOF (every writer closed).
 std::vector<std::string> recv_strings(mp::connection::Connection& conn);

@@ -603,17 +603,6 @@ TEST(TestFraming, SendPingBytes) {
             std::string("\0\0\0\x13\x80\x04\x95\x08\0\0\0\0\0\0\0\x8c\x04ping\x94.", 23));
 }
 
-/// "ab 01 ..." (spaces ignored) to the bytes it spells.
-std::string unhex(std::string_view hex) {
-  std::string out;
-  for (std::size_t i = 0; i < hex.size(); ++i) {
-    if (hex[i] == ' ') continue;
-    out += static_cast<char>(std::stoi(std::string(hex.substr(i, 2)), nullptr, 16));
-    ++i;
-  }
-  return out;
-}
-
 /// docs/wire_format.md: every byte string the page shows, so the page and the
 /// code cannot drift apart.
 TEST(TestWireFormat, DocExample) {

@@ -728,6 +728,67 @@ TEST(TestManagerWire, RequestAndReplySizes) {
   EXPECT_EQ(mp::reduction::dumps(error).size(), 61u);
 }
 
+/// docs/walkthrough_manager.md: every byte string the page shows.  A real
+/// DictProxy makes the call `d['a'] = 1` through BaseProxy::_callmethod; the
+/// test plays the server's side of the socket (after the authkey handshake)
+/// and compares what arrives, byte for byte, with the page; it answers with
+/// the page's reply bytes, which the proxy must read back as success.
+TEST(TestManagerWire, DocExample) {
+  mp::Bytes authkey("secret");
+  mp::connection::Listener listener(std::nullopt, "AF_UNIX", 1, authkey);
+  managers::Token token{"dict", listener.address(), "7f0011223344"};
+  std::thread client([&token, &authkey] {
+    DictProxy d(token, "DictProxy", authkey, std::nullopt, /*incref=*/false);
+    d.setitem("a", std::int64_t{1});  // d['a'] = 1
+    EXPECT_EQ(d.getitem("a"), Object(std::int64_t{1}));  // d['a']
+  });
+  mp::connection::Connection c = listener.accept();  // the challenge, both ways
+  // The thread's first call opens its connection: accept_connection.
+  EXPECT_EQ(mp::os::read(c.fileno(), 200),
+            unhex("00 00 00 36 80 04 95 2b 00 00 00 00 00 00 00 28 4e 8c 11 61 63 63 65 70 74 5f 63 6f"
+                  "6e 6e 65 63 74 69 6f 6e 94 8c 0b 4d 61 69 6e 50 72 6f 63 65 73 73 94 85 94 7d 94 74"
+                  "94 2e"));
+  std::string return_none = unhex("00 00 00 19 80 04 95 0e 00 00 00 00 00 00 00 8c 07 23 52 45 54 55 52 4e 94"
+                                  "4e 86 94 2e");
+  mp::os::write(c.fileno(), return_none);
+  // d['a'] = 1
+  EXPECT_EQ(mp::os::read(c.fileno(), 200),
+            unhex("00 00 00 36 80 04 95 2b 00 00 00 00 00 00 00 28 8c 0c 37 66 30 30 31 31 32 32 33 33"
+                  "34 34 94 8c 0b 5f 5f 73 65 74 69 74 65 6d 5f 5f 94 8c 01 61 94 4b 01 86 94 7d 94 74"
+                  "94 2e"));
+  mp::os::write(c.fileno(), return_none);
+  // d['a']
+  EXPECT_EQ(mp::os::read(c.fileno(), 200),
+            unhex("00 00 00 34 80 04 95 29 00 00 00 00 00 00 00 28 8c 0c 37 66 30 30 31 31 32 32 33 33"
+                  "34 34 94 8c 0b 5f 5f 67 65 74 69 74 65 6d 5f 5f 94 8c 01 61 94 85 94 7d 94 74 94 2e"));
+  mp::os::write(c.fileno(), unhex("00 00 00 1a 80 04 95 0f 00 00 00 00 00 00 00 8c 07 23 52 45 54 55 52 4e 94"
+                                  "4b 01 86 94 2e"));
+  client.join();
+  // The proxy died with its thread and closed the connection: EOF here.
+  EXPECT_THROW(c.recv_bytes(), mp::EOFError);
+  // The request, as the page disassembles it (what pickletools.dis prints).
+  Object request = Object::Tuple{{"7f0011223344", "__setitem__", Object::Tuple{{"a", std::int64_t{1}}}, Object::Dict{}}};
+  EXPECT_EQ(mp::reduction::dis(mp::reduction::dumps(request)), R"(    0: \x80 PROTO      4
+    2: \x95 FRAME      43
+   11: (    MARK
+   12: \x8c     SHORT_BINUNICODE '7f0011223344'
+   26: \x94     MEMOIZE    (as 0)
+   27: \x8c     SHORT_BINUNICODE '__setitem__'
+   40: \x94     MEMOIZE    (as 1)
+   41: \x8c     SHORT_BINUNICODE 'a'
+   44: \x94     MEMOIZE    (as 2)
+   45: K        BININT1    1
+   47: \x86     TUPLE2
+   48: \x94     MEMOIZE    (as 3)
+   49: }        EMPTY_DICT
+   50: \x94     MEMOIZE    (as 4)
+   51: t        TUPLE      (MARK at 11)
+   52: \x94 MEMOIZE    (as 5)
+   53: .    STOP
+highest protocol among opcodes = 4
+)");
+}
+
 /// The error conversions of convert_to_error, with Python's texts.
 TEST(TestManagerWire, ConvertToError) {
   try {
