@@ -1531,6 +1531,15 @@ void Server::serve_client(connection::Connection& conn) {
       } catch (const EOFError&) {
         util::debug("got EOF -- exiting thread serving a client");
         return;  // Python: sys.exit(0) of this thread
+      } catch (const OSError& e) {
+        // The stream itself failed: EOF in mid-message, a length that is no
+        // length, a reset.  Its framing is lost, so no later message can be
+        // found in it: end this connection (Python answers '#TRACEBACK' and
+        // goes on reading the lost stream).  A bad pickle in a whole message
+        // is not an OSError: it gets its '#TRACEBACK' below and the
+        // connection serves on, as in Python.
+        util::debug(std::string("connection failed (") + e.what() + ") -- exiting thread serving a client");
+        return;
       }
       const Object::Tuple& t = as_tuple(request, 4, "a method call");
       ident = t.items[0].as<std::string>();
