@@ -104,16 +104,6 @@ struct LibSide {
 
 LibSide* lib = nullptr;  // made on first use, ended by main() before exit
 
-LibSide& lib_side() {
-  if (lib == nullptr) lib = new LibSide();
-  return *lib;
-}
-
-void BM_Lib(benchmark::State& state) {
-  auto& side = lib_side();
-  for (auto _ : state) state.SetIterationTime(side.batch(static_cast<int>(state.range(0)), kOps));
-}
-
 // ------------------------------------------------------------------ the raw limit
 
 // Request and reply sizes (payload bytes) per op, as a proxy's pickles are:
@@ -249,15 +239,16 @@ struct RawSide {
 
 RawSide* raw = nullptr;  // made on first use, ended by main() before exit
 
-RawSide& raw_side() {
-  if (raw == nullptr) raw = new RawSide();
-  return *raw;
+/// One side's benchmark: the side made on first use, then one batch of kOps
+/// ops of kind range(0) per iteration, timed by the client process.
+template <class Side>
+void run_batches(benchmark::State& state, Side*& side) {
+  if (side == nullptr) side = new Side();
+  for (auto _ : state) state.SetIterationTime(side->batch(static_cast<int>(state.range(0)), kOps));
 }
 
-void BM_Raw(benchmark::State& state) {
-  auto& side = raw_side();
-  for (auto _ : state) state.SetIterationTime(side.batch(static_cast<int>(state.range(0)), kOps));
-}
+void BM_Lib(benchmark::State& state) { run_batches(state, lib); }
+void BM_Raw(benchmark::State& state) { run_batches(state, raw); }
 
 void op_names(benchmark::internal::Benchmark* b) {
   b->ArgName("op");

@@ -1851,7 +1851,15 @@ Object BaseProxy::_callmethod(const std::string& methodname, const Args& args, c
   std::shared_ptr<connection::Connection> conn = thread_connection(*state_);
   Object reply;
   try {
-    conn->send(Object::Tuple{{state_->token.id, methodname, Object::Tuple{args}, kwds}});
+    // The request (id, methodname, args, kwds), each part copied once (a
+    // braced list would copy them all a second time into the vector).
+    Object::Tuple request;
+    request.items.reserve(4);
+    request.items.emplace_back(state_->token.id);
+    request.items.emplace_back(methodname);
+    request.items.emplace_back(Object::Tuple{args});
+    request.items.emplace_back(kwds);
+    conn->send(Object(std::move(request)));
     struct Calling {
       explicit Calling(const State* s) : previous(std::exchange(calling_proxy, s)) {}
       ~Calling() { calling_proxy = previous; }
