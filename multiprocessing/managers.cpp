@@ -5,6 +5,7 @@
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -1284,10 +1285,11 @@ std::map<std::string, std::string> proxy_method_to_typeid(const std::string& pro
 
 namespace {
 /// Python: id_to_obj[ident]: (obj, exposed, method_to_typeid).
+/// serve_client copies one per call: the names are shared, not copied.
 struct Held {
   std::shared_ptr<Referent> obj;
-  std::vector<std::string> exposed;
-  std::map<std::string, std::string> method_to_typeid;
+  std::shared_ptr<const std::vector<std::string>> exposed;
+  std::shared_ptr<const std::map<std::string, std::string>> method_to_typeid;
 };
 }  // namespace
 
@@ -1434,7 +1436,9 @@ Object Server::create(connection::Connection& c, const std::string& typeid_, con
   util::debug(py_repr(typeid_) + " callable returned object with id " + ident);
   {
     std::lock_guard guard(state_->mutex);
-    state_->id_to_obj[ident] = Held{obj, exposed, entry.method_to_typeid};
+    state_->id_to_obj[ident] =
+        Held{obj, std::make_shared<const std::vector<std::string>>(exposed),
+             std::make_shared<const std::map<std::string, std::string>>(entry.method_to_typeid)};
     if (state_->id_to_refcount.count(ident) == 0) state_->id_to_refcount[ident] = 0;
   }
   incref(c, ident);
@@ -1512,7 +1516,7 @@ Object Server::get_methods(connection::Connection&, const Object& token) {
   std::lock_guard guard(state_->mutex);
   auto it = state_->id_to_obj.find(t.id);
   if (it == state_->id_to_obj.end()) throw KeyError(py_repr(t.id));
-  return names_tuple(it->second.exposed);
+  return names_tuple(*it->second.exposed);
 }
 
 void Server::accept_connection(connection::Connection& c, const std::string& name) {
@@ -1536,6 +1540,15 @@ void Server::serve_client(connection::Connection& conn) {
       } catch (const EOFError&) {
         util::debug("got EOF -- exiting thread serving a client");
         return;  // Python: sys.exit(0) of this thread
+      } catch (const OSError& e) {
+        // The stream itself failed: EOF in mid-message, a length that is no
+        // length, a reset.  Its framing is lost, so no later message can be
+        // found in it: end this connection (Python answers '#TRACEBACK' and
+        // goes on reading the lost stream).  A bad pickle in a whole message
+        // is not an OSError: it gets its '#TRACEBACK' below and the
+        // connection serves on, as in Python.
+        util::debug(std::string("connection failed (") + e.what() + ") -- exiting thread serving a client");
+        return;
       }
       const Object::Tuple& t = as_tuple(request, 4, "a method call");
       ident = t.items[0].as<std::string>();
@@ -1556,15 +1569,15 @@ void Server::serve_client(connection::Connection& conn) {
       }
       // Python: a KeyError for an unknown ident becomes a '#TRACEBACK'.
       if (!found) throw KeyError(py_repr(ident));
-      bool exposed = std::find(held.exposed.begin(), held.exposed.end(), *methodname) != held.exposed.end();
+      bool exposed = std::find(held.exposed->begin(), held.exposed->end(), *methodname) != held.exposed->end();
       if (!exposed) {
         throw AttributeError("method " + py_repr(*methodname) + " of " + py_repr(held.obj->type_name()) +
-                             " object is not in exposed=" + join_repr(held.exposed));
+                             " object is not in exposed=" + join_repr(*held.exposed));
       }
       try {
         Object res = held.obj->call(*methodname, args, kwds);
-        auto typeid_it = held.method_to_typeid.find(*methodname);
-        if (typeid_it != held.method_to_typeid.end()) {
+        auto typeid_it = held.method_to_typeid->find(*methodname);
+        if (typeid_it != held.method_to_typeid->end()) {
           // Python: the result becomes a shared object of that typeid.
           Object made = create(conn, typeid_it->second, {res}, {});
           const Object::Tuple& created = as_tuple(made, 2, "create's result");
@@ -1631,6 +1644,28 @@ struct AddressLocal {
   std::size_t proxies = 0;
 };
 
+/// This process's pid, kept up to date by a fork handler: the call path asks
+/// for it on every proxy call, and a getpid() system call each time would be
+/// one more syscall per round trip than the framing needs.
+std::atomic<pid_t> cached_pid{0};
+
+pid_t this_pid() {
+  static const bool hooked = [] {
+    // pthread_atfork: glibc runs the child handler in the child of every
+    // fork(), this library's and the program's own, so the cached value is
+    // never the parent's there.
+    ::pthread_atfork(nullptr, nullptr, [] { cached_pid.store(::getpid(), std::memory_order_relaxed); });
+    return true;
+  }();
+  (void)hooked;
+  pid_t pid = cached_pid.load(std::memory_order_relaxed);
+  if (pid == 0) {
+    pid = os::getpid();
+    cached_pid.store(pid, std::memory_order_relaxed);
+  }
+  return pid;
+}
+
 struct ProxyModuleState {
   std::mutex mutex;  // Python: BaseProxy._mutex
   pid_t pid = 0;     // the process these connections belong to
@@ -1638,7 +1673,7 @@ struct ProxyModuleState {
   /// Keep the table of this process: after a fork the parent's connections
   /// are forgotten in the child (Python: ForkAwareLocal is cleared).
   std::map<std::string, AddressLocal>& table() {
-    pid_t me = os::getpid();
+    pid_t me = this_pid();
     if (pid != me) {
       // The parent's sockets: not ours to use.  Leak the objects rather than
       // close fds another thread of the parent may have been using when it forked.
@@ -1825,7 +1860,15 @@ Object BaseProxy::_callmethod(const std::string& methodname, const Args& args, c
   std::shared_ptr<connection::Connection> conn = thread_connection(*state_);
   Object reply;
   try {
-    conn->send(Object::Tuple{{state_->token.id, methodname, Object::Tuple{args}, kwds}});
+    // The request (id, methodname, args, kwds), each part copied once (a
+    // braced list would copy them all a second time into the vector).
+    Object::Tuple request;
+    request.items.reserve(4);
+    request.items.emplace_back(state_->token.id);
+    request.items.emplace_back(methodname);
+    request.items.emplace_back(Object::Tuple{args});
+    request.items.emplace_back(kwds);
+    conn->send(Object(std::move(request)));
     struct Calling {
       explicit Calling(const State* s) : previous(std::exchange(calling_proxy, s)) {}
       ~Calling() { calling_proxy = previous; }

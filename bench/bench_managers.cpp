@@ -1,0 +1,272 @@
+// bench/bench_managers.cpp — proxy calls of a SyncManager from a child
+// process against a raw framed request/reply over a unix socket
+// (bench-operations.md, operation 8, manager_dict_ops).
+//
+//   BM_Lib/set       d[i % 64] = i on a managed dict (DictProxy::setitem)
+//   BM_Lib/get       d[i % 64]
+//   BM_Lib/lock      lk.acquire(); lk.release() on a managed Lock (2 round trips)
+//   BM_Lib/append    l.append(i) on a managed list
+//   BM_Raw/<same>    the raw limit: a forked server on a filesystem AF_UNIX
+//                    socket serving one forked client, each request and reply
+//                    one framed message (4-byte big-endian length + payload,
+//                    one write), padded to the pickled sizes a proxy sends
+//                    and gets back (set 53 -> 25 bytes, get 50 -> 27,
+//                    acquire and release 43 -> 25 each, append 45 -> 25); a
+//                    64-slot table, a lock flag and a counter in the server
+//
+// The manager (fork context) and its proxies are made once, untimed; one
+// forked client child per side warms up (64 keys, 200 gets and lock pairs)
+// and then runs the batches this process asks for over a pipe, timing each
+// itself with CLOCK_MONOTONIC.  One iteration = one batch of kOps ops; the
+// summarizer turns the median batch time into ops/s.  bench/cpython_managers.py
+// measures CPython the same way; bench/run_managers.sh runs both, alternating.
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <benchmark/benchmark.h>
+
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include <multiprocessing.hpp>
+
+#include "bench_common.hpp"
+
+namespace mp = multiprocessing;
+using mp::Object;
+
+namespace {
+
+constexpr std::int64_t kOps = 3000;
+constexpr std::int64_t kKeys = 64;
+
+using bench::now;
+
+// ------------------------------------------------------------------ the library
+
+/// Run `n` ops of kind `op` (0 set, 1 get, 2 lock, 3 append); seconds taken.
+double run_lib_ops(int op, std::int64_t n, const mp::managers::DictProxy& d, const mp::managers::AcquirerProxy& lk,
+                   const mp::managers::ListProxy& l) {
+  double t0 = now();
+  for (std::int64_t i = 0; i < n; ++i) {
+    switch (op) {
+      case 0: d.setitem(i % kKeys, i); break;
+      case 1: d.getitem(i % kKeys); break;
+      case 2: lk.acquire(); lk.release(); break;
+      default: l.append(i); break;
+    }
+  }
+  return now() - t0;
+}
+
+/// The library's client process: warm up, then for each (op, n) received run
+/// the batch and send its time back; (-1, 0) ends it.
+void lib_client(mp::managers::DictProxy d, mp::managers::AcquirerProxy lk, mp::managers::ListProxy l,
+                mp::connection::Connection& conn) {
+  for (std::int64_t k = 0; k < kKeys; ++k) d.setitem(k, k);
+  run_lib_ops(1, 200, d, lk, l);
+  run_lib_ops(2, 200, d, lk, l);
+  while (true) {
+    auto [op, n] = conn.recv().as<std::tuple<std::int64_t, std::int64_t>>();
+    if (op < 0) return;
+    conn.send(Object(run_lib_ops(static_cast<int>(op), n, d, lk, l)));
+  }
+}
+
+struct LibSide {
+  mp::managers::SyncManager manager = mp::get_context("fork").Manager();
+  mp::managers::DictProxy d = manager.dict();
+  mp::managers::AcquirerProxy lk = manager.Lock();
+  mp::managers::ListProxy l = manager.list();
+  std::unique_ptr<mp::BaseProcess> client;  // before conn: make_client() sets it
+  mp::connection::Connection conn;
+
+  LibSide() : conn(make_client()) {}
+  mp::connection::Connection make_client() {
+    auto [ours, theirs] = mp::connection::Pipe();
+    client = mp::get_context("fork").Process({.target = &lib_client, .args = {d, lk, l, Object(theirs)}});
+    client->start();
+    return std::move(ours);
+  }
+  double batch(int op, std::int64_t n) {
+    conn.send(Object::Tuple{{std::int64_t{op}, n}});
+    return conn.recv().as<double>();
+  }
+  ~LibSide() {
+    conn.send(Object::Tuple{{std::int64_t{-1}, std::int64_t{0}}});
+    client->join();
+  }
+};
+
+LibSide* lib = nullptr;  // made on first use, ended by main() before exit
+
+// ------------------------------------------------------------------ the raw limit
+
+// Request and reply sizes (payload bytes) per op, as a proxy's pickles are:
+// set, get, acquire + release (two round trips), append.
+constexpr std::size_t kRequest[] = {53, 50, 43, 45};
+constexpr std::size_t kReply[] = {25, 27, 25, 25};
+
+/// One framed message: the 4-byte big-endian length and the payload, in one
+/// write, as Connection.send_bytes does for small messages.
+void send_framed(int fd, char tag, std::size_t size, std::int64_t value) {
+  char buf[4 + 64] = {};
+  buf[0] = static_cast<char>(size >> 24);
+  buf[1] = static_cast<char>(size >> 16);
+  buf[2] = static_cast<char>(size >> 8);
+  buf[3] = static_cast<char>(size);
+  buf[4] = tag;
+  std::memcpy(buf + 5, &value, sizeof value);
+  bench::write_all(fd, buf, 4 + size);
+}
+
+/// read(4), then exactly the length it gives.  \return false at EOF.
+bool recv_framed(int fd, char* payload, std::size_t& size) {
+  unsigned char header[4];
+  if (!bench::read_all(fd, reinterpret_cast<char*>(header), 4)) return false;
+  size = (std::size_t{header[0]} << 24) | (std::size_t{header[1]} << 16) | (std::size_t{header[2]} << 8) | header[3];
+  return size <= 64 && bench::read_all(fd, payload, size);
+}
+
+[[noreturn]] void raw_server(int listener) {
+  int c = ::accept(listener, nullptr, nullptr);
+  std::int64_t table[kKeys] = {};
+  bool locked = false;
+  std::int64_t appended = 0;
+  char payload[64];
+  std::size_t size;
+  while (recv_framed(c, payload, size)) {
+    std::int64_t value;
+    std::memcpy(&value, payload + 1, sizeof value);
+    switch (payload[0]) {
+      case 's': table[value % kKeys] = value; send_framed(c, 'r', kReply[0], 0); break;
+      case 'g': send_framed(c, 'r', kReply[1], table[value % kKeys]); break;
+      case 'a': locked = true; send_framed(c, 'r', kReply[2], 1); break;
+      case 'r': locked = false; send_framed(c, 'r', kReply[2], 0); break;
+      default: ++appended; send_framed(c, 'r', kReply[3], 0); break;
+    }
+  }
+  ::_exit(locked ? 1 : 0);
+}
+
+void raw_call(int fd, char tag, std::size_t request, std::int64_t value) {
+  send_framed(fd, tag, request, value);
+  char payload[64];
+  std::size_t size;
+  if (!recv_framed(fd, payload, size)) ::_exit(3);
+}
+
+[[noreturn]] void raw_client(const sockaddr_un& where, int commands, int results) {
+  int s = ::socket(AF_UNIX, SOCK_STREAM, 0);
+  if (::connect(s, reinterpret_cast<const sockaddr*>(&where), sizeof where) != 0) ::_exit(3);
+  auto run = [s](int op, std::int64_t n) {
+    double t0 = now();
+    for (std::int64_t i = 0; i < n; ++i) {
+      switch (op) {
+        case 0: raw_call(s, 's', kRequest[0], i); break;
+        case 1: raw_call(s, 'g', kRequest[1], i); break;
+        case 2: raw_call(s, 'a', kRequest[2], 0); raw_call(s, 'r', kRequest[2], 0); break;
+        default: raw_call(s, 'p', kRequest[3], i); break;
+      }
+    }
+    return now() - t0;
+  };
+  for (std::int64_t k = 0; k < kKeys; ++k) raw_call(s, 's', kRequest[0], k);
+  run(1, 200);
+  run(2, 200);
+  std::int64_t cmd[2];
+  while (bench::read_all(commands, reinterpret_cast<char*>(cmd), sizeof cmd) && cmd[0] >= 0) {
+    double t = run(static_cast<int>(cmd[0]), cmd[1]);
+    bench::write_all(results, reinterpret_cast<const char*>(&t), sizeof t);
+  }
+  ::_exit(0);
+}
+
+struct RawSide {
+  pid_t server = -1, client = -1;
+  int commands = -1, results = -1;
+  std::string path;
+
+  RawSide() {
+    char dir[] = "/tmp/bench-managers-XXXXXX";
+    if (::mkdtemp(dir) == nullptr) std::abort();
+    path = std::string(dir) + "/server.sock";
+    sockaddr_un where{};
+    where.sun_family = AF_UNIX;
+    std::snprintf(where.sun_path, sizeof where.sun_path, "%s", path.c_str());
+    int listener = ::socket(AF_UNIX, SOCK_STREAM, 0);
+    if (::bind(listener, reinterpret_cast<sockaddr*>(&where), sizeof where) != 0 || ::listen(listener, 1) != 0) {
+      std::abort();
+    }
+    server = ::fork();
+    if (server == 0) raw_server(listener);
+    ::close(listener);
+    int to_client[2], from_client[2];
+    if (::pipe(to_client) != 0 || ::pipe(from_client) != 0) std::abort();
+    client = ::fork();
+    if (client == 0) {
+      ::close(to_client[1]);
+      ::close(from_client[0]);
+      raw_client(where, to_client[0], from_client[1]);
+    }
+    ::close(to_client[0]);
+    ::close(from_client[1]);
+    commands = to_client[1];
+    results = from_client[0];
+  }
+  double batch(int op, std::int64_t n) {
+    std::int64_t cmd[2] = {op, n};
+    bench::write_all(commands, reinterpret_cast<const char*>(cmd), sizeof cmd);
+    double t = 0;
+    if (!bench::read_all(results, reinterpret_cast<char*>(&t), sizeof t)) std::abort();
+    return t;
+  }
+  ~RawSide() {
+    std::int64_t cmd[2] = {-1, 0};
+    bench::write_all(commands, reinterpret_cast<const char*>(cmd), sizeof cmd);
+    ::waitpid(client, nullptr, 0);
+    ::waitpid(server, nullptr, 0);
+    ::close(commands);
+    ::close(results);
+    ::unlink(path.c_str());
+    ::rmdir(path.substr(0, path.rfind('/')).c_str());
+  }
+};
+
+RawSide* raw = nullptr;  // made on first use, ended by main() before exit
+
+/// One side's benchmark: the side made on first use, then one batch of kOps
+/// ops of kind range(0) per iteration, timed by the client process.
+template <class Side>
+void run_batches(benchmark::State& state, Side*& side) {
+  if (side == nullptr) side = new Side();
+  for (auto _ : state) state.SetIterationTime(side->batch(static_cast<int>(state.range(0)), kOps));
+}
+
+void BM_Lib(benchmark::State& state) { run_batches(state, lib); }
+void BM_Raw(benchmark::State& state) { run_batches(state, raw); }
+
+void op_names(benchmark::internal::Benchmark* b) {
+  b->ArgName("op");
+  for (int op = 0; op < 4; ++op) b->Arg(op);
+}
+
+}  // namespace
+
+MP_REGISTER_TARGET(lib_client);
+
+// One iteration = one batch of kOps ops; 5 repetitions (the definition's 5 reps).
+BENCHMARK(BM_Lib)->Apply(op_names)->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(1)->Repetitions(5)->ReportAggregatesOnly(true);
+BENCHMARK(BM_Raw)->Apply(op_names)->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(1)->Repetitions(5)->ReportAggregatesOnly(true);
+
+int main(int argc, char** argv) {
+  mp::freeze_support();
+  int rc = bench::run_interleaved(argc, argv);
+  delete raw;
+  delete lib;
+  return rc;
+}
