@@ -68,7 +68,8 @@ void Popen::terminate() { _send_signal(SIGTERM); }
 void Popen::kill() { _send_signal(SIGKILL); }
 
 // [walkthrough-launch]
-void Popen::_launch(BaseProcess& process_obj) {
+// MP_ASSIGNABLE: the assignment "popen_launch" replaces this function.
+MP_ASSIGNABLE void Popen::_launch(BaseProcess& process_obj) {
   int code = 1;
   // Two pipes.  parent_r/child_w is the child's lifeline: only the child holds
   // child_w, so parent_r (the sentinel) reads EOF exactly when the child has

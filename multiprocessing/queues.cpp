@@ -23,24 +23,10 @@
 
 namespace multiprocessing::queues {
 
+using Ends = Queue::Ends;
+using Feeder = Queue::Feeder;
+
 namespace {
-
-// The two ends of the queue's pipe in this process.  The feeder thread holds
-// them too: it writes to the writer and, told to quit, closes both (Python
-// hands it self._reader.close and self._writer.close).
-struct Ends {
-  connection::Connection reader;
-  connection::Connection writer;
-};
-
-// What the feeder thread shares with put(): Python's _buffer and _notempty.
-// An empty optional in the buffer is Python's _sentinel: "flush and quit".
-struct Feeder {
-  std::mutex mutex;
-  std::condition_variable notempty;
-  std::deque<std::optional<Object>> buffer;
-  std::unique_ptr<std::thread> thread;  // Python: _thread (None until the first put)
-};
 
 const char* const kSharedMessage =
     "Queue objects should only be shared between processes through inheritance";
@@ -106,11 +92,14 @@ void print_feeder_error(const std::exception& e, const Object& obj) {
   std::fflush(stderr);
 }
 
+}  // namespace
+
 // Python: Queue._feed, the feeder thread's body.  It holds shared pointers to
 // what it uses, never the Queue itself.
-void feed(std::shared_ptr<Feeder> feeder, std::shared_ptr<Ends> ends, synchronize::Lock wlock,
-          synchronize::BoundedSemaphore queue_sem, bool ignore_epipe,
-          Queue::FeederErrorHook onerror) {
+// MP_ASSIGNABLE: the assignment "queue_feeder" replaces this function.
+MP_ASSIGNABLE void Queue::_feed(std::shared_ptr<Feeder> feeder, std::shared_ptr<Ends> ends,
+                                synchronize::Lock wlock, synchronize::BoundedSemaphore queue_sem,
+                                bool ignore_epipe, FeederErrorHook onerror) {
   util::debug("starting thread to feed data to pipe");
   // A write to a pipe whose every reader is gone raises SIGPIPE, which would
   // kill the process (Python ignores SIGPIPE at startup; a C++ program does
@@ -188,7 +177,6 @@ void feed(std::shared_ptr<Feeder> feeder, std::shared_ptr<Ends> ends, synchroniz
   }
 }
 
-}  // namespace
 
 // [queue-start-thread]
 void Queue::State::start_thread() {
@@ -196,7 +184,7 @@ void Queue::State::start_thread() {
   util::debug("Queue._start_thread()");
   feeder->buffer.clear();
   feeder->thread = std::make_unique<std::thread>(
-      feed, feeder, ends, wlock, sem, ignore_epipe,
+      _feed, feeder, ends, wlock, sem, ignore_epipe,
       on_error ? on_error : FeederErrorHook(print_feeder_error));
   util::debug("... done self._thread.start()");
 

@@ -26,10 +26,14 @@
 
 #include <sys/types.h>
 
+#include <condition_variable>
+#include <deque>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 
 #include "multiprocessing/connection.hpp"
 #include "multiprocessing/exceptions.hpp"
@@ -126,6 +130,32 @@ class Queue {
   static Queue _rebuild(const Object& obj);
 
   struct State;
+
+  // The two ends of the queue's pipe in this process.  The feeder thread holds
+  // them too: it writes to the writer and, told to quit, closes both (Python
+  // hands it self._reader.close and self._writer.close).
+  struct Ends {
+    connection::Connection reader;
+    connection::Connection writer;
+  };
+
+  // What the feeder thread shares with put(): Python's _buffer and _notempty.
+  // An empty optional in the buffer is Python's _sentinel: "flush and quit".
+  struct Feeder {
+    std::mutex mutex;
+    std::condition_variable notempty;
+    std::deque<std::optional<Object>> buffer;
+    std::unique_ptr<std::thread> thread;  // Python: _thread (None until the first put)
+  };
+
+  /// Python: Queue._feed (a staticmethod there too), the feeder thread's body:
+  /// wait for items in `feeder`'s buffer, pickle each, write them framed to
+  /// `ends`' writer under `wlock`; on the sentinel close both ends and return.
+  /// An item that cannot be pickled or written gives its slot back to
+  /// `queue_sem` and goes to `onerror`; EPIPE ends the thread quietly when
+  /// `ignore_epipe`.  The course assignment "queue_feeder" is this function.
+  static void _feed(std::shared_ptr<Feeder> feeder, std::shared_ptr<Ends> ends, synchronize::Lock wlock,
+                    synchronize::BoundedSemaphore queue_sem, bool ignore_epipe, FeederErrorHook onerror);
 
  protected:
   explicit Queue(std::shared_ptr<State> state) : state_(std::move(state)) {}

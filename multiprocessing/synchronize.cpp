@@ -386,7 +386,8 @@ Condition::Condition(std::optional<SemLock> lock, BaseContext* ctx)
       woken_count_(0, ctx),
       wait_semaphore_(0, ctx) {}
 
-bool Condition::wait(std::optional<double> timeout) {
+// MP_ASSIGNABLE: the assignment "condition" replaces wait() and notify().
+MP_ASSIGNABLE bool Condition::wait(std::optional<double> timeout) {
   if (!lock_._is_mine()) throw AssertionError("must acquire() condition before using wait()");
   // Indicate that this thread is going to sleep.
   sleeping_count_.release();
@@ -408,7 +409,7 @@ bool Condition::wait(std::optional<double> timeout) {
   return notified;
 }
 
-void Condition::notify(long n) {
+MP_ASSIGNABLE void Condition::notify(long n) {
   if (!lock_._is_mine()) throw AssertionError("lock is not owned");
   if (wait_semaphore_.acquire(false)) throw AssertionError("notify: wait semaphore was not zero");
   // To take account of timeouts since the last notify*(), subtract woken_count

@@ -17,6 +17,12 @@
 #include <thread>
 #include <vector>
 
+/// Marks a function that a course assignment replaces (assignments/README.md).
+/// The library's definition is weak: when a student's file defines the same
+/// function and is linked into the program (cmake -DMP_ASSIGNMENT=<name>),
+/// the linker takes the student's, and the library's own tests grade it.
+#define MP_ASSIGNABLE __attribute__((weak))
+
 namespace multiprocessing::util {
 
 // ------------------------------------------------------------------ logging
