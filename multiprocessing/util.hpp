@@ -19,7 +19,7 @@
 
 /// Marks a function that a course assignment replaces (assignments/README.md).
 /// The library's definition is weak: when a student's file defines the same
-/// function and is linked into the program (cmake -DMP_ASSIGNMENT=<name>),
+/// function and is linked into the program (cmake -DMP_ASSIGNMENT=NAME),
 /// the linker takes the student's, and the library's own tests grade it.
 #define MP_ASSIGNABLE __attribute__((weak))
 
