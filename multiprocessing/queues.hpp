@@ -131,16 +131,16 @@ class Queue {
 
   struct State;
 
-  // The two ends of the queue's pipe in this process.  The feeder thread holds
-  // them too: it writes to the writer and, told to quit, closes both (Python
-  // hands it self._reader.close and self._writer.close).
+  /// The two ends of the queue's pipe in this process.  The feeder thread holds
+  /// them too: it writes to the writer and, told to quit, closes both (Python
+  /// hands it self._reader.close and self._writer.close).
   struct Ends {
     connection::Connection reader;
     connection::Connection writer;
   };
 
-  // What the feeder thread shares with put(): Python's _buffer and _notempty.
-  // An empty optional in the buffer is Python's _sentinel: "flush and quit".
+  /// What the feeder thread shares with put(): Python's _buffer and _notempty.
+  /// An empty optional in the buffer is Python's _sentinel: "flush and quit".
   struct Feeder {
     std::mutex mutex;
     std::condition_variable notempty;
