@@ -3,6 +3,11 @@
 // (the manager parts of _test_multiprocessing.py), plus the manager's wire forms and its faults,
 // under every start method.
 #include <csignal>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
 #include <thread>
 
 #include "support.hpp"
@@ -973,6 +978,53 @@ TEST_P(TestSyncManagerTypes, Pool) {
   pool.join();  // terminated by the child: join returns
   EXPECT_THROW(pool.apply(&manager_tests::square, {std::int64_t{2}}), mp::ValueError);  // "Pool not running"
   EXPECT_THROW(manager.Pool(0), managers::RemoteError);
+}
+
+/// The processes below `root` now, from /proc/<pid>/stat's ppid field.
+std::set<pid_t> descendants(pid_t root) {
+  std::map<pid_t, pid_t> parent;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+    const std::string name = entry.path().filename();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream in(entry.path() / "stat");
+    std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::size_t close = stat.rfind(')');  // the command name may hold spaces
+    if (close == std::string::npos) continue;
+    std::istringstream fields(stat.substr(close + 2));
+    std::string state;
+    pid_t ppid = 0;
+    fields >> state >> ppid;
+    parent[std::stoi(name)] = ppid;
+  }
+  std::set<pid_t> below;
+  for (bool grew = true; grew;) {
+    grew = false;
+    for (const auto& [pid, ppid] : parent) {
+      if ((ppid == root || below.count(ppid) != 0) && below.insert(pid).second) grew = true;
+    }
+  }
+  return below;
+}
+
+/// Beyond CPython's tests: a manager shut down while its Pool is still
+/// running takes the pool's workers with it.
+TEST_P(TestSyncManagerTypes, PoolEndsWithServer) {
+  auto manager = mp::Manager();
+  const std::set<pid_t> before = descendants(::getpid());
+  managers::PoolProxy pool = manager.Pool(2);
+  EXPECT_EQ(pool.apply(&manager_tests::square, {std::int64_t{3}}), Object(std::int64_t{9}));
+  std::vector<pid_t> workers;
+  for (pid_t pid : descendants(::getpid())) {
+    if (before.count(pid) == 0) workers.push_back(pid);
+  }
+  EXPECT_GE(workers.size(), 2u);  // the pool's workers (and perhaps the server's own fork server)
+  manager.shutdown();
+  EXPECT_EQ(manager._process()->exitcode(), 0);
+  for (pid_t pid : workers) {
+    // kill(pid, 0): does the process still exist?  (Zombies are reaped by
+    // their parent, the fork server, or init.)
+    EXPECT_TRUE(wait_until([pid] { return ::kill(pid, 0) != 0 && errno == ESRCH; })) << "worker " << pid;
+  }
 }
 
 /// A manager with an authkey of its own: its proxies cross to children under
