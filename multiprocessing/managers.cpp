@@ -2799,13 +2799,13 @@ SharedMemoryTracker::~SharedMemoryTracker() {
 }
 
 void SharedMemoryTracker::register_segment(const std::string& segment_name) {
-  util::debug("Register segment " + py_repr(segment_name) + " in pid " + std::to_string(::getpid()));
+  util::debug("Register segment " + py_repr(segment_name) + " in pid " + std::to_string(os::getpid()));
   std::lock_guard guard(mutex_);
   segment_names_.push_back(segment_name);
 }
 
 void SharedMemoryTracker::destroy_segment(const std::string& segment_name) {
-  util::debug("Destroy segment " + py_repr(segment_name) + " in pid " + std::to_string(::getpid()));
+  util::debug("Destroy segment " + py_repr(segment_name) + " in pid " + std::to_string(os::getpid()));
   {
     std::lock_guard guard(mutex_);
     auto it = std::find(segment_names_.begin(), segment_names_.end(), segment_name);
@@ -2843,9 +2843,10 @@ std::string address_text(const Address& address) {
 }
 }  // namespace
 
+// getpid: the server process's pid names its tracker, as in Python.
 SharedMemoryServer::SharedMemoryServer(const Address& address)
-    : tracker_("shm_" + address_text(address) + "_" + std::to_string(::getpid())) {
-  util::debug("SharedMemoryServer started by pid " + std::to_string(::getpid()));
+    : tracker_("shm_" + address_text(address) + "_" + std::to_string(os::getpid())) {
+  util::debug("SharedMemoryServer started by pid " + std::to_string(os::getpid()));
 }
 
 std::vector<std::string> SharedMemoryServer::public_() const {

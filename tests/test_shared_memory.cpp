@@ -582,6 +582,29 @@ TEST_P(TestSharedMemory, SharedMemoryServerIgnoresSigint) {
   EXPECT_FALSE(shm_file_exists(sl2.shm().name()));
 }
 
+/// SharedMemoryServer's own requests, as a client sends them on a control
+/// connection: list_segments, release_segment (which unlinks at once), and an
+/// unknown name refused while the server goes on serving.
+TEST_P(TestSharedMemory, SharedMemoryServerRequests) {
+  mp::managers::SharedMemoryManager smm;
+  smm.start();
+  shm::SharedMemory a = smm.SharedMemory(16);
+  shm::ShareableList b = smm.ShareableList(range_list(3));
+  auto request = [&](const std::string& name, const mp::Args& args) {
+    auto conn = mp::connection::Client(*smm.address(), std::nullopt, smm._authkey());
+    return mp::managers::dispatch(conn, Object(), name, args);
+  };
+  EXPECT_EQ(request("list_segments", {}), Object(Object::List{a.name(), b.shm().name()}));
+  request("release_segment", {a.name()});
+  EXPECT_FALSE(shm_file_exists(a.name()));
+  EXPECT_EQ(request("list_segments", {}), Object(Object::List{b.shm().name()}));
+  EXPECT_THROW(request("release_segment", {a.name()}), mp::managers::RemoteError);  // no longer tracked
+  EXPECT_THROW(request("no_such_request", {}), mp::managers::RemoteError);
+  EXPECT_TRUE(shm_file_exists(b.shm().name()));
+  smm.shutdown();
+  EXPECT_FALSE(shm_file_exists(b.shm().name()));
+}
+
 /// Run only by SharedMemoryManagerReusesResourceTracker, in a copy of the
 /// test binary: a SharedMemoryManager under each start method makes a
 /// ShareableList and shuts down.
