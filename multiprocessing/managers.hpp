@@ -35,6 +35,12 @@
 // process is sent only the class's name and the typeids the parent knows, and
 // refuses to start (ValueError) if one of them is missing there.  Under fork the
 // server is a copy of the parent, so registrations made at any time work.
+//
+// Also here, as in managers.py: the SyncManager's Pool typeid (PoolProxy: a
+// pool.Pool in the server process, fed functions by name), MakeProxyType,
+// and SharedMemoryManager, whose server (SharedMemoryServer, a
+// ServerExtension of its class's Registry) unlinks at shutdown every shared
+// memory block its clients made through it.
 #pragma once
 
 #include <sys/types.h>
