@@ -19,6 +19,8 @@
 #include "multiprocessing/context.hpp"
 #include "multiprocessing/dummy/dummy.hpp"
 #include "multiprocessing/os.hpp"
+#include "multiprocessing/pool.hpp"
+#include "multiprocessing/resource_tracker.hpp"
 #include "multiprocessing/reduction/pickle.hpp"
 #include "multiprocessing/spawn.hpp"
 
@@ -26,7 +28,9 @@ namespace multiprocessing::managers {
 
 namespace {
 
-const std::string kModule = "multiprocessing.managers";
+// A constant, not a std::string: MakeProxyType() may run while another file's
+// statics are initialized, before this file's.
+constexpr char kModule[] = "multiprocessing.managers";
 
 std::string hex_id(const void* p) {
   char buf[32];
@@ -181,6 +185,33 @@ Object::List items_of(const Object& o) {
     return chars;
   }
   throw TypeError("'" + o.type_name() + "' object is not iterable");
+}
+
+/// Python's binding of a call's arguments to parameters that may come by
+/// position or by keyword (`def apply(func, args=(), kwds={})`): one Object
+/// per name, None where the call gave none.  \throws TypeError for too many
+/// arguments, an unknown keyword, one given twice, or fewer than `required`.
+std::vector<Object> bind_params(const std::string& name, const Args& a, const Kwds& k,
+                                const std::vector<std::string>& params, std::size_t required) {
+  check_count(name, a, 0, params.size());
+  std::vector<Object> bound(a.begin(), a.end());
+  std::vector<bool> given(params.size(), false);
+  for (std::size_t i = 0; i < a.size(); ++i) given[i] = true;
+  bound.resize(params.size());
+  for (const auto& [key, value] : k) {
+    auto it = std::find(params.begin(), params.end(), key.as<std::string>());
+    if (it == params.end()) {
+      throw TypeError(name + "() got an unexpected keyword argument " + key.repr());
+    }
+    const std::size_t i = static_cast<std::size_t>(it - params.begin());
+    if (given[i]) throw TypeError(name + "() got multiple values for argument " + key.repr());
+    bound[i] = value;
+    given[i] = true;
+  }
+  for (std::size_t i = 0; i < required; ++i) {
+    if (!given[i]) throw TypeError(name + "() missing required argument: " + py_repr(params[i]));
+  }
+  return bound;
 }
 
 /// Python: listener_client[serializer]: only 'pickle' here (the xmlrpclib
@@ -1162,6 +1193,131 @@ class ArrayReferent : public MethodsReferent {
   Object::List items_;
 };
 
+/// Python: pool.ApplyResult in the server (the AsyncResult typeid, made by
+/// a Pool's apply_async, map_async, starmap_async): get, ready, successful, wait.
+class AsyncResultReferent : public MethodsReferent {
+ public:
+  explicit AsyncResultReferent(pool::ApplyResult result) : MethodsReferent("ApplyResult"), result_(std::move(result)) {
+    def("get", [this](const Args& a, const Kwds& k) { return result_.get(timeout_of(bind_params("get", a, k, {"timeout"}, 0)[0])); });
+    def("wait", [this](const Args& a, const Kwds& k) {
+      result_.wait(timeout_of(bind_params("wait", a, k, {"timeout"}, 0)[0]));
+      return Object();
+    });
+    def("ready", [this](const Args&, const Kwds&) { return Object(result_.ready()); });
+    def("successful", [this](const Args&, const Kwds&) { return Object(result_.successful()); });
+  }
+  std::string repr() const override { return result_.repr(); }
+
+ private:
+  static std::optional<double> timeout_of(const Object& o) {
+    if (o.is_none()) return std::nullopt;
+    return number_of(o);
+  }
+  pool::ApplyResult result_;
+};
+
+/// Python: pool.IMapIterator in the server (the Iterator typeid, made by a
+/// Pool's imap and imap_unordered): __next__ gives the next result, as it comes.
+class IMapIteratorReferent : public MethodsReferent {
+ public:
+  explicit IMapIteratorReferent(pool::IMapIterator it) : MethodsReferent("IMapIterator"), it_(std::move(it)) {
+    def("__next__", [this](const Args&, const Kwds&) {
+      std::lock_guard guard(mutex_);
+      std::optional<Object> item = it_.next();
+      if (!item) throw StopIteration("");
+      return *item;
+    });
+  }
+  std::string repr() const override { return "<multiprocessing.pool.IMapIterator object at 0x" + hex_id(this) + ">"; }
+
+ private:
+  std::mutex mutex_;  // one __next__ at a time (Python's GIL)
+  pool::IMapIterator it_;
+};
+
+/// Python: pool.Pool(processes=None, initializer=None, initargs=(),
+/// maxtasksperchild=None) in the server (the Pool typeid): its workers are
+/// children of the server process.  Functions arrive as the globals that name
+/// registered targets (MP_REGISTER_TARGET), as Python pickles a function by
+/// name; a callback cannot cross, and is refused.
+class PoolReferent : public MethodsReferent {
+ public:
+  PoolReferent(std::optional<int> processes, Target initializer, Args initargs, std::optional<int> maxtasksperchild)
+      : MethodsReferent("Pool"),
+        pool_(std::make_unique<pool::Pool>(processes, std::move(initializer), std::move(initargs), maxtasksperchild)) {
+    def("apply", [this](const Args& a, const Kwds& k) {
+      auto p = bind_params("apply", a, k, {"func", "args", "kwds"}, 1);
+      check_no_kwds(p[2]);
+      return pool_->apply(function_of(p[0]), p[1].is_none() ? Args{} : args_of(p[1]));
+    });
+    def("apply_async", [this](const Args& a, const Kwds& k) {
+      auto p = bind_params("apply_async", a, k, {"func", "args", "kwds", "callback", "error_callback"}, 1);
+      check_no_kwds(p[2]);
+      check_no_callbacks(p[3], p[4]);
+      return wrap_referent(std::make_shared<AsyncResultReferent>(
+          pool_->apply_async(function_of(p[0]), p[1].is_none() ? Args{} : args_of(p[1]))));
+    });
+    def("map", [this](const Args& a, const Kwds& k) { return Object(map_("map", a, k, false).get()); });
+    def("starmap", [this](const Args& a, const Kwds& k) { return Object(map_("starmap", a, k, true).get()); });
+    def("map_async", [this](const Args& a, const Kwds& k) {
+      return wrap_referent(std::make_shared<AsyncResultReferent>(map_async_("map_async", a, k, false)));
+    });
+    def("starmap_async", [this](const Args& a, const Kwds& k) {
+      return wrap_referent(std::make_shared<AsyncResultReferent>(map_async_("starmap_async", a, k, true)));
+    });
+    def("imap", [this](const Args& a, const Kwds& k) { return imap_("imap", a, k, true); });
+    def("imap_unordered", [this](const Args& a, const Kwds& k) { return imap_("imap_unordered", a, k, false); });
+    def("close", [this](const Args&, const Kwds&) {
+      pool_->close();
+      return Object();
+    });
+    def("join", [this](const Args&, const Kwds&) {
+      pool_->join();
+      return Object();
+    });
+    def("terminate", [this](const Args&, const Kwds&) {
+      pool_->terminate();
+      return Object();
+    });
+  }
+  std::string repr() const override { return pool_->repr(); }
+
+ private:
+  static Target function_of(const Object& func) { return from_object<Target>(func); }
+  static void check_no_kwds(const Object& kwds) {
+    if (!kwds_of(kwds).empty()) throw TypeError("a C++ function takes no keyword arguments");
+  }
+  static void check_no_callbacks(const Object& callback, const Object& error_callback) {
+    if (!callback.is_none() || !error_callback.is_none()) {
+      throw TypeError("a callback cannot cross to the manager: call get() on the AsyncResult instead");
+    }
+  }
+  static std::optional<int> chunksize_of(const Object& o) {
+    if (o.is_none()) return std::nullopt;
+    return static_cast<int>(o.as<std::int64_t>());
+  }
+  pool::MapResult map_(const std::string& name, const Args& a, const Kwds& k, bool star) {
+    auto p = bind_params(name, a, k, {"func", "iterable", "chunksize"}, 2);
+    Target func = function_of(p[0]);
+    return star ? pool_->starmap_async(func, items_of(p[1]), chunksize_of(p[2]))
+                : pool_->map_async(func, items_of(p[1]), chunksize_of(p[2]));
+  }
+  pool::MapResult map_async_(const std::string& name, const Args& a, const Kwds& k, bool star) {
+    auto p = bind_params(name, a, k, {"func", "iterable", "chunksize", "callback", "error_callback"}, 2);
+    check_no_callbacks(p[3], p[4]);
+    return map_(name, Args(p.begin(), p.begin() + 3), {}, star);
+  }
+  Object imap_(const std::string& name, const Args& a, const Kwds& k, bool ordered) {
+    auto p = bind_params(name, a, k, {"func", "iterable", "chunksize"}, 2);
+    Target func = function_of(p[0]);
+    const int chunksize = p[2].is_none() ? 1 : static_cast<int>(p[2].as<std::int64_t>());
+    return wrap_referent(std::make_shared<IMapIteratorReferent>(
+        ordered ? pool_->imap(func, items_of(p[1]), chunksize) : pool_->imap_unordered(func, items_of(p[1]), chunksize)));
+  }
+
+  std::unique_ptr<pool::Pool> pool_;
+};
+
 }  // namespace referents
 
 std::string namespace_repr(const Kwds& attrs) {
@@ -1197,12 +1353,23 @@ Registry::Registry(std::string class_name, const Registry* base) : class_name_(s
   if (base != nullptr) {
     std::lock_guard guard(base->mutex_);
     entries_ = base->entries_;  // Python: cls._registry = cls._registry.copy()
+    server_extension_ = base->server_extension_;  // Python: a subclass inherits _Server
   }
   auto& table = registry_table();
   std::lock_guard guard(table.mutex);
   if (!table.by_name.emplace(class_name_, this).second) {
     throw ValueError("a manager registry named " + py_repr(class_name_) + " exists already");
   }
+}
+
+void Registry::set_server_extension(ServerExtensionFactory factory) {
+  std::lock_guard guard(mutex_);
+  server_extension_ = std::move(factory);
+}
+
+ServerExtensionFactory Registry::server_extension() const {
+  std::lock_guard guard(mutex_);
+  return server_extension_;
 }
 
 Registry::~Registry() {
@@ -1253,7 +1420,18 @@ Registry* Registry::find(const std::string& class_name) {
   return it == table.by_name.end() ? nullptr : it->second;
 }
 
-std::optional<std::vector<std::string>> proxy_exposed(const std::string& proxytype) {
+namespace {
+/// The proxy types MakeProxyType() made: name -> exposed.
+struct MadeProxyTypes {
+  std::mutex mutex;
+  std::map<std::string, std::vector<std::string>> exposed;
+};
+MadeProxyTypes& made_proxy_types() {
+  static MadeProxyTypes table;
+  return table;
+}
+
+const std::map<std::string, std::vector<std::string>>& builtin_proxy_exposed() {
   static const std::map<std::string, std::vector<std::string>> exposed = {
       {"DictProxy",
        {"__contains__", "__delitem__", "__getitem__", "__iter__", "__len__", "__setitem__", "clear", "copy", "get",
@@ -1270,14 +1448,50 @@ std::optional<std::vector<std::string>> proxy_exposed(const std::string& proxyty
       {"BarrierProxy", {"__getattribute__", "wait", "abort", "reset"}},
       {"ArrayProxy", {"__len__", "__getitem__", "__setitem__"}},
       {"IteratorProxy", {"__next__", "send", "throw", "close"}},
+      {"PoolProxy",
+       {"apply", "apply_async", "close", "imap", "imap_unordered", "join", "map", "map_async", "starmap",
+        "starmap_async", "terminate"}},
   };
-  auto it = exposed.find(proxytype);
-  if (it == exposed.end()) return std::nullopt;
-  return it->second;
+  return exposed;
+}
+}  // namespace
+
+std::optional<std::vector<std::string>> proxy_exposed(const std::string& proxytype) {
+  const auto& builtin = builtin_proxy_exposed();
+  if (auto it = builtin.find(proxytype); it != builtin.end()) return it->second;
+  MadeProxyTypes& made = made_proxy_types();
+  std::lock_guard guard(made.mutex);
+  if (auto it = made.exposed.find(proxytype); it != made.exposed.end()) return it->second;
+  return std::nullopt;
+}
+
+std::string MakeProxyType(const std::string& name, const std::vector<std::string>& exposed) {
+  if (builtin_proxy_exposed().count(name) != 0 || name == "AutoProxy" || name == "BaseProxy") {
+    throw ValueError("MakeProxyType: " + py_repr(name) + " is a proxy type of multiprocessing.managers already");
+  }
+  MadeProxyTypes& made = made_proxy_types();
+  {
+    std::lock_guard guard(made.mutex);
+    auto [it, inserted] = made.exposed.emplace(name, exposed);
+    if (!inserted && it->second != exposed) {
+      throw ValueError("MakeProxyType: " + py_repr(name) + " was made already, exposing " + join_repr(it->second));
+    }
+  }
+  // Python: the class lives in multiprocessing.managers; a pickled proxy of
+  // it names it there, and this process can now unpickle that name.
+  reduction::ForkingPickler::register_global(kModule, name);
+  return name;
 }
 
 std::map<std::string, std::string> proxy_method_to_typeid(const std::string& proxytype) {
   if (proxytype == "DictProxy") return {{"__iter__", "Iterator"}};
+  if (proxytype == "PoolProxy") {
+    return {{"apply_async", "AsyncResult"},
+            {"map_async", "AsyncResult"},
+            {"starmap_async", "AsyncResult"},
+            {"imap", "Iterator"},
+            {"imap_unordered", "Iterator"}};
+  }
   return {};
 }
 
@@ -1305,6 +1519,7 @@ struct Server::State {
   std::mutex stop_mutex;
   std::condition_variable stop_cond;
   bool stop = false;  // Python: stop_event
+  std::shared_ptr<ServerExtension> extension;  // a Server subclass's additions, or null
 };
 
 namespace {
@@ -1333,6 +1548,9 @@ Server::Server(const Registry& registry, std::optional<Address> address, Bytes a
   state_->authkey = std::move(authkey);
   state_->listener.emplace(address, std::nullopt, 16, std::nullopt);
   state_->address = state_->listener->address();
+  if (ServerExtensionFactory make_extension = registry.server_extension()) {
+    state_->extension = make_extension(state_->address);
+  }
 }
 
 const Address& Server::address() const { return state_->address; }
@@ -1373,13 +1591,20 @@ void Server::handle_request(connection::Connection c) {
     Object received = c.recv();
     const Object::Tuple& request = as_tuple(received, 4, "a manager request");
     std::string funcname = request.items[1].as<std::string>();
-    if (std::find(public_.begin(), public_.end(), funcname) == public_.end()) {
+    const std::shared_ptr<ServerExtension>& extension = state_->extension;
+    std::vector<std::string> extended;
+    if (extension) extended = extension->public_();
+    const bool is_extended = std::find(extended.begin(), extended.end(), funcname) != extended.end();
+    if (!is_extended && std::find(public_.begin(), public_.end(), funcname) == public_.end()) {
       throw AssertionError(py_repr(funcname) + " unrecognized");
     }
     Args args = args_of(request.items[2]);
     Kwds kwds = kwds_of(request.items[3]);
     Object result;
-    if (funcname == "create") {
+    if (is_extended) {
+      if (!kwds.empty()) throw TypeError(funcname + "() takes no keyword arguments");
+      result = extension->request(c, funcname, args);
+    } else if (funcname == "create") {
       if (args.empty()) throw TypeError("create() missing 1 required positional argument: 'typeid'");
       result = create(c, args[0].as<std::string>(), Args(args.begin() + 1, args.end()), kwds);
     } else if (funcname == "incref" || funcname == "decref") {
@@ -1503,6 +1728,7 @@ std::int64_t Server::number_of_objects(connection::Connection&) {
 
 void Server::shutdown(connection::Connection& c) {
   util::debug("manager received shutdown message");
+  if (state_->extension) state_->extension->shutdown(c);  // Python: a subclass's shutdown, first
   // Python sends this reply here and handle_request sends another: a
   // shutdown request gets two identical replies (the client reads one).
   c.send(Object::Tuple{{"#RETURN", Object()}});
@@ -2040,7 +2266,8 @@ const bool managers_globals_registered = [] {
 Object AutoProxy::call(const std::string& name, const Args& args, const Kwds& kwds) const {
   const auto& exposed = _exposed();
   if (std::find(exposed.begin(), exposed.end(), name) == exposed.end()) {
-    throw AttributeError("'AutoProxy[" + _token().typeid_ + "]' object has no attribute " + py_repr(name));
+    std::string type = proxytype() == "AutoProxy" ? "AutoProxy[" + _token().typeid_ + "]" : proxytype();
+    throw AttributeError("'" + type + "' object has no attribute " + py_repr(name));
   }
   return _callmethod(name, args, kwds);
 }
@@ -2177,15 +2404,85 @@ bool BarrierProxy::broken() const { return _callmethod("__getattribute__", {"bro
 std::int64_t ArrayProxy::len() const { return _callmethod("__len__").as<std::int64_t>(); }
 Object ArrayProxy::getitem(std::int64_t index) const { return _callmethod("__getitem__", {index}); }
 void ArrayProxy::setitem(std::int64_t index, const Object& value) const { _callmethod("__setitem__", {index, value}); }
-Object::List ArrayProxy::tolist() const {
-  // Python: list(proxy) goes through __getitem__ until IndexError.
-  Object::List items;
+Object::List ArrayProxy::tolist() const { return SequenceIterator(*this).rest(); }
+
+// ---- SequenceIterator, IteratorProxy
+std::optional<Object> SequenceIterator::next() {
+  if (exhausted_) return std::nullopt;
   try {
-    for (std::int64_t i = 0;; ++i) items.push_back(getitem(i));
+    return proxy_._callmethod("__getitem__", {index_++});
   } catch (const IndexError&) {
+    exhausted_ = true;  // Python: the iterator stays exhausted
+    return std::nullopt;
   }
+}
+Object::List SequenceIterator::rest() {
+  Object::List items;
+  while (std::optional<Object> item = next()) items.push_back(std::move(*item));
   return items;
 }
+
+std::optional<Object> IteratorProxy::next() const {
+  try {
+    return _callmethod("__next__");
+  } catch (const StopIteration&) {
+    return std::nullopt;
+  }
+}
+Object::List IteratorProxy::rest() const {
+  Object::List items;
+  while (std::optional<Object> item = next()) items.push_back(std::move(*item));
+  return items;
+}
+void IteratorProxy::close() const { _callmethod("close"); }
+
+// ---- AsyncResultProxy, PoolProxy
+namespace {
+Object timeout_arg(std::optional<double> timeout) { return timeout ? Object(*timeout) : Object(); }
+Object optional_int_arg(std::optional<int> chunksize) {
+  return chunksize ? Object(static_cast<std::int64_t>(*chunksize)) : Object();
+}
+}  // namespace
+
+Object AsyncResultProxy::get(std::optional<double> timeout) const { return _callmethod("get", {timeout_arg(timeout)}); }
+bool AsyncResultProxy::ready() const { return _callmethod("ready").as<bool>(); }
+bool AsyncResultProxy::successful() const { return _callmethod("successful").as<bool>(); }
+void AsyncResultProxy::wait(std::optional<double> timeout) const { _callmethod("wait", {timeout_arg(timeout)}); }
+
+Object PoolProxy::apply(const Target& func, const Args& args) const {
+  return _callmethod("apply", {Object(func), Object(Object::Tuple{args})});
+}
+AsyncResultProxy PoolProxy::apply_async(const Target& func, const Args& args) const {
+  return AsyncResultProxy(
+      _callmethod("apply_async", {Object(func), Object(Object::Tuple{args})}).as<BaseProxy>());
+}
+Object::List PoolProxy::map(const Target& func, const Object::List& iterable, std::optional<int> chunksize) const {
+  return _callmethod("map", {Object(func), iterable, optional_int_arg(chunksize)}).as<Object::List>();
+}
+AsyncResultProxy PoolProxy::map_async(const Target& func, const Object::List& iterable,
+                                      std::optional<int> chunksize) const {
+  return AsyncResultProxy(
+      _callmethod("map_async", {Object(func), iterable, optional_int_arg(chunksize)}).as<BaseProxy>());
+}
+Object::List PoolProxy::starmap(const Target& func, const Object::List& iterable, std::optional<int> chunksize) const {
+  return _callmethod("starmap", {Object(func), iterable, optional_int_arg(chunksize)}).as<Object::List>();
+}
+AsyncResultProxy PoolProxy::starmap_async(const Target& func, const Object::List& iterable,
+                                          std::optional<int> chunksize) const {
+  return AsyncResultProxy(
+      _callmethod("starmap_async", {Object(func), iterable, optional_int_arg(chunksize)}).as<BaseProxy>());
+}
+IteratorProxy PoolProxy::imap(const Target& func, const Object::List& iterable, int chunksize) const {
+  return IteratorProxy(
+      _callmethod("imap", {Object(func), iterable, std::int64_t{chunksize}}).as<BaseProxy>());
+}
+IteratorProxy PoolProxy::imap_unordered(const Target& func, const Object::List& iterable, int chunksize) const {
+  return IteratorProxy(
+      _callmethod("imap_unordered", {Object(func), iterable, std::int64_t{chunksize}}).as<BaseProxy>());
+}
+void PoolProxy::close() const { _callmethod("close"); }
+void PoolProxy::join() const { _callmethod("join"); }
+void PoolProxy::terminate() const { _callmethod("terminate"); }
 
 // ------------------------------------------------------------------ BaseManager
 
@@ -2364,6 +2661,20 @@ void BaseManager::join(std::optional<double> timeout) {
 }
 
 const std::optional<Address>& BaseManager::address() const { return shared_->address; }
+BaseManager::Scope BaseManager::enter() {
+  if (_state() == State::INITIAL) start();
+  if (_state() == State::SHUTDOWN) throw ProcessError("Manager has shut down");
+  return Scope(*this);
+}
+
+BaseManager::Scope::~Scope() {
+  try {
+    manager_->shutdown();  // Python: __exit__
+  } catch (const std::exception& e) {
+    util::info(std::string("leaving a manager's scope: ") + e.what());  // a destructor must not throw
+  }
+}
+
 BaseManager::State BaseManager::_state() const { return static_cast<State>(shared_->state->load()); }
 BaseProcess* BaseManager::_process() const { return shared_->process.get(); }
 const Bytes& BaseManager::_authkey() const { return shared_->authkey; }
@@ -2434,6 +2745,16 @@ std::shared_ptr<Referent> make_array(const Args& args, const Kwds&) {
   check_count("Array", args, 2, 3);
   return std::make_shared<referents::ArrayReferent>(args[0].as<std::string>(), items_of(args[1]));
 }
+std::shared_ptr<Referent> make_pool(const Args& args, const Kwds& kwds) {
+  auto p = bind_params("Pool", args, kwds, {"processes", "initializer", "initargs", "maxtasksperchild", "context"}, 0);
+  if (!p[4].is_none()) throw TypeError("Pool: a context cannot cross to the manager");
+  std::optional<int> processes;
+  if (!p[0].is_none()) processes = static_cast<int>(p[0].as<std::int64_t>());
+  std::optional<int> maxtasksperchild;
+  if (!p[3].is_none()) maxtasksperchild = static_cast<int>(p[3].as<std::int64_t>());
+  return std::make_shared<referents::PoolReferent>(processes, from_object<Target>(p[1]),
+                                                   p[2].is_none() ? Args{} : args_of(p[2]), maxtasksperchild);
+}
 std::shared_ptr<Referent> make_namespace(const Args& args, const Kwds& kwds) {
   check_count("Namespace", args, 0, 0);
   return std::make_shared<referents::NamespaceReferent>(kwds);
@@ -2465,7 +2786,9 @@ Registry& SyncManager::_registry() {
     r.register_typeid("Value", &make_value, "ValueProxy");
     r.register_typeid("Array", &make_array, "ArrayProxy");
     r.register_typeid("Namespace", &make_namespace, "NamespaceProxy");
+    r.register_typeid("Pool", &make_pool, "PoolProxy");
     r.register_typeid("Iterator", {}, "IteratorProxy", std::nullopt, std::nullopt, /*create_method=*/false);
+    r.register_typeid("AsyncResult", {}, std::nullopt, std::nullopt, std::nullopt, /*create_method=*/false);
     return r;
   }();
   return registry;
@@ -2509,6 +2832,11 @@ AcquirerProxy SyncManager::BoundedSemaphore(std::int64_t value) {
 }
 AutoProxy SyncManager::Queue(std::int64_t maxsize) { return AutoProxy(proxy("Queue", {maxsize})); }
 AutoProxy SyncManager::JoinableQueue(std::int64_t maxsize) { return AutoProxy(proxy("JoinableQueue", {maxsize})); }
+PoolProxy SyncManager::Pool(std::optional<int> processes, const Target& initializer, const Args& initargs,
+                            std::optional<int> maxtasksperchild) {
+  return PoolProxy(proxy("Pool", {optional_int_arg(processes), Object(initializer), Object(Object::Tuple{initargs}),
+                                  optional_int_arg(maxtasksperchild)}));
+}
 EventProxy SyncManager::Event() { return EventProxy(proxy("Event")); }
 ConditionProxy SyncManager::Condition() { return ConditionProxy(proxy("Condition")); }
 BarrierProxy SyncManager::Barrier(std::int64_t parties, std::optional<double> timeout) {
@@ -2518,5 +2846,146 @@ ArrayProxy SyncManager::Array(const std::string& typecode, const Object& sequenc
   return ArrayProxy(proxy("Array", {typecode, sequence}));
 }
 
+
+// ------------------------------------------------------------------ SharedMemoryManager
+
+SharedMemoryTracker::~SharedMemoryTracker() {
+  try {
+    unlink();
+  } catch (const std::exception& e) {
+    util::info(std::string("SharedMemoryTracker: ") + e.what());  // a destructor must not throw
+  }
+}
+
+void SharedMemoryTracker::register_segment(const std::string& segment_name) {
+  util::debug("Register segment " + py_repr(segment_name) + " in pid " + std::to_string(os::getpid()));
+  std::lock_guard guard(mutex_);
+  segment_names_.push_back(segment_name);
+}
+
+void SharedMemoryTracker::destroy_segment(const std::string& segment_name) {
+  util::debug("Destroy segment " + py_repr(segment_name) + " in pid " + std::to_string(os::getpid()));
+  {
+    std::lock_guard guard(mutex_);
+    auto it = std::find(segment_names_.begin(), segment_names_.end(), segment_name);
+    if (it == segment_names_.end()) throw ValueError("list.remove(x): x not in list");
+    segment_names_.erase(it);
+  }
+  // Python: SharedMemory(segment_name).close(); .unlink(): attach by name
+  // (shm_open), then shm_unlink, which also tells the resource tracker the
+  // block is gone (the client registered it when it created it).
+  shared_memory::SharedMemory segment(segment_name);
+  segment.close();
+  segment.unlink();
+}
+
+void SharedMemoryTracker::unlink() {
+  for (const std::string& segment_name : segment_names()) {
+    try {
+      destroy_segment(segment_name);
+    } catch (const FileNotFoundError&) {
+      util::debug("segment " + py_repr(segment_name) + " was unlinked already");
+    }
+  }
+}
+
+std::vector<std::string> SharedMemoryTracker::segment_names() const {
+  std::lock_guard guard(mutex_);
+  return segment_names_;
+}
+
+namespace {
+std::string address_text(const Address& address) {
+  // Python: f"shm_{address}": a path as it is, a (host, port) tuple as its repr.
+  if (const auto* path = std::get_if<std::string>(&address)) return *path;
+  return address_to_object(address).repr();
+}
+}  // namespace
+
+// getpid: the server process's pid names its tracker, as in Python.
+SharedMemoryServer::SharedMemoryServer(const Address& address)
+    : tracker_("shm_" + address_text(address) + "_" + std::to_string(os::getpid())) {
+  util::debug("SharedMemoryServer started by pid " + std::to_string(os::getpid()));
+}
+
+std::vector<std::string> SharedMemoryServer::public_() const {
+  return {"track_segment", "release_segment", "list_segments"};
+}
+
+Object SharedMemoryServer::request(connection::Connection&, const std::string& funcname, const Args& args) {
+  if (funcname == "list_segments") {
+    check_count(funcname, args, 0, 0);
+    Object::List names;
+    for (const std::string& name : tracker_.segment_names()) names.emplace_back(name);
+    return names;
+  }
+  check_count(funcname, args, 1, 1);
+  if (funcname == "track_segment") {
+    tracker_.register_segment(args[0].as<std::string>());
+  } else {
+    tracker_.destroy_segment(args[0].as<std::string>());
+  }
+  return Object();
+}
+
+void SharedMemoryServer::shutdown(connection::Connection&) { tracker_.unlink(); }
+
+Registry& SharedMemoryManager::_registry() {
+  static Registry& registry = []() -> Registry& {
+    static Registry r("SharedMemoryManager", &BaseManager::_registry());
+    r.set_server_extension([](const Address& address) { return std::make_shared<SharedMemoryServer>(address); });
+    return r;
+  }();
+  return registry;
+}
+
+namespace {
+// Made in every process of the program from its start, as SyncManager's: a
+// spawned server finds it by name.
+const bool shared_memory_registry_made = [] {
+  SharedMemoryManager::_registry();
+  return true;
+}();
+
+/// Python: self._Client(self._address, ...) of a manager never started nor
+/// connected: address_type(None) fails.
+const Address& started_address(const BaseManager& manager) {
+  if (!manager.address()) throw ValueError("address type of None unrecognized");
+  return *manager.address();
+}
+
+/// Python: dispatch(conn, None, 'track_segment', (name,)) on a connection of
+/// its own; on failure the block is unlinked again (Python: sms.unlink(); raise).
+void track_segment(const Address& address, const Bytes& authkey, shared_memory::SharedMemory& segment) {
+  try {
+    control(address, authkey, "track_segment", {segment.name()});
+  } catch (...) {
+    segment.unlink();
+    throw;
+  }
+}
+}  // namespace
+
+SharedMemoryManager::SharedMemoryManager(std::optional<Address> address, std::optional<Bytes> authkey,
+                                         const std::string& serializer, BaseContext* ctx, double shutdown_timeout)
+    : BaseManager(_registry(), std::move(address), std::move(authkey), serializer, ctx, shutdown_timeout) {
+  // Python: resource_tracker.ensure_running() first, so that a server
+  // started now shares this process's tracker (bpo-36867).
+  resource_tracker::ensure_running();
+}
+
+shared_memory::SharedMemory SharedMemoryManager::SharedMemory(std::int64_t size) {
+  const Address& address = started_address(*this);  // before any block is made
+  shared_memory::SharedMemory sms(std::nullopt, /*create=*/true, size);
+  track_segment(address, _authkey(), sms);
+  return sms;
+}
+
+shared_memory::ShareableList SharedMemoryManager::ShareableList(const std::vector<Object>& sequence) {
+  const Address& address = started_address(*this);
+  shared_memory::ShareableList sl(sequence);
+  track_segment(address, _authkey(), sl.shm());
+  return sl;
+}
 
 }  // namespace multiprocessing::managers

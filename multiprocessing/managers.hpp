@@ -21,7 +21,8 @@
 // that answers call(methodname, args, kwds) for the names it has, and tells its
 // public methods (Python: public_methods(obj)).  The built-in ones are the
 // SyncManager's: a dict, a list, a Value, a Namespace, a Lock, an RLock, an
-// Event, a Condition, a Barrier, an Array (see the referents:: namespace);
+// Event, a Condition, a Barrier, an Array, a Pool and what its calls return
+// (see the referents:: namespace);
 // MethodsReferent gives any C++ object
 // named methods.  A typeid's callable makes a Referent from the call's args.
 //
@@ -34,6 +35,12 @@
 // process is sent only the class's name and the typeids the parent knows, and
 // refuses to start (ValueError) if one of them is missing there.  Under fork the
 // server is a copy of the parent, so registrations made at any time work.
+//
+// Also here, as in managers.py: the SyncManager's Pool typeid (PoolProxy: a
+// pool.Pool in the server process, fed functions by name), MakeProxyType,
+// and SharedMemoryManager, whose server (SharedMemoryServer, a
+// ServerExtension of its class's Registry) unlinks at shutdown every shared
+// memory block its clients made through it.
 #pragma once
 
 #include <sys/types.h>
@@ -52,6 +59,7 @@
 #include "multiprocessing/exceptions.hpp"
 #include "multiprocessing/process.hpp"
 #include "multiprocessing/reduction.hpp"
+#include "multiprocessing/shared_memory.hpp"
 #include "multiprocessing/util.hpp"
 
 namespace multiprocessing {
@@ -188,6 +196,12 @@ struct TypeidEntry {
   bool create_method = true;
 };
 
+class ServerExtension;
+/// Python: a manager class's `_Server` when it is a subclass of Server
+/// (SharedMemoryManager's SharedMemoryServer): makes what that subclass adds,
+/// for the server listening at `address`.
+using ServerExtensionFactory = std::function<std::shared_ptr<ServerExtension>(const Address& address)>;
+
 /// Python: a manager class's `_registry` (BaseManager.register writes it).
 /// Named after the class; a subclass's starts as a copy of its base's.
 class Registry {
@@ -216,6 +230,13 @@ class Registry {
   /// The typeids, sorted.
   std::vector<std::string> typeids() const;
   const std::string& class_name() const noexcept { return class_name_; }
+  /// Python: setting the class's `_Server` to a subclass of Server: every
+  /// server of this class (started, spawned, or get_server()'s) gets what
+  /// `factory` makes.  Set it while statics are initialized, as typeids are
+  /// registered.  A subclass's registry starts with its base's.
+  void set_server_extension(ServerExtensionFactory factory);
+  /// The factory set_server_extension() gave, or an empty one (a plain Server).
+  ServerExtensionFactory server_extension() const;
   /// The registry of the class `class_name`, or nullptr.
   static Registry* find(const std::string& class_name);
 
@@ -223,13 +244,14 @@ class Registry {
   std::string class_name_;
   mutable std::mutex mutex_;
   std::map<std::string, TypeidEntry> entries_;
+  ServerExtensionFactory server_extension_;
 };
 
 /// Python: `ProxyType._exposed_` / `_method_to_typeid_` of the port's proxy
 /// classes ("DictProxy", "ListProxy", "ValueProxy", "NamespaceProxy",
 /// "AcquirerProxy", "EventProxy", "ConditionProxy", "BarrierProxy",
-/// "ArrayProxy", "IteratorProxy"); nullopt / empty for
-/// "AutoProxy" and unknown names.
+/// "ArrayProxy", "IteratorProxy", "PoolProxy", and those MakeProxyType()
+/// made); nullopt / empty for "AutoProxy" and unknown names.
 std::optional<std::vector<std::string>> proxy_exposed(const std::string& proxytype);
 std::map<std::string, std::string> proxy_method_to_typeid(const std::string& proxytype);
 
@@ -284,6 +306,21 @@ class Server {
 
  private:
   std::shared_ptr<State> state_;
+};
+
+/// Python: what a subclass of Server adds to it (SharedMemoryServer does):
+/// requests beyond Server.public, answered on a control connection, and work
+/// done when a shutdown request arrives, before the server stops.
+class ServerExtension {
+ public:
+  virtual ~ServerExtension() = default;
+  /// The requests added to Server.public.
+  virtual std::vector<std::string> public_() const = 0;
+  /// Answer the request `funcname` (one of public_()); its result is the
+  /// '\#RETURN' value.  \throws what the request throws ('\#TRACEBACK').
+  virtual Object request(connection::Connection& c, const std::string& funcname, const Args& args) = 0;
+  /// Python: the subclass's shutdown(c), which ends with Server.shutdown(c).
+  virtual void shutdown(connection::Connection& c) = 0;
 };
 
 // ------------------------------------------------------------------ BaseProxy
@@ -359,9 +396,109 @@ class AutoProxy : public BaseProxy {
   AutoProxy(BaseProxy p) : BaseProxy(std::move(p)) {}  // NOLINT: a proxy is an AutoProxy
   /// Python: `proxy.name(*args, **kwds)` of a MakeProxyType method.
   /// \throws AttributeError "'AutoProxy[Foo]' object has no attribute 'x'"
-  ///   when `name` is not exposed; what _callmethod throws.
+  ///   (a MakeProxyType type: "'FooProxy' object ...") when `name` is not
+  ///   exposed; what _callmethod throws.
   Object call(const std::string& name, const Args& args = {}, const Kwds& kwds = {}) const;
 };
+
+/// Python: iter(proxy) of a proxy without __iter__ (a ListProxy, an
+/// ArrayProxy): the old sequence protocol, __getitem__(0), __getitem__(1)...
+/// until IndexError, each call made when next() asks for it, so a change to
+/// the shared object after iter() shows (Python's test_list_iter).
+class SequenceIterator {
+ public:
+  explicit SequenceIterator(BaseProxy proxy) : proxy_(std::move(proxy)) {}
+  /// Python: next(it): the next item; nullopt once __getitem__ raised
+  /// IndexError (StopIteration), and from then on.
+  std::optional<Object> next();
+  /// Python: list(it): the items that remain.
+  Object::List rest();
+
+ private:
+  BaseProxy proxy_;
+  std::int64_t index_ = 0;
+  bool exhausted_ = false;
+};
+
+/// Python: managers.IteratorProxy (the Iterator typeid: a dict's __iter__, a
+/// Pool's imap and imap_unordered): __next__ until StopIteration.
+class IteratorProxy : public BaseProxy {
+ public:
+  using BaseProxy::BaseProxy;
+  explicit IteratorProxy(BaseProxy p) : BaseProxy(std::move(p)) {}
+  /// Python: next(proxy): the next item, or nullopt when the server's
+  /// iterator raised StopIteration; its other exceptions as they are.
+  std::optional<Object> next() const;
+  /// Python: list(proxy): the items that remain.
+  Object::List rest() const;
+  void close() const;  ///< Python: close()
+};
+
+/// Python: the AutoProxy of the AsyncResult typeid (a Pool's apply_async,
+/// map_async, starmap_async made in the manager): get, ready, successful, wait.
+/// It pickles as an AutoProxy, as Python's.
+class AsyncResultProxy : public AutoProxy {
+ public:
+  using AutoProxy::AutoProxy;
+  explicit AsyncResultProxy(BaseProxy p) : AutoProxy(std::move(p)) {}
+  /// Python: get(timeout=None): the result; the task's exception re-raised.
+  /// \throws TimeoutError when it has not arrived within `timeout` seconds.
+  Object get(std::optional<double> timeout = std::nullopt) const;
+  bool ready() const;       ///< Python: ready()
+  /// Python: successful().  \throws ValueError before ready().
+  bool successful() const;
+  void wait(std::optional<double> timeout = std::nullopt) const;  ///< Python: wait(timeout=None)
+};
+
+/// Python: managers.PoolProxy (the Pool typeid): a pool.Pool living in the
+/// manager's process, its workers that process's children.  A function
+/// crosses by name, as Python pickles one: register it with
+/// MP_REGISTER_TARGET (a lambda is refused with PicklingError).  Callbacks
+/// cannot cross to the manager and are not offered; call get() instead.
+/// Python's `with pool_proxy:` ends with terminate().
+class PoolProxy : public BaseProxy {
+ public:
+  using BaseProxy::BaseProxy;
+  explicit PoolProxy(BaseProxy p) : BaseProxy(std::move(p)) {}
+  /// Python: apply(func, args=()): func(*args) in a worker of the manager's pool.
+  Object apply(const Target& func, const Args& args = {}) const;
+  /// Python: apply_async(func, args=()).
+  AsyncResultProxy apply_async(const Target& func, const Args& args = {}) const;
+  /// Python: map(func, iterable, chunksize=None).
+  Object::List map(const Target& func, const Object::List& iterable,
+                   std::optional<int> chunksize = std::nullopt) const;
+  /// Python: map_async(func, iterable, chunksize=None): get() gives the list.
+  AsyncResultProxy map_async(const Target& func, const Object::List& iterable,
+                             std::optional<int> chunksize = std::nullopt) const;
+  /// Python: starmap(func, iterable, chunksize=None): func(*args) for each args.
+  Object::List starmap(const Target& func, const Object::List& iterable,
+                       std::optional<int> chunksize = std::nullopt) const;
+  /// Python: starmap_async(func, iterable, chunksize=None).
+  AsyncResultProxy starmap_async(const Target& func, const Object::List& iterable,
+                                 std::optional<int> chunksize = std::nullopt) const;
+  /// Python: imap(func, iterable, chunksize=1): the results in order, one
+  /// __next__ at a time.
+  IteratorProxy imap(const Target& func, const Object::List& iterable, int chunksize = 1) const;
+  /// Python: imap_unordered(func, iterable, chunksize=1): as they are ready.
+  IteratorProxy imap_unordered(const Target& func, const Object::List& iterable, int chunksize = 1) const;
+  void close() const;      ///< Python: close()
+  /// Python: join().  \throws ValueError "Pool is still running" before close()/terminate().
+  void join() const;
+  void terminate() const;  ///< Python: terminate() (also what leaving `with` does)
+};
+
+/// Python: MakeProxyType(name, exposed): a proxy type named `name` whose
+/// methods are `exposed`.  C++ cannot make a class at run time, so this
+/// records the type: proxy_exposed(name) gives `exposed` from then on (the
+/// default `exposed` of a typeid registered with proxytype `name`), a proxy of
+/// that type pickles as `multiprocessing.managers.<name>`, as Python's does,
+/// and unpickles here, and its methods are called through AutoProxy::call(),
+/// which refuses any other name.  Returns `name`, to pass as register_typeid's
+/// proxytype.  Call it while statics are initialized, so that spawned
+/// children know the type too.  The same call again is harmless.
+/// \throws ValueError when `name` is a built-in proxy type, or was made
+///   with other exposed names (Python would make a second class).
+std::string MakeProxyType(const std::string& name, const std::vector<std::string>& exposed);
 
 /// Python: managers.DictProxy (the dict typeid).  Python's operators are methods
 /// here: `d[k]` is getitem(k), `d[k] = v` setitem(k, v), `k in d` contains(k).
@@ -411,6 +548,9 @@ class ListProxy : public BaseProxy {
   ListProxy& imul(std::int64_t n);        ///< Python: __imul__, returns self
   Object::List add(const Object& values) const;  ///< Python: __add__ (a plain list)
   Object::List mul(std::int64_t n) const;        ///< Python: __mul__ (a plain list)
+  /// Python: iter(proxy): __getitem__ by index until IndexError (ListProxy
+  /// exposes no __iter__), so it sees changes made after iter().
+  SequenceIterator iter() const { return SequenceIterator(*this); }
 };
 
 /// Python: managers.ValueProxy (the Value typeid): get, set, the value property.
@@ -567,6 +707,25 @@ class BaseManager {
   const std::optional<Address>& address() const;
   /// Python: _state.value.
   State _state() const;
+
+  /// Python: the `with manager:` block, as a scope object: made by enter()
+  /// (`__enter__`), its destructor is `__exit__`, which calls shutdown() on
+  /// the manager while the manager object itself lives on.
+  class Scope {
+   public:
+    explicit Scope(BaseManager& manager) : manager_(&manager) {}
+    ~Scope();
+    Scope(const Scope&) = delete;
+    Scope& operator=(const Scope&) = delete;
+
+   private:
+    BaseManager* manager_;
+  };
+  /// Python: __enter__: start() a manager that is neither started nor
+  /// connected (one started already is used as it is).
+  ///   { auto with = manager.enter(); ... }   // Python: with manager: ...
+  /// \throws ProcessError "Manager has shut down"; what start() throws.
+  [[nodiscard]] Scope enter();
   /// Python: _process (nullptr unless start() ran).
   BaseProcess* _process() const;
   /// Python: _authkey.
@@ -605,8 +764,8 @@ class BaseManager {
 
 /// Python: managers.SyncManager: BaseManager with the typeids dict, list,
 /// Value, Array, Namespace, Lock, RLock, Semaphore, BoundedSemaphore,
-/// Condition, Event, Barrier, Queue, JoinableQueue (and Iterator, without a
-/// create method).
+/// Condition, Event, Barrier, Queue, JoinableQueue, Pool (and Iterator and
+/// AsyncResult, without a create method).
 class SyncManager : public BaseManager {
  public:
   explicit SyncManager(std::optional<Address> address = std::nullopt,
@@ -647,10 +806,96 @@ class SyncManager : public BaseManager {
   /// empty, full, task_done, join); get on an empty queue raises queues::Empty.
   AutoProxy Queue(std::int64_t maxsize = 0);
   AutoProxy JoinableQueue(std::int64_t maxsize = 0);
+  /// Python: Pool(processes=None, initializer=None, initargs=(),
+  /// maxtasksperchild=None): a pool.Pool in the server process.  The
+  /// initializer crosses by name (MP_REGISTER_TARGET).
+  /// \throws RemoteError when the server refuses it (ValueError "Number of
+  ///   processes must be at least 1"...), as for any typeid.
+  PoolProxy Pool(std::optional<int> processes = std::nullopt, const Target& initializer = {},
+                 const Args& initargs = {}, std::optional<int> maxtasksperchild = std::nullopt);
 
  protected:
   SyncManager(Registry& registry, std::optional<Address> address, std::optional<Bytes> authkey,
               const std::string& serializer, BaseContext* ctx, double shutdown_timeout);
+};
+
+// ------------------------------------------------------------------ SharedMemoryManager
+
+/// Python: managers._SharedMemoryTracker (C++ reserves the leading
+/// underscore before a capital): the names of the shared memory blocks a
+/// SharedMemoryServer unlinks when it shuts down.  Thread-safe.
+class SharedMemoryTracker {
+ public:
+  explicit SharedMemoryTracker(std::string name) : name_(std::move(name)) {}
+  /// Python: __del__: unlink().
+  ~SharedMemoryTracker();
+  SharedMemoryTracker(const SharedMemoryTracker&) = delete;
+  SharedMemoryTracker& operator=(const SharedMemoryTracker&) = delete;
+  /// Python: register_segment(segment_name): unlink it at shutdown.
+  void register_segment(const std::string& segment_name);
+  /// Python: destroy_segment(segment_name): forget it and unlink the block now.
+  /// \throws ValueError when it is not tracked; FileNotFoundError when the
+  ///   block is gone already (it is forgotten all the same).
+  void destroy_segment(const std::string& segment_name);
+  /// Python: unlink(): destroy every tracked block.  A block unlinked by
+  /// someone else meanwhile is skipped (Python's shutdown would stop at it,
+  /// with the rest left behind and the server still running).
+  void unlink();
+  /// Python: segment_names.
+  std::vector<std::string> segment_names() const;
+  /// Python: shared_memory_context_name: "shm_<address>_<pid>".
+  const std::string& name() const noexcept { return name_; }
+
+ private:
+  std::string name_;
+  mutable std::mutex mutex_;
+  std::vector<std::string> segment_names_;
+};
+
+/// Python: managers.SharedMemoryServer: a Server that also answers
+/// 'track_segment', 'release_segment' and 'list_segments', and unlinks every
+/// block it tracks when it is asked to shut down.
+class SharedMemoryServer : public ServerExtension {
+ public:
+  /// Python: SharedMemoryServer(registry, address, ...): its tracker is
+  /// named "shm_<address>_<pid>".
+  explicit SharedMemoryServer(const Address& address);
+  std::vector<std::string> public_() const override;
+  /// track_segment(name) -> None, release_segment(name) -> None,
+  /// list_segments() -> a list of names.
+  Object request(connection::Connection& c, const std::string& funcname, const Args& args) override;
+  /// Python: shutdown(c): shared_memory_context.unlink().
+  void shutdown(connection::Connection& c) override;
+  /// Python: shared_memory_context.
+  SharedMemoryTracker& shared_memory_context() noexcept { return tracker_; }
+
+ private:
+  SharedMemoryTracker tracker_;
+};
+
+/// Python: managers.SharedMemoryManager: a manager whose server
+/// (SharedMemoryServer) tracks the shared memory blocks its clients create
+/// through it, and unlinks them all when it shuts down, so that nothing is
+/// left in /dev/shm.  The blocks themselves are made in the client: only
+/// their names go to the server.  The manager starts the resource tracker
+/// first, so that the server process reports to the same one as this process
+/// (bpo-36867: otherwise this process's tracker would think the blocks leaked).
+class SharedMemoryManager : public BaseManager {
+ public:
+  explicit SharedMemoryManager(std::optional<Address> address = std::nullopt,
+                               std::optional<Bytes> authkey = std::nullopt,
+                               const std::string& serializer = "pickle", BaseContext* ctx = nullptr,
+                               double shutdown_timeout = 1.0);
+  /// Python: SharedMemoryManager._registry (with SharedMemoryServer as its server).
+  static Registry& _registry();
+  /// Python: SharedMemory(size): a new block of `size` bytes, tracked by the server.
+  /// \throws ValueError "address type of None unrecognized" before start()
+  ///   or connect(); what SharedMemory's constructor throws; the block is
+  ///   unlinked again if the server cannot be told.
+  shared_memory::SharedMemory SharedMemory(std::int64_t size);
+  /// Python: ShareableList(sequence): a new ShareableList, tracked by the server.
+  /// \throws as SharedMemory().
+  shared_memory::ShareableList ShareableList(const std::vector<Object>& sequence);
 };
 
 /// Python: Namespace.__repr__ of a Kwds: "Namespace(a=1, b='x')", sorted.
@@ -685,6 +930,9 @@ MP_MANAGERS_PROXY_CONVERT(EventProxy)
 MP_MANAGERS_PROXY_CONVERT(ConditionProxy)
 MP_MANAGERS_PROXY_CONVERT(BarrierProxy)
 MP_MANAGERS_PROXY_CONVERT(ArrayProxy)
+MP_MANAGERS_PROXY_CONVERT(IteratorProxy)
+MP_MANAGERS_PROXY_CONVERT(AsyncResultProxy)
+MP_MANAGERS_PROXY_CONVERT(PoolProxy)
 #undef MP_MANAGERS_PROXY_CONVERT
 
 /// A Token as CPython pickles it (NEWOBJ + BUILD (typeid, address, id)).

@@ -524,6 +524,116 @@ TEST_P(TestSharedMemory, SharedMemoryCleanedAfterProcessTermination) {
       << err;
 }
 
+std::vector<Object> range_list(std::int64_t n) {
+  std::vector<Object> items;
+  for (std::int64_t i = 0; i < n; ++i) items.emplace_back(i);
+  return items;
+}
+
+/// _TestSharedMemory.test_shared_memory_SharedMemoryManager_basics: the
+/// blocks made through a SharedMemoryManager can be attached to by name while
+/// it runs, and are gone from /dev/shm once it shut down, with `with` too.
+TEST_P(TestSharedMemory, SharedMemoryManagerBasics) {
+  mp::managers::SharedMemoryManager smm1;
+  EXPECT_THROW(smm1.SharedMemory(9), mp::ValueError);  // Fails if SharedMemoryServer not started
+  smm1.start();
+  std::vector<shm::ShareableList> lol;
+  for (std::int64_t i = 5; i < 10; ++i) lol.push_back(smm1.ShareableList(range_list(i)));
+  std::vector<shm::SharedMemory> lom;
+  for (std::int64_t j = 32; j < 128; j += 16) lom.push_back(smm1.SharedMemory(j));
+  shm::ShareableList doppleganger_list0 = shm::ShareableList::attach(lol[0].shm().name());
+  EXPECT_EQ(doppleganger_list0.size(), 5u);
+  shm::SharedMemory doppleganger_shm0(lom[0].name());
+  EXPECT_GE(doppleganger_shm0.buf().size(), 32u);
+  std::string held_name = lom[0].name();
+  smm1.shutdown();
+  // No longer there to be attached to again.
+  EXPECT_THROW(shm::SharedMemory absent_shm(held_name), mp::FileNotFoundError);
+  for (const auto& sl : lol) EXPECT_FALSE(shm_file_exists(sl.shm().name())) << sl.shm().name();
+  for (const auto& sm : lom) EXPECT_FALSE(shm_file_exists(sm.name())) << sm.name();
+
+  mp::managers::SharedMemoryManager smm2;
+  {
+    auto with = smm2.enter();
+    shm::ShareableList sl = smm2.ShareableList({"h", "o", "w", "d", "y"});  // Python: ShareableList("howdy")
+    shm::SharedMemory sm = smm2.SharedMemory(128);
+    held_name = sl.shm().name();
+    EXPECT_EQ(sl[4], Object("y"));
+  }
+  EXPECT_THROW(shm::ShareableList::attach(held_name), mp::FileNotFoundError);
+}
+
+/// _TestSharedMemory.test_shared_memory_SharedMemoryServer_ignores_sigint
+/// (bpo-36368): SIGINT does not stop the server, which goes on handing out
+/// blocks.  (Python's last check, that this process still gets
+/// KeyboardInterrupt, has no C++ twin: SIGINT would end the test binary.)
+TEST_P(TestSharedMemory, SharedMemoryServerIgnoresSigint) {
+  mp::managers::SharedMemoryManager smm;
+  smm.start();
+  shm::ShareableList sl = smm.ShareableList(range_list(10));
+  // kill: the Ctrl-C a terminal sends to the whole foreground group.
+  ASSERT_EQ(::kill(*smm._process()->pid(), SIGINT), 0);
+  shm::ShareableList sl2 = smm.ShareableList(range_list(10));
+  EXPECT_EQ(sl2[9], Object(std::int64_t{9}));
+  EXPECT_TRUE(smm._process()->is_alive());
+  smm.shutdown();
+  EXPECT_EQ(smm._process()->exitcode(), 0);
+  EXPECT_FALSE(shm_file_exists(sl.shm().name()));
+  EXPECT_FALSE(shm_file_exists(sl2.shm().name()));
+}
+
+/// SharedMemoryServer's own requests, as a client sends them on a control
+/// connection: list_segments, release_segment (which unlinks at once), and an
+/// unknown name refused while the server goes on serving.
+TEST_P(TestSharedMemory, SharedMemoryServerRequests) {
+  mp::managers::SharedMemoryManager smm;
+  smm.start();
+  shm::SharedMemory a = smm.SharedMemory(16);
+  shm::ShareableList b = smm.ShareableList(range_list(3));
+  auto request = [&](const std::string& name, const mp::Args& args) {
+    auto conn = mp::connection::Client(*smm.address(), std::nullopt, smm._authkey());
+    return mp::managers::dispatch(conn, Object(), name, args);
+  };
+  EXPECT_EQ(request("list_segments", {}), Object(Object::List{a.name(), b.shm().name()}));
+  request("release_segment", {a.name()});
+  EXPECT_FALSE(shm_file_exists(a.name()));
+  EXPECT_EQ(request("list_segments", {}), Object(Object::List{b.shm().name()}));
+  EXPECT_THROW(request("release_segment", {a.name()}), mp::managers::RemoteError);  // no longer tracked
+  EXPECT_THROW(request("no_such_request", {}), mp::managers::RemoteError);
+  EXPECT_TRUE(shm_file_exists(b.shm().name()));
+  smm.shutdown();
+  EXPECT_FALSE(shm_file_exists(b.shm().name()));
+}
+
+/// Run only by SharedMemoryManagerReusesResourceTracker, in a copy of the
+/// test binary: a SharedMemoryManager under each start method makes a
+/// ShareableList and shuts down.
+TEST(TestSharedMemoryHelper, DISABLED_SharedMemoryManagerShareableList) {
+  for (const char* method : {"fork", "spawn", "forkserver"}) {
+    mp::managers::SharedMemoryManager smm(std::nullopt, std::nullopt, "pickle", &mp::get_context(method));
+    smm.start();
+    shm::ShareableList sl = smm.ShareableList(range_list(10));
+    smm.shutdown();
+  }
+  std::printf("DONE=1\n");
+  std::fflush(stdout);
+}
+
+/// _TestSharedMemory.test_shared_memory_SharedMemoryManager_reuses_resource_tracker
+/// (bpo-36867): the manager's server reports to its parent's resource
+/// tracker, so when the server unlinks the blocks at shutdown the parent's
+/// tracker does not warn, at its exit, that they leaked.
+TEST(TestSharedMemoryManager, SharedMemoryManagerReusesResourceTracker) {
+  HelperProcess p("TestSharedMemoryHelper.DISABLED_SharedMemoryManagerShareableList");
+  EXPECT_EQ(p.read_value("DONE="), "1");
+  // stderr ends when the helper and its tracker have exited.
+  bool eof = false;
+  std::string err = p.read_stderr_until_eof(60.0, &eof);
+  EXPECT_TRUE(eof) << "the helper's tracker did not exit within 60 s";
+  EXPECT_EQ(err.find("resource_tracker"), std::string::npos) << err;
+  p.kill_and_wait(SIGKILL);  // reaps the helper, which has exited
+}
+
 INSTANTIATE_TEST_SUITE_P(WithProcesses, TestSharedMemory, ::testing::ValuesIn(start_methods()), method_name);
 
 }  // namespace

@@ -4,7 +4,8 @@
 //   C++ SyncManager server  <- Python SyncManager client (managers_peer.py client)
 //   Python SyncManager server (get_server().serve_forever()) <- C++ client
 // Both use dict, list, Value, Namespace, Lock, RLock, Event, Queue proxies, a nested
-// proxy, an Iterator, and remote exceptions; a wrong authkey is an
+// proxy, an Iterator, a registered callable (get_greeter, registered on both
+// sides' InteropManager), and remote exceptions; a wrong authkey is an
 // AuthenticationError for the client while the server goes on serving.
 //
 //   interop_managers PYTHON3 MANAGERS_PEER_PY
@@ -25,6 +26,29 @@ namespace {
 
 int failures = 0;
 
+/// Python: class Greeter: def greet(self, name): return 'hello ' + name
+/// (managers_peer.py's twin).
+std::shared_ptr<managers::Referent> make_greeter(const mp::Args&, const managers::Kwds&) {
+  auto greeter = std::make_shared<managers::MethodsReferent>("Greeter");
+  greeter->def("greet", [](const mp::Args& a, const managers::Kwds&) {
+    return Object("hello " + a.at(0).as<std::string>());
+  });
+  return greeter;
+}
+
+/// Python: class InteropManager(SyncManager): pass;
+/// InteropManager.register('get_greeter', callable=Greeter).
+class InteropManager : public managers::SyncManager {
+ public:
+  InteropManager(std::optional<mp::connection::Address> address, mp::Bytes authkey)
+      : SyncManager(_registry(), std::move(address), std::move(authkey), "pickle", nullptr, 1.0) {}
+  static managers::Registry& _registry() {
+    static managers::Registry registry("InteropManager", &SyncManager::_registry());
+    return registry;
+  }
+};
+const bool greeter_registered = InteropManager::_registry().register_typeid("get_greeter", &make_greeter);
+
 void check(bool ok, const std::string& what) {
   if (!ok) {
     std::cerr << "FAILED: " << what << "\n";
@@ -35,7 +59,7 @@ void check(bool ok, const std::string& what) {
 /// C++ server, Python client.
 void python_client(const std::string& python3, const std::string& peer, const std::string& version) {
   mp::Bytes key("interop-key");
-  managers::SyncManager manager(std::nullopt, key);
+  InteropManager manager(std::nullopt, key);
   manager.start();
   std::string address = std::get<std::string>(*manager.address());
   managers::DictProxy ours = manager.dict();
@@ -71,9 +95,13 @@ void python_server(const std::string& python3, const std::string& peer, const st
     }
     check(refused, version + ": a wrong key is an AuthenticationError for the C++ client");
   }
-  managers::SyncManager client(address, key);
+  InteropManager client(address, key);
   client.connect();
   {
+    // A registered callable of the Python server.
+    managers::AutoProxy greeter = client.proxy("get_greeter");
+    check(greeter._exposed() == std::vector<std::string>{"greet"}, version + ": the greeter's exposed methods");
+    check(greeter.call("greet", {"c++"}) == Object("hello c++"), version + ": greeter.greet('c++')");
     managers::DictProxy d = client.dict(Object::Dict{{"a", std::int64_t{1}}});
     d.setitem(std::int64_t{2}, Object::List{2.5, "x", mp::Bytes("y"), Object()});
     check(d.getitem("a") == Object(std::int64_t{1}), version + ": d['a']");

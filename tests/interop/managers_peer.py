@@ -2,10 +2,10 @@
 #
 #   python3 managers_peer.py client ADDRESS KEY 3.11|3.12   a SyncManager client of
 #       the C++ manager at ADDRESS: uses dict, list, Value, Namespace, Lock,
-#       RLock, Event, Queue, BoundedSemaphore proxies, a nested proxy and an Iterator, checks what the
-#       C++ server answers, and leaves a dict {'from': 'python'} whose id it
+#       RLock, Event, Queue, BoundedSemaphore proxies, a nested proxy, an Iterator
+#       and the registered callable get_greeter, checks what the C++ server answers, and leaves a dict {'from': 'python'} whose id it
 #       prints as "DICT <id>" for the C++ side to check.
-#   python3 managers_peer.py server KEY 3.11|3.12   a SyncManager server
+#   python3 managers_peer.py server KEY 3.11|3.12   an InteropManager server
 #       (get_server().serve_forever()) at a fresh AF_UNIX address, printed as
 #       "ADDRESS <addr>"; it serves until a client sends 'shutdown'.
 #
@@ -24,6 +24,19 @@ from multiprocessing.managers import SyncManager  # noqa: E402
 import handshake312  # noqa: E402
 
 
+class Greeter:
+    """What the typeid get_greeter makes: the C++ side registers a twin."""
+    def greet(self, name):
+        return 'hello ' + name
+
+
+class InteropManager(SyncManager):
+    """A SyncManager with one registered callable, as interop_managers.cpp's."""
+
+
+InteropManager.register('get_greeter', callable=Greeter)
+
+
 def parse(address):
     host, sep, port = address.rpartition(':')
     if sep and port.isdigit():
@@ -38,8 +51,12 @@ def check(what, got, expected):
 
 
 def client(address, key):
-    m = SyncManager(address=address, authkey=key)
+    m = InteropManager(address=address, authkey=key)
     m.connect()
+    # A registered callable of the C++ server.
+    greeter = m.get_greeter()
+    check('greeter', greeter.greet('python'), 'hello python')
+    check('greeter type', type(greeter).__name__, 'AutoProxy[get_greeter]')
     d = m.dict()
     d['a'] = 1
     d[2] = [1, 2.5, 'x', b'y', None, (1, 2)]
@@ -132,7 +149,7 @@ def client(address, key):
 
 
 def server(key):
-    m = SyncManager(authkey=key)
+    m = InteropManager(authkey=key)
     s = m.get_server()
     print(f'ADDRESS {s.address}', flush=True)
     s.serve_forever()
