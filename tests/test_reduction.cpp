@@ -389,6 +389,11 @@ TEST(TestPickle, NumberRunsLikeCPython) {
                     "G?\xf8\x00\x00\x00\x00\x00\x00\x88\x89Ne.", 35);
   EXPECT_EQ(pk::loads(atoms),
             (Object::List{1, 256, -1, std::int64_t{1} << 32, 1.5, true, false, Object()}));
+  // Many short runs: each list holds room for its own two ints, not for the
+  // rest of the pickle (which would take memory quadratic in the input).
+  Object::List pairs;
+  for (std::int64_t i = 0; i < 20000; ++i) pairs.push_back(Object::List{i, -i});
+  EXPECT_EQ(pk::loads(pk::dumps(pairs)), Object(pairs));
   // Cut short inside the run: an error, never a crash.
   for (std::size_t n = 4; n < atoms.size() - 1; ++n) {
     EXPECT_THROW(pk::loads(std::string_view(atoms).substr(0, n)), mp::UnpicklingError) << n;

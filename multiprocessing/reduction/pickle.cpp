@@ -1340,7 +1340,8 @@ class DirectUnpickler {
   // TUPLE, EMPTY_LIST MARK BININT ... APPENDS).  They are decoded in one tight
   // loop straight into the list below the MARK, or into the items of the
   // tuple that closes the run, instead of each going through a stack slot and
-  // being moved twice (about 100 instructions per int; this loop about 20).
+  // being moved twice (about 100 instructions per int; this loop, with the
+  // count ahead that sizes the container once, about 50).
   // The pickler memoizes none of these atoms, so none needs a serial for the
   // memo.  A run closed by anything else goes on the stack one slot per
   // atom, as dispatch() would have put it, and reading goes on from there.
@@ -1353,9 +1354,12 @@ class DirectUnpickler {
     std::vector<Object> run;
     std::vector<Object>& into = list != nullptr ? *list : run;
     std::size_t first = into.size();
-    // Room for the rest of the pickle as 3-byte ints (a 2-byte BININT1 run
-    // grows it once), at least doubling: a list arrives in batches of 1000.
-    std::size_t wanted = first + std::min<std::size_t>((data_.size() - pos_) / 3 + 1, std::size_t{1} << 20);
+    // Room for exactly the atoms that follow (a list of two ints must not
+    // reserve for the rest of the pickle); for a list's first batch, those
+    // of its later batches too (APPENDS MARK), so that it is allocated once.
+    // Only the first: counting ahead again at every batch would take time
+    // quadratic in a list of many one-item batches.
+    std::size_t wanted = first + count_atoms(list != nullptr && first == 0);
     if (wanted > into.capacity()) into.reserve(std::max(wanted, 2 * into.capacity()));
     const auto* bytes = reinterpret_cast<const unsigned char*>(data_.data());
     while (pos_ < data_.size()) {
@@ -1414,6 +1418,34 @@ class DirectUnpickler {
     for (Object& atom : atoms) push(std::move(atom));
   }
   // [pickle-atom-run]
+
+  // How many atoms read_atom_run will find from pos_ on, and with
+  // `across_batches` in the batches that follow (each atom takes at least
+  // one input byte, so the count is bounded by the input's size).
+  std::size_t count_atoms(bool across_batches) const {
+    std::size_t count = 0, at = pos_, size = data_.size();
+    while (at < size) {
+      switch (data_[at]) {
+        case op::BININT1: at += 2; break;
+        case op::BININT2: at += 3; break;
+        case op::BININT: at += 5; break;
+        case op::BINFLOAT: at += 9; break;
+        case op::LONG1:
+          if (at + 1 >= size) return count;
+          at += 2 + static_cast<unsigned char>(data_[at + 1]);
+          break;
+        case op::NEWTRUE: case op::NEWFALSE: case op::NONE: at += 1; break;
+        case op::FRAME: at += 9; continue;
+        case op::APPENDS:
+          if (!across_batches || at + 1 >= size || data_[at + 1] != op::MARK) return count;
+          at += 2;
+          continue;
+        default: return count;
+      }
+      ++count;
+    }
+    return count;
+  }
 
   static bool is_atom_opcode(char code) {
     switch (code) {
