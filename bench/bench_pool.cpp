@@ -162,6 +162,11 @@ struct RawPool {
     }
   }
   [[noreturn]] void worker() {
+    // Only the parent keeps the task pipe's write end (and reads results):
+    // when it exits without the destructor (the pool is never deleted), the
+    // workers read EOF and exit instead of outliving the benchmark.
+    ::close(task_w);
+    ::close(result_r);
     std::int64_t start;
     std::vector<std::int64_t> items;
     std::vector<char> scratch;

@@ -34,6 +34,17 @@ namespace {
 // Python: job_counter = itertools.count().
 std::atomic<std::int64_t> job_counter{0};
 
+// A tuple made by moving its items in.  `Object::Tuple{{a, b}}` copies each
+// item out of the initializer list: a chunk of a map, or a worker's list of
+// results, would be copied whole once per level of nesting.
+template <class... T>
+Object tuple_of(T&&... items) {
+  Object::Tuple t;
+  t.items.reserve(sizeof...(T));
+  (t.items.emplace_back(std::forward<T>(items)), ...);
+  return Object(std::move(t));
+}
+
 const Object::Tuple& as_tuple(const Object& obj, std::size_t size, const char* what) {
   const auto* t = std::get_if<Object::Tuple>(&obj.variant());
   if (t == nullptr || t->items.size() != size) {
@@ -180,7 +191,7 @@ void worker_loop(const std::function<Object()>& get, const std::function<void(co
       Target func = t.items[2].as<Target>();
       const auto* args = std::get_if<Object::Tuple>(&t.items[3].variant());
       if (args == nullptr) throw TypeError("a task's arguments must be a tuple");
-      result = Object::Tuple{{true, func(args->items)}};
+      result = tuple_of(true, func(args->items));
     } catch (const std::exception& e) {
       Object error = wrap_exception ? exception_with_traceback(
                                           e, "(C++ keeps no traceback) raised in " +
@@ -189,11 +200,13 @@ void worker_loop(const std::function<Object()>& get, const std::function<void(co
                                     : reduction::_reduce_exception(e);
       result = Object::Tuple{{false, error}};
     }
+    Object message = tuple_of(job, i, std::move(result));
     try {
-      put(Object::Tuple{{job, i, result}});
+      put(message);
     } catch (const std::exception& e) {
       // Python: MaybeEncodingError(e, result[1]).
-      const Object& value = std::get<Object::Tuple>(result.variant()).items[1];
+      const Object& sent = std::get<Object::Tuple>(message.variant()).items[2];
+      const Object& value = std::get<Object::Tuple>(sent.variant()).items[1];
       pool::MaybeEncodingError wrapped("Error sending result: '" + value.repr() + "'. Reason: '" +
                                        exception_type_name(e) + "(" + Object(std::string(e.what())).repr() +
                                        ")'");
@@ -334,6 +347,17 @@ struct MapImpl : ApplyImpl {
     }
     changed.notify_all();
     _remove_from_cache();
+  }
+
+  // Pool.map's end: wait, then move the list out rather than copy it as
+  // get() must (the MapResult is map()'s own, nobody else can get() it).
+  // Python returns the same list object; a copy here would cost the caller
+  // a pass over every result.
+  Object::List take_list() {
+    std::unique_lock lock(mutex);
+    changed.wait(lock, [&] { return is_ready; });
+    if (!success) raise_value(value);
+    return std::move(std::get<Object::List>(value.variant()));
   }
 };
 
@@ -1117,7 +1141,8 @@ ApplyResult Pool::apply_async(const Target& func, const Args& args, Callback cal
 }
 
 Object::List Pool::map(const Target& func, const Object::List& iterable, std::optional<int> chunksize) {
-  return _map_async(func, iterable, false, chunksize, {}, {}).get_list();
+  MapResult result = _map_async(func, iterable, false, chunksize, {}, {}, /*borrow=*/true);
+  return static_cast<detail::MapImpl&>(*result.impl_).take_list();
 }
 
 MapResult Pool::map_async(const Target& func, const Object::List& iterable, std::optional<int> chunksize,
@@ -1126,7 +1151,8 @@ MapResult Pool::map_async(const Target& func, const Object::List& iterable, std:
 }
 
 Object::List Pool::starmap(const Target& func, const Object::List& iterable, std::optional<int> chunksize) {
-  return _map_async(func, iterable, true, chunksize, {}, {}).get_list();
+  MapResult result = _map_async(func, iterable, true, chunksize, {}, {}, /*borrow=*/true);
+  return static_cast<detail::MapImpl&>(*result.impl_).take_list();
 }
 
 MapResult Pool::starmap_async(const Target& func, const Object::List& iterable,
@@ -1139,20 +1165,33 @@ namespace {
 // Python: Pool._get_tasks(func, it, size) wrapped by _guarded_task_generation
 // with mapstar: task k is (job, k, mapstar, ((func, chunk_k),), {}).
 // [pool-chunks]
+// `items` is what the chunks are cut from.  `owned` holds it when the task
+// sequence owns its copy (map_async, imap: Python's generator holds the
+// iterable), and then each chunk takes its items by move; it is empty when
+// the sequence borrows the caller's list, which map() and starmap() may
+// lend because they wait for every chunk's result, so the list outlives
+// every chunk cut from it (the last call, which finds no more, reads only `n`).
 std::function<std::optional<Object>()> chunked_tasks(std::int64_t job, Object func, Object mapper,
-                                                     std::shared_ptr<const Object::List> items,
+                                                     const Object::List* items,
+                                                     std::shared_ptr<Object::List> owned,
                                                      std::size_t size) {
   auto next_start = std::make_shared<std::size_t>(0);
   auto k = std::make_shared<std::int64_t>(0);
+  std::size_t n = items->size();
   return [=]() -> std::optional<Object> {
-    if (*next_start >= items->size()) return std::nullopt;
-    std::size_t stop = std::min(items->size(), *next_start + size);
+    if (*next_start >= n) return std::nullopt;
+    std::size_t stop = std::min(n, *next_start + size);
+    auto first = static_cast<std::ptrdiff_t>(*next_start), last = static_cast<std::ptrdiff_t>(stop);
     Object::Tuple chunk;
-    chunk.items.assign(items->begin() + static_cast<std::ptrdiff_t>(*next_start),
-                       items->begin() + static_cast<std::ptrdiff_t>(stop));
+    if (owned) {
+      chunk.items.assign(std::make_move_iterator(owned->begin() + first),
+                         std::make_move_iterator(owned->begin() + last));
+    } else {
+      chunk.items.assign(items->begin() + first, items->begin() + last);
+    }
     *next_start = stop;
-    Object args = Object::Tuple{{Object(Object::Tuple{{func, Object(std::move(chunk))}})}};
-    return Object(Object::Tuple{{job, (*k)++, mapper, std::move(args), Object::Dict{}}});
+    Object args = tuple_of(tuple_of(func, std::move(chunk)));
+    return tuple_of(job, (*k)++, mapper, std::move(args), Object::Dict{});
   };
 }
 // [pool-chunks]
@@ -1160,7 +1199,8 @@ std::function<std::optional<Object>()> chunked_tasks(std::int64_t job, Object fu
 
 // [pool-map-async]
 MapResult Pool::_map_async(const Target& func, const Object::List& iterable, bool star,
-                           std::optional<int> chunksize, Callback callback, ErrorCallback error_callback) {
+                           std::optional<int> chunksize, Callback callback, ErrorCallback error_callback,
+                           bool borrow) {
   _check_running();
   std::size_t n = iterable.size();
   std::size_t size;
@@ -1194,8 +1234,10 @@ MapResult Pool::_map_async(const Target& func, const Object::List& iterable, boo
     result->chunk_done.assign(static_cast<std::size_t>(result->number_left), false);
     state_->cache_add(result);
     Object mapper = Object::Global{"multiprocessing.pool", star ? "starmapstar" : "mapstar"};
+    auto owned = borrow ? nullptr : std::make_shared<Object::List>(iterable);
     state_->taskqueue.put(detail::TaskSequence{
-        chunked_tasks(result->job, Object(func), mapper, std::make_shared<const Object::List>(iterable), size),
+        borrow ? chunked_tasks(result->job, Object(func), mapper, &iterable, nullptr, size)
+               : chunked_tasks(result->job, Object(func), mapper, owned.get(), owned, size),
         {}});
   }
   return MapResult(result);
@@ -1216,7 +1258,7 @@ IMapIterator Pool::_imap(const Target& func, const Object::List& iterable, int c
   auto result = std::make_shared<detail::IMapImpl>();
   result->unordered = !ordered;
   state_->cache_add(result);
-  auto items = std::make_shared<const Object::List>(iterable);
+  auto items = std::make_shared<Object::List>(iterable);
   std::function<std::optional<Object>()> next;
   if (chunksize == 1) {
     // Python: _guarded_task_generation(result._job, func, iterable):
@@ -1226,11 +1268,11 @@ IMapIterator Pool::_imap(const Target& func, const Object::List& iterable, int c
       if (*i >= items->size()) return std::nullopt;
       std::size_t k = (*i)++;
       return Object(Object::Tuple{{job, static_cast<std::int64_t>(k), f,
-                                   Object::Tuple{{(*items)[k]}}, Object::Dict{}}});
+                                   Object::Tuple{{std::move((*items)[k])}}, Object::Dict{}}});
     };
   } else {
     next = chunked_tasks(result->job, Object(func), Object::Global{"multiprocessing.pool", "mapstar"},
-                         items, static_cast<std::size_t>(chunksize));
+                         items.get(), items, static_cast<std::size_t>(chunksize));
   }
   detail::IMapImpl* raw = result.get();
   state_->taskqueue.put(detail::TaskSequence{std::move(next), [raw, keep = result](std::int64_t n) {

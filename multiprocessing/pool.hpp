@@ -95,6 +95,7 @@ class ApplyResult {
   explicit ApplyResult(std::shared_ptr<detail::ResultBase> impl) : impl_(std::move(impl)) {}
 
  protected:
+  friend class Pool;  // map() takes its own result's list without a copy
   std::shared_ptr<detail::ResultBase> impl_;
 };
 
@@ -254,8 +255,11 @@ class Pool {
     for (const T& item : items) list.emplace_back(item);
     return list;
   }
+  // `borrow`: the tasks are cut from `iterable` itself, not from a copy
+  // (map() and starmap(), which wait for the result, pass true).
   MapResult _map_async(const Target& func, const Object::List& iterable, bool star,
-                       std::optional<int> chunksize, Callback callback, ErrorCallback error_callback);
+                       std::optional<int> chunksize, Callback callback, ErrorCallback error_callback,
+                       bool borrow = false);
   IMapIterator _imap(const Target& func, const Object::List& iterable, int chunksize, bool ordered);
   void _check_running() const;
 
