@@ -239,6 +239,23 @@ void _wait_for_debugger(std::string_view process_name) {
   ::raise(SIGSTOP);
 }
 
+// ------------------------------------------------------------------ gdb printers
+
+namespace {
+
+// The gdb pretty-printers (tools/gdb/multiprocessing_printers.py, included by
+// the build as a string literal) in the .debug_gdb_scripts section of every
+// program linked with the library.  gdb runs them when it loads the program,
+// if its `auto-load safe-path` trusts the program's directory.  The format is
+// gdb's: a byte 4 ("Python text follows"), the script's name on the first
+// line, the script, and the literal's closing NUL.
+[[gnu::used, gnu::section(".debug_gdb_scripts")]] const char gdb_printers_script[] =
+    "\x04" "multiprocessing_printers.py\n"
+#include "multiprocessing/gdb_printers.inc"
+    ;
+
+}  // namespace
+
 // ------------------------------------------------------------------ Finalize
 
 Finalize::Finalize(Callback callback, std::optional<int> exitpriority, std::string description)
