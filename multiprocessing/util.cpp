@@ -230,7 +230,7 @@ void _wait_for_debugger(std::string_view process_name) {
   std::string pid = std::to_string(::getpid());
   std::string line = "[" + pid + "] ";
   line.append(process_name);
-  line += " waiting for a debugger: gdb -p " + pid + " (then 'continue'), or kill -CONT " + pid + "\n";
+  line += " waiting for a debugger: gdb -p " + pid + ", or kill -CONT " + pid + "\n";
   _flush_std_streams();
   // One write(2) on fd 2, as _trace does: the line is out before the stop.
   (void)!::write(STDERR_FILENO, line.data(), line.size());

@@ -123,7 +123,8 @@ void _trace(std::string_view message) noexcept;
 /// not "0" or empty), write "[<pid>] <name> waiting for a debugger: ..." to
 /// stderr and stop this process with raise(SIGSTOP) until it receives SIGCONT
 /// (`kill -CONT <pid>`) or a debugger that attached with `gdb -p <pid>`
-/// continues it.  A new child calls it in _bootstrap, before run(), under every
+/// continues it (after `handle SIGSTOP nostop noprint nopass`, or with a
+/// second `continue`: gdb first reports the SIGSTOP).  A new child calls it in _bootstrap, before run(), under every
 /// start method.  No Python twin.
 void _wait_for_debugger(std::string_view process_name);
 
