@@ -48,14 +48,8 @@ run_gdb() {  # run_gdb LOAD-OPTIONS... : gdb's output goes to $out
 }
 
 failed=0
-check() {  # check DESCRIPTION EXTENDED-REGEX
-  if grep -Eq -- "$2" "$out"; then
-    echo "ok:   $1"
-  else
-    echo "FAIL: $1 (no line matches: $2)"
-    failed=1
-  fi
-}
+# check DESCRIPTION EXTENDED-REGEX
+source "$(dirname "${BASH_SOURCE[0]}")/check_lib.sh"
 
 check_prints() {
   check "a Process not started: name, parent, initial" \

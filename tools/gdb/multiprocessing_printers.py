@@ -177,48 +177,45 @@ def object_repr(value, depth=0):
     return "<Object of unknown kind %d>" % index
 
 
-class ObjectPrinter:
-    """multiprocessing::Object: the Python value it holds, as repr() shows it."""
+class TextPrinter:
+    """A printer that shows `describe(value)`: an Object as the Python value it
+    holds (object_repr), a Process as Python's repr() (process_repr), a
+    Connection (connection_repr), a SemLock (semlock_repr)."""
 
-    def __init__(self, value):
+    def __init__(self, describe, value):
+        self.describe = describe
         self.value = value
 
     def to_string(self):
-        return object_repr(self.value)
+        return self.describe(self.value)
 
 
 # ------------------------------------------------------------ processes
 
-class ProcessPrinter:
-    """A Process: Python's repr(): <ForkProcess name='ForkProcess-1' pid=12 parent=11 stopped exitcode=0>."""
-
-    def __init__(self, value):
-        self.value = value
-
-    def to_string(self):
-        v = self.value
-        name = _optional(v["name_"])
-        if name is not None:
-            name = _text(name)
-        elif int(v["default_name_"]["_M_string_length"]) > 0:
-            name = _text(v["default_name_"])
-        parts = ["<%s name=%s" % (_class_name(v), repr(name) if name is not None else "?")]
-        popen = _pointee(v["popen_"])
-        if popen is not None:
-            parts.append("pid=%d" % int(popen["pid"]))
-        parent = _optional(v["parent_pid_"])
-        parts.append("parent=%s" % (int(parent) if parent is not None else "None"))
-        exitcode = None
-        if bool(v["closed_"]):
-            parts.append("closed")
-        elif popen is None:
-            parts.append("initial")
-        else:
-            exitcode = _optional(popen["returncode"])
-            parts.append("stopped" if exitcode is not None else "started")
-        if exitcode is not None:
-            parts.append("exitcode=%d" % int(exitcode))
-        return " ".join(parts) + ">"
+def process_repr(v):
+    """A Process as Python's repr(): <ForkProcess name='ForkProcess-1' pid=12 parent=11 stopped exitcode=0>."""
+    name = _optional(v["name_"])
+    if name is not None:
+        name = _text(name)
+    elif int(v["default_name_"]["_M_string_length"]) > 0:
+        name = _text(v["default_name_"])
+    parts = ["<%s name=%s" % (_class_name(v), repr(name) if name is not None else "?")]
+    popen = _pointee(v["popen_"])
+    if popen is not None:
+        parts.append("pid=%d" % int(popen["pid"]))
+    parent = _optional(v["parent_pid_"])
+    parts.append("parent=%s" % (int(parent) if parent is not None else "None"))
+    exitcode = None
+    if bool(v["closed_"]):
+        parts.append("closed")
+    elif popen is None:
+        parts.append("initial")
+    else:
+        exitcode = _optional(popen["returncode"])
+        parts.append("stopped" if exitcode is not None else "started")
+    if exitcode is not None:
+        parts.append("exitcode=%d" % int(exitcode))
+    return " ".join(parts) + ">"
 
 
 # ------------------------------------------------------------ connections
@@ -229,16 +226,6 @@ def connection_repr(value):
         return "<Connection closed>"
     flags = [word for word, on in (("readable", value["readable_"]), ("writable", value["writable_"])) if bool(on)]
     return "<Connection fd=%d %s>" % (fd, " ".join(flags))
-
-
-class ConnectionPrinter:
-    """connection::Connection: its fd and whether it is readable and writable."""
-
-    def __init__(self, value):
-        self.value = value
-
-    def to_string(self):
-        return connection_repr(self.value)
 
 
 # ------------------------------------------------------------ SemLocks
@@ -256,16 +243,6 @@ def semlock_repr(value):
         text += " value=%d" % int(counter)
     text += " maxvalue=%d count=%d>" % (int(impl["maxvalue"]), int(impl["count"]["_M_i"]))
     return text
-
-
-class SemLockPrinter:
-    """A Lock, RLock, Semaphore...: name, kind, the semaphore's value and this process's count."""
-
-    def __init__(self, value):
-        self.value = value
-
-    def to_string(self):
-        return semlock_repr(self.value)
 
 
 # ------------------------------------------------------------ Queue
@@ -357,17 +334,17 @@ def lookup(value):
     if not name:
         return None
     if name == "multiprocessing::Object":
-        return ObjectPrinter(value)
+        return TextPrinter(object_repr, value)
     if name == "multiprocessing::connection::Connection":
-        return ConnectionPrinter(value)
+        return TextPrinter(connection_repr, value)
     if _SEMLOCK.match(name):
-        return SemLockPrinter(value)
+        return TextPrinter(semlock_repr, value)
     if _QUEUE.match(name):
         return QueuePrinter(value)
     if _PROXY.match(name):
         return ProxyPrinter(value)
     if _PROCESS.match(name) and any(f.name == "popen_" for f in _all_fields(value_type)):
-        return ProcessPrinter(value)
+        return TextPrinter(process_repr, value)
     return None
 
 
