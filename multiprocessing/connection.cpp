@@ -26,6 +26,7 @@
 #include "multiprocessing/exceptions.hpp"
 #include "multiprocessing/process.hpp"
 #include "multiprocessing/reduction/pickle.hpp"
+#include "multiprocessing/util.hpp"
 
 namespace multiprocessing::connection {
 
@@ -138,6 +139,7 @@ void Connection::_send(std::string_view buf) {
 void Connection::_send_framed(std::string_view messages) {
   _check_closed();
   _check_writable();
+  if (util::trace_enabled()) util::_trace("Connection send: fd " + std::to_string(handle_.get()) + ", " + std::to_string(messages.size()) + " bytes framed");
   _send(messages);
 }
 
@@ -155,6 +157,7 @@ void Connection::send_bytes(std::string_view buf, std::size_t offset,
     throw ValueError("buffer length < offset + size");
   }
   std::string_view payload = buf.substr(offset, *size);
+  if (util::trace_enabled()) util::_trace("Connection send_bytes: fd " + std::to_string(handle_.get()) + ", " + std::to_string(payload.size()) + " bytes");
   std::string header = _frame_header(payload.size());
   if (payload.size() > 16384) {
     // The payload is large, so Nagle's algorithm won't be triggered, and we'd
@@ -212,6 +215,7 @@ std::optional<std::string> Connection::_recv_bytes(std::optional<std::size_t> ma
     payload.resize(old + step);
     _recv(payload.data() + old, step, false, deadline);
   }
+  if (util::trace_enabled()) util::_trace("Connection recv_bytes: fd " + std::to_string(handle_.get()) + ", " + std::to_string(payload.size()) + " bytes");
   return payload;
 }
 
@@ -271,6 +275,7 @@ std::pair<Connection, Connection> Pipe(bool duplex) {
     if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) {
       raise_os_error("socketpair", errno);
     }
+    if (util::trace_enabled()) util::_trace("socketpair: fds " + std::to_string(fds[0]) + ", " + std::to_string(fds[1]));
     os::Fd s1(fds[0]), s2(fds[1]);
     return {Connection(std::move(s1)), Connection(std::move(s2))};
   }

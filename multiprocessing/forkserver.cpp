@@ -330,6 +330,7 @@ namespace {
         std::fflush(stderr);
         os::_exit(code);
       }
+      if (pid > 0 && util::trace_enabled()) util::_trace("forkserver fork: child pid " + std::to_string(pid));
       if (pid < 0) {
         // fork failed: closing child_w tells the parent (EOF before a pid).
         for (int fd : received) ::close(fd);

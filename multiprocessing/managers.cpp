@@ -250,10 +250,12 @@ void raise_converted_error(const std::string& kind, const Object& result) {
 
 Object dispatch(connection::Connection& c, const Object& id, const std::string& methodname, const Args& args,
                 const Kwds& kwds) {
+  if (util::trace_enabled()) util::_trace("manager request: " + methodname);
   c.send(Object::Tuple{{id, methodname, Object::Tuple{args}, kwds}});
   Object received = c.recv();
   const Object::Tuple& reply = as_tuple(received, 2, "a manager's reply");
   std::string kind = reply.items[0].as<std::string>();
+  if (util::trace_enabled()) util::_trace("manager reply: " + kind + " to " + methodname);
   if (kind == "#RETURN") return reply.items[1];
   raise_converted_error(kind, reply.items[1]);
 }
@@ -1591,6 +1593,7 @@ void Server::handle_request(connection::Connection c) {
     Object received = c.recv();
     const Object::Tuple& request = as_tuple(received, 4, "a manager request");
     std::string funcname = request.items[1].as<std::string>();
+    if (util::trace_enabled()) util::_trace("manager server: request " + funcname);
     const std::shared_ptr<ServerExtension>& extension = state_->extension;
     std::vector<std::string> extended;
     if (extension) extended = extension->public_();
@@ -1633,6 +1636,7 @@ void Server::handle_request(connection::Connection c) {
     msg = Object::Tuple{{"#TRACEBACK", format_exc(e, "_handle_request")}};
   }
   try {
+    if (util::trace_enabled()) util::_trace("manager server: reply " + std::get<Object::Tuple>(msg.variant()).items[0].as<std::string>());
     c.send(msg);
   } catch (const std::exception& e) {
     try {
@@ -1781,6 +1785,7 @@ void Server::serve_client(connection::Connection& conn) {
       methodname = t.items[1].as<std::string>();
       Args args = args_of(t.items[2]);
       Kwds kwds = kwds_of(t.items[3]);
+      if (util::trace_enabled()) util::_trace("manager server: request " + ident + "." + *methodname);
       bool found = false;
       {
         std::lock_guard guard(state_->mutex);
@@ -1844,6 +1849,7 @@ void Server::serve_client(connection::Connection& conn) {
       msg = Object::Tuple{{"#TRACEBACK", format_exc(e, "serve_client")}};
     }
     try {
+      if (util::trace_enabled()) util::_trace("manager server: reply " + std::get<Object::Tuple>(msg.variant()).items[0].as<std::string>() + " to " + ident + "." + methodname.value_or("?"));
       try {
         conn.send(msg);
       } catch (const PicklingError& e) {
@@ -2086,6 +2092,7 @@ Object BaseProxy::_callmethod(const std::string& methodname, const Args& args, c
   std::shared_ptr<connection::Connection> conn = thread_connection(*state_);
   Object reply;
   try {
+    if (util::trace_enabled()) util::_trace("manager request: " + state_->token.typeid_ + " " + state_->token.id + "." + methodname);
     // The request (id, methodname, args, kwds), each part copied once (a
     // braced list would copy them all a second time into the vector).
     Object::Tuple request;
@@ -2109,6 +2116,7 @@ Object BaseProxy::_callmethod(const std::string& methodname, const Args& args, c
   }
   const Object::Tuple& t = as_tuple(reply, 2, "a manager's reply");
   std::string kind = t.items[0].as<std::string>();
+  if (util::trace_enabled()) util::_trace("manager reply: " + kind + " to " + state_->token.id + "." + methodname);
   if (kind == "#RETURN") return t.items[1];
   if (kind == "#PROXY") {
     const Object::Tuple& p = as_tuple(t.items[1], 2, "a #PROXY reply");

@@ -17,6 +17,7 @@
 #include <ctime>
 
 #include "multiprocessing/exceptions.hpp"
+#include "multiprocessing/util.hpp"
 
 namespace multiprocessing::os {
 
@@ -43,6 +44,7 @@ std::pair<Fd, Fd> pipe() {
   // pipe2 with O_CLOEXEC in one call: a fork+exec in another thread between
   // pipe() and fcntl() would otherwise leak both ends into that program (PEP 446).
   if (::pipe2(fds, O_CLOEXEC) != 0) raise_os_error("pipe2", errno);
+  if (util::trace_enabled()) util::_trace("pipe: read_end " + std::to_string(fds[0]) + ", write_end " + std::to_string(fds[1]));
   return {Fd(fds[0]), Fd(fds[1])};
 }
 
@@ -79,6 +81,7 @@ pid_t fork() {
   }
   pid_t pid = ::fork();
   if (pid < 0) raise_os_error("fork", errno);
+  if (pid > 0 && util::trace_enabled()) util::_trace("fork: child pid " + std::to_string(pid));
   return pid;
 }
 

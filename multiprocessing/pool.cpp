@@ -181,6 +181,7 @@ void worker_loop(const std::function<Object()>& get, const std::function<void(co
     const Object::Tuple& t = as_tuple(task, 5, "task");
     std::int64_t job = t.items[0].as<std::int64_t>();
     std::int64_t i = t.items[1].as<std::int64_t>();
+    if (util::trace_enabled()) util::_trace("Pool worker runs task: job " + std::to_string(job) + ", index " + std::to_string(i));
     if (slot != nullptr) {
       slot->job.store(job, std::memory_order_relaxed);
       slot->index.store(i, std::memory_order_relaxed);
@@ -586,6 +587,7 @@ struct PoolState {
     if (pickled.size() + 4 > PIPE_BUF) return false;
     pollfd room{inqueue->_writer().fileno(), POLLOUT, 0};
     if (::poll(&room, 1, 0) != 1 || (room.revents & POLLOUT) == 0) return false;
+    if (util::trace_enabled()) util::_trace("Pool task dispatched: job " + std::to_string(job) + ", index 0");
     inqueue->_writer().send_bytes(pickled);
     return true;
   }
@@ -806,6 +808,7 @@ void PoolState::_handle_tasks() {
       }
       const Object::Tuple& t = std::get<Object::Tuple>(task->variant());
       last_index = t.items[1].as<std::int64_t>();
+      if (util::trace_enabled()) util::_trace("Pool task dispatched: job " + std::to_string(t.items[0].as<std::int64_t>()) + ", index " + std::to_string(*last_index));
       try {
         std::lock_guard guard(inqueue_write);
         quick_put(*task);
@@ -853,6 +856,7 @@ void PoolState::_handle_results() {
   auto deliver = [this](Object task) {
     auto& t = std::get<Object::Tuple>(task.variant());
     if (t.items.size() != 3) return;
+    if (util::trace_enabled()) util::_trace("Pool task returned: job " + std::to_string(t.items[0].as<std::int64_t>()) + ", index " + std::to_string(t.items[1].as<std::int64_t>()));
     cache_set(t.items[0].as<std::int64_t>(), t.items[1].as<std::int64_t>(), std::move(t.items[2]));
   };
   auto get = [this] { return quick_get(); };

@@ -18,6 +18,7 @@ namespace multiprocessing::popen_fork {
 static_assert(Popen::WNOHANG_FLAG == WNOHANG, "WNOHANG_FLAG must equal <sys/wait.h>'s WNOHANG");
 
 Popen::Popen(BaseProcess& process_obj) {
+  if (util::trace_enabled()) util::_trace("Popen: popen_fork.Popen");
   util::_flush_std_streams();
   Popen::_launch(process_obj);
 }
@@ -35,6 +36,7 @@ std::optional<int> Popen::poll(int flag) {
       return std::nullopt;
     }
     if (result.first == pid) returncode = os::waitstatus_to_exitcode(result.second);
+    if (returncode && util::trace_enabled()) util::_trace("waitpid: child pid " + std::to_string(pid) + ", exitcode " + std::to_string(*returncode));
   }
   return returncode;
 }

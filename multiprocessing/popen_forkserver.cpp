@@ -19,6 +19,7 @@
 namespace multiprocessing::popen_forkserver {
 
 Popen::Popen(BaseProcess& process_obj) : popen_fork::Popen(DeferLaunch{}) {
+  if (util::trace_enabled()) util::_trace("Popen: popen_forkserver.Popen");
   util::_flush_std_streams();
   Popen::_launch(process_obj);
 }
@@ -68,6 +69,7 @@ void Popen::_launch(BaseProcess& process_obj) {
   w.close();
   // The server writes the child's pid first.
   pid = static_cast<pid_t>(forkserver::read_signed(sentinel_));
+  if (util::trace_enabled()) util::_trace("forkserver: child pid " + std::to_string(pid));
 }
 // [forkserver-launch]
 
@@ -82,6 +84,7 @@ std::optional<int> Popen::poll(int flag) {
     } catch (const std::exception&) {
       returncode = 255;  // the server died before it could tell
     }
+    if (util::trace_enabled()) util::_trace("forkserver: child pid " + std::to_string(pid) + ", exitcode " + std::to_string(*returncode));
   }
   return returncode;
 }

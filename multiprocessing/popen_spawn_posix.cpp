@@ -25,6 +25,7 @@ constexpr int kFirstChildFd = 3;
 }  // namespace
 
 Popen::Popen(BaseProcess& process_obj) : popen_fork::Popen(DeferLaunch{}) {
+  if (util::trace_enabled()) util::_trace("Popen: popen_spawn_posix.Popen");
   util::_flush_std_streams();
   Popen::_launch(process_obj);
 }

@@ -225,6 +225,7 @@ void BaseProcess::start() {
   _cleanup();
   util::_register_exit_function();
   (void)name();  // fix the default name now: the child reads it from its copy
+  if (util::trace_enabled()) util::_trace("start: " + name() + ", context " + _start_method().value_or(_default_context().get_context()._name()));
   popen_ = _make_popen();            // Python: self._popen = self._Popen(self)
   sentinel_ = popen_->sentinel();
   // Avoid a refcycle if the target function holds an indirect reference to
@@ -413,7 +414,10 @@ int BaseProcess::_bootstrap(std::optional<int> parent_sentinel) {
     parent.emplace(parent_name_, parent_pid_, parent_sentinel);
     state.parent_process = &*parent;
     _after_fork();
+    if (util::trace_enabled()) util::_trace("_bootstrap: " + name() + ", parent pid " + std::to_string(parent_pid_.value_or(0)));
+    util::_wait_for_debugger(name());
     util::info("child process calling self.run()");
+    if (util::trace_enabled()) util::_trace("run: " + name());
     try {
       run();
       exitcode = 0;
@@ -450,6 +454,7 @@ int BaseProcess::_bootstrap(std::optional<int> parent_sentinel) {
     util::info("process exiting with exitcode " + std::to_string(exitcode));
   }
   util::_flush_std_streams();
+  if (util::trace_enabled()) util::_trace("exit: " + name() + ", exitcode " + std::to_string(exitcode));
   return exitcode;
 }
 // [walkthrough-bootstrap]

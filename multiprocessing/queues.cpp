@@ -151,6 +151,7 @@ MP_ASSIGNABLE void Queue::_feed(std::shared_ptr<Feeder> feeder, std::shared_ptr<
           sent.push_back(std::move(*batch.front()));
           batch.pop_front();
         }
+        if (util::trace_enabled()) util::_trace("Queue feeder: write " + std::to_string(sent.size()) + " item(s), " + std::to_string(message.size()) + " bytes");
         std::lock_guard guard(wlock);
         ends->writer._send_framed(message);
         // [queue-feed-write]

@@ -29,6 +29,7 @@
 #include "multiprocessing/exceptions.hpp"
 #include "multiprocessing/os.hpp"
 #include "multiprocessing/spawn.hpp"
+#include "multiprocessing/util.hpp"
 
 namespace multiprocessing::resource_tracker {
 
@@ -422,6 +423,7 @@ void ResourceTracker::_launch() {
   int err = errno;
   ::pthread_sigmask(SIG_SETMASK, &old_mask, nullptr);
   if (pid < 0) raise_os_error("fork", err);
+  if (util::trace_enabled()) util::_trace("resource_tracker fork: child pid " + std::to_string(pid));
   // The tracker has its copy of the read end; ours closes with `r`.
   fd_ = std::move(w);
   pid_ = pid;

@@ -68,6 +68,13 @@ struct SemLock::Impl {
 
 namespace {
 
+/// Trace mode's line for an acquire or a release: "SemLock acquire: /mp-x (Lock), count 1".
+void trace_semlock(const SemLock::Impl& self, const char* what) {
+  const char* kind = self.kind == RECURSIVE_MUTEX ? "RLock" : self.maxvalue == 1 ? "Lock" : "Semaphore";
+  util::_trace(std::string("SemLock ") + what + ": " + self.name + " (" + kind + "), count " +
+               std::to_string(self.count.load(std::memory_order_relaxed)));
+}
+
 /// Python: tempfile._RandomNameSequence: 8 characters of [a-z0-9_], from a
 /// generator re-seeded when the pid changes (a forked child must not repeat
 /// its parent's names).
@@ -276,6 +283,7 @@ bool SemLock::acquire(bool block, std::optional<double> timeout) {
   Impl& self = *impl_;
   if (self.kind == RECURSIVE_MUTEX && self.is_mine()) {
     self.add_count(1);
+    if (util::trace_enabled()) trace_semlock(self, "acquire");
     return true;
   }
   // Try first without blocking: the common, uncontended case costs one call.
@@ -309,6 +317,7 @@ bool SemLock::acquire(bool block, std::optional<double> timeout) {
   }
   self.add_count(1);
   self.last_tid.store(::pthread_self(), std::memory_order_relaxed);
+  if (util::trace_enabled()) trace_semlock(self, "acquire");
   return true;
 }
 // [counter-acquire]
@@ -320,6 +329,7 @@ void SemLock::release() {
     if (!self.is_mine()) throw AssertionError("attempt to release recursive lock not owned by thread");
     if (self.count.load(std::memory_order_relaxed) > 1) {
       self.add_count(-1);
+      if (util::trace_enabled()) trace_semlock(self, "release");
       return;
     }
   } else {
@@ -340,6 +350,7 @@ void SemLock::release() {
     self.add_count(1);
     raise_os_error("sem_post", err);
   }
+  if (util::trace_enabled()) trace_semlock(self, "release");
 }
 // [counter-release]
 

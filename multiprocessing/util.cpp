@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <spawn.h>
 #include <unistd.h>
 
@@ -89,6 +90,7 @@ void run_entry(const std::shared_ptr<detail::FinalizerEntry>& entry) {
     sub_debug("finalizer ignored because different process");
   } else if (callback) {
     if (state().logger != nullptr) sub_debug("finalizer calling " + entry->description);
+    if (trace_enabled()) _trace("finalizer: " + entry->description);
     callback();
   }
 }
@@ -184,6 +186,75 @@ Logger& log_to_stderr(std::optional<int> level) {
   if (level) logger.setLevel(*level);
   return logger;
 }
+
+// ------------------------------------------------------------------ trace mode
+
+namespace {
+
+/// Whether an environment variable asks for something: set, not empty, not "0".
+bool env_flag(const char* name) {
+  const char* value = std::getenv(name);
+  return value != nullptr && *value != '\0' && std::string_view(value) != "0";
+}
+
+}  // namespace
+
+// Read once, while the program starts (spawned children and the forkserver
+// too, as they are new programs).
+std::atomic<bool> detail::trace_on{env_flag("MULTIPROCESSING_TRACE")};
+
+void trace(bool on) { detail::trace_on.store(on, std::memory_order_relaxed); }
+
+void _trace(std::string_view message) noexcept {
+  try {
+    std::string line = "[" + std::to_string(::getpid()) + "] ";
+    line.append(message);
+    line += '\n';
+    // write(2) straight on fd 2, bypassing stdio: one system call per line, so
+    // that lines from several processes and threads never mix, and nothing
+    // waits in a buffer that a forked child would copy and write again.
+    std::size_t done = 0;
+    while (done < line.size()) {
+      ssize_t n = ::write(STDERR_FILENO, line.data() + done, line.size() - done);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return;  // stderr closed or full: a trace is not worth failing for
+      done += static_cast<std::size_t>(n);
+    }
+  } catch (...) {
+    // Out of memory while composing a trace line: drop the line.
+  }
+}
+
+void _wait_for_debugger(std::string_view process_name) {
+  if (!env_flag("MULTIPROCESSING_WAIT_FOR_DEBUGGER")) return;
+  std::string pid = std::to_string(::getpid());
+  std::string line = "[" + pid + "] ";
+  line.append(process_name);
+  line += " waiting for a debugger: gdb -p " + pid + ", or kill -CONT " + pid + "\n";
+  _flush_std_streams();
+  // One write(2) on fd 2, as _trace does: the line is out before the stop.
+  (void)!::write(STDERR_FILENO, line.data(), line.size());
+  // SIGSTOP cannot be caught or ignored: the process stops here for sure, and
+  // both SIGCONT and a debugger's 'continue' (after gdb -p) resume it.
+  ::raise(SIGSTOP);
+}
+
+// ------------------------------------------------------------------ gdb printers
+
+namespace {
+
+// The gdb pretty-printers (tools/gdb/multiprocessing_printers.py, included by
+// the build as a string literal) in the .debug_gdb_scripts section of every
+// program linked with the library.  gdb runs them when it loads the program,
+// if its `auto-load safe-path` trusts the program's directory.  The format is
+// gdb's: a byte 4 ("Python text follows"), the script's name on the first
+// line, the script, and the literal's closing NUL.
+[[gnu::used, gnu::section(".debug_gdb_scripts")]] const char gdb_printers_script[] =
+    "\x04" "multiprocessing_printers.py\n"
+#include "multiprocessing/gdb_printers.inc"
+    ;
+
+}  // namespace
 
 // ------------------------------------------------------------------ Finalize
 
@@ -493,6 +564,7 @@ pid_t spawnv_passfds(const std::string& path, const std::vector<std::string>& ar
   err = ::posix_spawn(&pid, path.c_str(), &actions, nullptr, argv.data(), environ);
   ::posix_spawn_file_actions_destroy(&actions);
   if (err != 0) raise_os_error("posix_spawn", err);
+  if (trace_enabled()) _trace("posix_spawn: " + path.substr(path.rfind('/') + 1) + " -> child pid " + std::to_string(pid));
   return pid;
 }
 // [spawn-passfds]

@@ -2,11 +2,14 @@
 // Mirrors CPython 3.11 Lib/multiprocessing/util.py: the package's logger and its
 // SUBDEBUG/SUBWARNING levels, Finalize (cleanup with exit priorities), the
 // after-fork registry, _exit_function (what a process does on its way out), and
-// small fd/stdio helpers.
+// small fd/stdio helpers; and two aids for learners that Python's util has no
+// twin of: trace mode (trace(), trace_enabled(), _trace()) and the
+// wait-for-debugger stop (_wait_for_debugger()).
 #pragma once
 
 #include <sys/types.h>
 
+#include <atomic>
 #include <functional>
 #include <map>
 #include <memory>
@@ -91,6 +94,45 @@ Logger& get_logger();
 /// Python: util.log_to_stderr(level=None): add a stderr handler, set the level
 /// if given, return the logger.  Children started afterwards inherit both.
 Logger& log_to_stderr(std::optional<int> level = std::nullopt);
+
+// ------------------------------------------------------------------ trace mode
+
+namespace detail {
+/// Whether trace mode is on in this process.  Set once at startup from the
+/// environment variable MULTIPROCESSING_TRACE, afterwards only by trace().
+/// A forked child starts with its parent's value.
+extern std::atomic<bool> trace_on;
+}  // namespace detail
+
+/// Whether trace mode is on.  One relaxed load of a global and a branch: what a
+/// traced site costs when tracing is off.  No Python twin.
+inline bool trace_enabled() noexcept { return detail::trace_on.load(std::memory_order_relaxed); }
+
+/// Turn trace mode on or off in this process (and in the children it forks
+/// afterwards; a spawned child or the forkserver reads MULTIPROCESSING_TRACE
+/// from its environment instead).  With trace mode on, the library writes one
+/// line to stderr for each step it takes: the context and Popen chosen, each
+/// pipe and its fds, fork or posix_spawn and the child's pid, _bootstrap, run,
+/// the exit code, each finalizer run, each Connection send and receive with its
+/// byte count, each SemLock acquire and release, each queue feeder write, each
+/// pool task dispatched and returned, each manager request and reply.
+/// Each line is "[<pid>] <what happened>".  No Python twin.
+void trace(bool on);
+
+/// Write "[<pid>] <message>" and a newline to stderr in one write(2), so that
+/// lines of several processes and threads never interleave mid-line.  Callers
+/// test trace_enabled() first, so that the message is not even composed when
+/// trace mode is off:  `if (util::trace_enabled()) util::_trace("...");`
+void _trace(std::string_view message) noexcept;
+
+/// When the environment variable MULTIPROCESSING_WAIT_FOR_DEBUGGER is set (and
+/// not "0" or empty), write "[<pid>] <name> waiting for a debugger: ..." to
+/// stderr and stop this process with raise(SIGSTOP) until it receives SIGCONT
+/// (`kill -CONT <pid>`) or a debugger that attached with `gdb -p <pid>`
+/// continues it (after `handle SIGSTOP nostop noprint nopass`, or with a
+/// second `continue`: gdb first reports the SIGSTOP).  A new child calls it in _bootstrap, before run(), under every
+/// start method.  No Python twin.
+void _wait_for_debugger(std::string_view process_name);
 
 // ------------------------------------------------------------------ Finalize
 

@@ -367,5 +367,28 @@ INSTANTIATE_TEST_SUITE_P(WithProcesses, TestUtil, ::testing::ValuesIn(start_meth
 INSTANTIATE_TEST_SUITE_P(WithProcesses, TestForkAwareThreadLock, ::testing::ValuesIn(start_methods()),
                          method_name);
 
+/// Not in CPython: trace mode.  util::trace(true) makes os::pipe() write
+/// "[<pid>] pipe: read_end R, write_end W" to stderr in one line;
+/// util::trace(false) stops it.
+TEST(TestTrace, SwitchedOnAndOffFromCode) {
+  auto [err_r, err_w] = mp::os::pipe();
+  int saved = ::dup(STDERR_FILENO);  // the test's own stderr, put back below
+  ASSERT_GE(saved, 0);
+  bool was_on = util::trace_enabled();
+  ::dup2(err_w.get(), STDERR_FILENO);  // stderr into the pipe while tracing
+  util::trace(true);
+  auto [r, w] = mp::os::pipe();
+  util::trace(false);
+  auto [quiet_r, quiet_w] = mp::os::pipe();  // not traced
+  ::dup2(saved, STDERR_FILENO);
+  ::close(saved);
+  util::trace(was_on);
+  err_w.close();
+  std::string got = mp::os::read(err_r.get(), 4096);
+  EXPECT_EQ(got, "[" + std::to_string(::getpid()) + "] pipe: read_end " + std::to_string(r.get()) +
+                     ", write_end " + std::to_string(w.get()) + "\n");
+  EXPECT_TRUE(quiet_r && quiet_w);
+}
+
 }  // namespace
 }  // namespace mp_test

@@ -72,14 +72,8 @@ if grep -q 'ptrace: Operation not permitted\|Could not trace the inferior proces
 fi
 
 failed=0
-check() {  # check DESCRIPTION EXTENDED-REGEX
-  if grep -Eq -- "$2" "$out"; then
-    echo "ok:   $1"
-  else
-    echo "FAIL: $1 (no line matches: $2)"
-    failed=1
-  fi
-}
+# check DESCRIPTION EXTENDED-REGEX
+source "$(dirname "${BASH_SOURCE[0]}")/check_lib.sh"
 
 [ "$gdb_status" -eq 0 ] || { echo "FAIL: gdb exited with status $gdb_status"; failed=1; }
 

@@ -1,7 +1,9 @@
 // tests/gdb/gdb_target.cpp — the program that tests/gdb/gdb_follow_fork.sh runs
 // under gdb, to prove what docs/debugging.md tells a reader to do: start one
 // child with the 'fork' method, stop in BaseProcess::_bootstrap inside that
-// child, and let both processes finish.
+// child, and let both processes finish.  `gdb_target spawn` and `gdb_target
+// forkserver` start the child with those methods instead
+// (tests/gdb/wait_for_debugger.sh uses all three).
 //
 // Exit status: 0 when the child's exitcode is 0, else 1.
 #include <cstdio>
@@ -19,11 +21,15 @@ namespace {
 void child_work(int value) {
   std::printf("gdb_target: child %d got %d\n", static_cast<int>(mp::os::getpid()), value);
 }
+MP_REGISTER_TARGET(child_work);  // found by name in a spawned child
 
 }  // namespace
 
-int main() {
-  mp::Process p({.target = child_work, .args = {42}});
+int main(int argc, char** argv) {
+  mp::freeze_support();  // in a spawned child: run the target and exit here
+  auto& ctx = mp::get_context(argc > 1 ? argv[1] : "fork");
+  auto process = ctx.Process({.target = child_work, .args = {42}});
+  mp::BaseProcess& p = *process;
   p.start();  // Python: p.start(): Popen._launch forks; the child runs _bootstrap
   p.join();
   std::optional<int> code = p.exitcode();
