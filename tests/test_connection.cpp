@@ -269,7 +269,6 @@ using connection_tests::address_object;
 using connection_tests::SENTINEL;
 
 class TestConnection : public WithStartMethod {};
-class TestListener : public WithStartMethod {};
 class TestListenerClient : public WithStartMethod {};
 class TestPoll : public WithStartMethod {};
 class TestBadClients : public WithStartMethod {};
@@ -278,7 +277,6 @@ class TestPicklingConnections : public WithStartMethod {};
 class TestWait : public WithStartMethod {};
 class TestIgnoreEINTR : public WithStartMethod {};
 class TestCloseFds : public WithStartMethod {};
-class TestInvalidHandle : public WithStartMethod {};
 
 /// The bytes of an int array (Python: array.array('i', values)).
 std::string int_bytes(const std::vector<std::int32_t>& values) {
@@ -1463,7 +1461,6 @@ TEST_P(TestPicklingConnections, Pickling) {
 }
 
 INSTANTIATE_TEST_SUITE_P(WithProcesses, TestConnection, ::testing::ValuesIn(start_methods()), method_name);
-INSTANTIATE_TEST_SUITE_P(WithProcesses, TestListener, ::testing::ValuesIn(start_methods()), method_name);
 INSTANTIATE_TEST_SUITE_P(WithProcesses, TestListenerClient, ::testing::ValuesIn(start_methods()), method_name);
 INSTANTIATE_TEST_SUITE_P(WithProcesses, TestPoll, ::testing::ValuesIn(start_methods()), method_name);
 INSTANTIATE_TEST_SUITE_P(WithProcesses, TestBadClients, ::testing::ValuesIn(start_methods()), method_name);
@@ -1472,7 +1469,6 @@ INSTANTIATE_TEST_SUITE_P(WithProcesses, TestPicklingConnections, ::testing::Valu
 INSTANTIATE_TEST_SUITE_P(WithProcesses, TestWait, ::testing::ValuesIn(start_methods()), method_name);
 INSTANTIATE_TEST_SUITE_P(WithProcesses, TestIgnoreEINTR, ::testing::ValuesIn(start_methods()), method_name);
 INSTANTIATE_TEST_SUITE_P(WithProcesses, TestCloseFds, ::testing::ValuesIn(start_methods()), method_name);
-INSTANTIATE_TEST_SUITE_P(WithProcesses, TestInvalidHandle, ::testing::ValuesIn(start_methods()), method_name);
 
 }  // namespace
 }  // namespace mp_test
