@@ -53,6 +53,15 @@ std::string finish_helper(HelperProcess& helper, bool* passed) {
 
 // ---------------------------------------------------------------- accept and EMFILE
 
+// Under ASan+UBSan (the asan preset) a process at its fd limit cannot run:
+// UBSan's vptr check tests memory through a pipe, which fails there, and it
+// then reported the server's OSError as an object with an invalid vptr.
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kServerAtFdLimitUnderSanitizer = true;
+#else
+constexpr bool kServerAtFdLimitUnderSanitizer = false;
+#endif
+
 /// Run by TestForkServer.AcceptErrorEndsTheServer: a server at its fd limit.
 TEST(TestForkServerHelper, DISABLED_ServerAtFdLimit) {
   // One child served: the server is in its loop, done opening its own fds.
@@ -93,6 +102,7 @@ TEST(TestForkServerHelper, DISABLED_ServerAtFdLimit) {
 /// retried them all, so EMFILE (the listener readable, accept failing) spun
 /// the CPU for ever.  Now the server ends with the error on stderr, status 1.
 TEST(TestForkServer, AcceptErrorEndsTheServer) {
+  if (kServerAtFdLimitUnderSanitizer) GTEST_SKIP() << "the sanitizer's runtime needs fds of its own";
   HelperProcess helper("TestForkServerHelper.DISABLED_ServerAtFdLimit");
   EXPECT_EQ(helper.read_value("SERVER="), "exit 1");
   bool passed = false;

@@ -62,11 +62,16 @@ class TestHeap : public WithStartMethod {
  protected:
   PristineHeap heap_;
 };
+// The tests that start no process run once, in the default context.
+class TestHeapOnce : public ::testing::Test {
+ protected:
+  PristineHeap heap_;
+};
 
 /// _TestHeap.test_heap: many blocks of random sizes made and freed; the blocks
 /// tile every arena exactly (in use or free, adjacent, no overlap); freeing
 /// all of them merges all the free space and gives every arena back.
-TEST_P(TestHeap, test_heap) {
+TEST_F(TestHeapOnce, test_heap) {
   const int iterations = 5000;
   const std::size_t maxblocks = 50;
   std::vector<std::unique_ptr<heap::BufferWrapper>> blocks;
@@ -142,7 +147,7 @@ TEST_P(TestHeap, test_heap) {
 /// here, but another thread freeing while this one allocates is the same race
 /// on the heap's lock: neither may deadlock, and the pending frees are all
 /// done by the end.
-TEST_P(TestHeap, test_free_from_gc) {
+TEST_F(TestHeapOnce, test_free_from_gc) {
   heap::Heap& h = heap_.get();
   std::vector<std::unique_ptr<heap::BufferWrapper>> made(5000);
   std::thread freer;
@@ -169,7 +174,7 @@ TEST_P(TestHeap, test_free_from_gc) {
 }
 
 /// malloc rounds up to the alignment, and refuses what Python refuses.
-TEST_P(TestHeap, MallocSizes) {
+TEST_F(TestHeapOnce, MallocSizes) {
   heap::Heap& h = heap_.get();
   heap::Block a = h.malloc(0);
   EXPECT_EQ(a.stop - a.start, 8u);  // Python: max(size, 1) rounded up to 8
@@ -280,7 +285,7 @@ TEST_P(TestHeap, ArenaCreationFailsCleanly) {
 
 /// Arenas double in size up to 4 MiB; a request larger than the next arena
 /// gets an arena of its own, rounded up to the page size.
-TEST_P(TestHeap, ArenaSizes) {
+TEST_F(TestHeapOnce, ArenaSizes) {
   heap::Heap& h = heap_.get();
   const auto page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
   heap::Block a = h.malloc(static_cast<std::ptrdiff_t>(page));  // fills the first arena

@@ -175,27 +175,34 @@ class LeakCheck : public ::testing::EmptyTestEventListener {
     // A new file that another test binary maps is that binary's; one that
     // nobody maps may be another binary's on its way out (closed, not yet
     // unlinked) or a heap arena between mkstemp and unlink: it is ours only
-    // if it is still there a moment later.
+    // if it is still there a while later (below).
     std::vector<std::string> candidates;
     for (const std::string& name : list_dir("/dev/shm")) {
       // glibc's sem_open first makes "sem.XXXXXX" and renames it: transient.
       bool glibc_temporary = name.size() == 10 && name.rfind("sem.", 0) == 0;
       if (!shm_.count(name) && !glibc_temporary) candidates.push_back(name);
     }
-    if (!candidates.empty()) {
+    // Another binary's file may stay there, mapped by nobody, for a while:
+    // its creator closed it and its resource tracker, slowed by a loaded
+    // machine, has not unlinked it yet.  So a candidate is watched for up to
+    // 3 s and dropped as soon as it is gone or another process maps it;
+    // only one that stays there, unmapped, the whole time is reported.
+    for (int round = 0; round < 30 && !candidates.empty(); ++round) {
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
       const std::set<pid_t> own = own_tree();
-      for (const std::string& name : candidates) {
-        if (::access(("/dev/shm/" + name).c_str(), F_OK) != 0 || mapped_by_others(name, own)) continue;
-        leaks += "  /dev/shm/" + name + "\n";
-        ::unlink(("/dev/shm/" + name).c_str());
-        // Tell a running tracker too, or it would warn again at exit.
-        bool semaphore = name.rfind("sem.", 0) == 0;
-        try {
-          if (tracker_fd >= 0)
-            tracker.unregister("/" + (semaphore ? name.substr(4) : name), semaphore ? "semaphore" : "shared_memory");
-        } catch (const std::exception&) {
-        }
+      std::erase_if(candidates, [&](const std::string& name) {
+        return ::access(("/dev/shm/" + name).c_str(), F_OK) != 0 || mapped_by_others(name, own);
+      });
+    }
+    for (const std::string& name : candidates) {
+      leaks += "  /dev/shm/" + name + "\n";
+      ::unlink(("/dev/shm/" + name).c_str());
+      // Tell a running tracker too, or it would warn again at exit.
+      bool semaphore = name.rfind("sem.", 0) == 0;
+      try {
+        if (tracker_fd >= 0)
+          tracker.unregister("/" + (semaphore ? name.substr(4) : name), semaphore ? "semaphore" : "shared_memory");
+      } catch (const std::exception&) {
       }
     }
     if (!leaks.empty()) {

@@ -62,7 +62,7 @@ using test_process::sleep_for;
 using test_process::sleep_some;
 
 /// _TestProcess.test_current
-TEST_P(TestProcess, Current) {
+TEST(TestProcessOnce, Current) {
   mp::BaseProcess& current = mp::current_process();
   EXPECT_TRUE(current.is_alive());
   EXPECT_FALSE(current.daemon());
@@ -111,7 +111,7 @@ TEST(TestProcessUnstarted, TerminateAndKillRaiseAttributeError) {
 }
 
 /// _TestProcess.test_daemon_argument
-TEST_P(TestProcess, DaemonArgument) {
+TEST(TestProcessOnce, DaemonArgument) {
   mp::Process proc0({.target = noop});
   EXPECT_EQ(proc0.daemon(), mp::current_process().daemon());
   mp::Process proc1({.target = noop, .daemon = true});
@@ -285,7 +285,7 @@ TEST_P(TestProcess, Terminate) {
 TEST_P(TestProcess, Kill) { EXPECT_EQ(kill_process(&mp::BaseProcess::kill), -SIGKILL); }
 
 /// _TestProcess.test_cpu_count
-TEST_P(TestProcess, CpuCount) {
+TEST(TestProcessOnce, CpuCount) {
   int cpus = mp::cpu_count();
   EXPECT_GE(cpus, 1);
 }
@@ -675,7 +675,7 @@ TEST_P(TestProcess, Repr) {
 
 /// A wrong argument count is refused when the Process is made (Python would
 /// only fail in the child, with the same TypeError).
-TEST_P(TestProcess, WrongArgumentCount) {
+TEST(TestProcessOnce, WrongArgumentCount) {
   try {
     mp::Process p({.target = sleep_for, .args = {1.0, 2.0}});
     ADD_FAILURE() << "no TypeError";

@@ -64,7 +64,7 @@ std::string bytes_of(const shm::SharedMemory& sms, std::size_t n) {
 }
 
 /// _TestSharedMemory.test_shared_memory_basics
-TEST_P(TestSharedMemory, SharedMemoryBasics) {
+TEST(TestSharedMemoryOnce, SharedMemoryBasics) {
   std::string name_tsmb = new_shm_name("test01_tsmb");
   shm::SharedMemory sms(name_tsmb, /*create=*/true, 512);
 
@@ -125,7 +125,7 @@ TEST_P(TestSharedMemory, SharedMemoryBasics) {
 
 /// _TestSharedMemory.test_shared_memory_basics (the part with generated
 /// names): names are "psm_" and 8 hex digits, different each time.
-TEST_P(TestSharedMemory, SharedMemoryGeneratedNames) {
+TEST(TestSharedMemoryOnce, SharedMemoryGeneratedNames) {
   shm::SharedMemory a(std::nullopt, true, 1), b(std::nullopt, true, 1);
   for (const shm::SharedMemory* s : {&a, &b}) {
     EXPECT_EQ(s->name().size(), 12u) << s->name();
@@ -143,7 +143,7 @@ TEST_P(TestSharedMemory, SharedMemoryGeneratedNames) {
 /// the name of a block that exists, creation tries the next name.  CPython
 /// patches _make_filename with unittest.mock; it is a replaceable function
 /// object here, so the test does the same.
-TEST_P(TestSharedMemory, SharedMemoryRecreate) {
+TEST(TestSharedMemoryOnce, SharedMemoryRecreate) {
   const std::vector<std::string> names = {"/" + new_shm_name("test03_fn"), "/" + new_shm_name("test04_fn")};
   auto saved = shm::_make_filename;
   std::size_t next = 0;
@@ -163,7 +163,7 @@ TEST_P(TestSharedMemory, SharedMemoryRecreate) {
 /// _TestSharedMemory.test_shared_memory_pickle_unpickle: dumps and loads in
 /// this process, for every protocol the port writes (2 to 5; it does not
 /// write 0 and 1): the copy is another mapping of the same block.
-TEST_P(TestSharedMemory, SharedMemoryPickleUnpickle) {
+TEST(TestSharedMemoryOnce, SharedMemoryPickleUnpickle) {
   auto bytes = [](const shm::SharedMemory& m) { return bytes_of(m, 6); };
   auto put = [](shm::SharedMemory& m, const std::string& s) { std::copy(s.begin(), s.end(), m.buf().begin()); };
   for (int proto = 2; proto <= mp::reduction::HIGHEST_PROTOCOL; ++proto) {
@@ -190,7 +190,7 @@ TEST_P(TestSharedMemory, SharedMemoryPickleUnpickle) {
 
 /// _TestSharedMemory.test_shared_memory_pickle_unpickle_dead_object: once the
 /// block is closed and unlinked, unpickling it is FileNotFoundError.
-TEST_P(TestSharedMemory, SharedMemoryPickleUnpickleDeadObject) {
+TEST(TestSharedMemoryOnce, SharedMemoryPickleUnpickleDeadObject) {
   for (int proto = 2; proto <= mp::reduction::HIGHEST_PROTOCOL; ++proto) {
     SCOPED_TRACE("proto=" + std::to_string(proto));
     shm::SharedMemory sms(std::nullopt, true, 512);
@@ -205,7 +205,7 @@ TEST_P(TestSharedMemory, SharedMemoryPickleUnpickleDeadObject) {
 }
 
 /// _TestSharedMemory.test_invalid_shared_memory_cration
-TEST_P(TestSharedMemory, InvalidSharedMemoryCreation) {
+TEST(TestSharedMemoryOnce, InvalidSharedMemoryCreation) {
   auto message = [](std::int64_t size) {
     try {
       shm::SharedMemory sms_invalid(std::nullopt, true, size);
@@ -234,7 +234,7 @@ TEST_P(TestSharedMemory, InvalidSharedMemoryCreation) {
 /// Not in CPython: a block larger than /dev/shm can hold fails at creation
 /// with ENOSPC (posix_fallocate), instead of a SIGBUS at the first touch of a
 /// page, and leaves no file behind.
-TEST_P(TestSharedMemory, TooLargeForDevShmIsENOSPC) {
+TEST(TestSharedMemoryOnce, TooLargeForDevShmIsENOSPC) {
   struct statvfs st {};
   ASSERT_EQ(::statvfs("/dev/shm", &st), 0);
   if (st.f_blocks == 0) GTEST_SKIP() << "/dev/shm has no size limit";
@@ -279,7 +279,7 @@ TEST_P(TestSharedMemory, SharedMemoryAcrossProcesses) {
 }
 
 /// _TestSharedMemory.test_shared_memory_ShareableList_basics
-TEST_P(TestSharedMemory, ShareableListBasics) {
+TEST(TestSharedMemoryOnce, ShareableListBasics) {
   shm::ShareableList sl({"howdy", Bytes("HoWdY"), -273.154, std::int64_t{100}, None{}, true, std::int64_t{42}});
 
   // Verify __repr__.
@@ -386,7 +386,7 @@ TEST_P(TestSharedMemory, ShareableListBasics) {
 /// Not in CPython: a non-ASCII str is stored whole.  CPython 3.11 sizes the
 /// slot by characters (5 here, so 8 bytes) and struct silently cuts the 10
 /// octets of UTF-8 to 8; the port sizes it by octets.
-TEST_P(TestSharedMemory, ShareableListKeepsNonAsciiStrings) {
+TEST(TestSharedMemoryOnce, ShareableListKeepsNonAsciiStrings) {
   std::string text = "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9";  // "ééééé"
   shm::ShareableList sl(std::vector<Object>{text});
   EXPECT_EQ(sl[0], Object(text));
@@ -397,7 +397,7 @@ TEST_P(TestSharedMemory, ShareableListKeepsNonAsciiStrings) {
 
 /// _TestSharedMemory.test_shared_memory_ShareableList_basics: a type
 /// ShareableList cannot hold is refused before any block is made.
-TEST_P(TestSharedMemory, ShareableListRefusesOtherTypes) {
+TEST(TestSharedMemoryOnce, ShareableListRefusesOtherTypes) {
   EXPECT_THROW(shm::ShareableList({std::int64_t{1}, Object(Object::List{})}), mp::TypeError);
 }
 
@@ -419,7 +419,7 @@ TEST_P(TestSharedMemory, ShareableListAcrossProcesses) {
 }
 
 /// _TestSharedMemory.test_shared_memory_ShareableList_pickling_dead_object
-TEST_P(TestSharedMemory, ShareableListDeadObject) {
+TEST(TestSharedMemoryOnce, ShareableListDeadObject) {
   shm::ShareableList sl({std::int64_t{1}});
   std::string name = sl.shm().name();
   sl.shm().close();

@@ -171,6 +171,14 @@ class TestValue : public WithSharedHeap {};
 class TestArray : public WithSharedHeap {};
 class TestSharedCTypes : public WithSharedHeap {};
 class TestCounterLesson : public WithSharedHeap {};
+// The tests that start no process run once, in the default context.
+class WithSharedHeapOnce : public ::testing::Test {
+ protected:
+  PristineHeap heap_;
+};
+class TestValueOnce : public WithSharedHeapOnce {};
+class TestArrayOnce : public WithSharedHeapOnce {};
+class TestSharedCTypesOnce : public WithSharedHeapOnce {};
 
 /// Run `target(args...)` in a child of the test's start method and wait for
 /// it; it must exit 0.
@@ -223,7 +231,7 @@ template <class Lock>
 concept ValueTakesLock = requires(Lock lock) { mp::Value<'i'>(5, lock); };
 
 /// _TestValue.test_getobj_getlock
-TEST_P(TestValue, test_getobj_getlock) {
+TEST_F(TestValueOnce, test_getobj_getlock) {
   auto val1 = mp::Value<'i'>(5);
   [[maybe_unused]] auto& lock1 = val1.get_lock();
   [[maybe_unused]] auto& obj1 = val1.get_obj();
@@ -253,7 +261,7 @@ TEST_P(TestValue, test_getobj_getlock) {
 }
 
 /// Python's reprs: "<Synchronized wrapper for c_int(0)>", "c_double(1.5)".
-TEST_P(TestValue, Repr) {
+TEST_F(TestValueOnce, Repr) {
   EXPECT_EQ(mp::Value<'i'>(0).repr(), "<Synchronized wrapper for c_int(0)>");
   EXPECT_EQ(mp::RawValue<'d'>(1.5).repr(), "c_double(1.5)");
   EXPECT_EQ(mp::RawValue<'d'>(0.0).repr(), "c_double(0.0)");
@@ -272,7 +280,7 @@ TEST_P(TestValue, Repr) {
 /// repr of c_double, c_float, c_char and c_wchar values is ctypes' own, over a table
 /// CPython printed (tests/gen_repr_tables.py): c_double(0.0001), c_double(1e+16),
 /// c_double(1.2345678901234568e+17), subnormals, inf, nan.
-TEST_P(TestValue, ReprMatchesCtypes) {
+TEST_F(TestValueOnce, ReprMatchesCtypes) {
   auto d = mp::RawValue<'d'>(0.0);
   for (const auto& c : kFloatReprCases) {
     d.set_value(std::bit_cast<double>(c.bits));
@@ -296,7 +304,7 @@ TEST_P(TestValue, ReprMatchesCtypes) {
 }
 
 /// The typed spelling and the typecode spelling are the same types.
-TEST_P(TestValue, TypedAndTypecodeSpellings) {
+TEST_F(TestValueOnce, TypedAndTypecodeSpellings) {
   static_assert(std::is_same_v<decltype(mp::Value<int>(0)), decltype(mp::Value<'i'>(0))>);
   static_assert(std::is_same_v<decltype(mp::Value<double>(0)), sct::Synchronized<double>>);
   static_assert(std::is_same_v<sct::type_of<'L'>, unsigned long>);
@@ -364,7 +372,7 @@ TEST_P(TestArray, test_rawarray) {
 
 /// _TestArray.test_array_from_size: new arrays start zeroed, even where the
 /// heap hands out memory a previous array left non-zero (CPython issue #11675).
-TEST_P(TestArray, test_array_from_size) {
+TEST_F(TestArrayOnce, test_array_from_size) {
   const int size = 10;
   std::vector<int> range10(10);
   std::iota(range10.begin(), range10.end(), 0);
@@ -381,7 +389,7 @@ template <class Lock>
 concept ArrayTakesLock = requires(Lock lock) { mp::Array<'i'>(10, lock); };
 
 /// _TestArray.test_getobj_getlock_obj
-TEST_P(TestArray, test_getobj_getlock_obj) {
+TEST_F(TestArrayOnce, test_getobj_getlock_obj) {
   std::vector<int> range10(10);
   std::iota(range10.begin(), range10.end(), 0);
   auto arr1 = mp::Array<'i'>(range10);
@@ -401,7 +409,7 @@ TEST_P(TestArray, test_getobj_getlock_obj) {
 }
 
 /// Python's index and slice rules and errors.
-TEST_P(TestArray, IndexesSlicesAndErrors) {
+TEST_F(TestArrayOnce, IndexesSlicesAndErrors) {
   auto arr = mp::Array<'i'>({0, 1, 2, 3, 4});
   EXPECT_EQ(arr[-1], 4);
   EXPECT_EQ(arr.slice(-2), (std::vector<int>{3, 4}));
@@ -434,7 +442,7 @@ TEST_P(TestArray, IndexesSlicesAndErrors) {
 }
 
 /// Python's reprs of arrays.
-TEST_P(TestArray, Repr) {
+TEST_F(TestArrayOnce, Repr) {
   auto arr = mp::Array<'i'>(3);
   auto repr = arr.repr();
   EXPECT_EQ(repr.rfind("<SynchronizedArray wrapper for <multiprocessing.sharedctypes.c_int_Array_3 object at 0x", 0), 0u) << repr;
@@ -489,7 +497,7 @@ TEST_P(TestSharedCTypes, test_synchronize) {
 }
 
 /// _TestSharedCTypes.test_copy
-TEST_P(TestSharedCTypes, test_copy) {
+TEST_F(TestSharedCTypesOnce, test_copy) {
   Foo foo{2, 5.0, 1LL << 33};
   auto bar = sct::copy(foo);
   foo.x = 0;
@@ -512,7 +520,7 @@ TEST_P(TestSharedCTypes, test_copy) {
 }
 
 /// synchronized(obj, lock): wrap a raw object, with a new RLock or the lock given.
-TEST_P(TestSharedCTypes, Synchronized) {
+TEST_F(TestSharedCTypesOnce, Synchronized) {
   auto raw = mp::RawValue<'i'>(1);
   auto wrapped = sct::synchronized(raw);
   wrapped.set_value(2);
@@ -530,7 +538,7 @@ TEST_P(TestSharedCTypes, Synchronized) {
 }
 
 /// A 'c' array: value up to the first NUL, raw all bytes, Python's errors.
-TEST_P(TestSharedCTypes, CharArray) {
+TEST_F(TestSharedCTypesOnce, CharArray) {
   auto s = mp::RawArray<'c'>(5);
   s.set_value("abc");
   EXPECT_EQ(s.value(), "abc");

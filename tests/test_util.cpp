@@ -96,7 +96,7 @@ TEST_P(TestFinalize, Finalize) {
 
 /// _TestFinalize.test_thread_safety (bpo-24484): _run_finalizers() while
 /// another thread keeps creating and destroying finalizers.
-TEST_P(TestFinalize, ThreadSafety) {
+TEST(TestFinalizeOnce, ThreadSafety) {
   std::size_t before = util::_finalizer_count();
   std::atomic<bool> finish{false};
   std::atomic<int> calls{0};
@@ -120,7 +120,7 @@ TEST_P(TestFinalize, ThreadSafety) {
 }
 
 /// Finalize.__repr__, cancel() and still_active().
-TEST_P(TestFinalize, ReprAndCancel) {
+TEST(TestFinalizeOnce, ReprAndCancel) {
   int ran = 0;
   util::Finalize f([&ran] { ++ran; }, 5, "close_things");
   EXPECT_TRUE(f.still_active());
@@ -164,7 +164,7 @@ TEST_P(TestFinalize, ParentFinalizerNotRunAtChildExit) {
 }
 
 /// _TestLogging.test_enable_logging
-TEST_P(TestLogging, EnableLogging) {
+TEST(TestLoggingOnce, EnableLogging) {
   util::Logger& logger = mp::get_logger();
   int old = logger.level();
   logger.setLevel(util::SUBWARNING);
@@ -249,7 +249,7 @@ TEST_P(TestUtil, ChildStdinIsDevNull) {
 
 /// close_fds closes what it is given; an fd that is not open is Python's
 /// OSError from os.close (EBADF).
-TEST_P(TestUtil, CloseFds) {
+TEST(TestUtilOnce, CloseFds) {
   auto [r, w] = mp::os::pipe();
   int read_fd = r.release(), write_fd = w.release();
   util::close_fds({read_fd, write_fd});
