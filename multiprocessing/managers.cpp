@@ -1499,15 +1499,7 @@ std::map<std::string, std::string> proxy_method_to_typeid(const std::string& pro
 
 // ------------------------------------------------------------------ Server
 
-namespace {
-/// Python: id_to_obj[ident]: (obj, exposed, method_to_typeid).
-/// serve_client copies one per call: the names are shared, not copied.
-struct Held {
-  std::shared_ptr<Referent> obj;
-  std::shared_ptr<const std::vector<std::string>> exposed;
-  std::shared_ptr<const std::map<std::string, std::string>> method_to_typeid;
-};
-}  // namespace
+using Held = Server::Held;
 
 struct Server::State {
   const Registry* registry = nullptr;
@@ -1760,96 +1752,27 @@ void Server::serve_client(connection::Connection& conn) {
   util::debug("starting server thread to service a client");
   while (true) {
     Object msg;
-    std::optional<std::string> methodname;
-    std::string ident;
-    Held held;
     try {
-      Object request;
-      try {
-        request = conn.recv();
-      } catch (const EOFError&) {
-        util::debug("got EOF -- exiting thread serving a client");
-        return;  // Python: sys.exit(0) of this thread
-      } catch (const OSError& e) {
-        // The stream itself failed: EOF in mid-message, a length that is no
-        // length, a reset.  Its framing is lost, so no later message can be
-        // found in it: end this connection (Python answers '#TRACEBACK' and
-        // goes on reading the lost stream).  A bad pickle in a whole message
-        // is not an OSError: it gets its '#TRACEBACK' below and the
-        // connection serves on, as in Python.
-        util::debug(std::string("connection failed (") + e.what() + ") -- exiting thread serving a client");
-        return;
-      }
-      const Object::Tuple& t = as_tuple(request, 4, "a method call");
-      ident = t.items[0].as<std::string>();
-      methodname = t.items[1].as<std::string>();
-      Args args = args_of(t.items[2]);
-      Kwds kwds = kwds_of(t.items[3]);
-      if (util::trace_enabled()) util::_trace("manager server: request " + ident + "." + *methodname);
-      bool found = false;
-      {
-        std::lock_guard guard(state_->mutex);
-        if (auto it = state_->id_to_obj.find(ident); it != state_->id_to_obj.end()) {
-          held = it->second;
-          found = true;
-        } else if (auto local = state_->id_to_local_proxy_obj.find(ident);
-                   local != state_->id_to_local_proxy_obj.end()) {
-          held = local->second;
-          found = true;
-        }
-      }
-      // Python: a KeyError for an unknown ident becomes a '#TRACEBACK'.
-      if (!found) throw KeyError(py_repr(ident));
-      bool exposed = std::find(held.exposed->begin(), held.exposed->end(), *methodname) != held.exposed->end();
-      if (!exposed) {
-        throw AttributeError("method " + py_repr(*methodname) + " of " + py_repr(held.obj->type_name()) +
-                             " object is not in exposed=" + join_repr(*held.exposed));
-      }
-      try {
-        Object res = held.obj->call(*methodname, args, kwds);
-        auto typeid_it = held.method_to_typeid->find(*methodname);
-        if (typeid_it != held.method_to_typeid->end()) {
-          // Python: the result becomes a shared object of that typeid.
-          Object made = create(conn, typeid_it->second, {res}, {});
-          const Object::Tuple& created = as_tuple(made, 2, "create's result");
-          Token token{typeid_it->second, state_->address, created.items[0].as<std::string>()};
-          msg = Object::Tuple{{"#PROXY", Object::Tuple{{created.items[1], Object(token)}}}};
-        } else {
-          msg = Object::Tuple{{"#RETURN", res}};
-        }
-      } catch (const std::exception& e) {
-        msg = Object::Tuple{{"#ERROR", reduce_error(e)}};
-      }
-    } catch (const AttributeError& e) {
-      // Python: fallback_mapping: __str__, __repr__, #GETVALUE work even when
-      // not exposed.
-      if (!methodname) {
-        msg = Object::Tuple{{"#TRACEBACK", format_exc(e, "serve_client")}};
-      } else if (*methodname == "__str__") {
-        msg = Object::Tuple{{"#RETURN", held.obj->str()}};
-      } else if (*methodname == "__repr__") {
-        msg = Object::Tuple{{"#RETURN", held.obj->repr()}};
-      } else if (*methodname == "#GETVALUE") {
-        try {
-          msg = Object::Tuple{{"#RETURN", held.obj->getvalue()}};
-        } catch (const PicklingError& e2) {
-          // Python fails to pickle the referent when it sends it.
-          msg = Object::Tuple{{"#UNSERIALIZABLE", format_exc(e2, "serve_client")}};
-        } catch (const std::exception& e2) {
-          msg = Object::Tuple{{"#TRACEBACK", format_exc(e2, "serve_client")}};
-        }
-      } else {
-        msg = Object::Tuple{{"#TRACEBACK", format_exc(e, "serve_client") +
-                                               "\nDuring handling of the above exception, another exception "
-                                               "occurred:\n\nTraceback (most recent call last):\n  File "
-                                               "\"<manager server>\", in serve_client\nKeyError: " +
-                                               py_repr(*methodname) + "\n"}};
-      }
+      Object request = conn.recv();
+      msg = _dispatch(conn, request);
+    } catch (const EOFError&) {
+      util::debug("got EOF -- exiting thread serving a client");
+      return;  // Python: sys.exit(0) of this thread
+    } catch (const OSError& e) {
+      // The stream itself failed: EOF in mid-message, a length that is no
+      // length, a reset.  Its framing is lost, so no later message can be
+      // found in it: end this connection (Python answers '#TRACEBACK' and
+      // goes on reading the lost stream).  A bad pickle in a whole message
+      // is not an OSError: it gets its '#TRACEBACK' below and the
+      // connection serves on, as in Python.
+      util::debug(std::string("connection failed (") + e.what() + ") -- exiting thread serving a client");
+      return;
     } catch (const std::exception& e) {
+      // A whole message that is no pickle: its '#TRACEBACK', and the
+      // connection serves on.
       msg = Object::Tuple{{"#TRACEBACK", format_exc(e, "serve_client")}};
     }
     try {
-      if (util::trace_enabled()) util::_trace("manager server: reply " + std::get<Object::Tuple>(msg.variant()).items[0].as<std::string>() + " to " + ident + "." + methodname.value_or("?"));
       try {
         conn.send(msg);
       } catch (const PicklingError& e) {
@@ -1862,6 +1785,87 @@ void Server::serve_client(connection::Connection& conn) {
     }
   }
 }
+
+// MP_ASSIGNABLE: the assignment "serve_client" replaces this function.
+MP_ASSIGNABLE Object Server::_dispatch(connection::Connection& conn, const Object& request) {
+  Object msg;
+  std::optional<std::string> methodname;
+  std::string ident;
+  Held held;
+  try {
+    const Object::Tuple& t = as_tuple(request, 4, "a method call");
+    ident = t.items[0].as<std::string>();
+    methodname = t.items[1].as<std::string>();
+    Args args = args_of(t.items[2]);
+    Kwds kwds = kwds_of(t.items[3]);
+    if (util::trace_enabled()) util::_trace("manager server: request " + ident + "." + *methodname);
+    held = _lookup(ident);  // Python: a KeyError for an unknown ident becomes a '#TRACEBACK'
+    bool exposed = std::find(held.exposed->begin(), held.exposed->end(), *methodname) != held.exposed->end();
+    if (!exposed) {
+      throw AttributeError("method " + py_repr(*methodname) + " of " + py_repr(held.obj->type_name()) +
+                           " object is not in exposed=" + join_repr(*held.exposed));
+    }
+    try {
+      Object res = held.obj->call(*methodname, args, kwds);
+      auto typeid_it = held.method_to_typeid->find(*methodname);
+      if (typeid_it != held.method_to_typeid->end()) {
+        // Python: the result becomes a shared object of that typeid.
+        msg = _proxy_reply(conn, typeid_it->second, res);
+      } else {
+        msg = Object::Tuple{{"#RETURN", res}};
+      }
+    } catch (const std::exception& e) {
+      msg = Object::Tuple{{"#ERROR", _reduce_error(e)}};
+    }
+  } catch (const AttributeError& e) {
+    // Python: fallback_mapping: __str__, __repr__, #GETVALUE work even when
+    // not exposed.
+    if (!methodname) {
+      msg = Object::Tuple{{"#TRACEBACK", format_exc(e, "serve_client")}};
+    } else if (*methodname == "__str__") {
+      msg = Object::Tuple{{"#RETURN", held.obj->str()}};
+    } else if (*methodname == "__repr__") {
+      msg = Object::Tuple{{"#RETURN", held.obj->repr()}};
+    } else if (*methodname == "#GETVALUE") {
+      try {
+        msg = Object::Tuple{{"#RETURN", held.obj->getvalue()}};
+      } catch (const PicklingError& e2) {
+        // Python fails to pickle the referent when it sends it.
+        msg = Object::Tuple{{"#UNSERIALIZABLE", format_exc(e2, "serve_client")}};
+      } catch (const std::exception& e2) {
+        msg = Object::Tuple{{"#TRACEBACK", format_exc(e2, "serve_client")}};
+      }
+    } else {
+      msg = Object::Tuple{{"#TRACEBACK", format_exc(e, "serve_client") +
+                                             "\nDuring handling of the above exception, another exception "
+                                             "occurred:\n\nTraceback (most recent call last):\n  File "
+                                             "\"<manager server>\", in serve_client\nKeyError: " +
+                                             py_repr(*methodname) + "\n"}};
+    }
+  } catch (const std::exception& e) {
+    msg = Object::Tuple{{"#TRACEBACK", format_exc(e, "serve_client")}};
+  }
+  if (util::trace_enabled()) util::_trace("manager server: reply " + std::get<Object::Tuple>(msg.variant()).items[0].as<std::string>() + " to " + ident + "." + methodname.value_or("?"));
+  return msg;
+}
+
+Server::Held Server::_lookup(const std::string& ident) {
+  std::lock_guard guard(state_->mutex);
+  if (auto it = state_->id_to_obj.find(ident); it != state_->id_to_obj.end()) return it->second;
+  if (auto local = state_->id_to_local_proxy_obj.find(ident); local != state_->id_to_local_proxy_obj.end()) {
+    return local->second;
+  }
+  throw KeyError(py_repr(ident));
+}
+
+Object Server::_proxy_reply(connection::Connection& conn, const std::string& typeid_, const Object& result) {
+  Object made = create(conn, typeid_, {result}, {});
+  const Object::Tuple& created = as_tuple(made, 2, "create's result");
+  Token token{typeid_, state_->address, created.items[0].as<std::string>()};
+  return Object::Tuple{{"#PROXY", Object::Tuple{{created.items[1], Object(token)}}}};
+}
+
+Object Server::_reduce_error(const std::exception& e) { return reduce_error(e); }
 // [manager-serve-client]
 
 // ------------------------------------------------------------------ BaseProxy

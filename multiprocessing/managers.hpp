@@ -304,6 +304,31 @@ class Server {
 
   struct State;  ///< id_to_obj, id_to_refcount, ... (managers.cpp)
 
+  /// Python: id_to_obj[ident], the triple (obj, exposed, method_to_typeid).
+  /// The names are shared between the copies, not copied.
+  struct Held {
+    std::shared_ptr<Referent> obj;                                             ///< the object
+    std::shared_ptr<const std::vector<std::string>> exposed;                  ///< its exposed methods
+    std::shared_ptr<const std::map<std::string, std::string>> method_to_typeid;  ///< results made shared
+  };
+
+  /// Python: the body of serve_client's loop, from one request (id,
+  /// methodname, args, kwds) to the reply it sends: the object's method
+  /// called, '\#RETURN' its result, '\#PROXY' a result that its typeid
+  /// makes shared, '\#ERROR' what the method raised, '\#TRACEBACK' a request
+  /// that names no object or no exposed method (but __str__, __repr__ and
+  /// '\#GETVALUE' work unexposed: Python's fallback_mapping).  The course
+  /// assignment "serve_client" is this function (assignments/serve_client/).
+  Object _dispatch(connection::Connection& conn, const Object& request);
+  /// Python: self.id_to_obj[ident], else self.id_to_local_proxy_obj[ident].
+  /// \throws KeyError naming ident.
+  Held _lookup(const std::string& ident);
+  /// Python: serve_client's '\#PROXY' reply: `result` made a shared object of
+  /// `typeid_` (create), answered as (exposed, token).
+  Object _proxy_reply(connection::Connection& conn, const std::string& typeid_, const Object& result);
+  /// Python: what the '\#ERROR' reply pickles for an exception a method raised.
+  static Object _reduce_error(const std::exception& e);
+
  private:
   std::shared_ptr<State> state_;
 };
