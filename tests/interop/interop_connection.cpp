@@ -2,11 +2,12 @@
 // peer over multiprocessing.connection:
 //   C++ Listener <-> Python Client  and  Python Listener <-> C++ Client,
 // over AF_UNIX and AF_INET (127.0.0.1), with an authkey, for the 3.11 handshake
-// (the machine's python3) and the 3.12 one (tests/interop/handshake312.py), with
+// (the machine's python3) and the 3.12 one (tests/interop/handshake312.py), or
+// the handshakes named after PEER_PY ("native": a real 3.12 or 3.13), with
 // the C++ side using its default (3.11) challenge or a {sha256} one; then a
 // wrong key in both directions.  Payloads go both ways with send_bytes.
 //
-//   interop_connection PYTHON3 PEER_PY
+//   interop_connection PYTHON3 PEER_PY [HANDSHAKE...]
 // Exit 0: all sessions passed; 1: a failure (printed); 77: no python3 (skipped).
 #include <signal.h>
 #include <spawn.h>
@@ -97,7 +98,7 @@ void echo_payloads(conn::Connection& c) {
 }
 
 struct Session {
-  std::string python_version;  // "3.11" or "3.12": what peer.py speaks
+  std::string python_version;  // "3.11", "3.12" or "native": what peer.py speaks
   std::string cxx_challenge;   // "" (the library's default, 3.11) or "sha256"
   bool cxx_listens;            // C++ Listener <-> Python Client, else the reverse
   std::string family;          // "AF_UNIX" or "AF_INET"
@@ -191,11 +192,12 @@ std::string run(const std::string& python3, const std::string& peer_py, const Se
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 3) {
-    std::cerr << "usage: interop_connection PYTHON3 PEER_PY\n";
+  if (argc < 3) {
+    std::cerr << "usage: interop_connection PYTHON3 PEER_PY [HANDSHAKE...]\n";
     return 2;
   }
   std::string python3 = argv[1], peer_py = argv[2];
+  std::vector<std::string> versions = interop::handshakes(argc, argv);
   // Skip (77, ctest's SKIP_RETURN_CODE) when there is no python3 to talk to.
   {
     std::string probe = python3 + " -c 'import multiprocessing.connection' >/dev/null 2>&1";
@@ -207,7 +209,7 @@ int main(int argc, char** argv) {
     }
   }
   std::vector<Session> sessions;
-  for (const char* version : {"3.11", "3.12"}) {
+  for (const std::string& version : versions) {
     for (const char* challenge : {"", "sha256"}) {
       for (bool cxx_listens : {true, false}) {
         for (const char* family : {"AF_UNIX", "AF_INET"}) {
@@ -216,7 +218,7 @@ int main(int argc, char** argv) {
       }
     }
   }
-  for (const char* version : {"3.11", "3.12"}) {
+  for (const std::string& version : versions) {
     for (bool cxx_listens : {true, false}) {
       Session s{version, "", cxx_listens, "AF_UNIX"};
       s.python_key = "not the secret";

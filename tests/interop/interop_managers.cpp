@@ -1,6 +1,8 @@
 // tests/interop/interop_managers.cpp — this library and CPython as each other's
 // manager server and client, for the 3.11 handshake (the
-// machine's python3) and the 3.12 one (tests/interop/handshake312.py):
+// machine's python3) and the 3.12 one (tests/interop/handshake312.py), or
+// for the handshakes named after the peer script ("native": a real 3.12 or
+// 3.13 speaking its own):
 //   C++ SyncManager server  <- Python SyncManager client (managers_peer.py client)
 //   Python SyncManager server (get_server().serve_forever()) <- C++ client
 // Both use dict, list, Value, Namespace, Lock, RLock, Event, Queue proxies, a nested
@@ -8,7 +10,7 @@
 // sides' InteropManager), and remote exceptions; a wrong authkey is an
 // AuthenticationError for the client while the server goes on serving.
 //
-//   interop_managers PYTHON3 MANAGERS_PEER_PY
+//   interop_managers PYTHON3 MANAGERS_PEER_PY [HANDSHAKE...]
 // Exit 0: all sessions passed; 1: a failure (printed); 77: no python3 (skipped).
 #include <iostream>
 #include <string>
@@ -186,7 +188,7 @@ int main(int argc, char** argv) {
     return 77;
   }
   std::string python3 = argv[1], peer = argv[2];
-  for (const std::string version : {"3.11", "3.12"}) {
+  for (const std::string& version : interop::handshakes(argc, argv)) {
     try {
       python_client(python3, peer, version);
     } catch (const std::exception& e) {

@@ -1,15 +1,16 @@
 # tests/interop/managers_peer.py — the Python side of interop_managers.cpp.
 #
-#   python3 managers_peer.py client ADDRESS KEY 3.11|3.12   a SyncManager client of
+#   python3 managers_peer.py client ADDRESS KEY 3.11|3.12|native   a SyncManager client of
 #       the C++ manager at ADDRESS: uses dict, list, Value, Namespace, Lock,
 #       RLock, Event, Queue, BoundedSemaphore proxies, a nested proxy, an Iterator
 #       and the registered callable get_greeter, checks what the C++ server answers, and leaves a dict {'from': 'python'} whose id it
 #       prints as "DICT <id>" for the C++ side to check.
-#   python3 managers_peer.py server KEY 3.11|3.12   an InteropManager server
+#   python3 managers_peer.py server KEY 3.11|3.12|native   an InteropManager server
 #       (get_server().serve_forever()) at a fresh AF_UNIX address, printed as
 #       "ADDRESS <addr>"; it serves until a client sends 'shutdown'.
 #
-# 3.12 swaps in the 3.12 handshake (handshake312.py).  ADDRESS is a path or
+# 3.12 swaps in the 3.12 handshake (handshake312.py); 3.11 and native leave the
+# interpreter's own (native: a real 3.12 or 3.13).  ADDRESS is a path or
 # HOST:PORT.  Exit status: 0 all well, 1 a check failed, 3 AuthenticationError.
 import os
 import queue

@@ -1,9 +1,10 @@
 # tests/interop/peer.py — the Python side of the interop test (interop_connection.cpp).
 #
-#   python3 peer.py listener unix|inet KEY 3.11|3.12   prints "ADDRESS <addr>", accepts one
-#   python3 peer.py client   ADDRESS   KEY 3.11|3.12   connects to ADDRESS
+#   python3 peer.py listener unix|inet KEY 3.11|3.12|native   prints "ADDRESS <addr>", accepts one
+#   python3 peer.py client   ADDRESS   KEY 3.11|3.12|native   connects to ADDRESS
 #
-# KEY "-" means no authkey.  3.12 swaps in the 3.12 handshake (handshake312.py).
+# KEY "-" means no authkey.  3.12 swaps in the 3.12 handshake (handshake312.py);
+# 3.11 and native leave the interpreter's own (native: a real 3.12 or 3.13).
 # After the handshake the Python side drives: each of payloads() goes out with
 # send_bytes, each of values() with send, and must come back unchanged (the
 # C++ side echoes, a value through its own unpickler and pickler); a list holding

@@ -106,4 +106,14 @@ inline std::string read_value(Python& python, const std::string& prefix) {
 /// Read the "ADDRESS <addr>" line a Python listener prints.
 inline std::string read_address(Python& python) { return read_value(python, "ADDRESS"); }
 
+/// The handshakes the peer is asked to speak, from the arguments after the
+/// peer script: "3.11" (the interpreter's own, on a 3.11), "3.12" (3.12's,
+/// put into a 3.11 by handshake312.py) or "native" (whatever the
+/// interpreter speaks: a real 3.12 or 3.13).  None given: 3.11 and 3.12, for
+/// the machine's python3, which is 3.11.
+inline std::vector<std::string> handshakes(int argc, char** argv) {
+  if (argc > 3) return std::vector<std::string>(argv + 3, argv + argc);
+  return {"3.11", "3.12"};
+}
+
 }  // namespace interop
