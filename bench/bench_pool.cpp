@@ -16,6 +16,12 @@
 //                              thread collects the results
 //   BM_Raw_ApplyRtt            one 1-item task written, its result read
 //
+// With --scale=N1,N2,... only the scaling series run (bench/report.sh): one
+// map of n items per iteration, default chunksize, seconds per map:
+//   BM_Scale_Map_Lib/<n>   pool.map(ident, range(n))
+//   BM_Scale_Map_Raw/<n>   the raw pool's map of n items, chunks as Pool's
+//                          default cuts them (n / (4 x 2 workers), rounded up)
+//
 // Times are manual (CLOCK_MONOTONIC around each op); the value is the median
 // over repetitions.  bench/cpython_pool.py measures CPython the same way;
 // bench/run_pool.sh runs both, alternating, and prints the table.
@@ -228,6 +234,42 @@ void BM_Raw_Map(benchmark::State& state) {
   }
 }
 
+// ------------------------------------------------------------------ scaling
+
+void BM_Scale_Map_Lib(benchmark::State& state) {
+  auto& pool = the_pool();
+  std::int64_t n = state.range(0);
+  mp::Object::List items = range(n);
+  for (auto _ : state) {
+    double t0 = now();
+    mp::Object::List out = pool.map(ident, items);
+    double t1 = now();
+    if (out.size() != static_cast<std::size_t>(n) || out.back() != mp::Object(n - 1)) {
+      state.SkipWithError("wrong results");
+      break;
+    }
+    state.SetIterationTime(t1 - t0);
+  }
+}
+
+void BM_Scale_Map_Raw(benchmark::State& state) {
+  auto& pool = the_raw_pool();
+  std::int64_t n = state.range(0);
+  std::vector<std::int64_t> in(static_cast<std::size_t>(n)), out(in.size());
+  for (std::int64_t i = 0; i < n; ++i) in[static_cast<std::size_t>(i)] = i;
+  std::int64_t chunk = (n + 7) / 8;  // Pool's default: 4 chunks per worker, 2 workers
+  for (auto _ : state) {
+    double t0 = now();
+    pool.map(in, out, chunk);
+    double t1 = now();
+    if (out.back() != n - 1) {
+      state.SkipWithError("wrong results");
+      break;
+    }
+    state.SetIterationTime(t1 - t0);
+  }
+}
+
 void BM_Raw_ApplyRtt(benchmark::State& state) {
   auto& pool = the_raw_pool();
   std::vector<char> scratch;
@@ -259,5 +301,9 @@ BENCHMARK(BM_Lib_ImapUnordered)->UseManualTime()->Unit(benchmark::kMicrosecond)-
 
 int main(int argc, char** argv) {
   mp::freeze_support();
-  return bench::run_interleaved(argc, argv);
+  std::vector<std::int64_t> scale = bench::take_scale(argc, argv);
+  // 10 000 items per repetition at least: a map of 10 is too short to time alone.
+  bench::register_scale("BM_Scale_Map_Lib", BM_Scale_Map_Lib, scale, 10000);
+  bench::register_scale("BM_Scale_Map_Raw", BM_Scale_Map_Raw, scale, 10000);
+  return bench::run_interleaved(argc, argv, /*scale=*/!scale.empty());
 }
