@@ -16,7 +16,8 @@ Writes into DIR:
   plots/        per scaling series a gnuplot script, its data and the SVG
 --readme FILE replaces the part of FILE between the lines
 '<!-- report:begin -->' and '<!-- report:end -->' with the report, its
-links made relative to FILE's directory.
+links made relative to FILE's directory.  --goals FILE reads the operations
+and goals from FILE instead of bench/goals.tsv.
 """
 import argparse
 import csv
@@ -29,11 +30,11 @@ import statistics
 import subprocess
 import sys
 
-from rounds import load_rounds
+import rounds
 import summarize_scale
 
 HERE = pathlib.Path(__file__).resolve().parent
-SIDES = ('library', 'raw', 'cpython')
+SIDES = rounds.SIDES
 BEGIN, END = '<!-- report:begin -->', '<!-- report:end -->'
 
 
@@ -42,65 +43,15 @@ def summarizer(module):
     return importlib.import_module({'process': 'summarize', 'spawn': 'summarize'}.get(module, f'summarize_{module}'))
 
 
-def read_goals(path=HERE / 'goals.tsv'):
-    lines = [line for line in path.read_text().splitlines() if line and not line.startswith('#')]
-    header = lines[0].split('\t')
-    return [dict(zip(header, line.split('\t'))) for line in lines[1:]]
-
-
-def is_rate(unit):
-    return unit.endswith('/s')
-
-
-def check_goal(goal, values):
-    """goal 'lib/raw <= 1.25' on {'lib': .., 'raw': .., 'cpython': ..}: (holds, ratio), or None."""
-    if goal == '-':
-        return None
-    ratio_text, op, bound = goal.split()
-    a, b = ratio_text.split('/')
-    if values.get(a) is None or values.get(b) is None:
-        return None
-    ratio = values[a] / values[b]
-    holds = ratio <= float(bound) if op == '<=' else ratio >= float(bound)
-    return holds, ratio
-
-
 def operations(directory):
-    """One dict per bench/goals.tsv row whose module was run."""
+    """bench/goals.tsv's rows, module by module, for the modules that ran."""
     rows = []
-    loaded = {}
-    for goal in read_goals():
-        module = goal['module']
+    for module in dict.fromkeys(goal['module'] for goal in rounds.read_goals()):
         source = directory / 'raw' / module
-        if not source.is_dir() or not any(source.glob('cpp-*.json')):
-            continue
-        if module not in loaded:
+        if source.is_dir() and any(source.glob('cpp-*.json')):
             mod = summarizer(module)
-            loaded[module] = load_rounds(source, mod.cpp_values, getattr(mod, 'py_values', lambda doc: doc))
-        rounds = loaded[module]
-        row = {'module': module, 'operation': goal['operation'], 'unit': goal['unit'],
-               'goal': goal['goal'], 'note': goal['note']}
-        medians = {}
-        for side in SIDES:
-            key = goal[side]
-            if key == '-':
-                row[side] = None
-                continue
-            src, name = key.split(':', 1)
-            values = [eval(goal['convert'], {}, {'x': r[0 if src == 'cpp' else 1][name]}) for r in rounds]
-            row[side] = {'median': statistics.median(values), 'min': min(values), 'max': max(values),
-                         'rounds': values}
-            medians[side] = row[side]['median']
-
-        def cost(side):  # time per op, or its inverse for a rate
-            v = medians.get(side)
-            return None if v is None else (1 / v if is_rate(goal['unit']) else v)
-        row['library_over_raw'] = cost('library') / cost('raw') if cost('raw') else None
-        row['cpython_over_library'] = cost('cpython') / cost('library') if cost('cpython') else None
-        verdict = check_goal(goal['goal'], {'lib': medians.get('library'), 'raw': medians.get('raw'),
-                                            'cpython': medians.get('cpython')})
-        row['holds'], row['goal_ratio'] = verdict if verdict else (None, None)
-        rows.append(row)
+            rows += rounds.operations(module, rounds.load_rounds(source, mod.cpp_values,
+                                                                 getattr(mod, 'py_values', lambda doc: doc)))
     return rows
 
 
@@ -110,8 +61,13 @@ def fmt(v):
     return f'{v:.3g}' if abs(v) < 100 else f'{v:.0f}'
 
 
+def spread(median, low, high, count, f=fmt):
+    """'median (min–max)', or the median alone when there was one round."""
+    return f(median) if count < 2 else f'{f(median)} ({f(low)}–{f(high)})'
+
+
 def cell(side):
-    return '' if side is None else f"{fmt(side['median'])} ({fmt(side['min'])}–{fmt(side['max'])})"
+    return '' if side is None else spread(side['median'], side['min'], side['max'], len(side['rounds']))
 
 
 def ratio(v):
@@ -157,7 +113,9 @@ set xlabel "{xlabel}" noenhanced
 set ylabel "{ylabel}" noenhanced
 set logscale x {xbase}
 set logscale y
+set format x "%.0s%c"
 set format y "%.0e"
+set rmargin 6
 set grid
 set key top left
 set datafile missing "NaN"
@@ -169,15 +127,15 @@ plot "{dat}" using 1:2:3:4 with yerrorlines lw 2 pt 7 title "library", \\
 
 def plot(series, sides, plots):
     """Write plots/<series>.dat, .gp and, with gnuplot, .svg; return the SVG's name."""
-    what, xlabel, kind, _ = summarize_scale.SERIES[series]
+    what, xlabel, _, _, ylabel = summarize_scale.SERIES[series]
     ns = sorted({n for values in sides.values() for n in values})
     lines = ['# n  library median min max  raw median min max  CPython median min max']
     for n in ns:
         cols = [str(n)]
         for side in ('library', 'raw', 'CPython'):
-            rounds = sides.get(side, {}).get(n)
-            if rounds:
-                shown = [summarize_scale.shown(series, n, s) for s in rounds]
+            per_round = sides.get(side, {}).get(n)
+            if per_round:
+                shown = [summarize_scale.shown(series, n, s) for s in per_round]
                 cols += [f'{statistics.median(shown):.6g}', f'{min(shown):.6g}', f'{max(shown):.6g}']
             else:
                 cols += ['NaN'] * 3
@@ -187,7 +145,6 @@ def plot(series, sides, plots):
     cpython_max = max(sides.get('CPython', {}) or [0])
     if cpython_max and cpython_max < ns[-1]:
         title += f' (CPython up to n = {cpython_max:,} only, to keep the run bounded)'
-    ylabel = 'operations per second, all clients' if kind == 'rate' else 'seconds per batch of n'
     script = GNUPLOT.format(svg=f'{series}.svg', dat=f'{series}.dat', title=title, xlabel=xlabel,
                             ylabel=ylabel, xbase=2 if series == 'Clients' else 10)
     (plots / f'{series}.gp').write_text(script)
@@ -202,18 +159,19 @@ def plot(series, sides, plots):
 def scale_tables(series_data):
     out = []
     for series, sides in series_data.items():
-        what, xlabel, kind, _ = summarize_scale.SERIES[series]
-        unit = 'operations/s' if kind == 'rate' else 's per batch'
+        what, xlabel, kind = summarize_scale.SERIES[series][:3]
+        unit = 'operations/s' if kind == 'rate' else 'ms per batch'
+        scale = 1 if kind == 'rate' else 1e3
         out += [f'**{series}**: {what} ({unit}; median and min–max over the rounds)', '',
                 f'| {xlabel} | library | raw | CPython 3.11 | CPython÷library (time) |', '|---:|---:|---:|---:|---:|']
         for n in sorted({n for values in sides.values() for n in values}):
             cells, med = [], {}
             for side in ('library', 'raw', 'CPython'):
-                rounds = sides.get(side, {}).get(n)
-                if rounds:
-                    shown = [summarize_scale.shown(series, n, s) for s in rounds]
-                    med[side] = statistics.median(rounds)
-                    cells.append(f'{statistics.median(shown):.3g} ({min(shown):.3g}–{max(shown):.3g})')
+                per_round = sides.get(side, {}).get(n)
+                if per_round:
+                    shown = [summarize_scale.shown(series, n, s) * scale for s in per_round]
+                    med[side] = statistics.median(per_round)
+                    cells.append(spread(statistics.median(shown), min(shown), max(shown), len(shown), fmt))
                 else:
                     cells.append('')
             speed = f"{med['CPython'] / med['library']:.1f}×" if 'CPython' in med and 'library' in med else ''
@@ -238,7 +196,14 @@ def write_report(directory, readme=None):
 
     held = [r for r in rows if r['holds'] is not None]
     md = [f"Run of {meta.get('date', '?')}: `{meta.get('command', 'bench/report.sh')}`, "
-          f"{meta.get('rounds', '?')} rounds; {meta.get('machine', '')}.", '',
+          f"{meta.get('rounds', '?')} rounds; {meta.get('machine', '')}.", '']
+    if '--quick' in meta.get('command', ''):
+        md += ['**A `--quick` run**: one round and smaller series, made to check the pipeline; '
+               'its numbers are not a measurement.', '']
+    if meta.get('load', 0) > meta.get('cpus', 1e9):
+        md += [f"**The machine was busy**: load average {meta['load']} on {meta['cpus']} CPUs when the run "
+               'started, so every number here is noisy; only ratios within one round mean much.', '']
+    md += [
           'Each cell: the median over the rounds (min–max over the rounds in brackets); a round is one '
           'run of the C++ program and one of the CPython script, alternated, and its value the median '
           'of that run\'s repetitions.  Both ratios are ratios of times per operation (of 1/rate for '
@@ -266,8 +231,8 @@ def write_report(directory, readme=None):
         w.writerow(['series', 'side', 'n', 'round', 'seconds_per_batch'])
         for s, sides in series_data.items():
             for side, values in sides.items():
-                for n, rounds in sorted(values.items()):
-                    for k, v in enumerate(rounds, 1):
+                for n, per_round in sorted(values.items()):
+                    for k, v in enumerate(per_round, 1):
                         w.writerow([s, side, n, k, f'{v:.6g}'])
     if readme:
         readme = pathlib.Path(readme)
@@ -286,7 +251,10 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('directory')
     parser.add_argument('--readme', help='a Markdown file whose report part to replace')
+    parser.add_argument('--goals', help='the goals table to use instead of bench/goals.tsv')
     args = parser.parse_args()
+    if args.goals:
+        rounds.GOALS = pathlib.Path(args.goals)
     rows = write_report(args.directory, args.readme)
     print((pathlib.Path(args.directory) / 'report.md').read_text())
     return 0 if rows or (pathlib.Path(args.directory) / 'raw').is_dir() else 1

@@ -111,6 +111,7 @@ args=("$0")
 cat >"$out/meta.json" <<JSON
 {"date": "$start", "command": "${args[*]}", "rounds": "fork $r_fork, spawn $r_spawn, the others $r_rest, scaling $r_scale",
  "machine": "$(uname -srm), $(nproc) CPUs, $("$python" -V 2>&1), load average $load_before at the start",
+ "load": ${load_before%% *}, "cpus": $(nproc),
  "commit": "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- 2>/dev/null || echo ' (with changes)')",
  "seconds": {$(IFS=,; echo "${steps[*]}")}, "failed": "${failed[*]}"}
 JSON

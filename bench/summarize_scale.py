@@ -14,15 +14,20 @@ import sys
 from rounds import cpp_medians, load_rounds
 
 # series -> (what one batch of n is, what n counts, how the plot shows it:
-# 'time' = seconds per batch, 'rate' = n x ops_per_n per second)
+# 'time' = seconds per batch, 'rate' = n x ops_per_n per second, ops_per_n,
+# the plot's y label)
 SERIES = {
-    'StartJoinSeq': ('start + join of n children, one after another (fork)', 'children', 'time', 1),
-    'StartJoinAll': ('start of n children, then join of all n (fork)', 'children', 'time', 1),
-    'Queue': ('n small ints through a Queue from a forked producer', 'items', 'time', 1),
-    'RoundTrip': ('send_bytes of n bytes + recv_bytes of the echo', 'message size (bytes)', 'time', 1),
-    'Map': ('Pool(2).map(ident, range(n)), default chunksize', 'items', 'time', 1),
-    'Clients': ('n client processes at once, 1000 d[k] = v each on one managed dict', 'client processes',
-                'rate', 1000),
+    'StartJoinSeq': ('start + join of n children, one after another (fork)', 'children', 'time', 1,
+                     'seconds for all n'),
+    'StartJoinAll': ('start of n children, then join of all n (fork)', 'children', 'time', 1,
+                     'seconds for all n'),
+    'Queue': ('n small ints through a Queue from a forked producer', 'items', 'time', 1,
+              'seconds for all n items'),
+    'RoundTrip': ('send_bytes of n bytes + recv_bytes of the echo', 'message size (bytes)', 'time', 1,
+                  'seconds per round trip'),
+    'Map': ('Pool(2).map(ident, range(n)), default chunksize', 'items', 'time', 1, 'seconds per map'),
+    'Clients': ('n client processes at once, 1000 d[k] = v each on one managed dict (one vCPU)',
+                'client processes', 'rate', 1000, 'operations per second, all clients'),
 }
 SIDES = ('library', 'raw', 'CPython')
 TO_SECONDS = {'ns': 1e-9, 'us': 1e-6, 'ms': 1e-3, 's': 1.0}
@@ -57,13 +62,13 @@ def load(directory):
 
 def shown(series, n, seconds):
     """The value a plot and a table show: seconds per batch, or ops/s."""
-    kind, per = SERIES[series][2], SERIES[series][3]
+    kind, per = SERIES[series][2:4]
     return n * per / seconds if kind == 'rate' else seconds
 
 
 def main(directory):
     for series, sides in load(directory).items():
-        what, x, kind, _ = SERIES[series]
+        what, x, kind = SERIES[series][:3]
         unit = 'ops/s' if kind == 'rate' else 's per batch'
         print(f'{series}: {what} ({unit}, median over the rounds)')
         print(f"| {x} | {' | '.join(SIDES)} |")

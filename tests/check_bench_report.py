@@ -4,7 +4,9 @@ FIXTURE_DIR (tests/bench_report/) is a results directory as bench/report.sh
 leaves one, with made-up numbers: two rounds of the process, queues and
 managers benchmarks and of two scaling series (Queue; Map, CPython's side
 stopping at a smaller n).  The check copies it to a temporary directory,
-runs BENCH_DIR/report.py on it (with --readme on a small Markdown file) and
+runs BENCH_DIR/report.py on it (with --readme on a small Markdown file, and
+--goals on the fixture's own goals.tsv, so that the check does not move with
+the project's goals) and
 checks what the report says: the medians and spreads, both ratios, each
 goal and whether it holds, the CSV and JSON files, the gnuplot SVGs, and
 the README's part replaced.  Exits 77 (skipped) without gnuplot.
@@ -33,8 +35,8 @@ def main(bench, fixture):
         shutil.copytree(fixture, out)
         readme = pathlib.Path(tmp) / 'README.md'
         readme.write_text('# Benchmarks\n\nbefore\n<!-- report:begin -->\nold report\n<!-- report:end -->\nafter\n')
-        subprocess.run([sys.executable, str(pathlib.Path(bench) / 'report.py'), str(out), '--readme', str(readme)],
-                       check=True, stdout=subprocess.DEVNULL)
+        subprocess.run([sys.executable, str(pathlib.Path(bench) / 'report.py'), str(out), '--readme', str(readme),
+                        '--goals', str(out / 'goals.tsv')], check=True, stdout=subprocess.DEVNULL)
         md = (out / 'report.md').read_text()
         rows = {line.split(' | ')[0].lstrip('| '): line for line in md.splitlines() if line.startswith('| ')}
 
