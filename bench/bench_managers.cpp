@@ -146,6 +146,27 @@ bool recv_framed(int fd, char* payload, std::size_t& size) {
   return size <= 64 && bench::read_all(fd, payload, size);
 }
 
+/// A listening AF_UNIX socket on a file in a fresh private directory under
+/// /tmp; `path` and `where` are set to its name.  remove_socket() undoes it.
+int listen_unix(std::string& path, sockaddr_un& where, int backlog) {
+  char dir[] = "/tmp/bench-managers-XXXXXX";
+  if (::mkdtemp(dir) == nullptr) std::abort();  // a private directory for the socket file
+  path = std::string(dir) + "/server.sock";
+  where.sun_family = AF_UNIX;
+  std::snprintf(where.sun_path, sizeof where.sun_path, "%s", path.c_str());
+  int listener = ::socket(AF_UNIX, SOCK_STREAM, 0);
+  if (::bind(listener, reinterpret_cast<sockaddr*>(&where), sizeof where) != 0 || ::listen(listener, backlog) != 0) {
+    std::abort();
+  }
+  return listener;
+}
+
+/// The socket file and its directory, once the server is gone.
+void remove_socket(const std::string& path) {
+  ::unlink(path.c_str());
+  ::rmdir(path.substr(0, path.rfind('/')).c_str());
+}
+
 [[noreturn]] void raw_server(int listener) {
   int c = ::accept(listener, nullptr, nullptr);
   std::int64_t table[kKeys] = {};
@@ -206,16 +227,8 @@ struct RawSide {
   std::string path;
 
   RawSide() {
-    char dir[] = "/tmp/bench-managers-XXXXXX";
-    if (::mkdtemp(dir) == nullptr) std::abort();
-    path = std::string(dir) + "/server.sock";
     sockaddr_un where{};
-    where.sun_family = AF_UNIX;
-    std::snprintf(where.sun_path, sizeof where.sun_path, "%s", path.c_str());
-    int listener = ::socket(AF_UNIX, SOCK_STREAM, 0);
-    if (::bind(listener, reinterpret_cast<sockaddr*>(&where), sizeof where) != 0 || ::listen(listener, 1) != 0) {
-      std::abort();
-    }
+    int listener = listen_unix(path, where, 1);
     server = ::fork();
     if (server == 0) raw_server(listener);
     ::close(listener);
@@ -246,8 +259,7 @@ struct RawSide {
     ::waitpid(server, nullptr, 0);
     ::close(commands);
     ::close(results);
-    ::unlink(path.c_str());
-    ::rmdir(path.substr(0, path.rfind('/')).c_str());
+    remove_socket(path);
   }
 };
 
@@ -349,16 +361,7 @@ struct RawScaleServer {
   std::string path;
   sockaddr_un where{};
   RawScaleServer() {
-    char dir[] = "/tmp/bench-managers-XXXXXX";
-    if (::mkdtemp(dir) == nullptr) std::abort();  // a private directory for the socket file
-    path = std::string(dir) + "/server.sock";
-    where.sun_family = AF_UNIX;
-    std::snprintf(where.sun_path, sizeof where.sun_path, "%s", path.c_str());
-    int listener = ::socket(AF_UNIX, SOCK_STREAM, 0);
-    // Up to 16 clients connect at once: a backlog of 64 takes them all.
-    if (::bind(listener, reinterpret_cast<sockaddr*>(&where), sizeof where) != 0 || ::listen(listener, 64) != 0) {
-      std::abort();
-    }
+    int listener = listen_unix(path, where, 64);  // up to 16 clients connect at once
     pid = ::fork();
     if (pid == 0) raw_threaded_server(listener);
     ::close(listener);  // the server's now
@@ -366,8 +369,7 @@ struct RawScaleServer {
   ~RawScaleServer() {
     ::kill(pid, SIGKILL);  // it serves until killed; it holds nothing to flush
     ::waitpid(pid, nullptr, 0);
-    ::unlink(path.c_str());
-    ::rmdir(path.substr(0, path.rfind('/')).c_str());
+    remove_socket(path);
   }
 };
 
