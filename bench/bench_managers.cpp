@@ -29,6 +29,7 @@
 //   BM_Scale_Clients_Raw/<k>   on a raw server that serves each client from
 //                              its own thread (as a manager's server does),
 //                              the table under a mutex
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -334,6 +335,9 @@ void BM_Scale_Clients_Lib(benchmark::State& state) {
 /// The raw server of the scaling series: a thread per accepted client, one
 /// table for all under a mutex; runs until killed.
 [[noreturn]] void raw_threaded_server(int listener) {
+  // Killed with the benchmark program, however that ends: nothing else would
+  // stop this accept loop.
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
   std::int64_t table[kKeys] = {};
   std::mutex mutex;
   while (true) {
