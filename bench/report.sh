@@ -86,10 +86,12 @@ step() {
   fi
   steps+=("\"$name\": $((SECONDS - t0))")
 }
-# The process series has no run script of its own: alternate it directly.
+# The process series has no run script of its own: alternate it directly, in
+# a shell of its own so that set -e stops it at a failure (step's `if` would
+# turn that off in a function).
 alternate_process() {
-  # shellcheck source=bench/alternate.sh
-  (source bench/alternate.sh && alternate bench_process bench/cpython_process.py bench/summarize_scale.py "$@")
+  bash -c 'set -euo pipefail; source bench/alternate.sh
+           alternate bench_process bench/cpython_process.py bench/summarize_scale.py "$@"' alternate_process "$@"
 }
 
 step process bench/run.sh --rounds "$r_fork"
