@@ -82,7 +82,12 @@ def operations(module, rounds):
                 row[side] = None
                 continue
             src, name = goal[side].split(':', 1)
-            values = [eval(goal['convert'], {}, {'x': r[0 if src == 'cpp' else 1][name]}) for r in rounds]
+            # A round without the value (a benchmark that failed) is left out.
+            found = [r[0 if src == 'cpp' else 1].get(name) for r in rounds]
+            values = [eval(goal['convert'], {}, {'x': x}) for x in found if x is not None]
+            if not values:
+                row[side] = None
+                continue
             row[side] = {'median': statistics.median(values), 'min': min(values), 'max': max(values),
                          'rounds': values}
             medians[side] = row[side]['median']
