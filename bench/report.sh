@@ -70,6 +70,10 @@ cmake --build --preset release -j "$(nproc)" --target bench_process bench_connec
 
 start=$(date -u '+%Y-%m-%d %H:%M UTC')
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+# The code measured: the commit, and whether the tree differs from it (the
+# results of earlier runs aside).
+commit="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+git diff --quiet HEAD -- . ':!bench/results' 2>/dev/null || commit+=" (with changes)"
 failed=() steps=()
 # step NAME COMMAND...: run it, keep its rounds in raw/NAME and its table in raw/NAME.txt.
 step() {
@@ -114,7 +118,7 @@ cat >"$out/meta.json" <<JSON
 {"date": "$start", "command": "${args[*]}", "rounds": "fork $r_fork, spawn $r_spawn, the others $r_rest, scaling $r_scale",
  "machine": "$(uname -srm), $(nproc) CPUs, $("$python" -V 2>&1), load average $load_before at the start",
  "load": ${load_before%% *}, "cpus": $(nproc),
- "commit": "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- 2>/dev/null || echo ' (with changes)')",
+ "commit": "$commit",
  "seconds": {$(IFS=,; echo "${steps[*]}")}, "failed": "${failed[*]}"}
 JSON
 
