@@ -1,22 +1,29 @@
-# bench/alternate.sh — sourced by run_connection.sh, run_synchronize.sh and
-# run_queues.sh: one C++ benchmark program and its CPython twin, alternated.
+# bench/alternate.sh — sourced by run_connection.sh, run_synchronize.sh,
+# run_queues.sh, run_pool.sh, run_managers.sh and report.sh: one C++ benchmark
+# program and its CPython twin, alternated.
 #
 #   alternate TARGET PY_SCRIPT SUMMARIZER [--rounds N] [--keep DIR]
+#             [--scale LIST [--py-scale LIST]]
 #
 # Builds the release preset's TARGET if needed (or runs $BENCH_<NAME>, e.g.
 # BENCH_QUEUES for bench_queues, when set), then runs it and PY_SCRIPT one after
 # the other for N rounds (default 3), swapping which goes first every round,
 # because one run on a shared 2-core machine can be off by up to 2x.  Round k
 # writes cpp-k.json and py-k.json; SUMMARIZER turns the directory into the
-# table.  --keep DIR keeps the JSON there.
+# table.  --keep DIR keeps the JSON there.  --scale LIST (sizes separated by
+# commas) runs the scaling series instead: the program with --scale=LIST, the
+# script with --scale LIST (or the --py-scale LIST, when CPython stops at
+# smaller sizes), and bench/summarize_scale.py instead of SUMMARIZER.
 alternate() {
   local target=$1 script=$2 summarize=$3
   shift 3
-  local rounds=3 keep=""
+  local rounds=3 keep="" scale="" py_scale=""
   while [[ $# -gt 0 ]]; do
     case "$1" in
       --rounds) rounds="$2"; shift 2 ;;
       --keep) keep="$2"; shift 2 ;;
+      --scale) scale="$2"; shift 2 ;;
+      --py-scale) py_scale="$2"; shift 2 ;;
       *) echo "$(basename "$0"): unknown argument '$1'" >&2; exit 2 ;;
     esac
   done
@@ -30,6 +37,12 @@ alternate() {
   if [[ -z "${!override:-}" ]]; then
     { [[ -f build/release/CMakeCache.txt ]] || cmake --preset release; } >/dev/null
     cmake --build --preset release --target "$target" -j 2 >/dev/null
+  fi
+  local cpp_args=() py_args=()
+  if [[ -n "$scale" ]]; then
+    cpp_args=("--scale=$scale")
+    py_args=(--scale "${py_scale:-$scale}")
+    summarize=bench/summarize_scale.py
   fi
   local out
   if [[ -n "$keep" ]]; then
@@ -45,11 +58,11 @@ alternate() {
   for ((k = 1; k <= rounds; k++)); do
     printf 'round %d/%d\r' "$k" "$rounds" >&2
     if ((k % 2)); then
-      "$bin" --benchmark_format=json >"$out/cpp-$k.json" 2>/dev/null
-      "$python" "$script" >"$out/py-$k.json"
+      "$bin" "${cpp_args[@]}" --benchmark_format=json >"$out/cpp-$k.json" 2>/dev/null
+      "$python" "$script" "${py_args[@]}" >"$out/py-$k.json"
     else
-      "$python" "$script" >"$out/py-$k.json"
-      "$bin" --benchmark_format=json >"$out/cpp-$k.json" 2>/dev/null
+      "$python" "$script" "${py_args[@]}" >"$out/py-$k.json"
+      "$bin" "${cpp_args[@]}" --benchmark_format=json >"$out/cpp-$k.json" 2>/dev/null
     fi
   done
   "$python" "$summarize" "$out"

@@ -12,6 +12,11 @@
 //   BM_Lib_DictRoundTrip    send({'a': 1, 'b': [1, 2, 3], 'c': 'xyz'}) and recv()
 //                           of the echo; the child echoes with recv() + send()
 //
+// With --scale=N1,N2,... only the scaling series run (bench/report.sh): one
+// round trip of n bytes per iteration, seconds per round trip:
+//   BM_Scale_RoundTrip_Lib/<n>   BM_Lib_RoundTrip64 with n-byte messages
+//   BM_Scale_RoundTrip_Raw/<n>   BM_Raw_RoundTrip64 with n-byte messages
+//
 // Times are manual (CLOCK_MONOTONIC around each op), µs per op; the value is
 // the median over repetitions, interleaved at random with the raw ones so that
 // both see the same noise.  bench/cpython_connection.py measures CPython the
@@ -28,6 +33,7 @@
 #include <cstring>
 #include <ctime>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <multiprocessing.hpp>
@@ -102,7 +108,8 @@ struct RawChild {
 
 // ------------------------------------------------------------------ round trip 64 B
 
-void BM_Lib_RoundTrip64(benchmark::State& state) {
+/// Round trips of `size`-byte messages to a forked echo child; `warmup` untimed first.
+void lib_round_trips(benchmark::State& state, std::size_t size, int warmup) {
   auto [c, child_conn] = conn::Pipe();
   mp::Process p({.target = [&c = c, &child_conn = child_conn] {
     c.close();  // the parent's end: kept open here, the child would never see EOF
@@ -113,8 +120,8 @@ void BM_Lib_RoundTrip64(benchmark::State& state) {
   }});
   p.start();
   child_conn.close();
-  std::string msg(64, 'x');
-  for (int i = 0; i < 100; ++i) {  // warm-up
+  std::string msg(size, 'x');
+  for (int i = 0; i < warmup; ++i) {
     c.send_bytes(msg);
     c.recv_bytes();
   }
@@ -129,7 +136,10 @@ void BM_Lib_RoundTrip64(benchmark::State& state) {
   p.join();
 }
 
-void BM_Raw_RoundTrip64(benchmark::State& state) {
+void BM_Lib_RoundTrip64(benchmark::State& state) { lib_round_trips(state, 64, 100); }
+
+/// The raw twin of lib_round_trips.
+void raw_round_trips(benchmark::State& state, std::size_t size, int warmup) {
   RawChild child([](int fd) {
     std::string buf, scratch;
     unsigned char h;
@@ -138,8 +148,8 @@ void BM_Raw_RoundTrip64(benchmark::State& state) {
       raw_send(fd, buf, scratch);
     }
   });
-  std::string msg(64, 'x'), buf, scratch;
-  for (int i = 0; i < 100; ++i) {
+  std::string msg(size, 'x'), buf, scratch;
+  for (int i = 0; i < warmup; ++i) {
     raw_send(child.fd, msg, scratch);
     raw_recv(child.fd, buf);
   }
@@ -149,6 +159,16 @@ void BM_Raw_RoundTrip64(benchmark::State& state) {
     raw_recv(child.fd, buf);
     state.SetIterationTime(now() - t0);
   }
+}
+
+void BM_Raw_RoundTrip64(benchmark::State& state) { raw_round_trips(state, 64, 100); }
+
+void BM_Scale_RoundTrip_Lib(benchmark::State& state) {
+  lib_round_trips(state, static_cast<std::size_t>(state.range(0)), 3);
+}
+
+void BM_Scale_RoundTrip_Raw(benchmark::State& state) {
+  raw_round_trips(state, static_cast<std::size_t>(state.range(0)), 3);
 }
 
 // ------------------------------------------------------------------ one way
@@ -247,6 +267,20 @@ void BM_Lib_DictRoundTrip(benchmark::State& state) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  std::vector<std::int64_t> scale = bench::take_scale(argc, argv);
+  if (!scale.empty()) {
+    // 64 MiB of messages per repetition: 1 M round trips of 64 B would be
+    // more than needed, so the count stops at 1000; 3 at least.
+    for (std::int64_t size : scale) {
+      std::int64_t iterations = std::clamp<std::int64_t>((std::int64_t{64} << 20) / size, 3, 1000);
+      for (auto [name, fn] : {std::pair{"BM_Scale_RoundTrip_Lib", &BM_Scale_RoundTrip_Lib},
+                              std::pair{"BM_Scale_RoundTrip_Raw", &BM_Scale_RoundTrip_Raw}}) {
+        benchmark::RegisterBenchmark(name, fn)->Arg(size)->Iterations(iterations)->Repetitions(3)->UseManualTime()->Unit(
+            benchmark::kMillisecond);
+      }
+    }
+    return bench::run_interleaved(argc, argv, /*scale=*/true);
+  }
   auto setup = [](benchmark::internal::Benchmark* b, int iterations) {
     b->Iterations(iterations)->Repetitions(5)->UseManualTime()->Unit(benchmark::kMicrosecond);
   };

@@ -20,6 +20,16 @@
 // itself with CLOCK_MONOTONIC.  One iteration = one batch of kOps ops; the
 // summarizer turns the median batch time into ops/s.  bench/cpython_managers.py
 // measures CPython the same way; bench/run_managers.sh runs both, alternating.
+//
+// With --scale=K1,K2,... only the scaling series run (bench/report.sh): k
+// forked clients at once, each doing kScaleOps `d[k] = v` after a warm-up;
+// the clients wait for one start signal and each times itself; a batch's
+// time is from the first client's start to the last one's end:
+//   BM_Scale_Clients_Lib/<k>   on one managed dict of a SyncManager
+//   BM_Scale_Clients_Raw/<k>   on a raw server that serves each client from
+//                              its own thread (as a manager's server does),
+//                              the table under a mutex
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -29,8 +39,13 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <algorithm>
+#include <csignal>
 #include <cstring>
+#include <mutex>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include <multiprocessing.hpp>
 
@@ -132,6 +147,27 @@ bool recv_framed(int fd, char* payload, std::size_t& size) {
   return size <= 64 && bench::read_all(fd, payload, size);
 }
 
+/// A listening AF_UNIX socket on a file in a fresh private directory under
+/// /tmp; `path` and `where` are set to its name.  remove_socket() undoes it.
+int listen_unix(std::string& path, sockaddr_un& where, int backlog) {
+  char dir[] = "/tmp/bench-managers-XXXXXX";
+  if (::mkdtemp(dir) == nullptr) std::abort();  // a private directory for the socket file
+  path = std::string(dir) + "/server.sock";
+  where.sun_family = AF_UNIX;
+  std::snprintf(where.sun_path, sizeof where.sun_path, "%s", path.c_str());
+  int listener = ::socket(AF_UNIX, SOCK_STREAM, 0);
+  if (::bind(listener, reinterpret_cast<sockaddr*>(&where), sizeof where) != 0 || ::listen(listener, backlog) != 0) {
+    std::abort();
+  }
+  return listener;
+}
+
+/// The socket file and its directory, once the server is gone.
+void remove_socket(const std::string& path) {
+  ::unlink(path.c_str());
+  ::rmdir(path.substr(0, path.rfind('/')).c_str());
+}
+
 [[noreturn]] void raw_server(int listener) {
   int c = ::accept(listener, nullptr, nullptr);
   std::int64_t table[kKeys] = {};
@@ -192,16 +228,8 @@ struct RawSide {
   std::string path;
 
   RawSide() {
-    char dir[] = "/tmp/bench-managers-XXXXXX";
-    if (::mkdtemp(dir) == nullptr) std::abort();
-    path = std::string(dir) + "/server.sock";
     sockaddr_un where{};
-    where.sun_family = AF_UNIX;
-    std::snprintf(where.sun_path, sizeof where.sun_path, "%s", path.c_str());
-    int listener = ::socket(AF_UNIX, SOCK_STREAM, 0);
-    if (::bind(listener, reinterpret_cast<sockaddr*>(&where), sizeof where) != 0 || ::listen(listener, 1) != 0) {
-      std::abort();
-    }
+    int listener = listen_unix(path, where, 1);
     server = ::fork();
     if (server == 0) raw_server(listener);
     ::close(listener);
@@ -232,12 +260,147 @@ struct RawSide {
     ::waitpid(server, nullptr, 0);
     ::close(commands);
     ::close(results);
-    ::unlink(path.c_str());
-    ::rmdir(path.substr(0, path.rfind('/')).c_str());
+    remove_socket(path);
   }
 };
 
 RawSide* raw = nullptr;  // made on first use, ended by main() before exit
+
+// ------------------------------------------------------------------ scaling
+
+constexpr std::int64_t kScaleOps = 1000;  // per client and batch
+
+/// The three pipes a batch of clients shares: each client says it is ready
+/// (one byte), waits for the start (one byte each), and writes its
+/// {start, end} times (16 bytes: one atomic pipe write).
+struct Batch {
+  int ready[2], go[2], times[2];
+  Batch() {
+    if (::pipe(ready) != 0 || ::pipe(go) != 0 || ::pipe(times) != 0) std::abort();
+  }
+  ~Batch() {
+    for (int fd : {ready[0], ready[1], go[0], go[1], times[0], times[1]}) ::close(fd);
+  }
+  /// A client's part: warm up, say ready, wait, run, report.
+  template <class Ops>
+  void client(Ops ops) const {
+    ops(64);
+    bench::write_all(ready[1], "r", 1);
+    char g;
+    if (!bench::read_all(go[0], &g, 1)) ::_exit(3);
+    double t[2] = {now(), 0};
+    ops(kScaleOps);
+    t[1] = now();
+    bench::write_all(times[1], reinterpret_cast<const char*>(t), sizeof t);
+  }
+  /// The parent's part, once k clients run: wait for all, start all, and
+  /// return the first start to the last end.
+  double run(std::int64_t k) const {
+    std::vector<char> bytes(static_cast<std::size_t>(k), 'g');
+    if (!bench::read_all(ready[0], bytes.data(), bytes.size())) std::abort();
+    bench::write_all(go[1], bytes.data(), bytes.size());
+    double first = 1e300, last = 0;
+    for (std::int64_t i = 0; i < k; ++i) {
+      double t[2];
+      if (!bench::read_all(times[0], reinterpret_cast<char*>(t), sizeof t)) std::abort();
+      first = std::min(first, t[0]);
+      last = std::max(last, t[1]);
+    }
+    return last - first;
+  }
+};
+
+mp::managers::SyncManager* scale_manager = nullptr;  // made on first use, ended by main()
+
+void BM_Scale_Clients_Lib(benchmark::State& state) {
+  if (scale_manager == nullptr) scale_manager = new mp::managers::SyncManager(mp::get_context("fork").Manager());
+  mp::managers::DictProxy d = scale_manager->dict();
+  std::int64_t k = state.range(0);
+  for (auto _ : state) {
+    Batch batch;
+    std::vector<std::unique_ptr<mp::BaseProcess>> clients;
+    for (std::int64_t c = 0; c < k; ++c) {
+      clients.push_back(mp::get_context("fork").Process({.target = [&batch, &d] {
+        batch.client([&d](std::int64_t n) {
+          for (std::int64_t i = 0; i < n; ++i) d.setitem(i % kKeys, i);
+        });
+      }}));
+      clients.back()->start();
+    }
+    state.SetIterationTime(batch.run(k));
+    for (auto& c : clients) c->join();
+  }
+}
+
+/// The raw server of the scaling series: a thread per accepted client, one
+/// table for all under a mutex; runs until killed.
+[[noreturn]] void raw_threaded_server(int listener) {
+  // Killed with the benchmark program, however that ends: nothing else would
+  // stop this accept loop.
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  std::int64_t table[kKeys] = {};
+  std::mutex mutex;
+  while (true) {
+    int c = ::accept(listener, nullptr, nullptr);  // the next client's connection
+    if (c < 0) continue;
+    std::thread([c, &table, &mutex] {
+      char payload[64];
+      std::size_t size;
+      while (recv_framed(c, payload, size)) {
+        std::int64_t value;
+        std::memcpy(&value, payload + 1, sizeof value);
+        {
+          std::lock_guard<std::mutex> hold(mutex);
+          table[value % kKeys] = value;
+        }
+        send_framed(c, 'r', kReply[0], 0);
+      }
+      ::close(c);  // the client left
+    }).detach();
+  }
+}
+
+struct RawScaleServer {
+  pid_t pid = -1;
+  std::string path;
+  sockaddr_un where{};
+  RawScaleServer() {
+    int listener = listen_unix(path, where, 64);  // up to 16 clients connect at once
+    pid = ::fork();
+    if (pid == 0) raw_threaded_server(listener);
+    ::close(listener);  // the server's now
+  }
+  ~RawScaleServer() {
+    ::kill(pid, SIGKILL);  // it serves until killed; it holds nothing to flush
+    ::waitpid(pid, nullptr, 0);
+    remove_socket(path);
+  }
+};
+
+RawScaleServer* raw_scale = nullptr;  // made on first use, ended by main()
+
+void BM_Scale_Clients_Raw(benchmark::State& state) {
+  if (raw_scale == nullptr) raw_scale = new RawScaleServer();
+  std::int64_t k = state.range(0);
+  for (auto _ : state) {
+    Batch batch;
+    std::vector<pid_t> clients;
+    for (std::int64_t c = 0; c < k; ++c) {
+      pid_t pid = ::fork();  // one raw client process
+      if (pid == 0) {
+        int s = ::socket(AF_UNIX, SOCK_STREAM, 0);
+        if (::connect(s, reinterpret_cast<const sockaddr*>(&raw_scale->where), sizeof raw_scale->where) != 0) ::_exit(3);
+        batch.client([s](std::int64_t n) {
+          for (std::int64_t i = 0; i < n; ++i) raw_call(s, 's', kRequest[0], i);
+        });
+        ::_exit(0);
+      }
+      clients.push_back(pid);
+    }
+    state.SetIterationTime(batch.run(k));
+    for (pid_t pid : clients) ::waitpid(pid, nullptr, 0);
+  }
+}
 
 /// One side's benchmark: the side made on first use, then one batch of kOps
 /// ops of kind range(0) per iteration, timed by the client process.
@@ -265,8 +428,14 @@ BENCHMARK(BM_Raw)->Apply(op_names)->UseManualTime()->Unit(benchmark::kMillisecon
 
 int main(int argc, char** argv) {
   mp::freeze_support();
-  int rc = bench::run_interleaved(argc, argv);
+  std::vector<std::int64_t> scale = bench::take_scale(argc, argv);
+  // One batch per iteration, 16 client batches per repetition at least.
+  bench::register_scale("BM_Scale_Clients_Lib", BM_Scale_Clients_Lib, scale, 16);
+  bench::register_scale("BM_Scale_Clients_Raw", BM_Scale_Clients_Raw, scale, 16);
+  int rc = bench::run_interleaved(argc, argv, /*scale=*/!scale.empty());
   delete raw;
   delete lib;
+  delete raw_scale;
+  delete scale_manager;
   return rc;
 }

@@ -16,6 +16,12 @@
 //                              thread collects the results
 //   BM_Raw_ApplyRtt            one 1-item task written, its result read
 //
+// With --scale=N1,N2,... only the scaling series run (bench/report.sh): one
+// map of n items per iteration, default chunksize, seconds per map:
+//   BM_Scale_Map_Lib/<n>   pool.map(ident, range(n))
+//   BM_Scale_Map_Raw/<n>   the raw pool's map of n items, chunks as Pool's
+//                          default cuts them (n / (4 x 2 workers), rounded up)
+//
 // Times are manual (CLOCK_MONOTONIC around each op); the value is the median
 // over repetitions.  bench/cpython_pool.py measures CPython the same way;
 // bench/run_pool.sh runs both, alternating, and prints the table.
@@ -66,21 +72,26 @@ mp::pool::Pool& the_pool() {
   return *pool;
 }
 
-void BM_Lib_Map(benchmark::State& state) {
+/// Maps of range(n) on the pool, timed one by one.
+void lib_maps(benchmark::State& state, std::int64_t n, std::optional<int> chunksize) {
   auto& pool = the_pool();
-  mp::Object::List items = range(kMapItems);
-  std::optional<int> chunksize;
-  if (state.range(0) > 0) chunksize = static_cast<int>(state.range(0));
+  mp::Object::List items = range(n);
   for (auto _ : state) {
     double t0 = now();
     mp::Object::List out = pool.map(ident, items, chunksize);
     double t1 = now();
-    if (out.size() != static_cast<std::size_t>(kMapItems) || out.back() != mp::Object(kMapItems - 1)) {
+    if (out.size() != static_cast<std::size_t>(n) || out.back() != mp::Object(n - 1)) {
       state.SkipWithError("wrong results");
       break;
     }
     state.SetIterationTime(t1 - t0);
   }
+}
+
+void BM_Lib_Map(benchmark::State& state) {
+  std::optional<int> chunksize;
+  if (state.range(0) > 0) chunksize = static_cast<int>(state.range(0));
+  lib_maps(state, kMapItems, chunksize);
 }
 
 void BM_Lib_ApplyAsyncRtt(benchmark::State& state) {
@@ -188,13 +199,21 @@ struct RawPool {
     for (int fd : {task_r, task_w, result_r, result_w}) ::close(fd);
     ::munmap(locks, 4096);
   }
-  // One map: a feeder thread writes the chunks, this thread collects.
+  // One map: a feeder thread writes the chunks, this thread collects.  When
+  // all the tasks fit in the task pipe's buffer (64 KiB), writing them cannot
+  // block: this thread writes them first, and no thread is started.
   void map(const std::vector<std::int64_t>& in, std::vector<std::int64_t>& out, std::int64_t chunk) {
     std::int64_t n = static_cast<std::int64_t>(in.size());
-    std::thread feeder([&] {
+    auto feed = [&] {
       std::vector<char> scratch;
       for (std::int64_t s = 0; s < n; s += chunk) send_message(task_w, s, in.data() + s, std::min(chunk, n - s), scratch);
-    });
+    };
+    std::thread feeder;
+    if (n * 8 + (n / chunk + 1) * 20 < 65536) {
+      feed();
+    } else {
+      feeder = std::thread(feed);
+    }
     std::int64_t got = 0, start;
     std::vector<std::int64_t> items;
     while (got < n) {
@@ -202,7 +221,7 @@ struct RawPool {
       std::memcpy(out.data() + start, items.data(), items.size() * 8);
       got += static_cast<std::int64_t>(items.size());
     }
-    feeder.join();
+    if (feeder.joinable()) feeder.join();
   }
 };
 
@@ -211,22 +230,33 @@ RawPool& the_raw_pool() {
   return *pool;
 }
 
-void BM_Raw_Map(benchmark::State& state) {
+/// Maps of n items on the raw pool in chunks of `chunk`, timed one by one.
+void raw_maps(benchmark::State& state, std::int64_t n, std::int64_t chunk) {
   auto& pool = the_raw_pool();
-  std::vector<std::int64_t> in(static_cast<std::size_t>(kMapItems)), out(in.size());
-  for (std::int64_t i = 0; i < kMapItems; ++i) in[static_cast<std::size_t>(i)] = i;
-  std::int64_t chunk = state.range(0) > 0 ? state.range(0) : 12500;
+  std::vector<std::int64_t> in(static_cast<std::size_t>(n)), out(in.size());
+  for (std::int64_t i = 0; i < n; ++i) in[static_cast<std::size_t>(i)] = i;
   for (auto _ : state) {
     double t0 = now();
     pool.map(in, out, chunk);
     double t1 = now();
-    if (out.back() != kMapItems - 1) {
+    if (out.back() != n - 1) {
       state.SkipWithError("wrong results");
       break;
     }
     state.SetIterationTime(t1 - t0);
   }
 }
+
+void BM_Raw_Map(benchmark::State& state) {
+  raw_maps(state, kMapItems, state.range(0) > 0 ? state.range(0) : 12500);
+}
+
+// ------------------------------------------------------------------ scaling
+
+void BM_Scale_Map_Lib(benchmark::State& state) { lib_maps(state, state.range(0), std::nullopt); }
+
+// Pool's default chunksize: 4 chunks per worker, 2 workers.
+void BM_Scale_Map_Raw(benchmark::State& state) { raw_maps(state, state.range(0), (state.range(0) + 7) / 8); }
 
 void BM_Raw_ApplyRtt(benchmark::State& state) {
   auto& pool = the_raw_pool();
@@ -259,5 +289,9 @@ BENCHMARK(BM_Lib_ImapUnordered)->UseManualTime()->Unit(benchmark::kMicrosecond)-
 
 int main(int argc, char** argv) {
   mp::freeze_support();
-  return bench::run_interleaved(argc, argv);
+  std::vector<std::int64_t> scale = bench::take_scale(argc, argv);
+  // 10 000 items per repetition at least: a map of 10 is too short to time alone.
+  bench::register_scale("BM_Scale_Map_Lib", BM_Scale_Map_Lib, scale, 10000);
+  bench::register_scale("BM_Scale_Map_Raw", BM_Scale_Map_Raw, scale, 10000);
+  return bench::run_interleaved(argc, argv, /*scale=*/!scale.empty());
 }

@@ -41,6 +41,14 @@
 // (--benchmark_enable_random_interleaving, on by default here) so that the
 // library and the raw calls see the same noise of this shared machine.
 //
+// With --scale=N1,N2,... only the scaling series run (bench/report.sh), one
+// batch of n children per iteration, seconds per batch:
+//   BM_Scale_StartJoinSeq_Lib/<n>   n library Processes (fork), each started and
+//                                   joined before the next
+//   BM_Scale_StartJoinSeq_Raw/<n>   n raw fork/_exit/waitpid, one after another
+//   BM_Scale_StartJoinAll_Lib/<n>   n library Processes all started, then all joined
+//   BM_Scale_StartJoinAll_Raw/<n>   n raw forks, then n waitpids
+//
 // Own flags (taken out before Google Benchmark sees the rest):
 //   --ops=N      timed ops per repetition        (default 300, the reference's)
 //   --reps=N     repetitions                     (default 5)
@@ -66,6 +74,8 @@
 #include <vector>
 
 #include <multiprocessing.hpp>
+
+#include "bench_common.hpp"
 
 extern char** environ;
 
@@ -232,6 +242,70 @@ void BM_RawForkWaitpid_RSS8M(benchmark::State& state) {
   ::munmap(ballast, size);
 }
 
+// ------------------------------------------------------------------ scaling
+
+bool library_all_op(std::int64_t n) {
+  auto& ctx = multiprocessing::get_context("fork");
+  std::vector<std::unique_ptr<multiprocessing::BaseProcess>> children;
+  children.reserve(static_cast<std::size_t>(n));
+  for (std::int64_t i = 0; i < n; ++i) {
+    children.push_back(ctx.Process({.target = noop}));
+    children.back()->start();
+  }
+  bool ok = true;
+  for (auto& p : children) {
+    p->join();
+    ok = ok && p->exitcode() == 0;
+  }
+  return ok;
+}
+
+bool raw_all_op(std::int64_t n) {
+  std::vector<pid_t> pids;
+  pids.reserve(static_cast<std::size_t>(n));
+  bool ok = true;
+  for (std::int64_t i = 0; i < n && ok; ++i) {
+    pid_t pid = ::fork();  // the children of one batch, all alive at once
+    if (pid == 0) ::_exit(0);
+    if (pid < 0) ok = false;
+    else pids.push_back(pid);
+  }
+  for (pid_t pid : pids) ok = wait_for_exit_0(pid) && ok;
+  return ok;
+}
+
+template <bool (*Op)()>
+bool sequential_op(std::int64_t n) {
+  bool ok = true;
+  for (std::int64_t i = 0; i < n && ok; ++i) ok = Op();
+  return ok;
+}
+
+/// One batch of n children per iteration; a warm-up batch of one first.
+template <bool (*Batch)(std::int64_t)>
+void run_batch(benchmark::State& state) {
+  std::int64_t n = state.range(0);
+  if (!Batch(1)) {
+    state.SkipWithError("child did not exit with code 0 (warm-up)");
+    return;
+  }
+  for (auto _ : state) {
+    double t0 = monotonic_seconds();
+    bool ok = Batch(n);
+    double t1 = monotonic_seconds();
+    if (!ok) {
+      state.SkipWithError("a child did not exit with code 0");
+      break;
+    }
+    state.SetIterationTime(t1 - t0);
+  }
+}
+
+void BM_Scale_StartJoinSeq_Lib(benchmark::State& state) { run_batch<sequential_op<library_op>>(state); }
+void BM_Scale_StartJoinSeq_Raw(benchmark::State& state) { run_batch<sequential_op<raw_fork_op>>(state); }
+void BM_Scale_StartJoinAll_Lib(benchmark::State& state) { run_batch<library_all_op>(state); }
+void BM_Scale_StartJoinAll_Raw(benchmark::State& state) { run_batch<raw_all_op>(state); }
+
 bool take_int_flag(std::string_view arg, std::string_view name, int& out) {
   if (!arg.starts_with(name)) return false;
   out = std::atoi(std::string(arg.substr(name.size())).c_str());
@@ -254,6 +328,7 @@ int main(int argc, char** argv) {
   if (argc == 2 && std::string_view(argv[1]) == "--exit-at-once") return 0;
 
   // Our own flags out, Google Benchmark's in.
+  std::vector<std::int64_t> scale = bench::take_scale(argc, argv);
   std::vector<char*> rest{argv[0]};
   bool interleave_given = false;
   for (int i = 1; i < argc; ++i) {
@@ -275,7 +350,14 @@ int main(int argc, char** argv) {
     void (*fn)(benchmark::State&);
     int ops;
   };
-  for (auto [name, fn, ops] : {Bench{"BM_ProcessStartJoin", &BM_ProcessStartJoin, g_ops},
+  if (!scale.empty()) {
+    // 100 children per repetition at least: a batch of one is too short to time alone.
+    bench::register_scale("BM_Scale_StartJoinSeq_Lib", BM_Scale_StartJoinSeq_Lib, scale, 100);
+    bench::register_scale("BM_Scale_StartJoinSeq_Raw", BM_Scale_StartJoinSeq_Raw, scale, 100);
+    bench::register_scale("BM_Scale_StartJoinAll_Lib", BM_Scale_StartJoinAll_Lib, scale, 100);
+    bench::register_scale("BM_Scale_StartJoinAll_Raw", BM_Scale_StartJoinAll_Raw, scale, 100);
+  }
+  for (auto [name, fn, ops] : scale.empty() ? std::vector<Bench>{Bench{"BM_ProcessStartJoin", &BM_ProcessStartJoin, g_ops},
                                Bench{"BM_RawForkWaitpid", &BM_RawForkWaitpid, g_ops},
                                Bench{"BM_RawForkWaitpid_RSS8M", &BM_RawForkWaitpid_RSS8M, g_ops},
                                Bench{"BM_SpawnStartJoin", &BM_SpawnStartJoin, g_spawn_ops},
@@ -284,7 +366,8 @@ int main(int argc, char** argv) {
                                Bench{"BM_RawPosixSpawnTrue", &BM_RawPosixSpawnTrue, g_ops},
                                Bench{"BM_RawPosixSpawnSelf", &BM_RawPosixSpawnSelf, g_spawn_ops},
                                Bench{"BM_RawPosixSpawnSmallExe", &BM_RawPosixSpawnSmallExe, g_spawn_ops},
-                               Bench{"BM_RawPosixSpawnEmptyMain", &BM_RawPosixSpawnEmptyMain, g_ops}}) {
+                               Bench{"BM_RawPosixSpawnEmptyMain", &BM_RawPosixSpawnEmptyMain, g_ops}}
+                                            : std::vector<Bench>{}) {
     benchmark::RegisterBenchmark(name, fn)
         ->Iterations(ops)
         ->Repetitions(g_reps)

@@ -14,6 +14,11 @@
 //                         around each write and another around each read, as
 //                         SimpleQueue's _wlock and _rlock
 //
+// With --scale=N1,N2,... only the scaling series run (bench/report.sh): one
+// round of n items per iteration, seconds per round:
+//   BM_Scale_Queue_Lib/<n>   BM_Lib_Queue's round with n items
+//   BM_Scale_Queue_Raw/<n>   BM_Raw_PipeFramedLocked's round with n items
+//
 // One repetition = one round, timed by hand with CLOCK_MONOTONIC (manual time:
 // the real_time reported is seconds per round); a warm-up round first, untimed.
 // bench/summarize_queues.py turns rounds into items/s.  The four are
@@ -56,11 +61,11 @@ using bench::write_all;
 /// One round: fork a producer that waits for 'go', then puts 0..n-1 and None;
 /// time from 'go' to the None got.
 template <class Q>
-double lib_round(mp::BaseContext& ctx, Q& q) {
+double lib_round(mp::BaseContext& ctx, Q& q, std::int64_t items = kLibItems) {
   auto [go_r, go_w] = ctx.Pipe(/*duplex=*/false);
-  auto producer = ctx.Process({.target = [&q, &go_r = go_r] {
+  auto producer = ctx.Process({.target = [&q, &go_r = go_r, items] {
     go_r.recv_bytes();  // wait for the parent's clock to start
-    for (std::int64_t i = 0; i < kLibItems; ++i) q.put(i);
+    for (std::int64_t i = 0; i < items; ++i) q.put(i);
     q.put(mp::None{});
   }});
   producer->start();
@@ -71,7 +76,7 @@ double lib_round(mp::BaseContext& ctx, Q& q) {
   while (!q.get().is_none()) ++got;
   double elapsed = now() - t0;
   producer->join();
-  if (got != kLibItems || producer->exitcode() != 0) {
+  if (got != items || producer->exitcode() != 0) {
     std::fprintf(stderr, "bench_queues: got %lld items, producer exit code %d\n",
                  static_cast<long long>(got), producer->exitcode().value_or(-1));
     std::exit(2);
@@ -112,7 +117,7 @@ struct SharedLocks {
 
 /// One raw round: a forked writer sends n framed 16-byte items then a 1-byte
 /// end frame; the reader reads header + payload until the end frame.
-double raw_round(SharedLocks* locks) {
+double raw_round(SharedLocks* locks, std::int64_t items = kRawItems) {
   // O_CLOEXEC: the library's benchmarks, interleaved with these, start
   // children too; none of them should hold a stray end of this pipe.
   int data[2], go[2];
@@ -127,7 +132,7 @@ double raw_round(SharedLocks* locks) {
     char g;
     if (!read_all(go[0], &g, 1)) ::_exit(4);
     char frame[4 + kPayload] = {0, 0, 0, static_cast<char>(kPayload)};
-    for (std::int64_t i = 0; i < kRawItems; ++i) {
+    for (std::int64_t i = 0; i < items; ++i) {
       frame[4] = static_cast<char>(i);  // the bytes vary, as the pickled ints do
       if (locks != nullptr) sem_acquire(&locks->wlock);
       write_all(data[1], frame, sizeof frame);
@@ -159,7 +164,7 @@ double raw_round(SharedLocks* locks) {
   int status = 0;
   while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
-  if (got != kRawItems || status != 0) std::abort();
+  if (got != items || status != 0) std::abort();
   return elapsed;
 }
 
@@ -171,21 +176,51 @@ void run_raw(benchmark::State& state, SharedLocks* locks) {
 
 void BM_Raw_PipeFramed(benchmark::State& state) { run_raw(state, nullptr); }
 
-void BM_Raw_PipeFramedLocked(benchmark::State& state) {
+/// `body(locks)` with the two locks of pipe_framed_locked made for it.
+template <class F>
+void with_shared_locks(F body) {
+  // MAP_SHARED: the forked writer must see the same semaphores.
   void* page = ::mmap(nullptr, sizeof(SharedLocks), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   if (page == MAP_FAILED) std::abort();
   auto* locks = static_cast<SharedLocks*>(page);
   ::sem_init(&locks->wlock, /*pshared=*/1, 1);
   ::sem_init(&locks->rlock, /*pshared=*/1, 1);
-  run_raw(state, locks);
+  body(locks);
   ::sem_destroy(&locks->wlock);
   ::sem_destroy(&locks->rlock);
-  ::munmap(page, sizeof(SharedLocks));
+  ::munmap(page, sizeof(SharedLocks));  // the writers have exited: nobody maps it but us
+}
+
+void BM_Raw_PipeFramedLocked(benchmark::State& state) {
+  with_shared_locks([&state](SharedLocks* locks) { run_raw(state, locks); });
+}
+
+// ------------------------------------------------------------------ scaling
+
+void BM_Scale_Queue_Lib(benchmark::State& state) {
+  auto& ctx = mp::get_context("fork");
+  auto q = ctx.Queue();
+  lib_round(ctx, q, 1);  // warm-up
+  for (auto _ : state) state.SetIterationTime(lib_round(ctx, q, state.range(0)));
+}
+
+void BM_Scale_Queue_Raw(benchmark::State& state) {
+  with_shared_locks([&state](SharedLocks* locks) {
+    raw_round(locks, 1);  // warm-up
+    for (auto _ : state) state.SetIterationTime(raw_round(locks, state.range(0)));
+  });
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
+  std::vector<std::int64_t> scale = bench::take_scale(argc, argv);
+  if (!scale.empty()) {
+    // A round forks its producer: 100 rounds of one item, one round of 100 or more.
+    bench::register_scale("BM_Scale_Queue_Lib", BM_Scale_Queue_Lib, scale, 100);
+    bench::register_scale("BM_Scale_Queue_Raw", BM_Scale_Queue_Raw, scale, 100);
+    return bench::run_interleaved(argc, argv, /*scale=*/true);
+  }
   struct Entry {
     const char* name;
     void (*fn)(benchmark::State&);

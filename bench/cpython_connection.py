@@ -7,11 +7,17 @@ The CPython side of bench/bench_connection.cpp, op for op:
   dict_roundtrip   send({'a': 1, 'b': [1, 2, 3], 'c': 'xyz'}) + recv() of the echo
 Each: warm-up, then 5 repetitions of n ops timed with time.perf_counter();
 value = median over repetitions of elapsed / n, in µs per op.  Prints JSON.
+
+--scale N1,N2,... measures the scaling series instead (bench/scale.py):
+RoundTrip/<n>, one send_bytes of n bytes + recv_bytes of the echo.
 """
+import argparse
 import json
 import multiprocessing as mp
 import statistics
 import time
+
+import scale
 
 REPS = 5
 
@@ -67,6 +73,24 @@ def with_child(target, *extra):
 
 
 def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--scale', type=scale.sizes, help='the scaling series for these message sizes')
+    args = parser.parse_args()
+    if args.scale:
+        a, p = with_child(echo_bytes)
+        results = {}
+        for size in args.scale:
+            m = b'x' * size
+
+            def rt(_):
+                a.send_bytes(m)
+                a.recv_bytes()
+            # 64 MiB of messages per repetition, 3 to 1000 round trips: as bench_connection.
+            results.update(scale.measure('RoundTrip', rt, [size], min(1000, max(3, (64 << 20) // size)) * size))
+        a.close()
+        p.join()
+        scale.dump(results)
+        return
     out = {}
     a, p = with_child(echo_bytes)
     msg = b'x' * 64

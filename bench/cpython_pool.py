@@ -8,11 +8,17 @@ warmed (one map of 1000) untimed:
   imap_unordered   for r in pool.imap_unordered(ident, range(10_000))
 Each: 7 repetitions; value = the median, in µs per op (a map, a call, a whole
 imap).  Prints JSON.
+
+--scale N1,N2,... measures the scaling series instead (bench/scale.py):
+Map/<n>, pool.map(ident, range(n)) with the default chunksize.
 """
+import argparse
 import json
 import multiprocessing as mp
 import statistics
 import time
+
+import scale
 
 REPS = 7
 
@@ -32,9 +38,15 @@ def per_op(op, n):
 
 
 def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--scale', type=scale.sizes, help='the scaling series for these numbers of items')
+    args = parser.parse_args()
     ctx = mp.get_context('fork')
     with ctx.Pool(2) as pool:
         pool.map(ident, range(1000))
+        if args.scale:
+            scale.dump(scale.measure('Map', lambda n: pool.map(ident, range(n)), args.scale, 10000))
+            return
         items = range(100_000)
         counter = iter(range(10**9))
         out = {

@@ -15,6 +15,10 @@ The CPython side of bench/bench_process.cpp (see bench/README.md):
 --measure picks which (default: fork,raw_os_fork, what bench/run.sh needs;
 bench/run_spawn.sh asks for spawn,forkserver).
 
+--scale N1,N2,... measures the scaling series instead (bench/scale.py), with
+the fork context: StartJoinSeq/<n> (n Processes, each started and joined
+before the next) and StartJoinAll/<n> (n started, then n joined).
+
 Method (shared/reference/bench-operations.md, "Common method"): one untimed
 warm-up round, then `reps` timed repetitions of `n` ops, each timed with
 time.perf_counter() (CLOCK_MONOTONIC); per repetition elapsed / n; the value
@@ -57,6 +61,16 @@ def raw_os_fork(n):
     return (time.perf_counter() - t0) / n
 
 
+def start_join_all(ctx, n):
+    children = [ctx.Process(target=noop) for _ in range(n)]
+    for p in children:
+        p.start()
+    for p in children:
+        p.join()
+        if p.exitcode != 0:
+            raise RuntimeError(f'child exit code {p.exitcode!r}, expected 0')
+
+
 def main():
     import argparse
     import json
@@ -64,6 +78,8 @@ def main():
     import platform
     import statistics
     import sys
+
+    import scale
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--reps', type=int, default=5)
@@ -75,7 +91,16 @@ def main():
                         help='forkserver Process start+join per rep')
     parser.add_argument('--n-raw', type=int, default=60, help='os.fork/waitpid per rep')
     parser.add_argument('--warmup', type=int, default=5, help='untimed ops of each kind')
+    parser.add_argument('--scale', type=scale.sizes,
+                        help='the scaling series for these numbers of children')
     args = parser.parse_args()
+
+    if args.scale:
+        ctx = multiprocessing.get_context('fork')
+        results = scale.measure('StartJoinSeq', lambda n: process_start_join(ctx, n) * n, args.scale, 100)
+        results.update(scale.measure('StartJoinAll', lambda n: start_join_all(ctx, n), args.scale, 100))
+        scale.dump(results)
+        return
 
     # name -> (one repetition of n ops, returning s/op; n)
     measures = {}

@@ -8,26 +8,32 @@ queue_throughput), variant for variant:
   SimpleQueue  the same over SimpleQueue
 One warm-up round, then 5 rounds, each timed with time.perf_counter(); value =
 median over rounds of the seconds per round.  Prints JSON.
+
+--scale N1,N2,... measures the scaling series instead (bench/scale.py):
+Queue/<n>, one Queue round of n items.
 """
+import argparse
 import json
 import multiprocessing as mp
 import statistics
 import time
 
+import scale
+
 N = 50_000
 REPS = 5
 
 
-def producer(q, go):
+def producer(q, go, n):
     go.recv_bytes()
-    for i in range(N):
+    for i in range(n):
         q.put(i)
     q.put(None)
 
 
-def one_round(ctx, q):
+def one_round(ctx, q, n=N):
     go_r, go_w = ctx.Pipe(duplex=False)
-    p = ctx.Process(target=producer, args=(q, go_r))
+    p = ctx.Process(target=producer, args=(q, go_r, n))
     p.start()
     go_r.close()
     t0 = time.perf_counter()
@@ -39,12 +45,21 @@ def one_round(ctx, q):
     elapsed = time.perf_counter() - t0
     p.join()
     go_w.close()
-    assert got == N and p.exitcode == 0, (got, p.exitcode)
+    assert got == n and p.exitcode == 0, (got, p.exitcode)
     return elapsed
 
 
 def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--scale', type=scale.sizes, help='the scaling series for these numbers of items')
+    args = parser.parse_args()
     ctx = mp.get_context('fork')
+    if args.scale:
+        q = ctx.Queue()
+        # A round times itself from 'go' on, as BM_Scale_Queue_Lib's does.
+        scale.dump(scale.measure('Queue', lambda n: one_round(ctx, q, n), args.scale, 100,
+                                 own_time=True))
+        return
     out = {}
     for name, make in (('Queue', ctx.Queue), ('SimpleQueue', ctx.SimpleQueue)):
         q = make()

@@ -14,6 +14,8 @@ import pathlib
 import statistics
 import sys
 
+from rounds import print_goals
+
 # column name -> (source, name in that source's JSON)
 COLUMNS = {
     'library': ('cpp', 'BM_ProcessStartJoin'),
@@ -74,8 +76,7 @@ def main(directory):
           f"rounds: min {min(per_round):8.2f}  max {max(per_round):8.2f}")
     print(f"  raw fork with 8 MiB of dirty heap (reference 'fork_exit_waitpid_rss8M'): "
           f"{med['raw fork, 8 MiB dirty']:.0f} µs, {med['raw fork, 8 MiB dirty'] / raw:.2f}× raw")
-    goal = 'holds' if lib / raw <= 1.5 else 'does NOT hold'
-    print(f'  goal "library within 1.5× of raw fork/waitpid": {goal} ({lib / raw:.2f}×)')
+    print_goals('process', directory, cpp_values, py_values)  # the goals of bench/goals.tsv
 
 
 if __name__ == '__main__':

@@ -6,7 +6,7 @@ the rounds of that round's value (itself a median over repetitions).
 """
 import sys
 
-from rounds import cpp_medians, load_rounds, median
+from rounds import cpp_medians, load_rounds, median, print_goals
 
 BATCH = {64: 2000, 4096: 500, 1 << 20: 20}
 
@@ -40,12 +40,7 @@ def main(directory):
     print(f'| dict round trip (µs) | {dlib:.1f} | ({raw64:.1f}: raw 64 B) | {dcpy:.1f} | '
           f'{dlib / raw64:.2f}× | {dcpy / dlib:.2f}× |')
     print()
-    lat = med(0, 'BM_Lib_RoundTrip64') / raw64
-    thr = (med(0, 'BM_Raw_OneWay/1048576') / med(0, 'BM_Lib_OneWay/1048576'))
-    print(f'goal latency within 1.2x of raw: {"holds" if lat <= 1.2 else "does NOT hold"} ({lat:.2f}x)')
-    print(f'goal 1 MiB throughput >= 80% of raw: {"holds" if thr >= 0.8 else "does NOT hold"} ({thr:.0%})')
-    dr = dlib / raw64
-    print(f'goal dict round trip within 1.3x of raw 64 B: {"holds" if dr <= 1.3 else "does NOT hold"} ({dr:.2f}x)')
+    print_goals('connection', directory, cpp_values)  # the goals of bench/goals.tsv
 
 
 if __name__ == '__main__':

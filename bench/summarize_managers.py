@@ -2,13 +2,12 @@
 
 DIR holds cpp-<k>.json (bench_managers --benchmark_format=json) and py-<k>.json
 (cpython_managers.py) per round k; each cell is the median over the rounds of
-that round's value (itself a median over repetitions).  The goal: each of the
-library's ops at least 0.8 of the raw round trip's rate (the lock op is two
-round trips on both sides).
+that round's value (itself a median over repetitions).  The goals are
+bench/goals.tsv's (the lock op is two round trips on both sides).
 """
 import sys
 
-from rounds import cpp_medians, load_rounds, median
+from rounds import cpp_medians, load_rounds, median, print_goals
 
 OPS = 3000
 NAMES = ('set', 'get', 'lock', 'append')
@@ -36,14 +35,11 @@ def main(directory):
     print()
     print('| operation | library | raw framed unix socket | CPython 3.11 | library÷raw | library÷CPython |')
     print('|---|---:|---:|---:|---:|---:|')
-    goals = []
     for op in NAMES:
         lib, raw, cpy = med(0, f'lib/{op}'), med(0, f'raw/{op}'), med(1, op)
         print(f'| `{LABELS[op]}` | {lib / 1e3:.1f} | {raw / 1e3:.1f} | {cpy / 1e3:.1f} | {lib / raw:.2f} | {lib / cpy:.1f}× |')
-        goals.append((f'{op} >= 0.8 of raw', lib / raw >= 0.8, f'{lib / raw:.2f}'))
     print()
-    for text, ok, value in goals:
-        print(f'goal {text}: {"holds" if ok else "does NOT hold"} ({value})')
+    print_goals('managers', directory, cpp_values)  # the goals of bench/goals.tsv
 
 
 if __name__ == '__main__':

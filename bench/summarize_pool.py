@@ -6,7 +6,7 @@ round's value (itself a median over repetitions).
 """
 import sys
 
-from rounds import cpp_medians, load_rounds, median
+from rounds import cpp_medians, load_rounds, median, print_goals
 
 MAP_ITEMS = 100_000
 IMAP_ITEMS = 10_000
@@ -31,22 +31,18 @@ def main(directory):
     print()
     print('| operation | library | raw pool | CPython 3.11 | library÷CPython | raw÷library |')
     print('|---|---:|---:|---:|---:|---:|')
-    goals = []
     for label, lib_name, raw_name, py_name in (('map, default chunksize', 'BM_Lib_Map/0', 'BM_Raw_Map/0', 'map_default'),
                                                ('map, chunksize 1000', 'BM_Lib_Map/1000', 'BM_Raw_Map/1000', 'map_chunk1000')):
         lib = MAP_ITEMS / med(0, lib_name)  # items per µs = M items/s
         raw = MAP_ITEMS / med(0, raw_name)
         cpy = MAP_ITEMS / med(1, py_name)
         print(f'| {label} (M items/s) | {lib:.1f} | {raw:.1f} | {cpy:.2f} | {lib / cpy:.1f}× faster | {raw / lib:.1f}× |')
-        goals.append((f'pool map ({label}) >= 10x CPython', lib / cpy >= 10, f'{lib / cpy:.1f}x'))
     lib, raw, cpy = med(0, 'BM_Lib_ApplyAsyncRtt'), med(0, 'BM_Raw_ApplyRtt'), med(1, 'apply_async_rtt')
     print(f'| apply_async(...).get() (µs) | {lib:.1f} | {raw:.1f} | {cpy:.1f} | {cpy / lib:.1f}× faster | {lib / raw:.2f}× slower |')
-    goals.append(('apply_async round trip within 2x of raw', lib / raw <= 2, f'{lib / raw:.2f}x'))
     lib, cpy = med(0, 'BM_Lib_ImapUnordered'), med(1, 'imap_unordered')
     print(f'| imap_unordered, 10 000 items (k items/s) | {IMAP_ITEMS / lib * 1e3:.0f} | | {IMAP_ITEMS / cpy * 1e3:.0f} | {cpy / lib:.1f}× faster | |')
     print()
-    for text, ok, value in goals:
-        print(f'goal {text}: {"holds" if ok else "does NOT hold"} ({value})')
+    print_goals('pool', directory, cpp_values)  # the goals of bench/goals.tsv
 
 
 if __name__ == '__main__':

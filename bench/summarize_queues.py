@@ -6,9 +6,7 @@ that round's value (itself a median over repetitions), in items per second.
 """
 import sys
 
-from rounds import cpp_medians, load_rounds, median
-
-GOAL = 0.8  # the goal: Queue >= 0.8 x the raw framed pipe with its locks
+from rounds import cpp_medians, load_rounds, median, print_goals
 
 
 def cpp_values(doc):
@@ -36,17 +34,14 @@ def main(directory):
     print()
     print('| variant | library | CPython 3.11 | library÷CPython | library÷pipe_framed_locked | library÷pipe_framed |')
     print('|---|---:|---:|---:|---:|---:|')
-    ratios = {}
     for variant in ('Queue', 'SimpleQueue'):
         lib, cpy = med(0, f'BM_Lib_{variant}'), med(1, variant)
-        ratios[variant] = lib / locked
         print(f'| {variant} | {lib / 1e6:.2f} M | {cpy / 1e6:.3f} M | {lib / cpy:.1f}× | '
               f'{lib / locked:.2f} | {lib / framed:.2f} |')
     print(f'| C pipe_framed_locked | {locked / 1e6:.2f} M | | | 1.00 | {locked / framed:.2f} |')
     print(f'| C pipe_framed | {framed / 1e6:.2f} M | | | | 1.00 |')
     print()
-    q = ratios['Queue']
-    print(f'goal Queue >= {GOAL} x pipe_framed_locked: {"holds" if q >= GOAL else "does NOT hold"} ({q:.2f}x)')
+    print_goals('queues', directory, cpp_values, py_values)  # the goals of bench/goals.tsv
 
 
 if __name__ == '__main__':

@@ -7,7 +7,7 @@ the rounds of that round's value (itself a median over repetitions).
 import statistics
 import sys
 
-from rounds import cpp_medians, load_rounds, median
+from rounds import cpp_medians, load_rounds, median, print_goals
 
 PAIRS = 100_000          # bench_synchronize.cpp: kPairs, pairs per timed op
 INCREMENTS = 1_000_000   # bench_synchronize.cpp: kIncrements, per process
@@ -73,14 +73,7 @@ def main(directory):
     print(f"  {'raw÷Lock counter by round':<28} median {statistics.median(by_round):8.2f}      "
           f'rounds: min {min(by_round):8.2f}  max {max(by_round):8.2f}')
     print()
-    u = med(0, 'BM_Lib_Lock') / raw
-    print(f'goal uncontended Lock within 1.2x of sem_wait+sem_post: '
-          f'{"holds" if u <= 1.2 else "does NOT hold"} ({u:.2f}x)')
-    for lib_name, label in (('BM_Lib_Lock_Counter', 'Lock'), ('BM_Lib_RLock_Counter', 'RLock'),
-                            ('BM_Lib_Value_Counter', "Value('i')")):
-        c = rawc / med(0, lib_name)
-        print(f'goal contended counter ({label}) within 1.5x of raw semaphore: '
-              f'{"holds" if c <= 1.5 else "does NOT hold"} ({c:.2f}x)')
+    print_goals('synchronize', directory, cpp_values)  # the goals of bench/goals.tsv
 
 
 if __name__ == '__main__':
