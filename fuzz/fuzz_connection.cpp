@@ -15,16 +15,14 @@
 // used at once stays within 4 MiB + 8 bytes per input byte (a header that
 // announces 2 GiB costs the reader 1 MiB, then the buffer doubles only as
 // bytes arrive).
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
 #include <span>
 #include <string>
+#include <string_view>
 
-#include "fuzz/memory.hpp"
+#include "fuzz/support.hpp"
 #include "multiprocessing/connection.hpp"
 #include "multiprocessing/os.hpp"
 
@@ -79,16 +77,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   fuzz::HeapPeak::start();
   {
     auto [near, far] = connection::Pipe(true);
-    // The peer's bytes, all at once: the inputs are at most 4 KiB (-max_len),
-    // well under a socketpair's buffer, so this write does not block.
-    std::size_t done = 1;
-    while (done < size) {
-      ssize_t n = ::write(far.fileno(), data + done, size - done);
-      if (n <= 0) std::abort();  // the harness itself failed
-      done += static_cast<std::size_t>(n);
-    }
-    // Shut the peer's writing side: past the input, the near end reads EOF.
-    ::shutdown(far.fileno(), SHUT_WR);
+    fuzz::send_all_then_eof(far.fileno(), std::string_view(reinterpret_cast<const char*>(data) + 1, size - 1));
     try {
       run(mode, near);
     } catch (const mp::Exception&) {

@@ -12,6 +12,8 @@
 //  - the input is written into the far end of a socketpair, whose writing
 //    side is then shut down, and serve_client runs on the near end until it
 //    returns (EOF, a broken stream); a thread drains the replies;
+//  - a request carrying a proxy connects to the proxy's manager, as in
+//    Python: over AF_UNIX only (see connect() below);
 //  - then the dict, and whatever the requests made (iterators), are
 //    released with decref, and the server must hold no object.
 // What it checks: serve_client returns (a bad request fails that call with
@@ -19,7 +21,10 @@
 // only); nothing escapes it, crashes or hangs; the heap used at once stays
 // within 1 MiB + 1024 bytes per input byte; no object outlives its input.
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
+
+#include <cerrno>
 
 #include <cstddef>
 #include <cstdint>
@@ -30,13 +35,29 @@
 #include <string>
 #include <thread>
 
-#include "fuzz/memory.hpp"
+#include "fuzz/support.hpp"
 #include "multiprocessing/connection.hpp"
 #include "multiprocessing/managers.hpp"
 
 namespace mp = multiprocessing;
 namespace connection = multiprocessing::connection;
 namespace managers = multiprocessing::managers;
+
+/// The target stays off the network.  A request may carry a proxy whose
+/// token names any address, and unpickling it connects there, as Python's
+/// RebuildProxy does; an AF_INET address that routes nowhere would hold the
+/// input until the connection's 20 s deadline (CONNECTION_TIMEOUT), past
+/// libFuzzer's -timeout.  This definition of connect(2), which the library's
+/// calls reach instead of the C library's, refuses AF_INET and AF_INET6 at
+/// once (ENETUNREACH) and makes the system call for AF_UNIX.
+extern "C" int connect(int fd, const struct sockaddr* address, socklen_t length) {
+  if (address != nullptr && (address->sa_family == AF_INET || address->sa_family == AF_INET6)) {
+    errno = ENETUNREACH;
+    return -1;
+  }
+  // The system call itself, as the C library's connect makes it.
+  return static_cast<int>(::syscall(SYS_connect, fd, address, length));
+}
 
 namespace {
 
@@ -86,14 +107,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         input.replace(at, kPlaceholder.size(), ident);
       }
     }
-    // The client's bytes, all at once (at most 16 KiB: -max_len), then EOF.
-    std::size_t done = 0;
-    while (done < input.size()) {
-      ssize_t n = ::write(far.fileno(), input.data() + done, input.size() - done);
-      if (n <= 0) std::abort();  // the harness itself failed
-      done += static_cast<std::size_t>(n);
-    }
-    ::shutdown(far.fileno(), SHUT_WR);
+    fuzz::send_all_then_eof(far.fileno(), input);  // the client's requests, then EOF
     // The replies: read and dropped, so that serve_client never blocks on a
     // full socket.  Ends at EOF, once the near end is closed below.
     std::thread drain([fd = far.fileno()] {

@@ -18,7 +18,7 @@
 #include <string>
 #include <string_view>
 
-#include "fuzz/memory.hpp"
+#include "fuzz/support.hpp"
 #include "multiprocessing/reduction/pickle.hpp"
 
 namespace reduction = multiprocessing::reduction;

@@ -20,7 +20,7 @@
 #include <cstdio>
 #include <cstdlib>
 
-#include "fuzz/memory.hpp"
+#include "fuzz/support.hpp"
 #include "multiprocessing/resource_tracker.hpp"
 
 namespace resource_tracker = multiprocessing::resource_tracker;

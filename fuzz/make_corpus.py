@@ -110,6 +110,20 @@ def managers():
           frame(pickle.dumps((IDENT, 5, (), {}), 4)) + call("__len__"))
     write("managers", "control_request", frame(pickle.dumps((None, "number_of_objects", (), {}), 4)))
     write("managers", "broken_stream", call("__len__") + b"\x00\x00\x01\x00partial")
+    # A request carrying a proxy, whose unpickling connects to the proxy's
+    # manager (RebuildProxy): at a path with no socket, at a TCP address.
+    from multiprocessing.managers import DictProxy, RebuildProxy, Token
+
+    class Proxy:
+        def __init__(self, address):
+            self.address = address
+
+        def __reduce__(self):
+            return RebuildProxy, (DictProxy, Token("dict", self.address, "abc"), "pickle", {})
+    write("managers", "proxy_unreachable_unix",
+          call("__setitem__", ("k", Proxy("/nonexistent/mp-no-manager"))) + call("__len__"))
+    write("managers", "proxy_unreachable_tcp",
+          call("__setitem__", ("k", Proxy(("10.255.255.1", 5000)))) + call("__len__"))
 
 
 def resource_tracker():

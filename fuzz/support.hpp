@@ -1,4 +1,7 @@
-// fuzz/memory.hpp
+// fuzz/support.hpp
+// What the fuzz targets share: the heap bound they check (HeapPeak), and the
+// peer that writes an input into a socket and then says no more (send_all_then_eof).
+//
 // The heap a fuzz target's one input may use, measured: every target states
 // a bound in bytes per input byte (fuzz/README.md) and checks it with this.
 // libFuzzer's own -malloc_limit_mb catches one huge allocation; this catches
@@ -11,11 +14,14 @@
 #pragma once
 
 #include <sanitizer/allocator_interface.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cstddef>
 #include <cstdio>
 #include <cstdlib>
+#include <string_view>
 
 namespace fuzz {
 
@@ -58,5 +64,23 @@ class HeapPeak {
   static inline std::atomic<long> peak_{0};
   static inline long baseline_ = 0;
 };
+
+/// Be the peer: write all of `bytes` into the socket `fd`, then shut its
+/// writing side down, so that the other end reads the bytes and then EOF,
+/// and no read of it ever blocks.  The inputs are at most 16 KiB
+/// (-max_len), under a socketpair's buffer, so the write does not block.
+inline void send_all_then_eof(int fd, std::string_view bytes) {
+  std::size_t done = 0;
+  while (done < bytes.size()) {
+    ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+    if (n <= 0) {
+      std::perror("fuzz: write to the socketpair");  // the harness failed, not the library
+      std::abort();
+    }
+    done += static_cast<std::size_t>(n);
+  }
+  // SHUT_WR: the other end reads EOF past the input; this end stays readable.
+  ::shutdown(fd, SHUT_WR);
+}
 
 }  // namespace fuzz
