@@ -1752,9 +1752,9 @@ void Server::serve_client(connection::Connection& conn) {
   util::debug("starting server thread to service a client");
   while (true) {
     Object msg;
+    std::string message;
     try {
-      Object request = conn.recv();
-      msg = _dispatch(conn, request);
+      message = conn.recv_bytes();
     } catch (const EOFError&) {
       util::debug("got EOF -- exiting thread serving a client");
       return;  // Python: sys.exit(0) of this thread
@@ -1762,14 +1762,20 @@ void Server::serve_client(connection::Connection& conn) {
       // The stream itself failed: EOF in mid-message, a length that is no
       // length, a reset.  Its framing is lost, so no later message can be
       // found in it: end this connection (Python answers '#TRACEBACK' and
-      // goes on reading the lost stream).  A bad pickle in a whole message
-      // is not an OSError: it gets its '#TRACEBACK' below and the
-      // connection serves on, as in Python.
+      // goes on reading the lost stream).
       util::debug(std::string("connection failed (") + e.what() + ") -- exiting thread serving a client");
       return;
+    }
+    try {
+      // Python: the recv() of serve_client's loop, after the bytes: the
+      // unpickling, apart from the reading, so that what it raises fails
+      // this request only, the OSError of a proxy in the request whose
+      // manager cannot be reached included.
+      Object request = reduction::ForkingPickler::loads(message);
+      msg = _dispatch(conn, request);
     } catch (const std::exception& e) {
-      // A whole message that is no pickle: its '#TRACEBACK', and the
-      // connection serves on.
+      // A whole message that is no pickle, or that names a proxy that cannot
+      // be rebuilt: its '#TRACEBACK', and the connection serves on.
       msg = Object::Tuple{{"#TRACEBACK", format_exc(e, "serve_client")}};
     }
     try {

@@ -94,77 +94,6 @@ Message warning() {
   return m;
 }
 
-/// One registered name.
-struct Entry {
-  int type;
-  std::size_t len;
-  char name[MAX_MESSAGE + 1];  // NUL-terminated for shm_unlink/sem_unlink
-};
-
-/// Python: `cache = {rtype: set() for rtype in _CLEANUP_FUNCS}`: the names
-/// registered and not unregistered yet.  An array in pages from mmap(2),
-/// which takes no lock in user space (unlike malloc); grown by doubling.
-class Cache {
- public:
-  bool contains(int type, const char* name, std::size_t len) const { return find(type, name, len) >= 0; }
-
-  /// Python: cache[rtype].add(name).  False if out of memory.
-  bool add(int type, const char* name, std::size_t len) {
-    if (contains(type, name, len)) return true;
-    if (count_ == capacity_ && !grow()) return false;
-    Entry& e = entries_[count_++];
-    e.type = type;
-    e.len = len;
-    std::memcpy(e.name, name, len);
-    e.name[len] = '\0';
-    return true;
-  }
-
-  /// Python: cache[rtype].remove(name).  False if it was not there.
-  bool remove(int type, const char* name, std::size_t len) {
-    long i = find(type, name, len);
-    if (i < 0) return false;
-    // Order does not matter (a set): move the last entry into the hole.
-    entries_[i] = entries_[--count_];
-    return true;
-  }
-
-  std::size_t count(int type) const {
-    std::size_t n = 0;
-    for (std::size_t i = 0; i < count_; ++i) n += entries_[i].type == type;
-    return n;
-  }
-  std::size_t size() const { return count_; }
-  const Entry& operator[](std::size_t i) const { return entries_[i]; }
-
- private:
-  long find(int type, const char* name, std::size_t len) const {
-    for (std::size_t i = 0; i < count_; ++i) {
-      const Entry& e = entries_[i];
-      if (e.type == type && e.len == len && std::memcmp(e.name, name, len) == 0) return static_cast<long>(i);
-    }
-    return -1;
-  }
-
-  bool grow() {
-    std::size_t capacity = capacity_ == 0 ? 64 : 2 * capacity_;
-    // Anonymous private pages: zeroed, not shared with anyone, freed at exit.
-    void* p = ::mmap(nullptr, capacity * sizeof(Entry), PROT_READ | PROT_WRITE,
-                     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED) return false;
-    Entry* entries = static_cast<Entry*>(p);
-    if (count_ > 0) std::memcpy(entries, entries_, count_ * sizeof(Entry));
-    if (entries_ != nullptr) ::munmap(entries_, capacity_ * sizeof(Entry));
-    entries_ = entries;
-    capacity_ = capacity;
-    return true;
-  }
-
-  Entry* entries_ = nullptr;
-  std::size_t count_ = 0;
-  std::size_t capacity_ = 0;
-};
-
 /// Python: sys.excepthook(*sys.exc_info()) for a bad line: the tracker reports
 /// it on stderr and goes on reading.
 void report_error(const char* type, const char* text, const char* detail = nullptr,
@@ -175,8 +104,95 @@ void report_error(const char* type, const char* text, const char* detail = nullp
   m.emit();
 }
 
-/// One line of the protocol, "CMD:name:rtype" without its newline.
-void handle_line(Cache& cache, const char* line, std::size_t len) {
+/// The errno text for a warning.  strerrordesc_np returns a constant string,
+/// with no locale lookup and no buffer (unlike strerror).
+const char* describe(int err) {
+  const char* text = ::strerrordesc_np(err);
+  return text != nullptr ? text : "Unknown error";
+}
+
+}  // namespace
+
+// ------------------------------------------------ the tracker's protocol
+
+/// One registered name.
+struct _TrackerProtocol::Entry {
+  int type;
+  std::size_t len;
+  char name[MAX_MESSAGE + 1];  // NUL-terminated for shm_unlink/sem_unlink
+};
+
+_TrackerProtocol::~_TrackerProtocol() {
+  // The table's pages go back to the kernel (the tracker itself never gets
+  // here: it leaves with _exit).
+  if (entries_ != nullptr) ::munmap(entries_, capacity_ * sizeof(Entry));
+}
+
+void _TrackerProtocol::feed(const char* data, std::size_t n) {
+  for (std::size_t i = 0; i < n; ++i) {
+    char c = data[i];
+    if (c == '\n') {
+      if (overlong_) report_error("ValueError", "line too long");
+      else _handle_line(line_, line_len_);
+      line_len_ = 0;
+      overlong_ = false;
+    } else if (line_len_ < MAX_MESSAGE) {
+      line_[line_len_++] = c;
+    } else {
+      overlong_ = true;
+    }
+  }
+}
+
+std::size_t _TrackerProtocol::count(std::string_view rtype) const {
+  std::size_t n = 0;
+  for (std::size_t i = 0; i < count_; ++i) n += rtype == TYPE_NAMES[entries_[i].type];
+  return n;
+}
+
+long _TrackerProtocol::_find(int type, const char* name, std::size_t len) const {
+  for (std::size_t i = 0; i < count_; ++i) {
+    const Entry& e = entries_[i];
+    if (e.type == type && e.len == len && std::memcmp(e.name, name, len) == 0) return static_cast<long>(i);
+  }
+  return -1;
+}
+
+bool _TrackerProtocol::_add(int type, const char* name, std::size_t len) {
+  if (_find(type, name, len) >= 0) return true;
+  if (count_ == capacity_ && !_grow()) return false;
+  Entry& e = entries_[count_++];
+  e.type = type;
+  e.len = len;
+  std::memcpy(e.name, name, len);
+  e.name[len] = '\0';
+  return true;
+}
+
+bool _TrackerProtocol::_remove(int type, const char* name, std::size_t len) {
+  long i = _find(type, name, len);
+  if (i < 0) return false;
+  // Order does not matter (a set): move the last entry into the hole.
+  entries_[i] = entries_[--count_];
+  return true;
+}
+
+bool _TrackerProtocol::_grow() {
+  std::size_t capacity = capacity_ == 0 ? 64 : 2 * capacity_;
+  // Anonymous private pages: zeroed, not shared with anyone, freed at exit.
+  void* p = ::mmap(nullptr, capacity * sizeof(Entry), PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) return false;
+  Entry* entries = static_cast<Entry*>(p);
+  if (count_ > 0) std::memcpy(entries, entries_, count_ * sizeof(Entry));
+  // The old, smaller table is no longer needed.
+  if (entries_ != nullptr) ::munmap(entries_, capacity_ * sizeof(Entry));
+  entries_ = entries;
+  capacity_ = capacity;
+  return true;
+}
+
+void _TrackerProtocol::_handle_line(const char* line, std::size_t len) {
   // Python: line.strip().decode('ascii').split(':'), unpacked into three.
   while (len > 0 && (line[len - 1] == ' ' || line[len - 1] == '\t' || line[len - 1] == '\r')) --len;
   while (len > 0 && (line[0] == ' ' || line[0] == '\t')) ++line, --len;
@@ -226,13 +242,13 @@ void handle_line(Cache& cache, const char* line, std::size_t len) {
   }
   auto is = [&](const char* word) { return std::strlen(word) == cmd_len && std::memcmp(word, cmd, cmd_len) == 0; };
   if (is("REGISTER")) {
-    if (!cache.add(type, name, name_len)) report_error("MemoryError", "cannot register ", name, name_len);
+    if (!_add(type, name, name_len)) report_error("MemoryError", "cannot register ", name, name_len);
   } else if (is("UNREGISTER")) {
     // Python's set.remove raises KeyError for a name never registered.  The
     // port registers only what it creates (see shared_memory.cpp), so a
     // process that unlinks a segment some other program created sends an
     // UNREGISTER for a name this tracker never saw: that is not an error.
-    cache.remove(type, name, name_len);
+    _remove(type, name, name_len);
   } else if (is("PROBE")) {
     // Nothing to do: the write itself told the client the tracker is alive.
   } else {
@@ -241,24 +257,16 @@ void handle_line(Cache& cache, const char* line, std::size_t len) {
   }
 }
 
-/// The errno text for a warning.  strerrordesc_np returns a constant string,
-/// with no locale lookup and no buffer (unlike strerror).
-const char* describe(int err) {
-  const char* text = ::strerrordesc_np(err);
-  return text != nullptr ? text : "Unknown error";
-}
-
-/// All writers are gone: unlink what is still registered.  Python: the
-/// `finally:` clause of main().
-void cleanup(const Cache& cache) {
+void _TrackerProtocol::cleanup() const {
   for (int type = 0; type < N_TYPES; ++type) {
-    std::size_t n = cache.count(type);
+    std::size_t n = 0;
+    for (std::size_t i = 0; i < count_; ++i) n += entries_[i].type == type;
     if (n > 0) {
       warning().add("resource_tracker: There appear to be ").add_int(static_cast<long>(n))
           .add(" leaked ").add(TYPE_NAMES[type]).add(" objects to clean up at shutdown").emit();
     }
-    for (std::size_t i = 0; i < cache.size(); ++i) {
-      const Entry& e = cache[i];
+    for (std::size_t i = 0; i < count_; ++i) {
+      const Entry& e = entries_[i];
       if (e.type != type) continue;
       // For some reason the process which created and registered this
       // resource has failed to unregister it.  Presumably it has died.  We
@@ -276,6 +284,8 @@ void cleanup(const Cache& cache) {
     }
   }
 }
+
+namespace {
 
 /// Close every fd from `first` up.  close_range(2) does it in one call; on a
 /// kernel without it (before 5.9), close them one by one up to the limit.
@@ -344,30 +354,15 @@ void close_fds_from(int first) {
   close_fds_from(4);
 
   // Python: `for line in f:` — read until every writer has closed its end.
-  Cache cache;
-  char line[MAX_MESSAGE + 1];
-  std::size_t line_len = 0;
-  bool overlong = false;
+  _TrackerProtocol protocol;
   char chunk[4096];
   for (;;) {
     ssize_t n = ::read(read_end, chunk, sizeof chunk);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;  // EOF: all processes have terminated
-    for (ssize_t i = 0; i < n; ++i) {
-      char c = chunk[i];
-      if (c == '\n') {
-        if (overlong) report_error("ValueError", "line too long");
-        else handle_line(cache, line, line_len);
-        line_len = 0;
-        overlong = false;
-      } else if (line_len < MAX_MESSAGE) {
-        line[line_len++] = c;
-      } else {
-        overlong = true;
-      }
-    }
+    protocol.feed(chunk, static_cast<std::size_t>(n));
   }
-  cleanup(cache);
+  protocol.cleanup();
   // _exit: the parent's atexit handlers and static destructors are its own.
   ::_exit(0);
 }

@@ -32,8 +32,10 @@
 
 #include <sys/types.h>
 
+#include <cstddef>
 #include <mutex>
 #include <string>
+#include <string_view>
 
 #include "multiprocessing/os.hpp"
 
@@ -102,6 +104,57 @@ class ResourceTracker {
   os::Fd fd_;                // Python: self._fd
   pid_t pid_ = -1;           // Python: self._pid
   pid_t launcher_ = -1;      // the process that forked the tracker (may waitpid it)
+};
+
+/// Internal: the tracker process's side of the protocol.  Python: main()'s
+/// `cache` and the body of its `for line in f:` loop, plus its `finally:`.
+/// The tracker feeds it each chunk it reads from the pipe; the fuzz target
+/// fuzz/fuzz_resource_tracker.cpp feeds it arbitrary bytes.  Everything it
+/// does is safe in a child forked from a multi-threaded program: no malloc,
+/// no exceptions, no locks (its table lives in pages from mmap).
+///
+/// Memory: one 536-byte entry per distinct registered (name, rtype) in a
+/// table that starts at 64 entries and doubles, so at most 34 KiB or 67
+/// bytes per byte fed, whichever is more (a REGISTER line of a new name is
+/// at least 16 bytes: `REGISTER:x:noop` and its newline), plus a 513-byte
+/// line buffer.  Each line costs one scan of the table.
+class _TrackerProtocol {
+ public:
+  _TrackerProtocol() = default;
+  _TrackerProtocol(const _TrackerProtocol&) = delete;
+  _TrackerProtocol& operator=(const _TrackerProtocol&) = delete;
+  ~_TrackerProtocol();
+
+  /// Take the next bytes read from the pipe.  Each complete line
+  /// `CMD:name:rtype` (and its newline) is handled as Python's main() handles it: REGISTER
+  /// adds the name, UNREGISTER forgets it (a name never registered is no
+  /// error), PROBE does nothing.  A bad line (not three fields, an unknown
+  /// command or rtype, a byte above 0x7f, a NUL in the name, more than 512
+  /// bytes) is reported on stderr as "resource_tracker: ValueError: ..." and
+  /// skipped, as Python's excepthook reports it and reads on.  A partial
+  /// last line waits for the next call.
+  void feed(const char* data, std::size_t n);
+  /// The names of `rtype` ("shared_memory", "semaphore", "noop") registered
+  /// and not unregistered.
+  std::size_t count(std::string_view rtype) const;
+  /// Python: main()'s `finally:`: every writer is gone, unlink each name
+  /// still registered (shm_unlink, sem_unlink) with a warning on stderr.
+  void cleanup() const;
+
+ private:
+  struct Entry;
+  void _handle_line(const char* line, std::size_t len);
+  long _find(int type, const char* name, std::size_t len) const;
+  bool _add(int type, const char* name, std::size_t len);  // false: out of memory
+  bool _remove(int type, const char* name, std::size_t len);
+  bool _grow();
+
+  Entry* entries_ = nullptr;  // the registered names, count_ of capacity_
+  std::size_t count_ = 0;
+  std::size_t capacity_ = 0;
+  char line_[513];            // the line read so far (MAX_MESSAGE bytes at most)
+  std::size_t line_len_ = 0;
+  bool overlong_ = false;     // the line has passed 512 bytes: report it at its end
 };
 
 /// Python: `resource_tracker._resource_tracker`, the module's one tracker.  Never

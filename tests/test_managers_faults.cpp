@@ -319,6 +319,30 @@ TEST_P(TestManagerBadInput, FailsThatConnectionOnly) {
   EXPECT_EQ(manager._number_of_objects(), 2);
 }
 
+/// A request that carries a proxy whose manager cannot be reached (its
+/// address names no socket): rebuilding the proxy while the request is
+/// unpickled raises FileNotFoundError, which fails that request only, with a
+/// '#TRACEBACK', and the connection serves on.  (Found by fuzz/fuzz_managers:
+/// the server took that OSError for a failure of the stream itself and
+/// closed the connection.)
+TEST_P(TestManagerBadInput, UnreachableProxyFailsThatCallOnly) {
+  auto manager = mp::Manager();
+  DictProxy d = manager.dict();
+  const std::string id = d._token().id;
+  auto conn = manager_fault_tests::method_connection(manager);
+  managers::Token nowhere{"dict", mp::connection::Address{std::string("/nonexistent/mp-no-manager")}, "abc"};
+  Object proxy = Object::Reduced{{"multiprocessing.managers", "RebuildProxy"},
+                                 {Object::Global{"multiprocessing.managers", "DictProxy"}, Object(nowhere),
+                                  "pickle", Object::Dict{}}};
+  conn.send(Object::Tuple{{id, "__setitem__", Object::Tuple{{"k", proxy}}, Object::Dict{}}});
+  auto reply = conn.recv().as<std::tuple<std::string, std::string>>();
+  EXPECT_EQ(std::get<0>(reply), "#TRACEBACK");
+  EXPECT_NE(std::get<1>(reply).find("FileNotFoundError"), std::string::npos) << std::get<1>(reply);
+  // The same connection serves the next request; the dict is unchanged.
+  EXPECT_EQ(managers::dispatch(conn, Object(id), "__len__"), Object(std::int64_t{0}));
+  EXPECT_EQ(d.len(), 0);
+}
+
 /// An exception raised in a managed object's method reaches the caller with
 /// its type and message ('#ERROR'), in this process and in a child; a C++
 /// exception that Python has no name for arrives with its C++ type's name.

@@ -8,8 +8,10 @@
 #include <sys/mman.h>
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
+#include <string>
 
 #include "support.hpp"
 
@@ -125,6 +127,38 @@ TEST(TestResourceTracker, BadLinesAreReported) {
             "resource_tracker: ValueError: not enough values to unpack (expected 3, got 2)\n"
             "multiprocessing: UserWarning: resource_tracker: There appear to be 1 leaked noop objects to clean up "
             "at shutdown\n");
+}
+
+/// The tracker's reading of its pipe, without a tracker process: the bytes
+/// arrive in pieces that cut lines anywhere, as read() may return them; bad
+/// lines are reported and skipped; a line past 512 bytes is refused whole.
+/// (Not a CPython test: the protocol the fuzz target fuzz_resource_tracker feeds.)
+TEST(TestResourceTracker, ProtocolReadsLinesInPieces) {
+  ::testing::internal::CaptureStderr();
+  std::size_t shm_count = 0, sem_count = 0, noop_count = 0;
+  {
+    rt::_TrackerProtocol protocol;
+    std::string bytes =
+        "REGISTER:/psm_a:shared_memory\nREGISTER:/sem_b:semaphore\nREGISTER:/psm_c:shared_memory\n"
+        "UNREGISTER:/psm_a:shared_memory\nUNREGISTER:/never:semaphore\nPROBE:0:noop\n"
+        "REGISTER:/" + std::string(600, 'n') + ":noop\n"
+        "REGISTER:/x\nREGISTER:/x:nothing\nREGISTER:/\xc3\xa9:noop\n  REGISTER:/psm_d:shared_memory \r\n"
+        "REGISTER:/partial:noop";
+    for (std::size_t at = 0; at < bytes.size(); at += 7) protocol.feed(bytes.data() + at, std::min<std::size_t>(7, bytes.size() - at));
+    shm_count = protocol.count("shared_memory");
+    sem_count = protocol.count("semaphore");
+    noop_count = protocol.count("noop");
+  }
+  std::string err = ::testing::internal::GetCapturedStderr();
+  EXPECT_EQ(shm_count, 2u);  // /psm_c and /psm_d (blanks and \r stripped, as Python's strip())
+  EXPECT_EQ(sem_count, 1u);  // /sem_b
+  EXPECT_EQ(noop_count, 0u);  // the overlong line, the bad ones, the partial last line: none
+  EXPECT_EQ(err,
+            "resource_tracker: ValueError: line too long\n"
+            "resource_tracker: ValueError: not enough values to unpack (expected 3, got 2)\n"
+            "resource_tracker: ValueError: Cannot register /x for automatic cleanup: unknown resource type "
+            "nothing\n"
+            "resource_tracker: UnicodeDecodeError: 'ascii' codec can't decode a byte of the line\n");
 }
 
 /// TestResourceTracker.check_resource_tracker_death for SIGINT and SIGTERM
