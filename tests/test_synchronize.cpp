@@ -348,16 +348,7 @@ template <class T>
 void abort_and_reset_party(typename T::BarrierType barrier, typename T::BarrierType barrier2,
                            typename T::ListType results1, typename T::ListType results2,
                            typename T::ListType results3) {
-  try {
-    std::int64_t i = barrier.wait();
-    if (i == N / 2) throw mp::RuntimeError("");
-    barrier.wait();
-    append_true(results1);
-  } catch (const mp::BrokenBarrierError&) {
-    append_true(results2);
-  } catch (const mp::RuntimeError&) {
-    barrier.abort();
-  }
+  abort_party<T>(barrier, results1, results2);  // Python repeats _test_abort_f's body here
   // Everyone leaves the barrier before the reset, and nobody enters it
   // again before the reset.
   if (barrier2.wait() == N / 2) barrier.reset();
