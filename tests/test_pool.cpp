@@ -523,17 +523,23 @@ TEST_P(TestPool, Async) { test_async(self); }
 TEST_P(TestPoolManager, Async) { test_async(self); }
 
 /// _TestPool.test_wrapped_exception: an exception with no Python twin keeps
-/// its C++ class name (RemoteException) and its message.
-TEST_P(TestPool, WrappedException) {
-  Pool p = make_pool(1);
+/// its C++ class name (RemoteException) and its message, through a manager's
+/// pool too.
+template <class T>
+void test_wrapped_exception(const T& self) {
+  auto p = self.Pool(1);
   try {
     p.apply(pool_tests::out_of_range, {3});
     ADD_FAILURE() << "no exception";
   } catch (const mp::RemoteException& e) {
     EXPECT_STREQ(e.python_name(), "std::out_of_range");
     EXPECT_STREQ(e.what(), "index 3");
+  } catch (const mp::Exception& e) {
+    ADD_FAILURE() << e.python_name() << ": " << e.what();
   }
 }
+TEST_P(TestPool, WrappedException) { test_wrapped_exception(self); }
+TEST_P(TestPoolManager, WrappedException) { test_wrapped_exception(self); }
 
 /// _TestPool.test_map_no_failfast: a failing task does not stop the map's
 /// other tasks, and close() + join() then return (Issue #23992).
