@@ -366,8 +366,16 @@ void _run_finalizers(std::optional<int> minpriority) {
 }
 
 void _clear_finalizer_registry() {
+  // Python clears the whole registry: in a child it only holds what the
+  // parent registered before fork().  Here a forkserver child unpickles its
+  // Process object before _bootstrap gets here, and a manager proxy among the
+  // arguments registers its decref then (the port increfs in such a child,
+  // see RebuildProxy in managers.cpp): that finalizer is this process's own
+  // and stays.  So only the entries of other processes (same pid check as
+  // Finalize's own) are dropped.
   std::lock_guard guard(state().lock);
-  state().finalizer_registry.clear();
+  const pid_t self = ::getpid();  // which entries this process made itself
+  std::erase_if(state().finalizer_registry, [self](const auto& item) { return item.second->pid != self; });
 }
 
 std::size_t _finalizer_count() {

@@ -190,7 +190,10 @@ class Finalize {
 void _run_finalizers(std::optional<int> minpriority = std::nullopt);
 
 /// Python: util._finalizer_registry.clear() (done by a child after fork, so the
-/// parent's finalizers never run there).
+/// parent's finalizers never run there).  Drops the entries that another
+/// process registered (copied by fork); keeps the ones this process made
+/// before its _bootstrap, as a forkserver child does while unpickling its
+/// Process object (a manager proxy's decref).
 void _clear_finalizer_registry();
 
 /// How many finalizers are registered (for tests; Python: len(_finalizer_registry)).

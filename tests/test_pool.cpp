@@ -1,7 +1,9 @@
 // tests/test_pool.cpp — ports CPython's _TestPool, _TestPoolWorkerErrors and
 // _TestPoolWorkerLifetime under every start method, plus the killed-worker
 // behaviour the port adds; _TestPool runs with threads too (dummy.Pool, a
-// ThreadPool), as CPython's WithThreadsTestPool does.
+// ThreadPool), as CPython's WithThreadsTestPool does, and with a manager's Pool
+// (a PoolProxy), as CPython's WithManagerTestPool does: the tests that both run
+// are templates over the kind of pool (LocalPools, ManagerPools).
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/resource.h>
@@ -14,6 +16,7 @@
 #include <set>
 
 #include "support.hpp"
+#include "with_manager.hpp"
 
 namespace mp_test {
 
@@ -113,16 +116,56 @@ MP_REGISTER_TARGET(pool_tests::register_exit_message);
 MP_REGISTER_TARGET(pool_tests::pool_in_child);
 MP_REGISTER_TARGET(pool_tests::pool_out_of_fds);
 
+/// CPython's ProcessesMixin and ThreadsMixin for the shared _TestPool
+/// bodies: self.Pool(processes) is a Pool, or for threads dummy.Pool's
+/// ThreadPool.
+struct LocalPools {
+  static constexpr bool manager = false;
+  bool threads = false;
+  mp::pool::Pool Pool(int processes) const {
+    return threads ? mp::pool::Pool(mp::dummy::Pool(processes)) : mp::pool::Pool(processes);
+  }
+};
+
+/// CPython's ManagerMixin for them: self.Pool(processes) is the test's
+/// manager's Pool, a PoolProxy.
+struct ManagerPools {
+  static constexpr bool manager = true;
+  mp::managers::SyncManager* m = nullptr;
+  mp::managers::PoolProxy Pool(int processes) const { return m->Pool(processes); }
+};
+
+/// Python: list(it) of an imap iterator: a local pool's, or a proxy's.
+template <class It>
+Object::List rest(It&& it) {
+  Object::List out;
+  for (const Object& r : it) out.push_back(r);
+  return out;
+}
+Object::List rest(mp::managers::IteratorProxy&& it) { return it.rest(); }
+
 /// CPython runs _TestPool with each processes mixin and with ThreadsMixin
 /// (WithThreadsTestPool): the parameter is a start method, or "threads".
 class TestPool : public WithStartMethod {
  protected:
   void SetUp() override {
+    self.threads = threads();
     if (!threads()) WithStartMethod::SetUp();
   }
   bool threads() const { return GetParam() == "threads"; }
   /// Python: self.Pool(processes): a Pool, or for threads dummy.Pool's ThreadPool.
-  Pool make_pool(int processes) const { return threads() ? Pool(mp::dummy::Pool(processes)) : Pool(processes); }
+  Pool make_pool(int processes) const { return self.Pool(processes); }
+  LocalPools self;
+};
+
+/// _TestPool with a manager's Pool (CPython's WithManagerTestPool).
+class TestPoolManager : public WithManager {
+ protected:
+  void SetUp() override {
+    WithManager::SetUp();
+    self.m = &manager();
+  }
+  ManagerPools self;
 };
 
 Object::List squares(std::int64_t n) {
@@ -137,23 +180,28 @@ Object::List range(std::int64_t n) {
 }
 
 /// _TestPool.test_apply
-TEST_P(TestPool, Apply) {
-  Pool pool = make_pool(4);
+template <class T>
+void test_apply(const T& self) {
+  auto pool = self.Pool(4);
   EXPECT_EQ(pool.apply(pool_tests::sqr, {5}), Object(25));
   EXPECT_EQ(pool.apply(pool_tests::mul, {3, 4}), Object(12));
 }
 
 /// _TestPool.test_map
-TEST_P(TestPool, Map) {
-  Pool pool = make_pool(4);
+template <class T>
+void test_map(const T& self) {
+  auto pool = self.Pool(4);
   EXPECT_EQ(pool.map(pool_tests::sqr, range(10)), squares(10));
   EXPECT_EQ(pool.map(pool_tests::sqr, range(100), 20), squares(100));
-  EXPECT_EQ(pool.map(pool_tests::sqr, std::vector<int>{1, 2, 3}), (Object::List{1, 4, 9}));
+  if constexpr (!T::manager) {  // a typed vector: the local Pool's map only
+    EXPECT_EQ(pool.map(pool_tests::sqr, std::vector<int>{1, 2, 3}), (Object::List{1, 4, 9}));
+  }
 }
 
 /// _TestPool.test_starmap and test_starmap_async
-TEST_P(TestPool, Starmap) {
-  Pool pool = make_pool(4);
+template <class T>
+void test_starmap(const T& self) {
+  auto pool = self.Pool(4);
   Object::List tuples, expected;
   for (std::int64_t i = 0; i < 100; ++i) {
     tuples.emplace_back(Object::Tuple{{i, 99 - i}});
@@ -164,10 +212,26 @@ TEST_P(TestPool, Starmap) {
   EXPECT_EQ(pool.starmap_async(pool_tests::mul, tuples).get(), Object(expected));
 }
 
-/// _TestPool.test_map_async and test_map_async_callbacks
-TEST_P(TestPool, MapAsyncCallbacks) {
-  Pool pool = make_pool(4);
+/// _TestPool.test_map_async
+template <class T>
+void test_map_async(const T& self) {
+  auto pool = self.Pool(4);
   EXPECT_EQ(pool.map_async(pool_tests::sqr, range(10)).get(), Object(squares(10)));
+}
+
+TEST_P(TestPool, Apply) { test_apply(self); }
+TEST_P(TestPoolManager, Apply) { test_apply(self); }
+TEST_P(TestPool, Map) { test_map(self); }
+TEST_P(TestPoolManager, Map) { test_map(self); }
+TEST_P(TestPool, Starmap) { test_starmap(self); }
+TEST_P(TestPoolManager, Starmap) { test_starmap(self); }
+TEST_P(TestPoolManager, MapAsync) { test_map_async(self); }
+
+/// _TestPool.test_map_async and test_map_async_callbacks (the manager's
+/// PoolProxy takes no callbacks: they could not cross to the server)
+TEST_P(TestPool, MapAsyncCallbacks) {
+  test_map_async(self);
+  Pool pool = make_pool(4);
   std::vector<std::string> calls;
   pool.map_async(pool_tests::to_int, Object::List{"1"},
                  std::nullopt, [&](const Object& r) { calls.push_back("result " + r.repr()); },
@@ -187,10 +251,11 @@ TEST_P(TestPool, MapAsyncCallbacks) {
 }
 
 /// _TestPool.test_map_unplicklable: a task that cannot be pickled fails its
-/// result, it does not hang.  (A lambda cannot cross by name.)
-TEST_P(TestPool, MapUnpicklable) {
-  if (threads()) GTEST_SKIP() << "test not appropriate for threads";  // Python: skipTest
-  Pool pool = make_pool(2);
+/// result, it does not hang.  (A lambda cannot cross by name: to a worker,
+/// or for the manager's pool to the server.)
+template <class T>
+void test_map_unpicklable(const T& self) {
+  auto pool = self.Pool(2);
   auto lambda = [](const mp::Args& a) { return a[0]; };
   EXPECT_THROW(pool.map(lambda, range(10)), mp::PicklingError);
   EXPECT_THROW(pool.apply(lambda, {1}), mp::PicklingError);
@@ -198,14 +263,16 @@ TEST_P(TestPool, MapUnpicklable) {
 }
 
 /// _TestPool.test_map_chunksize: an empty list with a chunksize is ready at once.
-TEST_P(TestPool, MapChunksize) {
-  Pool pool = make_pool(2);
+template <class T>
+void test_map_chunksize(const T& self) {
+  auto pool = self.Pool(2);
   EXPECT_EQ(pool.map_async(pool_tests::sqr, Object::List{}, 1).get(60.0), Object(Object::List{}));
 }
 
-/// _TestPool.test_async and test_async_timeout
-TEST_P(TestPool, AsyncTimeout) {
-  Pool pool = make_pool(3);
+/// _TestPool.test_async_timeout
+template <class T>
+void test_async_timeout(const T& self) {
+  auto pool = self.Pool(3);
   auto res = pool.apply_async(pool_tests::sqr_wait, {6, 1.0});
   EXPECT_THROW(res.get(0.01), mp::TimeoutError);
   EXPECT_FALSE(res.ready());
@@ -215,26 +282,55 @@ TEST_P(TestPool, AsyncTimeout) {
 }
 
 /// _TestPool.test_imap
-TEST_P(TestPool, Imap) {
-  Pool pool = make_pool(4);
-  Object::List got;
-  for (const Object& r : pool.imap(pool_tests::sqr, range(10))) got.push_back(r);
-  EXPECT_EQ(got, squares(10));
-  auto it = pool.imap(pool_tests::sqr, range(1000), 100);
-  for (std::int64_t i = 0; i < 1000; ++i) ASSERT_EQ(it.next(), Object(i * i));
+template <class T>
+void test_imap(const T& self) {
+  auto pool = self.Pool(4);
+  EXPECT_EQ(rest(pool.imap(pool_tests::sqr, range(10))), squares(10));
+  auto it = pool.imap(pool_tests::sqr, range(10));
+  for (std::int64_t i = 0; i < 10; ++i) ASSERT_EQ(it.next(), Object(i * i));
   EXPECT_EQ(it.next(), std::nullopt);
+  auto it2 = pool.imap(pool_tests::sqr, range(1000), 100);
+  for (std::int64_t i = 0; i < 1000; ++i) ASSERT_EQ(it2.next(), Object(i * i));
+  EXPECT_EQ(it2.next(), std::nullopt);
 }
 
 /// _TestPool.test_imap_unordered
-TEST_P(TestPool, ImapUnordered) {
-  Pool pool = make_pool(4);
+template <class T>
+void test_imap_unordered(const T& self) {
+  auto pool = self.Pool(4);
   std::multiset<std::int64_t> got, expected;
-  for (const Object& r : pool.imap_unordered(pool_tests::sqr, range(100))) got.insert(r.as<std::int64_t>());
+  for (const Object& r : rest(pool.imap_unordered(pool_tests::sqr, range(100)))) got.insert(r.template as<std::int64_t>());
   for (std::int64_t i = 0; i < 100; ++i) expected.insert(i * i);
   EXPECT_EQ(got, expected);
   got.clear();
-  for (const Object& r : pool.imap_unordered(pool_tests::sqr, range(100), 7)) got.insert(r.as<std::int64_t>());
+  for (const Object& r : rest(pool.imap_unordered(pool_tests::sqr, range(100), 7))) got.insert(r.template as<std::int64_t>());
   EXPECT_EQ(got, expected);
+}
+
+/// _TestPool.test_map_unplicklable
+TEST_P(TestPool, MapUnpicklable) {
+  if (threads()) GTEST_SKIP() << "test not appropriate for threads";  // Python: skipTest
+  test_map_unpicklable(self);
+}
+TEST_P(TestPoolManager, MapUnpicklable) { test_map_unpicklable(self); }
+/// _TestPool.test_map_chunksize
+TEST_P(TestPool, MapChunksize) { test_map_chunksize(self); }
+TEST_P(TestPoolManager, MapChunksize) { test_map_chunksize(self); }
+/// _TestPool.test_async and test_async_timeout
+TEST_P(TestPool, AsyncTimeout) { test_async_timeout(self); }
+TEST_P(TestPoolManager, AsyncTimeout) { test_async_timeout(self); }
+/// _TestPool.test_imap
+TEST_P(TestPool, Imap) { test_imap(self); }
+TEST_P(TestPoolManager, Imap) { test_imap(self); }
+/// _TestPool.test_imap_unordered
+TEST_P(TestPool, ImapUnordered) { test_imap_unordered(self); }
+TEST_P(TestPoolManager, ImapUnordered) { test_imap_unordered(self); }
+
+/// _TestPool.test_make_pool, for the manager: the server's ValueError comes
+/// back as a RemoteError, as in Python.
+TEST_P(TestPoolManager, MakePool) {
+  EXPECT_THROW(self.Pool(-1), mp::managers::RemoteError);
+  EXPECT_THROW(self.Pool(0), mp::managers::RemoteError);
 }
 
 /// _TestPool.test_make_pool
@@ -250,9 +346,12 @@ TEST_P(TestPool, MakePool) {
   p.join();
 }
 
-/// _TestPool.test_terminate: terminate() with a long queue of long tasks.
-TEST_P(TestPool, Terminate) {
-  Pool p = make_pool(4);
+/// _TestPool.test_terminate: terminate() with a long queue of long tasks;
+/// join() then returns (the manager's pool: terminate() and join() as calls
+/// to the server, which then refuses work).
+template <class T>
+void test_terminate(const T& self) {
+  auto p = self.Pool(4);
   auto result = p.map_async(pool_tests::sqr_wait, [] {
     Object::List args;
     for (int i = 0; i < 10000; ++i) args.emplace_back(Object::Tuple{{1, 0.01}});
@@ -261,21 +360,32 @@ TEST_P(TestPool, Terminate) {
   (void)result;
   p.terminate();
   p.join();  // no hang
-  EXPECT_EQ(p._state(), "TERMINATE");
+  if constexpr (T::manager) {
+    EXPECT_THROW(p.apply(pool_tests::sqr, {2}), mp::ValueError);  // "Pool not running"
+  } else {
+    EXPECT_EQ(p._state(), "TERMINATE");
+  }
 }
 
 /// _TestPool.test_empty_iterable
-TEST_P(TestPool, EmptyIterable) {
-  Pool p = make_pool(1);
+template <class T>
+void test_empty_iterable(const T& self) {
+  auto p = self.Pool(1);
   EXPECT_EQ(p.map(pool_tests::sqr, Object::List{}), Object::List{});
   EXPECT_EQ(p.starmap(pool_tests::mul, Object::List{}), Object::List{});
   EXPECT_EQ(p.map_async(pool_tests::sqr, Object::List{}).get(), Object(Object::List{}));
-  Object::List none;
-  for (const Object& r : p.imap(pool_tests::sqr, Object::List{})) none.push_back(r);
-  EXPECT_TRUE(none.empty());
+  EXPECT_TRUE(rest(p.imap(pool_tests::sqr, Object::List{})).empty());
+  EXPECT_TRUE(rest(p.imap_unordered(pool_tests::sqr, Object::List{})).empty());
   p.close();
   p.join();
 }
+
+/// _TestPool.test_terminate
+TEST_P(TestPool, Terminate) { test_terminate(self); }
+TEST_P(TestPoolManager, Terminate) { test_terminate(self); }
+/// _TestPool.test_empty_iterable
+TEST_P(TestPool, EmptyIterable) { test_empty_iterable(self); }
+TEST_P(TestPoolManager, EmptyIterable) { test_empty_iterable(self); }
 
 /// _TestPool.test_context: a closed pool refuses work.
 TEST_P(TestPool, Context) {
@@ -410,39 +520,51 @@ TEST_P(TestPool, Repr) {
 }
 
 /// _TestPool.test_async: the result comes after the task's time.
-TEST_P(TestPool, Async) {
-  Pool pool = make_pool(2);
+template <class T>
+void test_async(const T& self) {
+  auto pool = self.Pool(2);
   auto t0 = std::chrono::steady_clock::now();
   auto res = pool.apply_async(pool_tests::sqr_wait, {7, 0.1});
   EXPECT_EQ(res.get(), Object(49));
   EXPECT_GE(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 0.09);
 }
+TEST_P(TestPool, Async) { test_async(self); }
+TEST_P(TestPoolManager, Async) { test_async(self); }
 
 /// _TestPool.test_wrapped_exception: an exception with no Python twin keeps
-/// its C++ class name (RemoteException) and its message.
-TEST_P(TestPool, WrappedException) {
-  Pool p = make_pool(1);
+/// its C++ class name (RemoteException) and its message, through a manager's
+/// pool too.
+template <class T>
+void test_wrapped_exception(const T& self) {
+  auto p = self.Pool(1);
   try {
     p.apply(pool_tests::out_of_range, {3});
     ADD_FAILURE() << "no exception";
   } catch (const mp::RemoteException& e) {
     EXPECT_STREQ(e.python_name(), "std::out_of_range");
     EXPECT_STREQ(e.what(), "index 3");
+  } catch (const mp::Exception& e) {
+    ADD_FAILURE() << e.python_name() << ": " << e.what();
   }
 }
+TEST_P(TestPool, WrappedException) { test_wrapped_exception(self); }
+TEST_P(TestPoolManager, WrappedException) { test_wrapped_exception(self); }
 
 /// _TestPool.test_map_no_failfast: a failing task does not stop the map's
 /// other tasks, and close() + join() then return (Issue #23992).
-TEST_P(TestPool, MapNoFailfast) {
-  Pool p = make_pool(2);
+template <class T>
+void test_map_no_failfast(const T& self) {
+  auto p = self.Pool(2);
   Object::List items;
   for (int i = 0; i < 20; ++i) items.emplace_back(Object::Tuple{{i, 0.01}});
   auto ok = p.starmap_async(pool_tests::sqr_wait, items, 1);
   EXPECT_THROW(p.map(pool_tests::raising, range(4), 1), mp::ValueError);
-  EXPECT_EQ(ok.get(60.0).as<Object::List>().size(), 20u);
+  EXPECT_EQ(ok.get(60.0).template as<Object::List>().size(), 20u);
   p.close();
   p.join();
 }
+TEST_P(TestPool, MapNoFailfast) { test_map_no_failfast(self); }
+TEST_P(TestPoolManager, MapNoFailfast) { test_map_no_failfast(self); }
 
 /// _TestPoolWorkerLifetime.test_pool_worker_lifetime_early_close: workers of
 /// maxtasksperchild=1 still finish what was queued before close().
@@ -526,6 +648,7 @@ TEST_P(TestPool, ReleaseUnusedProcesses) {
 
 INSTANTIATE_TEST_SUITE_P(WithProcesses, TestPool, ::testing::ValuesIn(start_methods()), method_name);
 INSTANTIATE_TEST_SUITE_P(WithThreads, TestPool, ::testing::Values("threads"), method_name);
+INSTANTIATE_TEST_SUITE_P(WithManager, TestPoolManager, ::testing::ValuesIn(start_methods()), method_name);
 
 /// The same functions on ThreadPool (CPython's WithThreadsTestPool), and a
 /// lambda, which a ThreadPool accepts.

@@ -8,11 +8,16 @@
 // shortened, and only lower bounds are asserted: a loaded machine makes calls
 // slower, never faster.  Where CPython sleeps DELTA "so that the feeder has
 // written", these tests wait for the condition itself.
+//
+// CPython runs _TestQueue with a manager's Queue too (WithManagerTestQueue):
+// the tests that use self.Queue are templates here, run with the process
+// Queue (TestQueue) and with a manager's (TestQueueManager).
 #include <atomic>
 #include <map>
 #include <set>
 
 #include "support.hpp"
+#include "with_manager.hpp"
 
 namespace mp_test {
 
@@ -35,30 +40,34 @@ double elapsed(F&& f) {
 }
 
 /// Python: _TestQueue._test_put: once told, take the 6 items the parent put.
-void take_six(mp::queues::Queue queue, mp::synchronize::Event child_can_start,
-              mp::synchronize::Event parent_can_continue) {
+template <class T>
+void take_six(typename T::QueueType queue, typename T::EventType child_can_start,
+              typename T::EventType parent_can_continue) {
   child_can_start.wait();
   for (int i = 0; i < 6; ++i) queue.get();
   parent_can_continue.set();
 }
 
 /// Python: _TestQueue._test_get: once told, put 2, 3, 4, 5.
-void put_two_to_five(mp::queues::Queue queue, mp::synchronize::Event child_can_start,
-                     mp::synchronize::Event parent_can_continue) {
+template <class T>
+void put_two_to_five(typename T::QueueType queue, typename T::EventType child_can_start,
+                     typename T::EventType parent_can_continue) {
   child_can_start.wait();
   for (std::int64_t i = 2; i <= 5; ++i) queue.put(i);
   parent_can_continue.set();
 }
 
 /// Python: _TestQueue._test_fork: put 10..19 and return at once (the items
-/// may only be buffered: the exit must wait for the feeder).
-void put_ten_to_nineteen(mp::queues::Queue queue) {
+/// of a process Queue may only be buffered: the exit must wait for the feeder).
+template <class T>
+void put_ten_to_nineteen(typename T::QueueType queue) {
   for (std::int64_t i = 10; i < 20; ++i) queue.put(i);
 }
 
 /// Python: _TestQueue._test_task_done: take items until None, marking each
 /// done (the None is not).
-void task_done_worker(mp::queues::JoinableQueue q) {
+template <class T>
+void task_done_worker(typename T::JoinableQueueType q) {
   while (true) {
     mp::Object obj = q.get();
     if (obj.is_none()) break;
@@ -133,10 +142,86 @@ mp::Object not_serializable(std::atomic<int>* reduce_calls = nullptr) {
 
 }  // namespace queue_tests
 
-MP_REGISTER_TARGET(queue_tests::take_six);
-MP_REGISTER_TARGET(queue_tests::put_two_to_five);
-MP_REGISTER_TARGET(queue_tests::put_ten_to_nineteen);
-MP_REGISTER_TARGET(queue_tests::task_done_worker);
+/// A manager's Queue or JoinableQueue: an AutoProxy of the server's
+/// queue.Queue, as in Python.  This adapter gives its calls the process
+/// Queue's spelling, so that one test body drives both.  queue.Empty and
+/// queue.Full raised in the server arrive as queues::Empty and queues::Full.
+class QueueProxy : public mp::managers::AutoProxy {
+ public:
+  explicit QueueProxy(mp::managers::BaseProxy p) : AutoProxy(std::move(p)) {}
+  void put(const mp::Object& obj, bool block = true, std::optional<double> timeout = std::nullopt) const {
+    call("put", {obj, block, none_or(timeout)});
+  }
+  mp::Object get(bool block = true, std::optional<double> timeout = std::nullopt) const {
+    return call("get", {block, none_or(timeout)});
+  }
+  void put_nowait(const mp::Object& obj) const { call("put_nowait", {obj}); }
+  mp::Object get_nowait() const { return call("get_nowait"); }
+  bool empty() const { return call("empty").as<bool>(); }
+  bool full() const { return call("full").as<bool>(); }
+  std::int64_t qsize() const { return call("qsize").as<std::int64_t>(); }
+  void task_done() const { call("task_done"); }
+  void join() const { call("join"); }
+
+ private:
+  static mp::Object none_or(std::optional<double> timeout) { return timeout ? mp::Object(*timeout) : mp::Object(); }
+};
+
+}  // namespace mp_test
+
+namespace multiprocessing {
+/// The adapter as a Process argument: the proxy it wraps.
+template <>
+struct Convert<mp_test::QueueProxy> {
+  static Object to_object(const mp_test::QueueProxy& q) { return q._reduce(); }
+  static mp_test::QueueProxy from_object(const Object& o) {
+    return mp_test::QueueProxy(managers::BaseProxy::_rebuild(o));
+  }
+};
+}  // namespace multiprocessing
+
+namespace mp_test {
+
+/// CPython's ProcessesMixin for the shared _TestQueue bodies: self.Queue()
+/// and the rest make the objects of the default context.
+struct ProcessQueues {
+  static constexpr bool manager = false;
+  using QueueType = mp::queues::Queue;
+  using JoinableQueueType = mp::queues::JoinableQueue;
+  using EventType = mp::synchronize::Event;
+  mp::queues::Queue Queue(int maxsize = 0) { return mp::Queue(maxsize); }
+  mp::queues::JoinableQueue JoinableQueue() { return mp::JoinableQueue(); }
+  mp::synchronize::Event Event() { return mp::Event(); }
+};
+
+/// CPython's ManagerMixin for them: proxies of the test's SyncManager.
+struct ManagerQueues {
+  static constexpr bool manager = true;
+  using QueueType = QueueProxy;
+  using JoinableQueueType = QueueProxy;
+  using EventType = mp::managers::EventProxy;
+  mp::managers::SyncManager* m = nullptr;
+  QueueProxy Queue(int maxsize = 0) { return QueueProxy(m->Queue(maxsize)); }
+  QueueProxy JoinableQueue() { return QueueProxy(m->JoinableQueue()); }
+  mp::managers::EventProxy Event() { return m->Event(); }
+};
+
+/// Python: close_queue(queue): close a process Queue and join its feeder; a
+/// proxy has no close() and is left as it is.
+void close_queue(mp::queues::Queue& q) {
+  q.close();
+  q.join_thread();
+}
+void close_queue(const QueueProxy&) {}
+
+MP_REGISTER_TARGET(queue_tests::take_six<ProcessQueues>);
+MP_REGISTER_TARGET(queue_tests::take_six<ManagerQueues>);
+MP_REGISTER_TARGET(queue_tests::put_two_to_five<ProcessQueues>);
+MP_REGISTER_TARGET(queue_tests::put_two_to_five<ManagerQueues>);
+MP_REGISTER_TARGET(queue_tests::put_ten_to_nineteen<ProcessQueues>);
+MP_REGISTER_TARGET(queue_tests::put_ten_to_nineteen<ManagerQueues>);
+MP_REGISTER_TARGET(queue_tests::task_done_worker<ProcessQueues>);
+MP_REGISTER_TARGET(queue_tests::task_done_worker<ManagerQueues>);
 MP_REGISTER_TARGET(queue_tests::put_and_exit);
 MP_REGISTER_TARGET(queue_tests::echo_from_queue);
 MP_REGISTER_TARGET(queue_tests::producer);
@@ -149,10 +234,12 @@ using namespace queue_tests;
 
 /// CPython's pattern in test_put, test_get and test_empty: a daemon child
 /// given (queue, child_can_start, parent_can_continue), which waits for the
-/// first event and sets the second when it is done.
+/// first event and sets the second when it is done.  The events are the
+/// kind's (a manager's for the manager variant, as self.Event() is there).
+template <class Event>
 struct Handshake {
-  mp::synchronize::Event child_can_start = mp::Event();
-  mp::synchronize::Event parent_can_continue = mp::Event();
+  Event child_can_start;
+  Event parent_can_continue;
   std::unique_ptr<mp::BaseProcess> proc;
   /// child_can_start.set(); parent_can_continue.wait() (60 s at most).
   void go() {
@@ -161,27 +248,36 @@ struct Handshake {
   }
 };
 
-template <class Target, class Q>
-Handshake start_handshake(Target target, const Q& queue) {
-  Handshake h;
+template <class Event, class Target, class Q>
+Handshake<Event> start_handshake(Target target, const Q& queue, Event child_can_start, Event parent_can_continue) {
+  Handshake<Event> h{std::move(child_can_start), std::move(parent_can_continue), nullptr};
   h.proc = mp::get_context().Process(
       {.target = target, .args = {queue, h.child_can_start, h.parent_can_continue}, .daemon = true});
   h.proc->start();
   return h;
 }
 
-
 class TestQueue : public WithStartMethod {};
+/// _TestQueue with a manager's queues (CPython's WithManagerTestQueue).
+class TestQueueManager : public WithManager {
+ protected:
+  void SetUp() override {
+    WithManager::SetUp();
+    self.m = &manager();
+  }
+  ManagerQueues self;
+};
 class TestSimpleQueue : public WithStartMethod {};
 class TestStdinBadfiledescriptor : public WithStartMethod {};
 
 // ------------------------------------------------------------------ _TestQueue
 
 /// _TestQueue.test_put
-TEST_P(TestQueue, Put) {
+template <class T>
+void test_put(T& self) {
   const int MAXSIZE = 6;
-  auto queue = mp::Queue(MAXSIZE);
-  auto child = start_handshake(take_six, queue);
+  auto queue = self.Queue(MAXSIZE);
+  auto child = start_handshake(&take_six<T>, queue, self.Event(), self.Event());
 
   EXPECT_TRUE(queue.empty());
   EXPECT_FALSE(queue.full());
@@ -219,14 +315,14 @@ TEST_P(TestQueue, Put) {
 
   join_process(*child.proc);
   EXPECT_EQ(child.proc->exitcode(), 0);
-  queue.close();
-  queue.join_thread();
+  close_queue(queue);
 }
 
 /// _TestQueue.test_get
-TEST_P(TestQueue, Get) {
-  auto queue = mp::Queue();
-  auto child = start_handshake(put_two_to_five, queue);
+template <class T>
+void test_get(T& self) {
+  auto queue = self.Queue();
+  auto child = start_handshake(&put_two_to_five<T>, queue, self.Event(), self.Event());
 
   EXPECT_TRUE(queue.empty());
 
@@ -237,10 +333,10 @@ TEST_P(TestQueue, Get) {
   EXPECT_EQ(child.proc->exitcode(), 0);
   EXPECT_FALSE(queue.empty());
 
-  EXPECT_EQ(queue.get(true, std::nullopt).as<std::int64_t>(), 2);
-  EXPECT_EQ(queue.get(true).as<std::int64_t>(), 3);
-  EXPECT_EQ(queue.get(true, 1.0).as<std::int64_t>(), 4);
-  EXPECT_EQ(queue.get_nowait().as<std::int64_t>(), 5);
+  EXPECT_EQ(queue.get(true, std::nullopt).template as<std::int64_t>(), 2);
+  EXPECT_EQ(queue.get(true).template as<std::int64_t>(), 3);
+  EXPECT_EQ(queue.get(true, 1.0).template as<std::int64_t>(), 4);
+  EXPECT_EQ(queue.get_nowait().template as<std::int64_t>(), 5);
 
   EXPECT_TRUE(queue.empty());
 
@@ -255,21 +351,24 @@ TEST_P(TestQueue, Get) {
   t = elapsed([&] { EXPECT_THROW(queue.get(true, TIMEOUT3), Empty); });
   EXPECT_GE(t, TIMEOUT3 - 0.01);
   EXPECT_LT(t, 10.0);
-  queue.close();
-  queue.join_thread();
+  close_queue(queue);
 }
 
 /// _TestQueue.test_fork: a child (forked above all) whose parent had a
-/// feeder thread running starts a feeder of its own.
-TEST_P(TestQueue, Fork) {
-  auto queue = mp::Queue();
+/// feeder thread running starts a feeder of its own.  (A manager's queue has
+/// no feeder: the test then checks that the items of both processes arrive.)
+template <class T>
+void test_fork(T& self) {
+  auto queue = self.Queue();
   // Put items so that this process starts a feeder thread.
   for (std::int64_t i = 0; i < 10; ++i) queue.put(i);
   // Make sure the thread runs before the fork (CPython sleeps DELTA).
   EXPECT_TRUE(wait_until([&] { return !queue.empty(); }));
-  ASSERT_TRUE(queue._feeder_started());
+  if constexpr (!T::manager) {
+    ASSERT_TRUE(queue._feeder_started());
+  }
 
-  auto p = mp::get_context().Process({.target = put_ten_to_nineteen, .args = {queue}, .daemon = true});
+  auto p = mp::get_context().Process({.target = &put_ten_to_nineteen<T>, .args = {queue}, .daemon = true});
   p->start();
 
   // Every expected item is on the queue.  CPython expects 0..19 in order; a
@@ -277,7 +376,7 @@ TEST_P(TestQueue, Fork) {
   // each process's items are checked in order and all 20 must come.
   std::vector<std::int64_t> mine, childs;
   for (int i = 0; i < 20; ++i) {
-    std::int64_t v = queue.get(true, 60.0).as<std::int64_t>();
+    std::int64_t v = queue.get(true, 60.0).template as<std::int64_t>();
     (v < 10 ? mine : childs).push_back(v);
   }
   EXPECT_EQ(mine, (std::vector<std::int64_t>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}));
@@ -286,13 +385,13 @@ TEST_P(TestQueue, Fork) {
 
   join_process(*p);
   EXPECT_EQ(p->exitcode(), 0);
-  queue.close();
-  queue.join_thread();
+  close_queue(queue);
 }
 
 /// _TestQueue.test_qsize
-TEST(TestQueueOnce, Qsize) {
-  auto q = mp::Queue();
+template <class T>
+void test_qsize(T& self) {
+  auto q = self.Queue();
   EXPECT_EQ(q.qsize(), 0);
   q.put(std::int64_t{1});
   EXPECT_EQ(q.qsize(), 1);
@@ -302,17 +401,18 @@ TEST(TestQueueOnce, Qsize) {
   EXPECT_EQ(q.qsize(), 1);
   q.get();
   EXPECT_EQ(q.qsize(), 0);
-  q.close();
-  q.join_thread();
+  close_queue(q);
 }
 
 /// _TestQueue.test_task_done: join() returns once 4 workers have marked every
 /// item done; the JoinableQueue crosses to each of them.
-TEST_P(TestQueue, TaskDone) {
-  auto queue = mp::JoinableQueue();
+template <class T>
+void test_task_done(T& self) {
+  auto queue = self.JoinableQueue();
   std::vector<std::unique_ptr<mp::BaseProcess>> workers;
   for (int i = 0; i < 4; ++i) {
-    workers.push_back(mp::get_context().Process({.target = task_done_worker, .args = {queue}, .daemon = true}));
+    workers.push_back(
+        mp::get_context().Process({.target = &task_done_worker<T>, .args = {queue}, .daemon = true}));
   }
   for (auto& p : workers) p->start();
   for (std::int64_t i = 0; i < 10; ++i) queue.put(i);
@@ -323,9 +423,24 @@ TEST_P(TestQueue, TaskDone) {
     join_process(*p);
     EXPECT_EQ(p->exitcode(), 0);
   }
-  queue.close();
-  queue.join_thread();
+  close_queue(queue);
 }
+
+/// _TestQueue.test_put
+TEST_P(TestQueue, Put) { ProcessQueues self; test_put(self); }
+TEST_P(TestQueueManager, Put) { test_put(self); }
+/// _TestQueue.test_get
+TEST_P(TestQueue, Get) { ProcessQueues self; test_get(self); }
+TEST_P(TestQueueManager, Get) { test_get(self); }
+/// _TestQueue.test_fork
+TEST_P(TestQueue, Fork) { ProcessQueues self; test_fork(self); }
+TEST_P(TestQueueManager, Fork) { test_fork(self); }
+/// _TestQueue.test_qsize
+TEST(TestQueueOnce, Qsize) { ProcessQueues self; test_qsize(self); }
+TEST_P(TestQueueManager, Qsize) { test_qsize(self); }
+/// _TestQueue.test_task_done
+TEST_P(TestQueue, TaskDone) { ProcessQueues self; test_task_done(self); }
+TEST_P(TestQueueManager, TaskDone) { test_task_done(self); }
 
 /// JoinableQueue.task_done: Python's "task_done() called too many times".
 TEST(TestQueueOnce, TaskDoneTooManyTimes) {
@@ -626,7 +741,7 @@ TEST(TestQueueOnce, DefaultFeederErrorPrints) {
 /// TestSimpleQueue.test_empty
 TEST_P(TestSimpleQueue, Empty) {
   auto queue = mp::SimpleQueue();
-  auto child = start_handshake(report_empty, queue);
+  auto child = start_handshake(report_empty, queue, mp::Event(), mp::Event());
 
   EXPECT_TRUE(queue.empty());
 
@@ -688,6 +803,7 @@ TEST_P(TestStdinBadfiledescriptor, QueueInProcess) {
 }
 
 INSTANTIATE_TEST_SUITE_P(WithProcesses, TestQueue, ::testing::ValuesIn(start_methods()), method_name);
+INSTANTIATE_TEST_SUITE_P(WithManager, TestQueueManager, ::testing::ValuesIn(start_methods()), method_name);
 INSTANTIATE_TEST_SUITE_P(WithProcesses, TestSimpleQueue, ::testing::ValuesIn(start_methods()), method_name);
 INSTANTIATE_TEST_SUITE_P(WithProcesses, TestStdinBadfiledescriptor, ::testing::ValuesIn(start_methods()),
                          method_name);

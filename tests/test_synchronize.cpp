@@ -1,6 +1,10 @@
 // tests/test_synchronize.cpp — ports CPython's _TestLock, _TestSemaphore,
 // _TestCondition, _TestEvent and _TestBarrier, across processes (and threads, as CPython mixes
-// them), and the lesson they exist for: a shared counter under a Lock.
+// them), and the lesson they exist for: a shared counter under a Lock.  CPython runs
+// each of these classes twice: with the objects of the context (ProcessesMixin) and
+// with proxies of a running SyncManager (ManagerMixin).  So does this file: a test
+// body is a template over ProcessTypes or ManagerTypes (below), run by a
+// WithProcesses suite and by a WithManager suite (TestLockManager...).
 #include <signal.h>
 #include <unistd.h>
 
@@ -11,6 +15,7 @@
 #include <thread>
 
 #include "support.hpp"
+#include "with_manager.hpp"
 
 namespace mp_test {
 
@@ -49,8 +54,155 @@ void release_later(sync::Semaphore sem) {
   sem.release();
 }
 
+}  // namespace sync_tests
+
+MP_REGISTER_TARGET(sync_tests::release_lock);
+MP_REGISTER_TARGET(sync_tests::try_release_rlock);
+MP_REGISTER_TARGET(sync_tests::add_under_lock);
+MP_REGISTER_TARGET(sync_tests::release_later);
+
+namespace sync_tests {
+
+/// Python: _DummyList: only its length, which is all the barrier tests look
+/// at: an int in the shared heap under a Lock (Python: a BufferWrapper and a
+/// Lock), so that it reaches spawned children too (Convert<DummyList> below).
+class DummyList {
+ public:
+  DummyList() : count_(mp::RawValue<'i'>(0)), lock_(mp::Lock()) {}
+  DummyList(mp::sharedctypes::CValue<int> count, sync::Lock lock)
+      : count_(std::move(count)), lock_(std::move(lock)) {}
+  void append() {
+    std::lock_guard guard(lock_);
+    count_.set_value(count_.value() + 1);
+  }
+  int len() const {
+    std::lock_guard guard(lock_);
+    return count_.value();
+  }
+  /// Python: _DummyList.__getstate__: the wrapper and the lock.
+  const mp::sharedctypes::CValue<int>& _count() const { return count_; }
+  const sync::Lock& _lock() const { return lock_; }
+
+ private:
+  mp::sharedctypes::CValue<int> count_;
+  mutable sync::Lock lock_;
+};
+
+}  // namespace sync_tests
+}  // namespace mp_test
+
+namespace multiprocessing {
+/// The test's DummyList as a Process argument: its int and its lock.
+template <>
+struct Convert<mp_test::sync_tests::DummyList> {
+  static Object to_object(const mp_test::sync_tests::DummyList& v) {
+    return Object::Tuple{{Object(v._count()), Object(v._lock())}};
+  }
+  static mp_test::sync_tests::DummyList from_object(const Object& o) {
+    const Object::Tuple* t = std::get_if<Object::Tuple>(&o.variant());
+    if (t == nullptr || t->items.size() != 2) throw TypeError("expected a DummyList, got " + o.repr());
+    return mp_test::sync_tests::DummyList(t->items[0].as<sharedctypes::CValue<int>>(),
+                                          t->items[1].as<synchronize::Lock>());
+  }
+};
+}  // namespace multiprocessing
+
+namespace mp_test {
+
+using mp::managers::AcquirerProxy;
+using mp::managers::BarrierProxy;
+using mp::managers::ConditionProxy;
+using mp::managers::EventProxy;
+using mp::managers::ListProxy;
+using mp::managers::ValueProxy;
+
+/// CPython's ProcessesMixin, for the test bodies shared with the manager
+/// variants: self.Lock(), self.Condition()... make the objects of the default
+/// context, and *Type names what they make (a child's target takes those).
+struct ProcessTypes {
+  static constexpr bool manager = false;
+  using LockType = sync::Lock;
+  using RLockType = sync::RLock;
+  using SemaphoreType = sync::Semaphore;
+  using ConditionType = sync::Condition;
+  using EventType = sync::Event;
+  using BarrierType = sync::Barrier;
+  using ListType = sync_tests::DummyList;
+  using IntType = mp::sharedctypes::CValue<int>;
+
+  sync::Lock Lock() { return mp::Lock(); }
+  sync::RLock RLock() { return mp::RLock(); }
+  sync::Semaphore Semaphore(int value) { return mp::Semaphore(static_cast<unsigned>(value)); }
+  sync::BoundedSemaphore BoundedSemaphore(int value) { return mp::BoundedSemaphore(static_cast<unsigned>(value)); }
+  sync::Condition Condition() { return mp::Condition(); }
+  sync::Event Event() { return mp::Event(); }
+  sync::Barrier Barrier(int parties, std::optional<double> timeout = std::nullopt) {
+    return mp::Barrier(parties, {}, timeout);
+  }
+  /// Python: _TestBarrier.DummyList(): a _DummyList.
+  sync_tests::DummyList DummyList() { return {}; }
+  /// Python: self.Value('i', v).  A RawValue: the tests that use it guard it
+  /// with a Condition, and the heap's arena is shared with spawned children.
+  IntType Value(int v) { return mp::RawValue<'i'>(v); }
+};
+
+/// CPython's ManagerMixin for the same bodies: the objects are proxies made by
+/// the test's SyncManager (WithManager, support.hpp).
+struct ManagerTypes {
+  static constexpr bool manager = true;
+  using LockType = AcquirerProxy;
+  using RLockType = AcquirerProxy;
+  using SemaphoreType = AcquirerProxy;
+  using ConditionType = ConditionProxy;
+  using EventType = EventProxy;
+  using BarrierType = BarrierProxy;
+  using ListType = ListProxy;
+  using IntType = ValueProxy;
+
+  mp::managers::SyncManager* m;
+  AcquirerProxy Lock() { return m->Lock(); }
+  AcquirerProxy RLock() { return m->RLock(); }
+  AcquirerProxy Semaphore(int value) { return m->Semaphore(value); }
+  AcquirerProxy BoundedSemaphore(int value) { return m->BoundedSemaphore(value); }
+  ConditionProxy Condition() { return m->Condition(); }
+  EventProxy Event() { return m->Event(); }
+  BarrierProxy Barrier(int parties, std::optional<double> timeout = std::nullopt) {
+    return m->Barrier(parties, timeout);
+  }
+  /// Python: _TestBarrier.DummyList(): self.manager.list().
+  ListProxy DummyList() { return m->list(); }
+  ValueProxy Value(int v) { return m->Value("i", std::int64_t{v}); }
+};
+
+/// What the bodies do with those objects where the two kinds spell it apart.
+/// Python: results.append(True) and len(results).
+void append_true(sync_tests::DummyList& l) { l.append(); }
+void append_true(const ListProxy& l) { l.append(true); }
+std::int64_t len(const sync_tests::DummyList& l) { return l.len(); }
+std::int64_t len(const ListProxy& l) { return l.len(); }
+/// Python: state.value and state.value = v on an int Value.
+std::int64_t get_int(const mp::sharedctypes::CValue<int>& v) { return v.value(); }
+std::int64_t get_int(const ValueProxy& v) { return v.value().as<std::int64_t>(); }
+void set_int(mp::sharedctypes::CValue<int>& v, std::int64_t x) { v.set_value(static_cast<int>(x)); }
+void set_int(const ValueProxy& v, std::int64_t x) { v.set_value(x); }
+/// Python: the tests' get_value(sem).  A process semaphore tells its value.
+/// A proxy does not (CPython's helper raises NotImplementedError there and
+/// the check is skipped); here the value is counted instead: take the
+/// semaphore without blocking until it refuses, then give back what was
+/// taken.  Meant for semaphores that only this process takes.
+int get_value(const sync::Semaphore& sem) { return sem.get_value(); }
+int get_value(const AcquirerProxy& sem) {
+  int n = 0;
+  while (sem.acquire(false)) ++n;
+  for (int i = 0; i < n; ++i) sem.release();
+  return n;
+}
+
+namespace sync_tests {
+
 /// Python: _TestCondition.f.
-void sleeper(sync::Condition cond, sync::Semaphore sleeping, sync::Semaphore woken,
+template <class T>
+void sleeper(typename T::ConditionType cond, typename T::SemaphoreType sleeping, typename T::SemaphoreType woken,
              std::optional<double> timeout) {
   cond.acquire();
   sleeping.release();
@@ -60,89 +212,299 @@ void sleeper(sync::Condition cond, sync::Semaphore sleeping, sync::Semaphore wok
 }
 
 /// Python: _TestCondition._test_waitfor_f: wait until the shared state is 4.
-void wait_for_four(sync::Condition cond, mp::sharedctypes::CValue<int> state, Connection& c) {
+template <class T>
+void wait_for_four(typename T::ConditionType cond, typename T::IntType state, Connection& c) {
   std::lock_guard guard(cond);
-  bool result = cond.wait_for([&state] { return state.value() == 4; });
-  c.send(std::string(result ? "True" : "False") + " " + std::to_string(state.value()));
+  bool result = cond.wait_for([&state] { return get_int(state) == 4; });
+  c.send(std::string(result ? "True" : "False") + " " + std::to_string(get_int(state)));
 }
 
 /// Python: _TestCondition._test_wait_result: notify, then after a second send
-/// SIGINT to the test's process.
-void wait_result(sync::Condition c, std::int64_t pid) {
+/// SIGINT to the test's process (pid 0: to nobody, as CPython passes None for
+/// the manager).
+template <class T>
+void wait_result(typename T::ConditionType c, std::int64_t pid) {
   {
     std::lock_guard guard(c);
     c.notify();
   }
+  if (pid == 0) return;
   mp::os::sleep(1);
   mp::os::kill(static_cast<pid_t>(pid), SIGINT);
 }
 
-/// Set an event after a while.
-void set_later(sync::Event event) {
+/// Python: _TestEvent._test_event: set the event after a while.
+template <class T>
+void set_later(typename T::EventType event) {
   mp::os::sleep(0.1);
   event.set();
 }
 
+/// Python: the mixins' N, the parties of the barriers below.
+constexpr int N = 5;
+/// Python: _TestBarrier.defaultTimeout.
+constexpr double kDefaultTimeout = 30.0;
+
+/// Python: assert inside a child: a failure ends the child with exit code 1.
+void check(bool condition, const char* what) {
+  if (!condition) throw mp::AssertionError(what);
+}
+
+/// _TestBarrier.multipass: n rounds in lockstep.
+template <class T>
+void multipass(typename T::BarrierType barrier, typename T::ListType results0, typename T::ListType results1,
+               int n) {
+  std::int64_t m = barrier.parties();
+  for (int i = 0; i < n; ++i) {
+    append_true(results0);
+    check(len(results1) == i * m, "len(results[1]) == i * m");
+    barrier.wait();
+    append_true(results1);
+    check(len(results0) == (i + 1) * m, "len(results[0]) == (i + 1) * m");
+    barrier.wait();
+  }
+  check(barrier.n_waiting() == 0, "barrier.n_waiting == 0");
+  check(!barrier.broken(), "not barrier.broken");
+}
+
+/// _TestBarrier._test_wait_return_f: report the index wait() returned.
+template <class T>
+void wait_return_party(typename T::BarrierType barrier, typename T::LockType lock, Connection& w) {
+  std::int64_t index = barrier.wait();
+  std::lock_guard guard(lock);
+  w.send(index);
+}
+
+/// Where this process's action appends (Python: AppendTrue(results), a
+/// callable object that pickles its list).  An action here is a registered
+/// void() function with no state of its own, so each party points this at
+/// its copy of the list before waiting; whichever party runs the action
+/// appends to the same shared int.
+DummyList* g_action_results = nullptr;
+
+/// Python: AppendTrue.__call__.
+void append_true_action() { g_action_results->append(); }
+
+/// _TestBarrier._test_action_f.
+void action_party(sync::Barrier barrier, DummyList results) {
+  g_action_results = &results;
+  barrier.wait();
+  check(results.len() == 1, "len(results) == 1");
+  g_action_results = nullptr;
+}
+
+/// An action that fails.
+void failing_action() { throw mp::RuntimeError("action failed"); }
+
+/// A party of a barrier whose action fails: BrokenBarrierError, or the
+/// action's own error for the party that ran it.
+void action_raises_party(sync::Barrier barrier, DummyList broken) {
+  try {
+    barrier.wait();
+  } catch (const mp::BrokenBarrierError&) {
+    broken.append();
+  } catch (const mp::RuntimeError&) {
+  }
+}
+
+/// _TestBarrier._test_abort_f.
+template <class T>
+void abort_party(typename T::BarrierType barrier, typename T::ListType results1, typename T::ListType results2) {
+  try {
+    std::int64_t i = barrier.wait();
+    if (i == N / 2) throw mp::RuntimeError("");
+    barrier.wait();
+    append_true(results1);
+  } catch (const mp::BrokenBarrierError&) {
+    append_true(results2);
+  } catch (const mp::RuntimeError&) {
+    barrier.abort();
+  }
+}
+
+/// _TestBarrier._test_reset_f.
+template <class T>
+void reset_party(typename T::BarrierType barrier, typename T::ListType results1, typename T::ListType results2,
+                 typename T::ListType results3) {
+  std::int64_t i = barrier.wait();
+  if (i == N / 2) {
+    // Wait until the others are all in the barrier.
+    while (barrier.n_waiting() < N - 1) mp::os::sleep(0.001);
+    barrier.reset();
+  } else {
+    try {
+      barrier.wait();
+      append_true(results1);
+    } catch (const mp::BrokenBarrierError&) {
+      append_true(results2);
+    }
+  }
+  barrier.wait();  // and pass it again
+  append_true(results3);
+}
+
+/// _TestBarrier._test_abort_and_reset_f.
+template <class T>
+void abort_and_reset_party(typename T::BarrierType barrier, typename T::BarrierType barrier2,
+                           typename T::ListType results1, typename T::ListType results2,
+                           typename T::ListType results3) {
+  abort_party<T>(barrier, results1, results2);  // Python repeats _test_abort_f's body here
+  // Everyone leaves the barrier before the reset, and nobody enters it
+  // again before the reset.
+  if (barrier2.wait() == N / 2) barrier.reset();
+  barrier2.wait();
+  barrier.wait();
+  append_true(results3);
+}
+
+/// _TestBarrier._test_timeout_f: one party is late; wait(0.5) breaks it for all.
+template <class T>
+void timeout_party(typename T::BarrierType barrier, typename T::ListType results) {
+  std::int64_t i = barrier.wait();
+  if (i == N / 2) mp::os::sleep(1.0);  // one is late
+  try {
+    barrier.wait(0.5);
+  } catch (const mp::BrokenBarrierError&) {
+    append_true(results);
+  }
+}
+
+/// _TestBarrier._test_default_timeout_f.
+template <class T>
+void default_timeout_party(typename T::BarrierType barrier, typename T::ListType results) {
+  std::int64_t i = barrier.wait(kDefaultTimeout);
+  if (i == N / 2) mp::os::sleep(1.0);  // later than the default timeout
+  try {
+    barrier.wait();
+  } catch (const mp::BrokenBarrierError&) {
+    append_true(results);
+  }
+}
+
+/// _TestBarrier._test_thousand_f.
+void thousand_party(sync::Barrier barrier, int passes, sync::Lock lock, Connection& conn) {
+  for (int i = 0; i < passes; ++i) {
+    barrier.wait();
+    std::lock_guard guard(lock);
+    conn.send(std::int64_t{i});
+  }
+}
+
 }  // namespace sync_tests
 
-MP_REGISTER_TARGET(sync_tests::release_lock);
-MP_REGISTER_TARGET(sync_tests::try_release_rlock);
-MP_REGISTER_TARGET(sync_tests::add_under_lock);
-MP_REGISTER_TARGET(sync_tests::release_later);
-MP_REGISTER_TARGET(sync_tests::sleeper);
-MP_REGISTER_TARGET(sync_tests::wait_for_four);
-MP_REGISTER_TARGET(sync_tests::set_later);
-MP_REGISTER_TARGET(sync_tests::wait_result);
+// Each template target is registered once per kind: its name carries the kind.
+MP_REGISTER_TARGET(sync_tests::sleeper<ProcessTypes>);
+MP_REGISTER_TARGET(sync_tests::sleeper<ManagerTypes>);
+MP_REGISTER_TARGET(sync_tests::wait_for_four<ProcessTypes>);
+MP_REGISTER_TARGET(sync_tests::wait_for_four<ManagerTypes>);
+MP_REGISTER_TARGET(sync_tests::wait_result<ProcessTypes>);
+MP_REGISTER_TARGET(sync_tests::wait_result<ManagerTypes>);
+MP_REGISTER_TARGET(sync_tests::set_later<ProcessTypes>);
+MP_REGISTER_TARGET(sync_tests::set_later<ManagerTypes>);
+MP_REGISTER_TARGET(sync_tests::multipass<ProcessTypes>);
+MP_REGISTER_TARGET(sync_tests::multipass<ManagerTypes>);
+MP_REGISTER_TARGET(sync_tests::wait_return_party<ProcessTypes>);
+MP_REGISTER_TARGET(sync_tests::wait_return_party<ManagerTypes>);
+MP_REGISTER_TARGET(sync_tests::append_true_action);
+MP_REGISTER_TARGET(sync_tests::action_party);
+MP_REGISTER_TARGET(sync_tests::failing_action);
+MP_REGISTER_TARGET(sync_tests::action_raises_party);
+MP_REGISTER_TARGET(sync_tests::abort_party<ProcessTypes>);
+MP_REGISTER_TARGET(sync_tests::abort_party<ManagerTypes>);
+MP_REGISTER_TARGET(sync_tests::reset_party<ProcessTypes>);
+MP_REGISTER_TARGET(sync_tests::reset_party<ManagerTypes>);
+MP_REGISTER_TARGET(sync_tests::abort_and_reset_party<ProcessTypes>);
+MP_REGISTER_TARGET(sync_tests::abort_and_reset_party<ManagerTypes>);
+MP_REGISTER_TARGET(sync_tests::timeout_party<ProcessTypes>);
+MP_REGISTER_TARGET(sync_tests::timeout_party<ManagerTypes>);
+MP_REGISTER_TARGET(sync_tests::default_timeout_party<ProcessTypes>);
+MP_REGISTER_TARGET(sync_tests::default_timeout_party<ManagerTypes>);
+MP_REGISTER_TARGET(sync_tests::thousand_party);
 
 namespace {
 
-using sync_tests::sleeper;
+using sync_tests::DummyList;
+using sync_tests::kDefaultTimeout;
+using sync_tests::N;
 
 class TestLock : public WithStartMethod {};
 class TestSemaphore : public WithStartMethod {};
 class TestCondition : public WithStartMethod {};
 class TestEvent : public WithStartMethod {};
 
-/// _TestLock.test_lock
-TEST(TestLockOnce, Lock) {
-  auto lock = mp::Lock();
+/// The manager variants (CPython's WithManagerTestLock...): `self` makes
+/// proxies of the test's manager.
+class WithManagerTypes : public WithManager {
+ protected:
+  void SetUp() override {
+    WithManager::SetUp();
+    self.m = &manager();
+  }
+  ManagerTypes self{};
+};
+class TestLockManager : public WithManagerTypes {};
+class TestSemaphoreManager : public WithManagerTypes {};
+class TestConditionManager : public WithManagerTypes {};
+class TestEventManager : public WithManagerTypes {};
+
+// ---------------------------------------------------------------- Lock
+
+/// _TestLock.test_lock.  Releasing too often: the process Lock's ValueError,
+/// the manager's threading.Lock's RuntimeError (Python's ThreadError).
+template <class T>
+void test_lock(T& self) {
+  auto lock = self.Lock();
   EXPECT_TRUE(lock.acquire());
   EXPECT_FALSE(lock.acquire(false));
   lock.release();
-  try {
-    lock.release();
-    ADD_FAILURE() << "no ValueError";
-  } catch (const mp::ValueError& e) {
-    EXPECT_STREQ(e.what(), "semaphore or lock released too many times");
+  if constexpr (T::manager) {
+    expect_raises<mp::RuntimeError>([&] { lock.release(); }, "release unlocked lock");
+  } else {
+    expect_raises<mp::ValueError>([&] { lock.release(); }, "semaphore or lock released too many times");
   }
 }
 
-/// _TestLock.test_rlock
-TEST(TestLockOnce, RLock) {
-  auto lock = mp::RLock();
+/// _TestLock.test_rlock.  Releasing once too often: AssertionError for the
+/// process RLock, threading.RLock's RuntimeError for the manager's.
+template <class T>
+void test_rlock(T& self) {
+  auto lock = self.RLock();
   EXPECT_TRUE(lock.acquire());
   EXPECT_TRUE(lock.acquire());
   EXPECT_TRUE(lock.acquire());
-  EXPECT_EQ(lock.repr(), "<RLock(MainProcess, 3)>");
+  if constexpr (!T::manager) {
+    EXPECT_EQ(lock.repr(), "<RLock(MainProcess, 3)>");
+  }
   lock.release();
   lock.release();
   lock.release();
-  EXPECT_EQ(lock.repr(), "<RLock(None, 0)>");
-  try {
-    lock.release();
-    ADD_FAILURE() << "no AssertionError";
-  } catch (const mp::AssertionError& e) {
-    EXPECT_STREQ(e.what(), "attempt to release recursive lock not owned by thread");
+  if constexpr (T::manager) {
+    expect_raises<mp::RuntimeError>([&] { lock.release(); }, "cannot release un-acquired lock");
+  } else {
+    EXPECT_EQ(lock.repr(), "<RLock(None, 0)>");
+    expect_raises<mp::AssertionError>([&] { lock.release(); },
+                                      "attempt to release recursive lock not owned by thread");
   }
 }
 
 /// _TestLock.test_lock_context
-TEST(TestLockOnce, LockContext) {
-  auto lock = mp::Lock();
+template <class T>
+void test_lock_context(T& self) {
+  auto lock = self.Lock();
   { std::lock_guard guard(lock); EXPECT_FALSE(lock.acquire(false)); }
   EXPECT_TRUE(lock.acquire(false));
   lock.release();
 }
+
+/// _TestLock.test_lock
+TEST(TestLockOnce, Lock) { ProcessTypes self; test_lock(self); }
+TEST_P(TestLockManager, Lock) { test_lock(self); }
+/// _TestLock.test_rlock
+TEST(TestLockOnce, RLock) { ProcessTypes self; test_rlock(self); }
+TEST_P(TestLockManager, RLock) { test_rlock(self); }
+/// _TestLock.test_lock_context
+TEST(TestLockOnce, LockContext) { ProcessTypes self; test_lock_context(self); }
+TEST_P(TestLockManager, LockContext) { test_lock_context(self); }
 
 /// Checklist 23: a Lock held by one process may be released by another; the
 /// repr names the owner.
@@ -193,25 +555,40 @@ TEST_P(TestLock, SharedCounterUnderLock) {
   EXPECT_EQ(value.value(), 2 * n);
 }
 
-/// _TestSemaphore.test_semaphore
-TEST(TestSemaphoreOnce, Semaphore) {
-  auto sem = mp::Semaphore(2);
-  check_semaphore(sem, [&] { return sem.get_value(); });
+/// _TestSemaphore.test_semaphore: a semaphore of 2 taken and given back,
+/// then raised above its start value.
+template <class T>
+void test_semaphore(T& self) {
+  auto sem = self.Semaphore(2);
+  check_semaphore(sem, [&] { return get_value(sem); });
   sem.release();
-  EXPECT_EQ(sem.get_value(), 3);
+  EXPECT_EQ(get_value(sem), 3);
   sem.release();
-  EXPECT_EQ(sem.get_value(), 4);
-  EXPECT_EQ(sem.repr(), "<Semaphore(value=4)>");
+  EXPECT_EQ(get_value(sem), 4);
+  if constexpr (!T::manager) {
+    EXPECT_EQ(sem.repr(), "<Semaphore(value=4)>");
+  }
 }
 
-/// _TestSemaphore.test_bounded_semaphore (and the over-release CPython skips on macOS)
-TEST(TestSemaphoreOnce, BoundedSemaphore) {
-  auto sem = mp::BoundedSemaphore(2);
-  check_semaphore(sem, [&] { return sem.get_value(); });
+/// _TestSemaphore.test_bounded_semaphore (and the over-release CPython skips
+/// on macOS): ValueError from both kinds.
+template <class T>
+void test_bounded_semaphore(T& self) {
+  auto sem = self.BoundedSemaphore(2);
+  check_semaphore(sem, [&] { return get_value(sem); });
   EXPECT_THROW(sem.release(), mp::ValueError);
-  EXPECT_EQ(sem.get_value(), 2);
-  EXPECT_EQ(sem.repr(), "<BoundedSemaphore(value=2, maxvalue=2)>");
+  EXPECT_EQ(get_value(sem), 2);
+  if constexpr (!T::manager) {
+    EXPECT_EQ(sem.repr(), "<BoundedSemaphore(value=2, maxvalue=2)>");
+  }
 }
+
+/// _TestSemaphore.test_semaphore
+TEST(TestSemaphoreOnce, Semaphore) { ProcessTypes self; test_semaphore(self); }
+TEST_P(TestSemaphoreManager, Semaphore) { test_semaphore(self); }
+/// _TestSemaphore.test_bounded_semaphore
+TEST(TestSemaphoreOnce, BoundedSemaphore) { ProcessTypes self; test_bounded_semaphore(self); }
+TEST_P(TestSemaphoreManager, BoundedSemaphore) { test_bounded_semaphore(self); }
 
 /// _TestSemaphore.test_timeout
 TEST(TestSemaphoreOnce, Timeout) {
@@ -241,13 +618,17 @@ TEST_P(TestSemaphore, AcrossProcesses) {
   EXPECT_EQ(p.exitcode(), 0);
 }
 
+
+
 // ---------------------------------------------------------------- Condition
 
+/// Only true when nobody sleeps.  CPython checks it for the process
+/// Condition only: a proxy shows no counters.
 void check_invariant(const sync::Condition& cond) {
-  // Only true when nobody sleeps.
   EXPECT_EQ(cond._sleeping_count().get_value() - cond._woken_count().get_value(), 0);
   EXPECT_EQ(cond._wait_semaphore().get_value(), 0);
 }
+void check_invariant(const ConditionProxy&) {}
 
 /// Poll `func` until it returns `value` (Python: assertReachesEventually).
 void reaches_eventually(const std::function<int()>& func, int value) {
@@ -256,52 +637,25 @@ void reaches_eventually(const std::function<int()>& func, int value) {
   EXPECT_EQ(func(), value);
 }
 
-/// _TestCondition.test_notify: one process and one thread sleep; each
-/// notify() wakes exactly one.
-TEST_P(TestCondition, Notify) {
-  auto cond = mp::Condition();
-  auto sleeping = mp::Semaphore(0);
-  auto woken = mp::Semaphore(0);
-  mp::Process p({.target = sleeper,
-                 .args = {cond, sleeping, woken, std::optional<double>()},
-                 .daemon = true});
-  p.start();
-  mp::dummy::Process t({.target = [=] { sleeper(cond, sleeping, woken, std::nullopt); }});
-  t.start();
-  ASSERT_TRUE(sleeping.acquire(true, 60.0));  // wait for both to start sleeping
-  ASSERT_TRUE(sleeping.acquire(true, 60.0));
-  mp::os::sleep(0.1);
-  EXPECT_EQ(woken.get_value(), 0);  // nobody has woken up
-
-  cond.acquire();
-  cond.notify();
-  cond.release();
-  reaches_eventually([&] { return woken.get_value(); }, 1);
-
-  cond.acquire();
-  cond.notify();
-  cond.release();
-  reaches_eventually([&] { return woken.get_value(); }, 2);
-
-  check_invariant(cond);
-  join_process(p);
-  t.join();
-}
-
 /// Python's shared step of test_notify_all and test_notify_n: start three
 /// processes and three threads that wait on `cond` with no timeout, and wait
 /// until all six sleep.
+template <class T>
 struct Sleepers {
+  using Cond = typename T::ConditionType;
+  using Sem = typename T::SemaphoreType;
   std::vector<std::unique_ptr<mp::Process>> procs;
   std::vector<std::unique_ptr<mp::dummy::Process>> threads;
 
-  void start(sync::Condition& cond, sync::Semaphore& sleeping, sync::Semaphore& woken) {
+  void start(Cond& cond, Sem& sleeping, Sem& woken) {
     for (int i = 0; i < 3; ++i) {
-      procs.push_back(std::make_unique<mp::Process>(mp::ProcessOptions{
-          .target = sleeper, .args = {cond, sleeping, woken, std::optional<double>()}, .daemon = true}));
+      procs.push_back(std::make_unique<mp::Process>(
+          mp::ProcessOptions{.target = &sync_tests::sleeper<T>,
+                             .args = {cond, sleeping, woken, std::optional<double>()},
+                             .daemon = true}));
       procs.back()->start();
       threads.push_back(std::make_unique<mp::dummy::Process>(
-          mp::ProcessOptions{.target = [=] { sleeper(cond, sleeping, woken, std::nullopt); }}));
+          mp::ProcessOptions{.target = [=] { sync_tests::sleeper<T>(cond, sleeping, woken, std::nullopt); }}));
       threads.back()->start();
     }
     // wait for them to all sleep
@@ -313,43 +667,114 @@ struct Sleepers {
   }
 };
 
+/// _TestCondition.test_notify: one process and one thread sleep; each
+/// notify() wakes exactly one.
+template <class T>
+void test_notify(T& self) {
+  auto cond = self.Condition();
+  auto sleeping = self.Semaphore(0);
+  auto woken = self.Semaphore(0);
+  mp::Process p({.target = &sync_tests::sleeper<T>,
+                 .args = {cond, sleeping, woken, std::optional<double>()},
+                 .daemon = true});
+  p.start();
+  mp::dummy::Process t({.target = [=] { sync_tests::sleeper<T>(cond, sleeping, woken, std::nullopt); }});
+  t.start();
+  ASSERT_TRUE(sleeping.acquire(true, 60.0));  // wait for both to start sleeping
+  ASSERT_TRUE(sleeping.acquire(true, 60.0));
+  mp::os::sleep(0.1);
+  EXPECT_EQ(get_value(woken), 0);  // nobody has woken up
+
+  cond.acquire();
+  cond.notify();
+  cond.release();
+  reaches_eventually([&] { return get_value(woken); }, 1);
+
+  cond.acquire();
+  cond.notify();
+  cond.release();
+  reaches_eventually([&] { return get_value(woken); }, 2);
+
+  check_invariant(cond);
+  join_process(p);
+  t.join();
+}
+
 /// _TestCondition.test_notify_all: three sleepers with a zero timeout wake by
 /// themselves and are accounted for; then notify_all() wakes three processes
 /// and three threads.
-TEST_P(TestCondition, NotifyAll) {
-  auto cond = mp::Condition();
-  auto sleeping = mp::Semaphore(0);
-  auto woken = mp::Semaphore(0);
+template <class T>
+void test_notify_all(T& self) {
+  auto cond = self.Condition();
+  auto sleeping = self.Semaphore(0);
+  auto woken = self.Semaphore(0);
   std::vector<std::unique_ptr<mp::Process>> timed_out;
   // Three that time out at once.
   for (int i = 0; i < 3; ++i) {
-    timed_out.push_back(std::make_unique<mp::Process>(mp::ProcessOptions{
-        .target = sleeper, .args = {cond, sleeping, woken, std::optional<double>(0.0)}, .daemon = true}));
+    timed_out.push_back(std::make_unique<mp::Process>(
+        mp::ProcessOptions{.target = &sync_tests::sleeper<T>,
+                           .args = {cond, sleeping, woken, std::optional<double>(0.0)},
+                           .daemon = true}));
     timed_out.back()->start();
   }
   for (int i = 0; i < 3; ++i) ASSERT_TRUE(sleeping.acquire(true, 60.0));
-  reaches_eventually([&] { return woken.get_value(); }, 3);
+  reaches_eventually([&] { return get_value(woken); }, 3);
   check_invariant(cond);
   for (int i = 0; i < 3; ++i) woken.acquire();
   for (auto& p : timed_out) join_process(*p);
 
-  Sleepers sleepers;
+  Sleepers<T> sleepers;
   sleepers.start(cond, sleeping, woken);
   // check no process/thread has woken up
   mp::os::sleep(0.1);
-  EXPECT_EQ(woken.get_value(), 0);
+  EXPECT_EQ(get_value(woken), 0);
 
   cond.acquire();
   cond.notify_all();  // wake them all up
   cond.release();
-  reaches_eventually([&] { return woken.get_value(); }, 6);
+  reaches_eventually([&] { return get_value(woken); }, 6);
   check_invariant(cond);
   sleepers.join();
 }
 
-/// _TestCondition.test_timeout
-TEST(TestConditionOnce, Timeout) {
-  auto cond = mp::Condition();
+/// _TestCondition.test_notify_n: three processes and three threads wait;
+/// notify(2) wakes two, notify(4) the other four, and notify(3) with nobody
+/// left waiting does nothing.
+template <class T>
+void test_notify_n(T& self) {
+  auto cond = self.Condition();
+  auto sleeping = self.Semaphore(0);
+  auto woken = self.Semaphore(0);
+  Sleepers<T> sleepers;
+  sleepers.start(cond, sleeping, woken);
+  // check no process/thread has woken up
+  mp::os::sleep(0.1);
+  EXPECT_EQ(get_value(woken), 0);
+
+  cond.acquire();
+  cond.notify(2);  // wake some of them up
+  cond.release();
+  reaches_eventually([&] { return get_value(woken); }, 2);
+
+  cond.acquire();
+  cond.notify(4);  // wake the rest of them
+  cond.release();
+  reaches_eventually([&] { return get_value(woken); }, 6);
+
+  cond.acquire();
+  cond.notify(3);  // doesn't do anything more
+  cond.release();
+  EXPECT_EQ(get_value(woken), 6);
+
+  check_invariant(cond);
+  sleepers.join();
+}
+
+/// _TestCondition.test_timeout, and wait()/notify() without the lock: the
+/// process Condition's AssertionError, threading.Condition's RuntimeError.
+template <class T>
+void test_condition_timeout(T& self) {
+  auto cond = self.Condition();
   cond.acquire();
   double t0 = mp::os::monotonic();
   EXPECT_FALSE(cond.wait(0.1));
@@ -357,28 +782,29 @@ TEST(TestConditionOnce, Timeout) {
   EXPECT_GE(elapsed, 0.1);
   EXPECT_LT(elapsed, 10.0);
   cond.release();
-  try {
-    cond.wait(0.0);
-    ADD_FAILURE() << "no AssertionError";
-  } catch (const mp::AssertionError& e) {
-    EXPECT_STREQ(e.what(), "must acquire() condition before using wait()");
+  if constexpr (T::manager) {
+    expect_raises<mp::RuntimeError>([&] { cond.wait(0.0); }, "cannot wait on un-acquired lock");
+    EXPECT_THROW(cond.notify(), mp::RuntimeError);
+  } else {
+    expect_raises<mp::AssertionError>([&] { cond.wait(0.0); }, "must acquire() condition before using wait()");
+    EXPECT_THROW(cond.notify(), mp::AssertionError);
   }
-  EXPECT_THROW(cond.notify(), mp::AssertionError);
 }
 
 /// _TestCondition.test_waitfor: a child waits for a shared state set by the parent.
-TEST_P(TestCondition, WaitFor) {
+template <class T>
+void test_waitfor(T& self) {
   PristineHeap heap;
-  auto state = mp::RawValue<'i'>(0);
-  auto cond = mp::Condition();
+  auto state = self.Value(0);
+  auto cond = self.Condition();
   auto [r, w] = mp::Pipe(false);
-  mp::Process p({.target = sync_tests::wait_for_four, .args = {cond, state, w}, .daemon = true});
+  mp::Process p({.target = &sync_tests::wait_for_four<T>, .args = {cond, state, w}, .daemon = true});
   p.start();
   w.close();
   for (int i = 0; i < 4; ++i) {
     mp::os::sleep(0.01);
     std::lock_guard guard(cond);
-    state.set_value(state.value() + 1);
+    set_int(state, get_int(state) + 1);
     cond.notify();
   }
   EXPECT_EQ(r.recv(), mp::Object("True 4"));
@@ -387,8 +813,9 @@ TEST_P(TestCondition, WaitFor) {
 }
 
 /// _TestCondition.test_waitfor_timeout
-TEST(TestConditionOnce, WaitForTimeout) {
-  auto cond = mp::Condition();
+template <class T>
+void test_waitfor_timeout(T& self) {
+  auto cond = self.Condition();
   std::lock_guard guard(cond);
   double t0 = mp::os::monotonic();
   EXPECT_FALSE(cond.wait_for([] { return false; }, 0.1));
@@ -396,74 +823,70 @@ TEST(TestConditionOnce, WaitForTimeout) {
   EXPECT_TRUE(cond.wait_for([] { return true; }, 0.1));
 }
 
-/// _TestCondition.test_notify_n: three processes and three threads wait;
-/// notify(2) wakes two, notify(4) the other four, and notify(3) with nobody
-/// left waiting does nothing.
-TEST_P(TestCondition, NotifyN) {
-  auto cond = mp::Condition();
-  auto sleeping = mp::Semaphore(0);
-  auto woken = mp::Semaphore(0);
-  Sleepers sleepers;
-  sleepers.start(cond, sleeping, woken);
-  // check no process/thread has woken up
-  mp::os::sleep(0.1);
-  EXPECT_EQ(woken.get_value(), 0);
-
-  cond.acquire();
-  cond.notify(2);  // wake some of them up
-  cond.release();
-  reaches_eventually([&] { return woken.get_value(); }, 2);
-
-  cond.acquire();
-  cond.notify(4);  // wake the rest of them
-  cond.release();
-  reaches_eventually([&] { return woken.get_value(); }, 6);
-
-  cond.acquire();
-  cond.notify(3);  // doesn't do anything more
-  cond.release();
-  EXPECT_EQ(woken.get_value(), 6);
-
-  check_invariant(cond);
-  sleepers.join();
-}
-
 /// _TestCondition.test_wait_result: wait(0) and wait(0.1) time out (false); a
-/// notify from a child makes wait() true.  Then the child sends SIGINT to this
-/// process while it waits.  Python's default SIGINT handler raises
+/// notify from a child makes wait() true.  For processes the child then
+/// sends SIGINT to this process while it waits (CPython does that for
+/// ProcessesMixin only).  Python's default SIGINT handler raises
 /// KeyboardInterrupt out of wait(); a C++ signal handler cannot throw, so with
 /// a handler installed the wait resumes after it (PEP 475) and keeps its
 /// deadline: the signal arrived, the handler ran, and wait() timed out.
-TEST_P(TestCondition, WaitResult) {
+template <class T>
+void test_wait_result(T& self) {
   static volatile std::sig_atomic_t interrupts = 0;
   interrupts = 0;
   struct sigaction action{}, old{};
   action.sa_handler = [](int) { interrupts = interrupts + 1; };
   sigemptyset(&action.sa_mask);
-  ASSERT_EQ(::sigaction(SIGINT, &action, &old), 0);
+  ASSERT_EQ(::sigaction(SIGINT, &action, &old), 0);  // so that the child's SIGINT ends nothing
+  const std::int64_t pid = T::manager ? 0 : ::getpid();
 
-  auto c = mp::Condition();
+  auto c = self.Condition();
   {
     std::lock_guard guard(c);
     EXPECT_FALSE(c.wait(0));
     EXPECT_FALSE(c.wait(0.1));
 
-    mp::Process p({.target = sync_tests::wait_result, .args = {c, std::int64_t{::getpid()}}});
+    mp::Process p({.target = &sync_tests::wait_result<T>, .args = {c, pid}});
     p.start();
     EXPECT_TRUE(c.wait(60));
 
-    double t0 = mp::os::monotonic();
-    EXPECT_FALSE(c.wait(3));  // SIGINT comes about a second in
-    EXPECT_GE(mp::os::monotonic() - t0, 3.0 - 0.05);
+    if (pid != 0) {
+      double t0 = mp::os::monotonic();
+      EXPECT_FALSE(c.wait(3));  // SIGINT comes about a second in
+      EXPECT_GE(mp::os::monotonic() - t0, 3.0 - 0.05);
+    }
     join_process(p);
   }
-  EXPECT_EQ(interrupts, 1);
-  ::sigaction(SIGINT, &old, nullptr);
+  EXPECT_EQ(interrupts, pid != 0 ? 1 : 0);
+  ::sigaction(SIGINT, &old, nullptr);  // the test binary's own handling back
 }
+
+/// _TestCondition.test_notify
+TEST_P(TestCondition, Notify) { ProcessTypes self; test_notify(self); }
+TEST_P(TestConditionManager, Notify) { test_notify(self); }
+/// _TestCondition.test_notify_all
+TEST_P(TestCondition, NotifyAll) { ProcessTypes self; test_notify_all(self); }
+TEST_P(TestConditionManager, NotifyAll) { test_notify_all(self); }
+/// _TestCondition.test_notify_n
+TEST_P(TestCondition, NotifyN) { ProcessTypes self; test_notify_n(self); }
+TEST_P(TestConditionManager, NotifyN) { test_notify_n(self); }
+/// _TestCondition.test_timeout
+TEST(TestConditionOnce, Timeout) { ProcessTypes self; test_condition_timeout(self); }
+TEST_P(TestConditionManager, Timeout) { test_condition_timeout(self); }
+/// _TestCondition.test_waitfor
+TEST_P(TestCondition, WaitFor) { ProcessTypes self; test_waitfor(self); }
+TEST_P(TestConditionManager, WaitFor) { test_waitfor(self); }
+/// _TestCondition.test_waitfor_timeout
+TEST(TestConditionOnce, WaitForTimeout) { ProcessTypes self; test_waitfor_timeout(self); }
+TEST_P(TestConditionManager, WaitForTimeout) { test_waitfor_timeout(self); }
+/// _TestCondition.test_wait_result
+TEST_P(TestCondition, WaitResult) { ProcessTypes self; test_wait_result(self); }
+TEST_P(TestConditionManager, WaitResult) { test_wait_result(self); }
 
 // ---------------------------------------------------------------- Event
 
-/// _TestEvent.test_repr (3.11): "<Event at 0x... unset>", then set, then unset.
+/// _TestEvent.test_repr (3.11), for processes: "<Event at 0x... unset>", then
+/// set, then unset.
 TEST(TestEventOnce, Repr) {
   auto event = mp::Event();
   EXPECT_TRUE(std::regex_match(event.repr(), std::regex("<Event at 0x[0-9a-f]+ unset>"))) << event.repr();
@@ -473,9 +896,19 @@ TEST(TestEventOnce, Repr) {
   EXPECT_TRUE(std::regex_match(event.repr(), std::regex("<Event at 0x[0-9a-f]+ unset>"))) << event.repr();
 }
 
+/// _TestEvent.test_repr, for the manager: the proxy's repr, set or not.
+TEST_P(TestEventManager, Repr) {
+  auto event = self.Event();
+  const std::regex proxy_repr("<EventProxy object, typeid 'Event' at 0x[0-9a-f]+>");
+  EXPECT_TRUE(std::regex_match(event.repr(), proxy_repr)) << event.repr();
+  event.set();
+  EXPECT_TRUE(std::regex_match(event.repr(), proxy_repr)) << event.repr();
+}
+
 /// _TestEvent.test_event
-TEST_P(TestEvent, Event) {
-  auto event = mp::Event();
+template <class T>
+void test_event(T& self) {
+  auto event = self.Event();
   EXPECT_FALSE(event.is_set());
   double t0 = mp::os::monotonic();
   EXPECT_FALSE(event.wait(0.0));
@@ -491,282 +924,72 @@ TEST_P(TestEvent, Event) {
   EXPECT_FALSE(event.is_set());
 
   // A child sets it after a while; wait() returns true.
-  mp::Process p({.target = sync_tests::set_later, .args = {event}});
+  mp::Process p({.target = &sync_tests::set_later<T>, .args = {event}});
   p.start();
   EXPECT_TRUE(event.wait(60.0));  // bounded: a child that fails must not hang the test
   join_process(p);
   EXPECT_TRUE(event.is_set());
 }
 
+TEST_P(TestEvent, Event) { ProcessTypes self; test_event(self); }
+TEST_P(TestEventManager, Event) { test_event(self); }
+
 // ---------------------------------------------------------------- Barrier
 
-}  // namespace
-
-namespace sync_tests {
-
-/// Python: the mixins' N, the parties of the barriers below.
-constexpr int N = 5;
-/// Python: _TestBarrier.defaultTimeout.
-constexpr double kDefaultTimeout = 30.0;
-
-/// Python: assert inside a child: a failure ends the child with exit code 1.
-void check(bool condition, const char* what) {
-  if (!condition) throw mp::AssertionError(what);
-}
-
-/// Python: _DummyList: only its length, which is all the barrier tests look
-/// at: an int in the shared heap under a Lock (Python: a BufferWrapper and a
-/// Lock), so that it reaches spawned children too (Convert<DummyList> below).
-class DummyList {
- public:
-  DummyList() : count_(mp::RawValue<'i'>(0)), lock_(mp::Lock()) {}
-  DummyList(mp::sharedctypes::CValue<int> count, sync::Lock lock)
-      : count_(std::move(count)), lock_(std::move(lock)) {}
-  void append() {
-    std::lock_guard guard(lock_);
-    count_.set_value(count_.value() + 1);
+/// Python: run_threads(f, args): f runs in N - 1 processes and here.
+void run_threads(mp::Target f, const mp::Args& args) {
+  std::vector<std::unique_ptr<mp::Process>> procs;
+  for (int i = 0; i < N - 1; ++i) {
+    procs.push_back(std::make_unique<mp::Process>(mp::ProcessOptions{.target = f, .args = args}));
+    procs.back()->start();
   }
-  int len() const {
-    std::lock_guard guard(lock_);
-    return count_.value();
-  }
-  /// Python: _DummyList.__getstate__: the wrapper and the lock.
-  const mp::sharedctypes::CValue<int>& _count() const { return count_; }
-  const sync::Lock& _lock() const { return lock_; }
-
- private:
-  mp::sharedctypes::CValue<int> count_;
-  mutable sync::Lock lock_;
-};
-
-/// _TestBarrier.multipass: n rounds in lockstep.
-void multipass(sync::Barrier barrier, DummyList results0, DummyList results1, int n) {
-  int m = barrier.parties();
-  for (int i = 0; i < n; ++i) {
-    results0.append();
-    check(results1.len() == i * m, "len(results[1]) == i * m");
-    barrier.wait();
-    results1.append();
-    check(results0.len() == (i + 1) * m, "len(results[0]) == (i + 1) * m");
-    barrier.wait();
-  }
-  check(barrier.n_waiting() == 0, "barrier.n_waiting == 0");
-  check(!barrier.broken(), "not barrier.broken");
-}
-
-/// _TestBarrier._test_wait_return_f: report the index wait() returned.
-void wait_return_party(sync::Barrier barrier, sync::Lock lock, Connection& w) {
-  int index = barrier.wait();
-  std::lock_guard guard(lock);
-  w.send(std::int64_t{index});
-}
-
-/// Where this process's action appends (Python: AppendTrue(results), a
-/// callable object that pickles its list).  An action here is a registered
-/// void() function with no state of its own, so each party points this at
-/// its copy of the list before waiting; whichever party runs the action
-/// appends to the same shared int.
-DummyList* g_action_results = nullptr;
-
-/// Python: AppendTrue.__call__.
-void append_true() { g_action_results->append(); }
-
-/// _TestBarrier._test_action_f.
-void action_party(sync::Barrier barrier, DummyList results) {
-  g_action_results = &results;
-  barrier.wait();
-  check(results.len() == 1, "len(results) == 1");
-  g_action_results = nullptr;
-}
-
-/// An action that fails.
-void failing_action() { throw mp::RuntimeError("action failed"); }
-
-/// A party of a barrier whose action fails: BrokenBarrierError, or the
-/// action's own error for the party that ran it.
-void action_raises_party(sync::Barrier barrier, DummyList broken) {
-  try {
-    barrier.wait();
-  } catch (const mp::BrokenBarrierError&) {
-    broken.append();
-  } catch (const mp::RuntimeError&) {
+  f(args);
+  for (auto& p : procs) {
+    join_process(*p);
+    EXPECT_EQ(p->exitcode(), 0);
   }
 }
 
-/// _TestBarrier._test_abort_f.
-void abort_party(sync::Barrier barrier, DummyList results1, DummyList results2) {
-  try {
-    int i = barrier.wait();
-    if (i == N / 2) throw mp::RuntimeError("");
-    barrier.wait();
-    results1.append();
-  } catch (const mp::BrokenBarrierError&) {
-    results2.append();
-  } catch (const mp::RuntimeError&) {
-    barrier.abort();
-  }
-}
-
-/// _TestBarrier._test_reset_f.
-void reset_party(sync::Barrier barrier, DummyList results1, DummyList results2, DummyList results3) {
-  int i = barrier.wait();
-  if (i == N / 2) {
-    // Wait until the others are all in the barrier.
-    while (barrier.n_waiting() < N - 1) mp::os::sleep(0.001);
-    barrier.reset();
-  } else {
-    try {
-      barrier.wait();
-      results1.append();
-    } catch (const mp::BrokenBarrierError&) {
-      results2.append();
-    }
-  }
-  barrier.wait();  // and pass it again
-  results3.append();
-}
-
-/// _TestBarrier._test_abort_and_reset_f.
-void abort_and_reset_party(sync::Barrier barrier, sync::Barrier barrier2, DummyList results1,
-                           DummyList results2, DummyList results3) {
-  try {
-    int i = barrier.wait();
-    if (i == N / 2) throw mp::RuntimeError("");
-    barrier.wait();
-    results1.append();
-  } catch (const mp::BrokenBarrierError&) {
-    results2.append();
-  } catch (const mp::RuntimeError&) {
-    barrier.abort();
-  }
-  // Everyone leaves the barrier before the reset, and nobody enters it
-  // again before the reset.
-  if (barrier2.wait() == N / 2) barrier.reset();
-  barrier2.wait();
-  barrier.wait();
-  results3.append();
-}
-
-/// _TestBarrier._test_timeout_f: one party is late; wait(0.5) breaks it for all.
-void timeout_party(sync::Barrier barrier, DummyList results) {
-  int i = barrier.wait();
-  if (i == N / 2) mp::os::sleep(1.0);  // one is late
-  try {
-    barrier.wait(0.5);
-  } catch (const mp::BrokenBarrierError&) {
-    results.append();
-  }
-}
-
-/// _TestBarrier._test_default_timeout_f.
-void default_timeout_party(sync::Barrier barrier, DummyList results) {
-  int i = barrier.wait(kDefaultTimeout);
-  if (i == N / 2) mp::os::sleep(1.0);  // later than the default timeout
-  try {
-    barrier.wait();
-  } catch (const mp::BrokenBarrierError&) {
-    results.append();
-  }
-}
-
-/// _TestBarrier._test_thousand_f.
-void thousand_party(sync::Barrier barrier, int passes, sync::Lock lock, Connection& conn) {
-  for (int i = 0; i < passes; ++i) {
-    barrier.wait();
-    std::lock_guard guard(lock);
-    conn.send(std::int64_t{i});
-  }
-}
-
-}  // namespace sync_tests
-}  // namespace mp_test
-
-namespace multiprocessing {
-/// The test's DummyList as a Process argument: its int and its lock.
-template <>
-struct Convert<mp_test::sync_tests::DummyList> {
-  static Object to_object(const mp_test::sync_tests::DummyList& v) {
-    return Object::Tuple{{Object(v._count()), Object(v._lock())}};
-  }
-  static mp_test::sync_tests::DummyList from_object(const Object& o) {
-    const Object::Tuple* t = std::get_if<Object::Tuple>(&o.variant());
-    if (t == nullptr || t->items.size() != 2) throw TypeError("expected a DummyList, got " + o.repr());
-    return mp_test::sync_tests::DummyList(t->items[0].as<sharedctypes::CValue<int>>(),
-                                          t->items[1].as<synchronize::Lock>());
-  }
-};
-}  // namespace multiprocessing
-
-namespace mp_test {
-
-MP_REGISTER_TARGET(sync_tests::multipass);
-MP_REGISTER_TARGET(sync_tests::wait_return_party);
-MP_REGISTER_TARGET(sync_tests::append_true);
-MP_REGISTER_TARGET(sync_tests::action_party);
-MP_REGISTER_TARGET(sync_tests::failing_action);
-MP_REGISTER_TARGET(sync_tests::action_raises_party);
-MP_REGISTER_TARGET(sync_tests::abort_party);
-MP_REGISTER_TARGET(sync_tests::reset_party);
-MP_REGISTER_TARGET(sync_tests::abort_and_reset_party);
-MP_REGISTER_TARGET(sync_tests::timeout_party);
-MP_REGISTER_TARGET(sync_tests::default_timeout_party);
-MP_REGISTER_TARGET(sync_tests::thousand_party);
-
-namespace {
-
-using sync_tests::DummyList;
-using sync_tests::kDefaultTimeout;
-using sync_tests::N;
-
-class TestBarrier : public WithStartMethod {
+/// Python: _TestBarrier.setUp / tearDown: self.barrier, a Barrier(N) of the
+/// kind, with the default timeout; aborted after the test.
+template <class T, class Base>
+class BarrierSuite : public Base {
  protected:
   void SetUp() override {
-    WithStartMethod::SetUp();
-    barrier_.emplace(mp::Barrier(N, {}, kDefaultTimeout));
+    Base::SetUp();
+    if constexpr (T::manager) self.m = &this->manager();
+    barrier_.emplace(self.Barrier(N, kDefaultTimeout));
   }
   void TearDown() override {
-    barrier_->abort();
+    if (barrier_) barrier_->abort();
     barrier_.reset();
-    WithStartMethod::TearDown();
+    Base::TearDown();
   }
 
-  /// Python: run_threads(f, args): f runs in N - 1 processes and here.
-  static void run_threads(mp::Target f, const mp::Args& args) {
-    std::vector<std::unique_ptr<mp::Process>> procs;
-    for (int i = 0; i < N - 1; ++i) {
-      procs.push_back(std::make_unique<mp::Process>(mp::ProcessOptions{.target = f, .args = args}));
-      procs.back()->start();
-    }
-    f(args);
-    for (auto& p : procs) {
-      join_process(*p);
-      EXPECT_EQ(p->exitcode(), 0);
-    }
-  }
-
+  T self{};
   /// The barriers' two ints and the DummyLists' live in the shared heap: a
   /// pristine one per test, so that its arenas are gone when the test ends.
   PristineHeap heap_;
-  std::optional<sync::Barrier> barrier_;
+  std::optional<typename T::BarrierType> barrier_;
 };
 
-/// _TestBarrier.test_barrier
-TEST_P(TestBarrier, Barrier) {
-  DummyList r0, r1;
-  run_threads(sync_tests::multipass, {*barrier_, r0, r1, 1});
-}
+class TestBarrier : public BarrierSuite<ProcessTypes, WithStartMethod> {};
+class TestBarrierManager : public BarrierSuite<ManagerTypes, WithManager> {};
 
-/// _TestBarrier.test_barrier_10
-TEST_P(TestBarrier, Barrier10) {
-  DummyList r0, r1;
-  run_threads(sync_tests::multipass, {*barrier_, r0, r1, 10});
+/// _TestBarrier.test_barrier and test_barrier_10: `passes` rounds in lockstep.
+template <class T>
+void test_barrier(T& self, const typename T::BarrierType& barrier, int passes) {
+  auto r0 = self.DummyList();
+  auto r1 = self.DummyList();
+  run_threads(&sync_tests::multipass<T>, {barrier, r0, r1, passes});
 }
 
 /// _TestBarrier.test_wait_return: exactly one party gets index 0.
-TEST_P(TestBarrier, WaitReturn) {
+template <class T>
+void test_wait_return(T& self, const typename T::BarrierType& barrier) {
   auto [r, w] = mp::Pipe(false);
-  sync::Lock lock = mp::Lock();
-  run_threads(sync_tests::wait_return_party, {*barrier_, lock, w});
+  auto lock = self.Lock();
+  run_threads(&sync_tests::wait_return_party<T>, {barrier, lock, w});
   std::vector<std::int64_t> results;
   for (int i = 0; i < N; ++i) results.push_back(r.recv().as<std::int64_t>());
   EXPECT_EQ(std::count(results.begin(), results.end(), 0), 1);
@@ -774,10 +997,116 @@ TEST_P(TestBarrier, WaitReturn) {
   EXPECT_EQ(results, (std::vector<std::int64_t>{0, 1, 2, 3, 4}));
 }
 
+/// _TestBarrier.test_abort
+template <class T>
+void test_abort(T& self, const typename T::BarrierType& barrier) {
+  auto results1 = self.DummyList();
+  auto results2 = self.DummyList();
+  run_threads(&sync_tests::abort_party<T>, {barrier, results1, results2});
+  EXPECT_EQ(len(results1), 0);
+  EXPECT_EQ(len(results2), N - 1);
+  EXPECT_TRUE(barrier.broken());
+}
+
+/// _TestBarrier.test_reset: reset() frees the waiting parties.
+template <class T>
+void test_reset(T& self, const typename T::BarrierType& barrier) {
+  auto results1 = self.DummyList();
+  auto results2 = self.DummyList();
+  auto results3 = self.DummyList();
+  run_threads(&sync_tests::reset_party<T>, {barrier, results1, results2, results3});
+  EXPECT_EQ(len(results1), 0);
+  EXPECT_EQ(len(results2), N - 1);
+  EXPECT_EQ(len(results3), N);
+}
+
+/// _TestBarrier.test_abort_and_reset: a broken barrier can be reset.
+template <class T>
+void test_abort_and_reset(T& self, const typename T::BarrierType& barrier) {
+  auto results1 = self.DummyList();
+  auto results2 = self.DummyList();
+  auto results3 = self.DummyList();
+  auto barrier2 = self.Barrier(N, kDefaultTimeout);  // bounded: a failing child must not hang the test
+  run_threads(&sync_tests::abort_and_reset_party<T>, {barrier, barrier2, results1, results2, results3});
+  EXPECT_EQ(len(results1), 0);
+  EXPECT_EQ(len(results2), N - 1);
+  EXPECT_EQ(len(results3), N);
+}
+
+/// _TestBarrier.test_timeout: one party is late; wait(0.5) breaks it for all.
+template <class T>
+void test_barrier_timeout(T& self, const typename T::BarrierType& barrier) {
+  auto results = self.DummyList();
+  run_threads(&sync_tests::timeout_party<T>, {barrier, results});
+  EXPECT_EQ(len(results), barrier.parties());
+}
+
+/// _TestBarrier.test_default_timeout
+template <class T>
+void test_default_timeout(T& self) {
+  auto barrier = self.Barrier(N, 0.5);
+  auto results = self.DummyList();
+  run_threads(&sync_tests::default_timeout_party<T>, {barrier, results});
+  EXPECT_EQ(len(results), barrier.parties());
+}
+
+/// _TestBarrier.test_single_thread, and the state a fresh barrier shows.
+/// Barrier(0): the process Barrier's ValueError; the manager's comes back as
+/// a RemoteError, as in Python (the server's error while creating, as text).
+template <class T>
+void test_single_thread(T& self) {
+  auto b = self.Barrier(1);
+  EXPECT_EQ(b.wait(), 0);
+  EXPECT_EQ(b.wait(), 0);
+  EXPECT_EQ(b.parties(), 1);
+  EXPECT_EQ(b.n_waiting(), 0);
+  EXPECT_FALSE(b.broken());
+  b.abort();
+  EXPECT_TRUE(b.broken());
+  EXPECT_THROW(b.wait(), mp::BrokenBarrierError);
+  b.reset();
+  EXPECT_EQ(b.wait(), 0);
+  if constexpr (T::manager) {
+    EXPECT_THROW(self.Barrier(0), mp::managers::RemoteError);
+  } else {
+    EXPECT_THROW(self.Barrier(0), mp::ValueError);
+  }
+}
+
+/// _TestBarrier.test_barrier
+TEST_P(TestBarrier, Barrier) { test_barrier(self, *barrier_, 1); }
+TEST_P(TestBarrierManager, Barrier) { test_barrier(self, *barrier_, 1); }
+/// _TestBarrier.test_barrier_10
+TEST_P(TestBarrier, Barrier10) { test_barrier(self, *barrier_, 10); }
+TEST_P(TestBarrierManager, Barrier10) { test_barrier(self, *barrier_, 10); }
+/// _TestBarrier.test_wait_return
+TEST_P(TestBarrier, WaitReturn) { test_wait_return(self, *barrier_); }
+TEST_P(TestBarrierManager, WaitReturn) { test_wait_return(self, *barrier_); }
+/// _TestBarrier.test_abort
+TEST_P(TestBarrier, Abort) { test_abort(self, *barrier_); }
+TEST_P(TestBarrierManager, Abort) { test_abort(self, *barrier_); }
+/// _TestBarrier.test_reset
+TEST_P(TestBarrier, Reset) { test_reset(self, *barrier_); }
+TEST_P(TestBarrierManager, Reset) { test_reset(self, *barrier_); }
+/// _TestBarrier.test_abort_and_reset
+TEST_P(TestBarrier, AbortAndReset) { test_abort_and_reset(self, *barrier_); }
+TEST_P(TestBarrierManager, AbortAndReset) { test_abort_and_reset(self, *barrier_); }
+/// _TestBarrier.test_timeout
+TEST_P(TestBarrier, Timeout) { test_barrier_timeout(self, *barrier_); }
+TEST_P(TestBarrierManager, Timeout) { test_barrier_timeout(self, *barrier_); }
+/// _TestBarrier.test_default_timeout
+TEST_P(TestBarrier, DefaultTimeout) { test_default_timeout(self); }
+TEST_P(TestBarrierManager, DefaultTimeout) { test_default_timeout(self); }
+/// _TestBarrier.test_single_thread (the manager's runs per start method: its
+/// server is started by one)
+TEST_P(TestBarrierManager, SingleThread) { test_single_thread(self); }
+
 /// _TestBarrier.test_action: the action runs once, before anyone passes.
+/// (Processes only: a manager's Barrier takes no action, which could not
+/// cross to the server.)
 TEST_P(TestBarrier, Action) {
   DummyList results;
-  sync::Barrier barrier = mp::Barrier(N, sync_tests::append_true);
+  sync::Barrier barrier = mp::Barrier(N, sync_tests::append_true_action);
   run_threads(sync_tests::action_party, {barrier, results});
   EXPECT_EQ(results.len(), 1);
 }
@@ -808,49 +1137,6 @@ TEST_P(TestBarrier, LambdaActionCannotCross) {
   EXPECT_TRUE(mp::active_children().empty());
 }
 
-/// _TestBarrier.test_abort
-TEST_P(TestBarrier, Abort) {
-  DummyList results1, results2;
-  run_threads(sync_tests::abort_party, {*barrier_, results1, results2});
-  EXPECT_EQ(results1.len(), 0);
-  EXPECT_EQ(results2.len(), N - 1);
-  EXPECT_TRUE(barrier_->broken());
-}
-
-/// _TestBarrier.test_reset: reset() frees the waiting parties.
-TEST_P(TestBarrier, Reset) {
-  DummyList results1, results2, results3;
-  run_threads(sync_tests::reset_party, {*barrier_, results1, results2, results3});
-  EXPECT_EQ(results1.len(), 0);
-  EXPECT_EQ(results2.len(), N - 1);
-  EXPECT_EQ(results3.len(), N);
-}
-
-/// _TestBarrier.test_abort_and_reset: a broken barrier can be reset.
-TEST_P(TestBarrier, AbortAndReset) {
-  DummyList results1, results2, results3;
-  sync::Barrier barrier2 = mp::Barrier(N, {}, kDefaultTimeout);  // bounded: a failing child must not hang the test
-  run_threads(sync_tests::abort_and_reset_party, {*barrier_, barrier2, results1, results2, results3});
-  EXPECT_EQ(results1.len(), 0);
-  EXPECT_EQ(results2.len(), N - 1);
-  EXPECT_EQ(results3.len(), N);
-}
-
-/// _TestBarrier.test_timeout: one party is late; wait(0.5) breaks it for all.
-TEST_P(TestBarrier, Timeout) {
-  DummyList results;
-  run_threads(sync_tests::timeout_party, {*barrier_, results});
-  EXPECT_EQ(results.len(), barrier_->parties());
-}
-
-/// _TestBarrier.test_default_timeout
-TEST_P(TestBarrier, DefaultTimeout) {
-  sync::Barrier barrier = mp::Barrier(N, {}, 0.5);
-  DummyList results;
-  run_threads(sync_tests::default_timeout_party, {barrier, results});
-  EXPECT_EQ(results.len(), barrier.parties());
-}
-
 // The Barrier tests that start no process run once, in the default context,
 // on a heap of their own (a Barrier's state lives in the shared heap).
 class TestBarrierOnce : public ::testing::Test {
@@ -858,21 +1144,8 @@ class TestBarrierOnce : public ::testing::Test {
   PristineHeap heap_;
 };
 
-/// _TestBarrier.test_single_thread, and the state a fresh barrier shows.
-TEST_F(TestBarrierOnce, SingleThread) {
-  sync::Barrier b = mp::Barrier(1);
-  EXPECT_EQ(b.wait(), 0);
-  EXPECT_EQ(b.wait(), 0);
-  EXPECT_EQ(b.parties(), 1);
-  EXPECT_EQ(b.n_waiting(), 0);
-  EXPECT_FALSE(b.broken());
-  b.abort();
-  EXPECT_TRUE(b.broken());
-  EXPECT_THROW(b.wait(), mp::BrokenBarrierError);
-  b.reset();
-  EXPECT_EQ(b.wait(), 0);
-  EXPECT_THROW(mp::Barrier(0), mp::ValueError);
-}
+/// _TestBarrier.test_single_thread
+TEST_F(TestBarrierOnce, SingleThread) { ProcessTypes self; test_single_thread(self); }
 
 /// threading.Barrier.__repr__, which 3.11's synchronize.Barrier inherits:
 /// the parties waiting now, or "broken".
@@ -920,6 +1193,11 @@ INSTANTIATE_TEST_SUITE_P(WithProcesses, TestLock, ::testing::ValuesIn(start_meth
 INSTANTIATE_TEST_SUITE_P(WithProcesses, TestSemaphore, ::testing::ValuesIn(start_methods()), method_name);
 INSTANTIATE_TEST_SUITE_P(WithProcesses, TestCondition, ::testing::ValuesIn(start_methods()), method_name);
 INSTANTIATE_TEST_SUITE_P(WithProcesses, TestEvent, ::testing::ValuesIn(start_methods()), method_name);
+INSTANTIATE_TEST_SUITE_P(WithManager, TestBarrierManager, ::testing::ValuesIn(start_methods()), method_name);
+INSTANTIATE_TEST_SUITE_P(WithManager, TestLockManager, ::testing::ValuesIn(start_methods()), method_name);
+INSTANTIATE_TEST_SUITE_P(WithManager, TestSemaphoreManager, ::testing::ValuesIn(start_methods()), method_name);
+INSTANTIATE_TEST_SUITE_P(WithManager, TestConditionManager, ::testing::ValuesIn(start_methods()), method_name);
+INSTANTIATE_TEST_SUITE_P(WithManager, TestEventManager, ::testing::ValuesIn(start_methods()), method_name);
 
 }  // namespace
 }  // namespace mp_test
