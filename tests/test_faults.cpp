@@ -1,5 +1,5 @@
 // tests/test_faults.cpp — fault injection: a process killed at a chosen
-// point, and a process out of file descriptors.  Each test says what the
+// point, a process out of file descriptors, and /dev/shm out of space.  Each test says what the
 // survivor sees and checks that it sees it within a bounded wait, and the
 // leak check of test_main.cpp checks that nothing is left behind.  (The
 // resource tracker and the fork server killed with SIGKILL are tested beside

@@ -1,11 +1,13 @@
 // tests/test_scale.cpp — load and scale: messages of every size around each
 // boundary of the framing and of the kernel's buffers, many children started
 // and reaped, and (under the ctest label `large`, or with MP_LARGE_TESTS=1) a
-// message past the 2 GiB switch of the frame header.
+// message past the 2 GiB switch of the frame header; and a soak of queues, a
+// pool and a manager used at once (MP_SOAK_SECONDS long).
 #include <fcntl.h>
 #include <unistd.h>
 
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <string>
 #include <thread>
@@ -20,9 +22,50 @@ namespace scale_tests {
 /// Exit at once.
 void exit_at_once() {}
 
+/// The soak's producer: `threads` threads put the numbers first, first+1...
+/// on `work` until `seconds` pass; each thread then records how many it put
+/// and their sum in `totals` under "p<index>.<thread>".
+void soak_producer(mp::queues::Queue work, mp::managers::DictProxy totals, std::int64_t index,
+                   std::int64_t threads, double seconds) {
+  double deadline = mp::os::monotonic() + seconds;
+  std::vector<std::thread> pool;
+  for (std::int64_t t = 0; t < threads; ++t) {
+    pool.emplace_back([=]() mutable {
+      std::int64_t value = (index * threads + t) * 1'000'000'000;
+      std::int64_t count = 0, sum = 0;
+      while (mp::os::monotonic() < deadline) {
+        work.put(mp::Object(value), true, 60.0);
+        ++count;
+        sum += value++;
+      }
+      totals.setitem("p" + std::to_string(index) + "." + std::to_string(t), mp::Object::List{count, sum});
+    });
+  }
+  for (auto& th : pool) th.join();
+}
+
+/// The soak's consumer: get from `work` until None, and record how many
+/// items came and their sum in `totals` under "c<index>".
+void soak_consumer(mp::queues::Queue work, mp::managers::DictProxy totals, std::int64_t index) {
+  std::int64_t count = 0, sum = 0;
+  for (;;) {
+    mp::Object item = work.get(true, 120.0);
+    if (item.is_none()) break;
+    ++count;
+    sum += item.as<std::int64_t>();
+  }
+  totals.setitem("c" + std::to_string(index), mp::Object::List{count, sum});
+}
+
+/// A pool task.
+std::int64_t square(std::int64_t x) { return x * x; }
+
 }  // namespace scale_tests
 
 MP_REGISTER_TARGET(scale_tests::exit_at_once);
+MP_REGISTER_TARGET(scale_tests::soak_producer);
+MP_REGISTER_TARGET(scale_tests::soak_consumer);
+MP_REGISTER_TARGET(scale_tests::square);
 
 namespace {
 
@@ -92,6 +135,77 @@ TEST(TestScale, StartAndReap5000Children) {
   }
   EXPECT_EQ(reaped, kChildren);
   EXPECT_TRUE(mp::active_children().empty());
+}
+
+/// Not in CPython: a soak.  For MP_SOAK_SECONDS (10 by default): three
+/// producer processes of two threads each put numbers on a bounded Queue,
+/// two consumer processes get them, a Pool of two maps in the parent, and
+/// every process reports to one manager's dict.  At the end every item is
+/// accounted for: as many got as put, with the same sum; every map's result
+/// was right; every child exited 0; nothing is left behind.
+TEST(TestScale, Soak) {
+  double seconds = 10.0;
+  if (const char* env = std::getenv("MP_SOAK_SECONDS")) seconds = std::atof(env);
+  constexpr std::int64_t kProducers = 3, kThreads = 2, kConsumers = 2;
+  auto& ctx = mp::get_context("fork");
+  auto manager = mp::Manager();
+  auto totals = manager.dict();
+  auto work = mp::Queue(1000);
+  std::vector<std::unique_ptr<mp::BaseProcess>> producers, consumers;
+  for (std::int64_t i = 0; i < kConsumers; ++i) {
+    consumers.push_back(ctx.Process({.target = scale_tests::soak_consumer, .args = {work, totals, i}}));
+    consumers.back()->start();
+  }
+  for (std::int64_t i = 0; i < kProducers; ++i) {
+    producers.push_back(ctx.Process({.target = scale_tests::soak_producer, .args = {work, totals, i, kThreads, seconds}}));
+    producers.back()->start();
+  }
+  mp::pool::Pool pool(2);
+  mp::Object::List inputs, squares;
+  for (std::int64_t i = 0; i < 200; ++i) {
+    inputs.emplace_back(i);
+    squares.emplace_back(i * i);
+  }
+  double deadline = mp::os::monotonic() + seconds;
+  int maps = 0, wrong = 0;
+  while (mp::os::monotonic() < deadline) {
+    if (pool.map(scale_tests::square, inputs) != squares) ++wrong;
+    ++maps;
+  }
+  pool.close();
+  pool.join();
+  for (auto& p : producers) {
+    join_process(*p, seconds + 120);
+    EXPECT_EQ(p->exitcode(), 0);
+  }
+  for (std::int64_t i = 0; i < kConsumers; ++i) work.put(mp::Object());  // one None each
+  for (auto& p : consumers) {
+    join_process(*p, 120);
+    EXPECT_EQ(p->exitcode(), 0);
+  }
+  std::int64_t put = 0, put_sum = 0, got = 0, got_sum = 0;
+  for (std::int64_t i = 0; i < kProducers; ++i) {
+    for (std::int64_t t = 0; t < kThreads; ++t) {
+      auto pair = totals.getitem("p" + std::to_string(i) + "." + std::to_string(t)).as<mp::Object::List>();
+      put += pair[0].as<std::int64_t>();
+      put_sum += pair[1].as<std::int64_t>();
+    }
+  }
+  for (std::int64_t i = 0; i < kConsumers; ++i) {
+    auto pair = totals.getitem("c" + std::to_string(i)).as<mp::Object::List>();
+    got += pair[0].as<std::int64_t>();
+    got_sum += pair[1].as<std::int64_t>();
+  }
+  EXPECT_GT(put, 0);
+  EXPECT_EQ(got, put);
+  EXPECT_EQ(got_sum, put_sum);
+  EXPECT_GT(maps, 0);
+  EXPECT_EQ(wrong, 0);
+  std::printf("soak: %.0f s, %lld items through the queue, %d pool maps\n", seconds,
+              static_cast<long long>(put), maps);
+  work.close();
+  work.join_thread();
+  manager.shutdown();
 }
 
 /// Not in CPython: one message of 2 GiB + 3 bytes through a pipe, so that its
