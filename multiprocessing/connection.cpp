@@ -222,6 +222,7 @@ bool Connection::_recv_bytes_resume(PartialMessage& part, std::optional<double> 
     part.got += n;
     if (n < room) return false;
   }
+  if (util::trace_enabled()) util::_trace("Connection recv_bytes: fd " + std::to_string(handle_.get()) + ", " + std::to_string(part.payload.size()) + " bytes");
   return true;
 }
 
@@ -232,7 +233,6 @@ std::optional<std::string> Connection::_recv_bytes(std::optional<std::size_t> ma
   if (!_recv_header(part, deadline)) throw_read_timeout();
   if (maxsize && *part.size > *maxsize) return std::nullopt;
   if (!_recv_bytes_resume(part, deadline)) throw_read_timeout();
-  if (util::trace_enabled()) util::_trace("Connection recv_bytes: fd " + std::to_string(handle_.get()) + ", " + std::to_string(part.payload.size()) + " bytes");
   return std::move(part.payload);
 }
 
