@@ -32,11 +32,9 @@ namespace multiprocessing::connection {
 
 namespace {
 
-/// Wait until `fd` is readable or `deadline` passes.  \throws TimeoutError.
-void wait_readable_before(int fd, double deadline) {
-  if (wait(std::vector<int>{fd}, deadline - os::monotonic()).empty()) {
-    throw TimeoutError("timed out waiting for the peer's message");
-  }
+/// A read with a deadline (the handshake's) that passed.
+[[noreturn]] void throw_read_timeout() {
+  throw TimeoutError("timed out waiting for the peer's message");
 }
 
 }  // namespace
@@ -172,51 +170,70 @@ void Connection::send_bytes(std::string_view buf, std::size_t offset,
   }
 }
 
-void Connection::_recv(char* into, std::size_t size, bool at_message_start,
-                       std::optional<double> deadline) {
+std::size_t Connection::_recv(char* into, std::size_t size, bool at_message_start,
+                              std::optional<double> deadline) {
   // Python: _recv: loop on os.read until `size` bytes came; 0 bytes means EOF.
-  std::size_t remaining = size;
-  while (remaining > 0) {
-    if (deadline) wait_readable_before(handle_.get(), *deadline);
-    ssize_t n = ::read(handle_.get(), into, remaining);
+  std::size_t got = 0;
+  while (got < size) {
+    // poll until readable: past the deadline, return what came so far.
+    if (deadline && wait(std::vector<int>{handle_.get()}, *deadline - os::monotonic()).empty()) break;
+    // read: whatever is there, up to what the message still lacks.
+    ssize_t n = ::read(handle_.get(), into + got, size - got);
     if (n < 0) {
-      if (errno == EINTR) continue;
+      if (errno == EINTR) continue;  // PEP 475
       raise_os_error("read", errno);
     }
     if (n == 0) {
-      if (remaining == size && at_message_start) throw EOFError("");
+      if (got == 0 && at_message_start) throw EOFError("");
       throw OSError("got end of file during message");
     }
-    into += n;
-    remaining -= static_cast<std::size_t>(n);
+    got += static_cast<std::size_t>(n);
   }
+  return got;
+}
+
+bool Connection::_recv_header(PartialMessage& part, std::optional<double> deadline) {
+  // 4 bytes, and 8 more when those 4 say -1 (a message of 2 GiB or more).
+  while (!part.size) {
+    std::size_t want = part.header_got < 4 ? 4 : 12;
+    part.header_got += _recv(part.header + part.header_got, want - part.header_got,
+                             /*at_message_start=*/part.header_got == 0, deadline);
+    if (part.header_got < want) return false;
+    part.size = want == 4 ? _frame_short_length(std::string_view(part.header, 4))
+                          : _frame_long_length(std::string_view(part.header + 4, 8));
+  }
+  return true;
+}
+
+bool Connection::_recv_bytes_resume(PartialMessage& part, std::optional<double> deadline) {
+  if (!_recv_header(part, deadline)) return false;
+  // Grow the buffer as the bytes arrive (1 MiB first, then doubling) instead of
+  // allocating the announced size at once: a peer that announces 2 GiB and
+  // sends 10 bytes costs 1 MiB, not 2 GiB (CPython allocates it all).
+  std::uint64_t want = *part.size;
+  while (part.got < want) {
+    if (part.got == part.payload.size()) {
+      std::size_t step = static_cast<std::size_t>(
+          std::min<std::uint64_t>(want - part.got, std::max<std::size_t>(std::size_t{1} << 20, part.got)));
+      part.payload.resize(part.got + step);
+    }
+    std::size_t room = part.payload.size() - part.got;
+    std::size_t n = _recv(part.payload.data() + part.got, room, false, deadline);
+    part.got += n;
+    if (n < room) return false;
+  }
+  if (util::trace_enabled()) util::_trace("Connection recv_bytes: fd " + std::to_string(handle_.get()) + ", " + std::to_string(part.payload.size()) + " bytes");
+  return true;
 }
 
 std::optional<std::string> Connection::_recv_bytes(std::optional<std::size_t> maxsize,
                                                    std::optional<double> deadline) {
-  char four[4];
-  _recv(four, 4, /*at_message_start=*/true, deadline);
-  std::optional<std::uint64_t> size = _frame_short_length(std::string_view(four, 4));
-  if (!size) {
-    char eight[8];
-    _recv(eight, 8, false, deadline);
-    size = _frame_long_length(std::string_view(eight, 8));
-  }
-  if (maxsize && *size > *maxsize) return std::nullopt;
-  // Grow the buffer as the bytes arrive (1 MiB first, then doubling) instead of
-  // allocating the announced size at once: a peer that announces 2 GiB and
-  // sends 10 bytes costs 1 MiB, not 2 GiB (CPython allocates it all).
-  std::string payload;
-  std::uint64_t want = *size;
-  while (payload.size() < want) {
-    std::size_t old = payload.size();
-    std::size_t step = static_cast<std::size_t>(
-        std::min<std::uint64_t>(want - old, std::max<std::size_t>(std::size_t{1} << 20, old)));
-    payload.resize(old + step);
-    _recv(payload.data() + old, step, false, deadline);
-  }
-  if (util::trace_enabled()) util::_trace("Connection recv_bytes: fd " + std::to_string(handle_.get()) + ", " + std::to_string(payload.size()) + " bytes");
-  return payload;
+  PartialMessage part;
+  // The length first, on its own: a message longer than maxsize is not read.
+  if (!_recv_header(part, deadline)) throw_read_timeout();
+  if (maxsize && *part.size > *maxsize) return std::nullopt;
+  if (!_recv_bytes_resume(part, deadline)) throw_read_timeout();
+  return std::move(part.payload);
 }
 
 std::string Connection::recv_bytes(std::optional<std::size_t> maxlength) {

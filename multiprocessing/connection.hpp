@@ -147,6 +147,28 @@ class Connection {
   std::string _recv_bytes_before(std::optional<std::size_t> maxlength,
                                  std::optional<double> deadline);
 
+  /// Internal: one message read in parts, for a reader that may give up
+  /// before the message is whole and come back for the rest (a Queue's get()
+  /// with a timeout).  What arrived so far stays here between calls.
+  struct PartialMessage {
+    char header[12] = {};                   ///< the 4-byte length, then 8 more if it said -1
+    std::size_t header_got = 0;             ///< header bytes read so far
+    std::optional<std::uint64_t> size;      ///< the payload's length, once the header is whole
+    std::string payload;                    ///< grows as the bytes arrive
+    std::size_t got = 0;                    ///< payload bytes read so far
+    /// Some bytes of the message have been read.
+    bool started() const { return header_got > 0; }
+    /// Header and payload bytes read so far.
+    std::size_t progress() const { return header_got + got; }
+  };
+
+  /// Internal: go on reading the message `part` holds until it is whole
+  /// (true), or until `deadline` (a monotonic time) passes with part of it
+  /// still to come (false; `part` keeps what arrived).  nullopt: no deadline.
+  /// \throws EOFError at end of file before the message starts; OSError "got
+  ///   end of file during message" after; OSError from read().
+  bool _recv_bytes_resume(PartialMessage& part, std::optional<double> deadline);
+
   /// Internal: write bytes that are already whole framed messages (see
   /// _frame_header), several of them in one go: a Queue's feeder thread
   /// writes what has piled up with one system call.  The reader sees the
@@ -159,9 +181,13 @@ class Connection {
   void _check_writable() const;
   [[noreturn]] void _bad_message_length();
   void _send(std::string_view buf);
-  /// Read exactly `size` bytes; `at_message_start` decides EOFError vs OSError.
-  void _recv(char* into, std::size_t size, bool at_message_start,
-             std::optional<double> deadline);
+  /// Read `size` bytes, fewer only if `deadline` passes first: returns how
+  /// many came.  `at_message_start` decides EOFError vs OSError at EOF.
+  std::size_t _recv(char* into, std::size_t size, bool at_message_start,
+                    std::optional<double> deadline);
+  /// Read the header of the message `part` holds, if not read yet: true once
+  /// its length is known, false if `deadline` passes first.
+  bool _recv_header(PartialMessage& part, std::optional<double> deadline);
   /// Python: _recv_bytes(maxsize): nullopt when longer than maxsize.
   std::optional<std::string> _recv_bytes(std::optional<std::size_t> maxsize,
                                          std::optional<double> deadline);

@@ -57,6 +57,13 @@ struct Queue::State {
   util::Finalize close;          // Python: _close (sends the sentinel)
   util::Finalize jointhread;     // Python: _jointhread (joins the feeder)
   FeederErrorHook on_error;      // Python: _on_queue_feeder_error
+  // Not in Python: a message whose reading a get() gave up on at its
+  // deadline.  This process keeps the _rlock and what arrived, and its next
+  // get() reads on from there, so that no reader ever starts in the middle
+  // of a message.  `reading` lets one thread of this process at a time use them.
+  std::timed_mutex reading;
+  connection::Connection::PartialMessage partial;
+  bool rlock_held = false;       // this process holds _rlock for `partial`
   util::AfterForkRegistration after_fork;
 
   State(synchronize::Lock rlock_, synchronize::Lock wlock_, synchronize::BoundedSemaphore sem_)
@@ -227,6 +234,10 @@ void Queue::State::reset_after_fork() {
   joincancelled = false;
   close = util::Finalize();       // the parent's finalizers are inert here
   jointhread = util::Finalize();
+  // A message half-read by the parent is the parent's to finish: it holds _rlock.
+  new (&reading) std::timed_mutex;  // perhaps held by another parent thread at the fork
+  partial = {};
+  rlock_held = false;
 }
 // [queue-after-fork]
 
@@ -284,27 +295,61 @@ void Queue::put(const Object& obj, bool block, std::optional<double> timeout) {
 Object Queue::get(bool block, std::optional<double> timeout) {
   State& self = *state_;
   if (self.closed) throw ValueError("Queue " + repr() + " is closed");
-  std::string res;
-  if (block && !timeout) {
-    {
-      std::lock_guard guard(self.rlock);
-      res = self.ends->reader.recv_bytes();
-    }
-    self.sem.release();
-  } else {
-    auto deadline = std::chrono::steady_clock::now() +
-                    std::chrono::duration<double>(block ? *timeout : 0.0);
-    if (!self.rlock.acquire(block, timeout)) throw Empty();
-    std::unique_lock guard(self.rlock, std::adopt_lock);
-    if (block) {
-      double remaining = std::chrono::duration<double>(deadline - std::chrono::steady_clock::now()).count();
-      if (!self.ends->reader.poll(remaining)) throw Empty();
-    } else if (!self.ends->reader.poll()) {
-      throw Empty();
-    }
-    res = self.ends->reader.recv_bytes();
-    self.sem.release();
+  // Python waits for the first byte of a message within the timeout, then
+  // for the rest without one, so a writer that dies half-way through a
+  // message (the feeder's process killed) leaves get() waiting forever: the
+  // pipe never reaches end of file while this process holds its write end.
+  // Here the timeout covers the whole message.  A message that has begun is
+  // still waited for after the deadline as long as its bytes keep coming
+  // (kStall apart at most), so a live writer's item is not refused for being
+  // large; if they stop, get() raises Empty, this process keeps what came and
+  // _rlock, and its next get() reads on.  Without a timeout, get() waits for
+  // the whole message, as Python's does.
+  constexpr double kStall = 1.0;
+  std::optional<double> deadline;
+  if (!block) {
+    deadline = os::monotonic();
+  } else if (timeout) {
+    deadline = os::monotonic() + std::max(*timeout, 0.0);
   }
+  std::unique_lock local(self.reading, std::defer_lock);
+  if (!deadline) {
+    local.lock();
+  } else if (!local.try_lock_for(std::chrono::duration<double>(std::max(*deadline - os::monotonic(), 0.0)))) {
+    throw Empty();
+  }
+  if (!self.rlock_held) {
+    std::optional<double> remaining;
+    if (deadline) remaining = std::max(*deadline - os::monotonic(), 0.0);
+    if (!self.rlock.acquire(block, remaining)) throw Empty();
+    self.rlock_held = true;
+  }
+  try {
+    for (std::optional<double> until = deadline;; until = os::monotonic() + kStall) {
+      std::size_t before = self.partial.progress();
+      if (self.ends->reader._recv_bytes_resume(self.partial, until)) break;
+      if (!self.partial.started() || self.partial.progress() == before) throw Empty();
+    }
+  } catch (const Empty&) {
+    // Nothing came, or the message stopped half-way: keep _rlock only if a
+    // part of a message is held.
+    if (!self.partial.started()) {
+      self.rlock_held = false;
+      self.rlock.release();
+    }
+    throw;
+  } catch (...) {
+    // End of file or a read error: the message is lost either way.
+    self.partial = {};
+    self.rlock_held = false;
+    self.rlock.release();
+    throw;
+  }
+  std::string res = std::move(self.partial.payload);
+  self.partial = {};
+  self.rlock_held = false;
+  self.rlock.release();
+  self.sem.release();
   // Unpickle after having released the lock (Python's comment).
   return reduction::ForkingPickler::loads(res);
 }

@@ -67,7 +67,13 @@ class Queue {
   /// (_on_queue_feeder_error) and dropped, as in Python.
   /// \throws ValueError "Queue <repr> is closed"; Full if no slot came.
   void put(const Object& obj, bool block = true, std::optional<double> timeout = std::nullopt);
-  /// Python: get(block=True, timeout=None): the next item, unpickled.
+  /// Python: get(block=True, timeout=None): the next item, unpickled.  The
+  /// timeout covers the whole message (Python's, only its first byte): a
+  /// message that has begun is waited for past it only while its bytes keep
+  /// coming (at most a second apart).  When get() gives up half-way, this
+  /// process keeps what came and the read lock, and its next get() reads on,
+  /// so a writer killed half-way through a message makes get() with a
+  /// timeout raise Empty, not hang.
   /// \throws ValueError "Queue <repr> is closed"; Empty if nothing came in
   ///   time (at once when block is false); EOFError if every writer is gone.
   Object get(bool block = true, std::optional<double> timeout = std::nullopt);

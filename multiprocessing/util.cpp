@@ -561,6 +561,9 @@ pid_t spawnv_passfds(const std::string& path, const std::vector<std::string>& ar
   for (int i = 0; i < n && err == 0; ++i) err = ::posix_spawn_file_actions_adddup2(&actions, passfds[i], park + i);
   for (int i = 0; i < n && err == 0; ++i) err = ::posix_spawn_file_actions_adddup2(&actions, park + i, 3 + i);
   if (err == 0) err = ::posix_spawn_file_actions_addclosefrom_np(&actions, 3 + n);
+  // EBADF there means a parking number at or above the limit: the child would
+  // need more fds than RLIMIT_NOFILE allows, which is what EMFILE says.
+  if (err == EBADF) err = EMFILE;
   if (err != 0) {
     ::posix_spawn_file_actions_destroy(&actions);
     raise_os_error("posix_spawn_file_actions", err);
