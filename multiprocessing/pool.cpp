@@ -455,7 +455,8 @@ struct MapImpl : ApplyImpl {
       if (success) {
         auto start = static_cast<std::size_t>(i * chunksize);
         std::size_t n = std::min(ints.size(), values.size() - std::min(start, values.size()));
-        for (std::size_t k = 0; k < n; ++k) values[start + k] = Object(ints[k]);
+        // Each value is None until now: assigned in place, no Object made and destroyed.
+        for (std::size_t k = 0; k < n; ++k) values[start + k].variant() = ints[k];
       }
       finished = number_left == 0;
     }

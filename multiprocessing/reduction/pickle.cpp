@@ -187,6 +187,7 @@ class Pickler {
   // int_run_placeholder(false) as the list of `ints`.
   std::string dump_with_run(const Object& obj, const Object* items, const std::int64_t* ints,
                             std::size_t n) {
+    out_.reserve(5 * n + 256);  // an int of 32 bits takes 5 bytes at most
     run_items_ = items;
     run_ints_ = ints;
     run_n_ = n;
@@ -1970,19 +1971,42 @@ class IntRunReader {
     for (int i = nbytes - 1; i >= 0; --i) v = (v << 8) | data_[at + static_cast<std::size_t>(i)];
     return v;
   }
-  // One int of the run, or false at any other opcode (pos_ unchanged).
-  bool read_run_int() {
-    if (pos_ >= size_) return false;
-    switch (static_cast<char>(data_[pos_])) {
-      case op::BININT1: ++pos_; ints_.push_back(data_[need(1)]); return true;
-      case op::BININT2: ++pos_; ints_.push_back(uint_at(need(2), 2)); return true;
-      case op::BININT:
-        ++pos_;
-        ints_.push_back(static_cast<std::int32_t>(uint_at(need(4), 4)));
-        return true;
-      case op::FRAME: ++pos_; need(8); return true;  // a frame may start inside the run
-      default: return false;
+  // The ints from pos_ on, up to the first other opcode (or one cut short),
+  // appended to ints_: one pass, one bounds check per int.
+  void read_run_ints() {
+    const unsigned char* p = data_ + pos_;
+    const unsigned char* end = data_ + size_;
+    if (ints_.capacity() == 0) ints_.reserve((size_ - pos_) / 2);  // an int takes 2 bytes at least
+    while (p < end) {
+      std::size_t left = static_cast<std::size_t>(end - p);
+      switch (static_cast<char>(*p)) {
+        case op::BININT1:
+          if (left < 2) break;
+          ints_.push_back(p[1]);
+          p += 2;
+          continue;
+        case op::BININT2:
+          if (left < 3) break;
+          ints_.push_back(p[1] | (p[2] << 8));
+          p += 3;
+          continue;
+        case op::BININT: {
+          if (left < 5) break;
+          std::uint32_t u = p[1] | (p[2] << 8) | (p[3] << 16) | (static_cast<std::uint32_t>(p[4]) << 24);
+          ints_.push_back(static_cast<std::int32_t>(u));
+          p += 5;
+          continue;
+        }
+        case op::FRAME:  // a frame may start inside the run
+          if (left < 9) break;
+          p += 9;
+          continue;
+        default:
+          break;
+      }
+      break;
     }
+    pos_ = static_cast<std::size_t>(p - data_);
   }
   Object pop() {
     if (stack_.size() <= (marks_.empty() ? 0 : marks_.back())) throw Gone{};
@@ -2021,8 +2045,7 @@ class IntRunReader {
     bool onto_empty_list = !run_taken_ && !stack_.empty() && is_empty_list(stack_.back());
     if (!onto_run_list && run_taken_) return false;
     std::size_t start = pos_, first = ints_.size();
-    while (read_run_int()) {
-    }
+    read_run_ints();
     char close = pos_ < size_ ? static_cast<char>(data_[pos_]) : op::STOP;
     if (ints_.size() == first) close = op::STOP;  // no ints: not a run
     if (close == op::APPENDS && (onto_run_list || onto_empty_list)) {
