@@ -1941,6 +1941,8 @@ class IntRunReader {
   IntRunReader(std::string_view data, std::vector<std::int64_t>& ints)
       : data_(reinterpret_cast<const unsigned char*>(data.data())), size_(data.size()), ints_(ints) {}
 
+  struct Gone {};  // thrown to give up
+
   std::optional<Object> load() {
     try {
       while (pos_ < size_) {
@@ -1957,7 +1959,6 @@ class IntRunReader {
   }
 
  private:
-  struct Gone {};
   static constexpr int kMaxContainers = 64;
 
   std::size_t need(std::size_t n) {
