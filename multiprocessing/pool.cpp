@@ -6,6 +6,7 @@
 #include <poll.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -390,6 +391,13 @@ struct MapImpl : ApplyImpl {
   std::int64_t chunksize = 0;
   std::int64_t number_left = 0;
   std::vector<bool> chunk_done;  // port: a chunk is counted once
+  // Python's self._value, built in order once every chunk is in, from each
+  // chunk's results: a list of Objects, or ints (_set_ints) kept in
+  // `int_values` at the chunk's place, so that an int becomes an Object once.
+  std::size_t length = 0;
+  std::vector<Object::List> chunk_values;
+  std::vector<bool> chunk_ints;
+  std::vector<std::int64_t> int_values;
   Object::List values;
 
   // Under the mutex: count chunk i, once (false if it was counted already).
@@ -408,14 +416,9 @@ struct MapImpl : ApplyImpl {
       auto& t = std::get<Object::Tuple>(obj.variant());
       bool ok = t.items[0].as<bool>();
       if (ok && success) {
-        // self._value[i*chunksize:(i+1)*chunksize] = result
+        // self._value[i*chunksize:(i+1)*chunksize] = result (in _finish)
         auto* results = std::get_if<Object::List>(&t.items[1].variant());
-        if (results != nullptr) {
-          auto start = static_cast<std::size_t>(i * chunksize);
-          for (std::size_t k = 0; k < results->size() && start + k < values.size(); ++k) {
-            values[start + k] = std::move((*results)[k]);
-          }
-        }
+        if (results != nullptr) chunk_values[static_cast<std::size_t>(i)] = std::move(*results);
       } else if (!ok && success) {
         success = false;  // only the first exception is kept
         value = std::move(t.items[1]);
@@ -428,6 +431,19 @@ struct MapImpl : ApplyImpl {
   // The last chunk is in: the callbacks, then ready.
   void _finish() {
     if (success) {
+      values.reserve(length);
+      for (std::size_t c = 0; c < chunk_done.size(); ++c) {
+        std::size_t start = c * static_cast<std::size_t>(chunksize);
+        std::size_t stop = std::min(length, start + static_cast<std::size_t>(chunksize));
+        if (chunk_ints[c]) {
+          for (std::size_t k = start; k < stop; ++k) values.emplace_back(int_values[k]);
+          continue;
+        }
+        Object::List& results = chunk_values[c];
+        for (std::size_t k = 0; k < stop - start; ++k) {
+          values.push_back(k < results.size() ? std::move(results[k]) : Object());
+        }
+      }
       value = Object(std::move(values));
       if (callback) callback(value);
     } else if (error_callback) {
@@ -453,10 +469,11 @@ struct MapImpl : ApplyImpl {
       std::lock_guard lock(mutex);
       if (!_take_chunk(i)) return;
       if (success) {
+        if (int_values.empty()) int_values.resize(length);
         auto start = static_cast<std::size_t>(i * chunksize);
-        std::size_t n = std::min(ints.size(), values.size() - std::min(start, values.size()));
-        // Each value is None until now: assigned in place, no Object made and destroyed.
-        for (std::size_t k = 0; k < n; ++k) values[start + k].variant() = ints[k];
+        std::size_t n = std::min(ints.size(), length - std::min(start, length));
+        std::copy_n(ints.begin(), n, int_values.begin() + static_cast<std::ptrdiff_t>(start));
+        chunk_ints[static_cast<std::size_t>(i)] = true;
       }
       finished = number_left == 0;
     }
@@ -1364,7 +1381,7 @@ MapResult Pool::_map_async(const Target& func, const Object::List& iterable, boo
   result->callback = std::move(callback);
   result->error_callback = std::move(error_callback);
   result->success = true;
-  result->values.resize(n);
+  result->length = n;
   result->chunksize = static_cast<std::int64_t>(size);
   result->cache_owner = state_.get();
   if (size == 0) {
@@ -1373,6 +1390,8 @@ MapResult Pool::_map_async(const Target& func, const Object::List& iterable, boo
   } else {
     result->number_left = static_cast<std::int64_t>(n / size + (n % size != 0 ? 1 : 0));
     result->chunk_done.assign(static_cast<std::size_t>(result->number_left), false);
+    result->chunk_ints.assign(result->chunk_done.size(), false);
+    result->chunk_values.resize(result->chunk_done.size());
     state_->cache_add(result);
     Object mapper = Object::Global{"multiprocessing.pool", star ? "starmapstar" : "mapstar"};
     auto owned = borrow ? nullptr : std::make_shared<Object::List>(iterable);
