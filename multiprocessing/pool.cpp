@@ -6,6 +6,7 @@
 #include <poll.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -51,6 +52,46 @@ const Object::Tuple& as_tuple(const Object& obj, std::size_t size, const char* w
     throw ValueError(std::string("malformed ") + what + ": " + obj.repr());
   }
   return *t;
+}
+
+// A message between the pool and its workers, with its run of ints: where
+// `value` holds reduction::int_run_placeholder, `ints` stand (as a tuple: a
+// map's chunk; as a list: its results).  Only a process pool's map makes
+// them, so that a chunk of ints crosses without an Object per int (see
+// reduction::loads_with_ints); every other message has no run.
+struct Message {
+  Object value = {};
+  std::vector<std::int64_t> ints = {};
+  bool has_run = false;
+};
+
+// The value with its placeholder replaced by the ints themselves, as
+// loads() would have read it.
+Object with_ints(Object value, const std::vector<std::int64_t>& ints) {
+  if (const Object::Global* g = value.global(); g != nullptr && g->module.empty()) {
+    std::vector<Object> items(ints.begin(), ints.end());
+    if (*g == reduction::int_run_placeholder(true)) return Object::Tuple{std::move(items)};
+    if (*g == reduction::int_run_placeholder(false)) return Object::List(std::move(items));
+  }
+  if (auto* t = std::get_if<Object::Tuple>(&value.variant())) {
+    for (Object& item : t->items) item = with_ints(std::move(item), ints);
+  } else if (auto* l = std::get_if<Object::List>(&value.variant())) {
+    for (Object& item : *l) item = with_ints(std::move(item), ints);
+  }
+  return value;
+}
+
+// Unpickle a message, with its run of ints if it has one.
+Message loads_message(std::string_view pickled) {
+  Message m;
+  if (std::optional<Object> value = reduction::loads_with_ints(pickled, m.ints)) {
+    m.value = std::move(*value);
+    m.has_run = !m.ints.empty();
+    return m;
+  }
+  m.ints.clear();
+  m.value = reduction::ForkingPickler::loads(pickled);
+  return m;
 }
 
 // ------------------------------------------------------------------ errors
@@ -146,7 +187,8 @@ WorkerSlot* slot_at(std::byte* base, std::int64_t slot) {
 // next message, or nullopt when the pipe is gone (the other side closed it).
 // A message that cannot be read at all (a worker killed in the middle of
 // writing one) ends the reader too: Python's thread would die of it.
-std::optional<Object> get_or_gone(const std::function<Object()>& get, const char* who) {
+template <class Get>
+auto get_or_gone(const Get& get, const char* who) -> std::optional<decltype(get())> {
   try {
     return get();
   } catch (const EOFError&) {
@@ -159,8 +201,31 @@ std::optional<Object> get_or_gone(const std::function<Object()>& get, const char
   return std::nullopt;
 }
 
+// A map's chunk of ints, called the quick way: when the task is
+// (job, i, mapstar, ((func, <int tuple>),), {}) and func a plain function of
+// one int returning an int (Target::call_ints), `results` become the ints it
+// returns and `result` (True, <int list>), with the function looked up by
+// name once for the whole chunk.  False, having called nothing, when the task
+// is anything else: the worker then calls it as any task.
+bool run_int_chunk(const Object::Tuple& task, const std::vector<std::int64_t>& chunk, Object& result,
+                   std::vector<std::int64_t>& results) {
+  const Object::Global* mapper = task.items[2].global();
+  if (mapper == nullptr || mapper->module != "multiprocessing.pool" || mapper->qualname != "mapstar") return false;
+  const auto* args = std::get_if<Object::Tuple>(&task.items[3].variant());
+  if (args == nullptr || args->items.size() != 1) return false;
+  const auto* pair = std::get_if<Object::Tuple>(&args->items[0].variant());
+  if (pair == nullptr || pair->items.size() != 2) return false;
+  const Object::Global* run = pair->items[1].global();
+  if (run == nullptr || *run != reduction::int_run_placeholder(true)) return false;
+  Target func = pair->items[0].as<Target>();
+  results.resize(chunk.size());
+  if (!func.call_ints(chunk.data(), results.data(), chunk.size())) return false;
+  result = tuple_of(true, Object(reduction::int_run_placeholder(false)));
+  return true;
+}
+
 // [pool-worker-loop]
-void worker_loop(const std::function<Object()>& get, const std::function<void(const Object&)>& put,
+void worker_loop(const std::function<Message()>& get, const std::function<void(const Message&)>& put,
                  const Target& initializer, const Args& initargs, std::optional<std::int64_t> maxtasks,
                  bool wrap_exception, WorkerSlot* slot) {
   if (maxtasks && *maxtasks < 1) {
@@ -170,9 +235,9 @@ void worker_loop(const std::function<Object()>& get, const std::function<void(co
 
   std::int64_t completed = 0;
   while (!maxtasks || completed < *maxtasks) {
-    std::optional<Object> next = get_or_gone(get, "worker");
+    std::optional<Message> next = get_or_gone(get, "worker");
     if (!next) break;
-    Object task = std::move(*next);
+    Object task = std::move(next->value);
     if (task.is_none()) {
       util::debug("worker got sentinel -- exiting");
       break;
@@ -187,12 +252,19 @@ void worker_loop(const std::function<Object()>& get, const std::function<void(co
       slot->index.store(i, std::memory_order_relaxed);
       slot->busy.store(1, std::memory_order_release);
     }
+    Message out;
     Object result;
     try {
-      Target func = t.items[2].as<Target>();
-      const auto* args = std::get_if<Object::Tuple>(&t.items[3].variant());
-      if (args == nullptr) throw TypeError("a task's arguments must be a tuple");
-      result = tuple_of(true, func(args->items));
+      if (!(next->has_run && run_int_chunk(t, next->ints, result, out.ints))) {
+        if (next->has_run) task = with_ints(std::move(task), next->ints);
+        const Object::Tuple& call = as_tuple(task, 5, "task");
+        Target func = call.items[2].as<Target>();
+        const auto* args = std::get_if<Object::Tuple>(&call.items[3].variant());
+        if (args == nullptr) throw TypeError("a task's arguments must be a tuple");
+        result = tuple_of(true, func(args->items));
+      } else {
+        out.has_run = true;
+      }
     } catch (const std::exception& e) {
       Object error = wrap_exception ? exception_with_traceback(
                                           e, "(C++ keeps no traceback) raised in " +
@@ -200,19 +272,20 @@ void worker_loop(const std::function<Object()>& get, const std::function<void(co
                                                  std::to_string(os::getpid()))
                                     : reduction::_reduce_exception(e);
       result = Object::Tuple{{false, error}};
+      out.has_run = false;
     }
-    Object message = tuple_of(job, i, std::move(result));
+    out.value = tuple_of(job, i, std::move(result));
     try {
-      put(message);
+      put(out);
     } catch (const std::exception& e) {
       // Python: MaybeEncodingError(e, result[1]).
-      const Object& sent = std::get<Object::Tuple>(message.variant()).items[2];
+      const Object& sent = std::get<Object::Tuple>(out.value.variant()).items[2];
       const Object& value = std::get<Object::Tuple>(sent.variant()).items[1];
       pool::MaybeEncodingError wrapped("Error sending result: '" + value.repr() + "'. Reason: '" +
                                        exception_type_name(e) + "(" + Object(std::string(e.what())).repr() +
                                        ")'");
       util::debug(std::string("Possible encoding error while sending result: ") + wrapped.what());
-      put(Object::Tuple{{job, i, Object::Tuple{{false, reduction::_reduce_exception(wrapped)}}}});
+      put(Message{Object::Tuple{{job, i, Object::Tuple{{false, reduction::_reduce_exception(wrapped)}}}}});
     }
     if (slot != nullptr) slot->busy.store(0, std::memory_order_release);
     ++completed;
@@ -233,7 +306,11 @@ void worker(queues::SimpleQueue inqueue, queues::SimpleQueue outqueue, Target in
   outqueue._reader().close();
   std::shared_ptr<heap::Arena> arena = heap::_rebuild_arena(slots);
   // Python's get = inqueue.get, put = outqueue.put.
-  worker_loop([&inqueue] { return inqueue.get(); }, [&outqueue](const Object& o) { outqueue.put(o); },
+  worker_loop([&inqueue] { return loads_message(inqueue._get_bytes()); },
+              [&outqueue](const Message& m) {
+                outqueue._put_bytes(m.has_run ? reduction::dumps_with_ints(m.value, m.ints.data(), m.ints.size())
+                                              : reduction::ForkingPickler::dumps(m.value));
+              },
               initializer, initargs, maxtasks, wrap_exception, slot_at(arena->buffer(), slot));
 }
 
@@ -269,6 +346,11 @@ struct ResultBase {
   virtual ~ResultBase() = default;
   // Python: _set(i, obj), obj being (success, value).
   virtual void _set(std::int64_t i, Object obj) = 0;
+  // _set for a message with a run of ints (see Message): obj with its
+  // placeholder replaced by the ints, unless the result can take them as they are.
+  virtual void _set_ints(std::int64_t i, Object obj, const std::vector<std::int64_t>& ints) {
+    _set(i, with_ints(std::move(obj), ints));
+  }
   virtual bool ready() = 0;
   void _remove_from_cache();
 };
@@ -309,34 +391,59 @@ struct MapImpl : ApplyImpl {
   std::int64_t chunksize = 0;
   std::int64_t number_left = 0;
   std::vector<bool> chunk_done;  // port: a chunk is counted once
+  // Python's self._value, built in order once every chunk is in, from each
+  // chunk's results: a list of Objects, or ints (_set_ints) kept in
+  // `int_values` at the chunk's place, so that an int becomes an Object once.
+  std::size_t length = 0;
+  std::vector<Object::List> chunk_values;
+  std::vector<bool> chunk_ints;
+  std::vector<std::int64_t> int_values;
   Object::List values;
+
+  // Under the mutex: count chunk i, once (false if it was counted already).
+  bool _take_chunk(std::int64_t i) {
+    if (i < 0 || i >= static_cast<std::int64_t>(chunk_done.size()) || chunk_done[static_cast<std::size_t>(i)]) return false;
+    chunk_done[static_cast<std::size_t>(i)] = true;
+    --number_left;
+    return true;
+  }
 
   void _set(std::int64_t i, Object obj) override {
     bool finished = false;
     {
       std::lock_guard lock(mutex);
-      if (i < 0 || i >= static_cast<std::int64_t>(chunk_done.size()) || chunk_done[static_cast<std::size_t>(i)]) return;
-      chunk_done[static_cast<std::size_t>(i)] = true;
-      --number_left;
+      if (!_take_chunk(i)) return;
       auto& t = std::get<Object::Tuple>(obj.variant());
       bool ok = t.items[0].as<bool>();
       if (ok && success) {
-        // self._value[i*chunksize:(i+1)*chunksize] = result
+        // self._value[i*chunksize:(i+1)*chunksize] = result (in _finish)
         auto* results = std::get_if<Object::List>(&t.items[1].variant());
-        if (results != nullptr) {
-          auto start = static_cast<std::size_t>(i * chunksize);
-          for (std::size_t k = 0; k < results->size() && start + k < values.size(); ++k) {
-            values[start + k] = std::move((*results)[k]);
-          }
-        }
+        if (results != nullptr) chunk_values[static_cast<std::size_t>(i)] = std::move(*results);
       } else if (!ok && success) {
         success = false;  // only the first exception is kept
         value = std::move(t.items[1]);
       }
       finished = number_left == 0;
     }
-    if (!finished) return;
+    if (finished) _finish();
+  }
+
+  // The last chunk is in: the callbacks, then ready.
+  void _finish() {
     if (success) {
+      values.reserve(length);
+      for (std::size_t c = 0; c < chunk_done.size(); ++c) {
+        std::size_t start = c * static_cast<std::size_t>(chunksize);
+        std::size_t stop = std::min(length, start + static_cast<std::size_t>(chunksize));
+        if (chunk_ints[c]) {
+          for (std::size_t k = start; k < stop; ++k) values.emplace_back(int_values[k]);
+          continue;
+        }
+        Object::List& results = chunk_values[c];
+        for (std::size_t k = 0; k < stop - start; ++k) {
+          values.push_back(k < results.size() ? std::move(results[k]) : Object());
+        }
+      }
       value = Object(std::move(values));
       if (callback) callback(value);
     } else if (error_callback) {
@@ -348,6 +455,29 @@ struct MapImpl : ApplyImpl {
     }
     changed.notify_all();
     _remove_from_cache();
+  }
+
+  // A chunk's results that arrive as a run of ints: (True, <int list>) goes
+  // straight into the result list, without a list of Objects in between.
+  void _set_ints(std::int64_t i, Object obj, const std::vector<std::int64_t>& ints) override {
+    const auto* t = std::get_if<Object::Tuple>(&obj.variant());
+    bool plain = t != nullptr && t->items.size() == 2 && t->items[0] == Object(true) &&
+                 t->items[1].global() != nullptr && *t->items[1].global() == reduction::int_run_placeholder(false);
+    if (!plain) return ApplyImpl::_set_ints(i, std::move(obj), ints);
+    bool finished = false;
+    {
+      std::lock_guard lock(mutex);
+      if (!_take_chunk(i)) return;
+      if (success) {
+        if (int_values.empty()) int_values.resize(length);
+        auto start = static_cast<std::size_t>(i * chunksize);
+        std::size_t n = std::min(ints.size(), length - std::min(start, length));
+        std::copy_n(ints.begin(), n, int_values.begin() + static_cast<std::ptrdiff_t>(start));
+        chunk_ints[static_cast<std::size_t>(i)] = true;
+      }
+      finished = number_left == 0;
+    }
+    if (finished) _finish();
   }
 
   // Pool.map's end: wait, then move the list out rather than copy it as
@@ -495,10 +625,35 @@ class ThreadQueue {
   std::deque<T> items_;
 };
 
+// A task as the task handler sends it.  A map's chunk is not copied into
+// the task: `value` holds reduction::int_run_placeholder(true) where the
+// chunk goes, and `items[0..n)` are its items, borrowed from the list the
+// chunks are cut from, pickled from there (reduction::dumps_with_items).
+struct Task {
+  Object value = {};
+  const Object* items = nullptr;
+  std::size_t n = 0;
+
+  // The task itself, with its chunk copied in (a ThreadPool's worker takes it so).
+  Object take() {
+    if (items == nullptr) return std::move(value);
+    auto& args = std::get<Object::Tuple>(std::get<Object::Tuple>(value.variant()).items[3].variant());
+    auto& pair = std::get<Object::Tuple>(args.items[0].variant());
+    pair.items[1] = Object::Tuple{std::vector<Object>(items, items + n)};
+    items = nullptr;
+    return std::move(value);
+  }
+  // The pickle that the worker reads: the same bytes as dumps(take()).
+  std::string dumps() const {
+    if (items == nullptr) return reduction::ForkingPickler::dumps(value);
+    return reduction::dumps_with_items(value, items, n);
+  }
+};
+
 // What _taskqueue carries: Python's (taskseq, set_length), taskseq a
 // generator of tasks.  `next` returns the next task or None when done.
 struct TaskSequence {
-  std::function<std::optional<Object>()> next;
+  std::function<std::optional<Task>()> next;
   std::function<void(std::int64_t)> set_length;  // imap's, else empty
 };
 
@@ -557,13 +712,17 @@ struct PoolState {
   // Python: self._quick_put / self._quick_get.  The task handler is the only
   // writer of _inqueue in the parent and the result handler the only reader
   // of _outqueue, so neither takes the queue's lock (as in Python).
-  void quick_put(const Object& task) {
-    if (threads) return thread_inqueue.put(task);
-    inqueue->_writer().send(task);
+  void quick_put(Task& task) {
+    if (threads) return thread_inqueue.put(task.take());
+    inqueue->_writer().send_bytes(task.dumps());
   }
-  Object quick_get() {
-    if (threads) return thread_outqueue.get();
-    return outqueue->_reader().recv();
+  void quick_put(const Object& task) {
+    Task t{task};
+    quick_put(t);
+  }
+  Message quick_get() {
+    if (threads) return Message{thread_outqueue.get()};
+    return loads_message(outqueue->_reader().recv_bytes());
   }
 
   // Not in Python: apply_async writes its one task to _inqueue itself when
@@ -665,8 +824,8 @@ std::unique_ptr<Worker> PoolState::make_worker(std::int64_t slot_index) {
     PoolState* self = this;
     w->t = std::make_unique<dummy::Process>(ProcessOptions{
         .target = [self, s] {
-          worker_loop([self] { return self->thread_inqueue.get(); },
-                      [self](const Object& o) { self->thread_outqueue.put(o); }, self->initializer,
+          worker_loop([self] { return Message{self->thread_inqueue.get()}; },
+                      [self](const Message& m) { self->thread_outqueue.put(m.value); }, self->initializer,
                       self->initargs, self->maxtasksperchild, self->wrap_exception, s);
         }});
     w->t->set_daemon(true);
@@ -800,23 +959,23 @@ void PoolState::_handle_tasks() {
     std::optional<std::int64_t> last_index;
     bool stopped = false;
     task_handler_busy = true;
-    while (std::optional<Object> task = item->next()) {
+    while (std::optional<Task> task = item->next()) {
       if (task_handler_state != HandlerState::RUN) {
         util::debug("task handler found thread._state != RUN");
         stopped = true;
         break;
       }
-      const Object::Tuple& t = std::get<Object::Tuple>(task->variant());
+      const Object::Tuple& t = std::get<Object::Tuple>(task->value.variant());
+      std::int64_t job = t.items[0].as<std::int64_t>();
       last_index = t.items[1].as<std::int64_t>();
-      if (util::trace_enabled()) util::_trace("Pool task dispatched: job " + std::to_string(t.items[0].as<std::int64_t>()) + ", index " + std::to_string(*last_index));
+      if (util::trace_enabled()) util::_trace("Pool task dispatched: job " + std::to_string(job) + ", index " + std::to_string(*last_index));
       try {
         std::lock_guard guard(inqueue_write);
         quick_put(*task);
       } catch (const std::exception& e) {
         // A task that cannot be sent (its function not found by name, an
         // argument that cannot be pickled) fails its own result.
-        cache_set(t.items[0].as<std::int64_t>(), *last_index,
-                  Object::Tuple{{false, reduction::_reduce_exception(e)}});
+        cache_set(job, *last_index, Object::Tuple{{false, reduction::_reduce_exception(e)}});
       }
     }
     task_handler_busy = false;
@@ -853,36 +1012,36 @@ void PoolState::_handle_tasks() {
 // Python: Pool._handle_results, the result handler thread.
 // [pool-handle-results]
 void PoolState::_handle_results() {
-  auto deliver = [this](Object task) {
-    auto& t = std::get<Object::Tuple>(task.variant());
+  auto deliver = [this](Message message) {
+    auto& t = std::get<Object::Tuple>(message.value.variant());
     if (t.items.size() != 3) return;
-    if (util::trace_enabled()) util::_trace("Pool task returned: job " + std::to_string(t.items[0].as<std::int64_t>()) + ", index " + std::to_string(t.items[1].as<std::int64_t>()));
-    cache_set(t.items[0].as<std::int64_t>(), t.items[1].as<std::int64_t>(), std::move(t.items[2]));
+    std::int64_t job = t.items[0].as<std::int64_t>(), i = t.items[1].as<std::int64_t>();
+    if (util::trace_enabled()) util::_trace("Pool task returned: job " + std::to_string(job) + ", index " + std::to_string(i));
+    if (!message.has_run) return cache_set(job, i, std::move(t.items[2]));
+    if (auto result = cache_find(job)) result->_set_ints(i, std::move(t.items[2]), message.ints);
   };
   auto get = [this] { return quick_get(); };
   while (true) {
-    std::optional<Object> next = get_or_gone(get, "result handler");
+    std::optional<Message> next = get_or_gone(get, "result handler");
     if (!next) return;
-    Object task = std::move(*next);
     if (result_handler_state != HandlerState::RUN) {
       util::debug("result handler found thread._state=TERMINATE");
       break;
     }
-    if (task.is_none()) {
+    if (next->value.is_none()) {
       util::debug("result handler got sentinel");
       break;
     }
-    deliver(std::move(task));
+    deliver(std::move(*next));
   }
   while (!cache_empty() && result_handler_state != HandlerState::TERMINATE) {
-    std::optional<Object> next = get_or_gone(get, "result handler");
+    std::optional<Message> next = get_or_gone(get, "result handler");
     if (!next) return;
-    Object task = std::move(*next);
-    if (task.is_none()) {
+    if (next->value.is_none()) {
       util::debug("result handler ignoring extra sentinel");
       continue;
     }
-    deliver(std::move(task));
+    deliver(std::move(*next));
   }
   util::debug("result handler exiting");
 }
@@ -1135,10 +1294,10 @@ ApplyResult Pool::apply_async(const Target& func, const Args& args, Callback cal
   if (state_->try_put_now(result->job, task)) return ApplyResult(result);
   auto sent = std::make_shared<bool>(false);
   state_->taskqueue.put(detail::TaskSequence{
-      [task = std::move(task), sent]() -> std::optional<Object> {
+      [task = std::move(task), sent]() -> std::optional<detail::Task> {
         if (*sent) return std::nullopt;
         *sent = true;
-        return task;
+        return detail::Task{task};
       },
       {}});
   return ApplyResult(result);
@@ -1169,33 +1328,28 @@ namespace {
 // Python: Pool._get_tasks(func, it, size) wrapped by _guarded_task_generation
 // with mapstar: task k is (job, k, mapstar, ((func, chunk_k),), {}).
 // [pool-chunks]
-// `items` is what the chunks are cut from.  `owned` holds it when the task
-// sequence owns its copy (map_async, imap: Python's generator holds the
-// iterable), and then each chunk takes its items by move; it is empty when
-// the sequence borrows the caller's list, which map() and starmap() may
-// lend because they wait for every chunk's result, so the list outlives
-// every chunk cut from it (the last call, which finds no more, reads only `n`).
-std::function<std::optional<Object>()> chunked_tasks(std::int64_t job, Object func, Object mapper,
+// `items` is what the chunks are cut from; a task points into it (see Task)
+// and the task handler pickles its chunk from there.  `owned` holds it when
+// the task sequence owns its copy (map_async, imap: Python's generator holds
+// the iterable); it is empty when the sequence borrows the caller's list,
+// which map() and starmap() may lend because they wait for every chunk's
+// result, so the list outlives every task that points into it (the last
+// call, which finds no more, reads only `n`).
+std::function<std::optional<detail::Task>()> chunked_tasks(std::int64_t job, Object func, Object mapper,
                                                      const Object::List* items,
                                                      std::shared_ptr<Object::List> owned,
                                                      std::size_t size) {
   auto next_start = std::make_shared<std::size_t>(0);
   auto k = std::make_shared<std::int64_t>(0);
   std::size_t n = items->size();
-  return [=]() -> std::optional<Object> {
+  // `owned`, captured though unused, keeps the items the tasks point into.
+  return [=, owned = std::move(owned)]() -> std::optional<detail::Task> {
     if (*next_start >= n) return std::nullopt;
-    std::size_t stop = std::min(n, *next_start + size);
-    auto first = static_cast<std::ptrdiff_t>(*next_start), last = static_cast<std::ptrdiff_t>(stop);
-    Object::Tuple chunk;
-    if (owned) {
-      chunk.items.assign(std::make_move_iterator(owned->begin() + first),
-                         std::make_move_iterator(owned->begin() + last));
-    } else {
-      chunk.items.assign(items->begin() + first, items->begin() + last);
-    }
+    std::size_t first = *next_start, stop = std::min(n, *next_start + size);
     *next_start = stop;
-    Object args = tuple_of(tuple_of(func, std::move(chunk)));
-    return tuple_of(job, (*k)++, mapper, std::move(args), Object::Dict{});
+    Object args = tuple_of(tuple_of(func, Object(reduction::int_run_placeholder(true))));
+    return detail::Task{tuple_of(job, (*k)++, mapper, std::move(args), Object::Dict{}), items->data() + first,
+                stop - first};
   };
 }
 // [pool-chunks]
@@ -1227,7 +1381,7 @@ MapResult Pool::_map_async(const Target& func, const Object::List& iterable, boo
   result->callback = std::move(callback);
   result->error_callback = std::move(error_callback);
   result->success = true;
-  result->values.resize(n);
+  result->length = n;
   result->chunksize = static_cast<std::int64_t>(size);
   result->cache_owner = state_.get();
   if (size == 0) {
@@ -1236,6 +1390,8 @@ MapResult Pool::_map_async(const Target& func, const Object::List& iterable, boo
   } else {
     result->number_left = static_cast<std::int64_t>(n / size + (n % size != 0 ? 1 : 0));
     result->chunk_done.assign(static_cast<std::size_t>(result->number_left), false);
+    result->chunk_ints.assign(result->chunk_done.size(), false);
+    result->chunk_values.resize(result->chunk_done.size());
     state_->cache_add(result);
     Object mapper = Object::Global{"multiprocessing.pool", star ? "starmapstar" : "mapstar"};
     auto owned = borrow ? nullptr : std::make_shared<Object::List>(iterable);
@@ -1263,16 +1419,16 @@ IMapIterator Pool::_imap(const Target& func, const Object::List& iterable, int c
   result->unordered = !ordered;
   state_->cache_add(result);
   auto items = std::make_shared<Object::List>(iterable);
-  std::function<std::optional<Object>()> next;
+  std::function<std::optional<detail::Task>()> next;
   if (chunksize == 1) {
     // Python: _guarded_task_generation(result._job, func, iterable):
     // task i is (job, i, func, (x,), {}).
     auto i = std::make_shared<std::size_t>(0);
-    next = [job = result->job, f = Object(func), items, i]() -> std::optional<Object> {
+    next = [job = result->job, f = Object(func), items, i]() -> std::optional<detail::Task> {
       if (*i >= items->size()) return std::nullopt;
       std::size_t k = (*i)++;
-      return Object(Object::Tuple{{job, static_cast<std::int64_t>(k), f,
-                                   Object::Tuple{{std::move((*items)[k])}}, Object::Dict{}}});
+      return detail::Task{Object(Object::Tuple{{job, static_cast<std::int64_t>(k), f,
+                                        Object::Tuple{{std::move((*items)[k])}}, Object::Dict{}}})};
     };
   } else {
     next = chunked_tasks(result->job, Object(func), Object::Global{"multiprocessing.pool", "mapstar"},

@@ -46,6 +46,9 @@ class Target {
   Target(R (*fn)(A...))  // NOLINT(google-explicit-constructor): reads like `target=f`
       : address_(reinterpret_cast<const void*>(fn)), arity_(static_cast<int>(sizeof...(A))) {
     invoke_ = [fn](const Args& args) { return call_converted(fn, args, std::index_sequence_for<A...>{}); };
+    if constexpr (sizeof...(A) == 1 && IntResult<R>() && (IntLike<std::decay_t<A>> && ...)) {
+      call_ints_ = &call_ints_loop<R, std::decay_t<A>...>;
+    }
   }
 
   template <class F>
@@ -76,6 +79,14 @@ class Target {
   /// Python would only fail in the child, calling target(*args); say it when
   /// the process is made.  \throws TypeError when `args` has the wrong length.
   void check_arguments(const Args& args) const;
+  /// A Pool's fast path for a map over ints: when the target is a plain
+  /// function of one integer parameter that returns an integer (of at most 63
+  /// bits), set out[k] = f(in[k]) for each k and return true.  Returns false,
+  /// having called nothing, for any other target or when an input does not fit
+  /// the parameter's type: operator() then calls it and says what is wrong.
+  bool call_ints(const std::int64_t* in, std::int64_t* out, std::size_t n) const {
+    return call_ints_ != nullptr && call_ints_(address_, in, out, n);
+  }
   /// The address of a plain function target, else nullptr.  Start methods that
   /// cannot copy memory (spawn) use it to find the function's registered name.
   const void* function_address() const noexcept { return address_; }
@@ -118,7 +129,34 @@ class Target {
     }
   }
 
+  template <class T>
+  static constexpr bool IntLike = std::is_integral_v<T> && !std::is_same_v<T, bool> &&
+                                  !std::is_same_v<T, char> && !std::is_same_v<T, wchar_t> &&
+                                  !std::is_same_v<T, char8_t> && !std::is_same_v<T, char16_t> &&
+                                  !std::is_same_v<T, char32_t>;
+  // A result call_ints can hold: an IntLike of at most 63 bits of magnitude.
+  template <class R>
+  static constexpr bool IntResult() {
+    if constexpr (IntLike<R>) {
+      return std::is_signed_v<R> || sizeof(R) < sizeof(std::int64_t);
+    } else {
+      return false;
+    }
+  }
+  // call_ints for a function R fn(P): the inputs checked first (as the
+  // argument conversion would), then one direct call per item.
+  template <class R, class P>
+  static bool call_ints_loop(const void* address, const std::int64_t* in, std::int64_t* out, std::size_t n) {
+    for (std::size_t k = 0; k < n; ++k) {
+      if (!std::in_range<P>(in[k])) return false;
+    }
+    auto fn = reinterpret_cast<R (*)(P)>(address);
+    for (std::size_t k = 0; k < n; ++k) out[k] = static_cast<std::int64_t>(fn(static_cast<P>(in[k])));
+    return true;
+  }
+
   std::function<Object(const Args&)> invoke_;
+  bool (*call_ints_)(const void*, const std::int64_t*, std::int64_t*, std::size_t) = nullptr;
   const void* address_ = nullptr;
   int arity_ = 0;
 };

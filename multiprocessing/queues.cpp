@@ -520,19 +520,23 @@ SimpleQueue::SimpleQueue(BaseContext* ctx) {
 // [simple-queue-put-get]
 void SimpleQueue::put(const Object& obj) {
   // Serialize the data before acquiring the lock (Python's comment).
-  std::string pickled = reduction::ForkingPickler::dumps(obj);
+  _put_bytes(reduction::ForkingPickler::dumps(obj));
+}
+
+void SimpleQueue::_put_bytes(std::string_view pickled) {
   std::lock_guard guard(state_->wlock);
   state_->writer.send_bytes(pickled);
 }
 
 Object SimpleQueue::get() {
-  std::string res;
-  {
-    std::lock_guard guard(state_->rlock);
-    res = state_->reader.recv_bytes();
-  }
+  std::string res = _get_bytes();
   // Unserialize the data after having released the lock (Python's comment).
   return reduction::ForkingPickler::loads(res);
+}
+
+std::string SimpleQueue::_get_bytes() {
+  std::lock_guard guard(state_->rlock);
+  return state_->reader.recv_bytes();
 }
 // [simple-queue-put-get]
 

@@ -33,6 +33,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 
 #include "multiprocessing/connection.hpp"
@@ -207,6 +208,11 @@ class SimpleQueue {
   /// Python: get(): read one item under the reader lock, then unpickle it.
   /// \throws EOFError if every writer is gone; OSError if closed.
   Object get();
+  /// put() and get() without the pickling: the bytes of one pickle written
+  /// (or read) under the writer (reader) lock, for a Pool's worker, which
+  /// pickles and unpickles its chunks of ints its own way (pool.cpp).
+  void _put_bytes(std::string_view pickled);
+  std::string _get_bytes();
   /// Python: empty().
   bool empty() const;
   /// Python: close(): close this process's two pipe ends.

@@ -42,6 +42,7 @@ std::int64_t sqr_wait(std::int64_t x, double wait) {
 }
 /// Python: mul(x, y).
 std::int64_t mul(std::int64_t x, std::int64_t y) { return x * y; }
+short negate_short(short x) { return static_cast<short>(-x); }
 /// Python: raise_large_valuerror / raising(): a task that raises.
 std::int64_t raising(std::int64_t x) { throw mp::ValueError("bad value " + std::to_string(x)); }
 /// Python: int('a') in test_map_async_callbacks.
@@ -105,6 +106,7 @@ void pool_out_of_fds(mp::connection::Connection& c) {
 MP_REGISTER_TARGET(pool_tests::sqr);
 MP_REGISTER_TARGET(pool_tests::sqr_wait);
 MP_REGISTER_TARGET(pool_tests::mul);
+MP_REGISTER_TARGET(pool_tests::negate_short);
 MP_REGISTER_TARGET(pool_tests::raising);
 MP_REGISTER_TARGET(pool_tests::to_int);
 MP_REGISTER_TARGET(pool_tests::getpid_task);
@@ -196,6 +198,49 @@ void test_map(const T& self) {
   if constexpr (!T::manager) {  // a typed vector: the local Pool's map only
     EXPECT_EQ(pool.map(pool_tests::sqr, std::vector<int>{1, 2, 3}), (Object::List{1, 4, 9}));
   }
+}
+
+/// Port only: a process pool maps a plain int function over ints the quick
+/// way (each chunk read into a vector, the function called in a loop, see the
+/// pool walkthrough); the results are those of the general path for every
+/// chunk size around the pickle's batches (1 to 3 items cross as short tuples,
+/// not as runs), for negative and 32-bit ints and ints too large for 32 bits,
+/// and the errors too: an int that does not fit the function's parameter, an
+/// exception from the function, a chunk that is not all ints.
+TEST_P(TestPool, MapIntsQuickPath) {
+  Pool pool = make_pool(2);
+  Object::List items;
+  for (std::int64_t i = 0; i < 2500; ++i) items.emplace_back((i % 3 == 0 ? -1 : 1) * i * 40000);
+  Object::List expected;
+  for (const Object& x : items) expected.emplace_back(x.as<std::int64_t>() * x.as<std::int64_t>());
+  for (int chunksize : {1, 2, 3, 4, 999, 1000, 1001, 2500}) {
+    SCOPED_TRACE("chunksize " + std::to_string(chunksize));
+    Object::List small(items.begin(), items.begin() + 30);
+    EXPECT_EQ(pool.map(pool_tests::sqr, small, chunksize), Object::List(expected.begin(), expected.begin() + 30));
+    EXPECT_EQ(pool.map(pool_tests::negate_short, range(300), chunksize),
+              pool.starmap(pool_tests::mul, [] {
+                Object::List pairs;
+                for (std::int64_t i = 0; i < 300; ++i) pairs.emplace_back(Object::Tuple{{i, -1}});
+                return pairs;
+              }(), chunksize));
+  }
+  EXPECT_EQ(pool.map(pool_tests::sqr, Object::List(items.begin(), items.begin() + 1000)),
+            Object::List(expected.begin(), expected.begin() + 1000));
+  // map_async, with its callback, and imap in chunks.
+  Object::List got;
+  auto async = pool.map_async(pool_tests::sqr, range(100), 7, [&got](const Object& r) { got = r.as<Object::List>(); });
+  EXPECT_EQ(async.get(60.0), Object(squares(100)));
+  EXPECT_EQ(got, squares(100));
+  Object::List imapped;
+  for (const Object& r : pool.imap(pool_tests::sqr, range(50), 8)) imapped.push_back(r);
+  EXPECT_EQ(imapped, squares(50));
+  // 40000 does not fit a short: the general path's ValueError.
+  EXPECT_THROW(pool.map(pool_tests::negate_short, Object::List{1, 2, 3, 4, 40000}, 5), mp::ValueError);
+  EXPECT_THROW(pool.map(pool_tests::raising, range(100), 10), mp::ValueError);
+  Object::List mixed = range(10);
+  mixed[5] = Object("five");
+  EXPECT_THROW(pool.map(pool_tests::sqr, mixed, 10), mp::TypeError);
+  EXPECT_EQ(pool.map(pool_tests::to_int, Object::List{"1", "22", "333", "4", "5"}, 5), (Object::List{1, 22, 333, 4, 5}));
 }
 
 /// _TestPool.test_starmap and test_starmap_async

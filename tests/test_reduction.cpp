@@ -400,6 +400,74 @@ TEST(TestPickle, NumberRunsLikeCPython) {
   }
 }
 
+/// The fast paths of a Pool's map (dumps_with_items, dumps_with_ints,
+/// loads_with_ints): a task (job, i, mapstar, ((func, chunk),), {}) and a
+/// result (job, i, (True, results)) of every size around the batch and frame
+/// boundaries, with ints of each width, are written byte for byte as dumps()
+/// writes them (so as CPython does, NumberRunsLikeCPython) and read back with
+/// the run in the vector; anything else, or a truncated pickle, reads as
+/// nullopt, never as a wrong value.  (Port only.)
+TEST(TestPickle, IntRunsOfPoolChunks) {
+  pk::ForkingPickler::register_global("test_reduction", "ident");
+  const Object mapstar = Object::Global{"multiprocessing.pool", "mapstar"};
+  const Object func = Object::Global{"test_reduction", "ident"};
+  const Object tuple_run = pk::int_run_placeholder(true), list_run = pk::int_run_placeholder(false);
+  for (std::size_t n : {1, 2, 3, 4, 999, 1000, 1001, 2001, 12500, 40000}) {
+    for (std::int64_t scale : {1, 7, 300, -70000}) {
+      SCOPED_TRACE("n " + std::to_string(n) + ", scale " + std::to_string(scale));
+      std::vector<std::int64_t> ints;
+      for (std::size_t k = 0; k < n; ++k) ints.push_back(static_cast<std::int64_t>(k % 1000) * scale);
+      Object::List items(ints.begin(), ints.end());
+      Object::Tuple chunk{std::vector<Object>(ints.begin(), ints.end())};
+      // The task, as the task handler writes it, and as dumps() would.
+      Object task = Object::Tuple{{5, 6, mapstar, Object::Tuple{{Object::Tuple{{func, tuple_run}}}}, D{}}};
+      Object full_task = Object::Tuple{{5, 6, mapstar, Object::Tuple{{Object::Tuple{{func, chunk}}}}, D{}}};
+      std::string task_bytes = pk::dumps_with_items(task, items.data(), n);
+      EXPECT_EQ(task_bytes, pk::dumps(full_task));
+      // The result, as a worker writes it.
+      Object result = Object::Tuple{{5, 6, Object::Tuple{{true, list_run}}}};
+      Object full_result = Object::Tuple{{5, 6, Object::Tuple{{true, items}}}};
+      std::string result_bytes = pk::dumps_with_ints(result, ints.data(), n);
+      EXPECT_EQ(result_bytes, pk::dumps(full_result));
+      // Read back: a tuple of 4 or more and a list of 2 or more are runs.
+      std::vector<std::int64_t> got;
+      std::optional<Object> read = pk::loads_with_ints(task_bytes, got);
+      ASSERT_TRUE(read.has_value());
+      EXPECT_EQ(*read, n >= 4 ? task : full_task);
+      EXPECT_EQ(got, n >= 4 ? ints : std::vector<std::int64_t>{});
+      got.clear();
+      read = pk::loads_with_ints(result_bytes, got);
+      ASSERT_TRUE(read.has_value());
+      EXPECT_EQ(*read, n >= 2 ? result : full_result);
+      EXPECT_EQ(got, n >= 2 ? ints : std::vector<std::int64_t>{});
+      // Cut short anywhere: nullopt.
+      if (n <= 4) {
+        for (std::size_t cut = 0; cut < result_bytes.size(); ++cut) {
+          got.clear();
+          EXPECT_FALSE(pk::loads_with_ints(std::string_view(result_bytes).substr(0, cut), got)) << cut;
+        }
+      }
+    }
+  }
+  std::vector<std::int64_t> got;
+  // Not a run of 32-bit ints, or not what the reader knows: nullopt.
+  EXPECT_FALSE(pk::loads_with_ints(pk::dumps(Object::List{1, 2, std::int64_t{1} << 40}), got));
+  got.clear();
+  EXPECT_FALSE(pk::loads_with_ints(pk::dumps(Object::List{1, 2, 2.5}), got));
+  got.clear();
+  EXPECT_FALSE(pk::loads_with_ints(pk::dumps(Object(Object::Global{"os", "system"})), got));
+  got.clear();
+  EXPECT_FALSE(pk::loads_with_ints(pk::dumps(Object(1.5)), got));
+  got.clear();
+  EXPECT_FALSE(pk::loads_with_ints(pk::dumps(Object::Tuple{{1, 2, 3, 4}}, 2), got));  // BINPUT
+  // Only one run per pickle: the second list of ints comes back as Objects.
+  got.clear();
+  std::optional<Object> two = pk::loads_with_ints(pk::dumps(Object::Tuple{{L{1, 2}, L{3, 4}}}), got);
+  ASSERT_TRUE(two.has_value());
+  EXPECT_EQ(*two, Object(Object::Tuple{{list_run, L{3, 4}}}));
+  EXPECT_EQ(got, (std::vector<std::int64_t>{1, 2}));
+}
+
 /// dis() prints what pickletools.dis prints for the same bytes.
 TEST(TestPickle, DisMatchesPickletools) {
   for (const auto& c : kDisCases) {

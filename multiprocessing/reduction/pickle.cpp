@@ -182,6 +182,18 @@ class Pickler {
     return std::move(out_);
   }
 
+  // dumps_with_items / dumps_with_ints (pickle.hpp): dump(obj), with
+  // int_run_placeholder(true) written as the tuple of `items`, or
+  // int_run_placeholder(false) as the list of `ints`.
+  std::string dump_with_run(const Object& obj, const Object* items, const std::int64_t* ints,
+                            std::size_t n) {
+    out_.reserve(5 * n + 256);  // an int of 32 bits takes 5 bytes at most
+    run_items_ = items;
+    run_ints_ = ints;
+    run_n_ = n;
+    return dump(obj);
+  }
+
  private:
   // -------- output and framing (_pickle.c: _Pickler_Write, _Pickler_CommitFrame)
   void write(std::string_view data) {
@@ -283,7 +295,16 @@ class Pickler {
   // dispatch on the type and write()'s append per opcode (about 100
   // instructions per int).  The bytes, and where frames end (the check of
   // opcode_boundary after each item), are the same as save() gives.
-  void save_items(const Object* items, std::size_t n, int depth) {
+  // (Also for a run of plain ints, written as a list by save_run.)
+  static const std::int64_t* int_of(const Object& item) { return std::get_if<std::int64_t>(&item.variant()); }
+  static const std::int64_t* int_of(const std::int64_t& item) { return &item; }
+  void save_item(const Object& item, int depth) { save(item, depth); }
+  void save_item(std::int64_t item, int depth) {
+    save_value(item, depth);
+    opcode_boundary();
+  }
+  template <class Item>
+  void save_items(const Item* items, std::size_t n, int depth) {
     char buf[1280];
     std::size_t used = 0;
     auto flush = [&] {
@@ -291,10 +312,10 @@ class Pickler {
       used = 0;
     };
     for (std::size_t i = 0; i < n; ++i) {
-      const auto* x = std::get_if<std::int64_t>(&items[i].variant());
+      const std::int64_t* x = int_of(items[i]);
       if (x == nullptr || *x < INT32_MIN || *x > INT32_MAX) {
         flush();
-        save(items[i], depth);
+        save_item(items[i], depth);
         continue;
       }
       if (framing_ && frame_start_ == kNoFrame) {
@@ -489,20 +510,42 @@ class Pickler {
   // [pickle-save-list]
 
   // Python: save_tuple.
-  void save_value(const Object::Tuple& tuple, int depth) { save_tuple(tuple.items, depth); }
+  void save_value(const Object::Tuple& tuple, int depth) {
+    save_tuple(tuple.items.data(), tuple.items.size(), depth);
+  }
 
-  void save_tuple(const std::vector<Object>& items, int depth) {
-    if (items.empty()) return write(op::EMPTY_TUPLE);
-    if (items.size() <= 3) {
-      for (const auto& item : items) save(item, depth + 1);
+  void save_tuple(const Object* items, std::size_t n, int depth) {
+    if (n == 0) return write(op::EMPTY_TUPLE);
+    if (n <= 3) {
+      for (std::size_t i = 0; i < n; ++i) save(items[i], depth + 1);
       static constexpr char kTupleN[] = {op::TUPLE1, op::TUPLE2, op::TUPLE3};
-      write(kTupleN[items.size() - 1]);
+      write(kTupleN[n - 1]);
     } else {
       write(op::MARK);
-      save_items(items.data(), items.size(), depth + 1);
+      save_items(items, n, depth + 1);
       write(op::TUPLE);
     }
     memoize();
+  }
+
+  // The placeholder of dump_with_run: the borrowed items as a tuple (as
+  // save_tuple writes one), or the ints as a list (as save_value(List)
+  // writes a list of ints).
+  void save_run(int depth) {
+    if (run_items_ != nullptr) return save_tuple(run_items_, run_n_, depth);
+    write(op::EMPTY_LIST);
+    memoize();
+    if (run_n_ == 1) {
+      save_item(run_ints_[0], depth + 1);
+      write(op::APPEND);
+      return;
+    }
+    for (std::size_t start = 0; start < run_n_; start += kBatchSize) {
+      std::size_t n = std::min(kBatchSize, run_n_ - start);
+      write(op::MARK);
+      save_items(run_ints_ + start, n, depth + 1);
+      write(op::APPENDS);
+    }
   }
 
   // Python: save_dict + _batch_setitems.
@@ -563,6 +606,10 @@ class Pickler {
   void save_value(const Box<Object::Reduced>& r, int depth) { save_reduce(*r, depth); }
 
   void save_value(const Object::Global& g, int depth) {
+    if (g.module.empty() && (run_items_ != nullptr || run_ints_ != nullptr) &&
+        g == int_run_placeholder(run_items_ != nullptr)) {
+      return save_run(depth);
+    }
     std::string key = g.module + '\n' + g.qualname;
     if (auto it = global_memo_.find(key); it != global_memo_.end()) return get(it->second);
     if (proto_ >= 4) {
@@ -585,7 +632,7 @@ class Pickler {
       return;
     }
     save_value(r.callable, depth);
-    save_tuple(r.args, depth);
+    save_tuple(r.args.data(), r.args.size(), depth);
     write(r.newobj ? op::NEWOBJ : op::REDUCE);
     memoize();
     if (!r.state.empty()) {
@@ -600,6 +647,10 @@ class Pickler {
   bool framing_ = false;
   std::size_t frame_start_ = kNoFrame;  // where the current frame's header is reserved
   std::uint64_t memo_size_ = 0;
+  // dump_with_run's items or ints (one of them), written where the placeholder is.
+  const Object* run_items_ = nullptr;
+  const std::int64_t* run_ints_ = nullptr;
+  std::size_t run_n_ = 0;
   // Values that CPython would find in its memo by identity (see pickle.hpp).
   std::unordered_map<std::string, std::uint64_t> str_memo_, bytes_memo_, global_memo_;
   std::unordered_map<char, std::uint64_t> latin1_char_memo_;  // CPython's 1-char str singletons
@@ -1876,6 +1927,242 @@ class Disassembler {
   std::set<std::string> memo_;      // the memo keys defined so far, as printed
 };
 
+// ================================================================ runs of ints
+// [pickle-int-run]
+// loads_with_ints (pickle.hpp): a reader for the few opcodes of a Pool's
+// task and result messages, in which the one tuple or list of ints (the
+// chunk, the results) goes into a caller's vector in one tight loop, with no
+// Object per int.  Anything it does not expect makes it give up (nullopt),
+// and the caller reads the pickle with loads().  Bounded as loads() is: the
+// ints are at most one per 2 input bytes; containers other than the run are
+// at most kMaxContainers, so the small Objects it builds stay small.
+class IntRunReader {
+ public:
+  IntRunReader(std::string_view data, std::vector<std::int64_t>& ints)
+      : data_(reinterpret_cast<const unsigned char*>(data.data())), size_(data.size()), ints_(ints) {}
+
+  struct Gone {};  // thrown to give up
+
+  std::optional<Object> load() {
+    try {
+      while (pos_ < size_) {
+        char code = static_cast<char>(data_[pos_++]);
+        if (code == op::STOP) {
+          if (stack_.size() != 1 || !marks_.empty()) return std::nullopt;
+          return std::move(stack_.back());
+        }
+        step(code);
+      }
+    } catch (const Gone&) {
+    }
+    return std::nullopt;
+  }
+
+ private:
+  static constexpr int kMaxContainers = 64;
+
+  std::size_t need(std::size_t n) {
+    if (n > size_ - pos_) throw Gone{};
+    std::size_t at = pos_;
+    pos_ += n;
+    return at;
+  }
+  std::uint32_t uint_at(std::size_t at, int nbytes) const {
+    std::uint32_t v = 0;
+    for (int i = nbytes - 1; i >= 0; --i) v = (v << 8) | data_[at + static_cast<std::size_t>(i)];
+    return v;
+  }
+  // The ints from pos_ on, up to the first other opcode (or one cut short),
+  // appended to ints_: one pass, one bounds check per int.
+  void read_run_ints() {
+    const unsigned char* p = data_ + pos_;
+    const unsigned char* end = data_ + size_;
+    if (ints_.capacity() == 0) ints_.reserve((size_ - pos_) / 2);  // an int takes 2 bytes at least
+    while (p < end) {
+      std::size_t left = static_cast<std::size_t>(end - p);
+      switch (static_cast<char>(*p)) {
+        case op::BININT1:
+          if (left < 2) break;
+          ints_.push_back(p[1]);
+          p += 2;
+          continue;
+        case op::BININT2:
+          if (left < 3) break;
+          ints_.push_back(p[1] | (p[2] << 8));
+          p += 3;
+          continue;
+        case op::BININT: {
+          if (left < 5) break;
+          std::uint32_t u = p[1] | (p[2] << 8) | (p[3] << 16) | (static_cast<std::uint32_t>(p[4]) << 24);
+          ints_.push_back(static_cast<std::int32_t>(u));
+          p += 5;
+          continue;
+        }
+        case op::FRAME:  // a frame may start inside the run
+          if (left < 9) break;
+          p += 9;
+          continue;
+        default:
+          break;
+      }
+      break;
+    }
+    pos_ = static_cast<std::size_t>(p - data_);
+  }
+  Object pop() {
+    if (stack_.size() <= (marks_.empty() ? 0 : marks_.back())) throw Gone{};
+    Object top = std::move(stack_.back());
+    stack_.pop_back();
+    return top;
+  }
+  std::vector<Object> pop_mark() {
+    if (marks_.empty()) throw Gone{};
+    std::size_t mark = marks_.back();
+    marks_.pop_back();
+    std::vector<Object> items(std::make_move_iterator(stack_.begin() + static_cast<std::ptrdiff_t>(mark)),
+                              std::make_move_iterator(stack_.end()));
+    stack_.resize(mark);
+    return items;
+  }
+  void push_container(Object value) {
+    if (++containers_ > kMaxContainers) throw Gone{};
+    stack_.push_back(std::move(value));
+  }
+  Object::List& list_below() {
+    if (stack_.empty()) throw Gone{};
+    auto* list = std::get_if<Object::List>(&stack_.back().variant());
+    if (list == nullptr) throw Gone{};
+    return *list;
+  }
+  bool is_run(const Object& o) const {
+    return run_taken_ && o.global() != nullptr && *o.global() == int_run_placeholder(false);
+  }
+
+  // MARK followed by ints: the run, closed by TUPLE (the chunk) or by APPENDS
+  // onto the empty list just below (the results; later batches of the same
+  // list continue it).  Only one run per pickle.
+  bool try_run() {
+    bool onto_run_list = run_list_open_ && !stack_.empty() && is_run(stack_.back());
+    bool onto_empty_list = !run_taken_ && !stack_.empty() && is_empty_list(stack_.back());
+    if (!onto_run_list && run_taken_) return false;
+    std::size_t start = pos_, first = ints_.size();
+    read_run_ints();
+    char close = pos_ < size_ ? static_cast<char>(data_[pos_]) : op::STOP;
+    if (ints_.size() == first) close = op::STOP;  // no ints: not a run
+    if (close == op::APPENDS && (onto_run_list || onto_empty_list)) {
+      ++pos_;
+      if (onto_empty_list) stack_.back() = Object(int_run_placeholder(false));
+      run_taken_ = run_list_open_ = true;
+      return true;
+    }
+    if (close == op::TUPLE && !onto_run_list) {
+      ++pos_;
+      stack_.emplace_back(int_run_placeholder(true));
+      run_taken_ = true;
+      return true;
+    }
+    // Not a run (the ints of a task's (job, i, ...) after its MARK): read
+    // them again one at a time.
+    pos_ = start;
+    ints_.resize(first);
+    return false;
+  }
+  static bool is_empty_list(const Object& o) {
+    const auto* list = std::get_if<Object::List>(&o.variant());
+    return list != nullptr && list->empty();
+  }
+
+  void step(char code) {
+    if (code != op::MARK && code != op::APPENDS && code != op::FRAME && code != op::MEMOIZE) {
+      run_list_open_ = false;  // the run's list is complete
+    }
+    switch (code) {
+      case op::PROTO:
+        if (data_[need(1)] > HIGHEST_PROTOCOL) throw Gone{};
+        return;
+      case op::FRAME: need(8); return;
+      case op::MEMOIZE:
+        // Only atoms and globals may be fetched again (a BINGET of the same
+        // str): a container could be filled after it was memoized.
+        if (stack_.empty()) throw Gone{};
+        memo_.push_back(stack_.back().global() != nullptr || std::holds_alternative<std::string>(stack_.back().variant())
+                            ? std::optional<Object>(stack_.back())
+                            : std::nullopt);
+        if (is_run(stack_.back())) memo_.back().reset();
+        return;
+      case op::BINGET: {
+        std::size_t index = data_[need(1)];
+        if (index >= memo_.size() || !memo_[index]) throw Gone{};
+        stack_.push_back(*memo_[index]);
+        return;
+      }
+      case op::NONE: stack_.emplace_back(); return;
+      case op::NEWTRUE: stack_.emplace_back(true); return;
+      case op::NEWFALSE: stack_.emplace_back(false); return;
+      case op::BININT1: stack_.emplace_back(static_cast<std::int64_t>(data_[need(1)])); return;
+      case op::BININT2: stack_.emplace_back(static_cast<std::int64_t>(uint_at(need(2), 2))); return;
+      case op::BININT:
+        stack_.emplace_back(static_cast<std::int64_t>(static_cast<std::int32_t>(uint_at(need(4), 4))));
+        return;
+      case op::SHORT_BINUNICODE: {
+        std::size_t n = data_[need(1)];
+        std::size_t at = need(n);
+        stack_.emplace_back(std::string(reinterpret_cast<const char*>(data_) + at, n));
+        return;
+      }
+      case op::STACK_GLOBAL: {
+        Object qualname = pop(), module = pop();
+        const auto* q = std::get_if<std::string>(&qualname.variant());
+        const auto* m = std::get_if<std::string>(&module.variant());
+        if (q == nullptr || m == nullptr || !ForkingPickler::is_allowed(*m, *q)) throw Gone{};
+        stack_.emplace_back(Object::Global{*m, *q});
+        return;
+      }
+      case op::MARK:
+        marks_.push_back(stack_.size());
+        if (try_run()) marks_.pop_back();
+        return;
+      case op::EMPTY_TUPLE: push_container(Object::Tuple{}); return;
+      case op::TUPLE1: case op::TUPLE2: case op::TUPLE3: {
+        std::size_t n = static_cast<std::size_t>(code - op::TUPLE1) + 1;
+        if (stack_.size() < (marks_.empty() ? 0 : marks_.back()) + n) throw Gone{};
+        Object::Tuple t;
+        t.items.assign(std::make_move_iterator(stack_.end() - static_cast<std::ptrdiff_t>(n)),
+                       std::make_move_iterator(stack_.end()));
+        stack_.resize(stack_.size() - n);
+        return push_container(std::move(t));
+      }
+      case op::TUPLE: return push_container(Object::Tuple{pop_mark()});
+      case op::EMPTY_LIST: return push_container(Object::List{});
+      case op::APPEND: {
+        Object item = pop();
+        list_below().push_back(std::move(item));
+        return;
+      }
+      case op::APPENDS: {
+        std::vector<Object> items = pop_mark();
+        Object::List& list = list_below();
+        for (Object& item : items) list.push_back(std::move(item));
+        return;
+      }
+      case op::EMPTY_DICT: return push_container(Object::Dict{});
+      default: throw Gone{};
+    }
+  }
+
+  const unsigned char* data_;
+  std::size_t size_;
+  std::size_t pos_ = 0;
+  std::vector<std::int64_t>& ints_;
+  std::vector<Object> stack_;
+  std::vector<std::size_t> marks_;
+  std::vector<std::optional<Object>> memo_;
+  int containers_ = 0;
+  bool run_taken_ = false;     // the run has been read (one per pickle)
+  bool run_list_open_ = false;  // it is a list that later batches may continue
+};
+// [pickle-int-run]
+
 }  // namespace
 
 // ================================================================ public API
@@ -1908,6 +2195,20 @@ Object load(std::string_view& file) {
 }
 
 std::string dis(std::string_view data) { return Disassembler(data).run(); }
+
+Object::Global int_run_placeholder(bool tuple) { return Object::Global{"", tuple ? "<int tuple>" : "<int list>"}; }
+
+std::string dumps_with_items(const Object& obj, const Object* items, std::size_t n) {
+  return Pickler(DEFAULT_PROTOCOL).dump_with_run(obj, items, nullptr, n);
+}
+
+std::string dumps_with_ints(const Object& obj, const std::int64_t* ints, std::size_t n) {
+  return Pickler(DEFAULT_PROTOCOL).dump_with_run(obj, nullptr, ints, n);
+}
+
+std::optional<Object> loads_with_ints(std::string_view data, std::vector<std::int64_t>& ints) {
+  return IntRunReader(data, ints).load();
+}
 
 void ForkingPickler::register_global(const std::string& module, const std::string& qualname,
                                      Rebuild rebuild) {

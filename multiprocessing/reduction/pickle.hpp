@@ -56,9 +56,12 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "multiprocessing/exceptions.hpp"
 #include "multiprocessing/reduction.hpp"
@@ -136,6 +139,29 @@ Object load(std::string_view& file);
 /// stack, so a POP that removes a MARK is not shown as one (no pickler writes that).
 /// \throws ValueError for an unknown opcode or a truncated pickle, as dis does.
 std::string dis(std::string_view data);
+
+/// Fast paths for many ints, for a Pool's map (pool.cpp): a chunk of a map and the
+/// list of its results cross as one pickle each, and these write and read their
+/// items without an Object per item.  The bytes are exactly dumps()'s.
+///
+/// Where the value holds int_run_placeholder(true) (a global with an empty
+/// module, which no pickle can name), dumps_with_items() writes the tuple of
+/// `items[0..n)` (borrowed, not copied); where it holds
+/// int_run_placeholder(false), dumps_with_ints() writes the list of
+/// `ints[0..n)`.  Everything else is written as dumps() writes it.
+Object::Global int_run_placeholder(bool tuple);
+/// \throws PicklingError as dumps() does.
+std::string dumps_with_items(const Object& obj, const Object* items, std::size_t n);
+/// \throws PicklingError as dumps() does.
+std::string dumps_with_ints(const Object& obj, const std::int64_t* ints, std::size_t n);
+/// The reading side: a protocol 4 or 5 pickle made of None, bools, ints of
+/// 32 bits, str, globals (allowed as loads() allows them), tuples, lists and
+/// empty dicts, in which one tuple or one list holds only ints of 32 bits, is
+/// read with that container's ints appended to `ints` and the container itself
+/// replaced by int_run_placeholder(true) for a tuple, (false) for a list.  nullopt for anything else (then
+/// loads() reads it, and says what is wrong if anything is); `ints` may then
+/// hold some ints already, which the caller discards.
+std::optional<Object> loads_with_ints(std::string_view data, std::vector<std::int64_t>& ints);
 
 /// Python: multiprocessing.reduction.ForkingPickler.
 ///
