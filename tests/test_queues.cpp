@@ -262,6 +262,14 @@ TEST_P(TestQueue, Get) {
 /// _TestQueue.test_fork: a child (forked above all) whose parent had a
 /// feeder thread running starts a feeder of its own.
 TEST_P(TestQueue, Fork) {
+  // TSan cannot follow this fork: glibc gives the child's first new thread the
+  // stack, hence the pthread_t, of a parent thread that did not survive the
+  // fork, and TSan, which still counts that thread alive, ends the child with
+  // "dup thread with used id" (a plain-pthread program does the same).
+  if (kUnderThreadSanitizer && GetParam() == "fork") {
+    GTEST_SKIP() << "ThreadSanitizer ends a forked child that starts a thread while a thread of "
+                    "its parent is running (\"dup thread with used id\")";
+  }
   auto queue = mp::Queue();
   // Put items so that this process starts a feeder thread.
   for (std::int64_t i = 0; i < 10; ++i) queue.put(i);
