@@ -696,7 +696,10 @@ void BarrierBase::_break() {
 }
 
 int BarrierBase::n_waiting() const {
-  // Python reads these without the lock, too: a snapshot.
+  // Without the lock, as Python's property: a snapshot, which may be stale
+  // by the time the caller looks at it.  The reads are atomic (see the
+  // hooks), so they race with no write.  Taking the lock instead would make
+  // an action that reads n_waiting deadlock on dummy::Barrier's plain Lock.
   return _state() == kFilling ? _count() : 0;
 }
 

@@ -12,6 +12,7 @@
 #include <limits.h>
 #include <semaphore.h>
 
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -277,13 +278,18 @@ class BarrierBase {
   BarrierBase& operator=(const BarrierBase&) = default;
 
   // The user's condition (Python: self._cond) and counters (the _state and
-  // _count attributes, or properties over shared memory).
+  // _count attributes, or properties over shared memory).  The counters are
+  // reached through std::atomic_ref: n_waiting() and broken() read them
+  // without the condition's lock, as Python's properties do, and in C++ a
+  // plain read beside a write under the lock is a data race.  Every access
+  // is atomic, so those reads see a value some wait() or reset() stored; the
+  // lock still orders all the writes.
   virtual void _cond_acquire() const = 0;
   virtual void _cond_release() const = 0;
   virtual bool _cond_wait_for(const std::function<bool()>& predicate, std::optional<double> timeout) const = 0;
   virtual void _cond_notify_all() const = 0;
-  virtual int& _state() const = 0;
-  virtual int& _count() const = 0;
+  virtual std::atomic_ref<int> _state() const = 0;
+  virtual std::atomic_ref<int> _count() const = 0;
 
   int parties_;
   std::function<void()> action_;
@@ -337,8 +343,10 @@ class Barrier : public BarrierBase {
     return cond_.wait_for(predicate, timeout);
   }
   void _cond_notify_all() const override { cond_.notify_all(); }
-  int& _state() const override { return array_[0]; }  ///< Python: the _state property: array[0] in shared memory
-  int& _count() const override { return array_[1]; }  ///< Python: the _count property: array[1]
+  /// Python: the _state property: array[0] in shared memory.
+  std::atomic_ref<int> _state() const override { return std::atomic_ref<int>(array_[0]); }
+  /// Python: the _count property: array[1].
+  std::atomic_ref<int> _count() const override { return std::atomic_ref<int>(array_[1]); }
 
   mutable Condition cond_;
   std::shared_ptr<heap::BufferWrapper> wrapper_;  ///< Python: self._wrapper: two ints in the shared heap

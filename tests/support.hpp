@@ -104,6 +104,14 @@ bool fail_syscall(long nr, std::optional<unsigned> arg1, int err);
 /// \return its last result.
 bool wait_until(const std::function<bool()>& done, double timeout = 30.0);
 
+/// Built with ThreadSanitizer (the tsan preset)?  A test that TSan's runtime
+/// cannot run skips there and says why.
+#if defined(__SANITIZE_THREAD__)
+constexpr bool kUnderThreadSanitizer = true;
+#else
+constexpr bool kUnderThreadSanitizer = false;
+#endif
+
 /// Timing checks on a loaded 2-core machine (CPython checks timings only
 /// with CHECK_TIMINGS set): a call that must wait is checked from below
 /// only, and a call that must return at once is given a timeout this long

@@ -433,7 +433,18 @@ TEST_P(TestQueueManager, Put) { test_put(self); }
 TEST_P(TestQueue, Get) { ProcessQueues self; test_get(self); }
 TEST_P(TestQueueManager, Get) { test_get(self); }
 /// _TestQueue.test_fork
-TEST_P(TestQueue, Fork) { ProcessQueues self; test_fork(self); }
+TEST_P(TestQueue, Fork) {
+  // TSan cannot follow this fork: glibc gives the child's first new thread the
+  // stack, hence the pthread_t, of a parent thread that did not survive the
+  // fork, and TSan, which still counts that thread alive, ends the child with
+  // "dup thread with used id" (a plain-pthread program does the same).
+  if (kUnderThreadSanitizer && GetParam() == "fork") {
+    GTEST_SKIP() << "ThreadSanitizer ends a forked child that starts a thread while a thread of "
+                    "its parent is running (\"dup thread with used id\")";
+  }
+  ProcessQueues self;
+  test_fork(self);
+}
 TEST_P(TestQueueManager, Fork) { test_fork(self); }
 /// _TestQueue.test_qsize
 TEST(TestQueueOnce, Qsize) { ProcessQueues self; test_qsize(self); }

@@ -20,6 +20,7 @@
 
 #include <sys/types.h>
 
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <functional>
@@ -298,8 +299,8 @@ class Barrier : public synchronize::BarrierBase {
     return cond_.wait_for(predicate, timeout);
   }
   void _cond_notify_all() const override { cond_.notify_all(); }
-  int& _state() const override { return state_; }
-  int& _count() const override { return count_; }
+  std::atomic_ref<int> _state() const override { return std::atomic_ref<int>(state_); }
+  std::atomic_ref<int> _count() const override { return std::atomic_ref<int>(count_); }
 
   mutable Lock lock_;
   mutable Condition cond_{lock_};  // Python: self._cond = Condition(Lock())
