@@ -31,6 +31,10 @@
 //                           get_obj() reads and writes the int directly, under
 //                           the one acquisition).
 //
+// `bench_synchronize --pairs=KIND:N` runs N pairs (or one counter op) with no
+// benchmark library, for instruction counts (callgrind) and system call
+// counts (strace) per pair; see count_pairs below.
+//
 // Times are manual (CLOCK_MONOTONIC), in ms per op (an uncontended op is kPairs
 // pairs; the counter's `incr_per_s` gives its rate).  The value
 // is the median over repetitions, interleaved at random.
