@@ -31,6 +31,10 @@
 //                           get_obj() reads and writes the int directly, under
 //                           the one acquisition).
 //
+// `bench_synchronize --pairs=KIND:N` runs N pairs (or one counter op) with no
+// benchmark library, for instruction counts (callgrind) and system call
+// counts (strace) per pair; see count_pairs below.
+//
 // Times are manual (CLOCK_MONOTONIC), in ms per op (an uncontended op is kPairs
 // pairs; the counter's `incr_per_s` gives its rate).  The value
 // is the median over repetitions, interleaved at random.
@@ -189,7 +193,7 @@ double counter_round_raw(SharedPage* page, Work work) {
 }
 
 template <typename Lockable>
-double counter_round_lib(SharedPage* page, Lockable& lock) {
+double counter_round_lib(SharedPage* page, Lockable& lock, long increments = kIncrements) {
   page->value = 0;
   // An Event, as in CPython's script.  (Not one pipe that both workers read:
   // two readers of one pipe can split a framed message between them, and
@@ -197,10 +201,10 @@ double counter_round_lib(SharedPage* page, Lockable& lock) {
   mp::synchronize::Event go = mp::Event();
   std::vector<std::unique_ptr<mp::Process>> workers;
   for (int k = 0; k < 2; ++k) {
-    workers.push_back(std::make_unique<mp::Process>(mp::ProcessOptions{.target = [page, &lock, &go, k] {
+    workers.push_back(std::make_unique<mp::Process>(mp::ProcessOptions{.target = [page, &lock, &go, k, increments] {
       go.wait();
       page->start[k] = now();
-      for (int i = 0; i < kIncrements; ++i) {
+      for (long i = 0; i < increments; ++i) {
         lock.acquire();
         page->value += 1;
         lock.release();
@@ -309,9 +313,86 @@ void BM_Raw_Mutex_Counter(benchmark::State& state) {
   ::munmap(page, sizeof(SharedPage));
 }
 
+// ------------------------------------------------------------------ counting mode
+
+/// `--pairs=KIND:N`: run N uncontended pairs of KIND and exit, with no
+/// benchmark library in the loop, for counters that a loaded machine does
+/// not change: instructions (`valgrind --tool=callgrind`) and system calls
+/// (`strace -c`) per pair are the difference between a run with N and one
+/// with N = 0, divided by N.  KIND: lib_lock, lib_rlock, lib_guard, raw
+/// (sem_wait + sem_post), mirror (the SemLock mirror); counter_lib,
+/// counter_raw: one contended counter op of N increments per worker.
+int count_pairs(const std::string& spec) {
+  auto colon = spec.find(':');
+  std::string kind = spec.substr(0, colon);
+  long n = colon == std::string::npos ? 0 : std::stol(spec.substr(colon + 1));
+  if (kind == "lib_lock" || kind == "lib_rlock" || kind == "lib_guard") {
+    mp::synchronize::SemLock lock = kind == "lib_rlock" ? mp::synchronize::SemLock(mp::RLock())
+                                                        : mp::synchronize::SemLock(mp::Lock());
+    if (kind == "lib_guard") {
+      for (long i = 0; i < n; ++i) std::lock_guard<mp::synchronize::SemLock> guard(lock);
+    } else {
+      for (long i = 0; i < n; ++i) {
+        lock.acquire();
+        lock.release();
+      }
+    }
+  } else if (kind == "raw") {
+    SharedPage* page = map_page();
+    ::sem_init(&page->sem, /*pshared=*/1, 1);
+    for (long i = 0; i < n; ++i) {
+      ::sem_wait(&page->sem);
+      ::sem_post(&page->sem);
+    }
+    ::sem_destroy(&page->sem);
+    ::munmap(page, sizeof(SharedPage));
+  } else if (kind == "mirror") {
+    std::string name = "/mp-bench-" + std::to_string(::getpid());
+    sem_t* sem = ::sem_open(name.c_str(), O_CREAT | O_EXCL, 0600, 1);
+    ::sem_unlink(name.c_str());
+    for (long i = 0; i < n; ++i) {
+      if (::sem_trywait(sem) != 0) ::sem_wait(sem);
+      int value = 0;
+      ::sem_getvalue(sem, &value);
+      if (value < 1) ::sem_post(sem);
+    }
+    ::sem_close(sem);
+  } else if (kind == "counter_lib" || kind == "counter_raw") {
+    SharedPage* page = map_page();
+    if (kind == "counter_raw") {
+      ::sem_init(&page->sem, /*pshared=*/1, 1);
+      counter_round_raw(page, [n](SharedPage* p) {
+        for (long i = 0; i < n; ++i) {
+          ::sem_wait(&p->sem);
+          p->value += 1;
+          ::sem_post(&p->sem);
+        }
+      });
+      ::sem_destroy(&page->sem);
+    } else {
+      mp::synchronize::Lock lock = mp::Lock();
+      counter_round_lib(page, lock, n);
+    }
+    bool exact = page->value == 2 * n;
+    ::munmap(page, sizeof(SharedPage));
+    if (!exact) {
+      std::fprintf(stderr, "lost an update\n");
+      return 1;
+    }
+  } else {
+    std::fprintf(stderr, "--pairs=KIND:N with KIND one of lib_lock, lib_rlock, lib_guard, raw, "
+                         "mirror, counter_lib, counter_raw\n");
+    return 2;
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc == 2 && std::string(argv[1]).rfind("--pairs=", 0) == 0) {
+    return count_pairs(argv[1] + 8);
+  }
   auto pairs = [](const char* name, void (*fn)(benchmark::State&)) {
     // One op = kPairs pairs; bench/summarize_synchronize.py divides.
     benchmark::RegisterBenchmark(name, fn)->Iterations(20)->Repetitions(7)->UseManualTime()

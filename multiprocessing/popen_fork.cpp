@@ -3,6 +3,7 @@
 #include "multiprocessing/popen_fork.hpp"
 
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -117,9 +118,14 @@ Object Popen::DupFd(int) const {
 void Popen::_write_to_child(int fd, int sentinel, std::string_view data) {
   // Non-blocking first, checked: a blocking write could hang on a child that
   // never reads.  (Before SIGPIPE is blocked, so that a failure leaves the
-  // signal mask as it was.)
-  int flags = ::fcntl(fd, F_GETFL);
-  if (flags < 0 || ::fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) raise_os_error("fcntl", errno);
+  // signal mask as it was.)  Not for PIPE_BUF bytes or fewer: an empty pipe
+  // takes that much at once (it has at least one page even when the user's
+  // pipe-buffer quota is spent), so the write cannot block, and the two
+  // fcntl calls would be the only ones of the start besides the write.
+  if (data.size() > PIPE_BUF) {
+    int flags = ::fcntl(fd, F_GETFL);
+    if (flags < 0 || ::fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) raise_os_error("fcntl", errno);
+  }
   sigset_t sigpipe, old_mask;
   ::sigemptyset(&sigpipe);
   ::sigaddset(&sigpipe, SIGPIPE);

@@ -81,6 +81,7 @@ class Popen {
   /// more than a pipe's worth of data, block it forever.  Here SIGPIPE is held
   /// back while writing (a C++ program does not ignore it, as Python does),
   /// and, when `sentinel` is not -1, the writing stops if the child exits.
+  /// `fd` must be a new pipe that nothing has been written to yet.
   /// \throws OSError if fcntl, write (other than EPIPE) or poll fails.
   static void _write_to_child(int fd, int sentinel, std::string_view data);
 

@@ -409,10 +409,13 @@ int BaseProcess::_bootstrap(std::optional<int> parent_sentinel) {
     state.current_process = this;
     // Built in static storage, not on the heap: a fresh child that never calls
     // malloc never touches malloc's code and data pages (each first touch
-    // after fork() is a page fault).
-    static std::optional<ParentProcess> parent;
-    parent.emplace(parent_name_, parent_pid_, parent_sentinel);
-    state.parent_process = &*parent;
+    // after fork() is a page fault).  A plain zero-filled array, never
+    // destroyed, rather than a function-local static object: that would
+    // also take a guard and register its destructor with atexit, two more
+    // pieces of code and data for every child to fault in.  (_bootstrap runs
+    // once in a process.)
+    alignas(ParentProcess) static unsigned char parent_storage[sizeof(ParentProcess)];
+    state.parent_process = new (parent_storage) ParentProcess(parent_name_, parent_pid_, parent_sentinel);
     _after_fork();
     if (util::trace_enabled()) util::_trace("_bootstrap: " + name() + ", parent pid " + std::to_string(parent_pid_.value_or(0)));
     util::_wait_for_debugger(name());

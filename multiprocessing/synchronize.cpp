@@ -64,6 +64,11 @@ struct SemLock::Impl {
       count.fetch_add(delta, std::memory_order_relaxed);
     }
   }
+  /// After a successful wait: Python's ++count and last_tid = this thread.
+  void took() {
+    add_count(1);
+    last_tid.store(::pthread_self(), std::memory_order_relaxed);
+  }
 };
 
 namespace {
@@ -278,20 +283,28 @@ SemLock::Rebuilt SemLock::_rebuild(const Object& obj) {
   return Rebuilt{std::move(impl)};
 }
 
-// [counter-acquire]
-bool SemLock::acquire(bool block, std::optional<double> timeout) {
-  Impl& self = *impl_;
-  if (self.kind == RECURSIVE_MUTEX && self.is_mine()) {
+namespace {
+
+/// Python: SemLock.acquire, every case: an RLock this thread holds already, a
+/// busy semaphore (wait, with or without a deadline), EINTR, errors.
+/// SemLock::acquire calls it when its short path did not take the lock;
+/// `tried_errno` is the errno of that path's failed sem_trywait, 0 if it made none.
+[[gnu::noinline]] bool acquire_slow(SemLock::Impl& self, bool block, std::optional<double> timeout,
+                                    int tried_errno) {
+  if (tried_errno == 0 && self.kind == RECURSIVE_MUTEX && self.is_mine()) {
     self.add_count(1);
     if (util::trace_enabled()) trace_semlock(self, "acquire");
     return true;
   }
-  // Try first without blocking: the common, uncontended case costs one call.
-  int res;
-  do {
+  // Try first without blocking, as semaphore.c does (unless the short path
+  // just did and found the semaphore busy).
+  int res = -1;
+  int err = tried_errno;
+  while (err == 0 || err == EINTR) {
     res = ::sem_trywait(self.handle);
-  } while (res < 0 && errno == EINTR);
-  if (res < 0 && errno == EAGAIN && block) {
+    err = res < 0 ? errno : -1;
+  }
+  if (res < 0 && err == EAGAIN && block) {
     // Could not acquire at once: block, until the deadline if there is one.
     timespec deadline{};
     if (timeout) {
@@ -309,22 +322,22 @@ bool SemLock::acquire(bool block, std::optional<double> timeout) {
       // sem_clockwait on CLOCK_MONOTONIC: a change of the wall clock does not
       // stretch or shorten the timeout (semaphore.c uses sem_timedwait).
       res = timeout ? ::sem_clockwait(self.handle, CLOCK_MONOTONIC, &deadline) : ::sem_wait(self.handle);
-    } while (res < 0 && errno == EINTR);
+      err = res < 0 ? errno : -1;
+    } while (res < 0 && err == EINTR);
   }
   if (res < 0) {
-    if (errno == EAGAIN || errno == ETIMEDOUT) return false;
-    raise_os_error("sem_wait", errno);
+    if (err == EAGAIN || err == ETIMEDOUT) return false;
+    raise_os_error("sem_wait", err);
   }
-  self.add_count(1);
-  self.last_tid.store(::pthread_self(), std::memory_order_relaxed);
+  self.took();
   if (util::trace_enabled()) trace_semlock(self, "acquire");
   return true;
 }
-// [counter-acquire]
 
-// [counter-release]
-void SemLock::release() {
-  Impl& self = *impl_;
+/// Python: SemLock.release, every case: an RLock (owner and depth checked),
+/// a semaphore at its maximum (ValueError), a failing sem_getvalue or
+/// sem_post.  SemLock::release calls it when its short path does not apply.
+[[gnu::noinline]] void release_slow(SemLock::Impl& self) {
   if (self.kind == RECURSIVE_MUTEX) {
     if (!self.is_mine()) throw AssertionError("attempt to release recursive lock not owned by thread");
     if (self.count.load(std::memory_order_relaxed) > 1) {
@@ -351,6 +364,57 @@ void SemLock::release() {
     raise_os_error("sem_post", err);
   }
   if (util::trace_enabled()) trace_semlock(self, "release");
+}
+
+}  // namespace
+
+// [counter-acquire]
+bool SemLock::acquire(bool block, std::optional<double> timeout) {
+  Impl& self = *impl_;
+  // The common case, kept short (acquire_slow has the rest): a free
+  // semaphore, taken with sem_trywait, one atomic compare-and-swap in user
+  // space.  (sem_trywait, not sem_wait: glibc's sem_wait is also a thread
+  // cancellation point and checks for a pending cancellation first, which
+  // costs more than the try itself.)  Not for an RLock that this process
+  // holds already: that may be a recursive acquire.
+  int tried_errno = 0;
+  if (self.kind != RECURSIVE_MUTEX || self.count.load(std::memory_order_relaxed) == 0) {
+    if (::sem_trywait(self.handle) == 0) [[likely]] {
+      self.took();  // Python: ++self->count; self->last_tid = PyThread_get_thread_ident()
+      if (util::trace_enabled()) trace_semlock(self, "acquire");
+      return true;
+    }
+    tried_errno = errno;
+  }
+  // Busy (then wait, or not), interrupted, or an RLock held here.
+  return acquire_slow(self, block, timeout, tried_errno);
+}
+// [counter-acquire]
+
+// [counter-release]
+void SemLock::release() {
+  Impl& self = *impl_;
+  // The common case, kept short (release_slow has the rest and raises): a
+  // Lock or semaphore below its maximum (semaphore.c reads the value first
+  // and refuses to post at maxvalue: "released too many times"), or the
+  // owner's last release of an RLock.
+  bool may_post;
+  if (self.kind != RECURSIVE_MUTEX) {
+    int sval = 0;
+    may_post = ::sem_getvalue(self.handle, &sval) == 0 &&
+               (sval < 0 || static_cast<unsigned>(sval) < self.maxvalue);
+  } else {
+    may_post = self.count.load(std::memory_order_relaxed) == 1 && self.is_mine();
+  }
+  if (may_post) [[likely]] {
+    self.add_count(-1);  // before sem_post: see release_slow
+    if (::sem_post(self.handle) == 0) [[likely]] {
+      if (util::trace_enabled()) trace_semlock(self, "release");
+      return;
+    }
+    self.add_count(1);  // not posted: release_slow tries again and raises
+  }
+  release_slow(self);
 }
 // [counter-release]
 

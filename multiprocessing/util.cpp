@@ -581,14 +581,26 @@ pid_t spawnv_passfds(const std::string& path, const std::vector<std::string>& ar
 // [spawn-passfds]
 
 void _close_stdin() {
-  // Python closes sys.stdin and opens a new one on os.devnull.  freopen does
-  // both to the C stream in one call: it closes fd 0, drops whatever the
-  // buffer had read ahead from the parent's terminal, clears EOF and error,
-  // and opens /dev/null, which gets fd 0, the lowest free descriptor.
-  // (One libc call instead of open+dup2+close+__fpurge+clearerr also matters
-  // for speed: each libc function a child is the first to call is looked up
-  // by the dynamic linker in every child anew.)
-  if (std::freopen("/dev/null", "r", stdin) == nullptr) return;  // Python ignores OSError here
+  // Python closes sys.stdin and opens a new one on os.devnull.  Here: fd 0 is
+  // closed and /dev/null opened in its place (the lowest free descriptor),
+  // then the C stream drops what it had read ahead from the parent's input
+  // (fflush on an input stream seeks back over its buffer, which on
+  // /dev/null succeeds and empties it) and forgets EOF and errors.
+  // Not freopen, which does the same: it runs through about ten pages of
+  // libc code and data (mode parsing, the stream list) that a fresh child
+  // has not touched, each a page fault after fork(); close, open and fflush
+  // are already the parent's.
+  ::close(STDIN_FILENO);
+  int fd = ::open("/dev/null", O_RDONLY);  // not O_CLOEXEC: it is the new stdin
+  if (fd < 0) return;                      // Python ignores OSError here
+  if (fd != STDIN_FILENO) {
+    // Not fd 0: only if another thread took it in between, which a child just
+    // forked (one thread) cannot have; the forkserver also calls this.
+    ::dup2(fd, STDIN_FILENO);
+    ::close(fd);
+  }
+  std::fflush(stdin);
+  std::clearerr(stdin);
   if (!std::cin.good()) std::cin.clear();
 }
 
