@@ -162,9 +162,11 @@ class Connection {
   /// Read exactly `size` bytes; `at_message_start` decides EOFError vs OSError.
   void _recv(char* into, std::size_t size, bool at_message_start,
              std::optional<double> deadline);
-  /// Python: _recv_bytes(maxsize): nullopt when longer than maxsize.
-  std::optional<std::string> _recv_bytes(std::optional<std::size_t> maxsize,
-                                         std::optional<double> deadline);
+  /// Python: _recv_bytes(maxsize): the next message's payload into `payload`
+  /// (replacing what it held); false, and nothing read, when it is longer
+  /// than maxsize.
+  bool _recv_bytes(std::string& payload, std::optional<std::size_t> maxsize,
+                   std::optional<double> deadline);
 
   os::Fd handle_;
   bool readable_ = true;
