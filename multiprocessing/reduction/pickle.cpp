@@ -181,8 +181,13 @@ bool is_container(const Object& obj) {
 class IdentityMemo {
  public:
   enum class Kind : char { Str, Bytes, Global, Latin1Char };
+  struct Entry {
+    Kind kind;
+    std::string_view a, b;
+    std::uint64_t index;
+  };
 
-  /// The memo index of (kind, a, b), or nullopt.  `b` is a global's qualname.
+  // The memo index of (kind, a, b), or nullopt.  `b` is a global's qualname.
   std::optional<std::uint64_t> find(Kind kind, std::string_view a, std::string_view b = {}) const {
     if (count_ <= kInline) {
       for (std::size_t i = 0; i < count_; ++i) {
@@ -209,11 +214,6 @@ class IdentityMemo {
   }
 
  private:
-  struct Entry {
-    Kind kind;
-    std::string_view a, b;
-    std::uint64_t index;
-  };
   // The map's key: the kind, the length of `a` (so that no two pairs give the
   // same text), `a`, `b`.
   static std::string key(Kind kind, std::string_view a, std::string_view b) {
@@ -234,8 +234,8 @@ class IdentityMemo {
 // Python: pickle.Pickler (save_* methods), laid out byte for byte as _pickle.c.
 class Pickler {
  public:
-  /// The pickle is appended to `out`, after what it already holds (a
-  /// Connection's frame header, an earlier pickle of reduction::dump).
+  // The pickle is appended to `out`, after what it already holds (a
+  // Connection's frame header, an earlier pickle of reduction::dump).
   Pickler(int protocol, std::string& out) : proto_(protocol), out_(out) {}
 
   // Python: Pickler.dump.
@@ -700,7 +700,7 @@ class Pickler {
 template <class T>
 class UnpicklerMemo {
  public:
-  /// Python: memo[index] = value.
+  // Python: memo[index] = value.
   void put(std::uint64_t index, const T& value) {
     if (index < dense_) {
       slot(index) = value;
@@ -713,13 +713,13 @@ class UnpicklerMemo {
       sparse_[index] = value;
     }
   }
-  /// Python: memo[index], or nullptr when it was never set.
+  // Python: memo[index], or nullptr when it was never set.
   const T* get(std::uint64_t index) const {
     if (index < dense_) return index < kInline ? &inline_[index] : &more_[index - kInline];
     auto it = sparse_.find(index);
     return it == sparse_.end() ? nullptr : &it->second;
   }
-  /// Python: len(memo), the index MEMOIZE gives.
+  // Python: len(memo), the index MEMOIZE gives.
   std::uint64_t size() const { return dense_ + sparse_.size(); }
 
  private:
