@@ -32,6 +32,27 @@ namespace multiprocessing::connection {
 
 namespace {
 
+/// A buffer that a thread reuses for the messages it sends (or receives), so
+/// that send() and recv() of a small object allocate nothing once warm.  A
+/// Borrowed takes it out while in use, so that a send or recv nested in one
+/// (a __reduce__ hook that sends, a rebuild function that connects) gets an
+/// empty buffer of its own; it is put back afterwards, unless it grew beyond
+/// kKeptBufferMax: one large message does not stay allocated for good.
+constexpr std::size_t kKeptBufferMax = 64 * 1024;
+thread_local std::string t_send_buffer;
+thread_local std::string t_recv_buffer;
+
+struct Borrowed {
+  explicit Borrowed(std::string& home) : home(home), buf(std::move(home)) { buf.clear(); }
+  ~Borrowed() {
+    if (buf.capacity() <= kKeptBufferMax) home = std::move(buf);
+  }
+  Borrowed(const Borrowed&) = delete;
+  Borrowed& operator=(const Borrowed&) = delete;
+  std::string& home;
+  std::string buf;
+};
+
 /// A read with a deadline (the handshake's) that passed.
 [[noreturn]] void throw_read_timeout() {
   throw TimeoutError("timed out waiting for the peer's message");
@@ -226,14 +247,18 @@ bool Connection::_recv_bytes_resume(PartialMessage& part, std::optional<double> 
   return true;
 }
 
-std::optional<std::string> Connection::_recv_bytes(std::optional<std::size_t> maxsize,
-                                                   std::optional<double> deadline) {
+bool Connection::_recv_bytes(std::string& payload, std::optional<std::size_t> maxsize,
+                             std::optional<double> deadline) {
   PartialMessage part;
   // The length first, on its own: a message longer than maxsize is not read.
   if (!_recv_header(part, deadline)) throw_read_timeout();
-  if (maxsize && *part.size > *maxsize) return std::nullopt;
+  if (maxsize && *part.size > *maxsize) return false;
+  // The payload goes into the caller's string, whose capacity is reused.
+  part.payload = std::move(payload);
+  part.payload.clear();
   if (!_recv_bytes_resume(part, deadline)) throw_read_timeout();
-  return std::move(part.payload);
+  payload = std::move(part.payload);
+  return true;
 }
 
 std::string Connection::recv_bytes(std::optional<std::size_t> maxlength) {
@@ -244,9 +269,9 @@ std::string Connection::_recv_bytes_before(std::optional<std::size_t> maxlength,
                                            std::optional<double> deadline) {
   _check_closed();
   _check_readable();
-  std::optional<std::string> buf = _recv_bytes(maxlength, deadline);
-  if (!buf) _bad_message_length();
-  return std::move(*buf);
+  std::string buf;
+  if (!_recv_bytes(buf, maxlength, deadline)) _bad_message_length();
+  return buf;
 }
 
 std::size_t Connection::recv_bytes_into(std::span<std::byte> buf, std::size_t offset) {
@@ -254,12 +279,13 @@ std::size_t Connection::recv_bytes_into(std::span<std::byte> buf, std::size_t of
   _check_readable();
   std::size_t bytesize = buf.size();
   if (offset > bytesize) throw ValueError("offset too large");
-  std::optional<std::string> result = _recv_bytes(std::nullopt, std::nullopt);
-  std::size_t size = result->size();
+  std::string result;
+  _recv_bytes(result, std::nullopt, std::nullopt);
+  std::size_t size = result.size();
   // Python: the message is read in full either way; when it does not fit, the
   // exception carries it.
-  if (bytesize < offset + size) throw BufferTooShort(std::move(*result));
-  std::memcpy(buf.data() + offset, result->data(), size);
+  if (bytesize < offset + size) throw BufferTooShort(std::move(result));
+  std::memcpy(buf.data() + offset, result.data(), size);
   return size;
 }
 
@@ -270,13 +296,35 @@ std::size_t Connection::recv_bytes_into(std::string& buf, std::size_t offset) {
 void Connection::send(const Object& obj) {
   _check_closed();
   _check_writable();
-  send_bytes(reduction::ForkingPickler::dumps(obj));
+  // Python: _send_bytes(_ForkingPickler.dumps(obj)).  The pickle is written
+  // straight after room left for the frame header, in this thread's reused
+  // buffer: header and payload then leave in one write, as send_bytes sends
+  // a small message, without copying the payload behind the header.
+  Borrowed message(t_send_buffer);
+  constexpr std::size_t kShortHeader = 4;
+  message.buf.append(kShortHeader, '\0');
+  reduction::dump(obj, message.buf);
+  std::string_view payload = std::string_view(message.buf).substr(kShortHeader);
+  if (util::trace_enabled()) util::_trace("Connection send_bytes: fd " + std::to_string(handle_.get()) + ", " + std::to_string(payload.size()) + " bytes");
+  std::string header = _frame_header(payload.size());
+  if (header.size() == kShortHeader) {
+    std::memcpy(message.buf.data(), header.data(), kShortHeader);
+    _send(message.buf);
+  } else {
+    // A payload of 2 GiB or more: its longer header goes first, on its own.
+    _send(header);
+    _send(payload);
+  }
 }
 
 Object Connection::recv() {
   _check_closed();
   _check_readable();
-  return reduction::ForkingPickler::loads(recv_bytes());
+  // Python: _ForkingPickler.loads(self._recv_bytes()), the message read into
+  // this thread's reused buffer.
+  Borrowed message(t_recv_buffer);
+  _recv_bytes(message.buf, std::nullopt, std::nullopt);
+  return reduction::ForkingPickler::loads(message.buf);
 }
 
 bool Connection::poll(std::optional<double> timeout) {

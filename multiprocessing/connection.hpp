@@ -188,9 +188,11 @@ class Connection {
   /// Read the header of the message `part` holds, if not read yet: true once
   /// its length is known, false if `deadline` passes first.
   bool _recv_header(PartialMessage& part, std::optional<double> deadline);
-  /// Python: _recv_bytes(maxsize): nullopt when longer than maxsize.
-  std::optional<std::string> _recv_bytes(std::optional<std::size_t> maxsize,
-                                         std::optional<double> deadline);
+  /// Python: _recv_bytes(maxsize): the next message's payload into `payload`
+  /// (replacing what it held); false, and nothing read, when it is longer
+  /// than maxsize.
+  bool _recv_bytes(std::string& payload, std::optional<std::size_t> maxsize,
+                   std::optional<double> deadline);
 
   os::Fd handle_;
   bool readable_ = true;

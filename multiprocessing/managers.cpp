@@ -49,17 +49,28 @@ const Object::Tuple& as_tuple(const Object& o, std::size_t n, const char* what) 
   return *t;
 }
 
-/// Python's `args` of a call: a tuple or list on the wire.
-Args args_of(const Object& o) {
+/// Python's `args` of a call: a tuple or list on the wire (its items, not a copy).
+const Args& args_of(const Object& o) {
   if (const auto* t = std::get_if<Object::Tuple>(&o.variant())) return t->items;
   if (const auto* l = std::get_if<Object::List>(&o.variant())) return *l;
   o.type_mismatch("tuple");
 }
 
-Kwds kwds_of(const Object& o) {
-  if (o.is_none()) return {};
+/// Python's `kwds` of a call: a dict, or None for none (not a copy).
+const Kwds& kwds_of(const Object& o) {
+  static const Kwds kNone;
+  if (o.is_none()) return kNone;
   if (const auto* d = std::get_if<Object::Dict>(&o.variant())) return *d;
   o.type_mismatch("dict");
+}
+
+/// A reply (kind, result), its tuple built in place.
+Object reply_of(const char* kind, Object result) {
+  Object::Tuple reply;
+  reply.items.reserve(2);
+  reply.items.emplace_back(kind);
+  reply.items.push_back(std::move(result));
+  return Object(std::move(reply));
 }
 
 bool is_number(const Object& o) {
@@ -1802,8 +1813,8 @@ MP_ASSIGNABLE Object Server::_dispatch(connection::Connection& conn, const Objec
     const Object::Tuple& t = as_tuple(request, 4, "a method call");
     ident = t.items[0].as<std::string>();
     methodname = t.items[1].as<std::string>();
-    Args args = args_of(t.items[2]);
-    Kwds kwds = kwds_of(t.items[3]);
+    const Args& args = args_of(t.items[2]);
+    const Kwds& kwds = kwds_of(t.items[3]);
     if (util::trace_enabled()) util::_trace("manager server: request " + ident + "." + *methodname);
     held = _lookup(ident);  // Python: a KeyError for an unknown ident becomes a '#TRACEBACK'
     bool exposed = std::find(held.exposed->begin(), held.exposed->end(), *methodname) != held.exposed->end();
@@ -1818,7 +1829,7 @@ MP_ASSIGNABLE Object Server::_dispatch(connection::Connection& conn, const Objec
         // Python: the result becomes a shared object of that typeid.
         msg = _proxy_reply(conn, typeid_it->second, res);
       } else {
-        msg = Object::Tuple{{"#RETURN", res}};
+        msg = reply_of("#RETURN", std::move(res));
       }
     } catch (const std::exception& e) {
       msg = Object::Tuple{{"#ERROR", _reduce_error(e)}};
@@ -2124,10 +2135,11 @@ Object BaseProxy::_callmethod(const std::string& methodname, const Args& args, c
     drop_thread_connection(*state_);
     throw;
   }
-  const Object::Tuple& t = as_tuple(reply, 2, "a manager's reply");
+  as_tuple(reply, 2, "a manager's reply");  // the shape checked; the result is moved out below
+  Object::Tuple& t = std::get<Object::Tuple>(reply.variant());
   std::string kind = t.items[0].as<std::string>();
   if (util::trace_enabled()) util::_trace("manager reply: " + kind + " to " + state_->token.id + "." + methodname);
-  if (kind == "#RETURN") return t.items[1];
+  if (kind == "#RETURN") return std::move(t.items[1]);
   if (kind == "#PROXY") {
     const Object::Tuple& p = as_tuple(t.items[1], 2, "a #PROXY reply");
     Token token = p.items[1].as<Token>();

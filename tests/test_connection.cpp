@@ -457,7 +457,49 @@ TEST(TestConnectionOnce, Sendbytes) {
   EXPECT_FALSE(b.poll());  // nothing was sent by the failed calls
 }
 
-/// _TestConnection: errors on a closed connection; close() is idempotent.
+/// send() and recv() reuse a buffer per thread (port only): a send nested in
+/// another, from a __reduce__ hook run while the outer object is pickled, gets
+/// its own buffer, so both messages arrive whole; a message of 1 MiB (a buffer
+/// that is not kept) between small ones changes nothing; a pickling error
+/// sends nothing and leaves the next send whole.
+TEST(TestConnectionOnce, SendRecvReusedBuffers) {
+  using mp::Object;
+  auto [a, b] = conn::Pipe();
+  auto [c, d] = conn::Pipe();
+  Object::Reduced hooked{{"builtins", "list"}, {}};
+  hooked.reduce = [&c = c]() -> Object {
+    c.send(Object::List{"inner", std::int64_t{1}});
+    return Object(Object::List{std::int64_t{2}, std::int64_t{3}});
+  };
+  a.send(Object::Tuple{{"outer", Object(hooked)}});
+  EXPECT_EQ(d.recv(), Object(Object::List{"inner", std::int64_t{1}}));
+  EXPECT_EQ(b.recv(), Object(Object::Tuple{{"outer", Object::List{std::int64_t{2}, std::int64_t{3}}}}));
+  std::string big(1 << 20, 'z');
+  std::thread sender([&a = a, &big] {  // 1 MiB does not fit in the socket's buffer: read meanwhile
+    a.send("small");
+    a.send(mp::Bytes(big));
+    a.send("small again");
+  });
+  EXPECT_EQ(b.recv(), Object("small"));
+  EXPECT_EQ(b.recv(), Object(mp::Bytes(big)));
+  EXPECT_EQ(b.recv(), Object("small again"));
+  sender.join();
+  Object::List deep;
+  Object* inner = nullptr;
+  deep.push_back(Object::List{});
+  inner = &deep.back();
+  for (int i = 0; i < mp::reduction::kMaxDepth + 5; ++i) {
+    auto* list = std::get_if<Object::List>(&inner->variant());
+    list->push_back(Object::List{});
+    inner = &list->back();
+  }
+  EXPECT_THROW(a.send(Object(deep)), mp::PicklingError);
+  a.send("after the error");
+  EXPECT_EQ(b.recv(), Object("after the error"));
+  EXPECT_FALSE(b.poll());
+}
+
+/// _TestConnection: errors on a closed connection; close() is idempotent./// _TestConnection: errors on a closed connection; close() is idempotent.
 TEST(TestConnectionErrors, Closed) {
   auto [a, b] = conn::Pipe();
   a.close();

@@ -329,6 +329,66 @@ TEST(TestPickle, FramingLikeCPython) {
   EXPECT_EQ(pk::loads(p), Object(strings));
 }
 
+/// The memos past their first entries (port only).  The writer keeps the strs,
+/// bytes and globals it has written in an array of 8 and then in a map: a list
+/// of 12 strs, each twice, and bytes twice (at protocol 2 the `_codecs.encode`
+/// call, its one-character latin-1 text and 'latin1' are memoized too) gives
+/// CPython's bytes at every protocol.  The reader keeps 16 entries inline, the
+/// rest in a vector, and an index beyond the next one in a map: 40 strs, each
+/// twice, read back, and so do hand-made pickles with a far LONG_BINPUT, a
+/// MEMOIZE after it (numbered by the count of entries, as CPython numbers it)
+/// and a GET of an index never set.
+TEST(TestPickle, MemoPastItsFirstEntries) {
+  // Python: pickle.dumps(['k%d' % i for i in range(12)] * 2 + [b'x', b'x', b'yz', b'yz'], p)
+  L value;
+  for (int round = 0; round < 2; ++round) {
+    for (int i = 0; i < 12; ++i) value.push_back("k" + std::to_string(i));
+  }
+  for (const char* octets : {"x", "x", "yz", "yz"}) value.push_back(B(octets));
+  const char* expected[] = {
+      "80025d71002858020000006b30710158020000006b31710258020000006b32710358020000006b33710458020000006b34"
+      "710558020000006b35710658020000006b36710758020000006b37710858020000006b38710958020000006b39710a5803"
+      "0000006b3130710b58030000006b3131710c680168026803680468056806680768086809680a680b680c635f636f646563"
+      "730a656e636f64650a710d580100000078710e58060000006c6174696e31710f8671105271116811680d580200000079"
+      "7a7112680f8671135271146814652e",
+      "80035d71002858020000006b30710158020000006b31710258020000006b32710358020000006b33710458020000006b34"
+      "710558020000006b35710658020000006b36710758020000006b37710858020000006b38710958020000006b39710a5803"
+      "0000006b3130710b58030000006b3131710c680168026803680468056806680768086809680a680b680c430178710d680d"
+      "4302797a710e680e652e",
+      "80049568000000000000005d94288c026b30948c026b31948c026b32948c026b33948c026b34948c026b35948c026b3694"
+      "8c026b37948c026b38948c026b39948c036b3130948c036b313194680168026803680468056806680768086809680a680b"
+      "680c43017894680d4302797a94680e652e",
+      "80059568000000000000005d94288c026b30948c026b31948c026b32948c026b33948c026b34948c026b35948c026b3694"
+      "8c026b37948c026b38948c026b39948c036b3130948c036b313194680168026803680468056806680768086809680a680b"
+      "680c43017894680d4302797a94680e652e",
+  };
+  for (int protocol = 2; protocol <= 5; ++protocol) {
+    SCOPED_TRACE("protocol " + std::to_string(protocol));
+    EXPECT_EQ(tohex(pk::dumps(value, protocol)), expected[protocol - 2]);
+    EXPECT_EQ(pk::loads(pk::dumps(value, protocol)), Object(value));
+  }
+  L forty;
+  for (int round = 0; round < 2; ++round) {
+    for (int i = 0; i < 40; ++i) forty.push_back("s" + std::to_string(i));
+  }
+  for (int protocol = 2; protocol <= 5; ++protocol) {
+    EXPECT_EQ(pk::loads(pk::dumps(forty, protocol)), Object(forty));
+  }
+  // PROTO 4, 7, LONG_BINPUT 1000000, MEMOIZE (as 1), POP, LONG_BINGET 1000000,
+  // BINGET 1, TUPLE2: (7, 7).
+  EXPECT_EQ(pk::loads(unhex("80044b077240420f0094306a40420f0068018" "62e")), Object(T{7, 7}));
+  // 'a', LONG_BINPUT 5, MEMOIZE (as 1), BINPUT 0, MEMOIZE (as 3), POP, GETs of
+  // 5, 1 and 0, TUPLE3, BINGET 3, TUPLE2: (('a', 'a', 'a'), 'a').
+  EXPECT_EQ(pk::loads(unhex("80048c016172050000009471009430" "6a05000000680168008768038" "62e")),
+            Object(T{T{"a", "a", "a"}, "a"}));
+  try {
+    pk::loads(unhex("80048c016172050000009471009430" "6802" "2e"));
+    ADD_FAILURE() << "a GET of an index never set";
+  } catch (const mp::UnpicklingError& e) {
+    EXPECT_STREQ(e.what(), "Memo value not found at index 2");
+  }
+}
+
 /// The pickler's and the unpickler's short paths for runs of numbers (a Pool's
 /// chunks): a long list mixing every int width, floats, bools, None and one str,
 /// a long tuple and short nested ones give CPython's bytes, frames included, and

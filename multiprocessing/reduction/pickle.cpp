@@ -5,6 +5,7 @@
 #include "multiprocessing/reduction/pickle.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cctype>
 #include <cerrno>
 #include <cstdint>
@@ -12,6 +13,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <deque>
+#include <forward_list>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -60,6 +62,11 @@ constexpr std::size_t kBatchSize = 1000;
 
 void put_le(std::string& out, std::uint64_t v, int nbytes) {
   for (int i = 0; i < nbytes; ++i) out += static_cast<char>((v >> (8 * i)) & 0xff);
+}
+
+// The same into a buffer: `nbytes` bytes from `at` on.
+void put_le_at(char* at, std::uint64_t v, int nbytes) {
+  for (int i = 0; i < nbytes; ++i) at[i] = static_cast<char>((v >> (8 * i)) & 0xff);
 }
 
 std::uint64_t get_le(std::string_view in, int nbytes) {
@@ -164,13 +171,75 @@ bool is_container(const Object& obj) {
 }
 
 // ================================================================ Pickler
+// The values CPython's pickler finds again in its memo because they are the
+// same object (see pickle.hpp): a str, a bytes, a global, the one-character
+// str of a latin-1 octet; each with its memo index.  A pickle holds few of
+// them (a manager's request two, its reply one), so the first kInline are kept
+// in an array and searched in order, allocating nothing; past that, a hash map
+// over copies of the keys finds them.  The keys in the array are views: what
+// the Pickler saves must outlive it (the value given to dump(), or one it keeps).
+class IdentityMemo {
+ public:
+  enum class Kind : char { Str, Bytes, Global, Latin1Char };
+  struct Entry {
+    Kind kind;
+    std::string_view a, b;
+    std::uint64_t index;
+  };
+
+  // The memo index of (kind, a, b), or nullopt.  `b` is a global's qualname.
+  std::optional<std::uint64_t> find(Kind kind, std::string_view a, std::string_view b = {}) const {
+    if (count_ <= kInline) {
+      for (std::size_t i = 0; i < count_; ++i) {
+        const Entry& e = inline_[i];
+        if (e.kind == kind && e.a == a && e.b == b) return e.index;
+      }
+      return std::nullopt;
+    }
+    auto it = more_.find(key(kind, a, b));
+    if (it == more_.end()) return std::nullopt;
+    return it->second;
+  }
+
+  void add(Kind kind, std::string_view a, std::string_view b, std::uint64_t index) {
+    if (count_ < kInline) {
+      inline_[count_++] = Entry{kind, a, b, index};
+      return;
+    }
+    if (count_ == kInline) {  // the array is full: from now on the map holds every entry
+      for (const Entry& e : inline_) more_.emplace(key(e.kind, e.a, e.b), e.index);
+    }
+    more_.emplace(key(kind, a, b), index);
+    ++count_;
+  }
+
+ private:
+  // The map's key: the kind, the length of `a` (so that no two pairs give the
+  // same text), `a`, `b`.
+  static std::string key(Kind kind, std::string_view a, std::string_view b) {
+    std::string k(1, static_cast<char>(kind));
+    k += std::to_string(a.size());
+    k += ':';
+    k += a;
+    k += b;
+    return k;
+  }
+
+  static constexpr std::size_t kInline = 8;
+  std::array<Entry, kInline> inline_;
+  std::size_t count_ = 0;
+  std::unordered_map<std::string, std::uint64_t> more_;
+};
+
 // Python: pickle.Pickler (save_* methods), laid out byte for byte as _pickle.c.
 class Pickler {
  public:
-  explicit Pickler(int protocol) : proto_(protocol) {}
+  // The pickle is appended to `out`, after what it already holds (a
+  // Connection's frame header, an earlier pickle of reduction::dump).
+  Pickler(int protocol, std::string& out) : proto_(protocol), out_(out) {}
 
   // Python: Pickler.dump.
-  std::string dump(const Object& obj) {
+  void dump(const Object& obj) {
     if (proto_ >= 2) {
       out_ += op::PROTO;
       out_ += static_cast<char>(proto_);
@@ -179,19 +248,17 @@ class Pickler {
     save(obj, 0);
     write(op::STOP);
     commit_frame();
-    return std::move(out_);
   }
 
   // dumps_with_items / dumps_with_ints (pickle.hpp): dump(obj), with
   // int_run_placeholder(true) written as the tuple of `items`, or
   // int_run_placeholder(false) as the list of `ints`.
-  std::string dump_with_run(const Object& obj, const Object* items, const std::int64_t* ints,
-                            std::size_t n) {
-    out_.reserve(5 * n + 256);  // an int of 32 bits takes 5 bytes at most
+  void dump_with_run(const Object& obj, const Object* items, const std::int64_t* ints, std::size_t n) {
+    out_.reserve(out_.size() + 5 * n + 256);  // an int of 32 bits takes 5 bytes at most
     run_items_ = items;
     run_ints_ = ints;
     run_n_ = n;
-    return dump(obj);
+    dump(obj);
   }
 
  private:
@@ -213,9 +280,8 @@ class Pickler {
     if (!framing_ || frame_start_ == kNoFrame) return;
     std::size_t frame_len = out_.size() - frame_start_ - kFrameHeaderSize;
     if (frame_len >= kFrameSizeMin) {
-      std::string header(1, op::FRAME);
-      put_le(header, frame_len, 8);
-      out_.replace(frame_start_, kFrameHeaderSize, header);
+      out_[frame_start_] = op::FRAME;  // the header reserved by start_frame, in place
+      put_le_at(&out_[frame_start_ + 1], frame_len, 8);
     } else {
       out_.erase(frame_start_, kFrameHeaderSize);  // too small to be worth a header
     }
@@ -232,7 +298,7 @@ class Pickler {
 
   // _pickle.c: _Pickler_write_bytes.  A payload of a frame's size or more goes
   // outside any frame, so that the reader can take it without copying.
-  void write_large(const std::string& header, std::string_view payload) {
+  void write_large(std::string_view header, std::string_view payload) {
     bool bypass = payload.size() >= kFrameSizeTarget;
     bool framing = framing_;
     if (bypass) {
@@ -251,28 +317,19 @@ class Pickler {
       write(op::MEMOIZE);
       return index;
     }
-    std::string code;
-    if (index < 256) {
-      code += op::BINPUT;
-      put_le(code, index, 1);
-    } else {
-      code += op::LONG_BINPUT;
-      put_le(code, index, 4);
-    }
-    write(code);
+    write_indexed(op::BINPUT, op::LONG_BINPUT, index);
     return index;
   }
 
-  void get(std::uint64_t index) {
-    std::string code;
-    if (index < 256) {
-      code += op::BINGET;
-      put_le(code, index, 1);
-    } else {
-      code += op::LONG_BINGET;
-      put_le(code, index, 4);
-    }
-    write(code);
+  void get(std::uint64_t index) { write_indexed(op::BINGET, op::LONG_BINGET, index); }
+
+  // The short opcode with a 1-byte index, or the long one with 4 bytes.
+  void write_indexed(char short_op, char long_op, std::uint64_t index) {
+    char code[5];
+    int width = index < 256 ? 1 : 4;
+    code[0] = index < 256 ? short_op : long_op;
+    put_le_at(code + 1, index, width);
+    write(std::string_view(code, 1 + static_cast<std::size_t>(width)));
   }
 
   // -------- Pickler.save: dispatch on the type
@@ -391,33 +448,38 @@ class Pickler {
   }
 
   // Python: save_str.
-  void save_value(const std::string& s, int) {
-    if (auto it = str_memo_.find(s); it != str_memo_.end()) return get(it->second);
-    str_memo_[s] = save_str(s);
+  void save_value(const std::string& s, int) { save_text(s); }
+
+  // A str found in the memo is a BINGET, as CPython's memo finds the same object.
+  void save_text(std::string_view s) {
+    if (auto index = memo_.find(IdentityMemo::Kind::Str, s)) return get(*index);
+    memo_.add(IdentityMemo::Kind::Str, s, {}, save_str(s));
   }
 
   // Writes a str and memoizes it; returns its memo index.
-  std::uint64_t save_str(const std::string& s) {
-    std::string header;
+  std::uint64_t save_str(std::string_view s) {
+    char header[9];
+    std::size_t header_size;
     if (s.size() < 256 && proto_ >= 4) {
-      header += op::SHORT_BINUNICODE;
-      put_le(header, s.size(), 1);
+      header[0] = op::SHORT_BINUNICODE;
+      header_size = 2;
     } else if (s.size() > 0xffffffffu) {
       if (proto_ < 4) throw PicklingError("serializing a string larger than 4 GiB requires pickle protocol 4 or higher");
-      header += op::BINUNICODE8;
-      put_le(header, s.size(), 8);
+      header[0] = op::BINUNICODE8;
+      header_size = 9;
     } else {
-      header += op::BINUNICODE;
-      put_le(header, s.size(), 4);
+      header[0] = op::BINUNICODE;
+      header_size = 5;
     }
-    write_large(header, s);
+    put_le_at(header + 1, s.size(), static_cast<int>(header_size - 1));
+    write_large(std::string_view(header, header_size), s);
     return memoize();
   }
 
   // Python: save_bytes.
   void save_value(const Bytes& b, int depth) {
-    if (auto it = bytes_memo_.find(b.data); it != bytes_memo_.end()) return get(it->second);
-    bytes_memo_[b.data] = save_bytes(b.data, depth);
+    if (auto index = memo_.find(IdentityMemo::Kind::Bytes, b.data)) return get(*index);
+    memo_.add(IdentityMemo::Kind::Bytes, b.data, {}, save_bytes(b.data, depth));
   }
 
   // Writes a bytes object and memoizes it; returns its memo index.
@@ -426,21 +488,21 @@ class Pickler {
       // Protocol 2 has no bytes opcode: CPython writes a call that rebuilds them
       // from latin-1 text, which Python 2 and 3 both read back.
       if (octets.empty()) {
-        save_reduce(Object::Reduced{{"builtins", "bytes"}, {}, false, {}}, depth);
+        save_reduce(*keep(Object::Reduced{{"builtins", "bytes"}, {}, false, {}}).reduced(), depth);
       } else {
         // As save_reduce(codecs.encode, (text, 'latin1')).  The text is a new str
         // object in CPython, never found in the memo, except a text of one
         // character: CPython keeps one shared str per latin-1 character.
-        save_value(Object::Global{"_codecs", "encode"}, depth);
+        save_global("_codecs", "encode");
         std::string text = latin1_to_utf8(octets);
         if (octets.size() != 1) {
           save_str(text);
-        } else if (auto it = latin1_char_memo_.find(octets[0]); it != latin1_char_memo_.end()) {
-          get(it->second);
+        } else if (auto index = memo_.find(IdentityMemo::Kind::Latin1Char, latin1_char(octets[0]))) {
+          get(*index);
         } else {
-          latin1_char_memo_[octets[0]] = save_str(text);
+          memo_.add(IdentityMemo::Kind::Latin1Char, latin1_char(octets[0]), {}, save_str(text));
         }
-        save_value(std::string("latin1"), depth);
+        save_text("latin1");
         write(op::TUPLE2);
         memoize();
         write(op::REDUCE);
@@ -469,7 +531,7 @@ class Pickler {
     if (proto_ < 5) {
       // save_reduce(bytearray, (bytes(b),)), the bytes being a new object in
       // CPython, so never found in the memo; bytearray() when empty.
-      save_value(Object::Global{"builtins", "bytearray"}, depth);
+      save_global("builtins", "bytearray");
       if (b.data.empty()) {
         write(op::EMPTY_TUPLE);
       } else {
@@ -481,9 +543,9 @@ class Pickler {
       memoize();
       return;
     }
-    std::string header(1, op::BYTEARRAY8);
-    put_le(header, b.size(), 8);
-    write_large(header, b.data);
+    char header[9] = {op::BYTEARRAY8};
+    put_le_at(header + 1, b.size(), 8);
+    write_large(std::string_view(header, sizeof header), b.data);
     memoize();
   }
 
@@ -573,7 +635,7 @@ class Pickler {
   // Python: save_set.
   void save_value(const Object::Set& set, int depth) {
     if (proto_ < 4) {
-      save_reduce(Object::Reduced{{"builtins", "set"}, {Object(set.items())}, false, {}}, depth);
+      save_reduce(*keep(Object::Reduced{{"builtins", "set"}, {Object(set.items())}, false, {}}).reduced(), depth);
       return;
     }
     write(op::EMPTY_SET);
@@ -590,7 +652,7 @@ class Pickler {
   // Python: save_frozenset.
   void save_value(const Object::FrozenSet& set, int depth) {
     if (proto_ < 4) {
-      save_reduce(Object::Reduced{{"builtins", "frozenset"}, {Object(set.items())}, false, {}},
+      save_reduce(*keep(Object::Reduced{{"builtins", "frozenset"}, {Object(set.items())}, false, {}}).reduced(),
                   depth);
       return;
     }
@@ -601,37 +663,42 @@ class Pickler {
   }
 
   // Python: save_global.
-  void save_value(const Box<Object::Global>& g, int depth) { save_value(*g, depth); }
+  void save_value(const Box<Object::Global>& g, int depth) {
+    // dump_with_run's placeholder: the borrowed run is written in its place.
+    if (g->module.empty() && (run_items_ != nullptr || run_ints_ != nullptr) &&
+        *g == int_run_placeholder(run_items_ != nullptr)) {
+      return save_run(depth);
+    }
+    save_global(g->module, g->qualname);
+  }
   void save_value(const Object::Reduced& r, int depth) { save_reduce(r, depth); }
   void save_value(const Box<Object::Reduced>& r, int depth) { save_reduce(*r, depth); }
 
-  void save_value(const Object::Global& g, int depth) {
-    if (g.module.empty() && (run_items_ != nullptr || run_ints_ != nullptr) &&
-        g == int_run_placeholder(run_items_ != nullptr)) {
-      return save_run(depth);
-    }
-    std::string key = g.module + '\n' + g.qualname;
-    if (auto it = global_memo_.find(key); it != global_memo_.end()) return get(it->second);
+  void save_global(std::string_view module, std::string_view qualname) {
+    if (auto index = memo_.find(IdentityMemo::Kind::Global, module, qualname)) return get(*index);
     if (proto_ >= 4) {
-      save(Object(g.module), depth + 1);
-      save(Object(g.qualname), depth + 1);
+      // As save(module) and save(qualname): each str, then the frame check.
+      save_text(module);
+      opcode_boundary();
+      save_text(qualname);
+      opcode_boundary();
       write(op::STACK_GLOBAL);
     } else {
       // fix_imports: Python 3's builtins is Python 2's __builtin__ (_compat_pickle).
-      std::string module = (proto_ < 3 && g.module == "builtins") ? "__builtin__" : g.module;
-      write(std::string(1, op::GLOBAL) + module + '\n' + g.qualname + '\n');
+      std::string_view shown = (proto_ < 3 && module == "builtins") ? "__builtin__" : module;
+      write(std::string(1, op::GLOBAL) + std::string(shown) + '\n' + std::string(qualname) + '\n');
     }
-    global_memo_[key] = memoize();
+    memo_.add(IdentityMemo::Kind::Global, module, qualname, memoize());
   }
 
   // Python: save_reduce(func, args, state, obj=obj).
   void save_reduce(const Object::Reduced& r, int depth) {
     if (r.reduce) {
       // Python: the object's own __reduce__, called by save() at this point.
-      save(r.reduce(), depth);
+      save(keep(r.reduce()), depth);
       return;
     }
-    save_value(r.callable, depth);
+    save_global(r.callable.module, r.callable.qualname);
     save_tuple(r.args.data(), r.args.size(), depth);
     write(r.newobj ? op::NEWOBJ : op::REDUCE);
     memoize();
@@ -641,9 +708,28 @@ class Pickler {
     }
   }
 
+  // A value the pickler makes and then saves itself (the call that stands
+  // for a set under protocols 2 and 3, what a __reduce__ hook returns): kept until
+  // dump() ends, since the memo's keys point into the values saved.
+  const Object& keep(Object value) {
+    kept_.push_front(std::move(value));
+    return kept_.front();
+  }
+
+  // The one-character str CPython shares for each latin-1 octet, as a key of
+  // the memo (a view of static storage, as keys must outlive the Pickler).
+  static std::string_view latin1_char(char octet) {
+    static constexpr auto kOctets = [] {
+      std::array<char, 256> all{};
+      for (int i = 0; i < 256; ++i) all[static_cast<std::size_t>(i)] = static_cast<char>(i);
+      return all;
+    }();
+    return std::string_view(&kOctets[static_cast<unsigned char>(octet)], 1);
+  }
+
   static constexpr std::size_t kNoFrame = static_cast<std::size_t>(-1);
   int proto_;
-  std::string out_;
+  std::string& out_;
   bool framing_ = false;
   std::size_t frame_start_ = kNoFrame;  // where the current frame's header is reserved
   std::uint64_t memo_size_ = 0;
@@ -651,9 +737,52 @@ class Pickler {
   const Object* run_items_ = nullptr;
   const std::int64_t* run_ints_ = nullptr;
   std::size_t run_n_ = 0;
-  // Values that CPython would find in its memo by identity (see pickle.hpp).
-  std::unordered_map<std::string, std::uint64_t> str_memo_, bytes_memo_, global_memo_;
-  std::unordered_map<char, std::uint64_t> latin1_char_memo_;  // CPython's 1-char str singletons
+  IdentityMemo memo_;               // the values CPython would find in its memo by identity
+  std::forward_list<Object> kept_;  // see keep(); empty, it allocates nothing
+};
+
+// ================================================================ the unpicklers' memo
+// Python: Unpickler.memo, index -> what was memoized.  Picklers number their
+// entries 0, 1, 2... (MEMOIZE always, CPython's BINPUTs too), so the entries
+// [0, dense) sit in an array indexed by them, the first kInline inline: a small
+// pickle's memo allocates nothing.  An index beyond the next one (only a
+// hand-made pickle has that) goes in a map instead, so that a hostile
+// LONG_BINPUT 4000000000 costs one entry, not an array that long.  Every key
+// in the map is >= dense: the array grows only at index dense, taking that
+// key out of the map if it was there.
+template <class T>
+class UnpicklerMemo {
+ public:
+  // Python: memo[index] = value.
+  void put(std::uint64_t index, const T& value) {
+    if (index < dense_) {
+      slot(index) = value;
+    } else if (index == dense_) {
+      if (dense_ >= kInline) more_.push_back(value);
+      else inline_[dense_] = value;
+      ++dense_;
+      if (!sparse_.empty()) sparse_.erase(index);
+    } else {
+      sparse_[index] = value;
+    }
+  }
+  // Python: memo[index], or nullptr when it was never set.
+  const T* get(std::uint64_t index) const {
+    if (index < dense_) return index < kInline ? &inline_[index] : &more_[index - kInline];
+    auto it = sparse_.find(index);
+    return it == sparse_.end() ? nullptr : &it->second;
+  }
+  // Python: len(memo), the index MEMOIZE gives.
+  std::uint64_t size() const { return dense_ + sparse_.size(); }
+
+ private:
+  T& slot(std::uint64_t index) { return index < kInline ? inline_[index] : more_[index - kInline]; }
+
+  static constexpr std::uint64_t kInline = 16;
+  std::array<T, kInline> inline_;  // entries below dense_ only are ever read: no need to clear it
+  std::vector<T> more_;  // entries kInline, kInline + 1... up to dense_
+  std::uint64_t dense_ = 0;
+  std::unordered_map<std::uint64_t, T> sparse_;
 };
 
 // ================================================================ Unpickler
@@ -774,16 +903,11 @@ class Unpickler {
   }
 
   // -------- memo
-  void memo_put(std::uint64_t index) {
-    Node* n = top();
-    memo_[index] = n;
-  }
+  void memo_put(std::uint64_t index) { memo_.put(index, top()); }
   void memo_get(std::uint64_t index) {
-    auto it = memo_.find(index);
-    if (it == memo_.end()) {
-      throw UnpicklingError("Memo value not found at index " + std::to_string(index));
-    }
-    push(it->second);
+    Node* const* n = memo_.get(index);
+    if (n == nullptr) throw UnpicklingError("Memo value not found at index " + std::to_string(index));
+    push(*n);
   }
 
   // -------- globals (Python: find_class, with fix_imports for protocols < 3)
@@ -1268,7 +1392,7 @@ class Unpickler {
   std::deque<Node> arena_;  // owns every node, which never moves; freed flat
   std::vector<Node*> stack_;
   std::vector<std::size_t> marks_;            // stack sizes at each MARK (the metastack)
-  std::unordered_map<std::uint64_t, Node*> memo_;
+  UnpicklerMemo<Node*> memo_;
 };
 
 
@@ -1285,11 +1409,22 @@ class DirectUnpickler {
  public:
   struct Gone {};  // thrown to give up
 
-  explicit DirectUnpickler(std::string_view data) : data_(data), budget_(8 * data.size() + 4096) {
+  explicit DirectUnpickler(std::string_view data)
+      : data_(data), budget_(8 * data.size() + 4096), stack_(std::move(scratch().stack)),
+        marks_(std::move(scratch().marks)) {
+    stack_.clear();
+    marks_.clear();
     // Most opcodes push one value: room for them at once saves moving every
     // value again each time the stack would grow (bounded, for huge inputs).
     stack_.reserve(std::min<std::size_t>(data.size() / 2 + 8, std::size_t{1} << 20));
   }
+  ~DirectUnpickler() {
+    stack_.clear();
+    if (stack_.capacity() <= kKeptSlots) scratch().stack = std::move(stack_);
+    if (marks_.capacity() <= kKeptSlots) scratch().marks = std::move(marks_);
+  }
+  DirectUnpickler(const DirectUnpickler&) = delete;
+  DirectUnpickler& operator=(const DirectUnpickler&) = delete;
 
   /// The value, or nullopt when the Unpickler must do it.
   std::optional<Object> load() {
@@ -1336,10 +1471,9 @@ class DirectUnpickler {
   }
   void push(Object&& value, int depth = 0) {
     charge(1);
-    Slot& slot = stack_.emplace_back();
-    slot.value = std::move(value);
-    slot.depth = depth;
-    slot.serial = ++serial_;
+    // Made in place from the value (not default-made, then assigned: a
+    // variant's assignment dispatches on both sides' types).
+    stack_.emplace_back(std::move(value), depth, ++serial_);
   }
   std::size_t fence() const { return marks_.empty() ? 0 : marks_.back(); }
   Slot pop() {
@@ -1369,12 +1503,12 @@ class DirectUnpickler {
   }
   void memo_put(std::uint64_t index) {
     if (stack_.size() <= fence()) throw Gone{};
-    memo_[index] = {stack_.size() - 1, stack_.back().serial};
+    memo_.put(index, {stack_.size() - 1, stack_.back().serial});
   }
   void memo_get(std::uint64_t index) {
-    auto it = memo_.find(index);
-    if (it == memo_.end()) throw Gone{};
-    auto [at, serial] = it->second;
+    const auto* entry = memo_.get(index);
+    if (entry == nullptr) throw Gone{};
+    auto [at, serial] = *entry;
     // Only an atom still on the stack, unchanged: a container may have been
     // filled since (the Unpickler's graph answers that).
     if (at >= stack_.size() || stack_[at].serial != serial || stack_[at].depth != 0) throw Gone{};
@@ -1624,7 +1758,22 @@ class DirectUnpickler {
   std::uint64_t serial_ = 0;
   std::vector<Slot> stack_;
   std::vector<std::size_t> marks_;
-  std::unordered_map<std::uint64_t, std::pair<std::size_t, std::uint64_t>> memo_;
+  UnpicklerMemo<std::pair<std::size_t, std::uint64_t>> memo_;  // index -> (stack slot, serial)
+
+  // The stack and marks of this thread's last DirectUnpickler, kept for its
+  // next one: loading a small pickle then allocates nothing for them.  An
+  // unpickler takes them while it runs (one nested in it would start with
+  // empty ones) and gives them back at the end, unless they grew beyond
+  // kKeptSlots: one huge pickle does not stay allocated for good.
+  struct Scratch {
+    std::vector<Slot> stack;
+    std::vector<std::size_t> marks;
+  };
+  static Scratch& scratch() {
+    thread_local Scratch s;
+    return s;
+  }
+  static constexpr std::size_t kKeptSlots = 1024;
 };
 
 // ================================================================ dis
@@ -2168,11 +2317,9 @@ class IntRunReader {
 // ================================================================ public API
 
 std::string dumps(const Object& obj, int protocol) {
-  if (protocol < 2 || protocol > HIGHEST_PROTOCOL) {
-    throw PicklingError("pickle protocol " + std::to_string(protocol) +
-                        " is not supported here (2 to 5 are)");
-  }
-  return Pickler(protocol).dump(obj);
+  std::string out;
+  dump(obj, out, protocol);
+  return out;
 }
 
 Object loads(std::string_view data) {
@@ -2180,7 +2327,19 @@ Object loads(std::string_view data) {
   return Unpickler(data).load();
 }
 
-void dump(const Object& obj, std::string& file, int protocol) { file += dumps(obj, protocol); }
+void dump(const Object& obj, std::string& file, int protocol) {
+  if (protocol < 2 || protocol > HIGHEST_PROTOCOL) {
+    throw PicklingError("pickle protocol " + std::to_string(protocol) +
+                        " is not supported here (2 to 5 are)");
+  }
+  std::size_t before = file.size();
+  try {
+    Pickler(protocol, file).dump(obj);
+  } catch (...) {
+    file.resize(before);  // nothing of a pickle that failed
+    throw;
+  }
+}
 
 Object load(std::string_view& file) {
   DirectUnpickler direct(file);
@@ -2199,11 +2358,15 @@ std::string dis(std::string_view data) { return Disassembler(data).run(); }
 Object::Global int_run_placeholder(bool tuple) { return Object::Global{"", tuple ? "<int tuple>" : "<int list>"}; }
 
 std::string dumps_with_items(const Object& obj, const Object* items, std::size_t n) {
-  return Pickler(DEFAULT_PROTOCOL).dump_with_run(obj, items, nullptr, n);
+  std::string out;
+  Pickler(DEFAULT_PROTOCOL, out).dump_with_run(obj, items, nullptr, n);
+  return out;
 }
 
 std::string dumps_with_ints(const Object& obj, const std::int64_t* ints, std::size_t n) {
-  return Pickler(DEFAULT_PROTOCOL).dump_with_run(obj, nullptr, ints, n);
+  std::string out;
+  Pickler(DEFAULT_PROTOCOL, out).dump_with_run(obj, nullptr, ints, n);
+  return out;
 }
 
 std::optional<Object> loads_with_ints(std::string_view data, std::vector<std::int64_t>& ints) {
