@@ -310,8 +310,10 @@ const std::map<std::string, Case>& cases() {
       {"manager_proxy_call", [] {
          auto manager = mp::Manager();
          auto event = manager.Event();
-         Later set([&event] { event.set(); });
-         EXPECT_TRUE(event.wait(kLongest));
+         {
+           Later set([&event] { event.set(); });
+           EXPECT_TRUE(event.wait(kLongest));
+         }  // joined here: its set() has its reply before the server goes
          manager.shutdown();
        }},
       {"spawn_start", [] {
