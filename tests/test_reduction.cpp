@@ -199,12 +199,31 @@ Object shared_expected() {
   return L{a, a, D{{"k", a}}, T{a}};
 }
 
-// The globals that the table's pickles name, as managers.cpp will register them.
-void register_manager_globals() {
-  pk::ForkingPickler::register_global("multiprocessing.managers", "Token");
-  pk::ForkingPickler::register_global("multiprocessing.managers", "RebuildProxy");
-  pk::ForkingPickler::register_global("multiprocessing.managers", "DictProxy");
-}
+// The table's pickles name managers' globals; read them here as plain data:
+// while this lives, Token, RebuildProxy and DictProxy have no rebuild function
+// (RebuildProxy's would connect to the manager the token names).  What
+// managers.cpp registered is put back after, for the tests that follow in the
+// same process.
+class PlainManagerGlobals {
+ public:
+  PlainManagerGlobals() {
+    for (const char* name : kNames) {
+      saved_.push_back(pk::ForkingPickler::_rebuild_of("multiprocessing.managers", name));
+      pk::ForkingPickler::register_global("multiprocessing.managers", name);
+    }
+  }
+  ~PlainManagerGlobals() {
+    for (std::size_t i = 0; i < std::size(kNames); ++i) {
+      pk::ForkingPickler::register_global("multiprocessing.managers", kNames[i], saved_[i]);
+    }
+  }
+  PlainManagerGlobals(const PlainManagerGlobals&) = delete;
+  PlainManagerGlobals& operator=(const PlainManagerGlobals&) = delete;
+
+ private:
+  static constexpr const char* kNames[] = {"Token", "RebuildProxy", "DictProxy"};
+  std::vector<pk::ForkingPickler::Rebuild> saved_;
+};
 
 struct DumpCase {
   Object value;
@@ -241,7 +260,7 @@ TEST(TestPickle, DumpsIsByteIdenticalToCPython) {
 
 /// loads() reads what CPython wrote: the same table, every protocol 2 to 5.
 TEST(TestPickle, LoadsCPythonTable) {
-  register_manager_globals();
+  PlainManagerGlobals plain;
   for (const auto& c : kDumpCases) {
     SCOPED_TRACE(c.value.repr() + " protocol " + std::to_string(c.protocol));
     EXPECT_EQ(pk::loads(unhex(c.hex)), c.value);
@@ -275,7 +294,7 @@ TEST(TestPickle, LoadsPython2Pickles) {
 /// Round trips of every kind of value at protocols 2..5 (pickletester's test_misc,
 /// test_ints, test_floats, test_unicode, test_bytes, test_bytearray, test_set...).
 TEST(TestPickle, RoundTripsEveryType) {
-  register_manager_globals();
+  PlainManagerGlobals plain;
   std::vector<Object> values = {
       Object(), true, false, I(0), I(-1), I(INT64_MAX), I(INT64_MIN), I(1LL << 32), I(-(1LL << 48)),
       0.5, -0.0, 1e-300, HUGE_VAL, -HUGE_VAL, "", "text with \xe2\x82\xac", std::string(70000, 'z'),
@@ -653,7 +672,7 @@ TEST(TestPickle, HostileInputs) {
 /// test_pickle.py's AbstractUnpickleTests.test_badly_quoted_string and friends,
 /// taken further).
 TEST(TestPickle, FuzzNeverCrashes) {
-  register_manager_globals();
+  PlainManagerGlobals plain;
   std::mt19937 rng(20261122);
   std::vector<std::string> seeds;
   for (const auto& c : kDumpCases) seeds.push_back(unhex(c.hex));

@@ -2380,6 +2380,13 @@ void ForkingPickler::register_global(const std::string& module, const std::strin
   reg.globals[{module, qualname}] = std::move(rebuild);
 }
 
+ForkingPickler::Rebuild ForkingPickler::_rebuild_of(const std::string& module, const std::string& qualname) {
+  Registry& reg = registry();
+  std::lock_guard<std::mutex> guard(reg.lock);
+  auto it = reg.globals.find({module, qualname});
+  return it == reg.globals.end() ? Rebuild() : it->second;
+}
+
 bool ForkingPickler::is_allowed(const std::string& module, const std::string& qualname) {
   if (is_native(module, qualname)) return true;
   Registry& reg = registry();

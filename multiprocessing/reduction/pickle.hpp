@@ -204,6 +204,10 @@ class ForkingPickler {
                               Rebuild rebuild = nullptr);
   /// Whether loads() accepts this global (built-in allow-list or registered).
   static bool is_allowed(const std::string& module, const std::string& qualname);
+  /// The rebuild function registered for `module.qualname` (empty when it has
+  /// none or is not registered), so that code which registers a name again
+  /// for a while (a test reading pickles as plain data) can put it back.
+  static Rebuild _rebuild_of(const std::string& module, const std::string& qualname);
 };
 
 }  // namespace reduction
