@@ -403,12 +403,27 @@ class IteratorReferent : public MethodsReferent {
 template <class Items>
 class ContainerReferent : public MethodsReferent {
  public:
-  ContainerReferent(std::string type_name, Items items)
-      : MethodsReferent(std::move(type_name)), items_(std::move(items)) {
+  /// `wrappers`: the methods that are slot wrappers in Python (their errors
+  /// say "wrapper __len__()"); `keyword_methods`: the only ones that take
+  /// keyword arguments.
+  ContainerReferent(std::string type_name, Items items, std::vector<std::string> wrappers,
+                    std::vector<std::string> keyword_methods)
+      : MethodsReferent(std::move(type_name)), items_(std::move(items)), wrappers_(std::move(wrappers)),
+        keyword_methods_(std::move(keyword_methods)) {
     def("__len__", [this](const Args&, const Kwds&) {
       std::lock_guard guard(mutex_);
       return Object(static_cast<std::int64_t>(items_.size()));
     });
+  }
+  /// Python: getattr(obj, methodname)(*args, **kwds) on a builtin dict or
+  /// list: keyword arguments to a method that takes none are a TypeError
+  /// before anything else is checked, as CPython's server reports it.
+  Object call(const std::string& methodname, const Args& args, const Kwds& kwds) override {
+    if (!kwds.empty() && !contains(keyword_methods_, methodname) && has_method(methodname)) {
+      std::string callee = contains(wrappers_, methodname) ? "wrapper " + methodname : type_name() + "." + methodname;
+      throw TypeError(callee + "() takes no keyword arguments");
+    }
+    return MethodsReferent::call(methodname, args, kwds);
   }
   std::string repr() const override {
     std::lock_guard guard(mutex_);
@@ -422,12 +437,20 @@ class ContainerReferent : public MethodsReferent {
  protected:
   mutable std::mutex mutex_;
   Items items_;
+
+ private:
+  static bool contains(const std::vector<std::string>& names, const std::string& name) {
+    return std::find(names.begin(), names.end(), name) != names.end();
+  }
+  std::vector<std::string> wrappers_;
+  std::vector<std::string> keyword_methods_;
 };
 
 /// Python: builtins.dict in the server (the dict typeid).
 class DictReferent : public ContainerReferent<Object::Dict> {
  public:
-  DictReferent() : ContainerReferent("dict", {}) {
+  DictReferent()
+      : ContainerReferent("dict", {}, {"__delitem__", "__iter__", "__len__", "__setitem__"}, {"update"}) {
     def("__getitem__", [this](const Args& a, const Kwds&) {
       check_count("__getitem__", a, 1, 1);
       std::lock_guard guard(mutex_);
@@ -576,7 +599,11 @@ class DictReferent : public ContainerReferent<Object::Dict> {
 /// Python: builtins.list in the server (the list typeid).
 class ListReferent : public ContainerReferent<Object::List> {
  public:
-  explicit ListReferent(Object::List items) : ContainerReferent("list", std::move(items)) {
+  explicit ListReferent(Object::List items)
+      : ContainerReferent("list", std::move(items),
+                          {"__add__", "__contains__", "__delitem__", "__imul__", "__len__", "__mul__", "__rmul__",
+                           "__setitem__"},
+                          {"sort"}) {
     def("__getitem__", [this](const Args& a, const Kwds&) {
       check_count("__getitem__", a, 1, 1);
       std::lock_guard guard(mutex_);

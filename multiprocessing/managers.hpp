@@ -167,6 +167,10 @@ class MethodsReferent : public Referent {
   std::string repr() const override;
   std::string type_name() const override { return type_name_; }
 
+ protected:
+  /// Whether def() added a method of that name.
+  bool has_method(const std::string& name) const { return methods_.count(name) != 0; }
+
  private:
   std::string type_name_;
   std::map<std::string, Method> methods_;

@@ -399,6 +399,45 @@ TEST_P(TestContainers, DictIterator) {
   EXPECT_THROW(it._callmethod("__next__"), mp::StopIteration);
 }
 
+/// CPython's server calls getattr(obj, name)(*args, **kwds): keyword
+/// arguments to a builtin dict's or list's method that takes none are a
+/// TypeError (CPython's text, wrapper or method), raised before the count of
+/// the positional ones is checked, and nothing changes; update() and sort()
+/// take theirs.
+TEST_P(TestContainers, KeywordArgumentsRefused) {
+  auto manager = mp::Manager();
+  DictProxy d = manager.dict();
+  managers::ListProxy l = manager.list(Object::List{std::int64_t{2}, std::int64_t{1}});
+  auto type_error = [](const std::function<void()>& call) -> std::string {
+    try {
+      call();
+    } catch (const mp::TypeError& e) {
+      return e.what();
+    }
+    return "no TypeError";
+  };
+  const managers::Kwds x{{"x", std::int64_t{3}}};
+  EXPECT_EQ(type_error([&] { d._callmethod("__setitem__", {std::int64_t{1}, std::int64_t{2}}, x); }),
+            "wrapper __setitem__() takes no keyword arguments");
+  EXPECT_EQ(type_error([&] { d._callmethod("__setitem__", {std::int64_t{1}}, x); }),
+            "wrapper __setitem__() takes no keyword arguments");
+  EXPECT_EQ(type_error([&] { d._callmethod("__getitem__", {std::int64_t{1}}, x); }),
+            "dict.__getitem__() takes no keyword arguments");
+  EXPECT_EQ(type_error([&] { d._callmethod("__contains__", {std::int64_t{1}}, x); }),
+            "dict.__contains__() takes no keyword arguments");
+  EXPECT_EQ(type_error([&] { d._callmethod("get", {std::int64_t{1}}, x); }), "dict.get() takes no keyword arguments");
+  EXPECT_EQ(type_error([&] { l._callmethod("append", {std::int64_t{3}}, x); }),
+            "list.append() takes no keyword arguments");
+  EXPECT_EQ(type_error([&] { l._callmethod("__contains__", {std::int64_t{1}}, x); }),
+            "wrapper __contains__() takes no keyword arguments");
+  EXPECT_EQ(d.len(), 0);
+  EXPECT_EQ(l.len(), 2);
+  d.update(Object::Dict{}, {{"a", std::int64_t{1}}});
+  EXPECT_EQ(d.getitem("a"), Object(std::int64_t{1}));
+  l._callmethod("sort", {}, {{"reverse", true}});
+  EXPECT_EQ(l._getvalue(), Object(Object::List{std::int64_t{2}, std::int64_t{1}}));
+}
+
 /// The seed lessons: children fill a shared dict and list; the nested-dict
 /// pitfall leaves {'test': {}}, and its fix with a manager Lock does not.
 TEST_P(TestContainers, ChildrenAndPitfall) {
