@@ -57,6 +57,12 @@ const Args& args_of(const Object& o) {
 }
 
 /// Python's `kwds` of a call: a dict, or None for none (not a copy).
+/// A str of a request, read in place.  \throws TypeError for another type.
+const std::string& str_of(const Object& o) {
+  if (const auto* text = std::get_if<std::string>(&o.variant())) return *text;
+  o.type_mismatch("str");
+}
+
 const Kwds& kwds_of(const Object& o) {
   static const Kwds kNone;
   if (o.is_none()) return kNone;
@@ -88,6 +94,11 @@ double number_of(const Object& o) {
 
 /// Python's ==: 1 == 1.0 == True, unlike Object's ==.
 bool py_eq(const Object& a, const Object& b) {
+  // Two ints, the commonest keys of a managed dict, compared as ints: exact
+  // beyond 2**53 (as Python's are), and without the conversions below.
+  const auto* x = std::get_if<std::int64_t>(&a.variant());
+  const auto* y = std::get_if<std::int64_t>(&b.variant());
+  if (x != nullptr && y != nullptr) return *x == *y;
   if (is_number(a) && is_number(b)) return number_of(a) == number_of(b);
   return a == b;
 }
@@ -1833,17 +1844,18 @@ void Server::serve_client(connection::Connection& conn) {
 // MP_ASSIGNABLE: the assignment "serve_client" replaces this function.
 MP_ASSIGNABLE Object Server::_dispatch(connection::Connection& conn, const Object& request) {
   Object msg;
-  std::optional<std::string> methodname;
-  std::string ident;
+  // ident and methodname are read in place, in the request (nullptr until read).
+  const std::string* methodname = nullptr;
+  const std::string* ident = nullptr;
   Held held;
   try {
     const Object::Tuple& t = as_tuple(request, 4, "a method call");
-    ident = t.items[0].as<std::string>();
-    methodname = t.items[1].as<std::string>();
+    ident = &str_of(t.items[0]);
+    methodname = &str_of(t.items[1]);
     const Args& args = args_of(t.items[2]);
     const Kwds& kwds = kwds_of(t.items[3]);
-    if (util::trace_enabled()) util::_trace("manager server: request " + ident + "." + *methodname);
-    held = _lookup(ident);  // Python: a KeyError for an unknown ident becomes a '#TRACEBACK'
+    if (util::trace_enabled()) util::_trace("manager server: request " + *ident + "." + *methodname);
+    held = _lookup(*ident);  // Python: a KeyError for an unknown ident becomes a '#TRACEBACK'
     bool exposed = std::find(held.exposed->begin(), held.exposed->end(), *methodname) != held.exposed->end();
     if (!exposed) {
       throw AttributeError("method " + py_repr(*methodname) + " of " + py_repr(held.obj->type_name()) +
@@ -1889,7 +1901,7 @@ MP_ASSIGNABLE Object Server::_dispatch(connection::Connection& conn, const Objec
   } catch (const std::exception& e) {
     msg = Object::Tuple{{"#TRACEBACK", format_exc(e, "serve_client")}};
   }
-  if (util::trace_enabled()) util::_trace("manager server: reply " + std::get<Object::Tuple>(msg.variant()).items[0].as<std::string>() + " to " + ident + "." + methodname.value_or("?"));
+  if (util::trace_enabled()) util::_trace("manager server: reply " + std::get<Object::Tuple>(msg.variant()).items[0].as<std::string>() + " to " + (ident ? *ident : "") + "." + (methodname ? *methodname : "?"));
   return msg;
 }
 
@@ -1950,11 +1962,21 @@ struct ProxyModuleState {
   std::mutex mutex;  // Python: BaseProxy._mutex
   pid_t pid = 0;     // the process these connections belong to
   std::map<std::string, AddressLocal> address_to_local;  // keyed by address_repr
+  /// One more at every change of the table (made under the mutex): a thread's
+  /// remembered connection (thread_connection) is used without the mutex
+  /// only while this has not moved since.
+  std::atomic<std::uint64_t> generation{0};
+  /// The table, to change it.
+  std::map<std::string, AddressLocal>& table_to_change() {
+    generation.fetch_add(1, std::memory_order_release);
+    return table();
+  }
   /// Keep the table of this process: after a fork the parent's connections
   /// are forgotten in the child (Python: ForkAwareLocal is cleared).
   std::map<std::string, AddressLocal>& table() {
     pid_t me = this_pid();
     if (pid != me) {
+      generation.fetch_add(1, std::memory_order_release);
       // The parent's sockets: not ours to use.  Leak the objects rather than
       // close fds another thread of the parent may have been using when it forked.
       for (auto& [addr, local] : address_to_local) {
@@ -2033,7 +2055,7 @@ void proxy_decref(const Token& token, const Bytes& authkey, const std::shared_pt
   // this thread's connection (here: every thread's, none can be in a call).
   auto& ps = proxy_state();
   std::lock_guard guard(ps.mutex);
-  auto& table = ps.table();
+  auto& table = ps.table_to_change();
   auto it = table.find(address_key);
   if (it != table.end() && --it->second.proxies == 0) table.erase(it);
 }
@@ -2068,7 +2090,7 @@ std::shared_ptr<BaseProxy::State> make_proxy_state(Token token, std::string prox
   {
     auto& ps = proxy_state();
     std::lock_guard guard(ps.mutex);
-    ++ps.table()[s->address_key].proxies;
+    ++ps.table_to_change()[s->address_key].proxies;
   }
   if (incref) {
     try {
@@ -2076,7 +2098,7 @@ std::shared_ptr<BaseProxy::State> make_proxy_state(Token token, std::string prox
     } catch (...) {
       auto& ps = proxy_state();
       std::lock_guard guard(ps.mutex);
-      auto& table = ps.table();
+      auto& table = ps.table_to_change();
       if (--table[s->address_key].proxies == 0) table.erase(s->address_key);
       throw;
     }
@@ -2085,7 +2107,7 @@ std::shared_ptr<BaseProxy::State> make_proxy_state(Token token, std::string prox
     s->close = util::Finalize([key = s->address_key] {
       auto& ps = proxy_state();
       std::lock_guard guard(ps.mutex);
-      auto& table = ps.table();
+      auto& table = ps.table_to_change();
       auto it = table.find(key);
       if (it != table.end() && --it->second.proxies == 0) table.erase(it);
     });
@@ -2097,24 +2119,44 @@ std::shared_ptr<BaseProxy::State> make_proxy_state(Token token, std::string prox
 /// that arrives inside that reply, for the same manager, takes its authkey.
 thread_local const BaseProxy::State* calling_proxy = nullptr;
 
+/// The connection this thread found last, for which proxy state, in which
+/// process, at which generation of the table: the next call through the same
+/// proxy takes it again without the mutex and the two lookups.  Weak: the
+/// table alone keeps a connection open (its fd closes when the table drops it).
+struct RememberedConnection {
+  const BaseProxy::State* state = nullptr;
+  pid_t pid = 0;
+  std::uint64_t generation = 0;
+  std::weak_ptr<connection::Connection> conn;
+};
+thread_local RememberedConnection remembered_connection;
+
 /// This thread's connection to the proxy's manager (Python: _tls.connection,
 /// made by _connect()).
 // [manager-thread-connection]
 std::shared_ptr<connection::Connection> thread_connection(const BaseProxy::State& s) {
   auto& ps = proxy_state();
+  RememberedConnection& last = remembered_connection;
+  if (last.state == &s && last.pid == this_pid() &&
+      last.generation == ps.generation.load(std::memory_order_acquire)) {
+    if (auto conn = last.conn.lock()) return conn;
+  }
   auto me = std::this_thread::get_id();
   {
     std::lock_guard guard(ps.mutex);
     auto& local = ps.table()[s.address_key];
     auto it = local.connections.find(me);
-    if (it != local.connections.end()) return it->second;
+    if (it != local.connections.end()) {
+      last = {&s, ps.pid, ps.generation.load(std::memory_order_relaxed), it->second};
+      return it->second;
+    }
   }
   // Python: _connect(): Client(token.address, authkey), then accept_connection.
   util::debug("making connection to manager");
   auto conn = std::make_shared<connection::Connection>(client_connection(s.token.address, s.authkey));
   dispatch(*conn, Object(), "accept_connection", {connection_name()});
   std::lock_guard guard(ps.mutex);
-  ps.table()[s.address_key].connections[me] = conn;
+  ps.table_to_change()[s.address_key].connections[me] = conn;
   return conn;
 }
 // [manager-thread-connection]
@@ -2122,7 +2164,7 @@ std::shared_ptr<connection::Connection> thread_connection(const BaseProxy::State
 void drop_thread_connection(const BaseProxy::State& s) {
   auto& ps = proxy_state();
   std::lock_guard guard(ps.mutex);
-  auto& table = ps.table();
+  auto& table = ps.table_to_change();
   auto it = table.find(s.address_key);
   if (it != table.end()) it->second.connections.erase(std::this_thread::get_id());
 }
@@ -2136,18 +2178,23 @@ BaseProxy::BaseProxy(Token token, std::string proxytype, std::optional<Bytes> au
 
 // [manager-callmethod]
 Object BaseProxy::_callmethod(const std::string& methodname, const Args& args, const Kwds& kwds) const {
+  return _callmethod(methodname, Args(args), kwds);
+}
+
+Object BaseProxy::_callmethod(const std::string& methodname, Args&& args, const Kwds& kwds) const {
   if (!state_) throw ValueError("the proxy is not bound to a shared object");
   std::shared_ptr<connection::Connection> conn = thread_connection(*state_);
   Object reply;
   try {
     if (util::trace_enabled()) util::_trace("manager request: " + state_->token.typeid_ + " " + state_->token.id + "." + methodname);
-    // The request (id, methodname, args, kwds), each part copied once (a
-    // braced list would copy them all a second time into the vector).
+    // The request (id, methodname, args, kwds), the args moved in and the
+    // rest copied once (a braced list would copy them all a second time
+    // into the vector).
     Object::Tuple request;
     request.items.reserve(4);
     request.items.emplace_back(state_->token.id);
     request.items.emplace_back(methodname);
-    request.items.emplace_back(Object::Tuple{args});
+    request.items.emplace_back(Object::Tuple{std::move(args)});
     request.items.emplace_back(kwds);
     conn->send(Object(std::move(request)));
     struct Calling {
@@ -2164,7 +2211,9 @@ Object BaseProxy::_callmethod(const std::string& methodname, const Args& args, c
   }
   as_tuple(reply, 2, "a manager's reply");  // the shape checked; the result is moved out below
   Object::Tuple& t = std::get<Object::Tuple>(reply.variant());
-  std::string kind = t.items[0].as<std::string>();
+  const auto* kind_str = std::get_if<std::string>(&t.items[0].variant());
+  if (kind_str == nullptr) t.items[0].type_mismatch("str");
+  const std::string& kind = *kind_str;
   if (util::trace_enabled()) util::_trace("manager reply: " + kind + " to " + state_->token.id + "." + methodname);
   if (kind == "#RETURN") return std::move(t.items[1]);
   if (kind == "#PROXY") {
@@ -2425,7 +2474,7 @@ void NamespaceProxy::delattr(const std::string& name) {
 // ---- AcquirerProxy, EventProxy
 bool AcquirerProxy::acquire(bool blocking, std::optional<double> timeout) const {
   Args args = timeout ? Args{blocking, *timeout} : Args{blocking};
-  return _callmethod("acquire", args).as<bool>();
+  return _callmethod("acquire", std::move(args)).as<bool>();
 }
 void AcquirerProxy::release() const { _callmethod("release"); }
 
@@ -2585,7 +2634,7 @@ void finalize_manager(BaseProcess* process, const Address& address, const Bytes&
   // Python: del BaseProxy._address_to_local[address].
   auto& ps = proxy_state();
   std::lock_guard guard(ps.mutex);
-  auto& table = ps.table();
+  auto& table = ps.table_to_change();
   auto it = table.find(connection::address_repr(address));
   if (it != table.end()) it->second.connections.clear();
 }

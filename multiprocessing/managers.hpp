@@ -383,6 +383,9 @@ class BaseProxy {
   /// \throws the referent's exception ('\#ERROR'); RemoteError; EOFError or
   ///   OSError (ECONNRESET...) when the server is gone.
   Object _callmethod(const std::string& methodname, const Args& args = {}, const Kwds& kwds = {}) const;
+  /// The same, with `args` moved into the request instead of copied (a
+  /// braced list of arguments, as the typed proxies pass, takes this one).
+  Object _callmethod(const std::string& methodname, Args&& args, const Kwds& kwds = {}) const;
   /// Python: _getvalue(): a copy of the referent.
   Object _getvalue() const { return _callmethod("#GETVALUE"); }
   /// Python: __str__ -> the referent's str() (_callmethod('__str__')).
