@@ -438,6 +438,23 @@ TEST_P(TestContainers, KeywordArgumentsRefused) {
   EXPECT_EQ(l._getvalue(), Object(Object::List{std::int64_t{2}, std::int64_t{1}}));
 }
 
+/// A managed dict's keys compare as Python's do: ints exactly (2**53 and
+/// 2**53 + 1 are two keys, though one double), and 1 == 1.0 == True.
+TEST_P(TestContainers, DictKeysCompareAsPython) {
+  auto manager = mp::Manager();
+  DictProxy d = manager.dict();
+  const std::int64_t big = std::int64_t{1} << 53;
+  d.setitem(big, "a");
+  d.setitem(big + 1, "b");
+  EXPECT_EQ(d.len(), 2);
+  EXPECT_EQ(d.getitem(big + 1), Object("b"));
+  d.setitem(std::int64_t{1}, "int");
+  d.setitem(1.0, "float");
+  d.setitem(true, "bool");
+  EXPECT_EQ(d.len(), 3);
+  EXPECT_EQ(d.getitem(std::int64_t{1}), Object("bool"));
+}
+
 /// The seed lessons: children fill a shared dict and list; the nested-dict
 /// pitfall leaves {'test': {}}, and its fix with a manager Lock does not.
 TEST_P(TestContainers, ChildrenAndPitfall) {
