@@ -20,6 +20,12 @@
 //                           get_lock() gives); Raw_Sem: sem_wait/sem_post;
 //                           Raw_Mutex: a process-shared pthread mutex.  The
 //                           final count must be exact, or the op fails.
+//                           Raw_Sem's semaphore shares the counter's cache
+//                           line; Raw_Sem_Apart keeps it in a page of its own,
+//                           as every SemLock is (sem_open maps one per
+//                           semaphore), so the counter and the lock word are
+//                           two cache lines in two pages, the layout a user of
+//                           Lock or Value has.
 //   BM_Lib_Value_Counter    op 7 as CPython's script does it: a fresh
 //                           `auto v = mp::Value<'i'>(0)` per op (the int in the
 //                           shared heap, its default lock an RLock), and each
@@ -294,6 +300,29 @@ void BM_Raw_Sem_Counter(benchmark::State& state) {
   ::munmap(page, sizeof(SharedPage));
 }
 
+/// The raw worker of BM_Raw_Sem_Apart_Counter and of `--pairs=counter_raw_apart`:
+/// sem_wait + sem_post on a semaphore outside the counter's page.
+void raw_apart_work(SharedPage* p, sem_t* sem, long increments) {
+  for (long i = 0; i < increments; ++i) {
+    ::sem_wait(sem);
+    p->value += 1;
+    ::sem_post(sem);
+  }
+}
+
+void BM_Raw_Sem_Apart_Counter(benchmark::State& state) {
+  SharedPage* page = map_page();
+  SharedPage* sem_page = map_page();  // the semaphore's own page, as sem_open gives a SemLock
+  // sem_init(pshared=1) in MAP_SHARED memory: the forked workers share it.
+  ::sem_init(&sem_page->sem, /*pshared=*/1, 1);
+  counter(state, page, [&] {
+    return counter_round_raw(page, [sem = &sem_page->sem](SharedPage* p) { raw_apart_work(p, sem, kIncrements); });
+  });
+  ::sem_destroy(&sem_page->sem);
+  ::munmap(sem_page, sizeof(SharedPage));
+  ::munmap(page, sizeof(SharedPage));
+}
+
 void BM_Raw_Mutex_Counter(benchmark::State& state) {
   SharedPage* page = map_page();
   pthread_mutexattr_t attr;
@@ -321,7 +350,9 @@ void BM_Raw_Mutex_Counter(benchmark::State& state) {
 /// (`strace -c`) per pair are the difference between a run with N and one
 /// with N = 0, divided by N.  KIND: lib_lock, lib_rlock, lib_guard, raw
 /// (sem_wait + sem_post), mirror (the SemLock mirror); counter_lib,
-/// counter_raw: one contended counter op of N increments per worker.
+/// counter_raw, counter_raw_apart, counter_raw_named (the raw worker on a
+/// named semaphore, which sem_open maps in a page of its own, as a SemLock's):
+/// one contended counter op of N increments per worker.
 int count_pairs(const std::string& spec) {
   auto colon = spec.find(':');
   std::string kind = spec.substr(0, colon);
@@ -357,9 +388,24 @@ int count_pairs(const std::string& spec) {
       if (value < 1) ::sem_post(sem);
     }
     ::sem_close(sem);
-  } else if (kind == "counter_lib" || kind == "counter_raw") {
+  } else if (kind == "counter_lib" || kind == "counter_raw" || kind == "counter_raw_apart" ||
+             kind == "counter_raw_named") {
     SharedPage* page = map_page();
-    if (kind == "counter_raw") {
+    if (kind == "counter_raw_named") {
+      std::string name = "/mp-bench-" + std::to_string(::getpid());
+      // sem_open: a named semaphore in a mapping of its own, as SemLock makes;
+      // unlinked at once, as in a fork context: the workers inherit the mapping.
+      sem_t* sem = ::sem_open(name.c_str(), O_CREAT | O_EXCL, 0600, 1);
+      ::sem_unlink(name.c_str());
+      counter_round_raw(page, [n, sem](SharedPage* p) { raw_apart_work(p, sem, n); });
+      ::sem_close(sem);
+    } else if (kind == "counter_raw_apart") {
+      SharedPage* sem_page = map_page();  // as in BM_Raw_Sem_Apart_Counter
+      ::sem_init(&sem_page->sem, /*pshared=*/1, 1);
+      counter_round_raw(page, [n, sem = &sem_page->sem](SharedPage* p) { raw_apart_work(p, sem, n); });
+      ::sem_destroy(&sem_page->sem);
+      ::munmap(sem_page, sizeof(SharedPage));
+    } else if (kind == "counter_raw") {
       ::sem_init(&page->sem, /*pshared=*/1, 1);
       counter_round_raw(page, [n](SharedPage* p) {
         for (long i = 0; i < n; ++i) {
@@ -381,7 +427,7 @@ int count_pairs(const std::string& spec) {
     }
   } else {
     std::fprintf(stderr, "--pairs=KIND:N with KIND one of lib_lock, lib_rlock, lib_guard, raw, "
-                         "mirror, counter_lib, counter_raw\n");
+                         "mirror, counter_lib, counter_raw, counter_raw_apart, counter_raw_named\n");
     return 2;
   }
   return 0;
@@ -411,6 +457,7 @@ int main(int argc, char** argv) {
   counters("BM_Lib_RLock_Counter", BM_Lib_RLock_Counter);
   counters("BM_Lib_Value_Counter", BM_Lib_Value_Counter);
   counters("BM_Raw_Sem_Counter", BM_Raw_Sem_Counter);
+  counters("BM_Raw_Sem_Apart_Counter", BM_Raw_Sem_Apart_Counter);
   counters("BM_Raw_Mutex_Counter", BM_Raw_Mutex_Counter);
   return bench::run_interleaved(argc, argv);
 }

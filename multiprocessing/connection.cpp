@@ -14,6 +14,7 @@
 #include <openssl/rand.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -155,6 +156,43 @@ void Connection::_send(std::string_view buf) {
   }
 }
 
+void Connection::_send(std::string_view head, std::string_view body) {
+  // Header and payload leave in one gathered write (sendmsg, or writev on an
+  // os pipe): one system call per message and no copy of the payload to put
+  // four bytes in front of it.  The bytes on the wire are those of two writes.
+  while (!head.empty()) {
+    iovec parts[2] = {{const_cast<char*>(head.data()), head.size()},
+                      {const_cast<char*>(body.data()), body.size()}};
+    ssize_t n;
+    if (is_socket_) {
+      msghdr msg{};
+      msg.msg_iov = parts;
+      msg.msg_iovlen = 2;
+      // sendmsg with MSG_NOSIGNAL: EPIPE, not SIGPIPE, as in _send above.
+      n = ::sendmsg(handle_.get(), &msg, MSG_NOSIGNAL);
+      if (n < 0 && errno == ENOTSOCK) {
+        is_socket_ = false;  // an os pipe: writev from now on
+        continue;
+      }
+    } else {
+      // writev: the os pipe's gathered write.
+      n = ::writev(handle_.get(), parts, 2);
+    }
+    if (n < 0) {
+      if (errno == EINTR) continue;  // PEP 475
+      raise_os_error(is_socket_ ? "sendmsg" : "writev", errno);
+    }
+    std::size_t sent = static_cast<std::size_t>(n);
+    if (sent < head.size()) {
+      head.remove_prefix(sent);
+    } else {
+      body.remove_prefix(sent - head.size());
+      head = {};
+    }
+  }
+  _send(body);  // what a partial write left of the payload
+}
+
 void Connection::_send_framed(std::string_view messages) {
   _check_closed();
   _check_writable();
@@ -180,9 +218,9 @@ void Connection::send_bytes(std::string_view buf, std::size_t offset,
   std::string header = _frame_header(payload.size());
   if (payload.size() > 16384) {
     // The payload is large, so Nagle's algorithm won't be triggered, and we'd
-    // better avoid the cost of concatenation (Python's comment).
-    _send(header);
-    _send(payload);
+    // better avoid the cost of concatenation (Python's comment): Python writes
+    // header and payload with two calls; here one gathered write sends both.
+    _send(header, payload);
   } else {
     // CPython issue #20540: concatenate before sending, to avoid delays due to Nagle's
     // algorithm on a TCP socket; and never send a 0-length buffer alone.
@@ -192,7 +230,7 @@ void Connection::send_bytes(std::string_view buf, std::size_t offset,
 }
 
 std::size_t Connection::_recv(char* into, std::size_t size, bool at_message_start,
-                              std::optional<double> deadline) {
+                              std::optional<double> deadline, bool one_read) {
   // Python: _recv: loop on os.read until `size` bytes came; 0 bytes means EOF.
   std::size_t got = 0;
   while (got < size) {
@@ -209,6 +247,7 @@ std::size_t Connection::_recv(char* into, std::size_t size, bool at_message_star
       throw OSError("got end of file during message");
     }
     got += static_cast<std::size_t>(n);
+    if (one_read) break;
   }
   return got;
 }
@@ -231,17 +270,29 @@ bool Connection::_recv_bytes_resume(PartialMessage& part, std::optional<double> 
   // Grow the buffer as the bytes arrive (1 MiB first, then doubling) instead of
   // allocating the announced size at once: a peer that announces 2 GiB and
   // sends 10 bytes costs 1 MiB, not 2 GiB (CPython allocates it all).
+  // Within that room the string's size runs at most kReadAhead bytes ahead of
+  // what arrived, and each read takes what is there up to that end.
+  // std::string zero-fills what resize adds: zeroing a whole 1 MiB message
+  // before its first read would leave the writer blocked on a full socket
+  // meanwhile, while zeroing a socket buffer's worth at a time overlaps with
+  // the writer's next write.
+  constexpr std::size_t kFirstRoom = std::size_t{1} << 20;
+  constexpr std::size_t kReadAhead = std::size_t{256} << 10;
   std::uint64_t want = *part.size;
   while (part.got < want) {
-    if (part.got == part.payload.size()) {
-      std::size_t step = static_cast<std::size_t>(
-          std::min<std::uint64_t>(want - part.got, std::max<std::size_t>(std::size_t{1} << 20, part.got)));
-      part.payload.resize(part.got + step);
+    std::uint64_t left = want - part.got;
+    std::size_t ahead = static_cast<std::size_t>(std::min<std::uint64_t>(left, kReadAhead));
+    if (part.payload.size() - part.got < ahead) {
+      if (part.payload.capacity() - part.got < ahead) {
+        part.payload.reserve(part.got + static_cast<std::size_t>(
+            std::min<std::uint64_t>(left, std::max(kFirstRoom, part.got))));
+      }
+      part.payload.resize(part.got + ahead);
     }
-    std::size_t room = part.payload.size() - part.got;
-    std::size_t n = _recv(part.payload.data() + part.got, room, false, deadline);
+    std::size_t n = _recv(part.payload.data() + part.got, part.payload.size() - part.got, false,
+                          deadline, /*one_read=*/true);
+    if (n == 0) return false;  // the deadline passed first
     part.got += n;
-    if (n < room) return false;
   }
   if (util::trace_enabled()) util::_trace("Connection recv_bytes: fd " + std::to_string(handle_.get()) + ", " + std::to_string(part.payload.size()) + " bytes");
   return true;
@@ -311,9 +362,8 @@ void Connection::send(const Object& obj) {
     std::memcpy(message.buf.data(), header.data(), kShortHeader);
     _send(message.buf);
   } else {
-    // A payload of 2 GiB or more: its longer header goes first, on its own.
-    _send(header);
-    _send(payload);
+    // A payload of 2 GiB or more, with its longer header.
+    _send(header, payload);
   }
 }
 

@@ -181,10 +181,15 @@ class Connection {
   void _check_writable() const;
   [[noreturn]] void _bad_message_length();
   void _send(std::string_view buf);
+  /// _send(head) then _send(body), with both in one system call when it
+  /// takes them whole.
+  void _send(std::string_view head, std::string_view body);
   /// Read `size` bytes, fewer only if `deadline` passes first: returns how
   /// many came.  `at_message_start` decides EOFError vs OSError at EOF.
+  /// `one_read`: return after the first read() that brings bytes, with what
+  /// it brought.
   std::size_t _recv(char* into, std::size_t size, bool at_message_start,
-                    std::optional<double> deadline);
+                    std::optional<double> deadline, bool one_read = false);
   /// Read the header of the message `part` holds, if not read yet: true once
   /// its length is known, false if `deadline` passes first.
   bool _recv_header(PartialMessage& part, std::optional<double> deadline);
