@@ -328,7 +328,26 @@ bool take_int_flag(std::string_view arg, std::string_view name, int& out) {
 /// change; `strace -f -c` over a run with N and one with 0 gives the system
 /// calls per op.  KIND: lib_fork, raw_fork, forkserver, spawn_small,
 /// raw_posix_spawn_empty.  (Under forkserver the children are the server's
-/// to reap: its faults appear under children only when it exits.)
+/// to reap: a second line gives the faults of the server and of the children
+/// it reaped, from its /proc/<pid>/stat.)
+/// The minor page faults of process `pid` and of the children it reaped
+/// (fields 10 and 12 of /proc/<pid>/stat): what a forkserver op costs in the
+/// server, whose children this process cannot reap.  {-1, -1} if unreadable.
+std::pair<long, long> faults_of(pid_t pid) {
+  std::FILE* f = std::fopen(("/proc/" + std::to_string(pid) + "/stat").c_str(), "r");
+  if (f == nullptr) return {-1, -1};
+  char line[1024] = {};
+  std::size_t got = std::fread(line, 1, sizeof line - 1, f);
+  std::fclose(f);
+  line[got] = '\0';
+  // Fields after the command name (in parentheses, which may hold spaces):
+  // state(3) ppid pgrp session tty_nr tpgid flags minflt(10) cminflt(11) majflt cmajflt.
+  const char* p = std::strrchr(line, ')');
+  long minflt = -1, cminflt = -1;
+  if (p == nullptr || std::sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %ld %ld", &minflt, &cminflt) != 2) return {-1, -1};
+  return {minflt, cminflt};
+}
+
 int count_ops(std::string_view spec) {
   auto colon = spec.find(':');
   std::string_view kind = spec.substr(0, colon);
@@ -348,6 +367,9 @@ int count_ops(std::string_view spec) {
     if (!op()) return 1;
   }
   rusage self0{}, child0{}, self1{}, child1{};
+  std::optional<pid_t> server;
+  if (op == forkserver_op) server = multiprocessing::forkserver::_forkserver()._pid();
+  std::pair<long, long> server0 = server ? faults_of(*server) : std::pair<long, long>{-1, -1};
   ::getrusage(RUSAGE_SELF, &self0);  // the counters before the measured ops
   ::getrusage(RUSAGE_CHILDREN, &child0);
   for (long i = 0; i < n; ++i) {
@@ -355,6 +377,7 @@ int count_ops(std::string_view spec) {
   }
   ::getrusage(RUSAGE_SELF, &self1);  // and after
   ::getrusage(RUSAGE_CHILDREN, &child1);
+  std::pair<long, long> server1 = server ? faults_of(*server) : std::pair<long, long>{-1, -1};
   double per = n > 0 ? 1.0 / static_cast<double>(n) : 0.0;
   std::printf("%.*s: %ld ops; per op: minor faults self %.1f children %.1f; "
               "voluntary context switches self %.1f children %.1f; involuntary self %.1f children %.1f\n",
@@ -365,6 +388,11 @@ int count_ops(std::string_view spec) {
               static_cast<double>(child1.ru_nvcsw - child0.ru_nvcsw) * per,
               static_cast<double>(self1.ru_nivcsw - self0.ru_nivcsw) * per,
               static_cast<double>(child1.ru_nivcsw - child0.ru_nivcsw) * per);
+  if (server && server0.first >= 0 && server1.first >= 0) {
+    std::printf("forkserver: per op: minor faults of the server %.1f, of its children %.1f\n",
+                static_cast<double>(server1.first - server0.first) * per,
+                static_cast<double>(server1.second - server0.second) * per);
+  }
   return 0;
 }
 

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -169,9 +170,25 @@ void ForkServer::ensure_running() {
   // has gone.
   auto [alive_r, alive_w] = os::pipe();
   std::vector<std::string> cmd{spawn::get_executable(), kMarker, "listener_fd=3", "alive_r=4"};
+  // [forkserver-bind-now]
+  // The server runs with LD_BIND_NOW=1: the dynamic loader resolves every
+  // function the program imports once, when the server starts, instead of at
+  // its first call.  Its children inherit the resolved table.  Otherwise each
+  // child would resolve, on its own, each function that the server never
+  // called and it does (the whole spawn::_main path): about 6 000
+  // instructions and 14 page faults per child, the loader's code and data and
+  // the table's pages.  "bind_now=1" tells the server to take the variable
+  // out of its environment again, so that its children do not pass it on to
+  // the programs they start; a variable the user set is left alone.
+  std::vector<std::string> extra_env;
+  if (::getenv("LD_BIND_NOW") == nullptr) {
+    extra_env.push_back("LD_BIND_NOW=1");
+    cmd.push_back("bind_now=1");
+  }
+  // [forkserver-bind-now]
   pid_t pid = 0;
   try {
-    pid = util::spawnv_passfds(cmd[0], cmd, {listener.get(), alive_r.get()});
+    pid = util::spawnv_passfds(cmd[0], cmd, {listener.get(), alive_r.get()}, extra_env);
   } catch (...) {
     ::unlink(address.c_str());
     throw;
@@ -220,13 +237,34 @@ bool is_forkserver(const std::vector<std::string>& argv) {
 namespace {
 
 /// main()'s body; what it throws ends the server (see main).
-[[noreturn]] void serve(int listener_fd, int alive_r) {
+[[noreturn]] void serve(int listener_fd, int alive_r, bool bind_now_added) {
+  // Set by ensure_running for the loader alone (see there): gone before any
+  // child is forked.
+  if (bind_now_added) ::unsetenv("LD_BIND_NOW");
   util::_close_stdin();
   // The fds arrive without FD_CLOEXEC (they were passed through exec); set it
   // so that no child the server forks and execs would hold them.  A failure
   // means the fd was not passed at all.
   if (::fcntl(listener_fd, F_SETFD, FD_CLOEXEC) < 0) raise_os_error("fcntl", errno);
   if (::fcntl(alive_r, F_SETFD, FD_CLOEXEC) < 0) raise_os_error("fcntl", errno);
+  // [forkserver-fd-limit]
+  // The server serves every descendant of the process that started it, and
+  // each request needs fds of the server's own: the accepted connection, the
+  // fds it carries, and one status pipe per child still running.  So it does
+  // not keep the soft RLIMIT_NOFILE of the moment it was started (a program
+  // that lowered its limit for a while would leave a server that runs out
+  // later, and every start then sees the connection end without a pid): it
+  // raises the soft limit to the hard one.  getrlimit, then setrlimit only if
+  // there is anything to raise; if the kernel refuses (a hard limit of
+  // "unlimited" is above fs.nr_open), the server keeps the limit it had.
+  rlimit started_with{};
+  bool limit_raised = false;
+  if (::getrlimit(RLIMIT_NOFILE, &started_with) == 0 && started_with.rlim_cur < started_with.rlim_max) {
+    rlimit raised = started_with;
+    raised.rlim_cur = raised.rlim_max;
+    limit_raised = ::setrlimit(RLIMIT_NOFILE, &raised) == 0;
+  }
+  // [forkserver-fd-limit]
   int sig[2];
   if (::pipe2(sig, O_NONBLOCK | O_CLOEXEC) < 0) raise_os_error("pipe2", errno);
   int sig_r = sig[0];
@@ -260,10 +298,13 @@ namespace {
       std::exit(0);
     }
     if (fds[2].revents != 0) {
+      // One read empties the pipe (one byte per SIGCHLD; Python reads 65536
+      // bytes once too).  Bytes left over would only wake poll() once more.
       char drain[256];
-      while (::read(sig_r, drain, sizeof drain) > 0) {
-      }
-      for (;;) {
+      [[maybe_unused]] ssize_t drained = ::read(sig_r, drain, sizeof drain);
+      // Every child of the server is in pid_to_fd, so once it is empty there
+      // is nobody left to reap: no last waitpid to hear "none".
+      while (!pid_to_fd.empty()) {
         int status = 0;
         pid_t pid = ::waitpid(-1, &status, WNOHANG);
         if (pid <= 0) break;
@@ -296,9 +337,13 @@ namespace {
       std::vector<int> received;
       try {
         received = reduction::recvfds(s, MAXFDS_TO_SEND + 1);
+      } catch (const EOFError&) {
+        // The client closed the connection without asking for anything: it
+        // gave up before sending its fds (its pipe() failed at its fd limit,
+        // say).  Nothing to report, as for a connection aborted before accept.
       } catch (const std::exception& e) {
         // Python would let this end the server; one bad request should not.
-        std::fprintf(stderr, "forkserver: bad request: %s\n", e.what());
+        std::fprintf(stderr, "forkserver: bad request: %s: %s\n", exception_type_name(e).c_str(), e.what());
       }
       ::close(s);
       if (received.size() < 4 || received.size() > MAXFDS_TO_SEND) {
@@ -323,6 +368,9 @@ namespace {
           ::sigaction(SIGCHLD, &old_chld, nullptr);
           ::sigaction(SIGINT, &old_int, nullptr);
           ::sigaction(SIGPIPE, &old_pipe, nullptr);
+          // The child gets the fd limit the server was started with, as it
+          // would from a server that had kept it (CPython's children do).
+          if (limit_raised) ::setrlimit(RLIMIT_NOFILE, &started_with);
           code = serve_one(child_r, rest, address);
         } catch (const std::exception& e) {
           std::fprintf(stderr, "forkserver child: %s\n", e.what());
@@ -351,9 +399,9 @@ namespace {
 
 }  // namespace
 
-void main(int listener_fd, int alive_r) {
+void main(int listener_fd, int alive_r, bool bind_now_added) {
   try {
-    serve(listener_fd, alive_r);
+    serve(listener_fd, alive_r, bind_now_added);
   } catch (const std::exception& e) {
     // Python: the exception ends `python -c "...forkserver.main(...)"` with its
     // traceback on stderr and exit status 1.  The parents see EOF on their

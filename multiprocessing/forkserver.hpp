@@ -98,8 +98,10 @@ void set_forkserver_preload(std::vector<std::string> module_names);
 /// holder of the alive pipe is gone; on an error it cannot serve past (accept
 /// failing with anything but ECONNABORTED, e.g. EMFILE), it writes
 /// "forkserver: OSError: [Errno 24] ..." to stderr and exits 1, as Python's
-/// server ends with the exception.
-[[noreturn]] void main(int listener_fd, int alive_r);
+/// server ends with the exception.  `bind_now_added`: ensure_running set
+/// LD_BIND_NOW for this server's start ("bind_now=1" on its command line);
+/// the server removes it from its environment before it serves.
+[[noreturn]] void main(int listener_fd, int alive_r, bool bind_now_added = false);
 
 /// Whether argv asks for the fork server ("--multiprocessing-forkserver").
 bool is_forkserver(const std::vector<std::string>& argv);

@@ -164,9 +164,9 @@ void freeze_support() {
     // The fork server: Python runs it with `python -c "from
     // multiprocessing.forkserver import main; main(listener_fd, alive_r, ...)"`.
     auto kwds = parse_kwds(argv);
-    std::optional<long> listener_fd = kwds["listener_fd"], alive_r = kwds["alive_r"];
+    std::optional<long> listener_fd = kwds["listener_fd"], alive_r = kwds["alive_r"], bind_now = kwds["bind_now"];
     if (!listener_fd || !alive_r) throw TypeError("forkserver main() needs listener_fd and alive_r");
-    forkserver::main(static_cast<int>(*listener_fd), static_cast<int>(*alive_r));
+    forkserver::main(static_cast<int>(*listener_fd), static_cast<int>(*alive_r), bind_now.value_or(0) != 0);
   }
   if (!is_forking(argv)) return;
   auto kwds = parse_kwds(argv);

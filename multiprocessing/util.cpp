@@ -542,7 +542,7 @@ void close_fds(const std::vector<int>& fds) {
 
 // [spawn-passfds]
 pid_t spawnv_passfds(const std::string& path, const std::vector<std::string>& args,
-                     const std::vector<int>& passfds) {
+                     const std::vector<int>& passfds, const std::vector<std::string>& extra_env) {
   // The child's file actions run in order, in the child, before exec:
   //  1. park each passed fd above every number involved (dup2 to `park`+i),
   //     so that step 2 cannot overwrite one not yet moved;
@@ -571,8 +571,23 @@ pid_t spawnv_passfds(const std::string& path, const std::vector<std::string>& ar
   std::vector<char*> argv;
   for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);
+  // The environment: this process's, less the names extra_env sets, plus extra_env.
+  std::vector<char*> envp;
+  if (!extra_env.empty()) {
+    for (char** var = environ; *var != nullptr; ++var) {
+      std::string_view entry(*var);
+      bool replaced = false;
+      for (const std::string& extra : extra_env) {
+        std::string_view name = std::string_view(extra).substr(0, extra.find('=') + 1);  // "NAME="
+        if (entry.starts_with(name)) replaced = true;
+      }
+      if (!replaced) envp.push_back(*var);
+    }
+    for (const std::string& extra : extra_env) envp.push_back(const_cast<char*>(extra.c_str()));
+    envp.push_back(nullptr);
+  }
   pid_t pid = 0;
-  err = ::posix_spawn(&pid, path.c_str(), &actions, nullptr, argv.data(), environ);
+  err = ::posix_spawn(&pid, path.c_str(), &actions, nullptr, argv.data(), extra_env.empty() ? environ : envp.data());
   ::posix_spawn_file_actions_destroy(&actions);
   if (err != 0) raise_os_error("posix_spawn", err);
   if (trace_enabled()) _trace("posix_spawn: " + path.substr(path.rfind('/') + 1) + " -> child pid " + std::to_string(pid));

@@ -330,13 +330,15 @@ void close_fds(const std::vector<int>& fds);
 /// stdout, stderr and `passfds`, and return its pid.  Here the inherited fds
 /// are renumbered 3, 4, 5... in the child, in the order given (Python keeps
 /// their numbers); every other fd is closed in the child.  posix_spawn, which
-/// does not copy the parent's page tables as fork() does.
+/// does not copy the parent's page tables as fork() does.  The program gets
+/// this process's environment, with each "NAME=value" of `extra_env` added
+/// (or replacing the variable of that name).
 /// \throws OSError("posix_spawn", errno) if the program cannot be started
 ///   (glibc reports a failed exec here, not in the child: FileNotFoundError for
 ///   a missing program); OSError("posix_spawn_file_actions", EBADF) if an fd
 ///   would have to be renumbered at or above RLIMIT_NOFILE.
 pid_t spawnv_passfds(const std::string& path, const std::vector<std::string>& args,
-                     const std::vector<int>& passfds);
+                     const std::vector<int>& passfds, const std::vector<std::string>& extra_env = {});
 
 /// Python: util._close_stdin(): the child's stdin becomes /dev/null, so that
 /// parent and children do not compete for the terminal's input.

@@ -326,8 +326,9 @@ const std::vector<FdCase>& fd_cases() {
        }},
       {"Process.start(fork)", [] { return start_child("fork"); }},
       {"Process.start(spawn)", [] { return start_child("spawn"); }},
-      // The fork server started beforehand: it keeps the fd limit it was
-      // started with (as CPython's does), and this is about the client's fds.
+      // The fork server started beforehand, with the limit as it was: this
+      // case is about the client's fds (a server started at a low limit:
+      // TestForkServer.ServerStartedAtALowFdLimitServesOnAfterward).
       {"Process.start(forkserver)", [] { return start_child("forkserver"); }, [] { mp::forkserver::ensure_running(); }},
       {"Queue()", [] { return Undo([q = mp::Queue()] {}); }},
       {"JoinableQueue()", [] { return Undo([q = mp::JoinableQueue()] {}); }},

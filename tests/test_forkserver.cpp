@@ -13,9 +13,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <memory>
+#include <vector>
 
 #include "support.hpp"
 
@@ -23,6 +26,16 @@ namespace mp_test {
 
 void forkserver_noop() {}
 MP_REGISTER_TARGET(forkserver_noop);
+
+/// Stays alive for `seconds` (so that many children run at once), then exits
+/// 0 if its soft RLIMIT_NOFILE is `expected_limit`, else 3.
+void forkserver_check_limit(double seconds, std::int64_t expected_limit) {
+  mp::os::sleep(seconds);
+  rlimit limit{};
+  ::getrlimit(RLIMIT_NOFILE, &limit);
+  if (static_cast<std::int64_t>(limit.rlim_cur) != expected_limit) throw mp::SystemExit(3);
+}
+MP_REGISTER_TARGET(forkserver_check_limit);
 
 namespace {
 
@@ -201,6 +214,131 @@ TEST(TestForkServer, StopForgetsAServerReapedElsewhere) {
   // The next user gets a new server.
   server.ensure_running();
   EXPECT_NE(server._pid(), std::optional<pid_t>(pid));
+}
+
+// ---------------------------------------------------------------- the fd limit
+
+/// Run by TestForkServer.ServerStartedAtALowFdLimitServesOnAfterward: the fork
+/// server is started while the soft fd limit is low, the limit goes back up,
+/// and then more children run at once than the low limit has fds for the
+/// server's status pipes.
+TEST(TestForkServerHelper, DISABLED_ServerStartedAtLowFdLimit) {
+  rlimit saved{};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &saved), 0);
+  int lowest = ::dup(0);  // the lowest free fd number, closed at once
+  ::close(lowest);
+  // The fewest fds above those in use that let ensure_running() start the
+  // server (and the resource tracker) at all.
+  rlimit low = saved;
+  bool started = false;
+  for (int free = 2; free <= 24 && !started; ++free) {
+    low.rlim_cur = static_cast<rlim_t>(lowest + free);
+    ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &low), 0);
+    try {
+      fs::ensure_running();
+      started = true;
+    } catch (const mp::OSError& e) {
+      EXPECT_EQ(e.errno_value(), EMFILE) << e.what();
+    }
+    ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &saved), 0);  // the limit back up
+  }
+  ASSERT_TRUE(started);
+  // One child served first: the server has set itself up (ensure_running
+  // returns as soon as it is spawned).
+  auto first = mp::get_context("forkserver").Process({.target = forkserver_noop});
+  first->start();
+  join_process(*first);
+  pid_t server = *fs::_forkserver()._pid();
+  rlimit server_limit{};
+  ASSERT_EQ(::prlimit(server, RLIMIT_NOFILE, nullptr, &server_limit), 0);
+  std::printf("SERVER_LIMIT=%s\n", server_limit.rlim_cur == saved.rlim_max ? "hard" : "low");
+  // Twice as many children at once as the low limit has fd numbers: the
+  // server holds a status pipe for each of them.
+  const int children = 2 * static_cast<int>(low.rlim_cur);
+  std::vector<std::unique_ptr<mp::BaseProcess>> procs;
+  std::string outcome = "ok";
+  try {
+    for (int i = 0; i < children; ++i) {
+      procs.push_back(mp::get_context("forkserver").Process(
+          {.target = forkserver_check_limit, .args = {1.0, static_cast<std::int64_t>(low.rlim_cur)}}));
+      procs.back()->start();
+    }
+  } catch (const std::exception& e) {
+    outcome = mp::exception_type_name(e) + ": " + e.what();
+  }
+  int exit_0 = 0;
+  for (auto& p : procs) {
+    join_process(*p);
+    if (p->exitcode() == 0) ++exit_0;
+  }
+  std::printf("STARTED=%s\nEXIT_0=%d of %d\n", outcome.c_str(), exit_0, children);
+  std::fflush(stdout);
+}
+
+/// The server kept the soft fd limit it was started with, so a program that
+/// started it during a low limit got EOFError ("unexpected EOF": the server
+/// could not take the fds of a request, or ended at accept) from start()
+/// later, once enough children ran at once.  Now the server raises its soft
+/// limit to the hard one, and its children get the limit it was started with.
+TEST(TestForkServer, ServerStartedAtALowFdLimitServesOnAfterward) {
+  if (kServerAtFdLimitUnderSanitizer) GTEST_SKIP() << "the sanitizer's runtime needs fds of its own";
+  HelperProcess helper("TestForkServerHelper.DISABLED_ServerStartedAtLowFdLimit");
+  EXPECT_EQ(helper.read_value("SERVER_LIMIT="), "hard");
+  EXPECT_EQ(helper.read_value("STARTED="), "ok");
+  std::string exit_0 = helper.read_value("EXIT_0=");
+  bool passed = false;
+  std::string err = finish_helper(helper, &passed);
+  EXPECT_TRUE(passed) << err;
+  std::size_t of = exit_0.find(" of ");
+  ASSERT_NE(of, std::string::npos) << exit_0;
+  EXPECT_EQ(exit_0.substr(0, of), exit_0.substr(of + 4)) << "children with the starter's fd limit: " << exit_0;
+  EXPECT_EQ(err.find("forkserver"), std::string::npos) << err;
+}
+
+// ---------------------------------------------------------------- what the server reports
+
+/// Run by TestForkServer.EmptyConnectionIsQuietBadRequestIsReported: one
+/// client connects and goes without a word, one sends a byte and no fds, then
+/// a child is started as usual.
+TEST(TestForkServerHelper, DISABLED_EmptyAndBadRequests) {
+  fs::ensure_running();
+  std::string address = *fs::_forkserver()._address();
+  auto connect_to_server = [&address] {
+    mp::os::Fd client(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::memcpy(addr.sun_path, address.data(), address.size());
+    EXPECT_EQ(::connect(client.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+    return client;
+  };
+  connect_to_server();  // closed at once: a client that gave up
+  {
+    mp::os::Fd client = connect_to_server();
+    char byte = 1;
+    EXPECT_EQ(::write(client.get(), &byte, 1), 1);  // one byte, no fds: garbage
+  }
+  auto p = mp::get_context("forkserver").Process({.target = forkserver_noop});
+  p->start();
+  join_process(*p);
+  std::printf("EXITCODE=%d\n", p->exitcode().value_or(-1));
+  std::fflush(stdout);
+}
+
+/// The server printed "forkserver: bad request: " (and an empty reason) for a
+/// client that connected and closed without a request, which a client whose
+/// pipe() failed at its fd limit does.  That is now quiet, as an aborted
+/// connection is; a request that is not one is still reported, and neither
+/// stops the server.
+TEST(TestForkServer, EmptyConnectionIsQuietBadRequestIsReported) {
+  HelperProcess helper("TestForkServerHelper.DISABLED_EmptyAndBadRequests");
+  EXPECT_EQ(helper.read_value("EXITCODE="), "0");
+  bool passed = false;
+  std::string err = finish_helper(helper, &passed);
+  EXPECT_TRUE(passed) << err;
+  std::size_t first = err.find("forkserver: bad request: ");
+  ASSERT_NE(first, std::string::npos) << err;
+  EXPECT_EQ(err.find("forkserver: bad request: ", first + 1), std::string::npos) << "reported twice: " << err;
+  EXPECT_NE(err.find("forkserver: bad request: RuntimeError"), std::string::npos) << err;
 }
 
 }  // namespace

@@ -593,6 +593,56 @@ TEST(TestPickle, RegisteredGlobalRebuild) {
   EXPECT_EQ(token_object().type_name(), "Token");
 }
 
+/// The fast reader takes dicts with str keys and REDUCE (a Process object and
+/// its preparation data are such dicts) and must give what the Unpickler gives:
+/// a key set twice keeps its first place and its last value; the rebuild
+/// functions run innermost first, in the order of the pickle, once each, after
+/// the whole pickle is read; what one throws is loads()'s error, the others
+/// not called a second time.
+TEST(TestPickle, DictsAndReduceReadOnceInPickleOrder) {
+  // {'a': 1, 'b': 2, 'a': 3} as CPython cannot write it: EMPTY_DICT MARK ... SETITEMS,
+  // then one more SETITEM of 'b'.
+  const std::string repeated(
+      "\x80\x04}\x94(\x8c\x01" "a\x94K\x01\x8c\x01" "b\x94K\x02\x8c\x01" "aK\x03u\x8c\x01" "bK\x04s.",
+      30);
+  EXPECT_EQ(pk::loads(repeated), (D{{"a", I(3)}, {"b", I(4)}}));
+  // One global per note, each named once in a pickle: a second mention would
+  // be a GET of it, which the fast reader leaves to the Unpickler.
+  static std::vector<std::int64_t> calls;
+  auto rebuild = [](Object reduced) {
+    const Object::Reduced& r = *reduced.reduced();
+    std::int64_t n = r.args.at(0).as<std::int64_t>();
+    calls.push_back(n);
+    if (n < 0) throw mp::ValueError("a note below zero");
+    return Object(T{I(n), r.args.size() > 1 ? r.args[1] : Object()});
+  };
+  for (int i = 0; i < 8; ++i) pk::ForkingPickler::register_global("test_reduction", "Note" + std::to_string(i), rebuild);
+  auto note = [](int global, std::int64_t n, std::optional<Object> inner = std::nullopt) {
+    Object::Reduced r{{"test_reduction", "Note" + std::to_string(global)}, {I(n)}, false, {}};
+    if (inner) r.args.push_back(*inner);
+    return Object(std::move(r));
+  };
+  Object value(D{{"x", note(0, 2, note(1, 1))}, {"y", L{note(2, 3)}}, {"z", note(3, 4)}});
+  for (int protocol = 2; protocol <= 5; ++protocol) {
+    calls.clear();
+    EXPECT_EQ(pk::loads(pk::dumps(value, protocol)),
+              (D{{"x", T{I(2), T{I(1), Object()}}}, {"y", L{T{I(3), Object()}}}, {"z", T{I(4), Object()}}}));
+    EXPECT_EQ(calls, (std::vector<std::int64_t>{1, 2, 3, 4})) << "protocol " << protocol;
+  }
+  calls.clear();
+  EXPECT_THROW(pk::loads(pk::dumps(D{{"x", note(0, 5)}, {"y", note(1, -1)}, {"z", note(2, 6)}})), mp::ValueError);
+  EXPECT_EQ(calls, (std::vector<std::int64_t>{5, -1}));
+  // The same global twice (a GET), more items than the fast reader takes in
+  // one dict, keys of other kinds: the Unpickler's, with the same result.
+  calls.clear();
+  EXPECT_EQ(pk::loads(pk::dumps(L{note(4, 8), note(4, 9)})), (L{T{I(8), Object()}, T{I(9), Object()}}));
+  EXPECT_EQ(calls, (std::vector<std::int64_t>{8, 9}));
+  D big;
+  for (int i = 0; i < 100; ++i) big.emplace_back("k" + std::to_string(i), I(i));
+  EXPECT_EQ(pk::loads(pk::dumps(big)), Object(big));
+  EXPECT_EQ(pk::loads(pk::dumps(D{{I(1), "a"}, {"b", note(5, 7)}})), (D{{I(1), "a"}, {"b", T{I(7), Object()}}}));
+}
+
 /// Malformed input: each is an UnpicklingError with CPython's message where it has one
 /// (AbstractUnpickleTests.test_truncated_data, test_badly_escaped_string,
 /// test_bad_stack, test_bad_mark, test_negative_32b_binput...).

@@ -1375,13 +1375,7 @@ class Unpickler {
       case Node::Kind::Reduced: {
         Object::Reduced r{*n->atom.global(), convert_items(n->items, depth), n->newobj, {}};
         if (n->state != nullptr) r.state.push_back(convert(n->state, depth + 1));
-        ForkingPickler::Rebuild rebuild;
-        {
-          Registry& reg = registry();
-          std::lock_guard<std::mutex> guard(reg.lock);
-          auto it = reg.globals.find({r.callable.module, r.callable.qualname});
-          if (it != reg.globals.end()) rebuild = it->second;
-        }
+        ForkingPickler::Rebuild rebuild = ForkingPickler::_rebuild_of(r.callable.module, r.callable.qualname);
         if (rebuild) return rebuild(Object(std::move(r)));
         return Object(std::move(r));
       }
@@ -1402,13 +1396,18 @@ class Unpickler {
 
 // ================================================================ the direct path
 // A faster reader for the pickles the package sends most (a Pool's tasks and
-// results, a Queue's items): None, bool, int, float, str, bytes, tuples,
-// lists, empty dicts and globals.  It builds the value as it reads, without
-// the Unpickler's graph.  At anything else (a GET of a container, REDUCE, a
-// dict with items, the text opcodes of protocols 0 and 1, an error) it gives
-// up, and loads() reads the pickle again with the Unpickler, which handles
-// everything and says what is wrong.  Its bounds are the Unpickler's: no
-// container nested deeper than kMaxDepth, at most 8 Objects per input byte.
+// results, a Queue's items, a Process object and its preparation data): None,
+// bool, int, float, str, bytes, tuples, lists, globals, dicts with str keys
+// (up to kDirectDictItems items) and REDUCE of a global that is not one of
+// the builtins the Unpickler evaluates itself.  It builds the value as it
+// reads, without the Unpickler's graph.  At anything else (a GET of a
+// container, NEWOBJ, BUILD, another kind of dict key, the text opcodes of
+// protocols 0 and 1, an error) it gives up, and loads() reads the pickle again
+// with the Unpickler, which handles everything and says what is wrong.  Its
+// bounds are the Unpickler's: no container nested deeper than kMaxDepth, at
+// most 8 Objects per input byte.  The rebuild functions of REDUCE's globals
+// run only once the whole pickle has been read (see rebuild_all), as the
+// Unpickler runs them: a pickle given up half-way has called none.
 class DirectUnpickler {
  public:
   struct Gone {};  // thrown to give up
@@ -1432,21 +1431,26 @@ class DirectUnpickler {
 
   /// The value, or nullopt when the Unpickler must do it.
   std::optional<Object> load() {
+    std::optional<Object> value;
     try {
-      while (pos_ < data_.size()) {
+      while (pos_ < data_.size() && !value) {
         char code = data_[pos_++];
         if (code == op::STOP) {
           if (stack_.size() != 1 || !marks_.empty()) return std::nullopt;
-          return std::move(stack_.back().value);
+          value = std::move(stack_.back().value);
+        } else if (!dispatch(code)) {
+          return std::nullopt;
         }
-        if (!dispatch(code)) return std::nullopt;
       }
     } catch (const Gone&) {
-      // given up: the Unpickler reads it again
+      return std::nullopt;  // given up: the Unpickler reads it again
     } catch (const std::exception&) {
-      // an error: the Unpickler reads it again and reports it its own way
+      return std::nullopt;  // an error: the Unpickler reads it again and reports it its own way
     }
-    return std::nullopt;
+    // Outside the try: what a rebuild function throws is the caller's error,
+    // not a reason to read the pickle again (and call the others twice).
+    if (value && reduced_ > 0) rebuild_all(*value);
+    return value;
   }
   std::size_t consumed() const { return pos_; }
 
@@ -1660,6 +1664,78 @@ class DirectUnpickler {
     return d;
   }
 
+  // [pickle-direct-dict]
+  // SETITEMS (the pairs since the MARK) or SETITEM (the last pair) into the
+  // dict below them.  Python's dict keeps a key set twice at its first place
+  // with its last value, and 1, 1.0 and True are one key: with str keys only,
+  // in a dict of at most kDirectDictItems, a short scan sees a repeated key,
+  // and a repeat is left to the Unpickler, which applies the rule.
+  bool set_items(bool many) {
+    int depth = 0;
+    std::vector<Object> items;
+    if (many) {
+      items = pop_mark(depth);
+    } else {
+      Slot value = pop();
+      Slot key = pop();
+      depth = std::max(key.depth, value.depth);
+      items.push_back(std::move(key.value));
+      items.push_back(std::move(value.value));
+    }
+    if (items.size() % 2 != 0 || stack_.size() <= fence()) return false;
+    Slot& slot = stack_.back();
+    auto* dict = std::get_if<Object::Dict>(&slot.value.variant());
+    if (dict == nullptr || depth + 1 > kMaxDepth || dict->size() + items.size() / 2 > kDirectDictItems) return false;
+    dict->reserve(dict->size() + items.size() / 2);
+    for (std::size_t i = 0; i < items.size(); i += 2) {
+      const auto* key = std::get_if<std::string>(&items[i].variant());
+      if (key == nullptr) return false;
+      for (const auto& [k, v] : *dict) {
+        if (*std::get_if<std::string>(&k.variant()) == *key) return false;
+      }
+      dict->emplace_back(std::move(items[i]), std::move(items[i + 1]));
+    }
+    slot.depth = std::max(slot.depth, depth + 1);
+    return true;
+  }
+  // [pickle-direct-dict]
+
+  // REDUCE: callable(*args) for a global the Unpickler would not evaluate
+  // itself (the natives, builtins.set and the like, are its own): kept as an
+  // Object::Reduced, as the Unpickler's graph keeps it, and rebuilt by
+  // rebuild_all once the pickle is read.
+  bool reduce() {
+    Slot args = pop();
+    Slot callable = pop();
+    auto* tuple = std::get_if<Object::Tuple>(&args.value.variant());
+    const Object::Global* global = callable.value.global();
+    if (tuple == nullptr || global == nullptr || is_native(global->module, global->qualname)) return false;
+    charge(tuple->items.size());
+    ++reduced_;
+    // As deep as its arguments' tuple: the Reduced holds them one level down.
+    push(Object(Object::Reduced{*global, std::move(tuple->items), false, {}}), std::max(args.depth, 1));
+    return true;
+  }
+
+  // The Unpickler's order: each REDUCE's arguments rebuilt before it, items
+  // in the order of the pickle, each object by the function registered for
+  // its global (ForkingPickler::register_global), if any.
+  static void rebuild_all(Object& o) {
+    auto& v = o.variant();
+    if (auto* list = std::get_if<Object::List>(&v)) {
+      for (Object& item : *list) rebuild_all(item);
+    } else if (auto* tuple = std::get_if<Object::Tuple>(&v)) {
+      for (Object& item : tuple->items) rebuild_all(item);
+    } else if (auto* dict = std::get_if<Object::Dict>(&v)) {
+      for (auto& [key, value] : *dict) rebuild_all(value);  // the keys are str
+    } else if (const Object::Reduced* held = o.reduced()) {
+      Object::Reduced r = *held;
+      for (Object& arg : r.args) rebuild_all(arg);
+      ForkingPickler::Rebuild rebuild = ForkingPickler::_rebuild_of(r.callable.module, r.callable.qualname);
+      o = rebuild ? rebuild(Object(std::move(r))) : Object(std::move(r));
+    }
+  }
+
   bool dispatch(char code) {
     switch (code) {
       case op::PROTO:
@@ -1742,6 +1818,9 @@ class DirectUnpickler {
         return true;
       }
       case op::EMPTY_DICT: push_container(Object(Object::Dict{}), 0); return true;
+      case op::SETITEM: return set_items(false);
+      case op::SETITEMS: return set_items(true);
+      case op::REDUCE: return reduce();
       case op::MEMOIZE: memo_put(memo_.size()); return true;
       case op::BINPUT: memo_put(read_uint(1)); return true;
       case op::LONG_BINPUT: memo_put(read_uint(4)); return true;
@@ -1765,6 +1844,7 @@ class DirectUnpickler {
   std::size_t pos_ = 0;
   std::size_t budget_;
   std::uint64_t serial_ = 0;
+  std::size_t reduced_ = 0;  // REDUCEs read: rebuild_all has work to do
   std::vector<Slot> stack_;
   std::vector<std::size_t> marks_;
   // A memo entry: which stack slot, and which push put the value there.  No
@@ -1790,6 +1870,7 @@ class DirectUnpickler {
     return s;
   }
   static constexpr std::size_t kKeptSlots = 1024;
+  static constexpr std::size_t kDirectDictItems = 32;  // bigger dicts: the Unpickler
 };
 
 // ================================================================ dis
