@@ -13,6 +13,7 @@
 #include <condition_variable>
 #include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <deque>
 #include <thread>
 
@@ -71,7 +72,7 @@ const Kwds& kwds_of(const Object& o) {
 }
 
 /// A reply (kind, result), its tuple built in place.
-Object reply_of(const char* kind, Object result) {
+Object reply_of(const std::string& kind, Object result) {
   Object::Tuple reply;
   reply.items.reserve(2);
   reply.items.emplace_back(kind);
@@ -101,6 +102,40 @@ bool py_eq(const Object& a, const Object& b) {
   if (x != nullptr && y != nullptr) return *x == *y;
   if (is_number(a) && is_number(b)) return number_of(a) == number_of(b);
   return a == b;
+}
+
+/// A number's hash, from its value as a double.
+std::size_t hash_number(double d) {
+  if (d == 0) d = 0.0;  // -0.0 == 0.0
+  std::uint64_t bits = 0;
+  std::memcpy(&bits, &d, sizeof bits);
+  // splitmix64's finalizer spreads the double's bits over the low ones the
+  // index's table uses (1.0, 2.0, 3.0 differ in high bits only).
+  bits ^= bits >> 30;
+  bits *= 0xbf58476d1ce4e5b9ULL;
+  bits ^= bits >> 27;
+  bits *= 0x94d049bb133111ebULL;
+  bits ^= bits >> 31;
+  return static_cast<std::size_t>(bits);
+}
+
+/// A hash consistent with py_eq: two keys py_eq calls equal hash alike.
+/// A number hashes as its value converted to double (so 1, 1.0 and True
+/// agree; 2**53 and 2**53 + 1 share a hash and py_eq tells them apart), a
+/// str or bytes by its octets, a tuple by its items; any other key by its
+/// type alone, left to py_eq.
+std::size_t py_hash(const Object& o) {
+  const auto& v = o.variant();
+  if (const auto* i = std::get_if<std::int64_t>(&v)) return hash_number(static_cast<double>(*i));
+  if (is_number(o)) return hash_number(number_of(o));
+  if (const auto* s = std::get_if<std::string>(&v)) return std::hash<std::string>{}(*s);
+  if (const auto* b = std::get_if<Bytes>(&v)) return std::hash<std::string>{}(b->data) ^ 0x9e3779b9U;
+  if (const auto* t = std::get_if<Object::Tuple>(&v)) {
+    std::size_t h = 0x345678U;
+    for (const auto& item : t->items) h = (h ^ py_hash(item)) * 1000003U;
+    return h;
+  }
+  return v.index();
 }
 
 /// Python's <, for list.sort(): numbers with numbers, str with str, bytes
@@ -476,7 +511,7 @@ class DictReferent : public ContainerReferent<Object::Dict> {
     def("__delitem__", [this](const Args& a, const Kwds&) {
       check_count("__delitem__", a, 1, 1);
       std::lock_guard guard(mutex_);
-      items_.erase(items_.begin() + static_cast<std::ptrdiff_t>(position(a[0])));
+      erase(position(a[0]));
       return Object();
     });
     def("__contains__", [this](const Args& a, const Kwds&) {
@@ -524,33 +559,36 @@ class DictReferent : public ContainerReferent<Object::Dict> {
     def("pop", [this](const Args& a, const Kwds&) {
       check_count("pop", a, 1, 2);
       std::lock_guard guard(mutex_);
-      if (find(a[0]) == nullptr) {
+      std::size_t i = lookup(a[0], py_hash(a[0]));
+      if (i == kMissing) {
         if (a.size() > 1) return a[1];
         throw KeyErrorWithKey(a[0]);
       }
-      std::size_t i = position(a[0]);
       Object v = items_[i].second;
-      items_.erase(items_.begin() + static_cast<std::ptrdiff_t>(i));
+      erase(i);
       return v;
     });
     def("popitem", [this](const Args&, const Kwds&) {
       std::lock_guard guard(mutex_);
       if (items_.empty()) throw KeyError("popitem(): dictionary is empty");
       auto [k, v] = items_.back();
-      items_.pop_back();
+      erase(items_.size() - 1);
       return Object(Object::Tuple{{k, v}});
     });
     def("setdefault", [this](const Args& a, const Kwds&) {
       check_count("setdefault", a, 1, 2);
       std::lock_guard guard(mutex_);
-      if (const Object* v = find(a[0])) return *v;
+      std::size_t h = py_hash(a[0]);
+      if (std::size_t i = lookup(a[0], h); i != kMissing) return items_[i].second;
       Object d = a.size() > 1 ? a[1] : Object();
-      items_.emplace_back(a[0], d);
+      append(a[0], d, h);
       return d;
     });
     def("clear", [this](const Args&, const Kwds&) {
       std::lock_guard guard(mutex_);
       items_.clear();
+      hashes_.clear();
+      slots_.clear();
       return Object();
     });
     def("copy", [this](const Args&, const Kwds&) {
@@ -565,30 +603,69 @@ class DictReferent : public ContainerReferent<Object::Dict> {
     for (const auto& [key, value] : kwds) set(key, value);
   }
  private:
-  const Object* find(const Object& key) const {
-    for (const auto& [k, v] : items_) {
-      if (py_eq(k, key)) return &v;
+  static constexpr std::size_t kMissing = static_cast<std::size_t>(-1);
+  static constexpr std::uint32_t kFree = static_cast<std::uint32_t>(-1);
+
+  /// items_'s position of the key py_eq calls equal to `key` (its hash
+  /// `h`), or kMissing.
+  std::size_t lookup(const Object& key, std::size_t h) const {
+    if (slots_.empty()) return kMissing;
+    const std::size_t mask = slots_.size() - 1;
+    for (std::size_t s = h & mask;; s = (s + 1) & mask) {
+      std::uint32_t i = slots_[s];
+      if (i == kFree) return kMissing;
+      if (hashes_[i] == h && py_eq(items_[i].first, key)) return i;
     }
-    return nullptr;
+  }
+  const Object* find(const Object& key) const {
+    std::size_t i = lookup(key, py_hash(key));
+    return i == kMissing ? nullptr : &items_[i].second;
   }
   std::size_t position(const Object& key) const {
-    for (std::size_t i = 0; i < items_.size(); ++i) {
-      if (py_eq(items_[i].first, key)) return i;
-    }
-    throw KeyErrorWithKey(key);
+    std::size_t i = lookup(key, py_hash(key));
+    if (i == kMissing) throw KeyErrorWithKey(key);
+    return i;
   }
   Object at(const Object& key) const {
     if (const Object* v = find(key)) return *v;
     throw KeyErrorWithKey(key);
   }
   void set(const Object& key, const Object& value) {
-    for (auto& [k, v] : items_) {
-      if (py_eq(k, key)) {
-        v = value;
-        return;
-      }
+    std::size_t h = py_hash(key);
+    if (std::size_t i = lookup(key, h); i != kMissing) {
+      items_[i].second = value;
+      return;
     }
+    append(key, value, h);
+  }
+  /// A new key at the end (Python's insertion order), entered in the index.
+  void append(const Object& key, const Object& value, std::size_t h) {
     items_.emplace_back(key, value);
+    hashes_.push_back(h);
+    if (2 * items_.size() > slots_.size()) {
+      reindex();
+    } else {
+      place(items_.size() - 1);
+    }
+  }
+  /// Removes items_[i]; the later items move down, so the index is rebuilt.
+  void erase(std::size_t i) {
+    items_.erase(items_.begin() + static_cast<std::ptrdiff_t>(i));
+    hashes_.erase(hashes_.begin() + static_cast<std::ptrdiff_t>(i));
+    reindex();
+  }
+  /// The index rebuilt for items_: a power-of-two table at most half full.
+  void reindex() {
+    std::size_t size = 8;
+    while (size < 2 * items_.size()) size *= 2;
+    slots_.assign(size, kFree);
+    for (std::size_t i = 0; i < items_.size(); ++i) place(i);
+  }
+  void place(std::size_t i) {
+    const std::size_t mask = slots_.size() - 1;
+    std::size_t s = hashes_[i] & mask;
+    while (slots_[s] != kFree) s = (s + 1) & mask;
+    slots_[s] = static_cast<std::uint32_t>(i);
   }
   void update(const Object& other) {
     if (const auto* d = std::get_if<Object::Dict>(&other.variant())) {
@@ -605,6 +682,10 @@ class DictReferent : public ContainerReferent<Object::Dict> {
     }
   }
 
+  /// The hash index of items_'s keys: hashes_[i] is py_hash(items_[i].first);
+  /// slots_ holds positions in items_ (open addressing, kFree for none).
+  std::vector<std::size_t> hashes_;
+  std::vector<std::uint32_t> slots_;
 };
 
 /// Python: builtins.list in the server (the list typeid).
@@ -1868,7 +1949,8 @@ MP_ASSIGNABLE Object Server::_dispatch(connection::Connection& conn, const Objec
         // Python: the result becomes a shared object of that typeid.
         msg = _proxy_reply(conn, typeid_it->second, res);
       } else {
-        msg = reply_of("#RETURN", std::move(res));
+        static const std::string kReturn = "#RETURN";
+        msg = reply_of(kReturn, std::move(res));
       }
     } catch (const std::exception& e) {
       msg = Object::Tuple{{"#ERROR", _reduce_error(e)}};

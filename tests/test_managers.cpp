@@ -455,6 +455,48 @@ TEST_P(TestContainers, DictKeysCompareAsPython) {
   EXPECT_EQ(d.getitem(std::int64_t{1}), Object("bool"));
 }
 
+/// A managed dict finds its keys by hash and keeps Python's insertion order
+/// through growth, deletions, pop, popitem and setdefault; str, bytes, tuple
+/// and float keys are found as well as ints.
+TEST_P(TestContainers, DictFindsKeysInInsertionOrder) {
+  auto manager = mp::Manager();
+  DictProxy d = manager.dict();
+  Object::List expected;
+  for (std::int64_t i = 0; i < 100; ++i) {
+    d.setitem(i * 7, i);
+    expected.emplace_back(i * 7);
+  }
+  d.setitem("s", std::int64_t{1});
+  d.setitem(mp::Bytes("s"), std::int64_t{2});
+  d.setitem(Object::Tuple{{std::int64_t{1}, "x"}}, std::int64_t{3});
+  d.setitem(2.5, std::int64_t{4});
+  d.delitem(std::int64_t{0});
+  EXPECT_EQ(d.pop(std::int64_t{7}), Object(std::int64_t{1}));
+  EXPECT_EQ(d.popitem(), Object(Object::Tuple{{2.5, std::int64_t{4}}}));
+  d.setitem(std::int64_t{0}, "again");  // a deleted key comes back at the end
+  EXPECT_EQ(d.setdefault(std::int64_t{14}, "unused"), Object(std::int64_t{2}));
+  EXPECT_EQ(d.setdefault(std::int64_t{-1}, "new"), Object("new"));
+  expected.erase(expected.begin(), expected.begin() + 2);
+  expected.emplace_back("s");
+  expected.emplace_back(mp::Bytes("s"));
+  expected.emplace_back(Object::Tuple{{std::int64_t{1}, "x"}});
+  expected.emplace_back(std::int64_t{0});
+  expected.emplace_back(std::int64_t{-1});
+  EXPECT_EQ(d.keys(), expected);
+  for (std::int64_t i = 2; i < 100; ++i) EXPECT_EQ(d.getitem(i * 7), Object(i));
+  EXPECT_EQ(d.getitem(98.0), Object(std::int64_t{14}));  // 98.0 == 98
+  EXPECT_EQ(d.getitem("s"), Object(std::int64_t{1}));
+  EXPECT_EQ(d.getitem(mp::Bytes("s")), Object(std::int64_t{2}));
+  EXPECT_EQ(d.getitem(Object::Tuple{{std::int64_t{1}, "x"}}), Object(std::int64_t{3}));
+  EXPECT_FALSE(d.contains(std::int64_t{7}));
+  EXPECT_FALSE(d.contains(2.5));
+  EXPECT_EQ(d.len(), 103);
+  d.clear();
+  EXPECT_FALSE(d.contains(std::int64_t{14}));
+  d.setitem(std::int64_t{14}, "after clear");
+  EXPECT_EQ(d.getitem(std::int64_t{14}), Object("after clear"));
+}
+
 /// The seed lessons: children fill a shared dict and list; the nested-dict
 /// pitfall leaves {'test': {}}, and its fix with a manager Lock does not.
 TEST_P(TestContainers, ChildrenAndPitfall) {
