@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/random.h>
+#include <sys/single_threaded.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -147,8 +148,12 @@ pid_t fork() {
   // so a mutex that another thread holds right now (malloc's, stdio's, a
   // logging handler's) is held forever in the child.  Warn once, as the
   // `warnings` module's default filter does for one code location.
-  // (The flag is read first: once warned, no need to list /proc/self/task.)
-  if (!g_warned_fork_with_threads.load(std::memory_order_relaxed) && count_threads() > 1 &&
+  // (The flag is read first: once warned, no need to read /proc/self/stat.)
+  // glibc's __libc_single_threaded stays true until the process first starts
+  // a thread: while it is, there is one thread, and /proc need not be asked
+  // (three system calls fewer on each fork of a program without threads).
+  if (!g_warned_fork_with_threads.load(std::memory_order_relaxed) && !__libc_single_threaded &&
+      count_threads() > 1 &&
       !g_warned_fork_with_threads.exchange(true)) {
     std::fprintf(stderr,
                  "multiprocessing: DeprecationWarning: This process (pid=%d) is "
@@ -210,11 +215,24 @@ std::size_t write(int fd, std::string_view data) {
   }
 }
 
+namespace {
+// libc's _exit, reached through a pointer that the dynamic loader fills in
+// when the program starts, not through the PLT.  A PLT entry is bound on the
+// first call, and the first call of _exit is always in a child: that child
+// would look the name up through every loaded library's symbol tables,
+// touching about fifteen pages of the loader and of those tables that no
+// process had touched since fork(), each a page fault.  Bound at load time,
+// the lookup happens once for the program.  (volatile: so that the compiler
+// does not turn the call back into a direct one through the PLT.)
+void (*volatile const libc_exit)(int) = ::_exit;
+}  // namespace
+
 void _exit(int code) noexcept {
   // _exit, not exit: the child must not run the parent's atexit handlers
   // (they would join the parent's children) nor flush stdio buffers it
   // inherited half-full (the text would come out twice).
-  ::_exit(code);
+  libc_exit(code);
+  __builtin_unreachable();  // _exit does not return
 }
 
 std::string urandom(std::size_t n) {

@@ -80,8 +80,11 @@ MP_ASSIGNABLE void Popen::_launch(BaseProcess& process_obj) {
   // reads EOF when the parent closes parent_w or dies.
   auto [parent_r, child_w] = os::pipe();
   auto [child_r, parent_w] = os::pipe();
-  pid = os::fork();
-  if (pid == 0) {
+  // Python: self.pid = os.fork().  The member is written in the parent only:
+  // the child has no use for it, and its first write to this heap page would
+  // be one more page copied after fork().
+  pid_t forked = os::fork();
+  if (forked == 0) {
     // The child: a copy of the parent's memory, one thread (this one).
     try {
       parent_r.close();
@@ -95,11 +98,14 @@ MP_ASSIGNABLE void Popen::_launch(BaseProcess& process_obj) {
   }
   // The parent: close the child's ends, so that EOF on parent_r means "the
   // child is gone" and EOF on child_r means "the parent is gone".
+  pid = forked;
   child_w.close();
   child_r.close();
   sentinel_ = parent_r.get();
   finalizer = util::Finalize(
-      [fds = std::vector<int>{parent_r.release(), parent_w.release()}] { util::close_fds(fds); },
+      [parent_r = parent_r.release(), parent_w = parent_w.release()] {
+        util::close_fds({parent_r, parent_w});
+      },
       std::nullopt, "close_fds");
 }
 // [walkthrough-launch]

@@ -61,7 +61,7 @@ void Popen::_launch(BaseProcess& process_obj) {
   if (parent_w < 0) raise_os_error("fcntl", errno);
   sentinel_ = status.release();
   finalizer = util::Finalize(
-      [fds = std::vector<int>{parent_w, sentinel_}] { util::close_fds(fds); }, std::nullopt,
+      [parent_w, sentinel = sentinel_] { util::close_fds({parent_w, sentinel}); }, std::nullopt,
       "close_fds");
   // One framed message, as under spawn (spawn::_main reads it).  If the
   // child died at once, the write stops; its exit code will say why.

@@ -80,7 +80,9 @@ void Popen::_launch(BaseProcess& process_obj) {
   // only when the parent is gone.
   _write_to_child(parent_w.get(), sentinel_, connection::_frame_header(fp.size()) + fp);
   finalizer = util::Finalize(
-      [fds = std::vector<int>{parent_r.release(), parent_w.release()}] { util::close_fds(fds); },
+      [parent_r = parent_r.release(), parent_w = parent_w.release()] {
+        util::close_fds({parent_r, parent_w});
+      },
       std::nullopt, "close_fds");
 }
 // [spawn-launch]

@@ -94,7 +94,7 @@ ProcessModuleState& _process_state() {
     created->main_process = created->current_process;
     // The lock stands for the GIL: re-create it in a forked child, where
     // another thread may have held it at the instant of fork().
-    ::pthread_atfork(nullptr, nullptr, [] { new (&_process_state().lock) std::mutex; });
+    ::pthread_atfork(nullptr, nullptr, [] { util::_at_fork_reinit(_process_state().lock); });
     return created;
   }();
   return *s;

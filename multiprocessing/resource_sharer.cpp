@@ -134,7 +134,7 @@ void ResourceSharer::_afterfork() {
   // The parent's parked fds are the parent's to lend; the child has no thread.
   for (auto& [key, send_close] : cache_) send_close.second();
   cache_.clear();
-  new (&lock_) std::mutex();  // Python: self._lock._at_fork_reinit()
+  util::_at_fork_reinit(lock_);  // Python: self._lock._at_fork_reinit()
   new (&stopped_) std::condition_variable();
   if (listener_) listener_->close();  // the child's copy; only the parent unlinks the file
   listener_.reset();

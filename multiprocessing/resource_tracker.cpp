@@ -536,7 +536,7 @@ void ResourceTracker::_stop() {
   launcher_ = -1;
 }
 
-void ResourceTracker::_at_fork_reinit() { new (&lock_) std::mutex; }
+void ResourceTracker::_at_fork_reinit() { util::_at_fork_reinit(lock_); }
 
 ResourceTracker::~ResourceTracker() {
   try {

@@ -7,12 +7,14 @@
 #include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdio_ext.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <iostream>
 #include <map>
 #include <new>
@@ -62,7 +64,7 @@ UtilState& state() {
     // Python: os.register_at_fork(after_in_child=...) re-initialises the locks
     // of threading and logging; do the same for the locks that stand for the GIL.
     ::pthread_atfork(nullptr, nullptr, [] {
-      new (&state().lock) std::mutex;
+      _at_fork_reinit(state().lock);
       if (state().logger != nullptr) state().logger->_at_fork_reinit();
     });
     return created;
@@ -149,7 +151,7 @@ bool Logger::has_stderr_handler() const {
   return stderr_handler_;
 }
 
-void Logger::_at_fork_reinit() { new (&mutex_) std::mutex; }
+void Logger::_at_fork_reinit() { util::_at_fork_reinit(mutex_); }
 
 std::string level_name(int level) {
   switch (level) {
@@ -466,6 +468,13 @@ void _run_after_forkers() {
   }
 }
 
+void _at_fork_reinit(std::mutex& lock) noexcept {
+  // Compared byte for byte with a new mutex; only read, so the page stays
+  // shared with the parent when nothing is to be done.
+  std::mutex fresh;
+  if (std::memcmp(&lock, &fresh, sizeof lock) != 0) new (&lock) std::mutex;
+}
+
 std::size_t _afterfork_count() {
   std::lock_guard guard(state().lock);
   return state().afterfork_registry.size();
@@ -536,7 +545,7 @@ std::string get_temp_dir() {
 
 // ------------------------------------------------------------------ fds and stdio
 
-void close_fds(const std::vector<int>& fds) {
+void close_fds(std::initializer_list<int> fds) {
   for (int fd : fds) os::close(fd);
 }
 
@@ -595,6 +604,14 @@ pid_t spawnv_passfds(const std::string& path, const std::vector<std::string>& ar
 }
 // [spawn-passfds]
 
+namespace {
+// libc's clearerr through a pointer bound when the program loads, as os.cpp
+// calls _exit: no parent calls clearerr before its first child does, so
+// through the PLT every forked child would look the name up itself (about
+// fifteen page faults after fork()).
+void (*volatile const libc_clearerr)(std::FILE*) = ::clearerr;
+}  // namespace
+
 void _close_stdin() {
   // Python closes sys.stdin and opens a new one on os.devnull.  Here: fd 0 is
   // closed and /dev/null opened in its place (the lowest free descriptor),
@@ -614,14 +631,48 @@ void _close_stdin() {
     ::dup2(fd, STDIN_FILENO);
     ::close(fd);
   }
-  std::fflush(stdin);
-  std::clearerr(stdin);
+  // Only when the parent had read from stdin: otherwise there is no
+  // read-ahead and no flag (the fields of glibc's FILE, read without its
+  // lock: this process has one thread here), and fflush, which takes the
+  // stream's lock, would write a page of libc's data (a copy after fork()).
+  if (stdin->_IO_read_ptr != stdin->_IO_read_end || (stdin->_flags & (_IO_EOF_SEEN | _IO_ERR_SEEN)) != 0) {
+    std::fflush(stdin);
+    libc_clearerr(stdin);
+  }
   if (!std::cin.good()) std::cin.clear();
 }
+
+namespace {
+// The stream buffers of std::cout and std::cerr as the program started (a
+// program may replace them with rdbuf(...), and then only their own sync()
+// knows what they hold).  By default libstdc++'s stdio_sync_filebuf, which
+// keeps no buffer of its own and writes through to stdout and stderr.
+std::streambuf* const initial_cout_buffer = std::cout.rdbuf();
+std::streambuf* const initial_cerr_buffer = std::cerr.rdbuf();
+
+// Whether a stream buffer holds output in its put area (after
+// sync_with_stdio(false) the standard streams buffer there).  pptr() and
+// pbase() are protected: named through a class derived from std::streambuf.
+struct PutArea : std::streambuf {
+  static bool holds_output(std::streambuf* buffer) {
+    return (buffer->*&PutArea::pptr)() != (buffer->*&PutArea::pbase)();
+  }
+};
+}  // namespace
 
 void _flush_std_streams() {
   // Python: flush sys.stdout and sys.stderr, ignoring AttributeError and
   // ValueError (a stream set to None or closed).
+  // Nothing to flush when the C++ streams are still the program's own and
+  // hold nothing, and neither C stream holds output (__fpending reads the
+  // buffer's pointers and takes no lock).  The flushes would take each stream's lock, writing
+  // libc's data, and run through code that a forked child has not touched
+  // yet: in a child about six pages, each a page fault.
+  if (std::cout.rdbuf() == initial_cout_buffer && std::cerr.rdbuf() == initial_cerr_buffer &&
+      !PutArea::holds_output(initial_cout_buffer) && !PutArea::holds_output(initial_cerr_buffer) &&
+      __fpending(stdout) == 0 && __fpending(stderr) == 0) {
+    return;
+  }
   try {
     std::cout.flush();
     std::cerr.flush();

@@ -11,6 +11,7 @@
 
 #include <atomic>
 #include <functional>
+#include <initializer_list>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -241,6 +242,14 @@ void _run_after_forkers();
 /// How many after-fork callbacks are registered (Python: len(_afterfork_registry)).
 std::size_t _afterfork_count();
 
+/// In a forked child, make `lock` a new, unlocked mutex: another thread of the
+/// parent may have held it at the instant of fork(), and that thread does not
+/// exist here to unlock it.  Python: Lock._at_fork_reinit(), which the locks
+/// standing for the GIL get from os.register_at_fork.  A mutex that is already
+/// unlocked with no waiter (the same bytes as a new one) is left as it is:
+/// writing it anyway would cost the child a copy of its page.
+void _at_fork_reinit(std::mutex& lock) noexcept;
+
 /// Python: util.ForkAwareThreadLock: a lock between the threads of one process
 /// that a child started by fork gets back unlocked, even when another thread of
 /// the parent held it at the instant of fork() (that thread does not exist in
@@ -323,7 +332,7 @@ std::string get_temp_dir();
 // ------------------------------------------------------------------ fds and stdio
 
 /// Python: util.close_fds(*fds).
-void close_fds(const std::vector<int>& fds);
+void close_fds(std::initializer_list<int> fds);
 
 /// Python: util.spawnv_passfds(path, args, passfds): start the program `path`
 /// with `args` (args[0] included) in a new process that inherits only stdin,

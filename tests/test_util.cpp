@@ -247,6 +247,24 @@ TEST_P(TestUtil, ChildStdinIsDevNull) {
   EXPECT_EQ(recv_strings(reader), std::vector<std::string>{"0"});
 }
 
+/// _at_fork_reinit (the port's twin of Lock._at_fork_reinit, run by the fork
+/// handlers) gives back an unlocked mutex both when it was held, as by a
+/// thread that a forked child does not have, and when it was free (then it
+/// leaves the mutex as it is).
+TEST(TestUtilOnce, AtForkReinitUnlocks) {
+  std::mutex held;
+  held.lock();  // the thread that held it "is gone"
+  util::_at_fork_reinit(held);
+  ASSERT_TRUE(held.try_lock());
+  held.unlock();
+  std::mutex used;
+  used.lock();
+  used.unlock();
+  util::_at_fork_reinit(used);
+  ASSERT_TRUE(used.try_lock());
+  used.unlock();
+}
+
 /// close_fds closes what it is given; an fd that is not open is Python's
 /// OSError from os.close (EBADF).
 TEST(TestUtilOnce, CloseFds) {
