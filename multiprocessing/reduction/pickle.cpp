@@ -2140,6 +2140,29 @@ class IntRunReader {
     for (int i = nbytes - 1; i >= 0; --i) v = (v << 8) | data_[at + static_cast<std::size_t>(i)];
     return v;
   }
+  // The int opcode at p (BININT1, BININT2 or BININT) with its bytes, of
+  // which `left` are there: its value into `value` and its size (2, 3 or
+  // 5), or 0 for any other opcode or one cut short.
+  static std::size_t read_int(const unsigned char* p, std::size_t left, std::int64_t& value) {
+    switch (static_cast<char>(*p)) {
+      case op::BININT1:
+        if (left < 2) return 0;
+        value = p[1];
+        return 2;
+      case op::BININT2:
+        if (left < 3) return 0;
+        value = p[1] | (p[2] << 8);
+        return 3;
+      case op::BININT: {
+        if (left < 5) return 0;
+        std::uint32_t u = p[1] | (p[2] << 8) | (p[3] << 16) | (static_cast<std::uint32_t>(p[4]) << 24);
+        value = static_cast<std::int32_t>(u);
+        return 5;
+      }
+      default:
+        return 0;
+    }
+  }
   // The ints from pos_ on, up to the first other opcode (or one cut short),
   // appended to ints_.  A block of ints is decoded into a stack buffer with
   // no bounds check per int, then appended at once: `limit` ints of at most
@@ -2156,56 +2179,26 @@ class IntRunReader {
       std::size_t limit = std::min(kBlock, static_cast<std::size_t>(end - p) / 5);
       std::size_t k = 0;
       for (; k < limit; ++k) {
-        if (*p == static_cast<unsigned char>(op::BININT1)) {
-          block[k] = p[1];
-          p += 2;
-        } else if (*p == static_cast<unsigned char>(op::BININT2)) {
-          block[k] = p[1] | (p[2] << 8);
-          p += 3;
-        } else if (*p == static_cast<unsigned char>(op::BININT)) {
-          std::uint32_t u = p[1] | (p[2] << 8) | (p[3] << 16) | (static_cast<std::uint32_t>(p[4]) << 24);
-          block[k] = static_cast<std::int32_t>(u);
-          p += 5;
-        } else {
-          break;
-        }
+        std::size_t size = read_int(p, 5, block[k]);  // 5 bytes are there
+        if (size == 0) break;
+        p += size;
       }
       ints_.insert(ints_.end(), block, block + k);
       if (k == limit && limit > 0) continue;
-      if (!read_run_int_checked(p, end)) break;
+      // The checked step: one int or FRAME, unless it is cut short.
+      std::size_t left = static_cast<std::size_t>(end - p);
+      if (left == 0) break;
+      std::int64_t value;
+      if (std::size_t size = read_int(p, left, value); size != 0) {
+        ints_.push_back(value);
+        p += size;
+      } else if (static_cast<char>(*p) == op::FRAME && left >= 9) {  // a frame may start inside the run
+        p += 9;
+      } else {
+        break;
+      }
     }
     pos_ = static_cast<std::size_t>(p - data_);
-  }
-  // One int or FRAME of the run at p, with its bounds checked: false (p
-  // unmoved) at anything else or when it is cut short.
-  bool read_run_int_checked(const unsigned char*& p, const unsigned char* end) {
-    if (p == end) return false;
-    std::size_t left = static_cast<std::size_t>(end - p);
-    switch (static_cast<char>(*p)) {
-      case op::BININT1:
-        if (left < 2) return false;
-        ints_.push_back(p[1]);
-        p += 2;
-        return true;
-      case op::BININT2:
-        if (left < 3) return false;
-        ints_.push_back(p[1] | (p[2] << 8));
-        p += 3;
-        return true;
-      case op::BININT: {
-        if (left < 5) return false;
-        std::uint32_t u = p[1] | (p[2] << 8) | (p[3] << 16) | (static_cast<std::uint32_t>(p[4]) << 24);
-        ints_.push_back(static_cast<std::int32_t>(u));
-        p += 5;
-        return true;
-      }
-      case op::FRAME:  // a frame may start inside the run
-        if (left < 9) return false;
-        p += 9;
-        return true;
-      default:
-        return false;
-    }
   }
   Object pop() {
     if (stack_.size() <= (marks_.empty() ? 0 : marks_.back())) throw Gone{};
