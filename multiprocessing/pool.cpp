@@ -203,12 +203,12 @@ auto get_or_gone(const Get& get, const char* who) -> std::optional<decltype(get(
 
 // A map's chunk of ints, called the quick way: when the task is
 // (job, i, mapstar, ((func, <int tuple>),), {}) and func a plain function of
-// one int returning an int (Target::call_ints), `results` become the ints it
-// returns and `result` (True, <int list>), with the function looked up by
-// name once for the whole chunk.  False, having called nothing, when the task
-// is anything else: the worker then calls it as any task.
-bool run_int_chunk(const Object::Tuple& task, const std::vector<std::int64_t>& chunk, Object& result,
-                   std::vector<std::int64_t>& results) {
+// one int returning an int (Target::call_ints), each int of `chunk` is
+// replaced by what the function returns for it (in place: the results need
+// no vector of their own) and `result` becomes (True, <int list>), with the
+// function looked up by name once for the whole chunk.  False, having called
+// nothing, when the task is anything else: the worker then calls it as any task.
+bool run_int_chunk(const Object::Tuple& task, std::vector<std::int64_t>& chunk, Object& result) {
   const Object::Global* mapper = task.items[2].global();
   if (mapper == nullptr || mapper->module != "multiprocessing.pool" || mapper->qualname != "mapstar") return false;
   const auto* args = std::get_if<Object::Tuple>(&task.items[3].variant());
@@ -218,8 +218,7 @@ bool run_int_chunk(const Object::Tuple& task, const std::vector<std::int64_t>& c
   const Object::Global* run = pair->items[1].global();
   if (run == nullptr || *run != reduction::int_run_placeholder(true)) return false;
   Target func = pair->items[0].as<Target>();
-  results.resize(chunk.size());
-  if (!func.call_ints(chunk.data(), results.data(), chunk.size())) return false;
+  if (!func.call_ints(chunk.data(), chunk.data(), chunk.size())) return false;
   result = tuple_of(true, Object(reduction::int_run_placeholder(false)));
   return true;
 }
@@ -255,7 +254,7 @@ void worker_loop(const std::function<Message()>& get, const std::function<void(c
     Message out;
     Object result;
     try {
-      if (!(next->has_run && run_int_chunk(t, next->ints, result, out.ints))) {
+      if (!(next->has_run && run_int_chunk(t, next->ints, result))) {
         if (next->has_run) task = with_ints(std::move(task), next->ints);
         const Object::Tuple& call = as_tuple(task, 5, "task");
         Target func = call.items[2].as<Target>();
@@ -263,6 +262,7 @@ void worker_loop(const std::function<Message()>& get, const std::function<void(c
         if (args == nullptr) throw TypeError("a task's arguments must be a tuple");
         result = tuple_of(true, func(args->items));
       } else {
+        out.ints = std::move(next->ints);
         out.has_run = true;
       }
     } catch (const std::exception& e) {
@@ -348,7 +348,7 @@ struct ResultBase {
   virtual void _set(std::int64_t i, Object obj) = 0;
   // _set for a message with a run of ints (see Message): obj with its
   // placeholder replaced by the ints, unless the result can take them as they are.
-  virtual void _set_ints(std::int64_t i, Object obj, const std::vector<std::int64_t>& ints) {
+  virtual void _set_ints(std::int64_t i, Object obj, std::vector<std::int64_t> ints) {
     _set(i, with_ints(std::move(obj), ints));
   }
   virtual bool ready() = 0;
@@ -391,13 +391,17 @@ struct MapImpl : ApplyImpl {
   std::int64_t chunksize = 0;
   std::int64_t number_left = 0;
   std::vector<bool> chunk_done;  // port: a chunk is counted once
-  // Python's self._value, built in order once every chunk is in, from each
-  // chunk's results: a list of Objects, or ints (_set_ints) kept in
-  // `int_values` at the chunk's place, so that an int becomes an Object once.
+  // Python's self._value, built in order from each chunk's results: a list
+  // of Objects, or the vector of ints the result handler read them into
+  // (_set_ints, kept as it is), so that an int becomes an Object once.  A
+  // chunk goes into `values` as soon as every chunk before it is in
+  // (_extend), while the workers still run the later ones, so that little of
+  // the building is left for after the last result.
   std::size_t length = 0;
   std::vector<Object::List> chunk_values;
   std::vector<bool> chunk_ints;
-  std::vector<std::int64_t> int_values;
+  std::vector<std::vector<std::int64_t>> chunk_int_values;
+  std::size_t chunks_in_values = 0;
   Object::List values;
 
   // Under the mutex: count chunk i, once (false if it was counted already).
@@ -416,7 +420,7 @@ struct MapImpl : ApplyImpl {
       auto& t = std::get<Object::Tuple>(obj.variant());
       bool ok = t.items[0].as<bool>();
       if (ok && success) {
-        // self._value[i*chunksize:(i+1)*chunksize] = result (in _finish)
+        // self._value[i*chunksize:(i+1)*chunksize] = result (in _extend)
         auto* results = std::get_if<Object::List>(&t.items[1].variant());
         if (results != nullptr) chunk_values[static_cast<std::size_t>(i)] = std::move(*results);
       } else if (!ok && success) {
@@ -424,26 +428,39 @@ struct MapImpl : ApplyImpl {
         value = std::move(t.items[1]);
       }
       finished = number_left == 0;
+      _extend();
     }
     if (finished) _finish();
   }
 
-  // The last chunk is in: the callbacks, then ready.
+  // Under the mutex: self._value[i*chunksize:(i+1)*chunksize] = result for
+  // the chunks that are in, in order, from the first not yet in `values`.
+  void _extend() {
+    if (!success) return;
+    if (values.capacity() == 0) values.reserve(length);
+    for (std::size_t& c = chunks_in_values; c < chunk_done.size() && chunk_done[c]; ++c) {
+      std::size_t start = c * static_cast<std::size_t>(chunksize);
+      std::size_t stop = std::min(length, start + static_cast<std::size_t>(chunksize));
+      if (chunk_ints[c]) {
+        // One Object per int, made in place, with one check of the capacity.
+        const std::vector<std::int64_t>& ints = chunk_int_values[c];
+        auto count = static_cast<std::ptrdiff_t>(std::min(ints.size(), stop - start));
+        values.insert(values.end(), ints.begin(), ints.begin() + count);
+        values.resize(values.size() + (stop - start) - static_cast<std::size_t>(count));
+        chunk_int_values[c] = {};
+        continue;
+      }
+      Object::List& results = chunk_values[c];
+      for (std::size_t k = 0; k < stop - start; ++k) {
+        values.push_back(k < results.size() ? std::move(results[k]) : Object());
+      }
+      results = {};
+    }
+  }
+
+  // The last chunk is in (and in `values`): the callbacks, then ready.
   void _finish() {
     if (success) {
-      values.reserve(length);
-      for (std::size_t c = 0; c < chunk_done.size(); ++c) {
-        std::size_t start = c * static_cast<std::size_t>(chunksize);
-        std::size_t stop = std::min(length, start + static_cast<std::size_t>(chunksize));
-        if (chunk_ints[c]) {
-          for (std::size_t k = start; k < stop; ++k) values.emplace_back(int_values[k]);
-          continue;
-        }
-        Object::List& results = chunk_values[c];
-        for (std::size_t k = 0; k < stop - start; ++k) {
-          values.push_back(k < results.size() ? std::move(results[k]) : Object());
-        }
-      }
       value = Object(std::move(values));
       if (callback) callback(value);
     } else if (error_callback) {
@@ -459,23 +476,21 @@ struct MapImpl : ApplyImpl {
 
   // A chunk's results that arrive as a run of ints: (True, <int list>) goes
   // straight into the result list, without a list of Objects in between.
-  void _set_ints(std::int64_t i, Object obj, const std::vector<std::int64_t>& ints) override {
+  void _set_ints(std::int64_t i, Object obj, std::vector<std::int64_t> ints) override {
     const auto* t = std::get_if<Object::Tuple>(&obj.variant());
     bool plain = t != nullptr && t->items.size() == 2 && t->items[0] == Object(true) &&
                  t->items[1].global() != nullptr && *t->items[1].global() == reduction::int_run_placeholder(false);
-    if (!plain) return ApplyImpl::_set_ints(i, std::move(obj), ints);
+    if (!plain) return ApplyImpl::_set_ints(i, std::move(obj), std::move(ints));
     bool finished = false;
     {
       std::lock_guard lock(mutex);
       if (!_take_chunk(i)) return;
       if (success) {
-        if (int_values.empty()) int_values.resize(length);
-        auto start = static_cast<std::size_t>(i * chunksize);
-        std::size_t n = std::min(ints.size(), length - std::min(start, length));
-        std::copy_n(ints.begin(), n, int_values.begin() + static_cast<std::ptrdiff_t>(start));
+        chunk_int_values[static_cast<std::size_t>(i)] = std::move(ints);
         chunk_ints[static_cast<std::size_t>(i)] = true;
       }
       finished = number_left == 0;
+      _extend();
     }
     if (finished) _finish();
   }
@@ -1018,7 +1033,7 @@ void PoolState::_handle_results() {
     std::int64_t job = t.items[0].as<std::int64_t>(), i = t.items[1].as<std::int64_t>();
     if (util::trace_enabled()) util::_trace("Pool task returned: job " + std::to_string(job) + ", index " + std::to_string(i));
     if (!message.has_run) return cache_set(job, i, std::move(t.items[2]));
-    if (auto result = cache_find(job)) result->_set_ints(i, std::move(t.items[2]), message.ints);
+    if (auto result = cache_find(job)) result->_set_ints(i, std::move(t.items[2]), std::move(message.ints));
   };
   auto get = [this] { return quick_get(); };
   while (true) {
@@ -1392,6 +1407,7 @@ MapResult Pool::_map_async(const Target& func, const Object::List& iterable, boo
     result->chunk_done.assign(static_cast<std::size_t>(result->number_left), false);
     result->chunk_ints.assign(result->chunk_done.size(), false);
     result->chunk_values.resize(result->chunk_done.size());
+    result->chunk_int_values.resize(result->chunk_done.size());
     state_->cache_add(result);
     Object mapper = Object::Global{"multiprocessing.pool", star ? "starmapstar" : "mapstar"};
     auto owned = borrow ? nullptr : std::make_shared<Object::List>(iterable);

@@ -81,7 +81,8 @@ class Target {
   void check_arguments(const Args& args) const;
   /// A Pool's fast path for a map over ints: when the target is a plain
   /// function of one integer parameter that returns an integer (of at most 63
-  /// bits), set out[k] = f(in[k]) for each k and return true.  Returns false,
+  /// bits), set out[k] = f(in[k]) for each k and return true (`out` may be
+  /// `in`: each input is read before its result is written).  Returns false,
   /// having called nothing, for any other target or when an input does not fit
   /// the parameter's type: operator() then calls it and says what is wrong.
   bool call_ints(const std::int64_t* in, std::int64_t* out, std::size_t n) const {

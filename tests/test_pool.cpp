@@ -43,6 +43,11 @@ std::int64_t sqr_wait(std::int64_t x, double wait) {
 /// Python: mul(x, y).
 std::int64_t mul(std::int64_t x, std::int64_t y) { return x * y; }
 short negate_short(short x) { return static_cast<short>(-x); }
+/// x + 1, after a pause for x == 0: the map's first chunk comes back last.
+std::int64_t slow_first(std::int64_t x) {
+  if (x == 0) mp::os::sleep(0.3);
+  return x + 1;
+}
 /// Python: raise_large_valuerror / raising(): a task that raises.
 std::int64_t raising(std::int64_t x) { throw mp::ValueError("bad value " + std::to_string(x)); }
 /// Python: int('a') in test_map_async_callbacks.
@@ -107,6 +112,7 @@ MP_REGISTER_TARGET(pool_tests::sqr);
 MP_REGISTER_TARGET(pool_tests::sqr_wait);
 MP_REGISTER_TARGET(pool_tests::mul);
 MP_REGISTER_TARGET(pool_tests::negate_short);
+MP_REGISTER_TARGET(pool_tests::slow_first);
 MP_REGISTER_TARGET(pool_tests::raising);
 MP_REGISTER_TARGET(pool_tests::to_int);
 MP_REGISTER_TARGET(pool_tests::getpid_task);
@@ -241,6 +247,24 @@ TEST_P(TestPool, MapIntsQuickPath) {
   mixed[5] = Object("five");
   EXPECT_THROW(pool.map(pool_tests::sqr, mixed, 10), mp::TypeError);
   EXPECT_EQ(pool.map(pool_tests::to_int, Object::List{"1", "22", "333", "4", "5"}, 5), (Object::List{1, 22, 333, 4, 5}));
+}
+
+/// Port only: a map's result list is built chunk by chunk as the chunks come
+/// in, each once every chunk before it is in; when the first chunk comes back
+/// last (its first item takes a while), and when some chunks take the quick
+/// way for ints and others not (one holds an int beyond 32 bits), the list is
+/// still in the order of the items, and the callback gets it whole.
+TEST_P(TestPool, MapChunksArriveOutOfOrder) {
+  Pool pool = make_pool(2);
+  Object::List items = range(1000);
+  items[555] = Object(std::int64_t{1} << 40);
+  Object::List expected;
+  for (const Object& x : items) expected.emplace_back(x.as<std::int64_t>() + 1);
+  EXPECT_EQ(pool.map(pool_tests::slow_first, items, 10), expected);
+  Object::List got;
+  auto async = pool.map_async(pool_tests::slow_first, items, 100, [&got](const Object& r) { got = r.as<Object::List>(); });
+  EXPECT_EQ(async.get(60.0), Object(expected));
+  EXPECT_EQ(got, expected);
 }
 
 /// _TestPool.test_starmap and test_starmap_async
