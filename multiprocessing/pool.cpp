@@ -179,8 +179,16 @@ struct WorkerSlot {
 };
 static_assert(std::atomic<std::int64_t>::is_always_lock_free, "slots live in shared memory");
 
+// The shared table starts with the number of messages the workers have
+// taken from _inqueue (see PoolState::try_put_now), on a line of its own;
+// the slots follow.
+constexpr std::size_t kSlotsOffset = 64;
+std::atomic<std::uint64_t>* tasks_taken_at(std::byte* base) {
+  return std::launder(reinterpret_cast<std::atomic<std::uint64_t>*>(base));
+}
 WorkerSlot* slot_at(std::byte* base, std::int64_t slot) {
-  return std::launder(reinterpret_cast<WorkerSlot*>(base + static_cast<std::size_t>(slot) * sizeof(WorkerSlot)));
+  return std::launder(
+      reinterpret_cast<WorkerSlot*>(base + kSlotsOffset + static_cast<std::size_t>(slot) * sizeof(WorkerSlot)));
 }
 
 // Python: worker(inqueue, outqueue, initializer, initargs, maxtasks,
@@ -309,7 +317,12 @@ void worker(queues::SimpleQueue inqueue, queues::SimpleQueue outqueue, Target in
   outqueue._reader().close();
   std::shared_ptr<heap::Arena> arena = heap::_rebuild_arena(slots);
   // Python's get = inqueue.get, put = outqueue.put.
-  worker_loop([&inqueue] { return loads_message(inqueue._get_bytes()); },
+  std::atomic<std::uint64_t>* taken = tasks_taken_at(arena->buffer());
+  worker_loop([&inqueue, taken] {
+                std::string pickled = inqueue._get_bytes();
+                taken->fetch_add(1, std::memory_order_release);  // one message less in the pipe
+                return loads_message(pickled);
+              },
               [&outqueue](const Message& m) {
                 outqueue._put_bytes(m.has_run ? reduction::dumps_with_ints(m.value, m.ints.data(), m.ints.size())
                                               : reduction::ForkingPickler::dumps(m.value));
@@ -713,6 +726,9 @@ struct PoolState {
   // The port's shortcut for apply_async (see try_put_now): held by whoever
   // writes to _inqueue in this process, the task handler or a caller.
   std::mutex inqueue_write;
+  // Messages the parent has written to _inqueue; the workers count those
+  // they have taken in the shared table (tasks_taken_at).
+  std::atomic<std::uint64_t> tasks_written{0};
   std::atomic<bool> task_handler_busy{false};  // in the middle of a task sequence
 
   // ---- the result reader (the port's; Python's result handler reads alone)
@@ -763,6 +779,7 @@ struct PoolState {
   void quick_put(Task& task) {
     if (threads) return thread_inqueue.put(task.take());
     inqueue->_writer().send_bytes(task.dumps());
+    tasks_written.fetch_add(1, std::memory_order_relaxed);
   }
   void quick_put(const Object& task) {
     Task t{task};
@@ -788,14 +805,24 @@ struct PoolState {
       cache_set(job, 0, Object::Tuple{{false, reduction::_reduce_exception(e)}});
       return true;
     }
-    // A write of at most PIPE_BUF bytes to a pipe is all or nothing, and
-    // poll() says there is room for one: so this write cannot block the
-    // caller, which apply_async must never do.
+    // A write of at most PIPE_BUF bytes to a pipe is all or nothing, and an
+    // empty pipe has room for one (its buffer is at least PIPE_BUF), so is
+    // one that poll() says has room: this write cannot block the caller,
+    // which apply_async must never do.
     if (pickled.size() + 4 > PIPE_BUF) return false;
-    pollfd room{inqueue->_writer().fileno(), POLLOUT, 0};
-    if (::poll(&room, 1, 0) != 1 || (room.revents & POLLOUT) == 0) return false;
+    // The pipe is empty when the workers have taken every message the
+    // parent wrote (a worker counts a message once it has read all of it;
+    // the parent's count moves under inqueue_write, which we hold): then no
+    // system call is needed to know there is room.
+    bool empty = tasks_taken_at(slots_arena->buffer())->load(std::memory_order_acquire) == tasks_written;
+    if (!empty) {
+      pollfd room{inqueue->_writer().fileno(), POLLOUT, 0};
+      // Ask whether the pipe has room now (timeout 0: never wait).
+      if (::poll(&room, 1, 0) != 1 || (room.revents & POLLOUT) == 0) return false;
+    }
     if (util::trace_enabled()) util::_trace("Pool task dispatched: job " + std::to_string(job) + ", index 0");
     inqueue->_writer().send_bytes(pickled);
+    tasks_written.fetch_add(1, std::memory_order_relaxed);
     return true;
   }
 
@@ -1495,9 +1522,10 @@ std::shared_ptr<detail::PoolState> make_pool_state(std::optional<int> processes,
     state->reader_wake = os::Fd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
     if (!state->reader_wake) raise_os_error("eventfd", errno);
     state->slots_arena = std::make_shared<heap::Arena>(
-        std::max<std::size_t>(4096, static_cast<std::size_t>(*processes) * sizeof(WorkerSlot)));
+        std::max<std::size_t>(4096, kSlotsOffset + static_cast<std::size_t>(*processes) * sizeof(WorkerSlot)));
+    new (state->slots_arena->buffer()) std::atomic<std::uint64_t>{0};
     for (int i = 0; i < *processes; ++i) {
-      new (state->slots_arena->buffer() + static_cast<std::size_t>(i) * sizeof(WorkerSlot))
+      new (state->slots_arena->buffer() + kSlotsOffset + static_cast<std::size_t>(i) * sizeof(WorkerSlot))
           WorkerSlot{};
     }
   }
