@@ -4,11 +4,14 @@
 
 #include <limits.h>
 #include <poll.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
+#include <cmath>
 #include <condition_variable>
 #include <cstdio>
 #include <deque>
@@ -176,8 +179,16 @@ struct WorkerSlot {
 };
 static_assert(std::atomic<std::int64_t>::is_always_lock_free, "slots live in shared memory");
 
+// The shared table starts with the number of messages the workers have
+// taken from _inqueue (see PoolState::try_put_now), on a line of its own;
+// the slots follow.
+constexpr std::size_t kSlotsOffset = 64;
+std::atomic<std::uint64_t>* tasks_taken_at(std::byte* base) {
+  return std::launder(reinterpret_cast<std::atomic<std::uint64_t>*>(base));
+}
 WorkerSlot* slot_at(std::byte* base, std::int64_t slot) {
-  return std::launder(reinterpret_cast<WorkerSlot*>(base + static_cast<std::size_t>(slot) * sizeof(WorkerSlot)));
+  return std::launder(
+      reinterpret_cast<WorkerSlot*>(base + kSlotsOffset + static_cast<std::size_t>(slot) * sizeof(WorkerSlot)));
 }
 
 // Python: worker(inqueue, outqueue, initializer, initargs, maxtasks,
@@ -306,7 +317,12 @@ void worker(queues::SimpleQueue inqueue, queues::SimpleQueue outqueue, Target in
   outqueue._reader().close();
   std::shared_ptr<heap::Arena> arena = heap::_rebuild_arena(slots);
   // Python's get = inqueue.get, put = outqueue.put.
-  worker_loop([&inqueue] { return loads_message(inqueue._get_bytes()); },
+  std::atomic<std::uint64_t>* taken = tasks_taken_at(arena->buffer());
+  worker_loop([&inqueue, taken] {
+                std::string pickled = inqueue._get_bytes();
+                taken->fetch_add(1, std::memory_order_release);  // one message less in the pipe
+                return loads_message(pickled);
+              },
               [&outqueue](const Message& m) {
                 outqueue._put_bytes(m.has_run ? reduction::dumps_with_ints(m.value, m.ints.data(), m.ints.size())
                                               : reduction::ForkingPickler::dumps(m.value));
@@ -339,6 +355,14 @@ struct PoolState;
 // number, a place in the pool's cache, and _set(i, obj) for the result handler.
 struct ResultBase {
   PoolState* cache_owner = nullptr;  // the pool's cache outlives every _set
+  // The pool, for a get() that reads the results itself (see "the result
+  // reader" in PoolState); weak, as a result may outlive its pool.
+  std::weak_ptr<PoolState> pool;
+  // The result handler must read for this job (a map, an imap, callbacks);
+  // false for a plain apply_async, whose get() may read for it.
+  bool wants_handler = true;
+  // Its callbacks must run in the result handler thread, as in Python.
+  bool runs_callbacks = false;
   std::int64_t job = job_counter.fetch_add(1);
   std::mutex mutex;
   std::condition_variable changed;
@@ -366,6 +390,14 @@ struct ApplyImpl : ResultBase {
   bool ready() override {
     std::lock_guard lock(mutex);
     return is_ready;
+  }
+  // Python: self._event.wait(timeout), until `deadline` (a monotonic time;
+  // none: forever).
+  void wait_ready(std::optional<double> deadline) {
+    std::unique_lock lock(mutex);
+    if (!deadline) return changed.wait(lock, [&] { return is_ready; });
+    changed.wait_for(lock, std::chrono::duration<double>(std::max(0.0, *deadline - os::monotonic())),
+                     [&] { return is_ready; });
   }
   void _set(std::int64_t, Object obj) override {
     {
@@ -709,7 +741,39 @@ struct PoolState {
   // The port's shortcut for apply_async (see try_put_now): held by whoever
   // writes to _inqueue in this process, the task handler or a caller.
   std::mutex inqueue_write;
+  // Messages the parent has written to _inqueue; the workers count those
+  // they have taken in the shared table (tasks_taken_at).
+  std::atomic<std::uint64_t> tasks_written{0};
   std::atomic<bool> task_handler_busy{false};  // in the middle of a task sequence
+
+  // ---- the result reader (the port's; Python's result handler reads alone)
+  // One thread at a time reads _outqueue: the reader.  A caller waiting in
+  // get() or wait() for a plain apply_async result becomes the reader when
+  // nobody reads, reads the results itself (its own and any other that
+  // arrives) and gives the role back when its own is in; the result handler
+  // is the reader when a job needs it (a map, an imap, callbacks, which run
+  // in its thread as in Python), when callers wait behind a reader, after
+  // close() and terminate(), and when results wait in the pipe with nobody
+  // reading them for a tick.  A round trip then wakes two threads (the
+  // worker and the caller), not three (worker, result handler, caller).
+  enum class Reader { NONE, HANDLER, CALLER };
+  std::mutex read_mutex;                  // guards the members below
+  std::condition_variable read_changed;   // the result handler, and _terminate_pool, wait here
+  Reader reader = Reader::NONE;
+  bool reading_closed = false;            // terminate() or EOF: no caller reads any more
+  int followers = 0;                      // callers waiting while another thread reads
+  std::int64_t handler_jobs = 0;          // jobs in the cache with wants_handler
+  bool handler_draining = false;          // the result handler reads what waits in the pipe
+  std::atomic<bool> handler_idle{false};  // the result handler sleeps without a tick
+  std::atomic<std::uint64_t> reads{0};    // messages read from _outqueue so far
+  std::deque<std::optional<Message>> handoff;  // read by a caller for the result handler (nullopt: EOF)
+  os::Fd reader_wake;                     // an eventfd that wakes a caller reading _outqueue
+  // How long results may wait in the pipe, nobody reading, before the result
+  // handler reads them (and how often it looks).
+  static constexpr std::chrono::milliseconds read_tick{10};
+  // Ticks with nothing to do before the result handler sleeps without one.
+  static constexpr int idle_ticks = 20;
+
   util::Finalize terminate;  // Python: self._terminate
 
   ~PoolState() {
@@ -724,12 +788,13 @@ struct PoolState {
     return slot_at(slots_arena->buffer(), i);
   }
 
-  // Python: self._quick_put / self._quick_get.  The task handler is the only
-  // writer of _inqueue in the parent and the result handler the only reader
-  // of _outqueue, so neither takes the queue's lock (as in Python).
+  // Python: self._quick_put / self._quick_get.  In the parent only the
+  // holder of inqueue_write writes _inqueue and only the reader (see above)
+  // reads _outqueue, so neither takes the queue's lock (as in Python).
   void quick_put(Task& task) {
     if (threads) return thread_inqueue.put(task.take());
     inqueue->_writer().send_bytes(task.dumps());
+    tasks_written.fetch_add(1, std::memory_order_relaxed);
   }
   void quick_put(const Object& task) {
     Task t{task};
@@ -755,14 +820,24 @@ struct PoolState {
       cache_set(job, 0, Object::Tuple{{false, reduction::_reduce_exception(e)}});
       return true;
     }
-    // A write of at most PIPE_BUF bytes to a pipe is all or nothing, and
-    // poll() says there is room for one: so this write cannot block the
-    // caller, which apply_async must never do.
+    // A write of at most PIPE_BUF bytes to a pipe is all or nothing, and an
+    // empty pipe has room for one (its buffer is at least PIPE_BUF), so is
+    // one that poll() says has room: this write cannot block the caller,
+    // which apply_async must never do.
     if (pickled.size() + 4 > PIPE_BUF) return false;
-    pollfd room{inqueue->_writer().fileno(), POLLOUT, 0};
-    if (::poll(&room, 1, 0) != 1 || (room.revents & POLLOUT) == 0) return false;
+    // The pipe is empty when the workers have taken every message the
+    // parent wrote (a worker counts a message once it has read all of it;
+    // the parent's count moves under inqueue_write, which we hold): then no
+    // system call is needed to know there is room.
+    bool empty = tasks_taken_at(slots_arena->buffer())->load(std::memory_order_acquire) == tasks_written;
+    if (!empty) {
+      pollfd room{inqueue->_writer().fileno(), POLLOUT, 0};
+      // Ask whether the pipe has room now (timeout 0: never wait).
+      if (::poll(&room, 1, 0) != 1 || (room.revents & POLLOUT) == 0) return false;
+    }
     if (util::trace_enabled()) util::_trace("Pool task dispatched: job " + std::to_string(job) + ", index 0");
     inqueue->_writer().send_bytes(pickled);
+    tasks_written.fetch_add(1, std::memory_order_relaxed);
     return true;
   }
 
@@ -770,19 +845,35 @@ struct PoolState {
 
   void cache_add(const std::shared_ptr<ResultBase>& result) {
     result->cache_owner = this;
-    std::lock_guard lock(mutex);
-    cache.emplace(result->job, result);
+    {
+      std::lock_guard lock(mutex);
+      cache.emplace(result->job, result);
+    }
+    // A job the result handler must read for, or a result handler asleep
+    // without a tick (it reads plain results nobody comes for): wake it.
+    if (result->wants_handler || handler_idle) {
+      std::lock_guard lock(read_mutex);
+      if (result->wants_handler) ++handler_jobs;
+      read_changed.notify_all();
+    }
   }
   // Python: _PoolCache.__delitem__: tell the worker handler when the cache
   // empties, so that a closing pool notices that the last job is done.  (Only
   // then: while the pool runs, the worker handler does not look at the cache,
   // and waking it for every job would cost each job a context switch.)
   void cache_remove(std::int64_t job) {
-    bool notify;
+    bool notify, counted = false;
     {
       std::lock_guard lock(mutex);
-      cache.erase(job);
+      if (auto it = cache.find(job); it != cache.end()) {
+        counted = it->second->wants_handler;
+        cache.erase(it);
+      }
       notify = cache.empty() && worker_handler_state != HandlerState::RUN;
+    }
+    if (counted) {
+      std::lock_guard lock(read_mutex);
+      --handler_jobs;
     }
     if (notify) change_notifier->put(Object());
   }
@@ -799,6 +890,45 @@ struct PoolState {
   void cache_set(std::int64_t job, std::int64_t i, Object obj) {
     if (auto result = cache_find(job)) result->_set(i, std::move(obj));
   }
+  // cache_set by a thread that does not read _outqueue (a lost worker, a
+  // task that could not be sent): a caller reading _outqueue while it waits
+  // for this very result must look again.
+  void cache_set_aside(std::int64_t job, std::int64_t i, Object obj) {
+    cache_set(job, i, std::move(obj));
+    wake_reader();
+  }
+
+  // ---- the result reader (see above)
+
+  // Under read_mutex: the result handler must read now.
+  bool handler_wanted() const {
+    return threads || followers > 0 || handler_jobs > 0 || handler_draining ||
+           worker_handler_state != HandlerState::RUN || result_handler_state != HandlerState::RUN;
+  }
+  // Wake the caller that reads _outqueue, if one does.
+  void wake_reader() {
+    if (!reader_wake) return;
+    std::uint64_t one = 1;
+    // Add one to the eventfd's counter: that makes it readable, which ends
+    // the reading caller's poll() (it reads the counter back to zero).
+    ssize_t written = ::write(reader_wake.get(), &one, sizeof one);
+    (void)written;  // it can only fail with a counter at its maximum, readable already
+  }
+  // Python: the result handler's `cache[job]._set(i, obj)` for one message
+  // from a worker; `result` is cache[job] when the caller found it already.
+  void deliver(Message message, std::shared_ptr<ResultBase> result = nullptr) {
+    auto& t = std::get<Object::Tuple>(message.value.variant());
+    if (t.items.size() != 3) return;
+    std::int64_t job = t.items[0].as<std::int64_t>(), i = t.items[1].as<std::int64_t>();
+    if (util::trace_enabled()) util::_trace("Pool task returned: job " + std::to_string(job) + ", index " + std::to_string(i));
+    if (result == nullptr) result = cache_find(job);
+    if (result == nullptr) return;
+    if (!message.has_run) return result->_set(i, std::move(t.items[2]));
+    result->_set_ints(i, std::move(t.items[2]), std::move(message.ints));
+  }
+  void wait_for_result(ApplyImpl& result, std::optional<double> deadline);
+  void read_for(ApplyImpl& result, std::optional<double> deadline);
+  Message _result_handler_get();
 
   // ---- workers
 
@@ -896,7 +1026,7 @@ bool PoolState::_join_exited_workers() {
       }
       WorkerLostError error("Worker " + w->name() + " (pid " + std::to_string(w->pid().value_or(0)) +
                             ") exited while running a task: " + how);
-      cache_set(job, index, Object::Tuple{{false, reduction::_reduce_exception(error)}});
+      cache_set_aside(job, index, Object::Tuple{{false, reduction::_reduce_exception(error)}});
     }
     std::lock_guard lock(mutex);
     slot_used[static_cast<std::size_t>(w->slot)] = false;
@@ -990,7 +1120,7 @@ void PoolState::_handle_tasks() {
       } catch (const std::exception& e) {
         // A task that cannot be sent (its function not found by name, an
         // argument that cannot be pickled) fails its own result.
-        cache_set(job, *last_index, Object::Tuple{{false, reduction::_reduce_exception(e)}});
+        cache_set_aside(job, *last_index, Object::Tuple{{false, reduction::_reduce_exception(e)}});
       }
     }
     task_handler_busy = false;
@@ -1027,15 +1157,7 @@ void PoolState::_handle_tasks() {
 // Python: Pool._handle_results, the result handler thread.
 // [pool-handle-results]
 void PoolState::_handle_results() {
-  auto deliver = [this](Message message) {
-    auto& t = std::get<Object::Tuple>(message.value.variant());
-    if (t.items.size() != 3) return;
-    std::int64_t job = t.items[0].as<std::int64_t>(), i = t.items[1].as<std::int64_t>();
-    if (util::trace_enabled()) util::_trace("Pool task returned: job " + std::to_string(job) + ", index " + std::to_string(i));
-    if (!message.has_run) return cache_set(job, i, std::move(t.items[2]));
-    if (auto result = cache_find(job)) result->_set_ints(i, std::move(t.items[2]), std::move(message.ints));
-  };
-  auto get = [this] { return quick_get(); };
+  auto get = [this] { return _result_handler_get(); };
   while (true) {
     std::optional<Message> next = get_or_gone(get, "result handler");
     if (!next) return;
@@ -1062,6 +1184,156 @@ void PoolState::_handle_results() {
 }
 // [pool-handle-results]
 
+// Python: the result handler's `task = get()`: the next message, which it
+// reads from _outqueue as the reader, or which a caller read and handed over
+// (a sentinel, a result whose callbacks must run in this thread).  Once the
+// pool is terminated and nothing is left to take, a None: the loop above
+// then stops as at its sentinel.
+// [pool-result-handler-get]
+Message PoolState::_result_handler_get() {
+  std::unique_lock lock(read_mutex);
+  if (reader == Reader::HANDLER) {
+    // Give the role back after each message when nothing needs this thread
+    // to read, so that the next caller to wait reads its result itself.
+    if (handler_draining && !outqueue->_reader().poll()) handler_draining = false;
+    if (!handler_wanted()) reader = Reader::NONE;
+  }
+  std::uint64_t seen = reads;
+  int quiet = 0;
+  while (reader != Reader::HANDLER) {
+    if (!handoff.empty()) {
+      std::optional<Message> message = std::move(handoff.front());
+      handoff.pop_front();
+      if (!message) throw EOFError("");
+      return std::move(*message);
+    }
+    if (result_handler_state == HandlerState::TERMINATE) return Message{};
+    if (reader == Reader::NONE && handler_wanted()) {
+      reader = Reader::HANDLER;
+      break;
+    }
+    if (quiet >= idle_ticks) {
+      // Nothing read and nothing waited for in a while: sleep until a job
+      // is added (cache_add wakes this thread) or the pool changes.
+      handler_idle = true;
+      if (cache_empty()) read_changed.wait(lock);
+      handler_idle = false;
+      quiet = 0;
+      seen = reads;
+      continue;
+    }
+    if (read_changed.wait_for(lock, read_tick) == std::cv_status::no_timeout) continue;
+    std::uint64_t now = reads;
+    // A whole tick with results in the pipe and nobody reading them (their
+    // callers do not wait yet): read what is there, so that ready() turns
+    // true and the workers never block on a full pipe.
+    if (now == seen && reader == Reader::NONE && outqueue->_reader().poll()) {
+      handler_draining = true;
+      reader = Reader::HANDLER;
+      break;
+    }
+    quiet = now == seen && cache_empty() ? quiet + 1 : 0;
+    seen = now;
+  }
+  lock.unlock();
+  Message message = quick_get();
+  reads.fetch_add(1, std::memory_order_relaxed);
+  return message;
+}
+// [pool-result-handler-get]
+
+// ApplyResult::wait's part in the pool: wait for `result` until `deadline`
+// (a monotonic time; none: forever), reading _outqueue itself when nobody
+// reads it, or else waiting for the reader to hand the result over.
+// [pool-wait-for-result]
+void PoolState::wait_for_result(ApplyImpl& result, std::optional<double> deadline) {
+  while (!result.ready()) {
+    if (deadline && os::monotonic() >= *deadline) return;
+    bool lead;
+    {
+      std::lock_guard lock(read_mutex);
+      lead = reader == Reader::NONE && !reading_closed && !threads && !result.wants_handler;
+      if (lead) {
+        reader = Reader::CALLER;
+      } else {
+        ++followers;  // the result handler reads for us now, if nobody else does
+        if (reader == Reader::NONE) read_changed.notify_all();
+      }
+    }
+    if (!lead) {
+      result.wait_ready(deadline);
+      std::lock_guard lock(read_mutex);
+      --followers;
+      return;
+    }
+    try {
+      read_for(result, deadline);
+    } catch (...) {
+      std::lock_guard lock(read_mutex);
+      reader = Reader::NONE;
+      read_changed.notify_all();
+      throw;
+    }
+    std::lock_guard lock(read_mutex);
+    reader = Reader::NONE;
+    // Hand the role on: to the result handler if it must read (callers
+    // waiting behind us, a map, a message handed over), or to _terminate_pool.
+    if (!handoff.empty() || handler_wanted() || reading_closed) read_changed.notify_all();
+  }
+}
+
+// The caller as the reader: read messages until its own result is in, the
+// deadline passes, another thread wakes it (its result set elsewhere,
+// terminate()), or the pipe ends.  Each message is delivered here, as the
+// result handler would, except those the result handler must see itself.
+void PoolState::read_for(ApplyImpl& result, std::optional<double> deadline) {
+  int out_fd = outqueue->_reader().fileno();
+  while (!result.ready()) {
+    int ms = -1;
+    if (deadline) {
+      double left = *deadline - os::monotonic();
+      if (left <= 0) return;
+      ms = static_cast<int>(std::ceil(left * 1000));
+    }
+    pollfd fds[2] = {{out_fd, POLLIN, 0}, {reader_wake.get(), POLLIN, 0}};
+    // Sleep until a result arrives or another thread wakes us: with the
+    // eventfd beside the pipe, no caller stays asleep in read() on a pipe
+    // that brings nothing more for it.
+    int n = ::poll(fds, 2, ms);
+    if (n < 0 && errno != EINTR) raise_os_error("poll", errno);
+    if (n <= 0) continue;
+    if ((fds[1].revents & POLLIN) != 0) {
+      std::uint64_t count;
+      // Take the eventfd's counter back to zero (it is non-blocking).
+      ssize_t got = ::read(reader_wake.get(), &count, sizeof count);
+      (void)got;
+      std::lock_guard lock(read_mutex);
+      if (reading_closed) return;
+    }
+    if (fds[0].revents == 0) continue;
+    std::optional<Message> message = get_or_gone([this] { return quick_get(); }, "pool result reader");
+    reads.fetch_add(1, std::memory_order_relaxed);
+    if (message) {
+      // The task handler's sentinel (None) and results whose callbacks must
+      // run in the result handler thread go to that thread; the rest here.
+      const auto* t = std::get_if<Object::Tuple>(&message->value.variant());
+      std::shared_ptr<ResultBase> owner;
+      if (t != nullptr && t->items.size() == 3) owner = cache_find(t->items[0].as<std::int64_t>());
+      if (t != nullptr && (owner == nullptr || !owner->runs_callbacks)) {
+        deliver(std::move(*message), std::move(owner));
+        continue;
+      }
+    }
+    bool gone = !message;
+    std::lock_guard lock(read_mutex);
+    if (gone) reading_closed = true;  // EOF: the result handler ends, nobody reads again
+    handoff.push_back(std::move(message));
+    read_changed.notify_all();
+    if (gone) return;
+  }
+}
+// [pool-wait-for-result]
+
 // Python: Pool._terminate_pool, run once, by terminate(), the destructor or at exit.
 // [pool-terminate]
 void PoolState::_terminate_pool() {
@@ -1071,6 +1343,14 @@ void PoolState::_terminate_pool() {
   worker_handler_state = HandlerState::TERMINATE;
   task_handler_state = HandlerState::TERMINATE;
   result_handler_state = HandlerState::TERMINATE;
+  {
+    // No caller reads _outqueue from now on (they wait for their results
+    // as in Python); the result handler stops waiting for a message.
+    std::lock_guard lock(read_mutex);
+    reading_closed = true;
+    read_changed.notify_all();
+  }
+  wake_reader();
   change_notifier->put(Object());
   util::debug("joining worker handler");
   if (worker_handler.joinable()) worker_handler.join();
@@ -1131,6 +1411,12 @@ void PoolState::_terminate_pool() {
     util::debug("joining pool workers");
     for (auto& w : workers) w->join();
   }
+  {
+    // A caller still reading _outqueue (woken above, or by the EOF) lets go
+    // of it before the pipes are closed.
+    std::unique_lock lock(read_mutex);
+    read_changed.wait(lock, [this] { return reader != Reader::CALLER; });
+  }
   inqueue.reset();
   outqueue.reset();
 }
@@ -1151,13 +1437,10 @@ bool ApplyResult::successful() const {
 
 void ApplyResult::wait(std::optional<double> timeout) const {
   auto& self = static_cast<detail::ApplyImpl&>(*impl_);
-  std::unique_lock lock(self.mutex);
-  if (!timeout) {
-    self.changed.wait(lock, [&] { return self.is_ready; });
-  } else {
-    self.changed.wait_for(lock, std::chrono::duration<double>(std::max(0.0, *timeout)),
-                          [&] { return self.is_ready; });
-  }
+  std::optional<double> deadline;
+  if (timeout) deadline = os::monotonic() + std::max(0.0, *timeout);
+  if (std::shared_ptr<detail::PoolState> pool = self.pool.lock()) return pool->wait_for_result(self, deadline);
+  self.wait_ready(deadline);
 }
 
 Object ApplyResult::get(std::optional<double> timeout) const {
@@ -1248,10 +1531,16 @@ std::shared_ptr<detail::PoolState> make_pool_state(std::optional<int> processes,
   } else {
     state->inqueue.emplace(state->ctx->SimpleQueue());
     state->outqueue.emplace(state->ctx->SimpleQueue());
+    // The eventfd that wakes a caller reading _outqueue (see wake_reader):
+    // non-blocking, so that draining it never blocks; close-on-exec, as
+    // every fd of the library.
+    state->reader_wake = os::Fd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+    if (!state->reader_wake) raise_os_error("eventfd", errno);
     state->slots_arena = std::make_shared<heap::Arena>(
-        std::max<std::size_t>(4096, static_cast<std::size_t>(*processes) * sizeof(WorkerSlot)));
+        std::max<std::size_t>(4096, kSlotsOffset + static_cast<std::size_t>(*processes) * sizeof(WorkerSlot)));
+    new (state->slots_arena->buffer()) std::atomic<std::uint64_t>{0};
     for (int i = 0; i < *processes; ++i) {
-      new (state->slots_arena->buffer() + static_cast<std::size_t>(i) * sizeof(WorkerSlot))
+      new (state->slots_arena->buffer() + kSlotsOffset + static_cast<std::size_t>(i) * sizeof(WorkerSlot))
           WorkerSlot{};
     }
   }
@@ -1301,6 +1590,9 @@ ApplyResult Pool::apply_async(const Target& func, const Args& args, Callback cal
                               ErrorCallback error_callback) {
   _check_running();
   auto result = std::make_shared<detail::ApplyImpl>();
+  result->runs_callbacks = callback || error_callback;
+  result->wants_handler = result->runs_callbacks;  // else get() may read for it
+  result->pool = state_;
   result->callback = std::move(callback);
   result->error_callback = std::move(error_callback);
   state_->cache_add(result);
@@ -1393,12 +1685,14 @@ MapResult Pool::_map_async(const Target& func, const Object::List& iterable, boo
   if (n == 0) size = 0;
 
   auto result = std::make_shared<detail::MapImpl>();
+  result->runs_callbacks = callback || error_callback;
   result->callback = std::move(callback);
   result->error_callback = std::move(error_callback);
   result->success = true;
   result->length = n;
   result->chunksize = static_cast<std::int64_t>(size);
   result->cache_owner = state_.get();
+  result->pool = state_;
   if (size == 0) {
     result->value = Object::List{};
     result->is_ready = true;  // Python: chunksize <= 0: ready at once, not cached
@@ -1465,6 +1759,12 @@ void Pool::close() {
     if (s.state != RUN) return;
     s.state = CLOSE;
     s.worker_handler_state = detail::HandlerState::CLOSE;
+  }
+  {
+    // From now on the result handler reads every result (it must see the
+    // sentinel and drain the cache before join()).
+    std::lock_guard lock(s.read_mutex);
+    s.read_changed.notify_all();
   }
   s.change_notifier->put(Object());
 }

@@ -15,7 +15,9 @@
 //   task handler         takes task sequences from _taskqueue and writes
 //                        each task, pickled, to _inqueue
 //   result handler       reads (job, i, (success, value)) from _outqueue and
-//                        hands it to _cache[job]
+//                        hands it to _cache[job]; a caller waiting in get()
+//                        for a plain apply_async result reads in its place
+//                        when nobody else reads (one wake-up less per call)
 //   worker()             in each worker: get a task, call it, put the result
 //
 // A task's function crosses to the workers by name, as Python pickles a
@@ -81,7 +83,9 @@ class ApplyResult {
   /// Python: successful(): it arrived without an error.
   /// \throws ValueError "<repr> not ready".
   bool successful() const;
-  /// Python: wait(timeout=None): until ready, or `timeout` seconds.
+  /// Python: wait(timeout=None): until ready, or `timeout` seconds.  For a
+  /// plain apply_async result (no callbacks) of a process pool, the calling
+  /// thread reads the pool's results itself while nobody else does.
   void wait(std::optional<double> timeout = std::nullopt) const;
   /// Python: get(timeout=None): the result; the task's exception re-raised
   /// here, with its type and message (and remote_traceback()).

@@ -13,7 +13,9 @@
 #include <chrono>
 #include <stdexcept>
 #include <atomic>
+#include <mutex>
 #include <set>
+#include <thread>
 
 #include "support.hpp"
 #include "with_manager.hpp"
@@ -79,6 +81,8 @@ void register_exit_message(mp::connection::Connection& c) {
   mp::util::Finalize::without_object([fd] { mp::connection::Connection(std::move(*fd)).send("worker finalized"); },
                                      10, "say goodbye");
 }
+/// A result of `n` bytes, to fill the result pipe.
+std::string big_result(std::int64_t n) { return std::string(static_cast<std::size_t>(n), 'r'); }
 /// TestStdinBadfiledescriptor._test_pool_in_process: a Pool made in a child.
 void pool_in_child(mp::connection::Connection& c) {
   mp::pool::Pool pool(2);
@@ -123,6 +127,7 @@ MP_REGISTER_TARGET(pool_tests::set_value);
 MP_REGISTER_TARGET(pool_tests::register_exit_message);
 MP_REGISTER_TARGET(pool_tests::pool_in_child);
 MP_REGISTER_TARGET(pool_tests::pool_out_of_fds);
+MP_REGISTER_TARGET(pool_tests::big_result);
 
 /// CPython's ProcessesMixin and ThreadsMixin for the shared _TestPool
 /// bodies: self.Pool(processes) is a Pool, or for threads dummy.Pool's
@@ -713,6 +718,131 @@ TEST_P(TestPool, ReleaseUnusedProcesses) {
   EXPECT_NE(report.find("children left: 0"), std::string::npos) << report;
   EXPECT_EQ(report.find("no error"), std::string::npos) << report;
   join_process(*child);
+}
+
+/// Port only: a caller waiting in get() reads the results itself when nobody
+/// else does (see the pool walkthrough).  Many threads waiting at once, each
+/// for its own results, with and without a timeout, all get theirs.
+TEST_P(TestPool, ManyThreadsWaitOnDifferentResults) {
+  Pool p = make_pool(2);
+  constexpr int kThreads = 6, kCalls = 40;
+  std::atomic<int> wrong{0}, timeouts{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int k = 0; k < kCalls; ++k) {
+        std::int64_t x = t * 1000 + k;
+        auto r = p.apply_async(pool_tests::sqr, {x});
+        try {
+          // Odd threads give a (generous) timeout: their wait polls with it.
+          Object got = t % 2 == 1 ? r.get(60.0) : r.get();
+          if (got != Object(x * x)) ++wrong;
+        } catch (const mp::TimeoutError&) {
+          ++timeouts;
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(wrong, 0);
+  EXPECT_EQ(timeouts, 0);
+  p.close();
+  p.join();
+}
+
+/// Port only: while one caller reads the results (waiting for a slow task),
+/// another's get(timeout) still times out on time, and then both get theirs.
+TEST_P(TestPool, GetTimeoutWhileAnotherCallerReads) {
+  Pool p = make_pool(2);
+  auto slow = p.apply_async(pool_tests::sqr_wait, {3, 1.0});
+  std::thread reader([&] { EXPECT_EQ(slow.get(60.0), Object(9)); });
+  auto other = p.apply_async(pool_tests::sqr_wait, {4, 1.0});
+  double t0 = mp::os::monotonic();
+  EXPECT_THROW(other.get(0.05), mp::TimeoutError);
+  EXPECT_LT(mp::os::monotonic() - t0, 0.9);  // before the task could end
+  EXPECT_EQ(other.get(60.0), Object(16));
+  reader.join();
+  p.close();
+  p.join();
+}
+
+/// Python runs callbacks in the result handler thread: still so when the
+/// caller waiting in get() reads the results itself.
+TEST_P(TestPool, CallbackRunsInResultHandlerThread) {
+  Pool p = make_pool(2);
+  std::mutex m;
+  std::thread::id callback_thread, error_thread;
+  auto r = p.apply_async(pool_tests::sqr, {5}, [&](const Object&) {
+    std::lock_guard lock(m);
+    callback_thread = std::this_thread::get_id();
+  });
+  auto e = p.apply_async(pool_tests::raising, {1}, {}, [&](const std::exception&) {
+    std::lock_guard lock(m);
+    error_thread = std::this_thread::get_id();
+  });
+  // A plain result waited for alongside: its caller may read the others'.
+  EXPECT_EQ(p.apply_async(pool_tests::sqr, {6}).get(60.0), Object(36));
+  EXPECT_EQ(r.get(60.0), Object(25));
+  EXPECT_THROW(e.get(60.0), mp::ValueError);
+  std::lock_guard lock(m);
+  EXPECT_NE(callback_thread, std::thread::id());
+  EXPECT_NE(callback_thread, std::this_thread::get_id());
+  EXPECT_NE(error_thread, std::thread::id());
+  EXPECT_NE(error_thread, std::this_thread::get_id());
+  p.close();
+  p.join();
+}
+
+/// Port only: a result that nobody waits for still arrives: ready() turns
+/// true without get(), as in Python, where the result handler reads it.
+TEST_P(TestPool, ResultReadyWithoutGet) {
+  Pool p = make_pool(2);
+  auto r = p.apply_async(pool_tests::sqr, {7});
+  EXPECT_TRUE(wait_until([&] { return r.ready(); }));
+  EXPECT_TRUE(r.successful());
+  EXPECT_EQ(r.get(), Object(49));
+  p.close();
+  p.join();
+}
+
+/// Port only: results nobody collects do not fill the result pipe for good
+/// (the workers would block writing them): 40 results of 8 KiB, five times
+/// the pipe's 64 KiB, all become ready without a get().
+TEST_P(TestPool, UncollectedResultsDoNotBlockWorkers) {
+  Pool p = make_pool(2);
+  std::vector<mp::pool::ApplyResult> results;
+  for (int i = 0; i < 40; ++i) results.push_back(p.apply_async(pool_tests::big_result, {8192}));
+  EXPECT_TRUE(wait_until([&] {
+    return std::all_of(results.begin(), results.end(), [](const auto& r) { return r.ready(); });
+  }));
+  EXPECT_EQ(results.back().get(), Object(std::string(8192, 'r')));
+  p.close();
+  p.join();
+}
+
+/// Port only: terminate() while a caller waits in get() (and reads the
+/// result pipe) returns at once; the caller's result stays unready, as in
+/// Python, and its get(timeout) times out.
+TEST_P(TestPool, TerminateWhileCallerWaits) {
+  if (threads()) GTEST_SKIP() << "a thread cannot be terminated: terminate() waits for its task";
+  Pool p = make_pool(2);
+  auto r = p.apply_async(pool_tests::sqr_wait, {2, 30.0});
+  std::atomic<bool> timed_out{false};
+  std::thread waiter([&] {
+    try {
+      r.get(3.0);
+    } catch (const mp::TimeoutError&) {
+      timed_out = true;
+    }
+  });
+  mp::os::sleep(0.2);  // the waiter is (most likely) reading by now
+  double t0 = mp::os::monotonic();
+  p.terminate();
+  EXPECT_LT(mp::os::monotonic() - t0, 20.0);  // not the task's 30 s
+  waiter.join();
+  EXPECT_TRUE(timed_out);
+  EXPECT_FALSE(r.ready());
+  p.join();
 }
 
 INSTANTIATE_TEST_SUITE_P(WithProcesses, TestPool, ::testing::ValuesIn(start_methods()), method_name);
