@@ -527,13 +527,31 @@ struct MapImpl : ApplyImpl {
     if (finished) _finish();
   }
 
+  // map() and starmap() lend the caller's list to the task handler thread
+  // (_map_async with borrow): `lent` is true from then until the task
+  // handler drops the task sequence that reads it, which calls
+  // _return_lent().  take_list() waits for it, so the caller frees its list
+  // after the last read of it: the store (release) and the wait's load
+  // (acquire) order the two, in a way ThreadSanitizer sees too.  Every
+  // chunk's result being in already means every chunk was sent, so this
+  // wait is at most for the task handler to finish its last write.
+  std::atomic<bool> lent{false};
+  void _return_lent() {
+    lent.store(false, std::memory_order_release);
+    lent.notify_all();
+  }
+
   // Pool.map's end: wait, then move the list out rather than copy it as
   // get() must (the MapResult is map()'s own, nobody else can get() it).
   // Python returns the same list object; a copy here would cost the caller
-  // a pass over every result.
+  // a pass over every result.  Once ready, `value` and `success` change no
+  // more, so they are read without the lock.
   Object::List take_list() {
-    std::unique_lock lock(mutex);
-    changed.wait(lock, [&] { return is_ready; });
+    {
+      std::unique_lock lock(mutex);
+      changed.wait(lock, [&] { return is_ready; });
+    }
+    lent.wait(true, std::memory_order_acquire);
     if (!success) raise_value(value);
     return std::move(std::get<Object::List>(value.variant()));
   }
@@ -1636,21 +1654,21 @@ namespace {
 // with mapstar: task k is (job, k, mapstar, ((func, chunk_k),), {}).
 // [pool-chunks]
 // `items` is what the chunks are cut from; a task points into it (see Task)
-// and the task handler pickles its chunk from there.  `owned` holds it when
-// the task sequence owns its copy (map_async, imap: Python's generator holds
-// the iterable); it is empty when the sequence borrows the caller's list,
-// which map() and starmap() may lend because they wait for every chunk's
-// result, so the list outlives every task that points into it (the last
-// call, which finds no more, reads only `n`).
+// and the task handler pickles its chunk from there.  `keep` lives as long
+// as the task sequence: either the sequence's own copy of the items
+// (map_async, imap: Python's generator holds the iterable), or, when the
+// sequence borrows the caller's list (map(), starmap()), a lease whose end
+// tells map() that the list is read no more (MapImpl::lent).  The last call,
+// which finds no more chunks, reads only `n`.
 std::function<std::optional<detail::Task>()> chunked_tasks(std::int64_t job, Object func, Object mapper,
                                                      const Object::List* items,
-                                                     std::shared_ptr<Object::List> owned,
+                                                     std::shared_ptr<const void> keep,
                                                      std::size_t size) {
   auto next_start = std::make_shared<std::size_t>(0);
   auto k = std::make_shared<std::int64_t>(0);
   std::size_t n = items->size();
-  // `owned`, captured though unused, keeps the items the tasks point into.
-  return [=, owned = std::move(owned)]() -> std::optional<detail::Task> {
+  // `keep` is captured though unused: see above.
+  return [=, keep = std::move(keep)]() -> std::optional<detail::Task> {
     if (*next_start >= n) return std::nullopt;
     std::size_t first = *next_start, stop = std::min(n, *next_start + size);
     *next_start = stop;
@@ -1704,11 +1722,19 @@ MapResult Pool::_map_async(const Target& func, const Object::List& iterable, boo
     result->chunk_int_values.resize(result->chunk_done.size());
     state_->cache_add(result);
     Object mapper = Object::Global{"multiprocessing.pool", star ? "starmapstar" : "mapstar"};
-    auto owned = borrow ? nullptr : std::make_shared<Object::List>(iterable);
-    state_->taskqueue.put(detail::TaskSequence{
-        borrow ? chunked_tasks(result->job, Object(func), mapper, &iterable, nullptr, size)
-               : chunked_tasks(result->job, Object(func), mapper, owned.get(), owned, size),
-        {}});
+    const Object::List* items = &iterable;
+    std::shared_ptr<const void> keep;
+    if (borrow) {
+      // The lease: its deleter runs when the task handler drops the
+      // sequence, and holds `result` so that it outlives the notify.
+      result->lent.store(true, std::memory_order_relaxed);  // the taskqueue's lock publishes it
+      keep = std::shared_ptr<const void>(nullptr, [result](const void*) { result->_return_lent(); });
+    } else {
+      auto owned = std::make_shared<Object::List>(iterable);
+      items = owned.get();
+      keep = std::move(owned);
+    }
+    state_->taskqueue.put(detail::TaskSequence{chunked_tasks(result->job, Object(func), mapper, items, std::move(keep), size), {}});
   }
   return MapResult(result);
 }

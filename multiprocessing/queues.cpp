@@ -31,6 +31,47 @@ namespace {
 const char* const kSharedMessage =
     "Queue objects should only be shared between processes through inheritance";
 
+// A lock that can be waited for with a timeout, for std::unique_lock, built
+// on a mutex and a condition variable rather than std::timed_mutex: with the
+// steady clock, std::timed_mutex waits in pthread_mutex_clocklock, which
+// ThreadSanitizer (GCC 12's) does not intercept, so it never saw those locks
+// taken and reported each unlock as the unlock of an unlocked mutex, and
+// would have reported what they protect as races.  A condition variable's
+// timed wait (pthread_cond_clockwait) it does follow.
+class TimedLock {
+ public:
+  void lock() {
+    std::unique_lock guard(mutex_);
+    released_.wait(guard, [&] { return !held_; });
+    held_ = true;
+  }
+  bool try_lock() {
+    std::lock_guard guard(mutex_);
+    if (held_) return false;
+    held_ = true;
+    return true;
+  }
+  template <class Rep, class Period>
+  bool try_lock_for(std::chrono::duration<Rep, Period> timeout) {
+    std::unique_lock guard(mutex_);
+    if (!released_.wait_for(guard, timeout, [&] { return !held_; })) return false;
+    held_ = true;
+    return true;
+  }
+  void unlock() {
+    {
+      std::lock_guard guard(mutex_);
+      held_ = false;
+    }
+    released_.notify_one();
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable released_;
+  bool held_ = false;
+};
+
 }  // namespace
 
 // ------------------------------------------------------------------ Queue
@@ -61,7 +102,7 @@ struct Queue::State {
   // deadline.  This process keeps the _rlock and what arrived, and its next
   // get() reads on from there, so that no reader ever starts in the middle
   // of a message.  `reading` lets one thread of this process at a time use them.
-  std::timed_mutex reading;
+  TimedLock reading;
   connection::Connection::PartialMessage partial;
   bool rlock_held = false;       // this process holds _rlock for `partial`
   util::AfterForkRegistration after_fork;
@@ -235,7 +276,7 @@ void Queue::State::reset_after_fork() {
   close = util::Finalize();       // the parent's finalizers are inert here
   jointhread = util::Finalize();
   // A message half-read by the parent is the parent's to finish: it holds _rlock.
-  new (&reading) std::timed_mutex;  // perhaps held by another parent thread at the fork
+  new (&reading) TimedLock;  // perhaps held by another parent thread at the fork
   partial = {};
   rlock_held = false;
 }

@@ -75,17 +75,21 @@ UtilState& state() {
 void run_entry(const std::shared_ptr<detail::FinalizerEntry>& entry) {
   // Python: Finalize.__call__: take the entry out of the registry; if it was
   // not there, it already ran or was cancelled.
+  // The thread that takes it out also takes its callback, under the lock:
+  // another thread may be running the same entry (_run_finalizers beside
+  // the handle's destructor), and cancel() clears the callback under it too.
   bool registered = false;
+  Finalize::Callback callback;
   {
     std::lock_guard guard(state().lock);
     auto it = state().finalizer_registry.find(entry->counter);
     if (it != state().finalizer_registry.end() && it->second == entry) {
       state().finalizer_registry.erase(it);
       registered = true;
+      callback = std::move(entry->callback);
+      entry->callback = nullptr;
     }
   }
-  auto callback = std::move(entry->callback);
-  entry->callback = nullptr;
   if (!registered) {
     sub_debug("finalizer no longer registered");
   } else if (entry->pid != os::getpid()) {
