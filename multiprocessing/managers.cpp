@@ -2053,26 +2053,31 @@ struct ProxyModuleState {
     generation.fetch_add(1, std::memory_order_release);
     return table();
   }
-  /// Keep the table of this process: after a fork the parent's connections
-  /// are forgotten in the child (Python: ForkAwareLocal is cleared).
-  std::map<std::string, AddressLocal>& table() {
-    pid_t me = this_pid();
-    if (pid != me) {
-      generation.fetch_add(1, std::memory_order_release);
-      // The parent's sockets: not ours to use.  Leak the objects rather than
-      // close fds another thread of the parent may have been using when it forked.
-      for (auto& [addr, local] : address_to_local) {
-        for (auto& [tid, conn] : local.connections) new std::shared_ptr<connection::Connection>(std::move(conn));
-      }
-      address_to_local.clear();
-      pid = me;
-    }
-    return address_to_local;
+  /// The table of this process.
+  std::map<std::string, AddressLocal>& table() { return address_to_local; }
+  /// Run in the child of every fork() (a pthread_atfork handler): the
+  /// parent's connections are forgotten there (Python: ForkAwareLocal is
+  /// cleared, and _after_fork takes a fresh lock).  Another thread of the
+  /// parent may have held the mutex, or been half-way through changing the
+  /// table, at the instant of the fork; that thread does not exist in the
+  /// child, so both are abandoned unread, never unlocked nor destroyed: a new
+  /// mutex and an empty table are built over them.  The parent's sockets stay
+  /// open in the child, unused (closing an fd the parent uses would be worse).
+  void _after_fork_in_child() {
+    new (&mutex) std::mutex;
+    new (&address_to_local) std::map<std::string, AddressLocal>;
+    pid = ::getpid();
+    generation.fetch_add(1, std::memory_order_release);
   }
 };
 
 ProxyModuleState& proxy_state() {
-  static auto* state = new ProxyModuleState;  // never destroyed: finalizers use it at exit
+  static auto* state = [] {
+    auto* created = new ProxyModuleState;  // never destroyed: finalizers use it at exit
+    created->pid = ::getpid();
+    ::pthread_atfork(nullptr, nullptr, [] { proxy_state()._after_fork_in_child(); });
+    return created;
+  }();
   return *state;
 }
 

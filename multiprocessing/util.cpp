@@ -42,9 +42,9 @@ namespace {
 
 /// util.py's module globals.  A child after fork keeps the logger and level,
 /// clears the finalizer registry (_bootstrap -> _after_fork), and keeps the
-/// after-fork registry (that is what runs there).  The mutexes stand for the
-/// GIL; a fork handler re-creates them in the child, where another thread may
-/// have held them at the instant of fork().
+/// after-fork registry (that is what runs there).  The mutex stands for the
+/// GIL.  fork() takes it around the copy (fork handlers, below), so that the
+/// child never sees a registry another thread was half-way through changing.
 struct UtilState {
   std::mutex lock;
   std::map<long, std::shared_ptr<detail::FinalizerEntry>> finalizer_registry;  // _finalizer_registry
@@ -61,12 +61,19 @@ UtilState& state() {
   // static objects may still need it while other statics are torn down.
   static UtilState* s = [] {
     auto* created = new UtilState;
-    // Python: os.register_at_fork(after_in_child=...) re-initialises the locks
-    // of threading and logging; do the same for the locks that stand for the GIL.
-    ::pthread_atfork(nullptr, nullptr, [] {
-      _at_fork_reinit(state().lock);
-      if (state().logger != nullptr) state().logger->_at_fork_reinit();
-    });
+    // Python holds the GIL across os.fork(), so no other thread is inside a
+    // registry at that instant.  Here: the thread that forks takes the lock
+    // first (every section under it is short and takes no other lock), and
+    // both processes release it after.  In the child the releasing thread is
+    // the one that locked it, the only thread there.  The logger's mutex is
+    // held while writing, which may block, so it is not taken around fork:
+    // the child gets a new one instead (Python: Handler._at_fork_reinit).
+    ::pthread_atfork([] { state().lock.lock(); },  // NOLINT: released by the two handlers below
+                     [] { state().lock.unlock(); },
+                     [] {
+                       state().lock.unlock();
+                       if (state().logger != nullptr) state().logger->_at_fork_reinit();
+                     });
     return created;
   }();
   return *s;

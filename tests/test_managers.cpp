@@ -2,6 +2,7 @@
 // _TestMyManager, _TestRemoteManager, _TestManagerRestart, TestInitializers
 // (the manager parts of _test_multiprocessing.py), plus the manager's wire forms and its faults,
 // under every start method.
+#include <atomic>
 #include <csignal>
 #include <filesystem>
 #include <fstream>
@@ -133,6 +134,9 @@ void pitfall_fixed(DictProxy d, AcquirerProxy lock, std::int64_t idx) {
   inner.emplace_back(idx, idx);
   d.setitem("test", inner);
 }
+
+/// A forked child's one call through a proxy it inherited.
+void set_one(DictProxy d, std::int64_t i) { d.setitem(i, i); }
 
 /// Python: _TestNamespace / TestSyncManagerTypes._test_namespace: the child
 /// sets attributes the parent reads.
@@ -1137,6 +1141,37 @@ TEST_P(TestSyncManagerTypes, OwnAuthkeyChild) {
   join_process(p);
   EXPECT_EQ(p.exitcode(), 0);
   EXPECT_EQ(l.len(), 3);
+}
+
+/// fork() while other threads make and drop proxies: they take the proxies'
+/// table mutex many times a millisecond, so some forks land while a thread
+/// of the parent holds it.  Each forked child still makes its own call and
+/// ends: the child starts with a fresh mutex and an empty table (Python:
+/// BaseProxy._after_fork), never a mutex held by a thread it does not have.
+/// Only fork copies the parent's memory, hence not once per start method.
+TEST(TestManagerFork, ForkWhileThreadsUseProxies) {
+  auto manager = mp::Manager();
+  DictProxy d = manager.dict();
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> churners;
+  for (int t = 0; t < 2; ++t) {
+    churners.emplace_back([&manager, &stop] {
+      while (!stop.load()) {
+        ListProxy l = manager.list();  // made, called once, dropped: the table changes three times
+        l.append(std::int64_t{1});
+      }
+    });
+  }
+  constexpr std::int64_t kChildren = 200;
+  for (std::int64_t i = 0; i < kChildren; ++i) {
+    auto p = mp::get_context("fork").Process({.target = &manager_tests::set_one, .args = {d, i}});
+    p->start();
+    join_process(*p, 20.0);
+    EXPECT_EQ(p->exitcode(), 0) << "child " << i;
+  }
+  stop = true;
+  for (auto& th : churners) th.join();
+  EXPECT_EQ(d.len(), kChildren);
 }
 
 /// Reference §3.5: a Token and a DictProxy pickle as CPython's, byte for byte.
