@@ -22,9 +22,17 @@
 //   BM_Scale_Map_Raw/<n>   the raw pool's map of n items, chunks as Pool's
 //                          default cuts them (n / (4 x 2 workers), rounded up)
 //
+// With --count=KIND:N (alone) no benchmark runs: N maps of 100 000 ints
+// after 3 untimed ones, then per map the CPU time, the times a thread was
+// put on a CPU and the minor page faults of the parent (all its threads) and
+// of the two workers, from /proc (counts that a loaded machine changes
+// little, unlike the wall clock).  KIND: lib_map_default, lib_map_1000,
+// raw_map_default, raw_map_1000.
+//
 // Times are manual (CLOCK_MONOTONIC around each op); the value is the median
 // over repetitions.  bench/cpython_pool.py measures CPython the same way;
 // bench/run_pool.sh runs both, alternating, and prints the table.
+#include <dirent.h>
 #include <semaphore.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
@@ -36,6 +44,9 @@
 #include <cstdio>
 #include <cstring>
 #include <ctime>
+#include <functional>
+#include <map>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -277,6 +288,110 @@ void BM_Raw_ApplyRtt(benchmark::State& state) {
   }
 }
 
+// ------------------------------------------------------------------ counting mode
+
+/// What /proc says of a process so far: CPU time (ns) and the times its
+/// threads were put on a CPU (fields 1 and 3 of each thread's schedstat,
+/// summed over /proc/<pid>/task), and its minor page faults (field 10 of stat).
+struct ProcCounts {
+  double cpu_ns = 0, slices = 0, faults = 0;
+  std::map<std::string, std::pair<double, double>> threads;  // tid -> (cpu_ns, slices)
+};
+
+ProcCounts proc_counts(pid_t pid) {
+  ProcCounts c;
+  std::string dir = "/proc/" + std::to_string(pid) + "/task";
+  if (DIR* d = ::opendir(dir.c_str())) {
+    while (dirent* e = ::readdir(d)) {
+      if (e->d_name[0] == '.') continue;
+      std::FILE* f = std::fopen((dir + "/" + e->d_name + "/schedstat").c_str(), "r");
+      if (f == nullptr) continue;  // a thread that ended meanwhile
+      unsigned long long run = 0, wait = 0, slices = 0;
+      if (std::fscanf(f, "%llu %llu %llu", &run, &wait, &slices) == 3) {
+        c.cpu_ns += static_cast<double>(run);
+        c.slices += static_cast<double>(slices);
+        c.threads[e->d_name] = {static_cast<double>(run), static_cast<double>(slices)};
+      }
+      std::fclose(f);
+    }
+    ::closedir(d);
+  }
+  if (std::FILE* f = std::fopen(("/proc/" + std::to_string(pid) + "/stat").c_str(), "r")) {
+    char line[1024] = {};
+    std::size_t got = std::fread(line, 1, sizeof line - 1, f);
+    std::fclose(f);
+    line[got] = '\0';
+    long minflt = 0;
+    // After the command name (in parentheses): state ppid pgrp session tty_nr tpgid flags minflt.
+    if (const char* p = std::strrchr(line, ')'); p != nullptr &&
+        std::sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %ld", &minflt) == 1) {
+      c.faults = static_cast<double>(minflt);
+    }
+  }
+  return c;
+}
+
+/// `--count=KIND:N`: N maps of KIND after 3 untimed ones, then one line per
+/// process (the parent, each worker) with its counts per map.
+int count_maps(std::string_view spec) {
+  auto colon = spec.find(':');
+  std::string_view kind = spec.substr(0, colon);
+  long n = colon == std::string_view::npos ? 0 : std::atol(std::string(spec.substr(colon + 1)).c_str());
+  bool lib = kind.starts_with("lib_"), raw = kind.starts_with("raw_");
+  bool by_default = kind.ends_with("_map_default"), by_1000 = kind.ends_with("_map_1000");
+  if (!(lib || raw) || !(by_default || by_1000) || n < 0) {
+    std::fprintf(stderr, "--count=KIND:N with KIND one of lib_map_default, lib_map_1000, raw_map_default, raw_map_1000\n");
+    return 2;
+  }
+  std::vector<pid_t> pids{::getpid()};
+  std::function<void()> op;
+  mp::Object::List items = range(kMapItems);
+  std::vector<std::int64_t> in(static_cast<std::size_t>(kMapItems)), out(in.size());
+  for (std::int64_t i = 0; i < kMapItems; ++i) in[static_cast<std::size_t>(i)] = i;
+  if (lib) {
+    auto& pool = the_pool();
+    for (pid_t pid : pool._worker_pids()) pids.push_back(pid);
+    std::optional<int> chunksize;
+    if (by_1000) chunksize = 1000;
+    op = [&pool, &items, chunksize] {
+      mp::Object::List results = pool.map(ident, items, chunksize);
+      if (results.size() != items.size()) std::abort();
+    };
+  } else {
+    auto& pool = the_raw_pool();
+    for (pid_t pid : pool.workers) pids.push_back(pid);
+    std::int64_t chunk = by_1000 ? 1000 : 12500;
+    op = [&pool, &in, &out, chunk] { pool.map(in, out, chunk); };
+  }
+  for (int i = 0; i < 3; ++i) op();
+  std::vector<ProcCounts> before, after;
+  for (pid_t pid : pids) before.push_back(proc_counts(pid));
+  double t0 = now();
+  for (long i = 0; i < n; ++i) op();
+  double t1 = now();
+  for (pid_t pid : pids) after.push_back(proc_counts(pid));
+  double per = n > 0 ? 1.0 / static_cast<double>(n) : 0.0;
+  std::printf("%.*s: %ld maps, %.1f us each by the wall clock (the machine's load changes it)\n",
+              static_cast<int>(kind.size()), kind.data(), n, (t1 - t0) * 1e6 * per);
+  double total = 0;
+  for (std::size_t k = 0; k < pids.size(); ++k) {
+    double cpu = (after[k].cpu_ns - before[k].cpu_ns) * per / 1000;
+    total += cpu;
+    std::printf("  %-8s per map: CPU %.1f us, put on a CPU %.1f times, minor faults %.1f\n",
+                k == 0 ? "parent" : "worker", cpu, (after[k].slices - before[k].slices) * per,
+                (after[k].faults - before[k].faults) * per);
+    if (after[k].threads.size() < 2) continue;
+    for (const auto& [tid, counts] : after[k].threads) {
+      auto was = before[k].threads.find(tid);
+      if (was == before[k].threads.end()) continue;
+      std::printf("    thread %-6s CPU %.1f us, put on a CPU %.1f times\n", tid.c_str(),
+                  (counts.first - was->second.first) * per / 1000, (counts.second - was->second.second) * per);
+    }
+  }
+  std::printf("  all      per map: CPU %.1f us\n", total);
+  return 0;
+}
+
 }  // namespace
 
 MP_REGISTER_TARGET(ident);
@@ -289,6 +404,9 @@ BENCHMARK(BM_Lib_ImapUnordered)->UseManualTime()->Unit(benchmark::kMicrosecond)-
 
 int main(int argc, char** argv) {
   mp::freeze_support();
+  if (argc == 2 && std::string_view(argv[1]).starts_with("--count=")) {
+    return count_maps(std::string_view(argv[1]).substr(8));
+  }
   std::vector<std::int64_t> scale = bench::take_scale(argc, argv);
   // 10 000 items per repetition at least: a map of 10 is too short to time alone.
   bench::register_scale("BM_Scale_Map_Lib", BM_Scale_Map_Lib, scale, 10000);
