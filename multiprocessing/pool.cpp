@@ -2,6 +2,7 @@
 // Mirrors CPython 3.11 Lib/multiprocessing/pool.py; see pool.hpp.
 #include "multiprocessing/pool.hpp"
 
+#include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
 #include <sys/eventfd.h>
@@ -1525,6 +1526,24 @@ IMapIterator::iterator& IMapIterator::iterator::operator++() {
 // ------------------------------------------------------------------ Pool
 
 namespace {
+// A map's chunks and their results are tens of KB each (12 500 ints of a
+// default chunk take 37 to 62 KB): in Linux's default pipe buffer of 64 KiB
+// the task handler could put one chunk ahead of the workers and would then
+// sleep in write() until a worker took it, and a worker would sleep writing
+// results while the result handler read the last ones; each sleep is a
+// wake-up later.  With 1 MiB a map of 100 000 ints goes in at once.  A
+// pipe's buffer takes memory only for the bytes in it (the kernel counts the
+// size against the user's total, /proc/sys/fs/pipe-user-pages-soft: 64 MiB
+// by default, 32 pools).
+constexpr int kPoolPipeSize = 1 << 20;
+void widen_pipe(int fd) {
+  // F_SETPIPE_SZ: room for kPoolPipeSize bytes.  Above the system's limit
+  // for unprivileged users (/proc/sys/fs/pipe-max-size, 1 MiB by default) or
+  // past the user's total it fails (EPERM, EBUSY): the pipe then keeps its
+  // size, which only costs those wake-ups.
+  (void)::fcntl(fd, F_SETPIPE_SZ, kPoolPipeSize);
+}
+
 std::shared_ptr<detail::PoolState> make_pool_state(std::optional<int> processes, Target initializer,
                                                    Args initargs, std::optional<int> maxtasksperchild,
                                                    BaseContext* context, bool threads) {
@@ -1549,6 +1568,7 @@ std::shared_ptr<detail::PoolState> make_pool_state(std::optional<int> processes,
   } else {
     state->inqueue.emplace(state->ctx->SimpleQueue());
     state->outqueue.emplace(state->ctx->SimpleQueue());
+    for (const queues::SimpleQueue* q : {&*state->inqueue, &*state->outqueue}) widen_pipe(q->_writer().fileno());
     // The eventfd that wakes a caller reading _outqueue (see wake_reader):
     // non-blocking, so that draining it never blocks; close-on-exec, as
     // every fd of the library.

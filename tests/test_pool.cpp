@@ -806,16 +806,16 @@ TEST_P(TestPool, ResultReadyWithoutGet) {
 }
 
 /// Port only: results nobody collects do not fill the result pipe for good
-/// (the workers would block writing them): 40 results of 8 KiB, five times
-/// the pipe's 64 KiB, all become ready without a get().
+/// (the workers would block writing them): 40 results of 64 KiB, two and a
+/// half times the pool's result pipe (1 MiB), all become ready without a get().
 TEST_P(TestPool, UncollectedResultsDoNotBlockWorkers) {
   Pool p = make_pool(2);
   std::vector<mp::pool::ApplyResult> results;
-  for (int i = 0; i < 40; ++i) results.push_back(p.apply_async(pool_tests::big_result, {8192}));
+  for (int i = 0; i < 40; ++i) results.push_back(p.apply_async(pool_tests::big_result, {65536}));
   EXPECT_TRUE(wait_until([&] {
     return std::all_of(results.begin(), results.end(), [](const auto& r) { return r.ready(); });
   }));
-  EXPECT_EQ(results.back().get(), Object(std::string(8192, 'r')));
+  EXPECT_EQ(results.back().get(), Object(std::string(65536, 'r')));
   p.close();
   p.join();
 }
