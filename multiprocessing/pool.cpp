@@ -1526,22 +1526,23 @@ IMapIterator::iterator& IMapIterator::iterator::operator++() {
 // ------------------------------------------------------------------ Pool
 
 namespace {
-// A map's chunks and their results are tens of KB each (12 500 ints of a
-// default chunk take 37 to 62 KB): in Linux's default pipe buffer of 64 KiB
-// the task handler could put one chunk ahead of the workers and would then
-// sleep in write() until a worker took it, and a worker would sleep writing
-// results while the result handler read the last ones; each sleep is a
-// wake-up later.  With 1 MiB a map of 100 000 ints goes in at once.  A
-// pipe's buffer takes memory only for the bytes in it (the kernel counts the
-// size against the user's total, /proc/sys/fs/pipe-user-pages-soft: 64 MiB
-// by default, 32 pools).
-constexpr int kPoolPipeSize = 1 << 20;
+// The result pipe gets a buffer of 1 MiB instead of Linux's default 64 KiB.
+// A map's results are tens of KB per chunk (12 500 ints of a default chunk
+// take 37 to 62 KB pickled): in 64 KiB a worker would sleep in write() while
+// the result handler still read the results before its own, and each such
+// sleep is a wake-up later.  The task pipe keeps its size: there a full pipe
+// only holds the task handler back, which paces it to the workers instead
+// of letting it take a CPU they need (measured in bench/README.md, Pool).
+// A pipe's buffer takes memory only for the bytes in it (the kernel counts
+// the size against the user's total, /proc/sys/fs/pipe-user-pages-soft:
+// 64 MiB by default, 64 pools).
+constexpr int kResultPipeSize = 1 << 20;
 void widen_pipe(int fd) {
-  // F_SETPIPE_SZ: room for kPoolPipeSize bytes.  Above the system's limit
+  // F_SETPIPE_SZ: room for kResultPipeSize bytes.  Above the system's limit
   // for unprivileged users (/proc/sys/fs/pipe-max-size, 1 MiB by default) or
   // past the user's total it fails (EPERM, EBUSY): the pipe then keeps its
   // size, which only costs those wake-ups.
-  (void)::fcntl(fd, F_SETPIPE_SZ, kPoolPipeSize);
+  (void)::fcntl(fd, F_SETPIPE_SZ, kResultPipeSize);
 }
 
 std::shared_ptr<detail::PoolState> make_pool_state(std::optional<int> processes, Target initializer,
@@ -1568,7 +1569,7 @@ std::shared_ptr<detail::PoolState> make_pool_state(std::optional<int> processes,
   } else {
     state->inqueue.emplace(state->ctx->SimpleQueue());
     state->outqueue.emplace(state->ctx->SimpleQueue());
-    for (const queues::SimpleQueue* q : {&*state->inqueue, &*state->outqueue}) widen_pipe(q->_writer().fileno());
+    widen_pipe(state->outqueue->_writer().fileno());
     // The eventfd that wakes a caller reading _outqueue (see wake_reader):
     // non-blocking, so that draining it never blocks; close-on-exec, as
     // every fd of the library.
