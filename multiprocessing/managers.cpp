@@ -2210,6 +2210,12 @@ std::shared_ptr<BaseProxy::State> make_proxy_state(Token token, std::string prox
 /// that arrives inside that reply, for the same manager, takes its authkey.
 thread_local const BaseProxy::State* calling_proxy = nullptr;
 
+/// The room of the request tuple this thread's last _callmethod sent, kept
+/// for its next one: a call then allocates no tuple for its request.  A call
+/// takes it while it builds and sends its request (one nested in that send
+/// would start with an empty vector) and gives it back, emptied, afterwards.
+thread_local std::vector<Object> request_room;
+
 /// The connection this thread found last, for which proxy state, in which
 /// process, at which generation of the table: the next call through the same
 /// proxy takes it again without the mutex and the two lookups.  Weak: the
@@ -2280,14 +2286,17 @@ Object BaseProxy::_callmethod(const std::string& methodname, Args&& args, const 
     if (util::trace_enabled()) util::_trace("manager request: " + state_->token.typeid_ + " " + state_->token.id + "." + methodname);
     // The request (id, methodname, args, kwds), the args moved in and the
     // rest copied once (a braced list would copy them all a second time
-    // into the vector).
-    Object::Tuple request;
-    request.items.reserve(4);
-    request.items.emplace_back(state_->token.id);
-    request.items.emplace_back(methodname);
-    request.items.emplace_back(Object::Tuple{std::move(args)});
-    request.items.emplace_back(kwds);
-    conn->send(Object(std::move(request)));
+    // into the vector), in this thread's request_room.
+    Object request(Object::Tuple{std::exchange(request_room, {})});
+    std::vector<Object>& items = std::get<Object::Tuple>(request.variant()).items;
+    items.reserve(4);
+    items.emplace_back(state_->token.id);
+    items.emplace_back(methodname);
+    items.emplace_back(Object::Tuple{std::move(args)});
+    items.emplace_back(kwds);
+    conn->send(request);
+    items.clear();
+    request_room = std::move(items);
     struct Calling {
       explicit Calling(const State* s) : previous(std::exchange(calling_proxy, s)) {}
       ~Calling() { calling_proxy = previous; }
