@@ -316,6 +316,12 @@ std::string Connection::recv_bytes(std::optional<std::size_t> maxlength) {
   return _recv_bytes_before(maxlength, std::nullopt);
 }
 
+void Connection::recv_bytes_reusing(std::string& buffer) {
+  _check_closed();
+  _check_readable();
+  _recv_bytes(buffer, std::nullopt, std::nullopt);
+}
+
 std::string Connection::_recv_bytes_before(std::optional<std::size_t> maxlength,
                                            std::optional<double> deadline) {
   _check_closed();

@@ -117,6 +117,17 @@ class Connection {
   ///   OSError "handle is closed" / "connection is write-only".
   std::string recv_bytes(std::optional<std::size_t> maxlength = std::nullopt);
 
+  /// recv_bytes() into the caller's `buffer`: the next message replaces what
+  /// it held, written into the room it already has, so that a loop reading
+  /// message after message into one string allocates only for a message
+  /// longer than any before it (a manager's serve_client reads each request
+  /// this way).  Python has no twin: its recv_bytes() makes a new bytes
+  /// object each time.  The buffer keeps its room afterwards: a caller that
+  /// may see a huge message gives the room back itself.
+  /// \throws what recv_bytes() throws (no maxlength here); after an error
+  ///   the buffer is valid but its content is unspecified.
+  void recv_bytes_reusing(std::string& buffer);
+
   /// Python: recv_bytes_into(buf, offset=0): read the next message into
   /// buf[offset:], return its length.  `offset` counts bytes.
   /// \throws ValueError "negative offset" (never), "offset too large";

@@ -473,16 +473,23 @@ class ContainerReferent : public MethodsReferent {
   }
   std::string repr() const override {
     std::lock_guard guard(mutex_);
+    settle();
     return Object(items_).repr();
   }
   Object getvalue() const override {
     std::lock_guard guard(mutex_);
+    settle();
     return items_;
   }
 
  protected:
+  /// Brings items_ to the plain value it stands for, before it is read
+  /// whole (the dict drops the places of its deleted items here); called
+  /// with mutex_ held.
+  virtual void settle() const {}
   mutable std::mutex mutex_;
-  Items items_;
+  /// Mutable for settle(), which changes how the value is stored, not the value.
+  mutable Items items_;
 
  private:
   static bool contains(const std::vector<std::string>& names, const std::string& name) {
@@ -514,6 +521,10 @@ class DictReferent : public ContainerReferent<Object::Dict> {
       erase(position(a[0]));
       return Object();
     });
+    def("__len__", [this](const Args&, const Kwds&) {
+      std::lock_guard guard(mutex_);
+      return Object(static_cast<std::int64_t>(items_.size() - removed_count_));
+    });
     def("__contains__", [this](const Args& a, const Kwds&) {
       check_count("__contains__", a, 1, 1);
       std::lock_guard guard(mutex_);
@@ -521,6 +532,7 @@ class DictReferent : public ContainerReferent<Object::Dict> {
     });
     def("__iter__", [this](const Args&, const Kwds&) {
       std::lock_guard guard(mutex_);
+      settle();
       Object::List keys;
       for (const auto& [k, v] : items_) keys.push_back(k);
       return wrap_referent(std::make_shared<IteratorReferent>(std::move(keys)));
@@ -533,18 +545,21 @@ class DictReferent : public ContainerReferent<Object::Dict> {
     });
     def("keys", [this](const Args&, const Kwds&) {
       std::lock_guard guard(mutex_);
+      settle();
       Object::List out;
       for (const auto& [k, v] : items_) out.push_back(k);
       return Object(std::move(out));
     });
     def("values", [this](const Args&, const Kwds&) {
       std::lock_guard guard(mutex_);
+      settle();
       Object::List out;
       for (const auto& [k, v] : items_) out.push_back(v);
       return Object(std::move(out));
     });
     def("items", [this](const Args&, const Kwds&) {
       std::lock_guard guard(mutex_);
+      settle();
       Object::List out;
       for (const auto& [k, v] : items_) out.emplace_back(Object::Tuple{{k, v}});
       return Object(std::move(out));
@@ -564,16 +579,20 @@ class DictReferent : public ContainerReferent<Object::Dict> {
         if (a.size() > 1) return a[1];
         throw KeyErrorWithKey(a[0]);
       }
-      Object v = items_[i].second;
+      Object v = std::move(items_[i].second);
       erase(i);
       return v;
     });
     def("popitem", [this](const Args&, const Kwds&) {
       std::lock_guard guard(mutex_);
+      drop_removed_tail();
       if (items_.empty()) throw KeyError("popitem(): dictionary is empty");
-      auto [k, v] = items_.back();
-      erase(items_.size() - 1);
-      return Object(Object::Tuple{{k, v}});
+      auto [k, v] = std::move(items_.back());
+      unindex(items_.size() - 1);
+      items_.pop_back();
+      hashes_.pop_back();
+      removed_.pop_back();
+      return Object(Object::Tuple{{std::move(k), std::move(v)}});
     });
     def("setdefault", [this](const Args& a, const Kwds&) {
       check_count("setdefault", a, 1, 2);
@@ -588,11 +607,15 @@ class DictReferent : public ContainerReferent<Object::Dict> {
       std::lock_guard guard(mutex_);
       items_.clear();
       hashes_.clear();
+      removed_.clear();
+      removed_count_ = 0;
       slots_.clear();
+      used_slots_ = 0;
       return Object();
     });
     def("copy", [this](const Args&, const Kwds&) {
       std::lock_guard guard(mutex_);
+      settle();
       return Object(items_);
     });
   }
@@ -605,6 +628,8 @@ class DictReferent : public ContainerReferent<Object::Dict> {
  private:
   static constexpr std::size_t kMissing = static_cast<std::size_t>(-1);
   static constexpr std::uint32_t kFree = static_cast<std::uint32_t>(-1);
+  /// A slot whose item was removed: a lookup goes on past it.
+  static constexpr std::uint32_t kRemoved = static_cast<std::uint32_t>(-2);
 
   /// items_'s position of the key py_eq calls equal to `key` (its hash
   /// `h`), or kMissing.
@@ -614,7 +639,7 @@ class DictReferent : public ContainerReferent<Object::Dict> {
     for (std::size_t s = h & mask;; s = (s + 1) & mask) {
       std::uint32_t i = slots_[s];
       if (i == kFree) return kMissing;
-      if (hashes_[i] == h && py_eq(items_[i].first, key)) return i;
+      if (i != kRemoved && hashes_[i] == h && py_eq(items_[i].first, key)) return i;
     }
   }
   const Object* find(const Object& key) const {
@@ -642,30 +667,76 @@ class DictReferent : public ContainerReferent<Object::Dict> {
   void append(const Object& key, const Object& value, std::size_t h) {
     items_.emplace_back(key, value);
     hashes_.push_back(h);
-    if (2 * items_.size() > slots_.size()) {
+    removed_.push_back(false);
+    if (2 * (used_slots_ + 1) > slots_.size()) {
       reindex();
     } else {
       place(items_.size() - 1);
     }
   }
-  /// Removes items_[i]; the later items move down, so the index is rebuilt.
+  /// Removes items_[i] as Python's dict does, in constant time: its key and
+  /// value are released and its place stays behind, marked removed (so the
+  /// later items keep their positions and the index stays right); the places
+  /// are dropped together once they outnumber the items left, or before the
+  /// items are read whole (settle): amortised constant time per removal.
   void erase(std::size_t i) {
-    items_.erase(items_.begin() + static_cast<std::ptrdiff_t>(i));
-    hashes_.erase(hashes_.begin() + static_cast<std::ptrdiff_t>(i));
+    unindex(i);
+    items_[i] = {Object(), Object()};
+    removed_[i] = true;
+    ++removed_count_;
+    if (2 * removed_count_ > items_.size()) settle();
+  }
+  /// items_[i]'s slot in the index marked kRemoved.
+  void unindex(std::size_t i) {
+    const std::size_t mask = slots_.size() - 1;
+    std::size_t s = hashes_[i] & mask;
+    while (slots_[s] != i) s = (s + 1) & mask;
+    slots_[s] = kRemoved;
+  }
+  /// The removed places at the end dropped (popitem takes the last item left).
+  void drop_removed_tail() {
+    while (!items_.empty() && removed_.back()) {
+      items_.pop_back();
+      hashes_.pop_back();
+      removed_.pop_back();
+      --removed_count_;
+    }
+  }
+  /// The removed places dropped, the items left in their order, the index rebuilt.
+  void settle() const override {
+    if (removed_count_ == 0) return;
+    std::size_t kept = 0;
+    for (std::size_t i = 0; i < items_.size(); ++i) {
+      if (removed_[i]) continue;
+      if (kept != i) {
+        items_[kept] = std::move(items_[i]);
+        hashes_[kept] = hashes_[i];
+      }
+      ++kept;
+    }
+    items_.resize(kept);
+    hashes_.resize(kept);
+    removed_.assign(kept, false);
+    removed_count_ = 0;
     reindex();
   }
-  /// The index rebuilt for items_: a power-of-two table at most half full.
-  void reindex() {
+  /// The index rebuilt for items_'s items (not the removed places): a
+  /// power-of-two table at most half full.
+  void reindex() const {
     std::size_t size = 8;
-    while (size < 2 * items_.size()) size *= 2;
+    while (size < 2 * (items_.size() - removed_count_)) size *= 2;
     slots_.assign(size, kFree);
-    for (std::size_t i = 0; i < items_.size(); ++i) place(i);
+    used_slots_ = 0;
+    for (std::size_t i = 0; i < items_.size(); ++i) {
+      if (!removed_[i]) place(i);
+    }
   }
-  void place(std::size_t i) {
+  void place(std::size_t i) const {
     const std::size_t mask = slots_.size() - 1;
     std::size_t s = hashes_[i] & mask;
     while (slots_[s] != kFree) s = (s + 1) & mask;
     slots_[s] = static_cast<std::uint32_t>(i);
+    ++used_slots_;
   }
   void update(const Object& other) {
     if (const auto* d = std::get_if<Object::Dict>(&other.variant())) {
@@ -683,9 +754,16 @@ class DictReferent : public ContainerReferent<Object::Dict> {
   }
 
   /// The hash index of items_'s keys: hashes_[i] is py_hash(items_[i].first);
-  /// slots_ holds positions in items_ (open addressing, kFree for none).
-  std::vector<std::size_t> hashes_;
-  std::vector<std::uint32_t> slots_;
+  /// slots_ holds positions in items_ (open addressing, kFree for none,
+  /// kRemoved for a removed item's).  removed_[i]: items_[i] is a removed
+  /// item's place (removed_count_ of them).  Mutable for settle().
+  mutable std::vector<std::size_t> hashes_;
+  mutable std::vector<std::uint32_t> slots_;
+  mutable std::vector<bool> removed_;
+  mutable std::size_t removed_count_ = 0;
+  /// Slots not kFree (items' and kRemoved): kept at most half the table, so
+  /// that every probe meets a kFree slot.
+  mutable std::size_t used_slots_ = 0;
 };
 
 /// Python: builtins.list in the server (the list typeid).
@@ -1880,11 +1958,15 @@ void Server::accept_connection(connection::Connection& c, const std::string& nam
 // [manager-serve-client]
 void Server::serve_client(connection::Connection& conn) {
   util::debug("starting server thread to service a client");
+  // Each request is read into this one buffer, which keeps its room from
+  // one request to the next (no allocation per request once warm).
+  std::string message;
+  constexpr std::size_t kKeptRequestRoom = 64 * 1024;
   while (true) {
     Object msg;
-    std::string message;
+    if (message.capacity() > kKeptRequestRoom) std::string().swap(message);  // one huge request is not kept
     try {
-      message = conn.recv_bytes();
+      conn.recv_bytes_reusing(message);
     } catch (const EOFError&) {
       util::debug("got EOF -- exiting thread serving a client");
       return;  // Python: sys.exit(0) of this thread
@@ -2206,6 +2288,12 @@ std::shared_ptr<BaseProxy::State> make_proxy_state(Token token, std::string prox
 /// that arrives inside that reply, for the same manager, takes its authkey.
 thread_local const BaseProxy::State* calling_proxy = nullptr;
 
+/// The room of the request tuple this thread's last _callmethod sent, kept
+/// for its next one: a call then allocates no tuple for its request.  A call
+/// takes it while it builds and sends its request (one nested in that send
+/// would start with an empty vector) and gives it back, emptied, afterwards.
+thread_local std::vector<Object> request_room;
+
 /// The connection this thread found last, for which proxy state, in which
 /// process, at which generation of the table: the next call through the same
 /// proxy takes it again without the mutex and the two lookups.  Weak: the
@@ -2276,14 +2364,17 @@ Object BaseProxy::_callmethod(const std::string& methodname, Args&& args, const 
     if (util::trace_enabled()) util::_trace("manager request: " + state_->token.typeid_ + " " + state_->token.id + "." + methodname);
     // The request (id, methodname, args, kwds), the args moved in and the
     // rest copied once (a braced list would copy them all a second time
-    // into the vector).
-    Object::Tuple request;
-    request.items.reserve(4);
-    request.items.emplace_back(state_->token.id);
-    request.items.emplace_back(methodname);
-    request.items.emplace_back(Object::Tuple{std::move(args)});
-    request.items.emplace_back(kwds);
-    conn->send(Object(std::move(request)));
+    // into the vector), in this thread's request_room.
+    Object request(Object::Tuple{std::exchange(request_room, {})});
+    std::vector<Object>& items = std::get<Object::Tuple>(request.variant()).items;
+    items.reserve(4);
+    items.emplace_back(state_->token.id);
+    items.emplace_back(methodname);
+    items.emplace_back(Object::Tuple{std::move(args)});
+    items.emplace_back(kwds);
+    conn->send(request);
+    items.clear();
+    request_room = std::move(items);
     struct Calling {
       explicit Calling(const State* s) : previous(std::exchange(calling_proxy, s)) {}
       ~Calling() { calling_proxy = previous; }

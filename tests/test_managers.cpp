@@ -501,6 +501,48 @@ TEST_P(TestContainers, DictFindsKeysInInsertionOrder) {
   EXPECT_EQ(d.getitem(std::int64_t{14}), Object("after clear"));
 }
 
+/// Removals leave places behind until they are dropped together: whatever
+/// mix of removals, reads and insertions, the dict shows Python's value,
+/// order and length (every other key of 300 removed, then most of the rest,
+/// popitem skipping removed places at the end, keys re-added at the end).
+TEST_P(TestContainers, DictKeepsOrderThroughManyRemovals) {
+  auto manager = mp::Manager();
+  DictProxy d = manager.dict();
+  Object::List expected;
+  for (std::int64_t i = 0; i < 300; ++i) d.setitem(i, i * i);
+  for (std::int64_t i = 0; i < 300; i += 2) d.delitem(i);  // half removed: places kept, or dropped at once
+  for (std::int64_t i = 1; i < 300; i += 2) expected.emplace_back(i);
+  EXPECT_EQ(d.len(), 150);
+  EXPECT_EQ(d.keys(), expected);
+  EXPECT_EQ(d.getitem(std::int64_t{299}), Object(std::int64_t{299 * 299}));
+  EXPECT_FALSE(d.contains(std::int64_t{298}));
+  // Remove from the end, then popitem: the removed places at the end are
+  // skipped, the last key left comes out.
+  d.delitem(std::int64_t{299});
+  EXPECT_EQ(d.pop(std::int64_t{297}), Object(std::int64_t{297 * 297}));
+  EXPECT_EQ(d.popitem(), Object(Object::Tuple{{std::int64_t{295}, std::int64_t{295 * 295}}}));
+  expected.resize(expected.size() - 3);
+  // A removed key comes back at the end; a kept key's value changes in place.
+  d.setitem(std::int64_t{0}, "zero");
+  d.setitem(std::int64_t{1}, "one");
+  expected.emplace_back(std::int64_t{0});
+  EXPECT_EQ(d.keys(), expected);
+  EXPECT_EQ(d.len(), static_cast<std::int64_t>(expected.size()));
+  // Insertions and removals interleaved, many more than the dict ever holds.
+  for (std::int64_t i = 1000; i < 3000; ++i) {
+    d.setitem(i, i);
+    d.delitem(i);
+  }
+  EXPECT_EQ(d.keys(), expected);
+  Object::Dict copy = d.copy();
+  ASSERT_EQ(copy.size(), expected.size());
+  EXPECT_EQ(copy.front().second, Object("one"));
+  EXPECT_EQ(copy.back().second, Object("zero"));
+  while (d.len() > 0) d.popitem();
+  EXPECT_EQ(d._getvalue(), Object(Object::Dict{}));
+  EXPECT_THROW(d.popitem(), mp::KeyError);
+}
+
 /// The seed lessons: children fill a shared dict and list; the nested-dict
 /// pitfall leaves {'test': {}}, and its fix with a manager Lock does not.
 TEST_P(TestContainers, ChildrenAndPitfall) {

@@ -775,8 +775,17 @@ class Pickler {
 template <class T>
 class UnpicklerMemo {
  public:
-  // Python: memo[index] = value.
-  void put(std::uint64_t index, const T& value) {
+  // Python: memo[index] = value.  The usual case, a MEMOIZE of a small
+  // pickle (the next entry, in the inline array), inlined where it is used;
+  // the others through put_other().
+  [[gnu::always_inline]] void put(std::uint64_t index, const T& value) {
+    if (index == dense_ && dense_ < kInline && sparse_.empty()) {
+      inline_[dense_++] = value;
+      return;
+    }
+    put_other(index, value);
+  }
+  void put_other(std::uint64_t index, const T& value) {
     if (index < dense_) {
       slot(index) = value;
     } else if (index == dense_) {
