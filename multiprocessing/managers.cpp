@@ -2100,28 +2100,6 @@ struct AddressLocal {
   std::size_t proxies = 0;
 };
 
-/// This process's pid, kept up to date by a fork handler: the call path asks
-/// for it on every proxy call, and a getpid() system call each time would be
-/// one more syscall per round trip than the framing needs.
-std::atomic<pid_t> cached_pid{0};
-
-pid_t this_pid() {
-  static const bool hooked = [] {
-    // pthread_atfork: glibc runs the child handler in the child of every
-    // fork(), this library's and the program's own, so the cached value is
-    // never the parent's there.
-    ::pthread_atfork(nullptr, nullptr, [] { cached_pid.store(::getpid(), std::memory_order_relaxed); });
-    return true;
-  }();
-  (void)hooked;
-  pid_t pid = cached_pid.load(std::memory_order_relaxed);
-  if (pid == 0) {
-    pid = os::getpid();
-    cached_pid.store(pid, std::memory_order_relaxed);
-  }
-  return pid;
-}
-
 struct ProxyModuleState {
   std::mutex mutex;  // Python: BaseProxy._mutex
   pid_t pid = 0;     // the process these connections belong to
@@ -2312,7 +2290,7 @@ thread_local RememberedConnection remembered_connection;
 std::shared_ptr<connection::Connection> thread_connection(const BaseProxy::State& s) {
   auto& ps = proxy_state();
   RememberedConnection& last = remembered_connection;
-  if (last.state == &s && last.pid == this_pid() &&
+  if (last.state == &s && last.pid == os::getpid() &&
       last.generation == ps.generation.load(std::memory_order_acquire)) {
     if (auto conn = last.conn.lock()) return conn;
   }

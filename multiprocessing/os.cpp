@@ -158,7 +158,7 @@ pid_t fork() {
     std::fprintf(stderr,
                  "multiprocessing: DeprecationWarning: This process (pid=%d) is "
                  "multi-threaded, use of fork() may lead to deadlocks in the child.\n",
-                 static_cast<int>(::getpid()));
+                 static_cast<int>(getpid()));
   }
   pid_t pid = ::fork();
   if (pid < 0) raise_os_error("fork", errno);
@@ -166,7 +166,12 @@ pid_t fork() {
   return pid;
 }
 
-pid_t getpid() noexcept { return ::getpid(); }
+pid_t getpid() noexcept {
+  // Cached (util::_this_pid): start and join ask for it about seven times
+  // per child (Process.__init__, the asserts, Finalize's creating pid and its
+  // check), each a system call otherwise.
+  return util::_this_pid();
+}
 pid_t getppid() noexcept { return ::getppid(); }
 
 std::pair<pid_t, int> waitpid(pid_t pid, int options) {

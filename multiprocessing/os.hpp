@@ -46,8 +46,13 @@ std::pair<Fd, Fd> pipe();
 /// this instant stays locked forever in the child.  \throws OSError.
 pid_t fork();
 
-/// Python: os.getpid() / os.getppid().
+/// Python: os.getpid().  Asks the kernel once per process and then returns
+/// the kept answer (util::_this_pid), which a fork handler clears in every
+/// child made through glibc's fork().
 pid_t getpid() noexcept;
+/// Python: os.getppid().  A system call each time (a parent may die and the
+/// process be re-parented).
+pid_t getppid() noexcept;
 pid_t getppid() noexcept;
 
 /// Python: os.waitpid(pid, options) -> (pid, status); EINTR is retried.

@@ -422,7 +422,7 @@ void ResourceTracker::_launch() {
   // The tracker has its copy of the read end; ours closes with `r`.
   fd_ = std::move(w);
   pid_ = pid;
-  launcher_ = ::getpid();
+  launcher_ = os::getpid();
 }
 
 bool ResourceTracker::_check_alive() {
@@ -446,7 +446,7 @@ void ResourceTracker::_ensure_running_locked() {
   if (fd_) {
     // Python: "resource tracker was launched before, is it still running?"
     bool reaped = false;
-    if (launcher_ == ::getpid()) {
+    if (launcher_ == os::getpid()) {
       // Our own child: waitpid tells for sure, and reaps it if it died.
       int status = 0;
       pid_t r = ::waitpid(pid_, &status, WNOHANG);
@@ -458,7 +458,7 @@ void ResourceTracker::_ensure_running_locked() {
     if (!reaped && _check_alive()) return;  // => still alive
     // => dead, launch it again
     fd_ = os::Fd();
-    if (launcher_ == ::getpid() && !reaped) {
+    if (launcher_ == os::getpid() && !reaped) {
       // Clean-up to avoid a zombie.  In a forked child the tracker is not our
       // child (Python: "_pid can be None if this process is a child"), so
       // only the launcher waits.
@@ -526,7 +526,7 @@ void ResourceTracker::_stop() {
   // Closing the "alive" file descriptor stops main() (once no other process
   // holds a copy of it).
   fd_ = os::Fd();
-  if (launcher_ == ::getpid()) {
+  if (launcher_ == os::getpid()) {
     try {
       os::waitpid(pid_, 0);
     } catch (const ChildProcessError&) {
@@ -548,7 +548,7 @@ ResourceTracker::~ResourceTracker() {
 
 pid_t ResourceTracker::_pid() const {
   std::lock_guard<std::mutex> guard(lock_);
-  return fd_ && launcher_ == ::getpid() ? pid_ : -1;
+  return fd_ && launcher_ == os::getpid() ? pid_ : -1;
 }
 
 int ResourceTracker::_fd() const {

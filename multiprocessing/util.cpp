@@ -45,8 +45,12 @@ namespace {
 /// after-fork registry (that is what runs there).  The mutex stands for the
 /// GIL.  fork() takes it around the copy (fork handlers, below), so that the
 /// child never sees a registry another thread was half-way through changing.
+/// `pid` is os::getpid()'s cache (see _this_pid below); it sits beside the
+/// mutex because every child writes the mutex anyway (the fork handler
+/// unlocks it), so clearing the cache there dirties no page more.
 struct UtilState {
   std::mutex lock;
+  std::atomic<pid_t> pid{0};  // this process's pid; 0: not asked yet in this process
   std::map<long, std::shared_ptr<detail::FinalizerEntry>> finalizer_registry;  // _finalizer_registry
   long finalizer_counter = 0;                                                  // _finalizer_counter
   std::map<long, std::function<void()>> afterfork_registry;                    // _afterfork_registry
@@ -68,9 +72,14 @@ UtilState& state() {
     // the one that locked it, the only thread there.  The logger's mutex is
     // held while writing, which may block, so it is not taken around fork:
     // the child gets a new one instead (Python: Handler._at_fork_reinit).
+    // The child also forgets the parent's pid, first thing, so that
+    // os::getpid() asks the kernel again there.
     ::pthread_atfork([] { state().lock.lock(); },  // NOLINT: released by the two handlers below
                      [] { state().lock.unlock(); },
                      [] {
+                       if (state().pid.load(std::memory_order_relaxed) != 0) {
+                         state().pid.store(0, std::memory_order_relaxed);
+                       }
                        state().lock.unlock();
                        if (state().logger != nullptr) state().logger->_at_fork_reinit();
                      });
@@ -78,6 +87,13 @@ UtilState& state() {
   }();
   return *s;
 }
+
+// Made while the program starts (static initialization), not on first use:
+// glibc runs the child fork handlers in the order they were registered, and
+// the one above, which clears the cached pid, must come before those that the
+// other modules register when their state is first used (a handler that
+// asked os::getpid() before it would get the parent's pid).
+[[maybe_unused]] const bool state_made_at_start = (state(), true);
 
 void run_entry(const std::shared_ptr<detail::FinalizerEntry>& entry) {
   // Python: Finalize.__call__: take the entry out of the registry; if it was
@@ -220,7 +236,7 @@ void trace(bool on) { detail::trace_on.store(on, std::memory_order_relaxed); }
 
 void _trace(std::string_view message) noexcept {
   try {
-    std::string line = "[" + std::to_string(::getpid()) + "] ";
+    std::string line = "[" + std::to_string(os::getpid()) + "] ";
     line.append(message);
     line += '\n';
     // write(2) straight on fd 2, bypassing stdio: one system call per line, so
@@ -240,7 +256,7 @@ void _trace(std::string_view message) noexcept {
 
 void _wait_for_debugger(std::string_view process_name) {
   if (!env_flag("MULTIPROCESSING_WAIT_FOR_DEBUGGER")) return;
-  std::string pid = std::to_string(::getpid());
+  std::string pid = std::to_string(os::getpid());
   std::string line = "[" + pid + "] ";
   line.append(process_name);
   line += " waiting for a debugger: gdb -p " + pid + ", or kill -CONT " + pid + "\n";
@@ -268,6 +284,18 @@ namespace {
     ;
 
 }  // namespace
+
+// ------------------------------------------------------------------ pid
+
+pid_t _this_pid() noexcept {
+  UtilState& s = state();
+  pid_t pid = s.pid.load(std::memory_order_relaxed);
+  if (pid == 0) {
+    pid = ::getpid();  // the first time in this process: ask the kernel
+    s.pid.store(pid, std::memory_order_relaxed);
+  }
+  return pid;
+}
 
 // ------------------------------------------------------------------ Finalize
 
@@ -387,7 +415,10 @@ void _clear_finalizer_registry() {
   // and stays.  So only the entries of other processes (same pid check as
   // Finalize's own) are dropped.
   std::lock_guard guard(state().lock);
-  const pid_t self = ::getpid();  // which entries this process made itself
+  // Nothing registered (the usual child of fork): no need to ask which pid
+  // this is, the one getpid() system call a fresh child would make here.
+  if (state().finalizer_registry.empty()) return;
+  const pid_t self = os::getpid();  // which entries this process made itself
   std::erase_if(state().finalizer_registry, [self](const auto& item) { return item.second->pid != self; });
 }
 

@@ -135,6 +135,16 @@ void _trace(std::string_view message) noexcept;
 /// start method.  No Python twin.
 void _wait_for_debugger(std::string_view process_name);
 
+// ------------------------------------------------------------------ pid
+
+/// This process's pid, as os::getpid() returns it (call that one): the
+/// kernel is asked once per process, and the answer kept in util's module
+/// state.  The child of every fork() made through glibc (this library's, the
+/// program's own) forgets it in a fork handler and asks again on first use.
+/// A process made by a raw clone(2) system call would keep its parent's pid
+/// here.  No Python twin (Python's os.getpid() is a system call each time).
+pid_t _this_pid() noexcept;
+
 // ------------------------------------------------------------------ Finalize
 
 namespace detail {

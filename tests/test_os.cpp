@@ -33,6 +33,30 @@ TEST(TestOs, WaitpidWithoutChildren) {
       << "2: no exception, 3: wrong errno or text, 4: not a ChildProcessError";
 }
 
+/// os::getpid() keeps the pid it asked the kernel for: it must still be right
+/// in a child made by the library's fork, by a plain ::fork() of the program's
+/// own (glibc's fork handlers clear the kept value), and in that child's child.
+TEST(TestOs, GetpidIsRightAfterEveryFork) {
+  ASSERT_EQ(os::getpid(), ::getpid());
+  pid_t pid = os::fork();
+  if (pid == 0) {
+    int code = os::getpid() == ::getpid() ? 0 : 2;
+    if (code == 0) {
+      pid_t grandchild = ::fork();  // the program's own fork, not the library's
+      if (grandchild == 0) ::_exit(os::getpid() == ::getpid() && os::getpid() != 0 ? 0 : 1);
+      int status = 0;
+      code = grandchild > 0 && ::waitpid(grandchild, &status, 0) == grandchild &&
+                     WIFEXITED(status) && WEXITSTATUS(status) == 0
+                 ? 0
+                 : 3;
+    }
+    os::_exit(code);
+  }
+  EXPECT_EQ(os::waitstatus_to_exitcode(os::waitpid(pid, 0).second), 0)
+      << "2: the child saw another pid, 3: the grandchild did";
+  EXPECT_EQ(os::getpid(), ::getpid());  // the parent's own is unchanged
+}
+
 /// Python: PyErr_SetFromErrno picks the OSError subclass of PEP 3151 from the
 /// errno (Objects/exceptions.c, errnomap); raise_os_error is the port's.
 TEST(TestOs, RaiseOsErrorPicksPythonsSubclass) {
