@@ -889,13 +889,16 @@ struct PoolState {
       }
       notify = cache.empty() && worker_handler_state != HandlerState::RUN;
     }
+    bool wake_followers;
     {
-      // A result is in: a caller waiting behind the reader for it (see
-      // wait_for_result) wakes.
       std::lock_guard lock(read_mutex);
       if (counted) --handler_jobs;
-      if (followers > 0) read_changed.notify_all();
+      wake_followers = followers > 0;
     }
+    // A result is in: a caller waiting behind the reader for it (see
+    // wait_for_result) wakes, after the lock is let go so that it does not
+    // wake only to wait for the lock.
+    if (wake_followers) read_changed.notify_all();
     if (notify) change_notifier->put(Object());
   }
   std::shared_ptr<ResultBase> cache_find(std::int64_t job) {
