@@ -770,9 +770,10 @@ struct PoolState {
   // nobody reads, reads the results itself (its own and any other that
   // arrives) and gives the role back when its own is in; the result handler
   // is the reader when a job needs it (a map, an imap, callbacks, which run
-  // in its thread as in Python), when callers wait behind a reader, after
-  // close() and terminate(), and when results wait in the pipe with nobody
-  // reading them for a tick.  A round trip then wakes two threads (the
+  // in its thread as in Python), after close() and terminate(), and when
+  // results wait in the pipe with nobody reading them for a tick.  A caller
+  // that finds another thread reading waits for its result or for the
+  // reader to let go, and then reads itself.  A round trip then wakes two threads (the
   // worker and the caller), not three (worker, result handler, caller).
   enum class Reader { NONE, HANDLER, CALLER };
   std::mutex read_mutex;                  // guards the members below
