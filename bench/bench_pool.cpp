@@ -29,10 +29,16 @@
 // little, unlike the wall clock).  KIND: lib_map_default, lib_map_1000,
 // raw_map_default, raw_map_1000.
 //
+// With --placement=split the parent's threads run on CPU 0 and both pools'
+// workers on CPU 1, so that every wake-up of a round trip crosses CPUs (the
+// scheduler otherwise decides, and may keep a caller and its worker on one
+// CPU or not; bench/README.md, "apply_async's spread").
+//
 // Times are manual (CLOCK_MONOTONIC around each op); the value is the median
 // over repetitions.  bench/cpython_pool.py measures CPython the same way;
 // bench/run_pool.sh runs both, alternating, and prints the table.
 #include <dirent.h>
+#include <sched.h>
 #include <semaphore.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
@@ -63,6 +69,18 @@ constexpr std::int64_t kImapItems = 10000;
 
 using bench::now;
 
+bool split_placement = false;  // --placement=split
+
+// Under --placement=split, move a pool's worker processes to CPU 1.
+void place_workers(const std::vector<pid_t>& pids) {
+  if (!split_placement) return;
+  cpu_set_t cpu1;
+  CPU_ZERO(&cpu1);
+  CPU_SET(1, &cpu1);
+  // Pin the worker to CPU 1 (the parent's threads stay on CPU 0).
+  for (pid_t pid : pids) ::sched_setaffinity(pid, sizeof cpu1, &cpu1);
+}
+
 std::int64_t ident(std::int64_t x) { return x; }
 
 mp::Object::List range(std::int64_t n) {
@@ -77,6 +95,9 @@ mp::Object::List range(std::int64_t n) {
 mp::pool::Pool& the_pool() {
   static mp::pool::Pool* pool = [] {
     auto* p = new mp::pool::Pool(mp::get_context("fork").Pool(2));
+    std::vector<pid_t> pids;
+    for (mp::BaseProcess* w : mp::active_children()) pids.push_back(*w->pid());
+    place_workers(pids);
     p->map(ident, range(1000));
     return p;
   }();
@@ -182,6 +203,7 @@ struct RawPool {
       if (pid == 0) worker();
       workers.push_back(pid);
     }
+    place_workers(workers);
   }
   [[noreturn]] void worker() {
     // Only the parent keeps the task pipe's write end (and reads results):
@@ -415,6 +437,19 @@ int main(int argc, char** argv) {
     return count_maps(std::string_view(argv[1]).substr(8));
   }
   std::vector<std::int64_t> scale = bench::take_scale(argc, argv);
+  for (int i = 1; i < argc; ++i) {
+    if (std::string_view(argv[i]) != "--placement=split") continue;
+    split_placement = true;
+    std::copy(argv + i + 1, argv + argc + 1, argv + i);  // drop it, with the final null
+    --argc;
+    cpu_set_t cpu0;
+    CPU_ZERO(&cpu0);
+    CPU_SET(0, &cpu0);
+    // Pin this thread to CPU 0: the pool's handler threads, started from
+    // it, inherit that; the workers are moved to CPU 1 once forked.
+    ::sched_setaffinity(0, sizeof cpu0, &cpu0);
+    break;
+  }
   // 10 000 items per repetition at least: a map of 10 is too short to time alone.
   bench::register_scale("BM_Scale_Map_Lib", BM_Scale_Map_Lib, scale, 10000);
   bench::register_scale("BM_Scale_Map_Raw", BM_Scale_Map_Raw, scale, 10000);

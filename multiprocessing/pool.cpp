@@ -771,9 +771,10 @@ struct PoolState {
   // nobody reads, reads the results itself (its own and any other that
   // arrives) and gives the role back when its own is in; the result handler
   // is the reader when a job needs it (a map, an imap, callbacks, which run
-  // in its thread as in Python), when callers wait behind a reader, after
-  // close() and terminate(), and when results wait in the pipe with nobody
-  // reading them for a tick.  A round trip then wakes two threads (the
+  // in its thread as in Python), after close() and terminate(), and when
+  // results wait in the pipe with nobody reading them for a tick.  A caller
+  // that finds another thread reading waits for its result or for the
+  // reader to let go, and then reads itself.  A round trip then wakes two threads (the
   // worker and the caller), not three (worker, result handler, caller).
   enum class Reader { NONE, HANDLER, CALLER };
   std::mutex read_mutex;                  // guards the members below
@@ -890,10 +891,16 @@ struct PoolState {
       }
       notify = cache.empty() && worker_handler_state != HandlerState::RUN;
     }
-    if (counted) {
+    bool wake_followers;
+    {
       std::lock_guard lock(read_mutex);
-      --handler_jobs;
+      if (counted) --handler_jobs;
+      wake_followers = followers > 0;
     }
+    // A result is in: a caller waiting behind the reader for it (see
+    // wait_for_result) wakes, after the lock is let go so that it does not
+    // wake only to wait for the lock.
+    if (wake_followers) read_changed.notify_all();
     if (notify) change_notifier->put(Object());
   }
   std::shared_ptr<ResultBase> cache_find(std::int64_t job) {
@@ -921,7 +928,7 @@ struct PoolState {
 
   // Under read_mutex: the result handler must read now.
   bool handler_wanted() const {
-    return threads || followers > 0 || handler_jobs > 0 || handler_draining ||
+    return threads || handler_jobs > 0 || handler_draining ||
            worker_handler_state != HandlerState::RUN || result_handler_state != HandlerState::RUN;
   }
   // Wake the caller that reads _outqueue, if one does.
@@ -1215,7 +1222,11 @@ Message PoolState::_result_handler_get() {
     // Give the role back after each message when nothing needs this thread
     // to read, so that the next caller to wait reads its result itself.
     if (handler_draining && !outqueue->_reader().poll()) handler_draining = false;
-    if (!handler_wanted()) reader = Reader::NONE;
+    if (!handler_wanted()) {
+      reader = Reader::NONE;
+      // A caller waiting behind this thread for its result reads it now.
+      if (followers > 0) read_changed.notify_all();
+    }
   }
   std::uint64_t seen = reads;
   int quiet = 0;
@@ -1266,24 +1277,36 @@ Message PoolState::_result_handler_get() {
 // reads it, or else waiting for the reader to hand the result over.
 // [pool-wait-for-result]
 void PoolState::wait_for_result(ApplyImpl& result, std::optional<double> deadline) {
+  // Only a plain apply_async result may be read for by its caller.
+  const bool may_lead = !threads && !result.wants_handler;
   while (!result.ready()) {
-    if (deadline && os::monotonic() >= *deadline) return;
-    bool lead;
     {
-      std::lock_guard lock(read_mutex);
-      lead = reader == Reader::NONE && !reading_closed && !threads && !result.wants_handler;
-      if (lead) {
-        reader = Reader::CALLER;
-      } else {
-        ++followers;  // the result handler reads for us now, if nobody else does
-        if (reader == Reader::NONE) read_changed.notify_all();
+      std::unique_lock lock(read_mutex);
+      if (!may_lead || reading_closed) {
+        // The result handler reads for this result (it must: a ThreadPool,
+        // a job with callbacks or a map, a pool closed or terminated).
+        lock.unlock();
+        result.wait_ready(deadline);
+        return;
       }
-    }
-    if (!lead) {
-      result.wait_ready(deadline);
-      std::lock_guard lock(read_mutex);
-      --followers;
-      return;
+      if (reader != Reader::NONE) {
+        // Another thread reads: wait until it has delivered our result or
+        // has let go of the pipe, then look again.  (Not the result
+        // handler's job: it would then stay the reader for every call that
+        // follows, a third thread woken per round trip.)
+        ++followers;
+        auto settled = [&] { return result.ready() || reader == Reader::NONE || reading_closed; };
+        if (!deadline) {
+          read_changed.wait(lock, settled);
+        } else {
+          read_changed.wait_for(lock, std::chrono::duration<double>(std::max(0.0, *deadline - os::monotonic())),
+                                settled);
+        }
+        --followers;
+        if (!settled()) return;  // the deadline passed
+        continue;
+      }
+      reader = Reader::CALLER;
     }
     try {
       read_for(result, deadline);
@@ -1295,9 +1318,13 @@ void PoolState::wait_for_result(ApplyImpl& result, std::optional<double> deadlin
     }
     std::lock_guard lock(read_mutex);
     reader = Reader::NONE;
-    // Hand the role on: to the result handler if it must read (callers
-    // waiting behind us, a map, a message handed over), or to _terminate_pool.
-    if (!handoff.empty() || handler_wanted() || reading_closed) read_changed.notify_all();
+    // Hand the role on: to a caller waiting behind us, to the result
+    // handler if it must read (a map, a message handed over), or to
+    // _terminate_pool.
+    if (followers > 0 || !handoff.empty() || handler_wanted() || reading_closed) read_changed.notify_all();
+    // A deadline that has passed: we have read what was there (read_for
+    // polls once more without waiting), and stop.
+    if (deadline && os::monotonic() >= *deadline) return;
   }
 }
 
@@ -1311,15 +1338,16 @@ void PoolState::read_for(ApplyImpl& result, std::optional<double> deadline) {
     int ms = -1;
     if (deadline) {
       double left = *deadline - os::monotonic();
-      if (left <= 0) return;
-      ms = static_cast<int>(std::ceil(left * 1000));
+      ms = left <= 0 ? 0 : static_cast<int>(std::ceil(left * 1000));
     }
     pollfd fds[2] = {{out_fd, POLLIN, 0}, {reader_wake.get(), POLLIN, 0}};
     // Sleep until a result arrives or another thread wakes us: with the
     // eventfd beside the pipe, no caller stays asleep in read() on a pipe
-    // that brings nothing more for it.
+    // that brings nothing more for it.  Past the deadline, only look (a
+    // timeout of 0): what the pipe holds is read, nothing is waited for.
     int n = ::poll(fds, 2, ms);
     if (n < 0 && errno != EINTR) raise_os_error("poll", errno);
+    if (n == 0 && ms == 0) return;
     if (n <= 0) continue;
     if ((fds[1].revents & POLLIN) != 0) {
       std::uint64_t count;
@@ -1445,7 +1473,15 @@ void PoolState::_terminate_pool() {
 
 // ------------------------------------------------------------------ results' API
 
-bool ApplyResult::ready() const { return impl_->ready(); }
+// Not in Python, whose result handler reads every result as it comes: here
+// nobody may be reading a plain apply_async result that arrived (see "the
+// result reader" in PoolState), so ready() first reads what the result pipe
+// holds, without waiting (wait(0)), when no other thread reads it.
+bool ApplyResult::ready() const {
+  if (impl_->ready()) return true;
+  wait(0.0);
+  return impl_->ready();
+}
 
 bool ApplyResult::successful() const {
   auto& self = static_cast<detail::ApplyImpl&>(*impl_);

@@ -78,7 +78,10 @@ struct PoolState;
 /// handle: copies refer to the same result.
 class ApplyResult {
  public:
-  /// Python: ready(): the result (or the error) has arrived.
+  /// Python: ready(): the result (or the error) has arrived.  For a plain
+  /// apply_async result that no thread is reading, it first reads what the
+  /// result pipe holds, without waiting (Python's result handler reads
+  /// every result as it comes).
   bool ready() const;
   /// Python: successful(): it arrived without an error.
   /// \throws ValueError "<repr> not ready".

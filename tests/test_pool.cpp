@@ -83,6 +83,12 @@ void register_exit_message(mp::connection::Connection& c) {
 }
 /// A result of `n` bytes, to fill the result pipe.
 std::string big_result(std::int64_t n) { return std::string(static_cast<std::size_t>(n), 'r'); }
+/// Makes an empty file at `path`: a side effect the parent can see.
+void touch(std::string path) {
+  // Create (or truncate) the file; only its existence matters.
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd >= 0) ::close(fd);  // close the descriptor open() gave us
+}
 /// TestStdinBadfiledescriptor._test_pool_in_process: a Pool made in a child.
 void pool_in_child(mp::connection::Connection& c) {
   mp::pool::Pool pool(2);
@@ -128,6 +134,7 @@ MP_REGISTER_TARGET(pool_tests::register_exit_message);
 MP_REGISTER_TARGET(pool_tests::pool_in_child);
 MP_REGISTER_TARGET(pool_tests::pool_out_of_fds);
 MP_REGISTER_TARGET(pool_tests::big_result);
+MP_REGISTER_TARGET(pool_tests::touch);
 
 /// CPython's ProcessesMixin and ThreadsMixin for the shared _TestPool
 /// bodies: self.Pool(processes) is a Pool, or for threads dummy.Pool's
@@ -816,6 +823,46 @@ TEST_P(TestPool, UncollectedResultsDoNotBlockWorkers) {
     return std::all_of(results.begin(), results.end(), [](const auto& r) { return r.ready(); });
   }));
   EXPECT_EQ(results.back().get(), Object(std::string(65536, 'r')));
+  p.close();
+  p.join();
+}
+
+/// Port only: a result that has arrived is ready() at once, and get(0)
+/// returns it, though nobody waited in get() when the worker sent it (the
+/// result handler reads such results only after a 10 ms tick).  One worker
+/// runs sqr, then touch: once touch's file exists, the worker has sent sqr's
+/// result already.  Twenty rounds, ready() asked first in the even ones and
+/// get(0) in the odd ones; each must also succeed within 5 s in any case.
+TEST_P(TestPool, ResultReadyAsSoonAsItArrives) {
+  Pool p = make_pool(1);
+  const std::string path = "/tmp/mp_test_pool_ready_" + std::to_string(mp::os::getpid());
+  const int rounds = 20;
+  int at_once = 0;
+  for (int round = 0; round < rounds; ++round) {
+    auto r = p.apply_async(pool_tests::sqr, {round});
+    auto touched = p.apply_async(pool_tests::touch, {path});
+    double deadline = mp::os::monotonic() + 5.0;
+    // Look for the file every millisecond, for at most 5 s.
+    while (::access(path.c_str(), F_OK) != 0 && mp::os::monotonic() < deadline) mp::os::sleep(0.001);
+    ASSERT_EQ(::unlink(path.c_str()), 0) << "touch() did not run within 5 s";  // remove the file
+    if (round % 2 == 0) {
+      at_once += r.ready() ? 1 : 0;
+    } else {
+      try {
+        EXPECT_EQ(r.get(0.0), Object(round * round));
+        ++at_once;
+      } catch (const mp::TimeoutError&) {
+      }
+    }
+    EXPECT_TRUE(wait_until([&] { return r.ready(); }, 5.0));
+    EXPECT_EQ(r.get(0.0), Object(round * round));
+    EXPECT_TRUE(touched.get(5.0).is_none());
+  }
+  // A ThreadPool's result handler reads every result, as in CPython: it may
+  // not have set the result yet when the file appears.  A process pool's
+  // result is read by the ready()/get(0) call itself, so only a rare race
+  // with the result handler's own look at the pipe may make a round late.
+  if (!threads()) EXPECT_GE(at_once, rounds * 3 / 4);
   p.close();
   p.join();
 }
