@@ -862,7 +862,9 @@ TEST_P(TestPool, ResultReadyAsSoonAsItArrives) {
   // not have set the result yet when the file appears.  A process pool's
   // result is read by the ready()/get(0) call itself, so only a rare race
   // with the result handler's own look at the pipe may make a round late.
-  if (!threads()) EXPECT_GE(at_once, rounds * 3 / 4);
+  if (!threads()) {
+    EXPECT_GE(at_once, rounds * 3 / 4);
+  }
   p.close();
   p.join();
 }
