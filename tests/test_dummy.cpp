@@ -901,31 +901,5 @@ TEST(TestDummyManager, FactoriesAreDummys) {
   m.shutdown();
 }
 
-/// fork() while other threads start and join dummy processes: some forks land
-/// while a thread of the parent holds the threading state's lock, or a
-/// finishing thread holds its Process's mutex, or a joiner does.  Each forked
-/// child lists the active children (asking each whether it is alive), starts
-/// and joins a thread of its own, and ends: fork() holds the state's lock,
-/// and the child re-creates the mutex of every Process it can reach.
-/// Fork only: about fork's copy.
-TEST(TestDummyFork, ForkWhileThreadsStartAndJoin) {
-  int forked = fork_while_threads_churn(
-      2,
-      [] {
-        dummy::Process p({.target = [] {}});
-        p.start();
-        p.join();
-      },
-      [] {
-        for (dummy::Process* p : dummy::active_children()) (void)p->name();
-        int ran = 0;
-        dummy::Process mine({.target = [&ran] { ran = 1; }});
-        mine.start();
-        mine.join();
-        if (ran != 1 || mine.is_alive()) throw mp::AssertionError("the child's own thread did not run");
-      });
-  EXPECT_GE(forked, 10);
-}
-
 }  // namespace
 }  // namespace mp_test
