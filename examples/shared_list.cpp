@@ -45,12 +45,15 @@ std::string id(const std::vector<int>& nums) {
 std::string repr(const std::vector<int>& nums) { return mp::Object(nums).repr(); }
 
 /// The worker, written once for both runs: `lock` guards the console and the
-/// list, like the lesson's threading.Lock.
-template <class Lock>
-void func(std::vector<int>& nums, int i, const char* kind, Lock& lock) {
+/// list, like the lesson's threading.Lock.  `started` lets no worker append
+/// before all three have printed their address, so that the output has the
+/// lesson's shape however slowly a loaded machine starts the last worker.
+template <class Lock, class Barrier>
+void func(std::vector<int>& nums, int i, const char* kind, Lock& lock, Barrier& started) {
   lock.acquire();
   say(std::string(kind) + " -" + std::to_string(i) + " :  " + id(nums));
   lock.release();
+  started.wait();
   for (int x = 0; x < 3; ++x) {
     mp::os::sleep(g_delay);
     lock.acquire();
@@ -70,12 +73,13 @@ int main(int argc, char** argv) {
   {
     say("-- with threads --");  // multiprocessing::dummy
     mp::dummy::Lock lock;
+    mp::dummy::Barrier started(3);
     std::vector<int> nums;
     say("Main Thread : " + id(nums));
     std::vector<std::unique_ptr<mp::dummy::Process>> t_list;
     for (int i = 0; i < 3; ++i) {
       t_list.push_back(std::make_unique<mp::dummy::Process>(mp::ProcessOptions{
-          .target = [&nums, i, &lock] { func(nums, i, "Thread", lock); }}));
+          .target = [&nums, i, &lock, &started] { func(nums, i, "Thread", lock, started); }}));
       t_list.back()->start();
       mp::os::sleep(g_delay / 20);
     }
@@ -87,12 +91,13 @@ int main(int argc, char** argv) {
     // Python: lock = multiprocessing.Lock(): one lock for the console, shared
     // by the children (the list is each child's own).
     auto lock = mp::Lock();
+    auto started = mp::Barrier(3);  // in shared memory: the children's copies share its count
     std::vector<int> nums;  // a plain vector
     say("Main Process : " + id(nums));
     std::vector<std::unique_ptr<mp::Process>> p_list;
     for (int i = 0; i < 3; ++i) {
       p_list.push_back(std::make_unique<mp::Process>(mp::ProcessOptions{
-          .target = [&nums, i, &lock] { func(nums, i, "Process", lock); }}));
+          .target = [&nums, i, &lock, &started] { func(nums, i, "Process", lock, started); }}));
       p_list.back()->start();
       mp::os::sleep(g_delay / 20);
     }

@@ -69,9 +69,17 @@ int serve_one(int child_r, const std::vector<int>& fds, const std::string& addre
 // ------------------------------------------------------------------ the parent's side
 
 ForkServer& _forkserver() {
-  static ForkServer* server = new ForkServer();  // never destroyed, like Python's module global
+  static ForkServer* server = [] {
+    auto* created = new ForkServer();  // never destroyed, like Python's module global
+    // pthread_atfork: the lock cannot be held across fork() (ensure_running()
+    // starts a process under it), so the child re-creates it.
+    ::pthread_atfork(nullptr, nullptr, [] { _forkserver()._at_fork_reinit(); });
+    return created;
+  }();
   return *server;
 }
+
+void ForkServer::_at_fork_reinit() { util::_at_fork_reinit(lock_); }
 
 void ForkServer::set_forkserver_preload(std::vector<std::string> module_names) {
   std::lock_guard guard(lock_);

@@ -72,6 +72,12 @@ class ForkServer {
   // Set in a child the server forked (Python's _serve_one assigns them).
   void _set_inherited(int alive_fd, std::string address, std::vector<int> inherited);
 
+  /// In a forked child: a new, unlocked lock_.  A thread of the parent may
+  /// have held it at the fork (ensure_running() holds it while it starts the
+  /// server), and it would never be released here.  The child keeps using the
+  /// parent's server, as in Python.
+  void _at_fork_reinit();
+
  private:
   void _stop_unlocked();
 

@@ -15,6 +15,7 @@
 
 #include "multiprocessing/exceptions.hpp"
 #include "multiprocessing/reduction/pickle.hpp"
+#include "multiprocessing/util.hpp"
 
 namespace multiprocessing::heap {
 
@@ -102,22 +103,26 @@ void Heap::_reinitialize() {
   // Python: self.__init__() when malloc() runs in a new process.  The child
   // forgets the parent's arenas: their free space is the parent's to hand out,
   // and two processes carving blocks out of one free block would overlap.
-  // Arenas still holding blocks the child uses stay mapped through those
-  // blocks' shared_ptrs.  A fresh mutex, as another thread of the parent may
-  // have held the old one at the instant of fork().
+  // Another thread of the parent may have held either mutex, or been half-way
+  // through changing a map, at the instant of fork(): so every member is
+  // built anew over the old one, which is never read nor destroyed (what it
+  // owned is leaked in the child).  Arenas holding blocks the child uses stay
+  // mapped through those blocks' shared_ptrs.
   Heap fresh;
   _lastpid = fresh._lastpid;
   _size = fresh._size;
-  _lengths.clear();
-  _len_to_seq.clear();
-  _start_to_block.clear();
-  _stop_to_block.clear();
-  _allocated_blocks.clear();
-  _arenas.clear();
-  _pending_free_blocks.clear();
+  util::_abandon_at_fork(_lengths);
+  util::_abandon_at_fork(_len_to_seq);
+  util::_abandon_at_fork(_start_to_block);
+  util::_abandon_at_fork(_stop_to_block);
+  util::_abandon_at_fork(_allocated_blocks);
+  util::_abandon_at_fork(_arenas);
+  util::_abandon_at_fork(_pending_free_blocks);
   _n_mallocs = 0;
   _n_frees = 0;
+  util::_abandon_at_fork(lock_);  // the old mutex stays where it was, never destroyed
   lock_ = std::make_unique<std::mutex>();
+  util::_abandon_at_fork(pending_lock_);
 }
 
 std::size_t Heap::_roundup(std::size_t n, std::size_t alignment) {

@@ -24,6 +24,7 @@
 #include "multiprocessing/resource_tracker.hpp"
 #include "multiprocessing/reduction/pickle.hpp"
 #include "multiprocessing/spawn.hpp"
+#include "multiprocessing/util.hpp"
 
 namespace multiprocessing::managers {
 
@@ -1553,8 +1554,18 @@ struct RegistryTable {
   std::mutex mutex;
   std::map<std::string, Registry*> by_name;
 };
+RegistryTable& registry_table();
+std::mutex& registry_table_mutex() { return registry_table().mutex; }
+
 RegistryTable& registry_table() {
-  static auto* table = new RegistryTable;  // never destroyed: registries may outlive statics
+  static auto* table = [] {
+    auto* created = new RegistryTable;  // never destroyed: registries may outlive statics
+    // A forked child finds registries here while another thread of the
+    // parent may have been adding one: fork() holds the mutex, whose
+    // sections only change the map.
+    util::_hold_across_fork<registry_table_mutex>();
+    return created;
+  }();
   return *table;
 }
 }  // namespace
@@ -1636,9 +1647,18 @@ struct MadeProxyTypes {
   std::mutex mutex;
   std::map<std::string, std::vector<std::string>> exposed;
 };
+MadeProxyTypes& made_proxy_types();
+std::mutex& made_proxy_types_mutex() { return made_proxy_types().mutex; }
+
 MadeProxyTypes& made_proxy_types() {
-  static MadeProxyTypes table;
-  return table;
+  static auto* table = [] {
+    auto* created = new MadeProxyTypes;  // never destroyed: fork() may take its mutex at exit
+    // As the registry table: fork() holds the mutex, whose sections only
+    // read or change the map.
+    util::_hold_across_fork<made_proxy_types_mutex>();
+    return created;
+  }();
+  return *table;
 }
 
 const std::map<std::string, std::vector<std::string>>& builtin_proxy_exposed() {
@@ -1727,14 +1747,27 @@ struct Server::State {
 namespace {
 /// Python: current_process()._manager_server: the server this process runs
 /// (RebuildProxy asks it whether a proxy it unpickles is one of its own).
-std::weak_ptr<Server::State>& current_server() {
-  static std::weak_ptr<Server::State> server;
-  return server;
+struct CurrentServer {
+  std::mutex mutex;
+  std::weak_ptr<Server::State> server;
+};
+CurrentServer& current_server_state() {
+  static auto* current = [] {
+    auto* created = new CurrentServer;  // never destroyed: the fork handler below uses it
+    // pthread_atfork: a forked child is another process, which runs no server
+    // (Python: its new current_process() has no _manager_server).  Another
+    // thread may have held the mutex or been copying the pointer at the
+    // instant of fork(): both are built anew, the old ones never read.
+    ::pthread_atfork(nullptr, nullptr, [] {
+      util::_abandon_at_fork(current_server_state().mutex);
+      util::_abandon_at_fork(current_server_state().server);
+    });
+    return created;
+  }();
+  return *current;
 }
-std::mutex& current_server_mutex() {
-  static std::mutex m;
-  return m;
-}
+std::weak_ptr<Server::State>& current_server() { return current_server_state().server; }
+std::mutex& current_server_mutex() { return current_server_state().mutex; }
 }  // namespace
 
 const std::vector<std::string> Server::public_ = {"shutdown", "create", "accept_connection", "get_methods",

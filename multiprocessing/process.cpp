@@ -92,9 +92,19 @@ ProcessModuleState& _process_state() {
     auto* created = new ProcessModuleState;
     created->current_process = new MainProcess;  // _current_process = _MainProcess()
     created->main_process = created->current_process;
-    // The lock stands for the GIL: re-create it in a forked child, where
-    // another thread may have held it at the instant of fork().
-    ::pthread_atfork(nullptr, nullptr, [] { util::_at_fork_reinit(_process_state().lock); });
+    // pthread_atfork: the child of every fork() starts with its own empty
+    // lists (Python: _bootstrap sets _children = set()).  Another thread of
+    // the parent may have held the lock, or been half-way through changing a
+    // list (a start(), a join(), a Process destroyed), at the instant of
+    // fork(): so the lock and both lists are built anew without reading the
+    // old ones.  The parent's Popens of its orphans are leaked in the child
+    // (they are the parent's to reap).
+    ::pthread_atfork(nullptr, nullptr, [] {
+      ProcessModuleState& state = _process_state();
+      util::_at_fork_reinit(state.lock);
+      util::_abandon_at_fork(state.children);
+      util::_abandon_at_fork(state.orphans);
+    });
     return created;
   }();
   return *s;
@@ -403,8 +413,7 @@ int BaseProcess::_bootstrap(std::optional<int> parent_sentinel) {
     // This copy of the module state is the parent's: make it the child's own.
     // (Each store dirties a copy-on-write page, so only what changes is written.)
     if (state.process_counter != 1) state.process_counter = 1;  // _process_counter = itertools.count(1)
-    if (!state.children.empty()) state.children.clear();        // _children = set()
-    if (!state.orphans.empty()) state.orphans.clear();  // the parent's orphans are the parent's to reap
+    // _children = set(): the fork handler (_process_state) emptied it and the orphans.
     util::_close_stdin();
     state.current_process = this;
     // Built in static storage, not on the heap: a fresh child that never calls

@@ -367,8 +367,10 @@ const std::map<int, std::string>& _exitcode_to_name();
 
 /// The state process.py keeps in module globals.  A child resets it in
 /// _bootstrap: current_process becomes the child's Process object,
-/// parent_process a _ParentProcess, the counter restarts at 1 and the children
-/// list (the parent's children, not the child's) is emptied.
+/// parent_process a _ParentProcess and the counter restarts at 1.  The
+/// children and orphans lists (the parent's, not the child's) and the lock
+/// are new and empty in the child of every fork() (a fork handler, which
+/// never reads the parent's: another thread may have been changing them).
 struct ProcessModuleState {
   std::mutex lock;                                   // stands for the GIL
   BaseProcess* current_process = nullptr;            // _current_process

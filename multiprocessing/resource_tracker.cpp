@@ -563,6 +563,10 @@ ResourceTracker& _resource_tracker() {
     auto* created = new ResourceTracker;
     // A fork while another thread holds lock_ would leave it held forever in
     // the child; the child re-creates it (as util.cpp does for its locks).
+    // fork() cannot hold it instead: _ensure_running_locked() starts the
+    // tracker process under it.  The rest is an fd and two pids, each one
+    // store: the child shares the parent's tracker (as in Python), or finds
+    // none and starts its own.
     ::pthread_atfork(nullptr, nullptr, [] { _resource_tracker()._at_fork_reinit(); });
     return created;
   }();

@@ -34,9 +34,20 @@ struct Registry {
   std::map<std::string, ProcessFactory> process_types;
 };
 
+Registry& registry();
+std::mutex& registry_lock() { return registry().lock; }
+
 Registry& registry() {
-  static Registry r;
-  return r;
+  static Registry* r = [] {
+    auto* created = new Registry;  // never destroyed: a fork at exit may still take its lock
+    // A forked child looks names up here (to start a spawned child, to
+    // unpickle a task) while another thread of the parent may have been
+    // registering one at the instant of fork(): fork() holds the lock, whose
+    // sections only read or change the maps.
+    util::_hold_across_fork<registry_lock>();
+    return created;
+  }();
+  return *r;
 }
 
 /// The module's globals (Python: _python_exe, and process's _inheriting flag).
@@ -47,9 +58,18 @@ struct SpawnState {
   bool bootstrapped = false;              // spawn_main ran in this process
 };
 
+SpawnState& state();
+std::mutex& state_lock() { return state().lock; }
+
 SpawnState& state() {
-  static SpawnState s;
-  return s;
+  static SpawnState* s = [] {
+    auto* created = new SpawnState;  // never destroyed, as the registry
+    // The child keeps these (the executable, the command line): fork() holds
+    // the lock, whose sections read /proc at most and take no other lock.
+    util::_hold_across_fork<state_lock>();
+    return created;
+  }();
+  return *s;
 }
 
 /// "Tasks::UpperCaser" -> "UpperCaser": the name class_name_of() gives.
@@ -296,15 +316,18 @@ bool register_target(const std::string& name, Target target) {
     throw ValueError("register_target('" + name + "'): only a plain function can be found by name");
   }
   Registry& r = registry();
-  std::lock_guard guard(r.lock);
-  auto it = r.targets.find(name);
-  if (it != r.targets.end() && it->second.function_address() != address) {
-    throw ValueError("register_target('" + name + "'): the name is taken by another function");
+  {
+    std::lock_guard guard(r.lock);
+    auto it = r.targets.find(name);
+    if (it != r.targets.end() && it->second.function_address() != address) {
+      throw ValueError("register_target('" + name + "'): the name is taken by another function");
+    }
+    r.targets[name] = std::move(target);
+    r.target_names.emplace(address, name);
   }
-  r.targets[name] = std::move(target);
-  r.target_names.emplace(address, name);
   // A registered function may also be named inside a pickle (a Pool task
-  // names its function), so loads() must accept it as a global.
+  // names its function), so loads() must accept it as a global.  Outside
+  // this registry's lock: each lock fork() holds takes no other inside it.
   Object::Global global = _global_of(name);
   reduction::ForkingPickler::register_global(global.module, global.qualname);
   return true;

@@ -26,6 +26,37 @@
 
 namespace multiprocessing::synchronize {
 
+namespace {
+
+/// glibc's sem_open() and sem_close() keep one table of the semaphores this
+/// process has mapped, under a lock of their own that fork() does not reset:
+/// a child forked while another thread was inside either would wait forever
+/// in its own first sem_open().  Every call of the two goes through this
+/// mutex, which fork() holds: no thread of the library is inside them at the
+/// instant of fork().
+std::mutex& sem_table_lock() {
+  static auto* lock = [] {
+    auto* created = new std::mutex;  // never destroyed: fork() may take it at exit
+    util::_hold_across_fork<sem_table_lock>();
+    return created;
+  }();
+  return *lock;
+}
+
+/// sem_open(3) under sem_table_lock().
+sem_t* sem_open_guarded(const char* name, int oflag, mode_t mode = 0, unsigned value = 0) {
+  std::lock_guard guard(sem_table_lock());
+  return oflag & O_CREAT ? ::sem_open(name, oflag, mode, value) : ::sem_open(name, oflag);
+}
+
+/// sem_close(3) under sem_table_lock().
+void sem_close_guarded(sem_t* handle) {
+  std::lock_guard guard(sem_table_lock());
+  ::sem_close(handle);
+}
+
+}  // namespace
+
 /// The state of one SemLock: Python's _multiprocessing.SemLock object
 /// (handle, kind, maxvalue, name, count, last_tid) plus the cleanup that
 /// synchronize.SemLock.__init__ arranges.
@@ -47,7 +78,7 @@ struct SemLock::Impl {
     cleanup();  // unlink the name first, if it was kept
     // sem_close unmaps the semaphore from this process only; other processes
     // that inherited it keep theirs.
-    if (handle != SEM_FAILED) ::sem_close(handle);
+    if (handle != SEM_FAILED) sem_close_guarded(handle);
   }
   bool is_mine() const {
     return count.load(std::memory_order_relaxed) > 0 &&
@@ -157,7 +188,7 @@ SemLock::SemLock(int kind, unsigned value, unsigned maxvalue, BaseContext* ctx)
   for (int attempt = 0; attempt < 100; ++attempt) {
     std::string name = current_process()._config.semprefix + "-" + random_name();
     // O_EXCL: a name already in use (by anyone) is never shared by accident.
-    sem_t* handle = ::sem_open(name.c_str(), O_CREAT | O_EXCL, 0600, value);
+    sem_t* handle = sem_open_guarded(name.c_str(), O_CREAT | O_EXCL, 0600, value);
     if (handle != SEM_FAILED) {
       impl_->handle = handle;
       impl_->name = name;
@@ -274,7 +305,7 @@ SemLock::Rebuilt SemLock::_rebuild(const Object& obj) {
   impl->name = state.items[3].as<std::string>();
   // Python: _multiprocessing.SemLock._rebuild: open the creator's semaphore
   // by name.  No O_CREAT: if it is gone, say so rather than make a new one.
-  impl->handle = ::sem_open(impl->name.c_str(), 0);
+  impl->handle = sem_open_guarded(impl->name.c_str(), 0);
   if (impl->handle == SEM_FAILED) raise_os_error("sem_open", errno);
   Impl* raw = impl.get();
   impl->after_fork =

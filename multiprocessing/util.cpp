@@ -60,29 +60,28 @@ struct UtilState {
   bool exit_function_registered = false;
 };
 
+UtilState& state();
+std::mutex& state_lock() { return state().lock; }
+
 UtilState& state() {
   // Never destroyed: _exit_function (an atexit handler) and finalizers of
   // static objects may still need it while other statics are torn down.
   static UtilState* s = [] {
     auto* created = new UtilState;
     // Python holds the GIL across os.fork(), so no other thread is inside a
-    // registry at that instant.  Here: the thread that forks takes the lock
-    // first (every section under it is short and takes no other lock), and
-    // both processes release it after.  In the child the releasing thread is
-    // the one that locked it, the only thread there.  The logger's mutex is
+    // registry at that instant.  Here fork() holds the lock (every section
+    // under it is short and takes no other lock).  The logger's mutex is
     // held while writing, which may block, so it is not taken around fork:
     // the child gets a new one instead (Python: Handler._at_fork_reinit).
-    // The child also forgets the parent's pid, first thing, so that
+    _hold_across_fork<state_lock>();
+    // pthread_atfork: in the child, after the handler above released the
+    // lock.  The child also forgets the parent's pid, first thing (this
+    // handler is registered before any other module's), so that
     // os::getpid() asks the kernel again there.
-    ::pthread_atfork([] { state().lock.lock(); },  // NOLINT: released by the two handlers below
-                     [] { state().lock.unlock(); },
-                     [] {
-                       if (state().pid.load(std::memory_order_relaxed) != 0) {
-                         state().pid.store(0, std::memory_order_relaxed);
-                       }
-                       state().lock.unlock();
-                       if (state().logger != nullptr) state().logger->_at_fork_reinit();
-                     });
+    ::pthread_atfork(nullptr, nullptr, [] {
+      if (state().pid.load(std::memory_order_relaxed) != 0) state().pid.store(0, std::memory_order_relaxed);
+      if (state().logger != nullptr) state().logger->_at_fork_reinit();
+    });
     return created;
   }();
   return *s;
@@ -510,12 +509,7 @@ void _run_after_forkers() {
   }
 }
 
-void _at_fork_reinit(std::mutex& lock) noexcept {
-  // Compared byte for byte with a new mutex; only read, so the page stays
-  // shared with the parent when nothing is to be done.
-  std::mutex fresh;
-  if (std::memcmp(&lock, &fresh, sizeof lock) != 0) new (&lock) std::mutex;
-}
+void _at_fork_reinit(std::mutex& lock) noexcept { _abandon_at_fork(lock); }
 
 std::size_t _afterfork_count() {
   std::lock_guard guard(state().lock);
@@ -537,7 +531,7 @@ void ForkAwareThreadLock::_at_fork_reinit() {
   // The child is single-threaded now; the old mutex may be "held" by a thread
   // that only existed in the parent.  A new one in its place, as Python's
   // Lock._at_fork_reinit() does; the old one is abandoned, never unlocked.
-  new (&lock_) std::mutex;
+  _abandon_at_fork(lock_);
 }
 
 // ------------------------------------------------------------------ temp dir

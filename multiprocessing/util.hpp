@@ -7,14 +7,17 @@
 // wait-for-debugger stop (_wait_for_debugger()).
 #pragma once
 
+#include <pthread.h>
 #include <sys/types.h>
 
 #include <atomic>
+#include <cstring>
 #include <functional>
 #include <initializer_list>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <new>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -256,9 +259,42 @@ std::size_t _afterfork_count();
 /// parent may have held it at the instant of fork(), and that thread does not
 /// exist here to unlock it.  Python: Lock._at_fork_reinit(), which the locks
 /// standing for the GIL get from os.register_at_fork.  A mutex that is already
-/// unlocked with no waiter (the same bytes as a new one) is left as it is:
-/// writing it anyway would cost the child a copy of its page.
+/// unlocked with no waiter is left as it is (see _abandon_at_fork).
 void _at_fork_reinit(std::mutex& lock) noexcept;
+
+/// Build a new, empty `T` over `object` in a forked child, without trusting
+/// the old one: another thread of the parent may have been half-way through
+/// changing it (or held it, for a mutex) at the instant of fork(), and that
+/// thread does not exist in the child.  The old one is never destroyed,
+/// unlocked nor followed: whatever it owned is leaked in the child.  An
+/// object with the same bytes as a new one is left untouched (it is one):
+/// writing it anyway would cost the child a copy of its page.  For module
+/// state that the child empties anyway, and for a mutex (Python:
+/// Lock._at_fork_reinit()).
+template <class T>
+void _abandon_at_fork(T& object) noexcept {
+  const T fresh{};
+  // memcmp, not ==: the old object's pointers may be half-written.
+  if (std::memcmp(static_cast<const void*>(&object), static_cast<const void*>(&fresh), sizeof(T)) != 0) {
+    new (&object) T;
+  }
+}
+
+/// Make fork() hold the mutex `lock_of()` returns: the thread that forks
+/// takes it before the copy (pthread_atfork's prepare), and the parent and
+/// the child each release it after.  So the child never sees the data it
+/// guards half-changed, and keeps that data.  Only for a mutex whose
+/// sections are short, never block and take no other lock (then the order in
+/// which the prepare handlers take their mutexes cannot deadlock), and never
+/// held by a thread that forks.  Python needs none of this: the GIL is held
+/// across os.fork().
+template <std::mutex& (*lock_of)()>
+void _hold_across_fork() noexcept {
+  // pthread_atfork: the three handlers run in the thread that calls fork(),
+  // around the copy; no failure to report but ENOMEM, where fork() would fail too.
+  ::pthread_atfork([] { lock_of().lock(); },  // NOLINT: released by the two handlers below
+                   [] { lock_of().unlock(); }, [] { lock_of().unlock(); });
+}
 
 /// Python: util.ForkAwareThreadLock: a lock between the threads of one process
 /// that a child started by fork gets back unlocked, even when another thread of

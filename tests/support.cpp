@@ -10,8 +10,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <stdexcept>
+#include <thread>
 
 namespace mp_test {
 
@@ -57,6 +60,33 @@ void join_process(mp::BaseProcess& p, double timeout) {
     p.join();
     ADD_FAILURE() << "process " << p.name() << " did not end within " << timeout << " s";
   }
+}
+
+int fork_while_threads_churn(int threads, const std::function<void()>& churn,
+                             const std::function<void()>& child, int children, double budget) {
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> churners;
+  for (int t = 0; t < threads; ++t) {
+    churners.emplace_back([&stop, &churn] {
+      while (!stop.load(std::memory_order_relaxed)) churn();
+    });
+  }
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(budget);
+  int forked = 0;
+  while (forked < children && (forked < 10 || std::chrono::steady_clock::now() < deadline)) {
+    auto p = mp::get_context("fork").Process({.target = [&child] { child(); }});
+    p->start();
+    ++forked;
+    join_process(*p, 10.0);
+    if (p->exitcode() != 0) {
+      ADD_FAILURE() << "forked child " << forked << " ended with exitcode "
+                    << p->exitcode().value_or(-999);
+      break;
+    }
+  }
+  stop = true;
+  for (auto& th : churners) th.join();
+  return forked;
 }
 
 ScriptResult run_program(const std::vector<std::string>& argv, double timeout) {

@@ -168,6 +168,18 @@ std::vector<std::string> read_text_lines(mp::connection::Connection& conn);
 /// test that hits it fails instead of hanging, and the child is killed.
 void join_process(mp::BaseProcess& p, double timeout = 60.0);
 
+/// fork() children one at a time from this thread while `threads` other
+/// threads run `churn` over and over, so that some forks land while one of
+/// them is inside the library (holding a lock, half-way through changing a
+/// table).  Each child runs `child` and must exit 0; one that does not end
+/// within 10 s is killed, fails the test and stops the loop.  At most
+/// `children` children, and no more once `budget` seconds have passed (after
+/// the first 10): a bound on the test's time, not a check of it.
+/// \return how many children were forked.
+int fork_while_threads_churn(int threads, const std::function<void()>& churn,
+                             const std::function<void()>& child, int children = 200,
+                             double budget = 1.5);
+
 /// Start methods the suites run under (CPython runs its mixins once per
 /// method): fork, spawn and forkserver.
 std::vector<std::string> start_methods();

@@ -1042,6 +1042,33 @@ TEST_P(TestProcess, ForkserverSigkill) {
   check_forkserver_death(SIGKILL);
 }
 
+/// fork() while other threads start processes and drop them unjoined (their
+/// Popens move to the orphans list, reaped later): some forks land while a
+/// thread of the parent holds the module's lock or is changing the children
+/// or orphans list.  Each forked child starts and joins a child of its own
+/// and ends: the child of every fork() starts with new, empty lists, built
+/// without reading the parent's.  Fork only: about fork's copy.
+TEST(TestProcessFork, ForkWhileThreadsStartProcesses) {
+  int forked = fork_while_threads_churn(
+      2,
+      [] {
+        auto p = mp::get_context("fork").Process({.target = [] {}});
+        p->start();
+        (void)mp::active_children();
+      },
+      [] {
+        if (!mp::active_children().empty()) throw mp::AssertionError("the parent's children listed");
+        auto grandchild = mp::get_context("fork").Process({.target = [] {}});
+        grandchild->start();
+        grandchild->join();
+        if (grandchild->exitcode() != 0) throw mp::AssertionError("grandchild failed");
+      },
+      100);
+  EXPECT_GE(forked, 10);
+  // The dropped children end at once; active_children() reaps them.
+  EXPECT_TRUE(wait_until([] { return mp::active_children().empty() && mp::_process_state().orphans.empty(); }));
+}
+
 INSTANTIATE_TEST_SUITE_P(WithProcesses, TestProcess, ::testing::ValuesIn(start_methods()), method_name);
 INSTANTIATE_TEST_SUITE_P(WithProcesses, TestSubclassingProcess, ::testing::ValuesIn(start_methods()),
                          method_name);

@@ -802,5 +802,22 @@ TEST(TestFdPassing, SendAndReceive) {
   EXPECT_THROW(mp::reduction::recvfds(b.get(), 1), mp::EOFError);
 }
 
+/// fork() while other threads register globals (the unpickler's allow-list):
+/// they hold its lock most of the time, so some forks land while a thread of
+/// the parent holds it.  Each forked child still looks names up and ends:
+/// fork() holds that lock, so the child gets it free and the map whole.
+/// Only fork copies the parent's memory, hence not once per start method.
+TEST(TestPicklerFork, ForkWhileThreadsRegisterGlobals) {
+  std::atomic<int> next{0};
+  pk::ForkingPickler::register_global("test_fork_safety", "g0");
+  int forked = fork_while_threads_churn(
+      2, [&next] { pk::ForkingPickler::register_global("test_fork_safety", "g" + std::to_string(next++ % 50)); },
+      [] {
+        if (!pk::ForkingPickler::is_allowed("test_fork_safety", "g0")) throw mp::AssertionError("g0 forgotten");
+        if (pk::ForkingPickler::is_allowed("test_fork_safety", "never")) throw mp::AssertionError("never allowed");
+      });
+  EXPECT_GE(forked, 10);
+}
+
 }  // namespace
 }  // namespace mp_test

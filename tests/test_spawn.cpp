@@ -16,6 +16,9 @@
 
 namespace mp_test {
 
+/// A target registered again and again while children fork (ForkWhileThreadsRegisterTargets).
+void fork_safety_target() {}
+
 /// What the children of these tests write their findings into.
 std::string read_file(const std::string& path) {
   std::ifstream in(path);
@@ -554,6 +557,22 @@ INSTANTIATE_TEST_SUITE_P(Methods, TestObjectsCross, ::testing::Values("fork", "s
                          method_name);
 
 INSTANTIATE_TEST_SUITE_P(Methods, TestSpawn, ::testing::Values("spawn", "forkserver"), method_name);
+
+/// fork() while other threads register targets by name: some forks land
+/// while a thread of the parent holds the registry's lock.  Each forked
+/// child still finds a target by name, and its name by the target, and
+/// ends: fork() holds that lock (and the allow-list's, which register_target
+/// takes after it, never inside it).  Fork only: about fork's copy.
+TEST(TestSpawnFork, ForkWhileThreadsRegisterTargets) {
+  mp::spawn::register_target("fork_safety_target", fork_safety_target);
+  int forked = fork_while_threads_churn(
+      2, [] { mp::spawn::register_target("fork_safety_target", fork_safety_target); },
+      [] {
+        mp::Target found = mp::spawn::_find_target("fork_safety_target");
+        if (mp::spawn::_target_name(found) != "fork_safety_target") throw mp::AssertionError("name lost");
+      });
+  EXPECT_GE(forked, 10);
+}
 
 }  // namespace
 }  // namespace mp_test

@@ -409,5 +409,35 @@ TEST(TestTrace, SwitchedOnAndOffFromCode) {
   EXPECT_TRUE(quiet_r && quiet_w);
 }
 
+/// fork() while other threads make and drop queues, locks and finalizers
+/// (each adds to and removes from util's registries): some forks land while
+/// a thread of the parent holds the registries' lock or is changing one.
+/// Each forked child makes its own, uses them and ends: fork() holds that
+/// lock, so the child gets it free and the registries whole.  Fork only:
+/// about fork's copy.
+TEST(TestUtilFork, ForkWhileThreadsMakeQueuesLocksAndFinalizers) {
+  int forked = fork_while_threads_churn(
+      2,
+      [] {
+        auto q = mp::Queue();
+        auto lock = mp::Lock();
+        util::Finalize f([] {}, 5);
+      },
+      [] {
+        auto q = mp::Queue();
+        q.put(mp::Object(1));
+        if (q.get() != mp::Object(1)) throw mp::AssertionError("the queue lost its item");
+        auto lock = mp::Lock();
+        if (!lock.acquire(false)) throw mp::AssertionError("a new lock was held");
+        lock.release();
+        int ran = 0;
+        util::Finalize f([&ran] { ++ran; }, 5);
+        f();
+        if (ran != 1) throw mp::AssertionError("the finalizer did not run");
+      },
+      100);
+  EXPECT_GE(forked, 10);
+}
+
 }  // namespace
 }  // namespace mp_test

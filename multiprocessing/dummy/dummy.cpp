@@ -15,6 +15,7 @@
 
 #include "multiprocessing/exceptions.hpp"
 #include "multiprocessing/synchronize.hpp"
+#include "multiprocessing/util.hpp"
 #include "multiprocessing/os.hpp"
 
 namespace multiprocessing::dummy {
@@ -29,9 +30,18 @@ struct ThreadingState {
   std::vector<std::pair<Process*, Process*>> children;  // (parent, child): _children
 };
 
+ThreadingState& state();
+std::mutex& state_lock() { return state().lock; }
+
 ThreadingState& state() {
   static ThreadingState* s = [] {
     auto* created = new ThreadingState;  // outlives static destruction
+    // fork() holds the lock (each section under it only changes a list), so
+    // the child reads `running` whole (Python: threading._after_fork, under
+    // the GIL).  Child handlers run in registration order: the lock is free
+    // again when _after_fork_in_child runs.
+    util::_hold_across_fork<state_lock>();
+    // pthread_atfork: the threads of the parent are gone in the child.
     ::pthread_atfork(nullptr, nullptr, [] { Process::_after_fork_in_child(); });
     return created;
   }();
@@ -112,14 +122,17 @@ void Process::bootstrap_thread() {
   } catch (const SystemExit&) {
     // Python's threads end quietly on SystemExit.
   }
+  // Finished first, then out of `running`: a fork() after the second step
+  // finds mutex_ free (a fork before it re-creates mutex_ in the child, see
+  // _after_fork_in_child), so a child never inherits it held by this thread.
   {
-    std::lock_guard guard(state().lock);
-    auto& running = state().running;
-    running.erase(std::remove(running.begin(), running.end(), this), running.end());
+    std::lock_guard guard(mutex_);
+    finished_ = true;
+    finished_cv_.notify_all();
   }
-  std::lock_guard guard(mutex_);
-  finished_ = true;
-  finished_cv_.notify_all();
+  std::lock_guard guard(state().lock);
+  auto& running = state().running;
+  running.erase(std::remove(running.begin(), running.end(), this), running.end());
 }
 
 void Process::join(std::optional<double> timeout) {
@@ -196,17 +209,29 @@ std::vector<Process*> active_children() {
 }
 
 void Process::_after_fork_in_child() {
+  // The lock was held across fork() (see state()), so both lists are whole.
   ThreadingState& s = state();
-  new (&s.lock) std::mutex;  // another thread may have held it at fork()
   Process* me = &current_process();
+  // Any thread of the parent may have held the mutex of a Process it could
+  // reach (its own, one it was joining or asking is_alive()), or waited on
+  // its condition variable, and no such thread exists here.  This thread
+  // holds none (it is in fork()): every Process the child can reach gets a
+  // new mutex and condition variable (left untouched when already pristine).
+  auto reinit = [](Process* p) {
+    util::_abandon_at_fork(p->mutex_);
+    util::_abandon_at_fork(p->finished_cv_);
+  };
+  reinit(&main_thread());
+  for (auto [parent, child] : s.children) {
+    reinit(parent);
+    reinit(child);
+  }
   for (Process* p : s.running) {
+    reinit(p);
     if (p == me) continue;
-    // The thread is gone in this process; its lock and condition variable may
-    // have been held by it.  Re-create them, and drop the std::thread without
+    // The thread is gone in this process: drop the std::thread without
     // joining (there is nothing to join here).
-    new (&p->mutex_) std::mutex;
-    new (&p->finished_cv_) std::condition_variable;
-    new (&p->thread_) std::thread;
+    util::_abandon_at_fork(p->thread_);
     p->finished_ = true;
   }
   std::erase_if(s.running, [me](Process* p) { return p != me; });

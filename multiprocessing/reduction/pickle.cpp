@@ -3,6 +3,7 @@
 // Lib/pickletools.py (dis), with the framing and memo order of Modules/_pickle.c.
 // See pickle.hpp for what is written, what is read, and the bounds on hostile input.
 #include "multiprocessing/reduction/pickle.hpp"
+#include "multiprocessing/util.hpp"
 
 #include <algorithm>
 #include <array>
@@ -150,9 +151,21 @@ struct Registry {
   std::map<std::pair<std::string, std::string>, ForkingPickler::Rebuild> globals;
 };
 
+Registry& registry();
+std::mutex& registry_lock() { return registry().lock; }
+
 Registry& registry() {
-  static Registry r;  // a function-local static: constructed on first use, thread-safe
-  return r;
+  // A function-local static: constructed on first use, thread-safe.  Never
+  // destroyed: a fork() at exit may still take its lock.
+  static Registry* r = [] {
+    auto* created = new Registry;
+    // A forked child unpickles with this allow-list while another thread of
+    // the parent may have been registering a global at the instant of
+    // fork(): fork() holds the lock, whose sections only read or change the map.
+    util::_hold_across_fork<registry_lock>();
+    return created;
+  }();
+  return *r;
 }
 
 bool is_native(const std::string& module, const std::string& qualname) {
