@@ -1568,6 +1568,8 @@ RegistryTable& registry_table() {
   }();
   return *table;
 }
+// Made while the program starts, not on first use (see util::_hold_across_fork).
+[[maybe_unused]] const bool registry_table_made_at_start = (registry_table(), true);
 }  // namespace
 
 Registry::Registry(std::string class_name, const Registry* base) : class_name_(std::move(class_name)) {
@@ -1660,6 +1662,8 @@ MadeProxyTypes& made_proxy_types() {
   }();
   return *table;
 }
+// Made while the program starts, not on first use (see util::_hold_across_fork).
+[[maybe_unused]] const bool made_proxy_types_made_at_start = (made_proxy_types(), true);
 
 const std::map<std::string, std::vector<std::string>>& builtin_proxy_exposed() {
   static const std::map<std::string, std::vector<std::string>> exposed = {
@@ -2173,6 +2177,8 @@ ProxyModuleState& proxy_state() {
   }();
   return *state;
 }
+// Made while the program starts, not on first use (see util::_hold_across_fork).
+[[maybe_unused]] const bool proxy_state_made_at_start = (proxy_state(), true);
 
 /// Python: the name accept_connection gets ('MainProcess', or the process
 /// and thread names); the server only logs it.

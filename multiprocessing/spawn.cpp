@@ -49,6 +49,8 @@ Registry& registry() {
   }();
   return *r;
 }
+// Made while the program starts, not on first use (see util::_hold_across_fork).
+[[maybe_unused]] const bool registry_made_at_start = (registry(), true);
 
 /// The module's globals (Python: _python_exe, and process's _inheriting flag).
 struct SpawnState {
@@ -71,6 +73,8 @@ SpawnState& state() {
   }();
   return *s;
 }
+// Made while the program starts, not on first use (see util::_hold_across_fork).
+[[maybe_unused]] const bool state_made_at_start = (state(), true);
 
 /// "Tasks::UpperCaser" -> "UpperCaser": the name class_name_of() gives.
 std::string unqualified(const std::string& name) {

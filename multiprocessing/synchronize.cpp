@@ -42,6 +42,8 @@ std::mutex& sem_table_lock() {
   }();
   return *lock;
 }
+// Made while the program starts, not on first use (see util::_hold_across_fork).
+[[maybe_unused]] const bool sem_table_lock_made_at_start = (sem_table_lock(), true);
 
 /// sem_open(3) under sem_table_lock().
 sem_t* sem_open_guarded(const char* name, int oflag, mode_t mode = 0, unsigned value = 0) {

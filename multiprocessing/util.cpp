@@ -73,7 +73,7 @@ UtilState& state() {
     // under it is short and takes no other lock).  The logger's mutex is
     // held while writing, which may block, so it is not taken around fork:
     // the child gets a new one instead (Python: Handler._at_fork_reinit).
-    _hold_across_fork<state_lock>();
+    _hold_across_fork_handlers<state_lock>();
     // pthread_atfork: in the child, after the handler above released the
     // lock.  The child also forgets the parent's pid, first thing (this
     // handler is registered before any other module's), so that

@@ -287,9 +287,26 @@ void _abandon_at_fork(T& object) noexcept {
 /// sections are short, never block and take no other lock (then the order in
 /// which the prepare handlers take their mutexes cannot deadlock), and never
 /// held by a thread that forks.  Python needs none of this: the GIL is held
-/// across os.fork().
+/// across os.fork().  The state that owns the mutex is made while the program
+/// starts (a namespace-scope `made_at_start` beside it), not on first use: a
+/// child forked while another thread is constructing a function-local static
+/// finds that static's guard taken for ever, and its first use there hangs.
+template <std::mutex& (*lock_of)()>
+void _hold_across_fork_handlers() noexcept;
+
 template <std::mutex& (*lock_of)()>
 void _hold_across_fork() noexcept {
+  // util's own fork handlers first (its state is made on this call, if not
+  // yet): glibc runs child handlers in registration order, and util's clears
+  // the cached pid that the others may ask for.  (util's state itself calls
+  // _hold_across_fork_handlers, below, while it is being made.)
+  (void)_this_pid();
+  _hold_across_fork_handlers<lock_of>();
+}
+
+/// _hold_across_fork's handlers alone, for util's own state.
+template <std::mutex& (*lock_of)()>
+void _hold_across_fork_handlers() noexcept {
   // pthread_atfork: the three handlers run in the thread that calls fork(),
   // around the copy; no failure to report but ENOMEM, where fork() would fail too.
   ::pthread_atfork([] { lock_of().lock(); },  // NOLINT: released by the two handlers below

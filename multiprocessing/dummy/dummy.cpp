@@ -47,6 +47,8 @@ ThreadingState& state() {
   }();
   return *s;
 }
+// Made while the program starts, not on first use (see util::_hold_across_fork).
+[[maybe_unused]] const bool state_made_at_start = (state(), true);
 
 thread_local Process* t_current = nullptr;
 

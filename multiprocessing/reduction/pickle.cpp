@@ -167,6 +167,8 @@ Registry& registry() {
   }();
   return *r;
 }
+// Made while the program starts, not on first use (see util::_hold_across_fork).
+[[maybe_unused]] const bool registry_made_at_start = (registry(), true);
 
 bool is_native(const std::string& module, const std::string& qualname) {
   if (module == "_codecs") return qualname == "encode";
