@@ -2161,8 +2161,8 @@ struct ProxyModuleState {
   /// mutex and an empty table are built over them.  The parent's sockets stay
   /// open in the child, unused (closing an fd the parent uses would be worse).
   void _after_fork_in_child() {
-    new (&mutex) std::mutex;
-    new (&address_to_local) std::map<std::string, AddressLocal>;
+    util::_abandon_at_fork(mutex);
+    util::_abandon_at_fork(address_to_local);
     pid = ::getpid();
     generation.fetch_add(1, std::memory_order_release);
   }
