@@ -28,6 +28,22 @@ Popen::~Popen() = default;  // `finalizer` closes the pipe ends if close() did n
 
 // [walkthrough-wait]
 std::optional<int> Popen::poll(int flag) {
+  if (flag == 0 && !returncode) {
+    // A blocking wait first waits for the exit without reaping (waitid with
+    // WNOWAIT leaves the zombie), outside the lock below: another thread's
+    // poll() is not held up meanwhile.  ECHILD here means another thread
+    // reaped it; the lock below then finds the returncode it stored.
+    siginfo_t info{};
+    while (::waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOWAIT) != 0 && errno == EINTR) {
+    }
+    flag = WNOHANG_FLAG;
+  }
+  // Reaping and storing the returncode happen together under reap_mutex_:
+  // two threads polling one child (join() in one, active_children() in
+  // another) would otherwise race, and the one whose waitpid() fails with
+  // ECHILD would take a child that has exited for a live one.  (CPython has
+  // that race; the GIL only narrows it.)
+  std::lock_guard guard(reap_mutex_);
   if (!returncode) {
     std::pair<pid_t, int> result;
     try {
@@ -72,7 +88,7 @@ void Popen::kill() { _send_signal(SIGKILL); }
 
 // [walkthrough-launch]
 // MP_ASSIGNABLE: the assignment "popen_launch" replaces this function.
-MP_ASSIGNABLE void Popen::_launch(BaseProcess& process_obj) {
+MP_FORKED_CHILD_CODE MP_ASSIGNABLE void Popen::_launch(BaseProcess& process_obj) {
   int code = 1;
   // Two pipes.  parent_r/child_w is the child's lifeline: only the child holds
   // child_w, so parent_r (the sentinel) reads EOF exactly when the child has

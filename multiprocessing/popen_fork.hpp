@@ -9,6 +9,7 @@
 
 #include <sys/types.h>
 
+#include <mutex>
 #include <optional>
 #include <string_view>
 
@@ -87,6 +88,7 @@ class Popen {
 
   util::Finalize finalizer;  ///< Python: self.finalizer (closes parent_r, parent_w)
   int sentinel_ = -1;
+  std::mutex reap_mutex_;  ///< held while poll() reaps the child and stores returncode
 };
 
 }  // namespace multiprocessing::popen_fork
