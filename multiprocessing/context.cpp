@@ -73,7 +73,7 @@ std::unique_ptr<popen_fork::Popen> Process::_make_popen() {
   return _default_context().get_context()._make_popen(*this);
 }
 
-void Process::_after_fork() {
+MP_FORKED_CHILD_CODE void Process::_after_fork() {
   // The default context's Process decides; for fork and forkserver that is
   // BaseProcess::_after_fork, for spawn nothing.
   if (_default_context().get_context()._name() == "spawn") return;
@@ -128,7 +128,7 @@ std::unique_ptr<BaseProcess> DefaultContext::Process(ProcessOptions options) {
   return std::make_unique<multiprocessing::Process>(std::move(options));
 }
 
-BaseContext& DefaultContext::get_context(std::optional<std::string> method) {
+MP_FORKED_CHILD_CODE BaseContext& DefaultContext::get_context(std::optional<std::string> method) {
   if (!method) {
     if (actual_context_ == nullptr) actual_context_ = default_context_;
     return *actual_context_;
@@ -170,7 +170,7 @@ BaseContext* _concrete_context(const std::string& method) {
   return nullptr;
 }
 
-DefaultContext& _default_context() {
+MP_FORKED_CHILD_CODE DefaultContext& _default_context() {
   // Python: _default_context = DefaultContext(_concrete_contexts['fork']) on Linux.
   static DefaultContext context(*_concrete_context("fork"));
   return context;

@@ -1554,16 +1554,13 @@ struct RegistryTable {
   std::mutex mutex;
   std::map<std::string, Registry*> by_name;
 };
-RegistryTable& registry_table();
-std::mutex& registry_table_mutex() { return registry_table().mutex; }
-
 RegistryTable& registry_table() {
   static auto* table = [] {
     auto* created = new RegistryTable;  // never destroyed: registries may outlive statics
     // A forked child finds registries here while another thread of the
     // parent may have been adding one: fork() holds the mutex, whose
     // sections only change the map.
-    util::_hold_across_fork<registry_table_mutex>();
+    util::_hold_across_fork(created->mutex);
     return created;
   }();
   return *table;
@@ -1649,15 +1646,12 @@ struct MadeProxyTypes {
   std::mutex mutex;
   std::map<std::string, std::vector<std::string>> exposed;
 };
-MadeProxyTypes& made_proxy_types();
-std::mutex& made_proxy_types_mutex() { return made_proxy_types().mutex; }
-
 MadeProxyTypes& made_proxy_types() {
   static auto* table = [] {
     auto* created = new MadeProxyTypes;  // never destroyed: fork() may take its mutex at exit
     // As the registry table: fork() holds the mutex, whose sections only
     // read or change the map.
-    util::_hold_across_fork<made_proxy_types_mutex>();
+    util::_hold_across_fork(created->mutex);
     return created;
   }();
   return *table;
@@ -2139,7 +2133,6 @@ struct AddressLocal {
 
 struct ProxyModuleState {
   std::mutex mutex;  // Python: BaseProxy._mutex
-  pid_t pid = 0;     // the process these connections belong to
   std::map<std::string, AddressLocal> address_to_local;  // keyed by address_repr
   /// One more at every change of the table (made under the mutex): a thread's
   /// remembered connection (thread_connection) is used without the mutex
@@ -2160,19 +2153,21 @@ struct ProxyModuleState {
   /// child, so both are abandoned unread, never unlocked nor destroyed: a new
   /// mutex and an empty table are built over them.  The parent's sockets stay
   /// open in the child, unused (closing an fd the parent uses would be worse).
-  void _after_fork_in_child() {
+  MP_FORKED_CHILD_CODE void _after_fork_in_child() {
     util::_abandon_at_fork(mutex);
-    util::_abandon_at_fork(address_to_local);
-    pid = ::getpid();
-    generation.fetch_add(1, std::memory_order_release);
+    // From a program without threads the table is whole: an empty one (no
+    // proxy used yet) is left unwritten, which spares the child a page fault.
+    if (!util::_forked_from_one_thread() || !address_to_local.empty()) util::_abandon_at_fork(address_to_local);
   }
 };
 
-ProxyModuleState& proxy_state() {
+ProxyModuleState& proxy_state();
+MP_FORKED_CHILD_CODE void proxy_state_after_fork_in_child() { proxy_state()._after_fork_in_child(); }
+
+MP_FORKED_CHILD_CODE ProxyModuleState& proxy_state() {
   static auto* state = [] {
     auto* created = new ProxyModuleState;  // never destroyed: finalizers use it at exit
-    created->pid = ::getpid();
-    ::pthread_atfork(nullptr, nullptr, [] { proxy_state()._after_fork_in_child(); });
+    ::pthread_atfork(nullptr, nullptr, proxy_state_after_fork_in_child);
     return created;
   }();
   return *state;
@@ -2339,7 +2334,7 @@ std::shared_ptr<connection::Connection> thread_connection(const BaseProxy::State
     auto& local = ps.table()[s.address_key];
     auto it = local.connections.find(me);
     if (it != local.connections.end()) {
-      last = {&s, ps.pid, ps.generation.load(std::memory_order_relaxed), it->second};
+      last = {&s, os::getpid(), ps.generation.load(std::memory_order_relaxed), it->second};
       return it->second;
     }
   }

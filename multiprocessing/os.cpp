@@ -37,7 +37,7 @@ Fd::~Fd() {
   if (fd_ >= 0) ::close(fd_);
 }
 
-void Fd::close() {
+MP_FORKED_CHILD_CODE void Fd::close() {
   if (fd_ < 0) return;
   multiprocessing::os::close(release());
 }
@@ -143,7 +143,7 @@ std::atomic<bool> g_warned_fork_with_threads{false};
 
 }  // namespace
 
-pid_t fork() {
+MP_FORKED_CHILD_CODE pid_t fork() {
   // CPython 3.12 (gh-100228) warns here: fork() copies only the calling thread,
   // so a mutex that another thread holds right now (malloc's, stdio's, a
   // logging handler's) is held forever in the child.  Warn once, as the
@@ -194,7 +194,7 @@ void kill(pid_t pid, int sig) {
   if (::kill(pid, sig) != 0) raise_os_error("kill", errno);
 }
 
-void close(int fd) {
+MP_FORKED_CHILD_CODE void close(int fd) {
   // No EINTR retry: on Linux the fd is released even when close() is
   // interrupted, and a retry could close an fd another thread just opened.
   if (::close(fd) != 0 && errno != EINTR) raise_os_error("close", errno);
@@ -232,7 +232,7 @@ namespace {
 void (*volatile const libc_exit)(int) = ::_exit;
 }  // namespace
 
-void _exit(int code) noexcept {
+MP_FORKED_CHILD_CODE void _exit(int code) noexcept {
   // _exit, not exit: the child must not run the parent's atexit handlers
   // (they would join the parent's children) nor flush stdio buffers it
   // inherited half-full (the text would come out twice).

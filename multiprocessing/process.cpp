@@ -28,12 +28,21 @@ namespace {
 /// Python: the class name, type(self).__name__, without namespaces or
 /// template arguments: "Process", "ForkProcess", "UpperCaser".
 std::string class_name_of(const BaseProcess& p) {
+  // The last answer is kept (per thread): the demangler runs deep in the
+  // stack, and a program starting many processes of one class would pay for
+  // it on each, page faults included on the stack pages that the last fork()
+  // made copy-on-write.
+  thread_local const std::type_info* last_type = nullptr;
+  thread_local std::string last_name;
+  if (last_type == &typeid(p)) return last_name;
   int status = 0;
   std::unique_ptr<char, void (*)(void*)> demangled(
       abi::__cxa_demangle(typeid(p).name(), nullptr, nullptr, &status), std::free);
   std::string name = (status == 0 && demangled) ? demangled.get() : typeid(p).name();
   if (auto angle = name.find('<'); angle != std::string::npos) name.resize(angle);
   if (auto colons = name.rfind("::"); colons != std::string::npos) name.erase(0, colons + 2);
+  last_type = &typeid(p);
+  last_name = name;
   return name;
 }
 
@@ -85,7 +94,17 @@ class ParentProcess final : public BaseProcess {
 
 // ------------------------------------------------------------------ module state
 
-ProcessModuleState& _process_state() {
+namespace {
+MP_FORKED_CHILD_CODE void _process_state_after_fork_in_child() {
+  ProcessModuleState& state = _process_state();
+  const bool whole = util::_forked_from_one_thread();
+  util::_at_fork_reinit(state.lock);
+  if (!whole || !state.children.empty()) util::_abandon_at_fork(state.children);
+  if (!whole || !state.orphans.empty()) util::_abandon_at_fork(state.orphans);
+}
+}  // namespace
+
+MP_FORKED_CHILD_CODE ProcessModuleState& _process_state() {
   // Never destroyed: the atexit handler (_exit_function) reads it after
   // main() returns, while other static objects are being torn down.
   static ProcessModuleState* s = [] {
@@ -99,12 +118,9 @@ ProcessModuleState& _process_state() {
     // fork(): so the lock and both lists are built anew without reading the
     // old ones.  The parent's Popens of its orphans are leaked in the child
     // (they are the parent's to reap).
-    ::pthread_atfork(nullptr, nullptr, [] {
-      ProcessModuleState& state = _process_state();
-      util::_at_fork_reinit(state.lock);
-      util::_abandon_at_fork(state.children);
-      util::_abandon_at_fork(state.orphans);
-    });
+    // From a program without threads the lists are whole, and empty ones
+    // are left unwritten (a write would cost the child a page fault).
+    ::pthread_atfork(nullptr, nullptr, _process_state_after_fork_in_child);
     return created;
   }();
   return *s;
@@ -181,7 +197,7 @@ void Target::check_arguments(const Args& args) const {
 
 // ------------------------------------------------------------------ BaseProcess
 
-BaseProcess::BaseProcess(NotAChild) {}
+MP_FORKED_CHILD_CODE BaseProcess::BaseProcess(NotAChild) {}
 
 BaseProcess::BaseProcess(ProcessOptions options)
     : target_(std::move(options.target)), args_(std::move(options.args)) {
@@ -405,7 +421,7 @@ std::string BaseProcess::repr() {
 }
 
 // [walkthrough-bootstrap]
-int BaseProcess::_bootstrap(std::optional<int> parent_sentinel) {
+MP_FORKED_CHILD_CODE int BaseProcess::_bootstrap(std::optional<int> parent_sentinel) {
   auto& state = _process_state();
   int exitcode = 1;
   try {
@@ -544,7 +560,9 @@ void BaseProcess::_setstate(const Object& state) {
   parent_name_ = state_item(dict, "parent_name").as<std::string>();
 }
 
-void BaseProcess::_after_fork() {
+MP_FORKED_CHILD_CODE std::optional<std::string> BaseProcess::_start_method() const { return std::nullopt; }
+
+MP_FORKED_CHILD_CODE void BaseProcess::_after_fork() {
   // Python: util._finalizer_registry.clear(); util._run_after_forkers()
   util::_clear_finalizer_registry();
   util::_run_after_forkers();

@@ -329,7 +329,7 @@ class BaseProcess {
   /// run the after-fork hooks (SpawnProcess makes it a no-op).
   virtual void _after_fork();
   /// Python: the `_start_method` class attribute (None for context.Process).
-  virtual std::optional<std::string> _start_method() const { return std::nullopt; }
+  virtual std::optional<std::string> _start_method() const;
   /// Python: _check_closed(): \throws ValueError "process object is closed".
   void _check_closed() const;
   /// Python: type(self).__name__, as repr() and default names show it.  The C++

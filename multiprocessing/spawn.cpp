@@ -34,9 +34,6 @@ struct Registry {
   std::map<std::string, ProcessFactory> process_types;
 };
 
-Registry& registry();
-std::mutex& registry_lock() { return registry().lock; }
-
 Registry& registry() {
   static Registry* r = [] {
     auto* created = new Registry;  // never destroyed: a fork at exit may still take its lock
@@ -44,7 +41,7 @@ Registry& registry() {
     // unpickle a task) while another thread of the parent may have been
     // registering one at the instant of fork(): fork() holds the lock, whose
     // sections only read or change the maps.
-    util::_hold_across_fork<registry_lock>();
+    util::_hold_across_fork(created->lock);
     return created;
   }();
   return *r;
@@ -60,15 +57,12 @@ struct SpawnState {
   bool bootstrapped = false;              // spawn_main ran in this process
 };
 
-SpawnState& state();
-std::mutex& state_lock() { return state().lock; }
-
 SpawnState& state() {
   static SpawnState* s = [] {
     auto* created = new SpawnState;  // never destroyed, as the registry
     // The child keeps these (the executable, the command line): fork() holds
     // the lock, whose sections read /proc at most and take no other lock.
-    util::_hold_across_fork<state_lock>();
+    util::_hold_across_fork(created->lock);
     return created;
   }();
   return *s;

@@ -37,7 +37,7 @@ namespace {
 std::mutex& sem_table_lock() {
   static auto* lock = [] {
     auto* created = new std::mutex;  // never destroyed: fork() may take it at exit
-    util::_hold_across_fork<sem_table_lock>();
+    util::_hold_across_fork(*created);
     return created;
   }();
   return *lock;

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -46,8 +47,8 @@ namespace {
 /// GIL.  fork() takes it around the copy (fork handlers, below), so that the
 /// child never sees a registry another thread was half-way through changing.
 /// `pid` is os::getpid()'s cache (see _this_pid below); it sits beside the
-/// mutex because every child writes the mutex anyway (the fork handler
-/// unlocks it), so clearing the cache there dirties no page more.
+/// mutex, which the child handler unlocks when the parent had threads, so
+/// clearing the cache there dirties no other page.
 struct UtilState {
   std::mutex lock;
   std::atomic<pid_t> pid{0};  // this process's pid; 0: not asked yet in this process
@@ -61,9 +62,42 @@ struct UtilState {
 };
 
 UtilState& state();
-std::mutex& state_lock() { return state().lock; }
 
-UtilState& state() {
+// The mutexes fork() holds (_hold_across_fork), in the order they were
+// registered.  Plain globals with constant initializers, so they are ready
+// before any module's state is made during static initialization; a slot is
+// written once, when its module's state is made.
+constexpr std::size_t kMaxHeldAcrossFork = 16;
+std::array<std::atomic<std::mutex*>, kMaxHeldAcrossFork> held_across_fork{};
+std::atomic<std::size_t> held_across_fork_used{0};
+// Written by the prepare handler, read by the other two.  Each is written only
+// when it changes: a page written right before fork() is copy-on-write again
+// after it, and the next write there costs the parent a fault.
+std::uint32_t held_this_fork = 0;  // bit i: slot i was locked for this fork
+bool forked_from_one_thread = true;
+
+void register_held_across_fork(std::mutex& lock) noexcept {
+  std::size_t slot = held_across_fork_used.fetch_add(1, std::memory_order_relaxed);
+  if (slot >= kMaxHeldAcrossFork) {
+    std::fputs("multiprocessing: util::_hold_across_fork: table full (raise kMaxHeldAcrossFork)\n", stderr);
+    std::abort();
+  }
+  held_across_fork[slot].store(&lock, std::memory_order_release);
+}
+
+MP_FORKED_CHILD_CODE void unlock_held_this_fork() noexcept {
+  for (std::size_t i = 0; i < kMaxHeldAcrossFork; ++i) {
+    if ((held_this_fork & (1u << i)) != 0) held_across_fork[i].load(std::memory_order_relaxed)->unlock();
+  }
+}
+
+MP_FORKED_CHILD_CODE void after_fork_in_child() {
+  unlock_held_this_fork();
+  if (state().pid.load(std::memory_order_relaxed) != 0) state().pid.store(0, std::memory_order_relaxed);
+  if (state().logger != nullptr) state().logger->_at_fork_reinit();
+}
+
+MP_FORKED_CHILD_CODE UtilState& state() {
   // Never destroyed: _exit_function (an atexit handler) and finalizers of
   // static objects may still need it while other statics are torn down.
   static UtilState* s = [] {
@@ -73,15 +107,29 @@ UtilState& state() {
     // under it is short and takes no other lock).  The logger's mutex is
     // held while writing, which may block, so it is not taken around fork:
     // the child gets a new one instead (Python: Handler._at_fork_reinit).
-    _hold_across_fork_handlers<state_lock>();
-    // pthread_atfork: in the child, after the handler above released the
-    // lock.  The child also forgets the parent's pid, first thing (this
-    // handler is registered before any other module's), so that
-    // os::getpid() asks the kernel again there.
-    ::pthread_atfork(nullptr, nullptr, [] {
-      if (state().pid.load(std::memory_order_relaxed) != 0) state().pid.store(0, std::memory_order_relaxed);
-      if (state().logger != nullptr) state().logger->_at_fork_reinit();
-    });
+    register_held_across_fork(created->lock);
+    // pthread_atfork: the three handlers of every table entry, run in the
+    // thread that calls fork(), around the copy; no failure to report but
+    // ENOMEM, where fork() would fail too.  They are registered before any
+    // other module's, so the child handler runs first there: it releases
+    // the mutexes, and forgets the parent's pid so that os::getpid() asks the
+    // kernel again in the child.
+    ::pthread_atfork(
+        [] {
+          const bool one_thread = __libc_single_threaded;
+          if (forked_from_one_thread != one_thread) forked_from_one_thread = one_thread;
+          std::uint32_t held = 0;
+          if (!one_thread) {
+            for (std::size_t i = 0; i < kMaxHeldAcrossFork; ++i) {
+              if (std::mutex* lock = held_across_fork[i].load(std::memory_order_acquire)) {
+                lock->lock();  // NOLINT: released by the two handlers below
+                held |= 1u << i;
+              }
+            }
+          }
+          if (held_this_fork != held) held_this_fork = held;
+        },
+        [] { unlock_held_this_fork(); }, after_fork_in_child);
     return created;
   }();
   return *s;
@@ -195,7 +243,7 @@ std::string level_name(int level) {
 
 void sub_debug(std::string_view message) { log_at(SUBDEBUG, message); }
 void debug(std::string_view message) { log_at(DEBUG, message); }
-void info(std::string_view message) { log_at(INFO, message); }
+MP_FORKED_CHILD_CODE void info(std::string_view message) { log_at(INFO, message); }
 void sub_warning(std::string_view message) { log_at(SUBWARNING, message); }
 
 Logger* get_logger_if_any() { return state().logger; }
@@ -253,7 +301,7 @@ void _trace(std::string_view message) noexcept {
   }
 }
 
-void _wait_for_debugger(std::string_view process_name) {
+MP_FORKED_CHILD_CODE void _wait_for_debugger(std::string_view process_name) {
   if (!env_flag("MULTIPROCESSING_WAIT_FOR_DEBUGGER")) return;
   std::string pid = std::to_string(os::getpid());
   std::string line = "[" + pid + "] ";
@@ -405,7 +453,7 @@ void _run_finalizers(std::optional<int> minpriority) {
   }
 }
 
-void _clear_finalizer_registry() {
+MP_FORKED_CHILD_CODE void _clear_finalizer_registry() {
   // Python clears the whole registry: in a child it only holds what the
   // parent registered before fork().  Here a forkserver child unpickles its
   // Process object before _bootstrap gets here, and a manager proxy among the
@@ -428,7 +476,7 @@ std::size_t _finalizer_count() {
 
 bool is_exiting() { return state().exiting; }
 
-void _exit_function() {
+MP_FORKED_CHILD_CODE void _exit_function() {
   // Python: util._exit_function.  Runs once per process.
   if (state().exiting) return;
   state().exiting = true;
@@ -494,7 +542,7 @@ AfterForkRegistration register_after_fork(std::function<void()> func) {
   return AfterForkRegistration(key);
 }
 
-void _run_after_forkers() {
+MP_FORKED_CHILD_CODE void _run_after_forkers() {
   std::vector<std::function<void()>> items;
   {
     std::lock_guard guard(state().lock);
@@ -509,7 +557,14 @@ void _run_after_forkers() {
   }
 }
 
-void _at_fork_reinit(std::mutex& lock) noexcept { _abandon_at_fork(lock); }
+MP_FORKED_CHILD_CODE void _at_fork_reinit(std::mutex& lock) noexcept { _abandon_at_fork(lock); }
+
+void _hold_across_fork(std::mutex& lock) noexcept {
+  (void)state();  // util's handlers first (see state())
+  register_held_across_fork(lock);
+}
+
+MP_FORKED_CHILD_CODE bool _forked_from_one_thread() noexcept { return forked_from_one_thread; }
 
 std::size_t _afterfork_count() {
   std::lock_guard guard(state().lock);
@@ -648,7 +703,7 @@ namespace {
 void (*volatile const libc_clearerr)(std::FILE*) = ::clearerr;
 }  // namespace
 
-void _close_stdin() {
+MP_FORKED_CHILD_CODE void _close_stdin() {
   // Python closes sys.stdin and opens a new one on os.devnull.  Here: fd 0 is
   // closed and /dev/null opened in its place (the lowest free descriptor),
   // then the C stream drops what it had read ahead from the parent's input
@@ -696,7 +751,7 @@ struct PutArea : std::streambuf {
 };
 }  // namespace
 
-void _flush_std_streams() {
+MP_FORKED_CHILD_CODE void _flush_std_streams() {
   // Python: flush sys.stdout and sys.stderr, ignoring AttributeError and
   // ValueError (a stream set to None or closed).
   // Nothing to flush when the C++ streams are still the program's own and

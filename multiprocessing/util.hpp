@@ -8,6 +8,7 @@
 #pragma once
 
 #include <pthread.h>
+#include <sys/single_threaded.h>
 #include <sys/types.h>
 
 #include <atomic>
@@ -29,6 +30,15 @@
 /// function and is linked into the program (cmake -DMP_ASSIGNMENT=NAME),
 /// the linker takes the student's, and the library's own tests grade it.
 #define MP_ASSIGNABLE __attribute__((weak))
+
+/// Marks a function that every child started by fork() runs (the fork
+/// handlers, _bootstrap and what it calls).  A forked child shares the
+/// parent's code but not its page-table entries for it: each 64 KiB of code
+/// it runs first costs it a page fault.  These functions go into one section,
+/// which the linker's default script places in one run with the other
+/// `.text.hot.*` input sections, so the child maps a page or two of code for
+/// all of them instead of one window per source file.
+#define MP_FORKED_CHILD_CODE __attribute__((section(".text.hot.mp_forked_child")))
 
 namespace multiprocessing::util {
 
@@ -280,38 +290,30 @@ void _abandon_at_fork(T& object) noexcept {
   }
 }
 
-/// Make fork() hold the mutex `lock_of()` returns: the thread that forks
-/// takes it before the copy (pthread_atfork's prepare), and the parent and
-/// the child each release it after.  So the child never sees the data it
-/// guards half-changed, and keeps that data.  Only for a mutex whose
-/// sections are short, never block and take no other lock (then the order in
-/// which the prepare handlers take their mutexes cannot deadlock), and never
-/// held by a thread that forks.  Python needs none of this: the GIL is held
-/// across os.fork().  The state that owns the mutex is made while the program
-/// starts (a namespace-scope `made_at_start` beside it), not on first use: a
-/// child forked while another thread is constructing a function-local static
-/// finds that static's guard taken for ever, and its first use there hangs.
-template <std::mutex& (*lock_of)()>
-void _hold_across_fork_handlers() noexcept;
+/// Make fork() hold `lock`: the thread that forks takes it before the copy
+/// (pthread_atfork's prepare), and the parent and the child each release it
+/// after.  So the child never sees the data it guards half-changed, and keeps
+/// that data.  Only for a mutex whose sections are short, never block and
+/// take no other lock (then the order in which fork() takes the mutexes
+/// cannot deadlock), and never held by a thread that forks.  Python needs
+/// none of this: the GIL is held across os.fork().  util keeps the mutexes in
+/// one table and its own three fork handlers walk it, so a forked child runs
+/// one handler's code, not one per module (each page of code a child runs
+/// first costs it a page fault).  A program that has never started a thread
+/// has no other thread that could hold one: then fork() takes none (see
+/// _forked_from_one_thread).  The state that owns the mutex is made while the
+/// program starts (a namespace-scope `made_at_start` beside it), not on first
+/// use: a child forked while another thread is constructing a function-local
+/// static finds that static's guard taken for ever, and its first use there
+/// hangs.
+void _hold_across_fork(std::mutex& lock) noexcept;
 
-template <std::mutex& (*lock_of)()>
-void _hold_across_fork() noexcept {
-  // util's own fork handlers first (its state is made on this call, if not
-  // yet): glibc runs child handlers in registration order, and util's clears
-  // the cached pid that the others may ask for.  (util's state itself calls
-  // _hold_across_fork_handlers, below, while it is being made.)
-  (void)_this_pid();
-  _hold_across_fork_handlers<lock_of>();
-}
-
-/// _hold_across_fork's handlers alone, for util's own state.
-template <std::mutex& (*lock_of)()>
-void _hold_across_fork_handlers() noexcept {
-  // pthread_atfork: the three handlers run in the thread that calls fork(),
-  // around the copy; no failure to report but ENOMEM, where fork() would fail too.
-  ::pthread_atfork([] { lock_of().lock(); },  // NOLINT: released by the two handlers below
-                   [] { lock_of().unlock(); }, [] { lock_of().unlock(); });
-}
+/// In the parent and the child of the fork() under way (or of the last one):
+/// whether the program had never started a thread when it forked (glibc's
+/// __libc_single_threaded).  Then no other thread can have been half-way
+/// through changing any state, and a fork handler may read the state to see
+/// whether it needs a change at all.
+bool _forked_from_one_thread() noexcept;
 
 /// Python: util.ForkAwareThreadLock: a lock between the threads of one process
 /// that a child started by fork gets back unlocked, even when another thread of

@@ -30,19 +30,16 @@ struct ThreadingState {
   std::vector<std::pair<Process*, Process*>> children;  // (parent, child): _children
 };
 
-ThreadingState& state();
-std::mutex& state_lock() { return state().lock; }
-
-ThreadingState& state() {
+MP_FORKED_CHILD_CODE ThreadingState& state() {
   static ThreadingState* s = [] {
     auto* created = new ThreadingState;  // outlives static destruction
     // fork() holds the lock (each section under it only changes a list), so
     // the child reads `running` whole (Python: threading._after_fork, under
     // the GIL).  Child handlers run in registration order: the lock is free
     // again when _after_fork_in_child runs.
-    util::_hold_across_fork<state_lock>();
+    util::_hold_across_fork(created->lock);
     // pthread_atfork: the threads of the parent are gone in the child.
-    ::pthread_atfork(nullptr, nullptr, [] { Process::_after_fork_in_child(); });
+    ::pthread_atfork(nullptr, nullptr, Process::_after_fork_in_child);
     return created;
   }();
   return *s;
@@ -52,8 +49,16 @@ ThreadingState& state() {
 
 thread_local Process* t_current = nullptr;
 
+/// Whether main_thread() has made its Process: a forked child of a program
+/// that never asked for it has none to renew (see _after_fork_in_child).
+std::atomic<bool> main_thread_made{false};
+
 Process& main_thread() {
-  static Process* main = new Process(Process::NotStarted{}, "MainThread");
+  static Process* main = [] {
+    auto* made = new Process(Process::NotStarted{}, "MainThread");
+    main_thread_made.store(true, std::memory_order_release);
+    return made;
+  }();
   return *main;
 }
 
@@ -210,9 +215,13 @@ std::vector<Process*> active_children() {
   return alive;
 }
 
-void Process::_after_fork_in_child() {
+MP_FORKED_CHILD_CODE void Process::_after_fork_in_child() {
   // The lock was held across fork() (see state()), so both lists are whole.
   ThreadingState& s = state();
+  // A program that has not used this module has nothing here to renew, and
+  // the child returns without a write or a call: each page of code or data
+  // a forked child touches first costs it a page fault.
+  if (!main_thread_made.load(std::memory_order_acquire) && s.children.empty() && s.running.empty()) return;
   Process* me = &current_process();
   // Any thread of the parent may have held the mutex of a Process it could
   // reach (its own, one it was joining or asking is_alive()), or waited on

@@ -151,9 +151,6 @@ struct Registry {
   std::map<std::pair<std::string, std::string>, ForkingPickler::Rebuild> globals;
 };
 
-Registry& registry();
-std::mutex& registry_lock() { return registry().lock; }
-
 Registry& registry() {
   // A function-local static: constructed on first use, thread-safe.  Never
   // destroyed: a fork() at exit may still take its lock.
@@ -162,7 +159,7 @@ Registry& registry() {
     // A forked child unpickles with this allow-list while another thread of
     // the parent may have been registering a global at the instant of
     // fork(): fork() holds the lock, whose sections only read or change the map.
-    util::_hold_across_fork<registry_lock>();
+    util::_hold_across_fork(created->lock);
     return created;
   }();
   return *r;
