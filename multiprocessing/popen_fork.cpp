@@ -7,6 +7,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/single_threaded.h>
 #include <sys/wait.h>
 
 #include "multiprocessing/connection.hpp"
@@ -28,11 +29,14 @@ Popen::~Popen() = default;  // `finalizer` closes the pipe ends if close() did n
 
 // [walkthrough-wait]
 std::optional<int> Popen::poll(int flag) {
-  if (flag == 0 && !returncode) {
+  if (flag == 0 && !returncode && !__libc_single_threaded) {
     // A blocking wait first waits for the exit without reaping (waitid with
     // WNOWAIT leaves the zombie), outside the lock below: another thread's
     // poll() is not held up meanwhile.  ECHILD here means another thread
-    // reaped it; the lock below then finds the returncode it stored.
+    // reaped it; the lock below then finds the returncode it stored.  (A
+    // program that has never started a thread, glibc's
+    // __libc_single_threaded, has no other thread to hold up: it reaps in
+    // one blocking waitpid.)
     siginfo_t info{};
     while (::waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOWAIT) != 0 && errno == EINTR) {
     }
