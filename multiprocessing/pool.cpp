@@ -85,6 +85,14 @@ Object with_ints(Object value, const std::vector<std::int64_t>& ints) {
   return value;
 }
 
+// A buffer that message after message is read into keeps its room (no
+// allocation per message), up to this much: the room of a larger message
+// goes back to the allocator once it is read.
+constexpr std::size_t kKeptReadRoom = std::size_t{1} << 20;
+void trim_read_buffer(std::string& buffer) {
+  if (buffer.capacity() > kKeptReadRoom) std::string().swap(buffer);
+}
+
 // Unpickle a message, with its run of ints if it has one.
 Message loads_message(std::string_view pickled) {
   Message m;
@@ -319,10 +327,14 @@ void worker(queues::SimpleQueue inqueue, queues::SimpleQueue outqueue, Target in
   std::shared_ptr<heap::Arena> arena = heap::_rebuild_arena(slots);
   // Python's get = inqueue.get, put = outqueue.put.
   std::atomic<std::uint64_t>* taken = tasks_taken_at(arena->buffer());
-  worker_loop([&inqueue, taken] {
-                std::string pickled = inqueue._get_bytes();
+  // Every task is read into one buffer, whose room is reused.
+  std::string pickled;
+  worker_loop([&inqueue, &pickled, taken] {
+                inqueue._get_bytes(pickled);
                 taken->fetch_add(1, std::memory_order_release);  // one message less in the pipe
-                return loads_message(pickled);
+                Message m = loads_message(pickled);
+                trim_read_buffer(pickled);
+                return m;
               },
               [&outqueue](const Message& m) {
                 outqueue._put_bytes(m.has_run ? reduction::dumps_with_ints(m.value, m.ints.data(), m.ints.size())
@@ -787,6 +799,7 @@ struct PoolState {
   std::atomic<bool> handler_idle{false};  // the result handler sleeps without a tick
   std::atomic<std::uint64_t> reads{0};    // messages read from _outqueue so far
   std::deque<std::optional<Message>> handoff;  // read by a caller for the result handler (nullopt: EOF)
+  std::string read_buffer;                // the reader's buffer for each message (quick_get)
   os::Fd reader_wake;                     // an eventfd that wakes a caller reading _outqueue
   // How long results may wait in the pipe, nobody reading, before the result
   // handler reads them (and how often it looks).
@@ -822,7 +835,11 @@ struct PoolState {
   }
   Message quick_get() {
     if (threads) return Message{thread_outqueue.get()};
-    return loads_message(outqueue->_reader().recv_bytes());
+    // Into read_buffer, whose room is reused: one reader at a time uses it.
+    outqueue->_reader().recv_bytes_reusing(read_buffer);
+    Message m = loads_message(read_buffer);
+    trim_read_buffer(read_buffer);
+    return m;
   }
 
   // Not in Python: apply_async writes its one task to _inqueue itself when
