@@ -1579,23 +1579,25 @@ IMapIterator::iterator& IMapIterator::iterator::operator++() {
 // ------------------------------------------------------------------ Pool
 
 namespace {
-// The result pipe gets a buffer of 1 MiB instead of Linux's default 64 KiB.
-// A map's results are tens of KB per chunk (12 500 ints of a default chunk
-// take 37 to 62 KB pickled): in 64 KiB a worker would sleep in write() while
-// the result handler still read the results before its own, and each such
-// sleep is a wake-up later.  The task pipe keeps its size: there a full pipe
-// only holds the task handler back, which paces it to the workers instead
-// of letting it take a CPU they need (measured in bench/README.md, Pool).
-// A pipe's buffer takes memory only for the bytes in it (the kernel counts
-// the size against the user's total, /proc/sys/fs/pipe-user-pages-soft:
-// 64 MiB by default, 64 pools).
-constexpr int kResultPipeSize = 1 << 20;
+// Both pipes get a buffer of 1 MiB instead of Linux's default 64 KiB.  A
+// map's chunks and results are tens of KB each (12 500 ints of a default
+// chunk take 37 to 62 KB pickled): in 64 KiB a worker would sleep in write()
+// while the result handler still read the results before its own, and the
+// task handler would sleep in write() once a chunk or two are ahead of the
+// workers; each such sleep is a wake-up later, and a thread that sleeps and
+// wakes often is the one the scheduler leaves waiting behind another on a
+// busy CPU while the other CPU idles (measured in bench/README.md, Pool).
+// With room for a whole map of 100 000 ints, the task handler pickles its
+// chunks in one run and then sleeps.  A pipe's buffer takes memory only for
+// the bytes in it (the kernel counts the size against the user's total,
+// /proc/sys/fs/pipe-user-pages-soft: 64 MiB by default, 32 pools).
+constexpr int kPipeSize = 1 << 20;
 void widen_pipe(int fd) {
-  // F_SETPIPE_SZ: room for kResultPipeSize bytes.  Above the system's limit
+  // F_SETPIPE_SZ: room for kPipeSize bytes.  Above the system's limit
   // for unprivileged users (/proc/sys/fs/pipe-max-size, 1 MiB by default) or
   // past the user's total it fails (EPERM, EBUSY): the pipe then keeps its
   // size, which only costs those wake-ups.
-  (void)::fcntl(fd, F_SETPIPE_SZ, kResultPipeSize);
+  (void)::fcntl(fd, F_SETPIPE_SZ, kPipeSize);
 }
 
 std::shared_ptr<detail::PoolState> make_pool_state(std::optional<int> processes, Target initializer,
@@ -1622,6 +1624,7 @@ std::shared_ptr<detail::PoolState> make_pool_state(std::optional<int> processes,
   } else {
     state->inqueue.emplace(state->ctx->SimpleQueue());
     state->outqueue.emplace(state->ctx->SimpleQueue());
+    widen_pipe(state->inqueue->_writer().fileno());
     widen_pipe(state->outqueue->_writer().fileno());
     // The eventfd that wakes a caller reading _outqueue (see wake_reader):
     // non-blocking, so that draining it never blocks; close-on-exec, as
