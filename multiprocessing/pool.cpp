@@ -85,6 +85,14 @@ Object with_ints(Object value, const std::vector<std::int64_t>& ints) {
   return value;
 }
 
+// A buffer that message after message is read into keeps its room (no
+// allocation per message), up to this much: the room of a larger message
+// goes back to the allocator once it is read.
+constexpr std::size_t kKeptReadRoom = std::size_t{1} << 20;
+void trim_read_buffer(std::string& buffer) {
+  if (buffer.capacity() > kKeptReadRoom) std::string().swap(buffer);
+}
+
 // Unpickle a message, with its run of ints if it has one.
 Message loads_message(std::string_view pickled) {
   Message m;
@@ -319,10 +327,14 @@ void worker(queues::SimpleQueue inqueue, queues::SimpleQueue outqueue, Target in
   std::shared_ptr<heap::Arena> arena = heap::_rebuild_arena(slots);
   // Python's get = inqueue.get, put = outqueue.put.
   std::atomic<std::uint64_t>* taken = tasks_taken_at(arena->buffer());
-  worker_loop([&inqueue, taken] {
-                std::string pickled = inqueue._get_bytes();
+  // Every task is read into one buffer, whose room is reused.
+  std::string pickled;
+  worker_loop([&inqueue, &pickled, taken] {
+                inqueue._get_bytes(pickled);
                 taken->fetch_add(1, std::memory_order_release);  // one message less in the pipe
-                return loads_message(pickled);
+                Message m = loads_message(pickled);
+                trim_read_buffer(pickled);
+                return m;
               },
               [&outqueue](const Message& m) {
                 outqueue._put_bytes(m.has_run ? reduction::dumps_with_ints(m.value, m.ints.data(), m.ints.size())
@@ -787,6 +799,7 @@ struct PoolState {
   std::atomic<bool> handler_idle{false};  // the result handler sleeps without a tick
   std::atomic<std::uint64_t> reads{0};    // messages read from _outqueue so far
   std::deque<std::optional<Message>> handoff;  // read by a caller for the result handler (nullopt: EOF)
+  std::string read_buffer;                // the reader's buffer for each message (quick_get)
   os::Fd reader_wake;                     // an eventfd that wakes a caller reading _outqueue
   // How long results may wait in the pipe, nobody reading, before the result
   // handler reads them (and how often it looks).
@@ -822,7 +835,11 @@ struct PoolState {
   }
   Message quick_get() {
     if (threads) return Message{thread_outqueue.get()};
-    return loads_message(outqueue->_reader().recv_bytes());
+    // Into read_buffer, whose room is reused: one reader at a time uses it.
+    outqueue->_reader().recv_bytes_reusing(read_buffer);
+    Message m = loads_message(read_buffer);
+    trim_read_buffer(read_buffer);
+    return m;
   }
 
   // Not in Python: apply_async writes its one task to _inqueue itself when
@@ -1562,23 +1579,25 @@ IMapIterator::iterator& IMapIterator::iterator::operator++() {
 // ------------------------------------------------------------------ Pool
 
 namespace {
-// The result pipe gets a buffer of 1 MiB instead of Linux's default 64 KiB.
-// A map's results are tens of KB per chunk (12 500 ints of a default chunk
-// take 37 to 62 KB pickled): in 64 KiB a worker would sleep in write() while
-// the result handler still read the results before its own, and each such
-// sleep is a wake-up later.  The task pipe keeps its size: there a full pipe
-// only holds the task handler back, which paces it to the workers instead
-// of letting it take a CPU they need (measured in bench/README.md, Pool).
-// A pipe's buffer takes memory only for the bytes in it (the kernel counts
-// the size against the user's total, /proc/sys/fs/pipe-user-pages-soft:
-// 64 MiB by default, 64 pools).
-constexpr int kResultPipeSize = 1 << 20;
+// Both pipes get a buffer of 1 MiB instead of Linux's default 64 KiB.  A
+// map's chunks and results are tens of KB each (12 500 ints of a default
+// chunk take 37 to 62 KB pickled): in 64 KiB a worker would sleep in write()
+// while the result handler still read the results before its own, and the
+// task handler would sleep in write() once a chunk or two are ahead of the
+// workers; each such sleep is a wake-up later, and a thread that sleeps and
+// wakes often is the one the scheduler leaves waiting behind another on a
+// busy CPU while the other CPU idles (measured in bench/README.md, Pool).
+// With room for a whole map of 100 000 ints, the task handler pickles its
+// chunks in one run and then sleeps.  A pipe's buffer takes memory only for
+// the bytes in it (the kernel counts the size against the user's total,
+// /proc/sys/fs/pipe-user-pages-soft: 64 MiB by default, 32 pools).
+constexpr int kPipeSize = 1 << 20;
 void widen_pipe(int fd) {
-  // F_SETPIPE_SZ: room for kResultPipeSize bytes.  Above the system's limit
+  // F_SETPIPE_SZ: room for kPipeSize bytes.  Above the system's limit
   // for unprivileged users (/proc/sys/fs/pipe-max-size, 1 MiB by default) or
   // past the user's total it fails (EPERM, EBUSY): the pipe then keeps its
   // size, which only costs those wake-ups.
-  (void)::fcntl(fd, F_SETPIPE_SZ, kResultPipeSize);
+  (void)::fcntl(fd, F_SETPIPE_SZ, kPipeSize);
 }
 
 std::shared_ptr<detail::PoolState> make_pool_state(std::optional<int> processes, Target initializer,
@@ -1605,6 +1624,7 @@ std::shared_ptr<detail::PoolState> make_pool_state(std::optional<int> processes,
   } else {
     state->inqueue.emplace(state->ctx->SimpleQueue());
     state->outqueue.emplace(state->ctx->SimpleQueue());
+    widen_pipe(state->inqueue->_writer().fileno());
     widen_pipe(state->outqueue->_writer().fileno());
     // The eventfd that wakes a caller reading _outqueue (see wake_reader):
     // non-blocking, so that draining it never blocks; close-on-exec, as

@@ -570,14 +570,15 @@ void SimpleQueue::_put_bytes(std::string_view pickled) {
 }
 
 Object SimpleQueue::get() {
-  std::string res = _get_bytes();
+  std::string res;
+  _get_bytes(res);
   // Unserialize the data after having released the lock (Python's comment).
   return reduction::ForkingPickler::loads(res);
 }
 
-std::string SimpleQueue::_get_bytes() {
+void SimpleQueue::_get_bytes(std::string& buffer) {
   std::lock_guard guard(state_->rlock);
-  return state_->reader.recv_bytes();
+  state_->reader.recv_bytes_reusing(buffer);
 }
 // [simple-queue-put-get]
 

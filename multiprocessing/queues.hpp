@@ -211,8 +211,10 @@ class SimpleQueue {
   /// put() and get() without the pickling: the bytes of one pickle written
   /// (or read) under the writer (reader) lock, for a Pool's worker, which
   /// pickles and unpickles its chunks of ints its own way (pool.cpp).
+  /// _get_bytes reads into `buffer`, reusing its room
+  /// (Connection::recv_bytes_reusing): a worker reads every task into one.
   void _put_bytes(std::string_view pickled);
-  std::string _get_bytes();
+  void _get_bytes(std::string& buffer);
   /// Python: empty().
   bool empty() const;
   /// Python: close(): close this process's two pipe ends.

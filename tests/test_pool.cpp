@@ -279,6 +279,28 @@ TEST_P(TestPool, MapChunksArriveOutOfOrder) {
   EXPECT_EQ(got, expected);
 }
 
+/// Port only: the pool reads every message into one buffer per reader
+/// (each worker's tasks, the parent's results), whose room is kept between
+/// messages up to 1 MiB: results of 3 MiB and 2 MiB and tasks of 0.5 and
+/// 1.4 MiB between small ones and maps of ints, each after a larger or a
+/// smaller message, all arrive whole.
+TEST_P(TestPool, MessagesOfEverySizeThroughOneBuffer) {
+  Pool pool = make_pool(2);
+  Object::List items = range(3000);
+  const std::int64_t big = std::int64_t{3} << 20;
+  EXPECT_EQ(pool.apply(pool_tests::big_result, {big}), Object(std::string(static_cast<std::size_t>(big), 'r')));
+  EXPECT_EQ(pool.apply(pool_tests::big_result, {10}), Object(std::string(10, 'r')));
+  EXPECT_EQ(pool.map(pool_tests::sqr, items, 100), squares(3000));
+  EXPECT_EQ(pool.apply(pool_tests::big_result, {big - (std::int64_t{1} << 20)}),
+            Object(std::string(static_cast<std::size_t>(big - (std::int64_t{1} << 20)), 'r')));
+  EXPECT_EQ(pool.map(pool_tests::sqr, items), squares(3000));
+  // Tasks of about 0.5 MiB and 1.4 MiB: 7 and 20 strings of 70 000 digits.
+  Object::List digits(40, Object(std::string(70000, '0') + "7"));
+  EXPECT_EQ(pool.map(pool_tests::to_int, digits, 7), Object::List(40, Object(7)));
+  EXPECT_EQ(pool.map(pool_tests::to_int, digits, 20), Object::List(40, Object(7)));
+  EXPECT_EQ(pool.map(pool_tests::sqr, items, 1000), squares(3000));
+}
+
 /// _TestPool.test_starmap and test_starmap_async
 template <class T>
 void test_starmap(const T& self) {

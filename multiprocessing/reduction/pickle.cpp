@@ -2224,7 +2224,15 @@ class Disassembler {
 class IntRunReader {
  public:
   IntRunReader(std::string_view data, std::vector<std::int64_t>& ints)
-      : data_(reinterpret_cast<const unsigned char*>(data.data())), size_(data.size()), ints_(ints) {}
+      : data_(reinterpret_cast<const unsigned char*>(data.data())), size_(data.size()), ints_(ints) {
+    // Room for what a task or a result message holds (a task has about a
+    // dozen items on the stack at most, four memoized names, two open
+    // MARKs), so that the vectors are allocated once each, not grown
+    // (1, 2, 4, 8...) for every message.
+    stack_.reserve(16);
+    marks_.reserve(4);
+    memo_.reserve(8);
+  }
 
   struct Gone {};  // thrown to give up
 
