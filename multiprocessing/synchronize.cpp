@@ -59,50 +59,6 @@ void sem_close_guarded(sem_t* handle) {
 
 }  // namespace
 
-/// The state of one SemLock: Python's _multiprocessing.SemLock object
-/// (handle, kind, maxvalue, name, count, last_tid) plus the cleanup that
-/// synchronize.SemLock.__init__ arranges.
-struct SemLock::Impl {
-  sem_t* handle = SEM_FAILED;  // semaphore.c: handle
-  int kind = SEMAPHORE;        // kind
-  unsigned maxvalue = 1;       // maxvalue
-  std::string name;            // name
-  bool name_unlinked = false;  // made in a fork context: the name is gone already
-  // count: acquisitions by this process (RLock: by its owner); last_tid: the
-  // thread that acquired it last.  Python's C code updates them under the GIL;
-  // here threads run truly at once, so they are atomics (see add_count).
-  std::atomic<int> count{0};
-  std::atomic<pthread_t> last_tid{};
-  util::AfterForkRegistration after_fork;  // Python: util.register_after_fork(self, _after_fork)
-  util::Finalize cleanup;                  // Python: Finalize(self, SemLock._cleanup, exitpriority=0)
-
-  ~Impl() {
-    cleanup();  // unlink the name first, if it was kept
-    // sem_close unmaps the semaphore from this process only; other processes
-    // that inherited it keep theirs.
-    if (handle != SEM_FAILED) sem_close_guarded(handle);
-  }
-  bool is_mine() const {
-    return count.load(std::memory_order_relaxed) > 0 &&
-           ::pthread_equal(last_tid.load(std::memory_order_relaxed), ::pthread_self());
-  }
-
-  /// Change `count`.  With maxvalue 1 (Lock, RLock) only the holder changes
-  /// it, and the semaphore orders one holder after the next, so a plain
-  /// load and store suffice; a semaphore with several holders needs fetch_add.
-  void add_count(int delta) {
-    if (maxvalue == 1) {
-      count.store(count.load(std::memory_order_relaxed) + delta, std::memory_order_relaxed);
-    } else {
-      count.fetch_add(delta, std::memory_order_relaxed);
-    }
-  }
-  /// After a successful wait: Python's ++count and last_tid = this thread.
-  void took() {
-    add_count(1);
-    last_tid.store(::pthread_self(), std::memory_order_relaxed);
-  }
-};
 
 namespace {
 
@@ -316,14 +272,10 @@ SemLock::Rebuilt SemLock::_rebuild(const Object& obj) {
   return Rebuilt{std::move(impl)};
 }
 
-namespace {
-
 /// Python: SemLock.acquire, every case: an RLock this thread holds already, a
 /// busy semaphore (wait, with or without a deadline), EINTR, errors.
-/// SemLock::acquire calls it when its short path did not take the lock;
-/// `tried_errno` is the errno of that path's failed sem_trywait, 0 if it made none.
-[[gnu::noinline]] bool acquire_slow(SemLock::Impl& self, bool block, std::optional<double> timeout,
-                                    int tried_errno) {
+/// SemLock::acquire calls it when its short path did not take the lock.
+bool SemLock::_acquire_slow(Impl& self, bool block, std::optional<double> timeout, int tried_errno) {
   if (tried_errno == 0 && self.kind == RECURSIVE_MUTEX && self.is_mine()) {
     self.add_count(1);
     if (util::trace_enabled()) trace_semlock(self, "acquire");
@@ -370,7 +322,7 @@ namespace {
 /// Python: SemLock.release, every case: an RLock (owner and depth checked),
 /// a semaphore at its maximum (ValueError), a failing sem_getvalue or
 /// sem_post.  SemLock::release calls it when its short path does not apply.
-[[gnu::noinline]] void release_slow(SemLock::Impl& self) {
+void SemLock::_release_slow(Impl& self) {
   if (self.kind == RECURSIVE_MUTEX) {
     if (!self.is_mine()) throw AssertionError("attempt to release recursive lock not owned by thread");
     if (self.count.load(std::memory_order_relaxed) > 1) {
@@ -399,57 +351,14 @@ namespace {
   if (util::trace_enabled()) trace_semlock(self, "release");
 }
 
-}  // namespace
+void SemLock::_trace_op(const Impl& self, const char* what) { trace_semlock(self, what); }
 
-// [counter-acquire]
-bool SemLock::acquire(bool block, std::optional<double> timeout) {
-  Impl& self = *impl_;
-  // The common case, kept short (acquire_slow has the rest): a free
-  // semaphore, taken with sem_trywait, one atomic compare-and-swap in user
-  // space.  (sem_trywait, not sem_wait: glibc's sem_wait is also a thread
-  // cancellation point and checks for a pending cancellation first, which
-  // costs more than the try itself.)  Not for an RLock that this process
-  // holds already: that may be a recursive acquire.
-  int tried_errno = 0;
-  if (self.kind != RECURSIVE_MUTEX || self.count.load(std::memory_order_relaxed) == 0) {
-    if (::sem_trywait(self.handle) == 0) [[likely]] {
-      self.took();  // Python: ++self->count; self->last_tid = PyThread_get_thread_ident()
-      if (util::trace_enabled()) trace_semlock(self, "acquire");
-      return true;
-    }
-    tried_errno = errno;
-  }
-  // Busy (then wait, or not), interrupted, or an RLock held here.
-  return acquire_slow(self, block, timeout, tried_errno);
+SemLock::Impl::~Impl() {
+  cleanup();  // unlink the name first, if it was kept
+  // sem_close unmaps the semaphore from this process only; other processes
+  // that inherited it keep theirs.
+  if (handle != SEM_FAILED) sem_close_guarded(handle);
 }
-// [counter-acquire]
-
-// [counter-release]
-void SemLock::release() {
-  Impl& self = *impl_;
-  // The common case, kept short (release_slow has the rest and raises): a
-  // Lock or semaphore below its maximum (semaphore.c reads the value first
-  // and refuses to post at maxvalue: "released too many times"), or the
-  // owner's last release of an RLock.
-  bool may_post;
-  if (self.kind != RECURSIVE_MUTEX) {
-    int sval = 0;
-    may_post = ::sem_getvalue(self.handle, &sval) == 0 &&
-               (sval < 0 || static_cast<unsigned>(sval) < self.maxvalue);
-  } else {
-    may_post = self.count.load(std::memory_order_relaxed) == 1 && self.is_mine();
-  }
-  if (may_post) [[likely]] {
-    self.add_count(-1);  // before sem_post: see release_slow
-    if (::sem_post(self.handle) == 0) [[likely]] {
-      if (util::trace_enabled()) trace_semlock(self, "release");
-      return;
-    }
-    self.add_count(1);  // not posted: release_slow tries again and raises
-  }
-  release_slow(self);
-}
-// [counter-release]
 
 int SemLock::_count() const { return impl_->count.load(std::memory_order_relaxed); }
 bool SemLock::_is_mine() const { return impl_->is_mine(); }

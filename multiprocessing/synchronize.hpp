@@ -10,15 +10,18 @@
 #pragma once
 
 #include <limits.h>
+#include <pthread.h>
 #include <semaphore.h>
 
 #include <atomic>
+#include <cerrno>
 #include <functional>
 #include <memory>
 #include <optional>
 #include <string>
 
 #include "multiprocessing/reduction.hpp"
+#include "multiprocessing/util.hpp"
 
 namespace multiprocessing {
 class BaseContext;
@@ -47,7 +50,8 @@ class SemLock {
   SemLock(int kind, unsigned value, unsigned maxvalue, BaseContext* ctx = nullptr);
 
   /// Python: acquire(block=True, timeout=None): true if acquired.  A
-  /// non-blocking call ignores the timeout, as Python's does.
+  /// non-blocking call ignores the timeout, as Python's does.  (Defined
+  /// below the class, inline: see SemLock::Impl.)
   bool acquire(bool block = true, std::optional<double> timeout = std::nullopt);
   /// Python: release().
   /// \throws AssertionError "attempt to release recursive lock not owned by thread" (RLock);
@@ -73,6 +77,14 @@ class SemLock {
   unsigned maxvalue() const;
 
   struct Impl;
+  /// acquire() and release() when their short path does not apply: every
+  /// other case (a busy semaphore, a deadline, EINTR, an RLock held here,
+  /// errors).  `tried_errno`: the errno of the short path's failed
+  /// sem_trywait, 0 if it made none.  Port only.
+  static bool _acquire_slow(Impl& self, bool block, std::optional<double> timeout, int tried_errno);
+  static void _release_slow(Impl& self);
+  /// Trace mode's line for an acquire or a release.  Port only.
+  static void _trace_op(const Impl& self, const char* what);
 
   /// The semaphore behind a handle, for a handle of another class (a Lock's
   /// state given to a Lock in a child).  Port only.
@@ -100,6 +112,100 @@ class SemLock {
  protected:
   std::shared_ptr<Impl> impl_;
 };
+
+/// The state of one SemLock: Python's _multiprocessing.SemLock object
+/// (handle, kind, maxvalue, name, count, last_tid) plus the cleanup that
+/// synchronize.SemLock.__init__ arranges.  Defined here, in the header, so
+/// that the short paths of acquire() and release() below compile into the
+/// caller: an uncontended acquire + release is two atomic operations in the
+/// semaphore, and a function call and its argument passing each way cost
+/// about as much again on a machine where those are fast.
+struct SemLock::Impl {
+  sem_t* handle = SEM_FAILED;  // semaphore.c: handle
+  int kind = SEMAPHORE;        // kind
+  unsigned maxvalue = 1;       // maxvalue
+  std::string name;            // name
+  bool name_unlinked = false;  // made in a fork context: the name is gone already
+  // count: acquisitions by this process (RLock: by its owner); last_tid: the
+  // thread that acquired it last.  Python's C code updates them under the GIL;
+  // here threads run truly at once, so they are atomics (see add_count).
+  std::atomic<int> count{0};
+  std::atomic<pthread_t> last_tid{};
+  util::AfterForkRegistration after_fork;  // Python: util.register_after_fork(self, _after_fork)
+  util::Finalize cleanup;                  // Python: Finalize(self, SemLock._cleanup, exitpriority=0)
+
+  ~Impl();
+  bool is_mine() const {
+    return count.load(std::memory_order_relaxed) > 0 &&
+           ::pthread_equal(last_tid.load(std::memory_order_relaxed), ::pthread_self());
+  }
+
+  /// Change `count`.  With maxvalue 1 (Lock, RLock) only the holder changes
+  /// it, and the semaphore orders one holder after the next, so a plain
+  /// load and store suffice; a semaphore with several holders needs fetch_add.
+  void add_count(int delta) {
+    if (maxvalue == 1) {
+      count.store(count.load(std::memory_order_relaxed) + delta, std::memory_order_relaxed);
+    } else {
+      count.fetch_add(delta, std::memory_order_relaxed);
+    }
+  }
+  /// After a successful wait: Python's ++count and last_tid = this thread.
+  void took() {
+    add_count(1);
+    last_tid.store(::pthread_self(), std::memory_order_relaxed);
+  }
+};
+
+// [counter-acquire]
+inline bool SemLock::acquire(bool block, std::optional<double> timeout) {
+  Impl& self = *impl_;
+  // The common case, kept short (_acquire_slow has the rest): a free
+  // semaphore, taken with sem_trywait, one atomic compare-and-swap in user
+  // space.  (sem_trywait, not sem_wait: glibc's sem_wait is also a thread
+  // cancellation point and checks for a pending cancellation first, which
+  // costs more than the try itself.)  Not for an RLock that this process
+  // holds already: that may be a recursive acquire.
+  int tried_errno = 0;
+  if (self.kind != RECURSIVE_MUTEX || self.count.load(std::memory_order_relaxed) == 0) {
+    if (::sem_trywait(self.handle) == 0) [[likely]] {
+      self.took();  // Python: ++self->count; self->last_tid = PyThread_get_thread_ident()
+      if (util::trace_enabled()) [[unlikely]] _trace_op(self, "acquire");
+      return true;
+    }
+    tried_errno = errno;
+  }
+  // Busy (then wait, or not), interrupted, or an RLock held here.
+  return _acquire_slow(self, block, timeout, tried_errno);
+}
+// [counter-acquire]
+
+// [counter-release]
+inline void SemLock::release() {
+  Impl& self = *impl_;
+  // The common case, kept short (_release_slow has the rest and raises): a
+  // Lock or semaphore below its maximum (semaphore.c reads the value first
+  // and refuses to post at maxvalue: "released too many times"), or the
+  // owner's last release of an RLock.
+  bool may_post;
+  if (self.kind != RECURSIVE_MUTEX) {
+    int sval = 0;
+    may_post = ::sem_getvalue(self.handle, &sval) == 0 &&
+               (sval < 0 || static_cast<unsigned>(sval) < self.maxvalue);
+  } else {
+    may_post = self.count.load(std::memory_order_relaxed) == 1 && self.is_mine();
+  }
+  if (may_post) [[likely]] {
+    self.add_count(-1);  // before sem_post: see _release_slow
+    if (::sem_post(self.handle) == 0) [[likely]] {
+      if (util::trace_enabled()) [[unlikely]] _trace_op(self, "release");
+      return;
+    }
+    self.add_count(1);  // not posted: _release_slow tries again and raises
+  }
+  _release_slow(self);
+}
+// [counter-release]
 
 /// Python: synchronize.Semaphore(value=1): released without bound.
 class Semaphore : public SemLock {
