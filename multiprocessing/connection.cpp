@@ -54,6 +54,27 @@ struct Borrowed {
   std::string buf;
 };
 
+/// Python reads a message into a new bytes object that it does not clear
+/// first (PyBytes_FromStringAndSize(NULL, n)); std::string's resize() writes
+/// '\0' into every byte it adds, which for a 1 MiB message is a pass over the
+/// whole megabyte just before read() overwrites it (C++23's
+/// resize_and_overwrite exists for this).  grow_unfilled(s, n) makes s n
+/// bytes long, within its capacity, without writing the bytes it adds: the
+/// caller fills them before anyone reads them.  With libstdc++ that is its
+/// basic_string::_M_set_length (the length, and the '\0' after it), reached
+/// through an explicit instantiation, which C++ lets name a private member;
+/// with another standard library, a plain resize().
+#if defined(__GLIBCXX__) && _GLIBCXX_USE_CXX11_ABI
+template <void (std::string::*SetLength)(std::string::size_type)>
+struct UnfilledLength {
+  friend void grow_unfilled(std::string& s, std::size_t n) { (s.*SetLength)(n); }
+};
+template struct UnfilledLength<&std::string::_M_set_length>;
+void grow_unfilled(std::string& s, std::size_t n);
+#else
+void grow_unfilled(std::string& s, std::size_t n) { s.resize(n); }
+#endif
+
 /// A read with a deadline (the handshake's) that passed.
 [[noreturn]] void throw_read_timeout() {
   throw TimeoutError("timed out waiting for the peer's message");
@@ -269,25 +290,17 @@ bool Connection::_recv_bytes_resume(PartialMessage& part, std::optional<double> 
   if (!_recv_header(part, deadline)) return false;
   // Grow the buffer as the bytes arrive (1 MiB first, then doubling) instead of
   // allocating the announced size at once: a peer that announces 2 GiB and
-  // sends 10 bytes costs 1 MiB, not 2 GiB (CPython allocates it all).
-  // Within that room the string's size runs at most kReadAhead bytes ahead of
-  // what arrived, and each read takes what is there up to that end.
-  // std::string zero-fills what resize adds: zeroing a whole 1 MiB message
-  // before its first read would leave the writer blocked on a full socket
-  // meanwhile, while zeroing a socket buffer's worth at a time overlaps with
-  // the writer's next write.
+  // sends 10 bytes costs 1 MiB, not 2 GiB (CPython allocates it all).  The
+  // room added is not cleared (grow_unfilled): each read() below writes the
+  // bytes, and the string is only handed on once all of them came.
   constexpr std::size_t kFirstRoom = std::size_t{1} << 20;
-  constexpr std::size_t kReadAhead = std::size_t{256} << 10;
   std::uint64_t want = *part.size;
   while (part.got < want) {
-    std::uint64_t left = want - part.got;
-    std::size_t ahead = static_cast<std::size_t>(std::min<std::uint64_t>(left, kReadAhead));
-    if (part.payload.size() - part.got < ahead) {
-      if (part.payload.capacity() - part.got < ahead) {
-        part.payload.reserve(part.got + static_cast<std::size_t>(
-            std::min<std::uint64_t>(left, std::max(kFirstRoom, part.got))));
-      }
-      part.payload.resize(part.got + ahead);
+    if (part.payload.size() == part.got) {
+      std::uint64_t left = want - part.got;
+      std::size_t room = static_cast<std::size_t>(std::min<std::uint64_t>(left, std::max(kFirstRoom, part.got)));
+      if (part.payload.capacity() - part.got < room) part.payload.reserve(part.got + room);
+      grow_unfilled(part.payload, part.got + room);
     }
     std::size_t n = _recv(part.payload.data() + part.got, part.payload.size() - part.got, false,
                           deadline, /*one_read=*/true);
