@@ -3,7 +3,7 @@
 # benchmark of bench/ for this library, CPython 3.11's multiprocessing and the
 # raw system calls, then the scaling series, then the table and the plots.
 #
-#   bench/report.sh [--quick] [--rounds N] [--out DIR] [--no-readme]
+#   bench/report.sh [--quick] [--rounds N] [--out DIR] [--no-readme] [--no-scale]
 #
 # Runs, one after the other, each with its own script (which alternates the
 # C++ program and the CPython script round by round): run.sh (fork start +
@@ -22,17 +22,19 @@
 # bench/results/<date>-quick/: a check of the whole pipeline, a few minutes.
 # --rounds N: N rounds of everything.  A step that fails is reported, its
 # directory renamed raw/<name>.failed, and the others still run; the exit
-# status is then 1.
+# status is then 1.  --no-scale: the table only, without the scaling series
+# (on a machine where fork is dear they take longer than the rest).
 set -euo pipefail
 
-quick=0 rounds="" out="" readme=1
+quick=0 rounds="" out="" readme=1 scale=1
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --quick) quick=1; shift ;;
     --rounds) rounds="$2"; shift 2 ;;
     --out) out="$2"; readme=0; shift 2 ;;
     --no-readme) readme=0; shift ;;
-    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
+    --no-scale) scale=0; shift ;;
+    -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
     *) echo "report.sh: unknown argument '$1'" >&2; exit 2 ;;
   esac
 done
@@ -105,17 +107,20 @@ step synchronize bench/run_synchronize.sh --rounds "$r_rest"
 step queues bench/run_queues.sh --rounds "$r_rest"
 step pool bench/run_pool.sh --rounds "$r_rest"
 step managers bench/run_managers.sh --rounds "$r_rest"
-step scale-process alternate_process --rounds "$r_scale" --scale "$s_children"
-step scale-queues bench/run_queues.sh --rounds "$r_scale" --scale "$s_items"
-step scale-connection bench/run_connection.sh --rounds "$r_scale" --scale "$s_sizes"
-step scale-pool bench/run_pool.sh --rounds "$r_scale" --scale "$s_map" --py-scale "$s_map_py"
-step scale-managers bench/run_managers.sh --rounds "$r_scale" --scale "$s_clients"
+if ((scale)); then
+  step scale-process alternate_process --rounds "$r_scale" --scale "$s_children"
+  step scale-queues bench/run_queues.sh --rounds "$r_scale" --scale "$s_items"
+  step scale-connection bench/run_connection.sh --rounds "$r_scale" --scale "$s_sizes"
+  step scale-pool bench/run_pool.sh --rounds "$r_scale" --scale "$s_map" --py-scale "$s_map_py"
+  step scale-managers bench/run_managers.sh --rounds "$r_scale" --scale "$s_clients"
+fi
 
 args=("$0")
 ((quick)) && args+=(--quick)
+((scale)) || args+=(--no-scale)
 [[ -n "$rounds" ]] && args+=(--rounds "$rounds")
 cat >"$out/meta.json" <<JSON
-{"date": "$start", "command": "${args[*]}", "rounds": "fork $r_fork, spawn $r_spawn, the others $r_rest, scaling $r_scale",
+{"date": "$start", "command": "${args[*]}", "rounds": "fork $r_fork, spawn $r_spawn, the others $r_rest$( ((scale)) && echo ", scaling $r_scale")",
  "machine": "$(uname -srm), $(nproc) CPUs, $("$python" -V 2>&1), load average $load_before at the start",
  "load": ${load_before%% *}, "cpus": $(nproc),
  "commit": "$commit",
