@@ -334,7 +334,7 @@ namespace {
 
 // ------------------------------------------------------------------ pid
 
-pid_t _this_pid() noexcept {
+MP_FORKED_CHILD_CODE pid_t _this_pid() noexcept {
   UtilState& s = state();
   pid_t pid = s.pid.load(std::memory_order_relaxed);
   if (pid == 0) {
@@ -462,11 +462,26 @@ MP_FORKED_CHILD_CODE void _clear_finalizer_registry() {
   // and stays.  So only the entries of other processes (same pid check as
   // Finalize's own) are dropped.
   std::lock_guard guard(state().lock);
-  // Nothing registered (the usual child of fork): no need to ask which pid
-  // this is, the one getpid() system call a fresh child would make here.
-  if (state().finalizer_registry.empty()) return;
+  auto& registry = state().finalizer_registry;
+  // Nothing registered: no need to ask which pid this is.
+  if (registry.empty()) return;
   const pid_t self = os::getpid();  // which entries this process made itself
-  std::erase_if(state().finalizer_registry, [self](const auto& item) { return item.second->pid != self; });
+  auto made_here = [self](const auto& item) { return item.second->pid == self; };
+  // A Finalize handle (in this copy of the parent's objects) owns the entry
+  // too: erasing it from the registry would destroy nothing.
+  auto held_by_handle = [](const auto& item) { return item.second->runs_when_handle_dies; };
+  if (std::none_of(registry.begin(), registry.end(), made_here) &&
+      std::all_of(registry.begin(), registry.end(), held_by_handle)) {
+    // The usual child of fork: its registry holds the entries the parent
+    // made, at least that of the Popen that forked it (popen_fork registers
+    // it before fork()), each held by its handle.  The registry is forgotten
+    // whole, its nodes left allocated: erasing would free each node and
+    // release each entry, writes to malloc's pages and to the entries' own,
+    // each a page that a fresh child copies.
+    _abandon_at_fork(registry);
+    return;
+  }
+  std::erase_if(registry, [&made_here](const auto& item) { return !made_here(item); });
 }
 
 std::size_t _finalizer_count() {
