@@ -76,7 +76,10 @@ std::unique_ptr<popen_fork::Popen> Process::_make_popen() {
 MP_FORKED_CHILD_CODE void Process::_after_fork() {
   // The default context's Process decides; for fork and forkserver that is
   // BaseProcess::_after_fork, for spawn nothing.
-  if (_default_context().get_context()._name() == "spawn") return;
+  // Compared as a string_view, which compares the sizes first: a child of
+  // fork then calls no memcmp (a page of libc's code it would fault in).
+  const std::string method = _default_context().get_context()._name();
+  if (std::string_view(method) == "spawn") return;
   BaseProcess::_after_fork();
 }
 
@@ -102,6 +105,10 @@ std::unique_ptr<BaseProcess> ForkContext::Process(ProcessOptions options) {
   return std::make_unique<ForkProcess>(std::move(options));
 }
 
+// Out of line, in the code every forked child runs: Process::_after_fork
+// asks it there.  (So is ForkServerContext's, below.)
+MP_FORKED_CHILD_CODE std::string ForkContext::_name() const { return "fork"; }
+
 std::unique_ptr<popen_fork::Popen> ForkContext::_make_popen(BaseProcess& process_obj) {
   return std::make_unique<popen_fork::Popen>(process_obj);
 }
@@ -117,6 +124,8 @@ std::unique_ptr<popen_fork::Popen> SpawnContext::_make_popen(BaseProcess& proces
 std::unique_ptr<BaseProcess> ForkServerContext::Process(ProcessOptions options) {
   return std::make_unique<ForkServerProcess>(std::move(options));
 }
+
+MP_FORKED_CHILD_CODE std::string ForkServerContext::_name() const { return "forkserver"; }
 
 std::unique_ptr<popen_fork::Popen> ForkServerContext::_make_popen(BaseProcess& process_obj) {
   return std::make_unique<popen_forkserver::Popen>(process_obj);

@@ -222,7 +222,7 @@ class ForkServerProcess : public BaseProcess {
 class ForkContext : public BaseContext {
  public:
   std::unique_ptr<BaseProcess> Process(ProcessOptions options = {}) override;
-  std::string _name() const override { return "fork"; }
+  std::string _name() const override;
   std::unique_ptr<popen_fork::Popen> _make_popen(BaseProcess& process_obj) override;
 };
 
@@ -241,7 +241,7 @@ class SpawnContext : public BaseContext {
 class ForkServerContext : public BaseContext {
  public:
   std::unique_ptr<BaseProcess> Process(ProcessOptions options = {}) override;
-  std::string _name() const override { return "forkserver"; }
+  std::string _name() const override;
   std::unique_ptr<popen_fork::Popen> _make_popen(BaseProcess& process_obj) override;
 };
 

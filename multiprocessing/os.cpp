@@ -166,7 +166,7 @@ MP_FORKED_CHILD_CODE pid_t fork() {
   return pid;
 }
 
-pid_t getpid() noexcept {
+MP_FORKED_CHILD_CODE pid_t getpid() noexcept {
   // Cached (util::_this_pid): start and join ask for it about seven times
   // per child (Process.__init__, the asserts, Finalize's creating pid and its
   // check), each a system call otherwise.

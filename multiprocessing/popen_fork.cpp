@@ -100,6 +100,21 @@ MP_FORKED_CHILD_CODE MP_ASSIGNABLE void Popen::_launch(BaseProcess& process_obj)
   // reads EOF when the parent closes parent_w or dies.
   auto [parent_r, child_w] = os::pipe();
   auto [child_r, parent_w] = os::pipe();
+  // The finalizer that closes the parent's ends is registered before fork(),
+  // where Python registers it after: fork() write-protects the parent's
+  // pages, and the first write to one of them while the child lives copies
+  // it.  Registering writes malloc's pages and util's registry; here those
+  // writes come before fork(), not while the child runs.  The child forgets
+  // the entry with the rest of the registry (_bootstrap -> _after_fork).  If
+  // fork() fails, the finalizer closes both ends as this Popen is destroyed.
+  const int parent_r_fd = parent_r.get();
+  const int parent_w_fd = parent_w.get();
+  sentinel_ = parent_r_fd;
+  finalizer = util::Finalize(
+      [parent_r = parent_r.release(), parent_w = parent_w.release()] {
+        util::close_fds({parent_r, parent_w});
+      },
+      std::nullopt, "close_fds");
   // Python: self.pid = os.fork().  The member is written in the parent only:
   // the child has no use for it, and its first write to this heap page would
   // be one more page copied after fork().
@@ -107,8 +122,8 @@ MP_FORKED_CHILD_CODE MP_ASSIGNABLE void Popen::_launch(BaseProcess& process_obj)
   if (forked == 0) {
     // The child: a copy of the parent's memory, one thread (this one).
     try {
-      parent_r.close();
-      parent_w.close();
+      os::close(parent_r_fd);
+      os::close(parent_w_fd);
       code = process_obj._bootstrap(child_r.get());
     } catch (...) {
       // Anything escaping _bootstrap must still end in _exit below: a child
@@ -121,12 +136,6 @@ MP_FORKED_CHILD_CODE MP_ASSIGNABLE void Popen::_launch(BaseProcess& process_obj)
   pid = forked;
   child_w.close();
   child_r.close();
-  sentinel_ = parent_r.get();
-  finalizer = util::Finalize(
-      [parent_r = parent_r.release(), parent_w = parent_w.release()] {
-        util::close_fds({parent_r, parent_w});
-      },
-      std::nullopt, "close_fds");
 }
 // [walkthrough-launch]
 

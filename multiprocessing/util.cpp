@@ -73,8 +73,12 @@ std::atomic<std::size_t> held_across_fork_used{0};
 // Written by the prepare handler, read by the other two.  Each is written only
 // when it changes: a page written right before fork() is copy-on-write again
 // after it, and the next write there costs the parent a fault.
-std::uint32_t held_this_fork = 0;  // bit i: slot i was locked for this fork
-bool forked_from_one_thread = true;
+// One struct, so that both lie on one page: a child reads both.
+struct ThisFork {
+  std::uint32_t held = 0;         // bit i: slot i was locked for this fork
+  bool from_one_thread = true;    // no thread but the forking one existed
+};
+ThisFork this_fork;
 
 void register_held_across_fork(std::mutex& lock) noexcept {
   std::size_t slot = held_across_fork_used.fetch_add(1, std::memory_order_relaxed);
@@ -87,7 +91,7 @@ void register_held_across_fork(std::mutex& lock) noexcept {
 
 MP_FORKED_CHILD_CODE void unlock_held_this_fork() noexcept {
   for (std::size_t i = 0; i < kMaxHeldAcrossFork; ++i) {
-    if ((held_this_fork & (1u << i)) != 0) held_across_fork[i].load(std::memory_order_relaxed)->unlock();
+    if ((this_fork.held & (1u << i)) != 0) held_across_fork[i].load(std::memory_order_relaxed)->unlock();
   }
 }
 
@@ -117,7 +121,7 @@ MP_FORKED_CHILD_CODE UtilState& state() {
     ::pthread_atfork(
         [] {
           const bool one_thread = __libc_single_threaded;
-          if (forked_from_one_thread != one_thread) forked_from_one_thread = one_thread;
+          if (this_fork.from_one_thread != one_thread) this_fork.from_one_thread = one_thread;
           std::uint32_t held = 0;
           if (!one_thread) {
             for (std::size_t i = 0; i < kMaxHeldAcrossFork; ++i) {
@@ -127,7 +131,7 @@ MP_FORKED_CHILD_CODE UtilState& state() {
               }
             }
           }
-          if (held_this_fork != held) held_this_fork = held;
+          if (this_fork.held != held) this_fork.held = held;
         },
         [] { unlock_held_this_fork(); }, after_fork_in_child);
     return created;
@@ -171,7 +175,7 @@ void run_entry(const std::shared_ptr<detail::FinalizerEntry>& entry) {
   }
 }
 
-void log_at(int level, std::string_view message) {
+MP_FORKED_CHILD_CODE void log_at(int level, std::string_view message) {
   Logger* logger = state().logger;
   if (logger != nullptr && logger->isEnabledFor(level)) logger->log(level, message);
 }
@@ -241,8 +245,10 @@ std::string level_name(int level) {
   }
 }
 
-void sub_debug(std::string_view message) { log_at(SUBDEBUG, message); }
-void debug(std::string_view message) { log_at(DEBUG, message); }
+// In the code every forked child runs (MP_FORKED_CHILD_CODE): _exit_function
+// logs at each of these levels on the child's way out.
+MP_FORKED_CHILD_CODE void sub_debug(std::string_view message) { log_at(SUBDEBUG, message); }
+MP_FORKED_CHILD_CODE void debug(std::string_view message) { log_at(DEBUG, message); }
 MP_FORKED_CHILD_CODE void info(std::string_view message) { log_at(INFO, message); }
 void sub_warning(std::string_view message) { log_at(SUBWARNING, message); }
 
@@ -301,8 +307,16 @@ void _trace(std::string_view message) noexcept {
   }
 }
 
+namespace {
+// Read once, while the program starts, as MULTIPROCESSING_TRACE is: a child
+// of fork then tests a flag in its copy, where getenv would walk the
+// environment strings, pages that a fresh child has not touched yet (each a
+// page fault).
+const bool wait_for_debugger_on = env_flag("MULTIPROCESSING_WAIT_FOR_DEBUGGER");
+}  // namespace
+
 MP_FORKED_CHILD_CODE void _wait_for_debugger(std::string_view process_name) {
-  if (!env_flag("MULTIPROCESSING_WAIT_FOR_DEBUGGER")) return;
+  if (!wait_for_debugger_on) return;
   std::string pid = std::to_string(os::getpid());
   std::string line = "[" + pid + "] ";
   line.append(process_name);
@@ -334,7 +348,7 @@ namespace {
 
 // ------------------------------------------------------------------ pid
 
-pid_t _this_pid() noexcept {
+MP_FORKED_CHILD_CODE pid_t _this_pid() noexcept {
   UtilState& s = state();
   pid_t pid = s.pid.load(std::memory_order_relaxed);
   if (pid == 0) {
@@ -417,7 +431,7 @@ std::string Finalize::repr() const {
   return "<Finalize object, callback=" + entry_->description + ", exitpriority=" + priority + ">";
 }
 
-void _run_finalizers(std::optional<int> minpriority) {
+MP_FORKED_CHILD_CODE void _run_finalizers(std::optional<int> minpriority) {
   // Python: keys = [key for key in list(_finalizer_registry) if f(key)];
   // keys.sort(reverse=True).  The registry may change while callbacks run.
   std::vector<std::shared_ptr<detail::FinalizerEntry>> chosen;
@@ -449,7 +463,9 @@ void _run_finalizers(std::optional<int> minpriority) {
   }
   if (!minpriority) {
     std::lock_guard guard(state().lock);
-    state().finalizer_registry.clear();
+    // clear() walks the tree even when it is empty, in code a forked child
+    // has not touched yet (the child's registry is empty by now).
+    if (!state().finalizer_registry.empty()) state().finalizer_registry.clear();
   }
 }
 
@@ -462,11 +478,26 @@ MP_FORKED_CHILD_CODE void _clear_finalizer_registry() {
   // and stays.  So only the entries of other processes (same pid check as
   // Finalize's own) are dropped.
   std::lock_guard guard(state().lock);
-  // Nothing registered (the usual child of fork): no need to ask which pid
-  // this is, the one getpid() system call a fresh child would make here.
-  if (state().finalizer_registry.empty()) return;
+  auto& registry = state().finalizer_registry;
+  // Nothing registered: no need to ask which pid this is.
+  if (registry.empty()) return;
   const pid_t self = os::getpid();  // which entries this process made itself
-  std::erase_if(state().finalizer_registry, [self](const auto& item) { return item.second->pid != self; });
+  auto made_here = [self](const auto& item) { return item.second->pid == self; };
+  // A Finalize handle (in this copy of the parent's objects) owns the entry
+  // too: erasing it from the registry would destroy nothing.
+  auto held_by_handle = [](const auto& item) { return item.second->runs_when_handle_dies; };
+  if (std::none_of(registry.begin(), registry.end(), made_here) &&
+      std::all_of(registry.begin(), registry.end(), held_by_handle)) {
+    // The usual child of fork: its registry holds the entries the parent
+    // made, at least that of the Popen that forked it (popen_fork registers
+    // it before fork()), each held by its handle.  The registry is forgotten
+    // whole, its nodes left allocated: erasing would free each node and
+    // release each entry, writes to malloc's pages and to the entries' own,
+    // each a page that a fresh child copies.
+    _abandon_at_fork(registry);
+    return;
+  }
+  std::erase_if(registry, [&made_here](const auto& item) { return !made_here(item); });
 }
 
 std::size_t _finalizer_count() {
@@ -564,7 +595,7 @@ void _hold_across_fork(std::mutex& lock) noexcept {
   register_held_across_fork(lock);
 }
 
-MP_FORKED_CHILD_CODE bool _forked_from_one_thread() noexcept { return forked_from_one_thread; }
+MP_FORKED_CHILD_CODE bool _forked_from_one_thread() noexcept { return this_fork.from_one_thread; }
 
 std::size_t _afterfork_count() {
   std::lock_guard guard(state().lock);

@@ -139,8 +139,10 @@ void trace(bool on);
 /// trace mode is off:  `if (util::trace_enabled()) util::_trace("...");`
 void _trace(std::string_view message) noexcept;
 
-/// When the environment variable MULTIPROCESSING_WAIT_FOR_DEBUGGER is set (and
-/// not "0" or empty), write "[<pid>] <name> waiting for a debugger: ..." to
+/// When the environment variable MULTIPROCESSING_WAIT_FOR_DEBUGGER was set (and
+/// not "0" or empty) when the program started (it is read once then, as
+/// MULTIPROCESSING_TRACE is; a spawned child and the forkserver read it from
+/// their own environment), write "[<pid>] <name> waiting for a debugger: ..." to
 /// stderr and stop this process with raise(SIGSTOP) until it receives SIGCONT
 /// (`kill -CONT <pid>`) or a debugger that attached with `gdb -p <pid>`
 /// continues it (after `handle SIGSTOP nostop noprint nopass`, or with a

@@ -72,8 +72,11 @@ void read_stdin(Connection& conn) {
   conn.send(std::to_string(n));
 }
 
+void send_finalizer_count(Connection& conn) { conn.send(std::to_string(util::_finalizer_count())); }
+
 }  // namespace test_util
 MP_REGISTER_TARGET(test_util::finalize_child);
+MP_REGISTER_TARGET(test_util::send_finalizer_count);
 MP_REGISTER_TARGET(test_util::noop);
 MP_REGISTER_TARGET(test_util::send_level);
 MP_REGISTER_TARGET(test_util::narrate_a_start);
@@ -161,6 +164,29 @@ TEST_P(TestFinalize, ParentFinalizerNotRunAtChildExit) {
   f.cancel();
   writer.close();
   EXPECT_TRUE(recv_strings(reader).empty());
+}
+
+/// The same with one finalizer held by its handle and one that no handle
+/// holds (Python: Finalize(None, ...)): neither runs in the child, and under
+/// fork the child's registry is empty when its target runs (the held ones,
+/// with the Popen's own, are forgotten whole; the other is erased).
+TEST_P(TestFinalize, ChildForgetsHeldAndUnheldFinalizers) {
+  auto [reader, writer] = mp::Pipe(false);
+  Connection* w = &writer;
+  util::Finalize held([w] { w->send("held ran"); }, 0);
+  util::Finalize unheld = util::Finalize::without_object([w] { w->send("unheld ran"); }, 0);
+  mp::Process p({.target = test_util::send_finalizer_count, .args = {writer}});
+  p.start();
+  p.join();
+  EXPECT_EQ(p.exitcode(), 0);
+  held.cancel();
+  unheld.cancel();
+  writer.close();
+  std::vector<std::string> got = recv_strings(reader);
+  ASSERT_EQ(got.size(), 1u);  // the count only: no finalizer of the parent's ran
+  if (GetParam() == "fork") {
+    EXPECT_EQ(got[0], "0");
+  }
 }
 
 /// _TestLogging.test_enable_logging
