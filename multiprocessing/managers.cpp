@@ -2330,6 +2330,17 @@ thread_local const BaseProxy::State* calling_proxy = nullptr;
 thread_local std::string reply_room;
 constexpr std::size_t kKeptReplyRoom = 64 * 1024;
 
+/// reply_room, taken for one call and given back.
+struct ReplyRoom {
+  ReplyRoom() : bytes(std::exchange(reply_room, {})) {}
+  ~ReplyRoom() {
+    if (bytes.capacity() <= kKeptReplyRoom) reply_room = std::move(bytes);
+  }
+  ReplyRoom(const ReplyRoom&) = delete;
+  ReplyRoom& operator=(const ReplyRoom&) = delete;
+  std::string bytes;
+};
+
 /// The connection this thread found last, for which proxy state, in which
 /// process, at which generation of the table: the next call through the same
 /// proxy takes it again without the mutex and the two lookups.  Weak: the
@@ -2432,14 +2443,7 @@ Object BaseProxy::_callmethod(const std::string& methodname, Args&& args, const 
       ~Calling() { calling_proxy = previous; }
       const State* previous;
     } calling(state_.get());
-    // The reply's bytes, in this thread's reply_room.
-    struct Room {
-      Room() : bytes(std::exchange(reply_room, {})) {}
-      ~Room() {
-        if (bytes.capacity() <= kKeptReplyRoom) reply_room = std::move(bytes);
-      }
-      std::string bytes;
-    } room;
+    ReplyRoom room;  // the reply's bytes, in this thread's reply_room
     conn->recv_bytes_reusing(room.bytes);
     // The usual reply, ('#RETURN', small atom), read without the generic
     // unpickler (reduction::load_call_reply); any other by loads().

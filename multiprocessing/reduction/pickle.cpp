@@ -2499,6 +2499,9 @@ class IntRunReader {
 // index always fits BINGET's one byte.  tests/test_reduction.cpp
 // (TestPickle.CallFastPathsMatchTheGenericOnes) compares both ways with
 // dumps() and loads().
+// [pickle-call-fast-path]
+
+namespace {
 
 // A str of a call's pickle and its memo index (the memo's entries: the
 // reader's memo marks an entry that is not a str with a null `text`).
@@ -2727,7 +2730,8 @@ class CallReader {
   std::array<CallStr, 2 * kCallMaxStrs> memo_;  // unset beyond memo_count_
   std::size_t memo_count_ = 0;
 };
-// [pickle-call-fast-path]
+
+}  // namespace
 
 // ================================================================ public API
 
