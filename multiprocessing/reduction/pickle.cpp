@@ -2656,12 +2656,18 @@ class CallReader {
     return false;
   }
 
-  // A str into `into`, reusing its room when it holds a str already.
+  // A str into `into`, reusing its room when it holds a str already, and
+  // left as it is when it holds this text (a client calls the same method
+  // of the same object again and again: the request's ident and methodname
+  // are usually those of the request before, whose tuple is reused).
   bool str(Object& into) {
     std::string_view text;
     if (!str(text)) return false;
-    if (auto* s = std::get_if<std::string>(&into.variant())) s->assign(text);
-    else into = Object(std::string(text));
+    if (auto* s = std::get_if<std::string>(&into.variant())) {
+      if (*s != text) s->assign(text);
+    } else {
+      into = Object(std::string(text));
+    }
     return true;
   }
 
