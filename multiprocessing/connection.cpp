@@ -364,16 +364,21 @@ std::size_t Connection::recv_bytes_into(std::string& buf, std::size_t offset) {
 }
 
 void Connection::send(const Object& obj) {
+  // Python: _send_bytes(_ForkingPickler.dumps(obj)).
+  _send_pickle([&obj](std::string& out) { reduction::dump(obj, out); });
+}
+
+void Connection::_send_pickle(const std::function<void(std::string&)>& dump) {
   _check_closed();
   _check_writable();
-  // Python: _send_bytes(_ForkingPickler.dumps(obj)).  The pickle is written
-  // straight after room left for the frame header, in this thread's reused
-  // buffer: header and payload then leave in one write, as send_bytes sends
-  // a small message, without copying the payload behind the header.
+  // The pickle is written straight after room left for the frame header, in
+  // this thread's reused buffer: header and payload then leave in one write,
+  // as send_bytes sends a small message, without copying the payload behind
+  // the header.
   Borrowed message(t_send_buffer);
   constexpr std::size_t kShortHeader = 4;
   message.buf.append(kShortHeader, '\0');
-  reduction::dump(obj, message.buf);
+  dump(message.buf);
   std::string_view payload = std::string_view(message.buf).substr(kShortHeader);
   if (util::trace_enabled()) util::_trace("Connection send_bytes: fd " + std::to_string(handle_.get()) + ", " + std::to_string(payload.size()) + " bytes");
   std::string header = _frame_header(payload.size());

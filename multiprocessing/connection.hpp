@@ -14,6 +14,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <initializer_list>
 #include <optional>
 #include <span>
@@ -185,6 +186,14 @@ class Connection {
   /// writes what has piled up with one system call.  The reader sees the
   /// same messages as from one send_bytes each.
   void _send_framed(std::string_view messages);
+
+  /// Internal: send() with the caller's pickler: `dump` appends the pickle
+  /// of the message to the string it is given (as reduction::dump does),
+  /// and it leaves as send() sends one.  A manager's client and server send
+  /// their usual calls this way, through the fast paths of
+  /// reduction/pickle.hpp (dump_call_request, dump_call_reply).
+  /// \throws what `dump` throws, and nothing is sent then; what send() throws.
+  void _send_pickle(const std::function<void(std::string&)>& dump);
 
  private:
   void _check_closed() const;

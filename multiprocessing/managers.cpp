@@ -1986,6 +1986,19 @@ void Server::accept_connection(connection::Connection& c, const std::string& nam
   serve_client(c);
 }
 
+namespace {
+
+/// Python: conn.send(msg) of serve_client: a reply (kind, small atom)
+/// pickled by reduction::dump_call_reply, any other by dump() (the same
+/// bytes either way).
+void send_reply(connection::Connection& conn, const Object& msg) {
+  conn._send_pickle([&msg](std::string& out) {
+    if (!reduction::dump_call_reply(out, msg)) reduction::dump(msg, out);
+  });
+}
+
+}  // namespace
+
 // [manager-serve-client]
 void Server::serve_client(connection::Connection& conn) {
   util::debug("starting server thread to service a client");
@@ -1993,6 +2006,7 @@ void Server::serve_client(connection::Connection& conn) {
   // one request to the next (no allocation per request once warm).
   std::string message;
   constexpr std::size_t kKeptRequestRoom = 64 * 1024;
+  Object request;  // the last request of the usual shape: the next is read into its tuple
   while (true) {
     Object msg;
     if (message.capacity() > kKeptRequestRoom) std::string().swap(message);  // one huge request is not kept
@@ -2009,21 +2023,29 @@ void Server::serve_client(connection::Connection& conn) {
       util::debug(std::string("connection failed (") + e.what() + ") -- exiting thread serving a client");
       return;
     }
+    // A request of the usual shape (small atoms only: see
+    // reduction::load_call_request) is read into `request` without the
+    // generic unpickler, into the tuple of the one before it; any other goes
+    // through loads(), and is not kept after its reply (it may hold a proxy,
+    // whose decref must not wait for the next request).
+    bool usual = false;
     try {
       // Python: the recv() of serve_client's loop, after the bytes: the
       // unpickling, apart from the reading, so that what it raises fails
       // this request only, the OSError of a proxy in the request whose
       // manager cannot be reached included.
-      Object request = reduction::ForkingPickler::loads(message);
+      usual = reduction::load_call_request(message, request);
+      if (!usual) request = reduction::ForkingPickler::loads(message);
       msg = _dispatch(conn, request);
     } catch (const std::exception& e) {
       // A whole message that is no pickle, or that names a proxy that cannot
       // be rebuilt: its '#TRACEBACK', and the connection serves on.
       msg = Object::Tuple{{"#TRACEBACK", format_exc(e, "serve_client")}};
     }
+    if (!usual) request = Object();
     try {
       try {
-        conn.send(msg);
+        send_reply(conn, msg);
       } catch (const PicklingError& e) {
         conn.send(Object::Tuple{{"#UNSERIALIZABLE", format_exc(e, "serve_client")}});
       }
@@ -2300,11 +2322,24 @@ std::shared_ptr<BaseProxy::State> make_proxy_state(Token token, std::string prox
 /// that arrives inside that reply, for the same manager, takes its authkey.
 thread_local const BaseProxy::State* calling_proxy = nullptr;
 
-/// The room of the request tuple this thread's last _callmethod sent, kept
-/// for its next one: a call then allocates no tuple for its request.  A call
-/// takes it while it builds and sends its request (one nested in that send
-/// would start with an empty vector) and gives it back, emptied, afterwards.
-thread_local std::vector<Object> request_room;
+/// The buffer this thread's last _callmethod read its reply into, kept for
+/// its next one: a call then allocates nothing for its reply's bytes.  A call
+/// takes it while it reads and unpickles its reply (one nested in that, in a
+/// rebuild function, would start with an empty string) and gives it back
+/// afterwards, unless it grew beyond kKeptReplyRoom.
+thread_local std::string reply_room;
+constexpr std::size_t kKeptReplyRoom = 64 * 1024;
+
+/// reply_room, taken for one call and given back.
+struct ReplyRoom {
+  ReplyRoom() : bytes(std::exchange(reply_room, {})) {}
+  ~ReplyRoom() {
+    if (bytes.capacity() <= kKeptReplyRoom) reply_room = std::move(bytes);
+  }
+  ReplyRoom(const ReplyRoom&) = delete;
+  ReplyRoom& operator=(const ReplyRoom&) = delete;
+  std::string bytes;
+};
 
 /// The connection this thread found last, for which proxy state, in which
 /// process, at which generation of the table: the next call through the same
@@ -2317,6 +2352,34 @@ struct RememberedConnection {
   std::weak_ptr<connection::Connection> conn;
 };
 thread_local RememberedConnection remembered_connection;
+
+/// Python: conn.send((self._id, methodname, args, kwds)) of _callmethod: the
+/// request pickled straight from its parts when they are of the usual shape
+/// (reduction::dump_call_request), else made into a tuple, the args moved
+/// in (`args` is left empty then), and pickled by dump() (the same bytes
+/// either way).
+void send_request(connection::Connection& conn, const std::string& ident, const std::string& methodname, Args& args,
+                  const Kwds& kwds) {
+  // The parts, for the pickler given to _send_pickle, which holds a
+  // reference to them alone: small enough for std::function to keep without
+  // allocating.
+  struct Parts {
+    const std::string& ident;
+    const std::string& methodname;
+    Args& args;
+    const Kwds& kwds;
+  } parts{ident, methodname, args, kwds};
+  conn._send_pickle([&parts](std::string& out) {
+    if (reduction::dump_call_request(out, parts.ident, parts.methodname, parts.args, parts.kwds)) return;
+    Object::Tuple request;
+    request.items.reserve(4);
+    request.items.emplace_back(parts.ident);
+    request.items.emplace_back(parts.methodname);
+    request.items.emplace_back(Object::Tuple{std::move(parts.args)});
+    request.items.emplace_back(parts.kwds);
+    reduction::dump(Object(std::move(request)), out);
+  });
+}
 
 /// This thread's connection to the proxy's manager (Python: _tls.connection,
 /// made by _connect()).
@@ -2374,25 +2437,23 @@ Object BaseProxy::_callmethod(const std::string& methodname, Args&& args, const 
   Object reply;
   try {
     if (util::trace_enabled()) util::_trace("manager request: " + state_->token.typeid_ + " " + state_->token.id + "." + methodname);
-    // The request (id, methodname, args, kwds), the args moved in and the
-    // rest copied once (a braced list would copy them all a second time
-    // into the vector), in this thread's request_room.
-    Object request(Object::Tuple{std::exchange(request_room, {})});
-    std::vector<Object>& items = std::get<Object::Tuple>(request.variant()).items;
-    items.reserve(4);
-    items.emplace_back(state_->token.id);
-    items.emplace_back(methodname);
-    items.emplace_back(Object::Tuple{std::move(args)});
-    items.emplace_back(kwds);
-    conn->send(request);
-    items.clear();
-    request_room = std::move(items);
+    send_request(*conn, state_->token.id, methodname, args, kwds);
     struct Calling {
       explicit Calling(const State* s) : previous(std::exchange(calling_proxy, s)) {}
       ~Calling() { calling_proxy = previous; }
       const State* previous;
     } calling(state_.get());
-    reply = conn->recv();
+    ReplyRoom room;  // the reply's bytes, in this thread's reply_room
+    conn->recv_bytes_reusing(room.bytes);
+    // The usual reply, ('#RETURN', small atom), read without the generic
+    // unpickler (reduction::load_call_reply); any other by loads().
+    std::string_view kind;
+    Object value;
+    if (reduction::load_call_reply(room.bytes, kind, value) && kind == "#RETURN") {
+      if (util::trace_enabled()) util::_trace("manager reply: #RETURN to " + state_->token.id + "." + methodname);
+      return value;
+    }
+    reply = reduction::ForkingPickler::loads(room.bytes);
   } catch (const std::exception&) {
     // The connection is broken (the server died...): forget it, so that a
     // later call reconnects instead of reading a stale stream.

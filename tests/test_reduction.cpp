@@ -547,6 +547,130 @@ TEST(TestPickle, IntRunsOfPoolChunks) {
   EXPECT_EQ(got, (std::vector<std::int64_t>{1, 2}));
 }
 
+/// The fast paths of a manager's calls (dump_call_request, load_call_request,
+/// dump_call_reply, load_call_reply): for requests and replies of every shape
+/// they handle (small atoms: None, bools, ints of 32 bits at each width's
+/// edges, strs up to 255 bytes, a str met again as a BINGET; 0 to
+/// kCallMaxArgs args), the bytes are dumps()'s and the Objects loads()'s, one
+/// request read into the tuple of the one before; any other shape (a float,
+/// a wider int, a longer str, bytes, a container, too many args, kwds) makes
+/// them give up and leave `out` as it was.  A pickle cut short or with any
+/// byte changed is never read as anything but what loads() reads.  (Port
+/// only: these are CPython's bytes through dumps(), DumpsIsByteIdenticalToCPython,
+/// and two literals below.)
+TEST(TestPickle, CallFastPathsMatchTheGenericOnes) {
+  using Args = mp::Args;
+  const std::string longest(255, 'x'), too_long(256, 'y');
+  const std::vector<std::pair<Args, bool>> cases = {
+      {{}, true},
+      {{5}, true},
+      {{1, "two"}, true},
+      {{1, 2, 3}, true},
+      {{1, 2, 3, 4}, true},
+      {{Object(), true, false, 0, 255, 256, 65535, 65536, -1, INT32_MIN, INT32_MAX}, true},
+      {{"key", "key", "__getitem__", "7f00", ""}, true},  // BINGETs: an arg, the methodname, the ident
+      {{longest}, true},
+      {Args(mp::reduction::kCallMaxArgs, Object(7)), true},
+      {Args(mp::reduction::kCallMaxArgs + 1, Object(7)), false},
+      {{std::int64_t{INT32_MAX} + 1}, false},
+      {{std::int64_t{INT32_MIN} - 1}, false},
+      {{2.5}, false},
+      {{too_long}, false},
+      {{mp::Bytes("b")}, false},
+      {{Object(L{1})}, false},
+      {{Object::Tuple{}}, false},
+      {{D{}}, false},
+      {{1, "a", 2.5}, false},  // given up after some args
+  };
+  const std::vector<std::pair<std::string, std::string>> names = {
+      {"7f00", "__getitem__"}, {"same", "same"}, {too_long, "append"}, {"7f00", too_long}};
+  Object reused;  // every request read into the tuple of the one before
+  for (const auto& [args, handled_args] : cases) {
+    for (const auto& [ident, methodname] : names) {
+      SCOPED_TRACE(Object(Object::Tuple{{ident.substr(0, 8), methodname.substr(0, 12), Object::Tuple{args}}}).repr());
+      bool handled = handled_args && ident.size() < 256 && methodname.size() < 256;
+      Object request = Object::Tuple{{ident, methodname, Object::Tuple{args}, D{}}};
+      std::string generic = pk::dumps(request);
+      std::string out = "head";
+      EXPECT_EQ(pk::dump_call_request(out, ident, methodname, args, D{}), handled);
+      EXPECT_EQ(out, handled ? "head" + generic : "head");
+      EXPECT_EQ(pk::load_call_request(generic, reused), handled);
+      if (handled) EXPECT_EQ(reused, pk::loads(generic));
+      else reused = Object();
+      // A reply of each arg.
+      for (const Object& value : args) {
+        Object reply = Object::Tuple{{"#RETURN", value}};
+        std::string reply_generic = pk::dumps(reply);
+        bool handled_value = pk::dump_call_reply(out = "head", reply);
+        EXPECT_EQ(out, handled_value ? "head" + reply_generic : "head");
+        std::string_view kind;
+        Object read;
+        EXPECT_EQ(pk::load_call_reply(reply_generic, kind, read), handled_value);
+        if (handled_value) {
+          EXPECT_EQ(kind, "#RETURN");
+          EXPECT_EQ(read, value);
+        }
+      }
+    }
+  }
+  // Kwds, and replies that are not (str, atom): given up.
+  std::string out;
+  EXPECT_FALSE(pk::dump_call_request(out, "7f00", "update", {}, D{{"a", 1}}));
+  EXPECT_FALSE(pk::dump_call_reply(out, Object::Tuple{{1, 2}}));
+  EXPECT_FALSE(pk::dump_call_reply(out, Object::Tuple{{"#RETURN"}}));
+  EXPECT_FALSE(pk::dump_call_reply(out, Object::Tuple{{"#RETURN", 1, 2}}));
+  EXPECT_FALSE(pk::dump_call_reply(out, L{"#RETURN", 1}));
+  EXPECT_TRUE(out.empty());
+  std::string_view kind;
+  Object value;
+  EXPECT_FALSE(pk::load_call_reply(pk::dumps(Object::Tuple{{1, 2}}), kind, value));
+  EXPECT_FALSE(pk::load_call_reply(pk::dumps(Object::Tuple{{"#RETURN", L{1}}}), kind, value));
+  EXPECT_FALSE(pk::load_call_reply(pk::dumps(Object::Tuple{{"#RETURN", 1}}, 2), kind, value));  // BINPUT
+  EXPECT_FALSE(pk::load_call_request(pk::dumps(Object::Tuple{{"a", "b", Object::Tuple{}, D{{"k", 1}}}}), value));
+  EXPECT_FALSE(pk::load_call_request(pk::dumps(Object::Tuple{{"a", "b", Object::Tuple{}}}), value));
+  EXPECT_FALSE(pk::load_call_request(pk::dumps(Object::Tuple{{"a", 1, Object::Tuple{}, D{}}}), value));
+  // CPython's bytes: pickle.dumps(('7f00', '__getitem__', (5,), {}), 4) and
+  // pickle.dumps(('#RETURN', 'v'), 4).
+  const std::string cpython_request(
+      "\x80\x04\x95\x1f\x00\x00\x00\x00\x00\x00\x00(\x8c\x04" "7f00\x94\x8c\x0b__getitem__\x94K\x05\x85\x94}\x94t\x94.",
+      42);
+  const std::string cpython_reply("\x80\x04\x95\x11\x00\x00\x00\x00\x00\x00\x00\x8c\x07#RETURN\x94\x8c\x01v\x94\x86\x94.",
+                                  28);
+  out.clear();
+  ASSERT_TRUE(pk::dump_call_request(out, "7f00", "__getitem__", {5}, D{}));
+  EXPECT_EQ(out, cpython_request);
+  ASSERT_TRUE(pk::dump_call_reply(out = "", Object::Tuple{{"#RETURN", "v"}}));
+  EXPECT_EQ(out, cpython_reply);
+  // Cut short, or any byte changed: read as loads() reads it, or not at all.
+  auto expect_as_loads = [](std::string_view bytes) {
+    Object request, read_value;
+    std::string_view read_kind;
+    bool as_request = pk::load_call_request(bytes, request);
+    bool as_reply = pk::load_call_reply(bytes, read_kind, read_value);
+    if (!as_request && !as_reply) return;
+    Object loaded;
+    ASSERT_NO_THROW(loaded = pk::loads(bytes)) << mp::bytes_repr(bytes);
+    if (as_request) EXPECT_EQ(request, loaded) << mp::bytes_repr(bytes);
+    if (as_reply) EXPECT_EQ(Object(Object::Tuple{{std::string(read_kind), read_value}}), loaded) << mp::bytes_repr(bytes);
+  };
+  std::string four_args;
+  ASSERT_TRUE(pk::dump_call_request(four_args, "7f00", "f", {"x", Object(), 70000, "x"}, D{}));
+  for (const std::string& pickle : {cpython_request, cpython_reply, four_args}) {
+    for (std::size_t cut = 0; cut < pickle.size(); ++cut) {
+      Object request;
+      EXPECT_FALSE(pk::load_call_request(std::string_view(pickle).substr(0, cut), request)) << cut;
+      EXPECT_FALSE(pk::load_call_reply(std::string_view(pickle).substr(0, cut), kind, value)) << cut;
+    }
+    for (std::size_t at = 0; at < pickle.size(); ++at) {
+      for (int octet = 0; octet < 256; ++octet) {
+        std::string changed = pickle;
+        changed[at] = static_cast<char>(octet);
+        expect_as_loads(changed);
+      }
+    }
+  }
+}
+
 /// dis() prints what pickletools.dis prints for the same bytes.
 TEST(TestPickle, DisMatchesPickletools) {
   for (const auto& c : kDisCases) {

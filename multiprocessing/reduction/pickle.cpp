@@ -70,6 +70,35 @@ void put_le_at(char* at, std::uint64_t v, int nbytes) {
   for (int i = 0; i < nbytes; ++i) at[i] = static_cast<char>((v >> (8 * i)) & 0xff);
 }
 
+bool fits_int32(std::int64_t x) { return x >= INT32_MIN && x <= INT32_MAX; }
+
+// Python: save_long, for an int that fits_int32: the shortest of BININT1
+// (0..255), BININT2 (0..65535) and BININT (4 bytes, signed), written at `w`.
+// Returns the bytes written: 2, 3 or 5; 0 (nothing written) for an int that
+// does not fit in 32 bits.  (Pickler::save_int_block spells the same out in
+// its loop, which is faster so.)
+[[gnu::always_inline]] inline std::size_t put_int32(char* w, std::int64_t x) {
+  auto u = static_cast<std::uint32_t>(x);
+  if (static_cast<std::uint64_t>(x) <= 0xff) {
+    w[0] = op::BININT1;
+    w[1] = static_cast<char>(u);
+    return 2;
+  }
+  if (static_cast<std::uint64_t>(x) <= 0xffff) {
+    w[0] = op::BININT2;
+    w[1] = static_cast<char>(u);
+    w[2] = static_cast<char>(u >> 8);
+    return 3;
+  }
+  if (!fits_int32(x)) return 0;
+  w[0] = op::BININT;
+  w[1] = static_cast<char>(u);
+  w[2] = static_cast<char>(u >> 8);
+  w[3] = static_cast<char>(u >> 16);
+  w[4] = static_cast<char>(u >> 24);
+  return 5;
+}
+
 std::uint64_t get_le(std::string_view in, int nbytes) {
   std::uint64_t v = 0;
   for (int i = nbytes - 1; i >= 0; --i) v = (v << 8) | static_cast<unsigned char>(in[i]);
@@ -367,7 +396,6 @@ class Pickler {
   // (Also for a run of plain ints, written as a list by save_run.)
   static const std::int64_t* int_of(const Object& item) { return std::get_if<std::int64_t>(&item.variant()); }
   static const std::int64_t* int_of(const std::int64_t& item) { return &item; }
-  static bool fits_int32(std::int64_t x) { return x >= INT32_MIN && x <= INT32_MAX; }
   void save_item(const Object& item, int depth) { save(item, depth); }
   void save_item(std::int64_t item, int depth) {
     save_value(item, depth);
@@ -413,6 +441,8 @@ class Pickler {
     for (; i < stop; ++i) {
       const std::int64_t* x = int_of(items[i]);
       if (x == nullptr) break;
+      // put_int32's encoding, spelled out here: through put_int32 this loop
+      // took one to two instructions more per int (bench_pool's BM_Lib_Map).
       std::int64_t v = *x;
       auto u = static_cast<std::uint32_t>(v);
       if (static_cast<std::uint64_t>(v) <= 0xff) {
@@ -445,23 +475,7 @@ class Pickler {
   void save_value(std::int64_t x, int) {
     // The common cases in a stack buffer: a pool maps lists of ints.
     char buf[5];
-    auto u = static_cast<std::uint64_t>(x);
-    if (x >= 0 && x <= 0xff) {
-      buf[0] = op::BININT1;
-      buf[1] = static_cast<char>(u);
-      return write(std::string_view(buf, 2));
-    }
-    if (x >= 0 && x <= 0xffff) {
-      buf[0] = op::BININT2;
-      buf[1] = static_cast<char>(u);
-      buf[2] = static_cast<char>(u >> 8);
-      return write(std::string_view(buf, 3));
-    }
-    if (x >= INT32_MIN && x <= INT32_MAX) {
-      buf[0] = op::BININT;
-      for (int i = 0; i < 4; ++i) buf[1 + i] = static_cast<char>(u >> (8 * i));
-      return write(std::string_view(buf, 5));
-    }
+    if (std::size_t written = put_int32(buf, x)) return write(std::string_view(buf, written));
     std::string code;
     {
       std::string encoded = encode_long(x);
@@ -2481,6 +2495,272 @@ class IntRunReader {
 
 }  // namespace
 
+// ================================================================ a manager's calls
+// [pickle-call-fast-path]
+// dump_call_request, load_call_request, dump_call_reply, load_call_reply
+// (pickle.hpp): the request `(ident, methodname, args, kwds)` of a proxy call
+// and its reply `(kind, value)`, when every value in them is a small atom.
+// For those, the Pickler writes these opcodes and nothing else (protocol 4):
+//
+//   PROTO 4  FRAME <length of what follows>
+//   request  MARK <str ident> <str methodname> <args> EMPTY_DICT MEMOIZE TUPLE MEMOIZE STOP
+//   reply    <str kind> <atom value> TUPLE2 MEMOIZE STOP
+//   args     EMPTY_TUPLE, or 1 to 3 atoms TUPLE1/TUPLE2/TUPLE3 MEMOIZE,
+//            or MARK <4 or more atoms> TUPLE MEMOIZE
+//   atom     NONE, NEWTRUE, NEWFALSE, BININT1/BININT2/BININT (put_int32), or a str
+//   str      SHORT_BINUNICODE <size> <text> MEMOIZE, or BINGET <index> when an
+//            equal str was saved before (the Pickler's IdentityMemo)
+//
+// CallWriter writes exactly that and CallReader reads exactly that (the
+// PROTO's number may be any the Unpickler reads, the FRAME may be missing, a
+// MEMOIZE may follow any value): the bytes are those of dump(), and what
+// the reader builds is what loads() builds from the same bytes.  At anything
+// else they give up and the caller runs dump() or loads().  A message holds
+// at most kCallMaxArgs + 2 strs of at most 255 bytes: its frame never
+// reaches kFrameSizeTarget (the Pickler would then cut it), and a memo
+// index always fits BINGET's one byte.  tests/test_reduction.cpp
+// (TestPickle.CallFastPathsMatchTheGenericOnes) compares both ways with
+// dumps() and loads().
+// [pickle-call-fast-path]
+
+namespace {
+
+// A str of a call's pickle and its memo index (the memo's entries: the
+// reader's memo marks an entry that is not a str with a null `text`).
+struct CallStr {
+  const char* text;
+  std::size_t size;
+  std::uint64_t index;
+};
+constexpr std::size_t kCallMaxStrs = kCallMaxArgs + 2;  // ident, methodname, args
+
+// The most bytes a call's pickle takes: PROTO, the FRAME header, two MARKs,
+// kCallMaxStrs strs (SHORT_BINUNICODE, size, 255 bytes, MEMOIZE; any other
+// atom takes fewer), and the opcodes that close it (at most 7).
+constexpr std::size_t kCallMaxBytes = 2 + kFrameHeaderSize + 2 + kCallMaxStrs * (3 + 0xff) + 7;
+
+class CallWriter {
+ public:
+  // The pickle is written into an array on the stack, then appended to the
+  // caller's string at once by finish(): no check of the string's room per
+  // opcode, and nothing to undo when the writer gives up.
+  CallWriter() {
+    buf_[0] = op::PROTO;
+    buf_[1] = static_cast<char>(DEFAULT_PROTOCOL);
+    w_ = buf_.data() + 2 + kFrameHeaderSize;  // after the FRAME header, filled in by finish()
+  }
+  void opcode(char code) { *w_++ = code; }
+  void memoize() {
+    *w_++ = op::MEMOIZE;
+    ++memo_size_;
+  }
+  // STOP, the FRAME header (its length: what follows it), and the whole
+  // pickle appended to `out`.
+  void finish(std::string& out) {
+    *w_++ = op::STOP;
+    char* frame = buf_.data() + 2;
+    frame[0] = op::FRAME;
+    put_le_at(frame + 1, static_cast<std::uint64_t>(w_ - frame) - kFrameHeaderSize, 8);
+    out.append(buf_.data(), static_cast<std::size_t>(w_ - buf_.data()));
+  }
+
+  // Python: save_str, with the memo's BINGET for a str saved before.
+  bool str(std::string_view s) {
+    if (s.size() > 0xff) return false;
+    for (std::size_t i = 0; i < strs_count_; ++i) {
+      if (std::string_view(strs_[i].text, strs_[i].size) == s) {
+        w_[0] = op::BINGET;
+        w_[1] = static_cast<char>(strs_[i].index);
+        w_ += 2;
+        return true;
+      }
+    }
+    if (strs_count_ == kCallMaxStrs) return false;
+    strs_[strs_count_++] = CallStr{s.data(), s.size(), memo_size_};
+    w_[0] = op::SHORT_BINUNICODE;
+    w_[1] = static_cast<char>(s.size());
+    std::memcpy(w_ + 2, s.data(), s.size());
+    w_ += 2 + s.size();
+    memoize();
+    return true;
+  }
+
+  // A small atom, as Pickler::save writes it; false for any other value.
+  bool atom(const Object& value) {
+    const Object::Variant& v = value.variant();
+    if (const auto* i = std::get_if<std::int64_t>(&v)) {
+      std::size_t written = put_int32(w_, *i);
+      w_ += written;
+      return written != 0;
+    }
+    if (const auto* s = std::get_if<std::string>(&v)) return str(*s);
+    if (std::holds_alternative<None>(v)) {
+      opcode(op::NONE);
+      return true;
+    }
+    if (const auto* b = std::get_if<bool>(&v)) {
+      opcode(*b ? op::NEWTRUE : op::NEWFALSE);
+      return true;
+    }
+    return false;
+  }
+
+  // Python: save_tuple of the args.
+  bool args(const Args& args) {
+    std::size_t n = args.size();
+    if (n == 0) {
+      opcode(op::EMPTY_TUPLE);  // not memoized, as CPython's save_tuple does
+      return true;
+    }
+    if (n > kCallMaxArgs) return false;
+    if (n > 3) opcode(op::MARK);
+    for (const Object& arg : args) {
+      if (!atom(arg)) return false;
+    }
+    opcode(n > 3 ? op::TUPLE : static_cast<char>(op::TUPLE1 + (n - 1)));
+    memoize();
+    return true;
+  }
+
+ private:
+  std::array<char, kCallMaxBytes> buf_;  // unset beyond w_
+  char* w_;
+  std::uint64_t memo_size_ = 0;
+  std::array<CallStr, kCallMaxStrs> strs_;  // unset beyond strs_count_
+  std::size_t strs_count_ = 0;
+};
+
+class CallReader {
+ public:
+  explicit CallReader(std::string_view data) : data_(data) {}
+
+  // PROTO (a protocol loads() reads), then the FRAME if there is one; its
+  // length must fit in what follows, as loads() checks it.
+  bool begin() {
+    if (!next(op::PROTO) || pos_ == data_.size() ||
+        static_cast<unsigned char>(data_[pos_]) > HIGHEST_PROTOCOL) {
+      return false;
+    }
+    ++pos_;
+    if (next(op::FRAME)) {
+      if (data_.size() - pos_ < 8) return false;
+      std::uint64_t length = get_le(data_.substr(pos_, 8), 8);
+      pos_ += 8;
+      if (length > data_.size() - pos_) return false;
+    }
+    return true;
+  }
+
+  // Whether the next opcode is `code`; if so, it is read.
+  bool next(char code) {
+    if (pos_ == data_.size() || data_[pos_] != code) return false;
+    ++pos_;
+    return true;
+  }
+
+  // A str: SHORT_BINUNICODE, or BINGET of a str memoized before.  `text`
+  // is a view into the data.
+  bool str(std::string_view& text) {
+    if (data_.size() - pos_ < 2) return false;
+    auto arg = static_cast<unsigned char>(data_[pos_ + 1]);
+    if (data_[pos_] == op::SHORT_BINUNICODE) {
+      if (data_.size() - pos_ - 2 < arg) return false;
+      text = data_.substr(pos_ + 2, arg);
+      pos_ += 2 + arg;
+      return memoize_if_next(text.data(), text.size());
+    }
+    if (data_[pos_] == op::BINGET) {
+      if (arg >= memo_count_ || memo_[arg].text == nullptr) return false;  // not set, or not a str
+      text = std::string_view(memo_[arg].text, memo_[arg].size);
+      pos_ += 2;
+      return memoize_if_next(text.data(), text.size());
+    }
+    return false;
+  }
+
+  // A str into `into`, reusing its room when it holds a str already, and
+  // left as it is when it holds this text (a client calls the same method
+  // of the same object again and again: the request's ident and methodname
+  // are usually those of the request before, whose tuple is reused).
+  bool str(Object& into) {
+    std::string_view text;
+    if (!str(text)) return false;
+    if (auto* s = std::get_if<std::string>(&into.variant())) {
+      if (*s != text) s->assign(text);
+    } else {
+      into = Object(std::string(text));
+    }
+    return true;
+  }
+
+  // A small atom into `into`.
+  bool atom(Object& into) {
+    if (pos_ == data_.size()) return false;
+    switch (data_[pos_]) {
+      case op::NONE: into = Object(); break;
+      case op::NEWTRUE: into = Object(true); break;
+      case op::NEWFALSE: into = Object(false); break;
+      case op::BININT1: return int_atom(into, 1);
+      case op::BININT2: return int_atom(into, 2);
+      case op::BININT: return int_atom(into, 4);
+      case op::SHORT_BINUNICODE: case op::BINGET: return str(into);
+      default: return false;
+    }
+    ++pos_;  // the opcode
+    return memoize_if_next(nullptr, 0);
+  }
+
+  // BININT1 or BININT2 (unsigned, `width` 1 or 2) or BININT (signed, 4).
+  bool int_atom(Object& into, int width) {
+    auto size = static_cast<std::size_t>(width);
+    if (data_.size() - pos_ - 1 < size) return false;
+    std::uint64_t v = get_le(data_.substr(pos_ + 1, size), width);
+    into = Object(width == 4 ? static_cast<std::int64_t>(static_cast<std::int32_t>(v)) : static_cast<std::int64_t>(v));
+    pos_ += 1 + size;
+    return memoize_if_next(nullptr, 0);
+  }
+
+  // The args' tuple, its atoms into `items` (emptied first).
+  bool args(std::vector<Object>& items) {
+    items.clear();
+    if (next(op::EMPTY_TUPLE)) return memoize_if_next(nullptr, 0);
+    bool marked = next(op::MARK);
+    for (;;) {
+      if (pos_ == data_.size()) return false;
+      auto code = static_cast<unsigned char>(data_[pos_]);
+      std::size_t n = items.size();
+      if (marked ? code == static_cast<unsigned char>(op::TUPLE)
+                 : n >= 1 && n <= 3 && code == static_cast<unsigned char>(op::TUPLE1) + (n - 1)) {
+        ++pos_;
+        return memoize_if_next(nullptr, 0);
+      }
+      if (n == kCallMaxArgs) return false;
+      items.emplace_back();
+      if (!atom(items.back())) return false;
+    }
+  }
+
+  // An opcode that ends a value (EMPTY_DICT, TUPLE, TUPLE2), and the MEMOIZE after it if any.
+  bool end_of_value(char code) { return next(code) && memoize_if_next(nullptr, 0); }
+
+ private:
+  // A MEMOIZE after the value just read: what the memo then holds at its
+  // next index (`text` for a str, nullptr for anything else).
+  bool memoize_if_next(const char* text, std::size_t size) {
+    if (!next(op::MEMOIZE)) return true;
+    if (memo_count_ == memo_.size()) return false;
+    memo_[memo_count_++] = CallStr{text, size, 0};
+    return true;
+  }
+
+  std::string_view data_;
+  std::size_t pos_ = 0;
+  std::array<CallStr, 2 * kCallMaxStrs> memo_;  // unset beyond memo_count_
+  std::size_t memo_count_ = 0;
+};
+
+}  // namespace
+
 // ================================================================ public API
 
 std::string dumps(const Object& obj, int protocol) {
@@ -2538,6 +2818,53 @@ std::string dumps_with_ints(const Object& obj, const std::int64_t* ints, std::si
 
 std::optional<Object> loads_with_ints(std::string_view data, std::vector<std::int64_t>& ints) {
   return IntRunReader(data, ints).load();
+}
+
+bool dump_call_request(std::string& out, std::string_view ident, std::string_view methodname, const Args& args,
+                       const Object::Dict& kwds) {
+  if (!kwds.empty()) return false;
+  CallWriter w;
+  w.opcode(op::MARK);
+  if (!w.str(ident) || !w.str(methodname) || !w.args(args)) return false;
+  w.opcode(op::EMPTY_DICT);
+  w.memoize();
+  w.opcode(op::TUPLE);
+  w.memoize();
+  w.finish(out);
+  return true;
+}
+
+bool load_call_request(std::string_view data, Object& request) {
+  CallReader r(data);
+  if (!r.begin() || !r.next(op::MARK)) return false;
+  auto* tuple = std::get_if<Object::Tuple>(&request.variant());
+  if (tuple == nullptr) tuple = &std::get<Object::Tuple>((request = Object(Object::Tuple{})).variant());
+  std::vector<Object>& items = tuple->items;
+  items.resize(4);
+  auto* args = std::get_if<Object::Tuple>(&items[2].variant());
+  if (args == nullptr) args = &std::get<Object::Tuple>((items[2] = Object(Object::Tuple{})).variant());
+  auto* kwds = std::get_if<Object::Dict>(&items[3].variant());
+  if (kwds == nullptr || !kwds->empty()) items[3] = Object(Object::Dict{});
+  return r.str(items[0]) && r.str(items[1]) && r.args(args->items) && r.end_of_value(op::EMPTY_DICT) &&
+         r.end_of_value(op::TUPLE) && r.next(op::STOP);
+}
+
+bool dump_call_reply(std::string& out, const Object& reply) {
+  const auto* tuple = std::get_if<Object::Tuple>(&reply.variant());
+  if (tuple == nullptr || tuple->items.size() != 2) return false;
+  const auto* kind = std::get_if<std::string>(&tuple->items[0].variant());
+  if (kind == nullptr) return false;
+  CallWriter w;
+  if (!w.str(*kind) || !w.atom(tuple->items[1])) return false;
+  w.opcode(op::TUPLE2);
+  w.memoize();
+  w.finish(out);
+  return true;
+}
+
+bool load_call_reply(std::string_view data, std::string_view& kind, Object& value) {
+  CallReader r(data);
+  return r.begin() && r.str(kind) && r.atom(value) && r.end_of_value(op::TUPLE2) && r.next(op::STOP);
 }
 
 void ForkingPickler::register_global(const std::string& module, const std::string& qualname,

@@ -163,6 +163,44 @@ std::string dumps_with_ints(const Object& obj, const std::int64_t* ints, std::si
 /// hold some ints already, which the caller discards.
 std::optional<Object> loads_with_ints(std::string_view data, std::vector<std::int64_t>& ints);
 
+/// Fast paths for the two messages of a manager's proxy call (managers.cpp):
+/// the request `(ident, methodname, args, kwds)` and the reply `(kind, value)`.
+/// They handle the usual shapes, in which every value is a "small atom" (None,
+/// a bool, an int of 32 bits, or a str shorter than 256 bytes), the args a
+/// tuple of at most kCallMaxArgs of them and the kwds an empty dict; they
+/// write exactly the bytes of dump() (protocol DEFAULT_PROTOCOL) and read
+/// exactly the Objects of loads(), without the generic pickler's dispatch on
+/// types or the unpickler's per-opcode machinery.  Anything else: they return
+/// false, and the caller uses dump() or loads(), which handle everything (and
+/// say what is wrong, if anything is).
+inline constexpr std::size_t kCallMaxArgs = 16;
+
+/// Append to `out` the pickle of the tuple `(ident, methodname, tuple(args),
+/// kwds)`, as dump() writes it, when ident and methodname are strs shorter
+/// than 256 bytes, `args` small atoms and `kwds` empty.  False otherwise,
+/// `out` left as it was.
+bool dump_call_request(std::string& out, std::string_view ident, std::string_view methodname, const Args& args,
+                       const Object::Dict& kwds);
+
+/// Read the pickle of a request `(ident, methodname, args, kwds)` whose ident
+/// and methodname are strs, args a tuple of small atoms and kwds an empty dict
+/// (as dump_call_request writes it, or CPython's pickle.dumps with protocol 4
+/// or 5) into `request`: the Object::Tuple that loads() would give.  When
+/// `request` already holds such a tuple (the one read before), its room is
+/// reused.  False for any other pickle; `request` then holds some unspecified
+/// tuple of atoms, which the caller replaces.
+bool load_call_request(std::string_view data, Object& request);
+
+/// Append to `out` the pickle of `reply` as dump() writes it, when it is a
+/// tuple `(kind, value)` of a str shorter than 256 bytes and a small atom.
+/// False otherwise, `out` left as it was.
+bool dump_call_reply(std::string& out, const Object& reply);
+
+/// Read the pickle of a reply `(kind, value)` of a str and a small atom.
+/// `kind` is then a view into `data`, and `value` what loads() would give
+/// for the second item.  False for any other pickle (`value` unspecified).
+bool load_call_reply(std::string_view data, std::string_view& kind, Object& value);
+
 /// Python: multiprocessing.reduction.ForkingPickler.
 ///
 /// Writing: a C++ type is pickled as an instance of a Python class by giving it a
