@@ -115,9 +115,6 @@ void ForkServer::_stop() {
 
 void ForkServer::_stop_unlocked() {
   if (!pid_) return;
-  // Closing the alive fd is the server's signal to exit (it sees EOF).
-  ::close(alive_fd_);
-  alive_fd_ = -1;
   pid_t pid = *pid_;
   std::optional<std::string> address = std::move(address_);
   // Forgotten before the wait, not after as in Python: if waitpid throws (the
@@ -125,9 +122,13 @@ void ForkServer::_stop_unlocked() {
   // handle must not keep pointing at a dead server and a stale socket file.
   pid_.reset();
   address_.reset();
-  // The socket file is removed first for the same reason; the server no
-  // longer accepts on it once the alive fd is closed.
+  // The socket file is removed before the alive fd is closed: a server that
+  // sees EOF while its socket file is still there knows that its parent died
+  // without stopping it, and removes the file itself (serve()).
   if (address && !address->empty() && (*address)[0] != '\0') ::unlink(address->c_str());
+  // Closing the alive fd is the server's signal to exit (it sees EOF).
+  ::close(alive_fd_);
+  alive_fd_ = -1;
   os::waitpid(pid, 0);
 }
 
@@ -303,6 +304,12 @@ namespace {
     if (fds[1].revents != 0) {
       // EOF on alive_r: nobody can ask for a child any more.  (Python:
       // assert os.read(alive_r, 1) == b'', then SystemExit.)
+      // If the socket file is still there, the parent that started this
+      // server never ran its _stop() (which unlinks the file before closing
+      // its alive fd): it was killed, or ended with _exit.  Nobody else will
+      // remove the file and the parent's temp directory; the server does
+      // (CPython's leaves both).
+      util::_remove_stale_socket(address);
       std::exit(0);
     }
     if (fds[2].revents != 0) {

@@ -56,9 +56,11 @@ class ForkServer {
   /// call is otherwise without effect.
   void set_forkserver_preload(std::vector<std::string> module_names);
 
-  /// Python: _stop(): close the alive fd (the server exits when it sees EOF),
-  /// wait for it, remove the socket file.  The handle is reset (no pid, no
-  /// address, socket file removed) even when the wait fails.
+  /// Python: _stop(): remove the socket file, close the alive fd (the server
+  /// exits when it sees EOF), wait for it.  The handle is reset (no pid, no
+  /// address, socket file removed) even when the wait fails.  A server that
+  /// sees EOF while its socket file is still there (its parent was killed)
+  /// removes the file, and the parent's temp directory if that is empty.
   /// \throws ChildProcessError if the server was already reaped elsewhere.
   void _stop();
 

@@ -2881,6 +2881,11 @@ void finalize_manager(BaseProcess* process, const Address& address, const Bytes&
   } else {
     process->join();  // reap it
   }
+  // A server that did not end cleanly (killed) could not remove its socket
+  // file and temp directory (a CPython manager leaves both in /tmp).
+  if (process->exitcode() != 0 && connection::address_type(address) == "AF_UNIX") {
+    util::_remove_stale_socket(std::get<std::string>(address));
+  }
   state->store(static_cast<int>(BaseManager::State::SHUTDOWN));
   // Python: del BaseProxy._address_to_local[address].
   auto& ps = proxy_state();

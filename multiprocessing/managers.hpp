@@ -731,7 +731,9 @@ class BaseManager {
   /// \throws ProcessError "Already started server" / "Manager has shut down".
   Server get_server();
   /// Python: shutdown(): ask a started server to stop, join it (then terminate,
-  /// then kill, each after shutdown_timeout).  Idempotent.
+  /// then kill, each after shutdown_timeout).  Idempotent.  A server that did
+  /// not end cleanly (killed) leaves its Unix socket file and its "pymp-" temp
+  /// directory: shutdown() removes them after reaping it.
   void shutdown();
   /// Python: join(timeout=None): join the server process.
   void join(std::optional<double> timeout = std::nullopt);

@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <stdio_ext.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -663,6 +664,18 @@ std::string get_temp_dir() {
     _register_exit_function();
   }
   return *tempdir;
+}
+
+void _remove_stale_socket(const std::string& path) {
+  if (path.empty() || path[0] == '\0') return;  // abstract: no file
+  struct stat st{};
+  // lstat: the file itself, a socket, never what a link points to.
+  if (::lstat(path.c_str(), &st) != 0 || !S_ISSOCK(st.st_mode)) return;
+  ::unlink(path.c_str());
+  const std::string dir = path.substr(0, path.rfind('/'));
+  const std::optional<std::string>& own = current_process()._config.tempdir;
+  const bool temp_dir = dir.substr(dir.rfind('/') + 1).rfind("pymp-", 0) == 0;
+  if (temp_dir && (!own || *own != dir)) ::rmdir(dir.c_str());  // fails while not empty
 }
 
 // ------------------------------------------------------------------ fds and stdio

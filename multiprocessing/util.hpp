@@ -396,6 +396,15 @@ class ForkAwareLocal {
 /// Unix socket files of Listeners live there.  \throws OSError from mkdtemp.
 std::string get_temp_dir();
 
+/// What a process killed while a Unix Listener of it was open leaves behind:
+/// the socket file at `path`, and the "pymp-" directory of get_temp_dir()
+/// that holds it, which only that process's exit would have removed.  Called
+/// by whoever outlives it and knows the path (a manager's parent, a fork
+/// server whose parent died): unlinks the file if it is a socket, then removes
+/// its directory if that is a "pymp-" one, now empty, and not this process's
+/// own temp directory.  Errors are ignored.
+void _remove_stale_socket(const std::string& path);
+
 // ------------------------------------------------------------------ fds and stdio
 
 /// Python: util.close_fds(*fds).

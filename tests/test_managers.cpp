@@ -879,6 +879,12 @@ TEST_P(TestManagerFaults, ServerDies) {
   }
   EXPECT_THROW(d.getitem("a"), mp::OSError);  // reconnecting: refused
   EXPECT_LT(mp::os::monotonic() - start, 5.0);
+  // The killed server could not remove its socket file and its temp
+  // directory; shutdown() removes them once it has reaped the server (a
+  // CPython manager leaves both).
+  const std::string socket = std::get<std::string>(*manager.address());
+  manager.shutdown();
+  EXPECT_NE(::access(socket.c_str(), F_OK), 0) << socket;
 }
 
 TEST_P(TestManagerFaults, BadRequests) {
