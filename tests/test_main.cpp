@@ -157,7 +157,7 @@ bool listened_on_by_others(const std::string& dir) {
   for (std::string line; std::getline(table, line);) {
     // Num RefCount Protocol Flags Type St Inode Path: the path comes last.
     auto at = line.find(prefix);
-    if (at != std::string::npos && line[at - 1] == ' ') return true;
+    if (at != std::string::npos && at > 0 && line[at - 1] == ' ') return true;
   }
   return false;
 }
