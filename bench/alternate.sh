@@ -14,6 +14,19 @@
 # commas) runs the scaling series instead: the program with --scale=LIST, the
 # script with --scale LIST (or the --py-scale LIST, when CPython stops at
 # smaller sizes), and bench/summarize_scale.py instead of SUMMARIZER.
+# pin_to_one_vcpu "$@": run the calling script again under `taskset -c 0`
+# (once: MP_BENCH_PINNED marks the pinned run).  For the benchmarks that time
+# round trips between two processes: such a round trip costs twice as much or
+# half as much depending on whether the kernel puts the two on one vCPU or on
+# two, and it chooses anew for every batch, so unpinned runs disagree by up to
+# 2.4x on the same line, raw lines included (bench/README.md, Managers and
+# Connection).  MP_BENCH_NO_PIN=1 runs unpinned.
+pin_to_one_vcpu() {
+  if [[ -z "${MP_BENCH_NO_PIN:-}" && -z "${MP_BENCH_PINNED:-}" ]] && command -v taskset >/dev/null; then
+    MP_BENCH_PINNED=1 exec taskset -c 0 "$0" "$@"
+  fi
+}
+
 alternate() {
   local target=$1 script=$2 summarize=$3
   shift 3
