@@ -6,16 +6,20 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <map>
+#include <span>
+#include <utility>
+#include <vector>
 
 #include "multiprocessing/connection.hpp"
 #include "multiprocessing/exceptions.hpp"
@@ -31,17 +35,6 @@ namespace {
 
 constexpr const char* kMarker = "--multiprocessing-forkserver";
 
-/// The server's self-pipe: the SIGCHLD handler writes a byte to it, which
-/// wakes the poll() loop (Python: signal.set_wakeup_fd(sig_w)).
-int g_sig_w = -1;
-
-extern "C" void sigchld_handler(int) {
-  int saved = errno;  // a handler must not disturb the errno of the code it interrupted
-  char byte = 0;
-  [[maybe_unused]] ssize_t n = ::write(g_sig_w, &byte, 1);
-  errno = saved;
-}
-
 sockaddr_un unix_address(const std::string& path) {
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
@@ -53,10 +46,10 @@ sockaddr_un unix_address(const std::string& path) {
 // [forkserver-serve-one]
 /// Python: _serve_one(child_r, fds, unused_fds, handlers): in the child the
 /// server just forked.  Returns the exit code.
-int serve_one(int child_r, const std::vector<int>& fds, const std::string& address) {
+int serve_one(int child_r, std::span<const int> fds, const std::string& address) {
   // fds = [alive fd, resource tracker fd, *the fds the parent passed].
-  _forkserver()._set_inherited(fds.at(0), address, std::vector<int>(fds.begin() + 2, fds.end()));
-  resource_tracker::_resource_tracker()._set_fd(fds.at(1));
+  _forkserver()._set_inherited(fds[0], address, std::vector<int>(fds.begin() + 2, fds.end()));
+  resource_tracker::_resource_tracker()._set_fd(fds[1]);
   // The child's parent sentinel: EOF on child_r when the parent is gone.
   int parent_sentinel = ::fcntl(child_r, F_DUPFD_CLOEXEC, 0);
   return spawn::_main(child_r, parent_sentinel >= 0 ? std::optional<int>(parent_sentinel)
@@ -274,17 +267,30 @@ namespace {
     limit_raised = ::setrlimit(RLIMIT_NOFILE, &raised) == 0;
   }
   // [forkserver-fd-limit]
-  int sig[2];
-  if (::pipe2(sig, O_NONBLOCK | O_CLOEXEC) < 0) raise_os_error("pipe2", errno);
-  int sig_r = sig[0];
-  g_sig_w = sig[1];
-  struct sigaction on_child{}, ignore{}, old_chld{}, old_int{}, old_pipe{};
-  on_child.sa_handler = sigchld_handler;
-  on_child.sa_flags = SA_RESTART;
+  // [forkserver-signals]
+  // SIGCHLD must wake the poll() loop (Python: signal.set_wakeup_fd(sig_w)
+  // and a SIGCHLD handler).  Here the signal is blocked and read from a
+  // signalfd: the same wake-up, with no handler run on the server's stack.
+  // That matters for speed: after each fork() every page the server writes
+  // costs it a copy-on-write fault, and a handler's signal frame (about
+  // 3 KB, the FPU state included) and the EINTR it leaves in errno are two
+  // more pages.  SIGCHLD's action is set to the default, not left as the
+  // parent may have had it: an ignored SIGCHLD would reap the children
+  // before the server could read their status.
+  sigset_t chld_set;
+  ::sigemptyset(&chld_set);
+  ::sigaddset(&chld_set, SIGCHLD);
+  sigset_t old_mask;
+  ::pthread_sigmask(SIG_BLOCK, &chld_set, &old_mask);
+  int sig_r = ::signalfd(-1, &chld_set, SFD_NONBLOCK | SFD_CLOEXEC);
+  if (sig_r < 0) raise_os_error("signalfd", errno);
+  struct sigaction by_default{}, ignore{}, old_chld{}, old_int{}, old_pipe{};
+  by_default.sa_handler = SIG_DFL;
   ignore.sa_handler = SIG_IGN;
-  ::sigaction(SIGCHLD, &on_child, &old_chld);
+  ::sigaction(SIGCHLD, &by_default, &old_chld);
   ::sigaction(SIGINT, &ignore, &old_int);   // Ctrl-C is for the parent to handle
   ::sigaction(SIGPIPE, &ignore, &old_pipe);  // a parent gone away is EPIPE, not death
+  // [forkserver-signals]
   std::string address;
   {
     sockaddr_un addr{};
@@ -293,7 +299,14 @@ namespace {
       address = addr.sun_path;
     }
   }
-  std::map<pid_t, int> pid_to_fd;
+  // Python: pid_to_fd, the status pipe of every child still running.  A
+  // vector whose room is made before each fork() (so that recording a child
+  // after fork() allocates nothing), searched by pid: there are few entries.
+  std::vector<std::pair<pid_t, int>> pid_to_fd;
+  pid_to_fd.reserve(64);
+  // One request's fds: [child_r, child_w, alive fd, tracker fd, *the rest].
+  // On the stack, like everything else the loop writes (see above).
+  int received[MAXFDS_TO_SEND + 1];
   for (;;) {
     pollfd fds[3] = {{listener_fd, POLLIN, 0}, {alive_r, POLLIN, 0}, {sig_r, POLLIN, 0}};
     if (::poll(fds, 3, -1) < 0) {
@@ -313,9 +326,10 @@ namespace {
       std::exit(0);
     }
     if (fds[2].revents != 0) {
-      // One read empties the pipe (one byte per SIGCHLD; Python reads 65536
-      // bytes once too).  Bytes left over would only wake poll() once more.
-      char drain[256];
+      // One read takes what is pending (SIGCHLDs that came together are one;
+      // Python reads its wake-up pipe once too).  Anything left over would
+      // only wake poll() once more.
+      signalfd_siginfo drain[4];
       [[maybe_unused]] ssize_t drained = ::read(sig_r, drain, sizeof drain);
       // Every child of the server is in pid_to_fd, so once it is empty there
       // is nobody left to reap: no last waitpid to hear "none".
@@ -323,7 +337,7 @@ namespace {
         int status = 0;
         pid_t pid = ::waitpid(-1, &status, WNOHANG);
         if (pid <= 0) break;
-        auto it = pid_to_fd.find(pid);
+        auto it = std::find_if(pid_to_fd.begin(), pid_to_fd.end(), [pid](const auto& e) { return e.first == pid; });
         if (it == pid_to_fd.end()) {
           std::fprintf(stderr, "forkserver: waitpid returned unexpected pid %d\n", static_cast<int>(pid));
           continue;
@@ -334,7 +348,8 @@ namespace {
           // The parent is gone (BrokenPipeError): nobody to tell.
         }
         ::close(it->second);
-        pid_to_fd.erase(it);
+        *it = pid_to_fd.back();  // the order does not matter
+        pid_to_fd.pop_back();
       }
     }
     // [forkserver-reap]
@@ -349,9 +364,9 @@ namespace {
         if (errno == ECONNABORTED || errno == EINTR) continue;
         raise_os_error("accept4", errno);
       }
-      std::vector<int> received;
+      std::size_t n_received = 0;
       try {
-        received = reduction::recvfds(s, MAXFDS_TO_SEND + 1);
+        n_received = reduction::recvfds(s, std::span<int>(received));
       } catch (const EOFError&) {
         // The client closed the connection without asking for anything: it
         // gave up before sending its fds (its pipe() failed at its fd limit,
@@ -361,13 +376,15 @@ namespace {
         std::fprintf(stderr, "forkserver: bad request: %s: %s\n", exception_type_name(e).c_str(), e.what());
       }
       ::close(s);
-      if (received.size() < 4 || received.size() > MAXFDS_TO_SEND) {
-        for (int fd : received) ::close(fd);
+      std::span<const int> all(received, n_received);
+      if (n_received < 4 || n_received > MAXFDS_TO_SEND) {
+        for (int fd : all) ::close(fd);
         continue;
       }
       int child_r = received[0];
       int child_w = received[1];
-      std::vector<int> rest(received.begin() + 2, received.end());
+      std::span<const int> rest = all.subspan(2);
+      if (pid_to_fd.size() == pid_to_fd.capacity()) pid_to_fd.reserve(2 * pid_to_fd.capacity());
       pid_t pid = ::fork();
       if (pid == 0) {
         int code = 1;
@@ -378,8 +395,8 @@ namespace {
           ::close(alive_r);
           ::close(child_w);
           ::close(sig_r);
-          ::close(g_sig_w);
           for (const auto& [other, fd] : pid_to_fd) ::close(fd);
+          ::pthread_sigmask(SIG_SETMASK, &old_mask, nullptr);
           ::sigaction(SIGCHLD, &old_chld, nullptr);
           ::sigaction(SIGINT, &old_int, nullptr);
           ::sigaction(SIGPIPE, &old_pipe, nullptr);
@@ -389,14 +406,17 @@ namespace {
           code = serve_one(child_r, rest, address);
         } catch (const std::exception& e) {
           std::fprintf(stderr, "forkserver child: %s\n", e.what());
+          std::fflush(stderr);
         }
-        std::fflush(stderr);
+        // serve_one's bootstrap has flushed the standard streams (when they
+        // held anything: a flush takes each stream's lock, a page fault in a
+        // forked child).
         os::_exit(code);
       }
       if (pid > 0 && util::trace_enabled()) util::_trace("forkserver fork: child pid " + std::to_string(pid));
       if (pid < 0) {
         // fork failed: closing child_w tells the parent (EOF before a pid).
-        for (int fd : received) ::close(fd);
+        for (int fd : all) ::close(fd);
         continue;
       }
       try {
@@ -404,7 +424,7 @@ namespace {
       } catch (const OSError&) {
         // The parent is gone.
       }
-      pid_to_fd[pid] = child_w;
+      pid_to_fd.emplace_back(pid, child_w);  // room made before fork()
       ::close(child_r);
       for (int fd : rest) ::close(fd);
     }

@@ -395,15 +395,24 @@ void sendfds(int sock, const std::vector<int>& fds) {
   if (n < 0) raise_os_error("sendmsg", errno);
 }
 
-std::vector<int> recvfds(int sock, std::size_t size) {
+std::size_t recvfds(int sock, std::span<int> out) {
   char count = 0;
   iovec iov{&count, 1};
-  std::vector<char> control(CMSG_SPACE(sizeof(int) * size));
+  // Room for exactly out.size() fds: the kernel sets MSG_CTRUNC, and closes
+  // the rest, if more were sent.
+  const std::size_t room = CMSG_SPACE(sizeof(int) * out.size());
+  alignas(cmsghdr) char on_stack[CMSG_SPACE(sizeof(int) * kRecvfdsOnStack)];
+  std::vector<char> on_heap;
+  char* control = on_stack;
+  if (room > sizeof on_stack) {
+    on_heap.resize(room);
+    control = on_heap.data();
+  }
   msghdr msg{};
   msg.msg_iov = &iov;
   msg.msg_iovlen = 1;
-  msg.msg_control = control.data();
-  msg.msg_controllen = control.size();
+  msg.msg_control = control;
+  msg.msg_controllen = room;
   ssize_t n;
   do {
     // MSG_CMSG_CLOEXEC: the received fds are close-on-exec from the start,
@@ -411,36 +420,41 @@ std::vector<int> recvfds(int sock, std::size_t size) {
     n = ::recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
   } while (n < 0 && errno == EINTR);
   if (n < 0) raise_os_error("recvmsg", errno);
-  std::vector<int> fds;
+  std::size_t got = 0;
   int items = 0;
   for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
     ++items;
     if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
-      std::size_t bytes = c->cmsg_len - CMSG_LEN(0);
-      std::size_t k = bytes / sizeof(int);
-      std::size_t at = fds.size();
-      fds.resize(at + k);
-      std::memcpy(fds.data() + at, CMSG_DATA(c), k * sizeof(int));
+      std::size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+      k = std::min(k, out.size() - got);  // the room above holds no more
+      std::memcpy(out.data() + got, CMSG_DATA(c), k * sizeof(int));
+      got += k;
     }
   }
-  auto close_all = [&fds] {
-    for (int fd : fds) ::close(fd);
+  auto close_all = [&] {
+    for (std::size_t i = 0; i < got; ++i) ::close(out[i]);
   };
   if (n == 0 && items == 0) throw EOFError("");
   if (items != 1) {
     close_all();
     throw RuntimeError("received " + std::to_string(items) + " items of ancdata");
   }
-  if (fds.empty()) throw RuntimeError("Invalid data received");
+  if (got == 0) throw RuntimeError("Invalid data received");
   if (msg.msg_flags & MSG_CTRUNC) {
     close_all();
     throw RuntimeError("Invalid data received (more fds than asked for)");
   }
-  if (fds.size() % 256 != static_cast<unsigned char>(count)) {
+  if (got % 256 != static_cast<unsigned char>(count)) {
     close_all();
-    throw AssertionError("Len is " + std::to_string(fds.size()) + " but msg[0] is " +
+    throw AssertionError("Len is " + std::to_string(got) + " but msg[0] is " +
                          std::to_string(static_cast<unsigned char>(count)));
   }
+  return got;
+}
+
+std::vector<int> recvfds(int sock, std::size_t size) {
+  std::vector<int> fds(size);
+  fds.resize(recvfds(sock, std::span<int>(fds)));
   return fds;
 }
 

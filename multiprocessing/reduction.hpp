@@ -23,6 +23,7 @@
 #include <type_traits>
 #include <utility>
 #include <variant>
+#include <span>
 #include <vector>
 
 #include "multiprocessing/exceptions.hpp"
@@ -477,6 +478,17 @@ void sendfds(int sock, const std::vector<int>& fds);
 ///   ancdata" or "Invalid data received"; AssertionError if the count byte
 ///   disagrees ("Len is N but msg[0] is M"); OSError("recvmsg", errno).
 std::vector<int> recvfds(int sock, std::size_t size);
+
+/// recvfds into the caller's array: up to `out.size()` fds, returns how many
+/// came.  Allocates nothing for up to kRecvfdsOnStack fds: the fork server
+/// receives each request this way, because every heap page its loop writes
+/// is, after each fork(), one more copy-on-write fault per child.
+/// \throws as recvfds.
+std::size_t recvfds(int sock, std::span<int> out);
+
+/// How many fds recvfds(sock, span) receives with its control buffer on the
+/// stack (the fork server's most, MAXFDS_TO_SEND + 1); more use the heap.
+inline constexpr std::size_t kRecvfdsOnStack = 257;
 
 /// Python: reduction.DupFd(fd): what stands for `fd` inside the pickle of a
 /// child's process object: the spawning Popen's DupFd of

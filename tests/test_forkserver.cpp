@@ -216,6 +216,35 @@ TEST(TestForkServer, StopForgetsAServerReapedElsewhere) {
   EXPECT_NE(server._pid(), std::optional<pid_t>(pid));
 }
 
+// ---------------------------------------------------------------- signals
+
+/// Exits 0 if SIGCHLD is neither blocked nor ignored here and a child of this
+/// process can be waited for; 3, 4 or 5 names the first check that failed.
+void forkserver_check_sigchld() {
+  sigset_t blocked;
+  ::pthread_sigmask(SIG_BLOCK, nullptr, &blocked);
+  if (::sigismember(&blocked, SIGCHLD) == 1) throw mp::SystemExit(3);
+  struct sigaction action{};
+  ::sigaction(SIGCHLD, nullptr, &action);
+  if (action.sa_handler != SIG_DFL) throw mp::SystemExit(4);
+  pid_t pid = ::fork();
+  if (pid == 0) ::_exit(7);
+  int status = 0;
+  if (pid < 0 || ::waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 7) {
+    throw mp::SystemExit(5);
+  }
+}
+MP_REGISTER_TARGET(forkserver_check_sigchld);
+
+/// The server keeps SIGCHLD blocked and reads it from a signalfd; a child of
+/// the server gets back the mask and the action the server was started with.
+TEST(TestForkServer, ChildGetsSigchldAsTheServerWasStarted) {
+  auto p = mp::get_context("forkserver").Process({.target = forkserver_check_sigchld});
+  p->start();
+  join_process(*p);
+  EXPECT_EQ(p->exitcode(), 0);
+}
+
 // ---------------------------------------------------------------- the fd limit
 
 /// Run by TestForkServer.ServerStartedAtALowFdLimitServesOnAfterward: the fork
