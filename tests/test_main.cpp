@@ -326,6 +326,15 @@ static std::pair<int, std::string> run_disabled_test(const char* name, bool with
   return {status, output};
 }
 
+/// The rest of the line after `key` (e.g. "BLOCK=") in a disabled test's
+/// output, or "" if no line has it.
+static std::string value_after(const std::string& output, const std::string& key) {
+  auto at = output.find(key);
+  if (at == std::string::npos) return "";
+  at += key.size();
+  return output.substr(at, output.find('\n', at) - at);
+}
+
 /// The leak check fails a test that leaves an fd or a child behind.
 TEST(TestLeakCheck, DetectsLeaks) {
   auto [status, output] = run_disabled_test("TestLeakCheck.DISABLED_Leaky", /*with_stderr=*/false);
@@ -349,9 +358,8 @@ TEST(TestLeakCheck, TrackerIsExemptItsBlocksAreNot) {
   // stdout and stderr both: the tracker keeps stderr, so EOF comes after it exits.
   auto [status, output] = run_disabled_test("TestLeakCheck.DISABLED_LeakyBlock", /*with_stderr=*/true);
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) != 0) << output;
-  auto at = output.find("BLOCK=");
-  ASSERT_NE(at, std::string::npos) << output;
-  std::string name = output.substr(at + 6, output.find('\n', at) - at - 6);
+  std::string name = value_after(output, "BLOCK=");
+  ASSERT_FALSE(name.empty()) << output;
   EXPECT_NE(output.find("left behind:\n  /dev/shm/" + name + "\n"), std::string::npos) << output;
   EXPECT_EQ(output.find("child process"), std::string::npos) << output;
   EXPECT_EQ(output.find("  fd "), std::string::npos) << output;
@@ -388,9 +396,8 @@ TEST(TestLeakCheck, DISABLED_LeakyTempDir) {
 TEST(TestLeakCheck, KilledListenersTempDirIsALeak) {
   auto [status, output] = run_disabled_test("TestLeakCheck.DISABLED_LeakyTempDir", /*with_stderr=*/false);
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) != 0) << output;
-  auto at = output.find("SOCKET=");
-  ASSERT_NE(at, std::string::npos) << output;
-  std::string socket = output.substr(at + 7, output.find('\n', at) - at - 7);
+  std::string socket = value_after(output, "SOCKET=");
+  ASSERT_FALSE(socket.empty()) << output;
   std::string dir = socket.substr(0, socket.rfind('/'));
   std::string file = socket.substr(socket.rfind('/') + 1);
   EXPECT_NE(output.find("left behind:\n  " + dir + "/ (a temp directory, holding " + file + ")\n"),
